@@ -21,8 +21,6 @@ const (
 	JoinNonceSize = 16
 	PublicKeySize = ed25519.PublicKeySize
 	SignatureSize = ed25519.SignatureSize
-	// sealOverhead is nonce plus GCM tag.
-	sealOverhead = 12 + 16
 	// MaxRefSize is the largest capsule reference an entry may seal.
 	MaxRefSize = 1024
 )
