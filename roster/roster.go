@@ -24,27 +24,64 @@ func NewEntry(sealed []byte) Entry {
 // Set is a roster: a grow-only set of entries keyed by ID. The zero value is
 // an empty set ready to use. A Set is not safe for concurrent use.
 type Set struct {
-	// implementation: see set.go
+	n     int // number of entries
+	depth int // bucket depth in nibbles; 0 until the first Add
+
+	// buckets[p] holds, sorted by ID, the entries whose first depth nibbles
+	// are p; there are 16^depth buckets.
+	buckets [][]Entry
+
+	// sums[d][p] is the running fingerprint of Node{d, p} for every
+	// d ≤ depth: Add adds to depth+1 of them, Remove subtracts.
+	sums [][]acc
 }
 
 // Len reports the number of entries.
-func (s *Set) Len() int { panic("unimplemented") }
+func (s *Set) Len() int { return s.n }
 
 // Has reports whether id is in the set.
-func (s *Set) Has(id ID) bool { panic("unimplemented") }
+func (s *Set) Has(id ID) bool {
+	_, _, ok := s.find(&id)
+	return ok
+}
 
 // Get returns the entry with id.
-func (s *Set) Get(id ID) (Entry, bool) { panic("unimplemented") }
+func (s *Set) Get(id ID) (Entry, bool) {
+	b, i, ok := s.find(&id)
+	if !ok {
+		return Entry{}, false
+	}
+	return s.buckets[b][i], true
+}
 
 // Add inserts e and reports whether it was new. The set keeps e.Sealed as is
 // (it does not copy); callers hand over ownership.
-func (s *Set) Add(e Entry) bool { panic("unimplemented") }
+func (s *Set) Add(e Entry) bool { return s.add(e) }
 
 // Merge adds every entry of o and returns how many were new.
-func (s *Set) Merge(o *Set) int { panic("unimplemented") }
+func (s *Set) Merge(o *Set) int {
+	if o == nil || o == s {
+		return 0
+	}
+	added := 0
+	for _, b := range o.buckets {
+		for _, e := range b {
+			if s.add(e) {
+				added++
+			}
+		}
+	}
+	return added
+}
 
 // Entries returns all entries sorted by ID.
-func (s *Set) Entries() []Entry { panic("unimplemented") }
+func (s *Set) Entries() []Entry {
+	out := make([]Entry, 0, s.n)
+	for _, b := range s.buckets {
+		out = append(out, b...)
+	}
+	return out
+}
 
 // Remove deletes id (used only by bounded caches, never by rosters).
-func (s *Set) Remove(id ID) bool { panic("unimplemented") }
+func (s *Set) Remove(id ID) bool { return s.remove(&id) }

@@ -1,0 +1,190 @@
+package roster
+
+import (
+	"bytes"
+	"slices"
+)
+
+// Bucket sizing. The set starts with 16^minBucketDepth buckets and deepens
+// them by one nibble whenever the average bucket would hold more than
+// bucketLoad entries, up to 16^maxBucketDepth buckets (from about 2 million
+// entries on, buckets simply grow longer).
+const (
+	minBucketDepth = 2
+	maxBucketDepth = 5
+	bucketLoad     = 32
+)
+
+func (s *Set) init() {
+	s.depth = minBucketDepth
+	s.buckets = make([][]Entry, 1<<(4*minBucketDepth))
+	s.sums = make([][]acc, minBucketDepth+1)
+	for d := range s.sums {
+		s.sums[d] = make([]acc, 1<<(4*d))
+	}
+}
+
+// search finds id in the sorted bucket b: its index, or where it would go.
+func search(b []Entry, id *ID) (int, bool) {
+	lo, hi := 0, len(b)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if bytes.Compare(b[m].ID[:], id[:]) < 0 {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo, lo < len(b) && b[lo].ID == *id
+}
+
+// find locates id: its bucket, its index in the bucket, and whether it is there.
+func (s *Set) find(id *ID) (bucket uint64, i int, ok bool) {
+	if s.depth == 0 {
+		return 0, 0, false
+	}
+	bucket = prefixOf(id, s.depth)
+	i, ok = search(s.buckets[bucket], id)
+	return bucket, i, ok
+}
+
+func (s *Set) add(e Entry) bool {
+	if s.depth == 0 {
+		s.init()
+	}
+	bi, i, ok := s.find(&e.ID)
+	if ok {
+		return false
+	}
+	s.buckets[bi] = slices.Insert(s.buckets[bi], i, e)
+	s.n++
+	for d := 0; d <= s.depth; d++ {
+		s.sums[d][prefixOf(&e.ID, d)].add(&e.ID)
+	}
+	if s.depth < maxBucketDepth && s.n > bucketLoad<<(4*s.depth) {
+		s.deepen()
+	}
+	return true
+}
+
+func (s *Set) remove(id *ID) bool {
+	bi, i, ok := s.find(id)
+	if !ok {
+		return false
+	}
+	b := s.buckets[bi]
+	b = slices.Delete(b, i, i+1)
+	if len(b) == 0 {
+		b = nil // let the backing array go
+	}
+	s.buckets[bi] = b
+	s.n--
+	for d := 0; d <= s.depth; d++ {
+		s.sums[d][prefixOf(id, d)].sub(id)
+	}
+	return true
+}
+
+// deepen splits every bucket into its 16 children and adds the level of
+// sums for the new depth. Each split is a cut of a sorted slice.
+func (s *Set) deepen() {
+	nd := s.depth + 1
+	nb := make([][]Entry, len(s.buckets)*16)
+	level := make([]acc, len(nb))
+	for p, b := range s.buckets {
+		for len(b) > 0 {
+			c := prefixOf(&b[0].ID, nd)
+			j := 1
+			for j < len(b) && prefixOf(&b[j].ID, nd) == c {
+				j++
+			}
+			nb[c] = slices.Clone(b[:j])
+			for k := range nb[c] {
+				level[c].add(&nb[c][k].ID)
+			}
+			b = b[j:]
+		}
+		s.buckets[p] = nil
+	}
+	s.depth, s.buckets = nd, nb
+	s.sums = append(s.sums, level)
+}
+
+// nodeRange returns the sub-slice of the sorted bucket b that lies in n.
+func nodeRange(b []Entry, n Node) []Entry {
+	d := int(n.Depth)
+	lo, hi := 0, len(b)
+	// first index with prefix ≥ n.Prefix
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if prefixOf(&b[m].ID, d) < n.Prefix {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	end := lo
+	for end < len(b) && prefixOf(&b[end].ID, d) == n.Prefix {
+		end++
+	}
+	return b[lo:end]
+}
+
+// segments appends to dst the non-empty runs of entries that make up n, in
+// ID order. Subtrees with a zero count are skipped without a look at their
+// buckets.
+func (s *Set) segments(dst [][]Entry, n Node) [][]Entry {
+	if s.depth == 0 || !n.Valid() {
+		return dst
+	}
+	d := int(n.Depth)
+	switch {
+	case d == s.depth:
+		if b := s.buckets[n.Prefix]; len(b) > 0 {
+			dst = append(dst, b)
+		}
+	case d > s.depth:
+		b := s.buckets[n.Prefix>>(4*(d-s.depth))]
+		if r := nodeRange(b, n); len(r) > 0 {
+			dst = append(dst, r)
+		}
+	default:
+		if s.sums[d][n.Prefix].count == 0 {
+			return dst
+		}
+		for i := range 16 {
+			dst = s.segments(dst, n.child(i))
+		}
+	}
+	return dst
+}
+
+// Fingerprint returns the fingerprint of the entries of s in n (the zero
+// Fingerprint if n is not Valid). For nodes no deeper than the buckets it
+// is a lookup; deeper nodes scan part of one bucket.
+func (s *Set) Fingerprint(n Node) Fingerprint {
+	if s.depth == 0 || !n.Valid() {
+		return Fingerprint{}
+	}
+	d := int(n.Depth)
+	if d <= s.depth {
+		return s.sums[d][n.Prefix].fingerprint()
+	}
+	var a acc
+	r := nodeRange(s.buckets[n.Prefix>>(4*(d-s.depth))], n)
+	for i := range r {
+		a.add(&r[i].ID)
+	}
+	return a.fingerprint()
+}
+
+// count returns how many entries of s lie in n.
+func (s *Set) count(n Node) uint64 {
+	if s.depth == 0 || !n.Valid() {
+		return 0
+	}
+	if d := int(n.Depth); d <= s.depth {
+		return s.sums[d][n.Prefix].count
+	}
+	return uint64(len(nodeRange(s.buckets[n.Prefix>>(4*(int(n.Depth)-s.depth))], n)))
+}
