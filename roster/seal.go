@@ -143,3 +143,6 @@ func joinMessage(channel ChannelID, nonce [JoinNonceSize]byte) []byte {
 	msg = append(msg, nonce[:]...)
 	return append(msg, channel[:]...)
 }
+
+// Short returns the first 4 bytes of id, for logs.
+func (id ChannelID) Short() []byte { return id[:4] }

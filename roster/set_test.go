@@ -1,0 +1,227 @@
+package roster
+
+import (
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"pgregory.net/rapid"
+)
+
+func TestZeroSet(t *testing.T) {
+	var s Set
+	e := NewEntry([]byte("x"))
+	if s.Len() != 0 || s.Has(e.ID) || len(s.Entries()) != 0 || s.Remove(e.ID) {
+		t.Fatal("zero Set is not empty")
+	}
+	if _, ok := s.Get(e.ID); ok {
+		t.Fatal("Get on zero Set found something")
+	}
+	if got := s.Fingerprint(Node{}); got != (Fingerprint{}) {
+		t.Fatalf("Fingerprint(root) = %v, want zero", got)
+	}
+	if !s.Add(e) || s.Len() != 1 || !s.Has(e.ID) {
+		t.Fatal("Add on zero Set did not add")
+	}
+}
+
+func TestAddGetHas(t *testing.T) {
+	var s Set
+	sealed := []byte("sealed bytes")
+	e := NewEntry(sealed)
+	if !s.Add(e) {
+		t.Fatal("first Add = false, want true")
+	}
+	if s.Add(NewEntry([]byte("sealed bytes"))) {
+		t.Fatal("second Add of the same entry = true, want false")
+	}
+	if s.Len() != 1 {
+		t.Fatalf("Len = %d, want 1", s.Len())
+	}
+	got, ok := s.Get(e.ID)
+	if !ok || got.ID != e.ID || string(got.Sealed) != "sealed bytes" {
+		t.Fatalf("Get = %v, %v", got, ok)
+	}
+	if &got.Sealed[0] != &sealed[0] {
+		t.Fatal("Add copied Sealed; it must keep the caller's slice")
+	}
+	if s.Has(NewEntry([]byte("other")).ID) {
+		t.Fatal("Has(other) = true")
+	}
+}
+
+func TestEntriesSorted(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	es := randEntries(rng, 20000, 10, 20) // crosses a bucket split
+	s := setOf(es)
+	got := s.Entries()
+	if len(got) != len(es) {
+		t.Fatalf("len(Entries) = %d, want %d", len(got), len(es))
+	}
+	if !slices.IsSortedFunc(got, func(a, b Entry) int { return compareIDs(a.ID, b.ID) }) {
+		t.Fatal("Entries not sorted by ID")
+	}
+	if diff := cmp.Diff(modelOf(es), s.model()); diff != "" {
+		t.Fatalf("Entries differ from what was added (-want +got):\n%s", diff)
+	}
+}
+
+// naiveFingerprint is the reference: the definition, applied to a list.
+func naiveFingerprint(es []Entry, n Node) Fingerprint {
+	var a acc
+	for i := range es {
+		if n.Contains(es[i].ID) {
+			a.add(&es[i].ID)
+		}
+	}
+	return a.fingerprint()
+}
+
+// TestFingerprintLevels checks fingerprints at every depth against the
+// definition while the set deepens its buckets twice and after removals.
+func TestFingerprintLevels(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	es := randEntries(rng, 140000, 8, 8)
+	var s Set
+	check := func(live []Entry) {
+		t.Helper()
+		for range 40 {
+			id := live[rng.IntN(len(live))].ID
+			for d := 0; d <= MaxDepth; d++ {
+				n := Node{Depth: uint8(d), Prefix: prefixOf(&id, d)}
+				if got, want := s.Fingerprint(n), naiveFingerprint(live, n); got != want {
+					t.Fatalf("n=%d: Fingerprint(%v) = %v, want %v", len(live), n, got, want)
+				}
+				if got, want := s.count(n), naiveFingerprint(live, n).Count; got != want {
+					t.Fatalf("count(%v) = %d, want %d", n, got, want)
+				}
+			}
+		}
+	}
+	for i, e := range es {
+		s.Add(e)
+		if i == 100 || i == 8192 || i == 8193 || i == 131073 {
+			check(es[:i+1])
+		}
+	}
+	check(es)
+	for _, e := range es[:70000] {
+		if !s.Remove(e.ID) {
+			t.Fatal("Remove of a present ID = false")
+		}
+	}
+	if s.Remove(es[0].ID) {
+		t.Fatal("Remove of an absent ID = true")
+	}
+	if s.Len() != 70000 || s.Has(es[0].ID) || !s.Has(es[70000].ID) {
+		t.Fatal("Remove did not remove exactly what it was asked to")
+	}
+	check(es[70000:])
+	// The root sum of the rest equals that of a set built from it.
+	if got, want := s.Fingerprint(Node{}), setOf(es[70000:]).Fingerprint(Node{}); got != want {
+		t.Fatalf("after Remove, root = %v, want %v", got, want)
+	}
+}
+
+func TestFingerprintSum(t *testing.T) {
+	var a, b ID
+	a[15], b[15] = 0xff, 0x01
+	a[0], b[0] = 0xff, 0x01 // the top carries out of 128 bits
+	a[32-1] = 0xee          // bytes past 16 do not count
+	s := setOf([]Entry{{ID: a}, {ID: b}})
+	want := Fingerprint{Count: 2}
+	want.Sum[14] = 1 // 0xff..ff + 0x01..01 = 0x(1)00..0100
+	if got := s.Fingerprint(Node{}); got != want {
+		t.Fatalf("Fingerprint = %x, want %x", got, want)
+	}
+}
+
+func TestNodeValidContains(t *testing.T) {
+	var id ID
+	id[0], id[1], id[7] = 0xab, 0xcd, 0x12
+	tests := []struct {
+		n               Node
+		valid, contains bool
+	}{
+		{Node{}, true, true},
+		{Node{Depth: 1, Prefix: 0xa}, true, true},
+		{Node{Depth: 1, Prefix: 0xb}, true, false},
+		{Node{Depth: 3, Prefix: 0xabc}, true, true},
+		{Node{Depth: 3, Prefix: 0x1abc}, false, false},
+		{Node{Depth: 16, Prefix: 0xabcd000000000012}, true, true},
+		{Node{Depth: 17}, false, false},
+	}
+	for _, tt := range tests {
+		if got := tt.n.Valid(); got != tt.valid {
+			t.Errorf("%v.Valid() = %v, want %v", tt.n, got, tt.valid)
+		}
+		if got := tt.n.Contains(id); got != tt.contains {
+			t.Errorf("%v.Contains = %v, want %v", tt.n, got, tt.contains)
+		}
+	}
+}
+
+func drawSet(t *rapid.T, label string) []Entry {
+	rng := rand.New(rand.NewPCG(rapid.Uint64().Draw(t, label+"Seed"), 0))
+	pool := randEntries(rng, 64, 1, 4) // a small pool, so sets overlap
+	n := rapid.IntRange(0, 3000).Draw(t, label+"Extra")
+	if rapid.Bool().Draw(t, label+"Small") {
+		n = rapid.IntRange(0, 20).Draw(t, label+"ExtraSmall")
+	}
+	var out []Entry
+	for _, e := range pool {
+		if rapid.Bool().Draw(t, label+"Pick") {
+			out = append(out, e)
+		}
+	}
+	return append(out, randEntries(rng, n, 1, 4)...)
+}
+
+func TestMergeProperties(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		a, b, c := drawSet(t, "a"), drawSet(t, "b"), drawSet(t, "c")
+		merged := func(parts ...[]Entry) *Set {
+			s := setOf(parts[0])
+			for _, p := range parts[1:] {
+				s.Merge(setOf(p))
+			}
+			return s
+		}
+		union := modelOf(a, b, c)
+		ab := merged(a, b)
+		if diff := cmp.Diff(modelOf(a, b), ab.model()); diff != "" {
+			t.Fatalf("a∪b lost or invented entries (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff(ab.model(), merged(b, a).model()); diff != "" {
+			t.Fatalf("merge not commutative:\n%s", diff)
+		}
+		left := merged(a, b)
+		left.Merge(setOf(c))
+		right := setOf(b)
+		right.Merge(setOf(c))
+		right2 := setOf(a)
+		right2.Merge(right)
+		if diff := cmp.Diff(left.model(), right2.model()); diff != "" {
+			t.Fatalf("merge not associative:\n%s", diff)
+		}
+		if diff := cmp.Diff(union, left.model()); diff != "" {
+			t.Fatalf("(a∪b)∪c differs from the model (-want +got):\n%s", diff)
+		}
+		before := ab.model()
+		fp := ab.Fingerprint(Node{})
+		if n := ab.Merge(setOf(a)); n != 0 {
+			t.Fatalf("re-merging a part added %d, want 0", n)
+		}
+		if n := ab.Merge(ab); n != 0 {
+			t.Fatalf("self-merge added %d", n)
+		}
+		if diff := cmp.Diff(before, ab.model()); diff != "" || ab.Fingerprint(Node{}) != fp {
+			t.Fatalf("merge not idempotent:\n%s", diff)
+		}
+		sa := setOf(a)
+		if got, want := sa.Merge(setOf(b)), len(modelOf(a, b))-len(modelOf(a)); got != want {
+			t.Fatalf("Merge returned %d new, want %d", got, want)
+		}
+	})
+}
