@@ -1,0 +1,66 @@
+package config
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"os"
+)
+
+// ErrBadPEM: a certificate or key file that cannot be used.
+var ErrBadPEM = errors.New("config: unusable certificate or key")
+
+// Check goes beyond Load for `cosnim config check`: it parses every
+// certificate and key the file names and checks that each certificate
+// matches its key. It returns nil or Errors.
+func Check(f *File) error {
+	d := &decoder{name: f.Name(), lines: f.lines}
+	for _, name := range f.RelayNames() {
+		r := f.Relays[name]
+		p := "relays." + name
+		c, s := &r.Client, &r.Server
+		d.checkCAs(c.CACertFile, p+".client.ca_cert_file")
+		d.checkPair(c.CertFile, c.KeyFile, p+".client.cert_file")
+		d.checkPair(s.SSLCertFile, s.PrivateKeyFile, p+".server.ssl_cert_file")
+		d.checkCAs(s.ClientCAFile, p+".server.client_ca_file")
+	}
+	if len(d.errs) > 0 {
+		return d.errs.sorted()
+	}
+	return nil
+}
+
+func (d *decoder) checkPair(cert, key, path string) {
+	if cert == "" || key == "" {
+		return
+	}
+	if _, err := tls.LoadX509KeyPair(cert, key); err != nil {
+		d.failAt(path, newProblem(ErrBadPEM, "%s with %s: %v", cert, key, err))
+	}
+}
+
+func (d *decoder) checkCAs(file, path string) {
+	if file == "" {
+		return
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		d.failAt(path, newProblem(ErrFileNotFound, "cannot read file: %v", err))
+		return
+	}
+	n := 0
+	for block, rest := pem.Decode(data); block != nil; block, rest = pem.Decode(rest) {
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		if _, err := x509.ParseCertificate(block.Bytes); err != nil {
+			d.failAt(path, newProblem(ErrBadPEM, "%s: %v", file, err))
+			return
+		}
+		n++
+	}
+	if n == 0 {
+		d.failAt(path, newProblem(ErrBadPEM, "%s holds no PEM certificate", file))
+	}
+}

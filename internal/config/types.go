@@ -1,0 +1,137 @@
+package config
+
+import "time"
+
+// DefaultPort is the TCP port a relay URL uses when it names none.
+const DefaultPort = 7420
+
+// File is a loaded, validated configuration.
+type File struct {
+	// Path is the file that was read; "" for the embedded default.
+	Path string
+	// Source tells how Path was found.
+	Source Source
+	// Relays maps each relay name to its settings (Name filled in).
+	Relays map[string]*Relay
+	// Continuum is the continuum section.
+	Continuum Continuum
+	// CapsuleHubs maps each hub name to its section.
+	CapsuleHubs map[string]CapsuleHub
+
+	lines map[string]int // key path → line, for errors found after Load
+}
+
+// Source says where a configuration came from.
+type Source int
+
+// The places Load looks, in order.
+const (
+	SourceFlag     Source = iota + 1 // the path given to Load (the --config flag)
+	SourceEnv                        // $COSNIM_CONFIG
+	SourceCwd                        // ./cosnim.yaml
+	SourceEmbedded                   // the built-in default
+)
+
+func (s Source) String() string {
+	switch s {
+	case SourceFlag:
+		return "--config"
+	case SourceEnv:
+		return "$" + EnvVar
+	case SourceCwd:
+		return "./" + CwdFile
+	case SourceEmbedded:
+		return "embedded default"
+	}
+	return "unknown"
+}
+
+// Continuum is the continuum section. Only its relay parameter concerns relays.
+type Continuum struct {
+	// Relay names the relay the continuum uses; "" for none.
+	Relay string `mapstructure:"relay"`
+}
+
+// CapsuleHub is one capsule hub section. Only its relay parameter concerns relays.
+type CapsuleHub struct {
+	// Relay names the relay the hub uses; "" for none.
+	Relay string `mapstructure:"relay"`
+}
+
+// Relay is one entry of the relays section.
+type Relay struct {
+	// Name is the relay's key in the relays section.
+	Name   string `mapstructure:"-"`
+	Client Client `mapstructure:"client"`
+	Server Server `mapstructure:"server"`
+}
+
+// Client is how instances reach a relay.
+type Client struct {
+	// URL is tcp://HOST[:PORT] or tcps://HOST[:PORT] (TLS); the port defaults to 7420.
+	URL string `mapstructure:"url"`
+	// CACertFile verifies the server (tcps only); "" uses the system roots.
+	CACertFile string `mapstructure:"ca_cert_file"`
+	// CertFile and KeyFile are the client's certificate and key, for
+	// relays that authorize clients (tcps only; both or neither).
+	CertFile string `mapstructure:"cert_file"`
+	KeyFile  string `mapstructure:"key_file"`
+	// ServerName overrides the name checked in the server's certificate (tcps only).
+	ServerName string `mapstructure:"server_name"`
+	// ConnectTimeout bounds one connection attempt, TLS handshake included.
+	ConnectTimeout time.Duration `mapstructure:"connect_timeout"`
+	// BackoffMin and BackoffMax bound the delay between reconnection attempts.
+	BackoffMin time.Duration `mapstructure:"backoff_min"`
+	BackoffMax time.Duration `mapstructure:"backoff_max"`
+
+	// Address is HOST:PORT taken from URL (port defaulted). Set by Load.
+	Address string `mapstructure:"-"`
+	// TLS is true for tcps://. Set by Load.
+	TLS bool `mapstructure:"-"`
+}
+
+// Server is how a relay listens.
+type Server struct {
+	// URL is tcp://[HOST][:PORT] or tcps://[HOST][:PORT]; an empty host listens on all addresses.
+	URL string `mapstructure:"url"`
+	// SSLCertFile is the server certificate, followed by any intermediates
+	// (a bundle); PrivateKeyFile its key. Both required for tcps, refused for tcp.
+	SSLCertFile    string `mapstructure:"ssl_cert_file"`
+	PrivateKeyFile string `mapstructure:"private_key_file"`
+	// ClientCAFile, when set, makes the relay require client certificates
+	// signed by these CAs (tcps only).
+	ClientCAFile string `mapstructure:"client_ca_file"`
+	// AuthorizedClients, when not empty, admits only client certificates
+	// matching an entry: a subject ("CN=instance-1" or a full subject such as
+	// "CN=instance-1,O=Example") or "sha256:HEX" (the SHA-256 of the
+	// certificate's DER). Requires ClientCAFile.
+	AuthorizedClients []string `mapstructure:"authorized_clients"`
+	// MetricsURL is where Prometheus metrics are served (http://HOST:PORT); "" for off.
+	MetricsURL string `mapstructure:"metrics_url"`
+	// DrainGrace is how long a stopping relay lets connections finish.
+	DrainGrace time.Duration `mapstructure:"drain_grace"`
+	// Limits caps what the relay accepts; each limit is advertised to clients.
+	Limits Limits `mapstructure:"limits"`
+
+	// Address is HOST:PORT taken from URL (port defaulted). Set by Load.
+	Address string `mapstructure:"-"`
+	// TLS is true for tcps://. Set by Load.
+	TLS bool `mapstructure:"-"`
+}
+
+// Limits are the relay's resource caps. All must be positive.
+type Limits struct {
+	MaxConnections           int           `mapstructure:"max_connections"`             // open connections
+	HandshakeTimeout         time.Duration `mapstructure:"handshake_timeout"`           // from accept to a completed hello
+	HeartbeatInterval        time.Duration `mapstructure:"heartbeat_interval"`          // between heartbeats on a quiet connection
+	IdleTimeout              time.Duration `mapstructure:"idle_timeout"`                // silence after which a connection is closed
+	MaxFrameSize             ByteSize      `mapstructure:"max_frame_size"`              // one frame, header included
+	MaxChannelsPerConnection int           `mapstructure:"max_channels_per_connection"` // channels one connection may join
+	MaxEntrySize             ByteSize      `mapstructure:"max_entry_size"`              // one sealed roster entry
+	CacheEntries             int           `mapstructure:"cache_entries"`               // entries kept per channel
+	PendingEntries           int           `mapstructure:"pending_entries"`             // entries queued per slow member per channel
+	FrameRate                int           `mapstructure:"frame_rate"`                  // frames per second per connection
+	ByteRate                 ByteSize      `mapstructure:"byte_rate"`                   // bytes per second per connection
+	MemoryBudget             ByteSize      `mapstructure:"memory_budget"`               // whole relay
+	AcceptRate               int           `mapstructure:"accept_rate"`                 // new connections per second
+}
