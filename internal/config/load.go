@@ -89,8 +89,8 @@ func (f *File) Relay(name string) (*Relay, error) {
 	if r, ok := f.Relays[name]; ok {
 		return r, nil
 	}
-	return nil, fmt.Errorf("relay %q is not defined in %s (%s): %w",
-		name, f.Name(), definedList(f.RelayNames()), ErrUndefinedRelay)
+	return nil, newProblem(ErrUndefinedRelay, "relay %q is not defined in %s (%s)",
+		name, f.Name(), definedList(f.RelayNames()))
 }
 
 func definedList(names []string) string {

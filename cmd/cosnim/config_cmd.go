@@ -1,0 +1,79 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/cosnim/relays/internal/config"
+	"github.com/spf13/cobra"
+)
+
+func newConfigCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "config",
+		Short: "Inspect the configuration",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return cmd.Help()
+		},
+	}
+	cmd.AddCommand(newConfigCheckCmd())
+	return cmd
+}
+
+// checkResult is the --json output of `config check`.
+type checkResult struct {
+	OK     bool     `json:"ok"`
+	File   string   `json:"file"`
+	Source string   `json:"source,omitempty"`
+	Relays []string `json:"relays"`
+	Error  string   `json:"error,omitempty"`
+}
+
+func newConfigCheckCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "check",
+		Short: "Validate the configuration, certificates and keys included",
+		Long: `check loads the configuration as every command does, then parses each
+certificate and key it names. It prints "ok: N relays (names)" or every
+problem found, as FILE:LINE: KEY.PATH: message, and exits non-zero on error.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			res := checkResult{Relays: []string{}}
+			f, err := loadConfig(cmd)
+			if err == nil {
+				res.File, res.Source = f.Name(), f.Source.String()
+				res.Relays = f.RelayNames()
+				err = config.Check(f)
+			} else {
+				path, _ := cmd.Flags().GetString("config")
+				res.File = path
+			}
+			res.OK = err == nil
+			if err != nil {
+				res.Error = err.Error()
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				if encErr := enc.Encode(res); encErr != nil {
+					return encErr
+				}
+				if err != nil {
+					return &exitError{code: 1, reported: true, err: err}
+				}
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "ok: %d relays (%s)\n", len(res.Relays), strings.Join(res.Relays, ", "))
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	return cmd
+}

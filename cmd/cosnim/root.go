@@ -1,0 +1,111 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/cosnim/relays/internal/config"
+	"github.com/spf13/cobra"
+)
+
+// subcommands are added to the root command. Files that define a command
+// append its constructor in their init(), so they need not edit this file:
+//
+//	func init() { subcommands = append(subcommands, newSimCmd) }
+var subcommands []func() *cobra.Command
+
+// relaySubcommands are added under `cosnim relay` (ping, watch, announce,
+// bench), in the same way.
+var relaySubcommands []func() *cobra.Command
+
+func init() {
+	subcommands = append(subcommands, newConfigCmd, newStartCmd, newRelayCmd)
+}
+
+// newRootCmd builds the whole command tree. Persistent flags: --config,
+// --log-format, --log-level; read them with loadConfig and newLogger.
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "cosnim",
+		Short: "Run and talk to Cosnim relays",
+		Long: `cosnim runs relays, the small stateless servers through which Cosnim
+instances exchange rosters, and talks to them.
+
+The configuration is read from --config FILE, else $COSNIM_CONFIG, else
+./cosnim.yaml, else a built-in default with one relay named "local" on
+tcp://127.0.0.1:7420.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := newLogger(cmd)
+			return err
+		},
+	}
+	pf := root.PersistentFlags()
+	pf.String("config", "", "configuration file (default: $COSNIM_CONFIG, ./cosnim.yaml, built-in)")
+	pf.String("log-format", "text", "log format: text or json")
+	pf.String("log-level", "info", "log level: debug, info, warn or error")
+	for _, sub := range subcommands {
+		root.AddCommand(sub())
+	}
+	return root
+}
+
+func newRelayCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "relay",
+		Short: "Talk to a running relay",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return cmd.Help()
+		},
+	}
+	for _, sub := range relaySubcommands {
+		cmd.AddCommand(sub())
+	}
+	return cmd
+}
+
+// loadConfig loads the configuration named by --config (or the search order).
+func loadConfig(cmd *cobra.Command) (*config.File, error) {
+	path, err := cmd.Flags().GetString("config")
+	if err != nil {
+		return nil, err
+	}
+	return config.Load(path)
+}
+
+// newLogger builds the logger selected by --log-format and --log-level,
+// writing to the command's stderr.
+func newLogger(cmd *cobra.Command) (*slog.Logger, error) {
+	format, err := cmd.Flags().GetString("log-format")
+	if err != nil {
+		return nil, err
+	}
+	levelName, err := cmd.Flags().GetString("log-level")
+	if err != nil {
+		return nil, err
+	}
+	var level slog.Level
+	switch strings.ToLower(levelName) {
+	case "debug":
+		level = slog.LevelDebug
+	case "info":
+		level = slog.LevelInfo
+	case "warn":
+		level = slog.LevelWarn
+	case "error":
+		level = slog.LevelError
+	default:
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", levelName)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}

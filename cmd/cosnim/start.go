@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// serve is serveRelay; tests replace it.
+var serve = serveRelay
+
+func newStartCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "start",
+		Short: "Start a server",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return cmd.Help()
+		},
+	}
+	cmd.AddCommand(newStartRelayCmd())
+	return cmd
+}
+
+func newStartRelayCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "relay RELAY_NAME",
+		Short: "Run the relay server named in the configuration",
+		Long: `relay runs the server side of the named relay until it gets SIGINT or
+SIGTERM; it then stops accepting, lets connections drain for drain_grace
+and exits. A second signal exits at once with code 130.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			rc, err := f.Relay(args[0])
+			if err != nil {
+				return err
+			}
+			log, err := newLogger(cmd)
+			if err != nil {
+				return err
+			}
+			log = log.With("relay", rc.Name)
+			log.Info("starting relay", "config", f.Name(), "listen", rc.Server.Address, "tls", rc.Server.TLS)
+			ctx, stop := notifyShutdown(cmd.Context(), func() {
+				log.Warn("second signal: exiting at once")
+				os.Exit(130)
+			}, func(sig os.Signal) {
+				log.Info("signal received: shutting down; send it again to exit at once", "signal", sig.String())
+			})
+			defer stop()
+			return serve(ctx, rc.Name, rc, log)
+		},
+	}
+}
+
+// notifyShutdown returns a context cancelled on the first SIGINT or
+// SIGTERM (after calling first); a second signal calls exit. stop releases
+// the signals and must be called.
+func notifyShutdown(parent context.Context, exit func(), first func(os.Signal)) (ctx context.Context, stop func()) {
+	ctx, cancel := context.WithCancel(parent)
+	sigs := make(chan os.Signal, 2)
+	done := make(chan struct{})
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		select {
+		case sig := <-sigs:
+			first(sig)
+			cancel()
+		case <-done:
+			return
+		}
+		select {
+		case <-sigs:
+			exit()
+		case <-done:
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(sigs)
+		close(done)
+		cancel()
+	}
+}
