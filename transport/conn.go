@@ -1,0 +1,353 @@
+package transport
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"runtime"
+	"sync"
+	"time"
+)
+
+// smallReadSize is the buffer an idle connection reads into. A read that
+// fills it switches the connection to a pooled Loop buffer until a read
+// comes back short, so an idle connection pins only this much.
+const smallReadSize = 512
+
+// maxPooledWrite caps the write buffers kept in the pool; larger ones
+// (left by a burst) go to the garbage collector.
+const maxPooledWrite = 1 << 20
+
+var writePool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+func putWriteBuf(b *[]byte) {
+	if cap(*b) > maxPooledWrite {
+		return
+	}
+	*b = (*b)[:0]
+	writePool.Put(b)
+}
+
+// conn is the Loop's Conn.
+type conn struct {
+	l    *Loop
+	addr string
+	// dialed is set for outbound connections; it enables the check for a
+	// TLS-only relay answering a plaintext client.
+	dialed bool
+	// first is true until the first Data; used with dialed. Reader only.
+	first bool
+
+	// Guarded by l.mu (the core lock).
+	dead bool // Closed was delivered, or the core or the Loop closed c
+
+	wmu      sync.Mutex // guards the following; taken after l.mu, never before
+	nc       net.Conn   // nil while dialing
+	pend     *[]byte    // bytes accepted by Send, not yet taken by the writer
+	spare    *[]byte    // the writer's second buffer, swapped with pend
+	inflight int        // bytes in the writer's current Write
+	writing  bool       // a writer goroutine runs
+	high     bool       // Queued reached HighWater; Writable due at LowWater
+	closeReq bool       // the core closed c: flush, then close the socket
+	stopped  bool       // no more writes: drop whatever is queued
+}
+
+var _ Conn = (*conn)(nil)
+
+func newConn(l *Loop, nc net.Conn, addr string) *conn {
+	return &conn{l: l, nc: nc, addr: addr, first: true}
+}
+
+// Send queues a copy of b. It never blocks.
+func (c *conn) Send(b []byte) error {
+	if c.dead {
+		return ErrClosed
+	}
+	c.wmu.Lock()
+	if c.stopped || c.closeReq {
+		c.wmu.Unlock()
+		return ErrClosed
+	}
+	if c.pend == nil {
+		c.pend = writePool.Get().(*[]byte)
+	}
+	*c.pend = append(*c.pend, b...)
+	if c.queuedLocked() >= c.l.opt.HighWater {
+		c.high = true
+	}
+	start := c.startWriterLocked()
+	c.wmu.Unlock()
+	if start {
+		go c.writeLoop()
+	}
+	return nil
+}
+
+// startWriterLocked reports whether the caller must start a writer, and
+// counts it in the Loop's WaitGroup.
+func (c *conn) startWriterLocked() bool {
+	if c.writing || c.nc == nil {
+		return false
+	}
+	c.writing = true
+	c.l.wg.Add(1)
+	return true
+}
+
+// Queued reports bytes accepted by Send and not yet written.
+func (c *conn) Queued() int {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.queuedLocked()
+}
+
+func (c *conn) queuedLocked() int {
+	n := c.inflight
+	if c.pend != nil {
+		n += len(*c.pend)
+	}
+	return n
+}
+
+// Close flushes what is queued, for at most CloseFlush, and closes the
+// socket. It produces no Closed event.
+func (c *conn) Close() {
+	if c.dead {
+		return
+	}
+	c.dead = true
+	delete(c.l.conns, c)
+	c.wmu.Lock()
+	c.closeReq = true
+	if c.nc != nil {
+		c.nc.SetWriteDeadline(time.Now().Add(c.l.opt.CloseFlush))
+	}
+	start := c.startWriterLocked()
+	c.wmu.Unlock()
+	if start {
+		go c.writeLoop()
+	}
+}
+
+// RemoteAddr names the peer.
+func (c *conn) RemoteAddr() string { return c.addr }
+
+// abort drops the queue and closes the socket; used by Loop.Close.
+func (c *conn) abort() {
+	c.wmu.Lock()
+	c.stopped = true
+	nc := c.nc
+	c.wmu.Unlock()
+	if nc != nil {
+		nc.Close()
+	}
+}
+
+// releaseLocked returns the write buffers to the pool.
+func (c *conn) releaseLocked() {
+	if c.pend != nil {
+		putWriteBuf(c.pend)
+		c.pend = nil
+	}
+	if c.spare != nil {
+		putWriteBuf(c.spare)
+		c.spare = nil
+	}
+}
+
+// writeLoop writes batches until the queue is empty, then ends.
+func (c *conn) writeLoop() {
+	defer c.l.wg.Done()
+	yielded := false
+	for {
+		c.wmu.Lock()
+		if c.stopped {
+			c.releaseLocked()
+			c.writing = false
+			c.wmu.Unlock()
+			return
+		}
+		if c.pend == nil || len(*c.pend) == 0 {
+			if c.closeReq {
+				c.stopped = true
+				c.releaseLocked()
+				c.writing = false
+				c.wmu.Unlock()
+				c.nc.Close()
+				return
+			}
+			if !yielded {
+				// A sender often has more on the way: give it a moment
+				// before paying for a new goroutine.
+				yielded = true
+				c.wmu.Unlock()
+				runtime.Gosched()
+				continue
+			}
+			c.releaseLocked()
+			c.writing = false
+			c.wmu.Unlock()
+			return
+		}
+		yielded = false
+		buf := c.pend
+		c.pend, c.spare = c.spare, nil
+		c.inflight = len(*buf)
+		closing := c.closeReq
+		c.wmu.Unlock()
+
+		_, err := c.nc.Write(*buf)
+
+		c.wmu.Lock()
+		c.inflight = 0
+		*buf = (*buf)[:0]
+		if c.spare == nil {
+			c.spare = buf
+		} else {
+			putWriteBuf(buf)
+		}
+		writable := false
+		if err == nil && c.high && c.queuedLocked() <= c.l.opt.LowWater {
+			c.high = false
+			writable = true
+		}
+		if err != nil {
+			c.stopped = true
+			c.releaseLocked()
+			c.writing = false
+			closing = closing || c.closeReq
+		}
+		c.wmu.Unlock()
+
+		if err != nil {
+			if !closing {
+				c.fail(err)
+			}
+			c.nc.Close()
+			return
+		}
+		if writable {
+			c.l.mu.Lock()
+			if !c.dead {
+				c.l.h.Writable(c, c.l.opt.Now())
+				c.l.afterEventLocked()
+			}
+			c.l.mu.Unlock()
+		}
+	}
+}
+
+// fail delivers Closed once, unless the core or the Loop closed c first.
+func (c *conn) fail(err error) {
+	l := c.l
+	l.mu.Lock()
+	if !c.dead {
+		c.dead = true
+		delete(l.conns, c)
+		c.wmu.Lock()
+		c.stopped = true
+		c.wmu.Unlock()
+		l.h.Closed(c, classify(err), l.opt.Now())
+		l.afterEventLocked()
+	}
+	l.mu.Unlock()
+}
+
+// deliver hands b to the core; it reports false once c is dead.
+func (c *conn) deliver(b []byte) bool {
+	l := c.l
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if c.dead {
+		return false
+	}
+	if c.first {
+		c.first = false
+		if c.dialed && isTLSRequiredNotice(b) {
+			c.dead = true
+			delete(l.conns, c)
+			c.wmu.Lock()
+			c.stopped = true
+			c.wmu.Unlock()
+			l.h.Closed(c, errExpectsTLS(c.addr), l.opt.Now())
+			l.afterEventLocked()
+			return false
+		}
+	}
+	l.h.Data(c, b, l.opt.Now())
+	l.afterEventLocked()
+	return true
+}
+
+// readLoop reads until an error or until c is dead, then closes the socket.
+func (c *conn) readLoop() {
+	l := c.l
+	small := make([]byte, smallReadSize)
+	var big *[]byte
+	defer func() {
+		if big != nil {
+			l.putReadBuf(big)
+		}
+	}()
+	for {
+		buf := small
+		if big != nil {
+			buf = *big
+		}
+		n, err := c.nc.Read(buf)
+		if n > 0 && !c.deliver(buf[:n]) {
+			c.closeIfAborted()
+			return
+		}
+		if err != nil {
+			c.fail(err)
+			c.closeIfAborted()
+			return
+		}
+		switch {
+		case big == nil && n == len(small):
+			big = l.getReadBuf()
+		case big != nil && n < len(buf):
+			l.putReadBuf(big)
+			big = nil
+		}
+	}
+}
+
+// closeIfAborted closes the socket unless a writer is still flushing it
+// for the core's Close (the writer closes it when done).
+func (c *conn) closeIfAborted() {
+	c.wmu.Lock()
+	flushing := c.closeReq && !c.stopped
+	c.wmu.Unlock()
+	if !flushing {
+		c.nc.Close()
+	}
+}
+
+// runAccepted handshakes (for TLS), opens and reads one accepted conn.
+func (l *Loop) runAccepted(nc net.Conn) {
+	defer l.wg.Done()
+	if tc, ok := nc.(*tls.Conn); ok {
+		ctx, cancel := context.WithTimeout(l.ctx, l.opt.HandshakeTimeout)
+		err := tc.HandshakeContext(ctx)
+		cancel()
+		if err != nil {
+			l.log.Warn("transport: TLS handshake failed", "remote", nc.RemoteAddr().String(), "err", err)
+			nc.Close()
+			return
+		}
+	}
+	c := newConn(l, nc, nc.RemoteAddr().String())
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		nc.Close()
+		return
+	}
+	l.conns[c] = struct{}{}
+	l.h.Open(c, l.opt.Now())
+	l.afterEventLocked()
+	l.mu.Unlock()
+	c.readLoop()
+}

@@ -1,0 +1,238 @@
+package transport
+
+import (
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+)
+
+// ErrNotAllowed reports a client certificate that verified but is not in
+// the allowed list.
+var ErrNotAllowed = errors.New("transport: client certificate not allowed")
+
+// reloadInterval is how often, at most, a handshake checks the files.
+const reloadInterval = time.Second
+
+// CertReloader serves a certificate and key pair from files and reloads
+// them when either file's modification time or size changes. It checks at
+// most once per second, during a handshake. If the new pair fails to load
+// it keeps serving the old one and logs the failure.
+type CertReloader struct {
+	certFile, keyFile string
+	interval          time.Duration
+	now               func() time.Time
+
+	mu        sync.Mutex // guards the following
+	log       *slog.Logger
+	cert      *tls.Certificate
+	certStamp fileStamp
+	keyStamp  fileStamp
+	checked   time.Time
+	lastErr   error
+}
+
+type fileStamp struct {
+	mod  time.Time
+	size int64
+}
+
+func stampOf(name string) (fileStamp, error) {
+	fi, err := os.Stat(name)
+	if err != nil {
+		return fileStamp{}, err
+	}
+	return fileStamp{fi.ModTime(), fi.Size()}, nil
+}
+
+// NewCertReloader loads the pair once; it fails if that load fails.
+func NewCertReloader(certFile, keyFile string) (*CertReloader, error) {
+	r := &CertReloader{
+		certFile: certFile,
+		keyFile:  keyFile,
+		interval: reloadInterval,
+		now:      time.Now,
+		log:      slog.New(slog.DiscardHandler),
+	}
+	if err := r.load(); err != nil {
+		return nil, err
+	}
+	r.checked = r.now()
+	return r, nil
+}
+
+// SetLogger sets where reload failures and successes are logged (by
+// default nowhere).
+func (r *CertReloader) SetLogger(log *slog.Logger) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.log = log
+}
+
+// Err reports the last reload failure, nil once a reload succeeds.
+func (r *CertReloader) Err() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lastErr
+}
+
+// load reads both files; the caller holds mu or owns r.
+func (r *CertReloader) load() error {
+	cs, err := stampOf(r.certFile)
+	if err != nil {
+		return fmt.Errorf("transport: certificate: %w", err)
+	}
+	ks, err := stampOf(r.keyFile)
+	if err != nil {
+		return fmt.Errorf("transport: key: %w", err)
+	}
+	cert, err := tls.LoadX509KeyPair(r.certFile, r.keyFile)
+	if err != nil {
+		return fmt.Errorf("transport: load %s and %s: %w", r.certFile, r.keyFile, err)
+	}
+	r.cert, r.certStamp, r.keyStamp = &cert, cs, ks
+	return nil
+}
+
+// GetCertificate is a tls.Config.GetCertificate.
+func (r *CertReloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if now := r.now(); now.Sub(r.checked) >= r.interval {
+		r.checked = now
+		r.maybeReloadLocked()
+	}
+	return r.cert, nil
+}
+
+func (r *CertReloader) maybeReloadLocked() {
+	cs, err1 := stampOf(r.certFile)
+	ks, err2 := stampOf(r.keyFile)
+	if err := errors.Join(err1, err2); err != nil {
+		r.failLocked(err)
+		return
+	}
+	if cs == r.certStamp && ks == r.keyStamp {
+		return
+	}
+	old := r.cert
+	if err := r.load(); err != nil {
+		r.cert = old
+		r.failLocked(err)
+		return
+	}
+	r.lastErr = nil
+	r.log.Info("transport: reloaded TLS certificate", "cert", r.certFile)
+}
+
+func (r *CertReloader) failLocked(err error) {
+	if r.lastErr == nil || r.lastErr.Error() != err.Error() {
+		r.log.Error("transport: TLS certificate reload failed; keeping the old one", "cert", r.certFile, "err", err)
+	}
+	r.lastErr = err
+}
+
+func loadPool(file string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("transport: CA file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("transport: CA file %s holds no PEM certificate", file)
+	}
+	return pool, nil
+}
+
+// Fingerprint returns "sha256:<hex>" of a certificate's DER bytes, the
+// form an allowed list accepts.
+func Fingerprint(cert *x509.Certificate) string {
+	sum := sha256.Sum256(cert.Raw)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// ServerTLSConfig returns a server configuration: TLS 1.2 or later, the
+// certificate served by a CertReloader on certFile and keyFile, session
+// tickets on. With clientCAFile set, clients must present a certificate
+// signed by one of its CAs; with allowed non-empty, that certificate's
+// Subject.CommonName, full Subject.String() or "sha256:<hex>" fingerprint
+// must also be listed, or the handshake fails with ErrNotAllowed.
+func ServerTLSConfig(certFile, keyFile, clientCAFile string, allowed []string) (*tls.Config, *CertReloader, error) {
+	r, err := NewCertReloader(certFile, keyFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg := &tls.Config{
+		MinVersion:     tls.VersionTLS12,
+		GetCertificate: r.GetCertificate,
+	}
+	if clientCAFile != "" {
+		pool, err := loadPool(clientCAFile)
+		if err != nil {
+			return nil, nil, err
+		}
+		cfg.ClientCAs = pool
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	if len(allowed) > 0 {
+		if clientCAFile == "" {
+			return nil, nil, errors.New("transport: an allowed list of client certificates needs a client CA file")
+		}
+		set := make(map[string]bool, len(allowed))
+		for _, a := range allowed {
+			a = strings.TrimSpace(a)
+			if strings.HasPrefix(strings.ToLower(a), "sha256:") {
+				a = strings.ToLower(strings.ReplaceAll(a, ":", ""))
+				a = "sha256:" + strings.TrimPrefix(a, "sha256")
+			}
+			set[a] = true
+		}
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return fmt.Errorf("%w: no certificate", ErrNotAllowed)
+			}
+			leaf := cs.PeerCertificates[0]
+			fp := Fingerprint(leaf)
+			if set[leaf.Subject.CommonName] || set[leaf.Subject.String()] || set[fp] {
+				return nil
+			}
+			return fmt.Errorf("%w: subject %q (%s) is not in the allowed list", ErrNotAllowed, leaf.Subject.String(), fp)
+		}
+	}
+	return cfg, r, nil
+}
+
+// ClientTLSConfig returns a client configuration: TLS 1.2 or later,
+// servers verified against caFile (the system roots when empty), a client
+// certificate when certFile is set, and an LRU session cache for
+// resumption. serverName overrides the name checked in the server's
+// certificate (by default the dialed host).
+func ClientTLSConfig(caFile, certFile, keyFile, serverName string) (*tls.Config, error) {
+	cfg := &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		ServerName:         serverName,
+		ClientSessionCache: tls.NewLRUClientSessionCache(0),
+	}
+	if caFile != "" {
+		pool, err := loadPool(caFile)
+		if err != nil {
+			return nil, err
+		}
+		cfg.RootCAs = pool
+	}
+	if certFile != "" || keyFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("transport: client certificate: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
+}
