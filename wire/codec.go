@@ -1,5 +1,37 @@
 package wire
 
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// Framing errors. They are connection errors: after one the byte stream can
+// no longer be split into frames and the connection must be closed (after an
+// Error frame with CodeFrameTooLarge or CodeProtocol, if possible).
+var (
+	// ErrFrameTooLarge reports a length prefix over the Reader's Max.
+	ErrFrameTooLarge = errors.New("wire: frame too large")
+	// ErrEmptyFrame reports a length prefix of 0 (a frame has at least a
+	// type byte).
+	ErrEmptyFrame = errors.New("wire: zero-length frame")
+	// ErrUnknownType reports a frame type this package does not know.
+	// Peers skip such frames (and count them); only Decode returns it.
+	ErrUnknownType = errors.New("wire: unknown frame type")
+)
+
+// FrameError reports a malformed payload of a known frame type. It is a
+// protocol violation by the peer (answer with CodeProtocol); the stream
+// itself stays in step, since the frame's length was valid.
+type FrameError struct {
+	Type   Type
+	Reason string
+}
+
+func (e *FrameError) Error() string {
+	return "wire: malformed " + e.Type.String() + " frame: " + e.Reason
+}
+
 // Frame is implemented by a pointer to every frame struct.
 type Frame interface {
 	// FrameType returns the frame's type byte.
@@ -11,23 +43,185 @@ type Frame interface {
 	DecodePayload(p []byte) error
 }
 
-// Append appends f, header included, to b.
-func Append(b []byte, f Frame) []byte { panic("unimplemented") }
+// Append appends f, header included, to b. It allocates only when b lacks
+// capacity. Append does not check f: text fields over their limits are
+// clamped (see the frame types), and frames that fail Validate encode to
+// bytes the peer rejects.
+func Append(b []byte, f Frame) []byte {
+	start := len(b)
+	b = append(b, 0, 0, 0, 0, byte(f.FrameType()))
+	b = f.AppendPayload(b)
+	binary.BigEndian.PutUint32(b[start:], uint32(len(b)-start-4))
+	return b
+}
+
+// New returns a new zero frame of type t, or nil if t is unknown.
+func New(t Type) Frame {
+	switch t {
+	case TypeHello:
+		return new(Hello)
+	case TypeWelcome:
+		return new(Welcome)
+	case TypeJoin:
+		return new(Join)
+	case TypeJoined:
+		return new(Joined)
+	case TypeLeave:
+		return new(Leave)
+	case TypeAnnounce:
+		return new(Announce)
+	case TypeAck:
+		return new(Ack)
+	case TypeDeliver:
+		return new(Deliver)
+	case TypeSync:
+		return new(Sync)
+	case TypeDelta:
+		return new(Delta)
+	case TypePing:
+		return new(Ping)
+	case TypePong:
+		return new(Pong)
+	case TypeDrain:
+		return new(Drain)
+	case TypeError:
+		return new(Error)
+	}
+	return nil
+}
+
+// Decode allocates a frame of type t and decodes payload into it. Byte
+// slices in the result alias payload. It returns an error wrapping
+// ErrUnknownType for an unknown t, and a *FrameError for a malformed
+// payload. Hot paths should keep one frame per type and call DecodePayload,
+// which reuses the frame's slices.
+func Decode(t Type, payload []byte) (Frame, error) {
+	f := New(t)
+	if f == nil {
+		return nil, fmt.Errorf("%w 0x%02x", ErrUnknownType, uint8(t))
+	}
+	if err := f.DecodePayload(payload); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
 
 // Reader splits a byte stream into frames, enforcing a maximum frame size
 // before buffering anything.
+//
+// Aliasing: payloads passed to fn point either into the b given to Feed (for
+// frames wholly inside it, no copy) or into the Reader's own buffer (for a
+// frame that spanned Feed calls). Either way a payload, and every byte slice
+// decoded from it, is valid only until fn returns; copy what must outlive
+// the call. The Reader holds at most one partial frame, never more than Max
+// bytes, and releases its buffer as soon as that frame is complete, so an
+// idle connection holds nothing.
+//
+// The Reader does not look at frame types: unknown types reach fn like any
+// other (peers skip them and count them). A Reader is not safe for
+// concurrent use.
 type Reader struct {
 	// Max is the largest frame accepted, header included; 0 means
 	// DefaultMaxFrameSize.
 	Max int
+
+	hdr  [4]byte // partial length prefix, until all 4 bytes are known
+	nhdr int     // bytes of hdr in use
+	buf  []byte  // partial frame with header; cap(buf) is the frame's size
+	err  error   // sticky error from a previous Feed
 }
 
 // Feed consumes b and calls fn for each whole frame, in order. payload is
 // valid only during the call. A partial frame at the end is kept for the
 // next Feed. Feed stops at the first error, from fn or from framing.
+//
+// A length prefix is checked against Max as soon as its 4 bytes are known,
+// before anything is buffered or allocated. Errors are sticky: after one,
+// Feed returns it again until Reset, and the Reader holds nothing.
 func (r *Reader) Feed(b []byte, fn func(t Type, payload []byte) error) error {
-	panic("unimplemented")
+	if r.err != nil {
+		return r.err
+	}
+	if err := r.feed(b, fn); err != nil {
+		r.err = err
+		r.nhdr, r.buf = 0, nil
+		return err
+	}
+	return nil
+}
+
+func (r *Reader) feed(b []byte, fn func(t Type, payload []byte) error) error {
+	max := r.max()
+	if r.nhdr > 0 || r.buf != nil {
+		if r.buf == nil {
+			k := copy(r.hdr[r.nhdr:], b)
+			r.nhdr += k
+			b = b[k:]
+			if r.nhdr < len(r.hdr) {
+				return nil
+			}
+			size, err := frameSize(r.hdr[:], max)
+			if err != nil {
+				return err
+			}
+			r.buf = append(make([]byte, 0, size), r.hdr[:]...)
+			r.nhdr = 0
+		}
+		k := min(cap(r.buf)-len(r.buf), len(b))
+		r.buf = append(r.buf, b[:k]...)
+		b = b[k:]
+		if len(r.buf) < cap(r.buf) {
+			return nil
+		}
+		f := r.buf
+		r.buf = nil // released: the frame is complete
+		if err := fn(Type(f[4]), f[HeaderSize:]); err != nil {
+			return err
+		}
+	}
+	for len(b) >= 4 {
+		size, err := frameSize(b, max)
+		if err != nil {
+			return err
+		}
+		if len(b) < size {
+			r.buf = append(make([]byte, 0, size), b...)
+			return nil
+		}
+		if err := fn(Type(b[4]), b[HeaderSize:size:size]); err != nil {
+			return err
+		}
+		b = b[size:]
+	}
+	r.nhdr = copy(r.hdr[:], b)
+	return nil
+}
+
+// frameSize returns the size, header included, of the frame whose length
+// prefix starts p (len(p) >= 4), or an error if it is 0 or over max.
+func frameSize(p []byte, max int) (int, error) {
+	l := binary.BigEndian.Uint32(p)
+	if l == 0 {
+		return 0, ErrEmptyFrame
+	}
+	if size := uint64(l) + 4; size > uint64(max) {
+		return 0, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, size, max)
+	}
+	return int(l) + 4, nil
+}
+
+func (r *Reader) max() int {
+	if r.Max <= 0 {
+		return DefaultMaxFrameSize
+	}
+	return r.Max
 }
 
 // Buffered reports the bytes held of a partial frame.
-func (r *Reader) Buffered() int { panic("unimplemented") }
+func (r *Reader) Buffered() int { return r.nhdr + len(r.buf) }
+
+// Reset discards any partial frame and a sticky error, making r ready for a
+// new stream. Max is kept.
+func (r *Reader) Reset() {
+	r.nhdr, r.buf, r.err = 0, nil, nil
+}

@@ -1,0 +1,110 @@
+package wire
+
+import "strconv"
+
+var typeNames = [...]string{
+	TypeHello:    "Hello",
+	TypeWelcome:  "Welcome",
+	TypeJoin:     "Join",
+	TypeJoined:   "Joined",
+	TypeLeave:    "Leave",
+	TypeAnnounce: "Announce",
+	TypeAck:      "Ack",
+	TypeDeliver:  "Deliver",
+	TypeSync:     "Sync",
+	TypeDelta:    "Delta",
+	TypePing:     "Ping",
+	TypePong:     "Pong",
+	TypeDrain:    "Drain",
+	TypeError:    "Error",
+}
+
+// String returns the frame type's name, e.g. "Announce", or "Type(0x2a)"
+// for an unknown type.
+func (t Type) String() string {
+	if int(t) < len(typeNames) && typeNames[t] != "" {
+		return typeNames[t]
+	}
+	return "Type(0x" + strconv.FormatUint(uint64(t), 16) + ")"
+}
+
+// CodeHandshakeTimeout is CodeHandshakeTimout, correctly spelled.
+const CodeHandshakeTimeout = CodeHandshakeTimout
+
+var codeNames = [...]string{
+	CodeProtocol:         "protocol",
+	CodeVersion:          "version",
+	CodeFrameTooLarge:    "frame too large",
+	CodeNoHello:          "no hello",
+	CodeJoinDenied:       "join denied",
+	CodeTooManyChannels:  "too many channels",
+	CodeUnknownHandle:    "unknown handle",
+	CodeRateLimited:      "rate limited",
+	CodeRelayFull:        "relay full",
+	CodeResync:           "resync",
+	CodeIdle:             "idle",
+	CodeShuttingDown:     "shutting down",
+	CodeUnauthorized:     "unauthorized",
+	CodeInternal:         "internal",
+	CodeRescan:           "rescan",
+	CodeHandshakeTimeout: "handshake timeout",
+	CodeBadEntry:         "bad entry",
+}
+
+// String returns the code's meaning in a few words, e.g. "join denied", or
+// "Code(99)" for an unknown code.
+func (c Code) String() string {
+	if int(c) < len(codeNames) && codeNames[c] != "" {
+		return codeNames[c]
+	}
+	return "Code(" + strconv.FormatUint(uint64(c), 10) + ")"
+}
+
+var limitNames = [...]string{
+	LimitMaxFrameSize:     "max-frame-size",
+	LimitMaxChannels:      "max-channels",
+	LimitMaxEntrySize:     "max-entry-size",
+	LimitCacheEntries:     "cache-entries",
+	LimitHeartbeatMillis:  "heartbeat-ms",
+	LimitIdleTimeoutMilli: "idle-timeout-ms",
+	LimitFrameRate:        "frame-rate",
+	LimitByteRate:         "byte-rate",
+	LimitPendingEntries:   "pending-entries",
+}
+
+// String returns the limit's name, e.g. "max-frame-size", or "Limit(99)" for
+// an unknown key.
+func (k LimitKey) String() string {
+	if int(k) < len(limitNames) && limitNames[k] != "" {
+		return limitNames[k]
+	}
+	return "Limit(" + strconv.FormatUint(uint64(k), 10) + ")"
+}
+
+// Default values of the limits, as advertised by a relay with no
+// configuration.
+const (
+	DefaultMaxChannels     = 64
+	DefaultMaxEntrySize    = 1100
+	DefaultCacheEntries    = 100000
+	DefaultHeartbeatMillis = 15000
+	DefaultIdleTimeoutMs   = 45000
+	DefaultFrameRate       = 10000
+	DefaultByteRate        = 8 << 20
+	DefaultPendingEntries  = 10000
+)
+
+// DefaultLimits returns every limit at its default, in key order.
+func DefaultLimits() []Limit {
+	return []Limit{
+		{LimitMaxFrameSize, DefaultMaxFrameSize},
+		{LimitMaxChannels, DefaultMaxChannels},
+		{LimitMaxEntrySize, DefaultMaxEntrySize},
+		{LimitCacheEntries, DefaultCacheEntries},
+		{LimitHeartbeatMillis, DefaultHeartbeatMillis},
+		{LimitIdleTimeoutMilli, DefaultIdleTimeoutMs},
+		{LimitFrameRate, DefaultFrameRate},
+		{LimitByteRate, DefaultByteRate},
+		{LimitPendingEntries, DefaultPendingEntries},
+	}
+}
