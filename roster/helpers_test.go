@@ -1,19 +1,27 @@
 package roster
 
 import (
+	"encoding/binary"
 	"math/rand/v2"
-	"testing"
 
 	"pgregory.net/rapid"
 )
 
+// fataler is what exchange needs of *testing.T, *testing.B and *rapid.T.
+type fataler interface {
+	Helper()
+	Fatalf(format string, args ...any)
+}
+
 // randEntries makes n random entries with sealed sizes in [min, max].
 func randEntries(rng *rand.Rand, n, min, max int) []Entry {
 	out := make([]Entry, n)
+	var buf [8]byte
 	for i := range out {
 		b := make([]byte, min+rng.IntN(max-min+1))
-		for j := range b {
-			b[j] = byte(rng.Uint32())
+		for j := 0; j < len(b); j += 8 {
+			binary.LittleEndian.PutUint64(buf[:], rng.Uint64())
+			copy(b[j:], buf[:])
 		}
 		out[i] = NewEntry(b)
 	}
@@ -127,7 +135,7 @@ func (st syncStats) total() int { return st.Bytes[0] + st.Bytes[1] }
 // each other's non-empty messages with ReplySync until a message is empty.
 // Given entries are added to the other side at once, or, if late, only
 // when the exchange is over (as if Delta frames were slow).
-func exchange(tb testing.TB, a, b *Set, late bool) syncStats {
+func exchange(tb fataler, a, b *Set, late bool) syncStats {
 	tb.Helper()
 	sides := [2]*Set{a, b}
 	var pending [2][]Entry
