@@ -1,0 +1,186 @@
+package relay
+
+import (
+	"slices"
+
+	"github.com/cosnim/relays/roster"
+	"github.com/cosnim/relays/wire"
+)
+
+// channel is the relay's memory of one channel: its members and a bounded
+// cache of recent entries that lets a (re)joining client catch up with one
+// sync instead of listing storage.
+type channel struct {
+	id      roster.ChannelID
+	cache   roster.Set
+	order   []roster.ID // insertion order, oldest first, for eviction
+	evicted int         // entries of order already evicted
+	// complete is false once the cache evicted something: the relay no
+	// longer holds everything announced since its epoch began.
+	complete bool
+	members  []*member // in join order
+}
+
+// accept stores the new entries among sealed (which alias a read buffer)
+// and fans them out to the other members of m's channel.
+func (r *Relay) accept(m *member, sealed [][]byte) {
+	ch := m.ch
+	fresh := r.freshScratch[:0]
+	for _, s := range sealed {
+		e := roster.NewEntry(s)
+		if ch.cache.Has(e.ID) {
+			r.stats.Duplicates++
+			continue
+		}
+		e.Sealed = append([]byte(nil), s...)
+		r.store(ch, e)
+		fresh = append(fresh, e)
+	}
+	r.freshScratch = fresh[:0]
+	r.stats.EntriesIn += uint64(len(fresh))
+	if len(fresh) == 0 {
+		return
+	}
+	if _, ok := r.cfg.Faults.Hit(FailSkipFanout); ok {
+		return
+	}
+	r.fanout(m, fresh)
+}
+
+// store adds e to the cache, evicting the oldest entry past the cap.
+func (r *Relay) store(ch *channel, e roster.Entry) {
+	ch.cache.Add(e)
+	ch.order = append(ch.order, e.ID)
+	for ch.cache.Len() > r.cfg.CacheEntries {
+		old := ch.order[ch.evicted]
+		ch.evicted++
+		ch.cache.Remove(old)
+		ch.complete = false
+		r.stats.Evicted++
+	}
+	// Compact the order slice once half of it is evicted.
+	if ch.evicted > 0 && ch.evicted*2 >= len(ch.order) {
+		ch.order = slices.Clone(ch.order[ch.evicted:])
+		ch.evicted = 0
+	}
+}
+
+// fanout sends fresh entries to every member of the channel but the sender.
+// Members that are slow get them merged into their pending set instead.
+func (r *Relay) fanout(from *member, fresh []roster.Entry) {
+	_, forceSlow := r.cfg.Faults.Hit(FailSlowWriter)
+	var frames [][]byte // encoded once, handle patched per member
+	for _, m := range from.ch.members {
+		if m == from || m.c.closed {
+			continue
+		}
+		if forceSlow || len(m.pending) > 0 || m.c.tc.Queued() > r.cfg.HighWater {
+			r.hold(m, fresh)
+			continue
+		}
+		if frames == nil {
+			frames = r.encodeEntries(wire.TypeDeliver, 0, 0, fresh)
+		}
+		for _, f := range frames {
+			putHandle(f, m.handle)
+			r.sendRaw(m.c, f, wire.TypeDeliver)
+		}
+		r.stats.Delivered += uint64(len(fresh))
+	}
+}
+
+// hold merges entries into a slow member's pending set. Past the cap the
+// member loses them and is told to sync again.
+func (r *Relay) hold(m *member, entries []roster.Entry) {
+	if len(m.pending)+len(entries) > r.cfg.PendingEntries {
+		r.stats.Resyncs++
+		r.stats.PendingDropped += uint64(len(m.pending) + len(entries))
+		m.pending = nil
+		r.sendError(m.c, wire.CodeResync, m.handle, false, "too many entries pending for a slow reader: sync again")
+		return
+	}
+	m.pending = append(m.pending, entries...)
+	r.stats.PendingMerged += uint64(len(entries))
+}
+
+// flushPending sends what a member has pending while its queue has room.
+func (r *Relay) flushPending(m *member) {
+	if _, ok := r.cfg.Faults.Hit(FailSlowWriter); ok {
+		return
+	}
+	for len(m.pending) > 0 && !m.c.closed && m.c.tc.Queued() <= r.cfg.HighWater {
+		n := r.entriesPerFrame(m.pending)
+		for _, f := range r.encodeEntries(wire.TypeDeliver, m.handle, 0, m.pending[:n]) {
+			r.sendRaw(m.c, f, wire.TypeDeliver)
+		}
+		r.stats.Delivered += uint64(n)
+		m.pending = m.pending[n:]
+	}
+	if len(m.pending) == 0 {
+		m.pending = nil
+	}
+}
+
+// entriesPerFrame counts how many leading entries fit in one frame.
+func (r *Relay) entriesPerFrame(entries []roster.Entry) int {
+	size := wire.HeaderSize + 4 + 4 + 2
+	for i, e := range entries {
+		size += 2 + len(e.Sealed)
+		if size > r.cfg.MaxFrameSize || i == 0xFFFF {
+			return max(i, 1)
+		}
+	}
+	return len(entries)
+}
+
+// sendEntries sends entries to c as frames of type t, split to fit.
+func (r *Relay) sendEntries(c *conn, t wire.Type, handle, session uint32, entries []roster.Entry) {
+	for _, f := range r.encodeEntries(t, handle, session, entries) {
+		r.sendRaw(c, f, t)
+	}
+}
+
+// encodeEntries encodes entries as Deliver or Delta frames no larger than the
+// frame limit. The frames alias the relay's scratch buffers until the next call.
+func (r *Relay) encodeEntries(t wire.Type, handle, session uint32, entries []roster.Entry) [][]byte {
+	r.frames = r.frames[:0]
+	buf := r.frameBuf[:0]
+	var starts []int
+	for len(entries) > 0 {
+		n := r.entriesPerFrame(entries)
+		r.sealedScratch = r.sealedScratch[:0]
+		for _, e := range entries[:n] {
+			r.sealedScratch = append(r.sealedScratch, e.Sealed)
+		}
+		starts = append(starts, len(buf))
+		switch t {
+		case wire.TypeDelta:
+			buf = wire.Append(buf, &wire.Delta{Handle: handle, Session: session, Entries: r.sealedScratch})
+		default:
+			buf = wire.Append(buf, &wire.Deliver{Handle: handle, Entries: r.sealedScratch})
+		}
+		entries = entries[n:]
+	}
+	r.frameBuf = buf
+	for i, s := range starts {
+		end := len(buf)
+		if i+1 < len(starts) {
+			end = starts[i+1]
+		}
+		r.frames = append(r.frames, buf[s:end])
+	}
+	return r.frames
+}
+
+// leave removes a membership. The channel and its cache stay, so members
+// that come back after a partition catch up from it.
+func (r *Relay) leave(m *member) {
+	c, ch := m.c, m.ch
+	if i := slices.Index(c.members, m); i >= 0 {
+		c.members = slices.Delete(c.members, i, i+1)
+	}
+	if i := slices.Index(ch.members, m); i >= 0 {
+		ch.members = slices.Delete(ch.members, i, i+1)
+	}
+	m.pending = nil
+}

@@ -1,0 +1,101 @@
+package relay
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cosnim/relays/internal/fault"
+	"github.com/cosnim/relays/wire"
+)
+
+// Config holds the relay core's limits. Every limit that a client must
+// respect is advertised in Welcome. Zero fields take the defaults of
+// DefaultConfig when passed through WithDefaults.
+type Config struct {
+	MaxConnections    int           // live connections; more get CodeRelayFull (default 10000)
+	HandshakeTimeout  time.Duration // Hello must arrive within this (default 5s)
+	HeartbeatInterval time.Duration // clients ping this often (default 15s)
+	IdleTimeout       time.Duration // silence after which a connection is closed (default 45s)
+	MaxFrameSize      int           // bytes, header included (default 64 KiB)
+	MaxChannels       int           // channels per connection (default 64)
+	MaxEntrySize      int           // sealed bytes per entry (default 1100)
+	CacheEntries      int           // entries kept per channel (default 100000)
+	PendingEntries    int           // entries merged for one slow member of one channel (default 10000)
+	HighWater         int           // queued bytes past which a member counts as slow (default 256 KiB)
+
+	// Logger receives operator logs; nil discards them.
+	Logger *slog.Logger
+	// Faults turns on failpoints by name; nil in production.
+	Faults *fault.Points
+}
+
+// DefaultConfig returns the documented defaults.
+func DefaultConfig() Config {
+	return Config{
+		MaxConnections:    10000,
+		HandshakeTimeout:  5 * time.Second,
+		HeartbeatInterval: 15 * time.Second,
+		IdleTimeout:       45 * time.Second,
+		MaxFrameSize:      wire.DefaultMaxFrameSize,
+		MaxChannels:       64,
+		MaxEntrySize:      1100,
+		CacheEntries:      100000,
+		PendingEntries:    10000,
+		HighWater:         256 << 10,
+	}
+}
+
+// WithDefaults returns c with every zero limit set to its default.
+func (c Config) WithDefaults() Config {
+	d := DefaultConfig()
+	setInt := func(v *int, def int) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	setDur := func(v *time.Duration, def time.Duration) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	setInt(&c.MaxConnections, d.MaxConnections)
+	setDur(&c.HandshakeTimeout, d.HandshakeTimeout)
+	setDur(&c.HeartbeatInterval, d.HeartbeatInterval)
+	setDur(&c.IdleTimeout, d.IdleTimeout)
+	setInt(&c.MaxFrameSize, d.MaxFrameSize)
+	setInt(&c.MaxChannels, d.MaxChannels)
+	setInt(&c.MaxEntrySize, d.MaxEntrySize)
+	setInt(&c.CacheEntries, d.CacheEntries)
+	setInt(&c.PendingEntries, d.PendingEntries)
+	setInt(&c.HighWater, d.HighWater)
+	return c
+}
+
+// Validate reports a limit that cannot work.
+func (c Config) Validate() error {
+	switch {
+	case c.MaxFrameSize < 1024:
+		return fmt.Errorf("relay: max frame size %d below 1024 bytes", c.MaxFrameSize)
+	case c.MaxEntrySize < 1 || c.MaxEntrySize > c.MaxFrameSize-64:
+		return fmt.Errorf("relay: max entry size %d must be between 1 and max frame size minus 64", c.MaxEntrySize)
+	case c.IdleTimeout <= c.HeartbeatInterval:
+		return fmt.Errorf("relay: idle timeout %v must exceed heartbeat interval %v", c.IdleTimeout, c.HeartbeatInterval)
+	case c.MaxConnections < 1, c.MaxChannels < 1, c.CacheEntries < 1, c.PendingEntries < 1, c.HighWater < 1:
+		return fmt.Errorf("relay: limits must be positive")
+	}
+	return nil
+}
+
+// limits is what Welcome advertises.
+func (c Config) limits() []wire.Limit {
+	return []wire.Limit{
+		{Key: wire.LimitMaxFrameSize, Value: uint64(c.MaxFrameSize)},
+		{Key: wire.LimitMaxChannels, Value: uint64(c.MaxChannels)},
+		{Key: wire.LimitMaxEntrySize, Value: uint64(c.MaxEntrySize)},
+		{Key: wire.LimitCacheEntries, Value: uint64(c.CacheEntries)},
+		{Key: wire.LimitHeartbeatMillis, Value: uint64(c.HeartbeatInterval.Milliseconds())},
+		{Key: wire.LimitIdleTimeoutMilli, Value: uint64(c.IdleTimeout.Milliseconds())},
+		{Key: wire.LimitPendingEntries, Value: uint64(c.PendingEntries)},
+	}
+}

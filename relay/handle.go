@@ -1,0 +1,242 @@
+package relay
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cosnim/relays/roster"
+	"github.com/cosnim/relays/wire"
+)
+
+// errClosed stops a Feed after the connection was closed by a handler.
+var errClosed = errors.New("relay: connection closed")
+
+// Failpoint names. The simulator turns them on to reach states the network
+// alone cannot.
+const (
+	// FailDropAnnounce loses an Announce inside the relay after acking it.
+	FailDropAnnounce = "relay/drop-announce"
+	// FailEmptySyncReply answers every Sync as if the relay agreed: it breaks
+	// catch-up after reconnect.
+	FailEmptySyncReply = "relay/empty-sync-reply"
+	// FailSkipFanout stores new entries but crashes, in effect, before
+	// fanning them out.
+	FailSkipFanout = "relay/skip-fanout"
+	// FailSlowWriter treats every member as slow, so entries take the
+	// merge-and-flush path.
+	FailSlowWriter = "relay/slow-writer"
+	// FailDecodeError makes the next frame fail to decode.
+	FailDecodeError = "relay/decode-error"
+)
+
+func (r *Relay) handleFrame(c *conn, t wire.Type, p []byte, now time.Time) error {
+	r.stats.FramesIn[t]++
+	if _, ok := r.cfg.Faults.Hit(FailDecodeError); ok {
+		return &wire.FrameError{Type: t, Reason: "injected decode error"}
+	}
+	if !c.hello {
+		if t != wire.TypeHello {
+			r.stats.HandshakeFailures[wire.CodeNoHello]++
+			r.closeWithError(c, wire.CodeNoHello, 0, fmt.Sprintf("%v frame before hello", t))
+			return errClosed
+		}
+		return r.handleHello(c, p, now)
+	}
+	var err error
+	switch t {
+	case wire.TypeJoin:
+		err = r.handleJoin(c, p)
+	case wire.TypeLeave:
+		var f wire.Leave
+		if err = f.DecodePayload(p); err == nil {
+			if m := r.member(c, f.Handle); m != nil {
+				r.leave(m)
+			}
+		}
+	case wire.TypeAnnounce:
+		err = r.handleAnnounce(c, p)
+	case wire.TypeDelta:
+		err = r.handleDelta(c, p)
+	case wire.TypeSync:
+		err = r.handleSync(c, p)
+	case wire.TypePing:
+		var f wire.Ping
+		if err = f.DecodePayload(p); err == nil {
+			r.send(c, &wire.Pong{Data: f.Data})
+		}
+	case wire.TypePong:
+		var f wire.Pong
+		err = f.DecodePayload(p)
+	case wire.TypeError:
+		var f wire.Error
+		if err = f.DecodePayload(p); err == nil {
+			r.log.Info("client reported error", "conn", c.id, "code", f.Code, "text", f.Text)
+			if f.Flags&wire.ErrorFatal != 0 {
+				c.tc.Close()
+				r.dropConn(c)
+				return errClosed
+			}
+		}
+	case wire.TypeHello, wire.TypeWelcome, wire.TypeJoined, wire.TypeAck, wire.TypeDeliver, wire.TypeDrain:
+		err = &wire.FrameError{Type: t, Reason: "frame not allowed from a client"}
+	default:
+		// Unknown types are skipped so newer clients can talk to this relay.
+		r.stats.UnknownFrames++
+	}
+	if err != nil {
+		return err
+	}
+	if c.closed {
+		return errClosed
+	}
+	return nil
+}
+
+// failConn answers a framing or decoding error and closes the connection.
+func (r *Relay) failConn(c *conn, err error) {
+	if errors.Is(err, errClosed) {
+		return
+	}
+	code := wire.CodeProtocol
+	if errors.Is(err, wire.ErrFrameTooLarge) {
+		code = wire.CodeFrameTooLarge
+	}
+	r.stats.ProtocolErrors++
+	r.closeWithError(c, code, 0, err.Error())
+}
+
+func (r *Relay) handleHello(c *conn, p []byte, now time.Time) error {
+	var f wire.Hello
+	if err := f.DecodePayload(p); err != nil {
+		r.stats.HandshakeFailures[wire.CodeProtocol]++
+		return err
+	}
+	if f.MinVersion > wire.Version || f.MaxVersion < 1 || f.MinVersion > f.MaxVersion {
+		r.stats.HandshakeFailures[wire.CodeVersion]++
+		r.closeWithError(c, wire.CodeVersion, 0,
+			fmt.Sprintf("no common protocol version: client speaks %d..%d, relay speaks 1..%d", f.MinVersion, f.MaxVersion, wire.Version))
+		return errClosed
+	}
+	c.hello = true
+	r.send(c, &wire.Welcome{Version: wire.Version, Epoch: r.epoch, Nonce: c.nonce, Limits: r.cfg.limits()})
+	r.timers.Add(now.Add(r.cfg.IdleTimeout), c)
+	return nil
+}
+
+func (r *Relay) handleJoin(c *conn, p []byte) error {
+	var f wire.Join
+	if err := f.DecodePayload(p); err != nil {
+		return err
+	}
+	if r.member(c, f.Handle) != nil {
+		return &wire.FrameError{Type: wire.TypeJoin, Reason: "handle already joined"}
+	}
+	if len(c.members) >= r.cfg.MaxChannels {
+		r.sendError(c, wire.CodeTooManyChannels, f.Handle, false, fmt.Sprintf("at most %d channels per connection", r.cfg.MaxChannels))
+		return nil
+	}
+	if !roster.VerifyJoin(f.Channel, c.nonce, f.Pub, f.Sig) {
+		r.stats.JoinsDenied++
+		r.log.Info("join denied: bad channel proof", "conn", c.id, "remote", c.tc.RemoteAddr())
+		r.sendError(c, wire.CodeJoinDenied, f.Handle, false, "channel proof does not verify")
+		return nil
+	}
+	ch := r.channels[f.Channel]
+	if ch == nil {
+		ch = &channel{id: f.Channel, complete: true}
+		r.channels[f.Channel] = ch
+		r.stats.Channels++
+	}
+	m := &member{c: c, ch: ch, handle: f.Handle}
+	c.members = append(c.members, m)
+	ch.members = append(ch.members, m)
+	var flags uint8
+	if ch.complete {
+		flags |= wire.JoinedComplete
+	}
+	r.send(c, &wire.Joined{Handle: f.Handle, Cached: uint32(ch.cache.Len()), Flags: flags})
+	return nil
+}
+
+// member finds c's membership for handle, or tells the peer it has none.
+func (r *Relay) member(c *conn, handle uint32) *member {
+	for _, m := range c.members {
+		if m.handle == handle {
+			return m
+		}
+	}
+	return nil
+}
+
+func (r *Relay) memberOrError(c *conn, handle uint32) *member {
+	m := r.member(c, handle)
+	if m == nil {
+		r.sendError(c, wire.CodeUnknownHandle, handle, false, "channel handle not joined")
+	}
+	return m
+}
+
+func (r *Relay) handleAnnounce(c *conn, p []byte) error {
+	f := &r.fAnnounce
+	if err := f.DecodePayload(p); err != nil {
+		return err
+	}
+	m := r.memberOrError(c, f.Handle)
+	if m == nil {
+		return nil
+	}
+	if !r.checkEntries(c, f.Handle, f.Entries) {
+		return nil
+	}
+	if _, ok := r.cfg.Faults.Hit(FailDropAnnounce); !ok {
+		r.accept(m, f.Entries)
+	}
+	r.send(c, &wire.Ack{Handle: f.Handle, Seq: f.Seq})
+	return nil
+}
+
+func (r *Relay) handleDelta(c *conn, p []byte) error {
+	f := &r.fDelta
+	if err := f.DecodePayload(p); err != nil {
+		return err
+	}
+	m := r.memberOrError(c, f.Handle)
+	if m == nil || !r.checkEntries(c, f.Handle, f.Entries) {
+		return nil
+	}
+	r.accept(m, f.Entries)
+	return nil
+}
+
+// checkEntries refuses a batch holding an entry over the size limit.
+func (r *Relay) checkEntries(c *conn, handle uint32, entries [][]byte) bool {
+	for _, e := range entries {
+		if len(e) == 0 || len(e) > r.cfg.MaxEntrySize {
+			r.stats.BadEntries++
+			r.sendError(c, wire.CodeBadEntry, handle, false, fmt.Sprintf("entry of %d bytes: entries are 1..%d bytes", len(e), r.cfg.MaxEntrySize))
+			return false
+		}
+	}
+	return true
+}
+
+func (r *Relay) handleSync(c *conn, p []byte) error {
+	f := &r.fSync
+	if err := f.DecodePayload(p); err != nil {
+		return err
+	}
+	m := r.memberOrError(c, f.Handle)
+	if m == nil || f.Msg.Empty() {
+		return nil
+	}
+	r.stats.SyncRounds++
+	var out roster.SyncMsg
+	var give []roster.Entry
+	if _, ok := r.cfg.Faults.Hit(FailEmptySyncReply); !ok {
+		out, give = m.ch.cache.ReplySync(&f.Msg)
+	}
+	r.sendEntries(c, wire.TypeDelta, f.Handle, f.Session, give)
+	r.send(c, &wire.Sync{Handle: f.Handle, Session: f.Session, Msg: out})
+	return nil
+}

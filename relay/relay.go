@@ -1,0 +1,271 @@
+package relay
+
+import (
+	"encoding/binary"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/cosnim/relays/internal/timerq"
+	"github.com/cosnim/relays/roster"
+	"github.com/cosnim/relays/transport"
+	"github.com/cosnim/relays/wire"
+)
+
+// Relay is the relay core. It implements transport.Handler; a driver calls
+// its methods one at a time. It starts no goroutines and reads no clock.
+type Relay struct {
+	cfg   Config
+	log   *slog.Logger
+	rng   *rand.Rand
+	epoch uint64
+
+	conns    map[transport.Conn]*conn // lookups only; never ranged for output
+	nextConn uint64
+	channels map[roster.ChannelID]*channel
+	timers   timerq.Queue[*conn]
+	draining bool
+
+	out           []byte // scratch for encoding frames
+	frameBuf      []byte // scratch for encodeEntries
+	frames        [][]byte
+	sealedScratch [][]byte
+	freshScratch  []roster.Entry
+	stats         Stats
+
+	// Decoded frames, reused across calls so decoding does not allocate.
+	fAnnounce wire.Announce
+	fDelta    wire.Delta
+	fSync     wire.Sync
+}
+
+// conn is one client connection.
+type conn struct {
+	tc       transport.Conn
+	id       uint64
+	rd       wire.Reader
+	nonce    [roster.JoinNonceSize]byte
+	hello    bool
+	closed   bool
+	opened   time.Time
+	lastRecv time.Time
+	members  []*member // in join order
+}
+
+// member is one connection's membership of one channel.
+type member struct {
+	c       *conn
+	ch      *channel
+	handle  uint32
+	pending []roster.Entry // merged entries held back while the member is slow
+}
+
+// New returns a relay core. Its epoch is drawn from rng, so a restarted relay
+// announces a new one.
+func New(cfg Config, rng *rand.Rand) (*Relay, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	r := &Relay{
+		cfg:      cfg,
+		log:      log,
+		rng:      rng,
+		epoch:    rng.Uint64(),
+		conns:    make(map[transport.Conn]*conn),
+		stats:    Stats{ErrorsSent: map[wire.Code]uint64{}, HandshakeFailures: map[wire.Code]uint64{}},
+		channels: make(map[roster.ChannelID]*channel),
+	}
+	return r, nil
+}
+
+// Epoch returns the value this relay drew at start.
+func (r *Relay) Epoch() uint64 { return r.epoch }
+
+var _ transport.Handler = (*Relay)(nil)
+
+// Open accepts a connection.
+func (r *Relay) Open(tc transport.Conn, now time.Time) {
+	r.nextConn++
+	c := &conn{tc: tc, id: r.nextConn, opened: now, lastRecv: now}
+	c.rd.Max = r.cfg.MaxFrameSize
+	if r.draining || len(r.conns) >= r.cfg.MaxConnections {
+		code, text := wire.CodeRelayFull, "relay full"
+		if r.draining {
+			code, text = wire.CodeShuttingDown, "relay shutting down"
+		}
+		r.stats.Refused++
+		r.sendError(c, code, 0, true, text)
+		tc.Close()
+		return
+	}
+	for i := range c.nonce {
+		c.nonce[i] = byte(r.rng.Uint32())
+	}
+	r.conns[tc] = c
+	r.stats.Conns++
+	r.timers.Add(now.Add(r.cfg.HandshakeTimeout), c)
+}
+
+// Data handles bytes from a connection.
+func (r *Relay) Data(tc transport.Conn, b []byte, now time.Time) {
+	c := r.conns[tc]
+	if c == nil || c.closed {
+		return
+	}
+	c.lastRecv = now
+	r.stats.BytesIn += uint64(len(b))
+	err := c.rd.Feed(b, func(t wire.Type, p []byte) error {
+		return r.handleFrame(c, t, p, now)
+	})
+	if err != nil && !c.closed {
+		r.failConn(c, err)
+	}
+}
+
+// Writable flushes entries held back for a member that was slow.
+func (r *Relay) Writable(tc transport.Conn, now time.Time) {
+	c := r.conns[tc]
+	if c == nil || c.closed {
+		return
+	}
+	for _, m := range c.members {
+		r.flushPending(m)
+	}
+}
+
+// Closed forgets a connection that died.
+func (r *Relay) Closed(tc transport.Conn, err error, now time.Time) {
+	c := r.conns[tc]
+	if c == nil {
+		return
+	}
+	r.log.Debug("connection closed", "conn", c.id, "remote", tc.RemoteAddr(), "err", err)
+	r.dropConn(c)
+}
+
+// Tick enforces handshake and idle timeouts.
+func (r *Relay) Tick(now time.Time) {
+	for {
+		c, ok := r.timers.PopDue(now)
+		if !ok {
+			return
+		}
+		if c.closed {
+			continue
+		}
+		if !c.hello {
+			r.stats.HandshakeFailures[wire.CodeHandshakeTimout]++
+			r.closeWithError(c, wire.CodeHandshakeTimout, 0, "no hello within the handshake timeout")
+			continue
+		}
+		due := c.lastRecv.Add(r.cfg.IdleTimeout)
+		if !now.Before(due) {
+			r.closeWithError(c, wire.CodeIdle, 0, "idle timeout")
+			continue
+		}
+		r.timers.Add(due, c)
+	}
+}
+
+// Deadline reports when Tick is next due.
+func (r *Relay) Deadline() (time.Time, bool) { return r.timers.Next() }
+
+// Drain tells every client to reconnect elsewhere or later and refuses new
+// connections. The driver closes what is left after its grace period.
+func (r *Relay) Drain(after, jitter time.Duration, alternates []string) {
+	r.draining = true
+	f := &wire.Drain{
+		AfterMillis:  uint32(after.Milliseconds()),
+		JitterMillis: uint32(jitter.Milliseconds()),
+		Alternates:   alternates,
+	}
+	for _, c := range r.sortedConns() {
+		r.send(c, f)
+	}
+}
+
+// CloseAll closes every connection, in connection order.
+func (r *Relay) CloseAll() {
+	for _, c := range r.sortedConns() {
+		c.tc.Close()
+		r.dropConn(c)
+	}
+}
+
+// sortedConns lists live connections by id, so output never follows map order.
+func (r *Relay) sortedConns() []*conn {
+	list := make([]*conn, 0, len(r.conns))
+	for _, c := range r.conns { // sorted: below
+		list = append(list, c)
+	}
+	slices.SortFunc(list, func(a, b *conn) int { return cmpUint64(a.id, b.id) })
+	return list
+}
+
+func cmpUint64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// send encodes f and queues it on c.
+func (r *Relay) send(c *conn, f wire.Frame) {
+	r.out = wire.Append(r.out[:0], f)
+	r.sendRaw(c, r.out, f.FrameType())
+}
+
+func (r *Relay) sendRaw(c *conn, b []byte, t wire.Type) {
+	if c.closed {
+		return
+	}
+	if err := c.tc.Send(b); err != nil {
+		return
+	}
+	r.stats.FramesOut[t]++
+	r.stats.BytesOut += uint64(len(b))
+}
+
+func (r *Relay) sendError(c *conn, code wire.Code, handle uint32, fatal bool, text string) {
+	f := &wire.Error{Code: code, Handle: handle, Text: text}
+	if fatal {
+		f.Flags = wire.ErrorFatal
+	}
+	r.stats.ErrorsSent[code]++
+	r.send(c, f)
+}
+
+// closeWithError tells the peer why and closes the connection.
+func (r *Relay) closeWithError(c *conn, code wire.Code, handle uint32, text string) {
+	r.log.Info("closing connection", "conn", c.id, "remote", c.tc.RemoteAddr(), "code", code, "reason", text)
+	r.sendError(c, code, handle, true, text)
+	c.tc.Close()
+	r.dropConn(c)
+}
+
+func (r *Relay) dropConn(c *conn) {
+	if c.closed {
+		return
+	}
+	c.closed = true
+	delete(r.conns, c.tc)
+	for _, m := range c.members {
+		r.leave(m)
+	}
+	c.members = nil
+}
+
+// putHandle writes a channel handle into an encoded channel frame, whose
+// payload always starts with it.
+func putHandle(frame []byte, h uint32) {
+	binary.BigEndian.PutUint32(frame[wire.HeaderSize:], h)
+}

@@ -1,0 +1,411 @@
+package relay
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/cosnim/relays/roster"
+	"github.com/cosnim/relays/transport"
+	"github.com/cosnim/relays/wire"
+)
+
+// fakeConn records what the relay sends.
+type fakeConn struct {
+	name   string
+	out    []byte
+	queued int
+	closed bool
+}
+
+func (c *fakeConn) Send(b []byte) error {
+	if c.closed {
+		return transport.ErrClosed
+	}
+	c.out = append(c.out, b...)
+	return nil
+}
+func (c *fakeConn) Queued() int        { return c.queued }
+func (c *fakeConn) Close()             { c.closed = true }
+func (c *fakeConn) RemoteAddr() string { return c.name }
+
+// frames decodes and clears what the relay sent on c.
+func (c *fakeConn) frames(t *testing.T) []wire.Frame {
+	t.Helper()
+	var rd wire.Reader
+	var got []wire.Frame
+	err := rd.Feed(c.out, func(ty wire.Type, p []byte) error {
+		f, err := wire.Decode(ty, append([]byte(nil), p...))
+		if err != nil {
+			return err
+		}
+		got = append(got, f)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("relay sent undecodable bytes: %v", err)
+	}
+	if rd.Buffered() != 0 {
+		t.Fatalf("relay sent a partial frame")
+	}
+	c.out = nil
+	return got
+}
+
+type harness struct {
+	t   *testing.T
+	r   *Relay
+	now time.Time
+}
+
+func newHarness(t *testing.T, cfg Config) *harness {
+	r, err := New(cfg, rand.New(rand.NewPCG(1, 2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &harness{t: t, r: r, now: time.Unix(1_000_000, 0)}
+}
+
+func (h *harness) send(c *fakeConn, f wire.Frame) {
+	h.r.Data(c, wire.Append(nil, f), h.now)
+}
+
+// connect opens a conn and completes the handshake, returning the welcome.
+func (h *harness) connect(name string) (*fakeConn, *wire.Welcome) {
+	c := &fakeConn{name: name}
+	h.r.Open(c, h.now)
+	h.send(c, &wire.Hello{MinVersion: 1, MaxVersion: wire.Version, Agent: name})
+	fs := c.frames(h.t)
+	if len(fs) != 1 {
+		h.t.Fatalf("%s: got %d frames after hello, want 1 welcome", name, len(fs))
+	}
+	w, ok := fs[0].(*wire.Welcome)
+	if !ok {
+		h.t.Fatalf("%s: got %T after hello, want *wire.Welcome", name, fs[0])
+	}
+	return c, w
+}
+
+func (h *harness) join(c *fakeConn, w *wire.Welcome, k *roster.Keys, handle uint32) {
+	pub, sig := k.JoinProof(w.Nonce)
+	h.send(c, &wire.Join{Handle: handle, Channel: k.ID(), Pub: pub, Sig: sig})
+	fs := c.frames(h.t)
+	if len(fs) != 1 {
+		h.t.Fatalf("join: got %d frames, want 1", len(fs))
+	}
+	if j, ok := fs[0].(*wire.Joined); !ok || j.Handle != handle {
+		h.t.Fatalf("join: got %+v, want Joined for handle %d", fs[0], handle)
+	}
+}
+
+func keys(t *testing.T, hub string) *roster.Keys {
+	k, err := roster.DeriveKeys([]byte("secret"), hub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func seal(t *testing.T, k *roster.Keys, ref string) roster.Entry {
+	e, err := k.Seal([]byte(ref))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func wantError(t *testing.T, fs []wire.Frame, code wire.Code, fatal bool) {
+	t.Helper()
+	for _, f := range fs {
+		if e, ok := f.(*wire.Error); ok {
+			if e.Code != code || (e.Flags&wire.ErrorFatal != 0) != fatal {
+				t.Fatalf("got error %v fatal=%v (%q), want %v fatal=%v", e.Code, e.Flags&wire.ErrorFatal != 0, e.Text, code, fatal)
+			}
+			return
+		}
+	}
+	t.Fatalf("got frames %+v, want an Error %v", fs, code)
+}
+
+func TestWelcomeAdvertisesLimitsAndEpoch(t *testing.T) {
+	h := newHarness(t, Config{MaxChannels: 7})
+	_, w := h.connect("a")
+	if w.Epoch != h.r.Epoch() {
+		t.Errorf("welcome epoch %x, want %x", w.Epoch, h.r.Epoch())
+	}
+	found := false
+	for _, l := range w.Limits {
+		if l.Key == wire.LimitMaxChannels {
+			found = l.Value == 7
+		}
+	}
+	if !found {
+		t.Errorf("welcome limits %+v do not advertise max channels 7", w.Limits)
+	}
+	h2 := newHarness(t, Config{})
+	h2.r, _ = New(Config{}, rand.New(rand.NewPCG(9, 9)))
+	if h2.r.Epoch() == h.r.Epoch() {
+		t.Errorf("two relays with different random sources share epoch %x", h.r.Epoch())
+	}
+}
+
+func TestBadInputClosesWithError(t *testing.T) {
+	huge := make([]byte, 5)
+	binary.BigEndian.PutUint32(huge, 0xFFFFFFFF)
+	tests := []struct {
+		name  string
+		hello bool
+		bytes []byte
+		code  wire.Code
+	}{
+		{"frame before hello", false, wire.Append(nil, &wire.Ping{Data: 1}), wire.CodeNoHello},
+		{"4 GB length prefix", false, huge, wire.CodeFrameTooLarge},
+		{"zero length", true, []byte{0, 0, 0, 0}, wire.CodeProtocol},
+		{"truncated join", true, []byte{0, 0, 0, 5, byte(wire.TypeJoin), 0, 0, 0, 1}, wire.CodeProtocol},
+		{"unsupported version", false, wire.Append(nil, &wire.Hello{MinVersion: 9, MaxVersion: 12}), wire.CodeVersion},
+		{"relay-only frame from client", true, wire.Append(nil, &wire.Welcome{Version: 1}), wire.CodeProtocol},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, Config{})
+			c := &fakeConn{name: "x"}
+			h.r.Open(c, h.now)
+			if tt.hello {
+				h.send(c, &wire.Hello{MinVersion: 1, MaxVersion: 1})
+				c.frames(t)
+			}
+			h.r.Data(c, tt.bytes, h.now)
+			wantError(t, c.frames(t), tt.code, true)
+			if !c.closed {
+				t.Error("connection left open")
+			}
+			if h.r.Conns() != 0 {
+				t.Errorf("relay still tracks %d connections", h.r.Conns())
+			}
+		})
+	}
+}
+
+func TestUnknownFrameTypeSkipped(t *testing.T) {
+	h := newHarness(t, Config{})
+	c, _ := h.connect("a")
+	h.r.Data(c, []byte{0, 0, 0, 3, 0x7F, 1, 2}, h.now)
+	h.send(c, &wire.Ping{Data: 42})
+	fs := c.frames(t)
+	if len(fs) != 1 {
+		t.Fatalf("got %+v, want one pong", fs)
+	}
+	if p, ok := fs[0].(*wire.Pong); !ok || p.Data != 42 {
+		t.Fatalf("got %+v, want Pong 42", fs[0])
+	}
+	if s := h.r.Stats(); s.UnknownFrames != 1 {
+		t.Errorf("UnknownFrames = %d, want 1", s.UnknownFrames)
+	}
+}
+
+func TestJoinNeedsProof(t *testing.T) {
+	h := newHarness(t, Config{})
+	c, w := h.connect("a")
+	k, other := keys(t, "hub"), keys(t, "other")
+	pub, sig := other.JoinProof(w.Nonce)
+	h.send(c, &wire.Join{Handle: 1, Channel: k.ID(), Pub: pub, Sig: sig})
+	wantError(t, c.frames(t), wire.CodeJoinDenied, false)
+	// A proof made for another connection's nonce is refused too (replay).
+	var stale [roster.JoinNonceSize]byte
+	pub, sig = k.JoinProof(stale)
+	h.send(c, &wire.Join{Handle: 1, Channel: k.ID(), Pub: pub, Sig: sig})
+	wantError(t, c.frames(t), wire.CodeJoinDenied, false)
+	h.join(c, w, k, 1)
+}
+
+func TestFanoutAndAck(t *testing.T) {
+	h := newHarness(t, Config{})
+	k := keys(t, "hub")
+	a, wa := h.connect("a")
+	b, wb := h.connect("b")
+	x, wx := h.connect("x")
+	h.join(a, wa, k, 1)
+	h.join(b, wb, k, 5)
+	h.join(x, wx, keys(t, "elsewhere"), 1)
+	e := seal(t, k, "capsule-1")
+	h.send(a, &wire.Announce{Handle: 1, Seq: 9, Entries: [][]byte{e.Sealed}})
+	fa := a.frames(t)
+	if len(fa) != 1 {
+		t.Fatalf("sender got %+v, want only an ack", fa)
+	}
+	if ack, ok := fa[0].(*wire.Ack); !ok || ack.Seq != 9 || ack.Handle != 1 {
+		t.Fatalf("sender got %+v, want Ack{1 9}", fa[0])
+	}
+	fb := b.frames(t)
+	if len(fb) != 1 {
+		t.Fatalf("member got %d frames, want 1 deliver", len(fb))
+	}
+	d, ok := fb[0].(*wire.Deliver)
+	if !ok || d.Handle != 5 || len(d.Entries) != 1 || string(d.Entries[0]) != string(e.Sealed) {
+		t.Fatalf("member got %+v, want Deliver on handle 5 with the entry", fb[0])
+	}
+	if fx := x.frames(t); len(fx) != 0 {
+		t.Fatalf("member of another channel got %+v", fx)
+	}
+	// A duplicate is acked but not fanned out again.
+	h.send(a, &wire.Announce{Handle: 1, Seq: 10, Entries: [][]byte{e.Sealed}})
+	a.frames(t)
+	if fb := b.frames(t); len(fb) != 0 {
+		t.Fatalf("duplicate fanned out: %+v", fb)
+	}
+}
+
+// syncAll runs a client-side sync against the relay until it ends.
+func syncAll(t *testing.T, h *harness, c *fakeConn, handle uint32, set *roster.Set) {
+	msg := set.StartSync()
+	for round := 0; round < 50; round++ {
+		h.send(c, &wire.Sync{Handle: handle, Session: 1, Msg: msg})
+		var reply *wire.Sync
+		for _, f := range c.frames(t) {
+			switch f := f.(type) {
+			case *wire.Delta:
+				for _, s := range f.Entries {
+					set.Add(roster.NewEntry(s))
+				}
+			case *wire.Sync:
+				reply = f
+			}
+		}
+		if reply == nil {
+			t.Fatal("relay did not answer a sync")
+		}
+		if reply.Msg.Empty() {
+			return
+		}
+		var give []roster.Entry
+		msg, give = set.ReplySync(&reply.Msg)
+		if len(give) > 0 {
+			sealed := make([][]byte, len(give))
+			for i, e := range give {
+				sealed[i] = e.Sealed
+			}
+			h.send(c, &wire.Delta{Handle: handle, Session: 1, Entries: sealed})
+		}
+		if msg.Empty() {
+			return
+		}
+	}
+	t.Fatal("sync did not end in 50 rounds")
+}
+
+func TestLateJoinerCatchesUpBySync(t *testing.T) {
+	h := newHarness(t, Config{})
+	k := keys(t, "hub")
+	a, wa := h.connect("a")
+	h.join(a, wa, k, 1)
+	var want roster.Set
+	for i := range 100 {
+		e := seal(t, k, fmt.Sprintf("capsule-%d", i))
+		want.Add(e)
+		h.send(a, &wire.Announce{Handle: 1, Seq: uint32(i), Entries: [][]byte{e.Sealed}})
+	}
+	b, wb := h.connect("b")
+	h.join(b, wb, k, 1)
+	var got roster.Set
+	mine := seal(t, k, "only-b-has-it")
+	got.Add(mine)
+	syncAll(t, h, b, 1, &got)
+	if got.Len() != want.Len()+1 {
+		t.Fatalf("late joiner holds %d entries after sync, want %d", got.Len(), want.Len()+1)
+	}
+	// The relay learned b's entry from the sync and fanned it out to a.
+	found := false
+	for _, f := range a.frames(t) {
+		if d, ok := f.(*wire.Deliver); ok {
+			for _, s := range d.Entries {
+				found = found || string(s) == string(mine.Sealed)
+			}
+		}
+	}
+	if !found {
+		t.Fatal("entry pushed by a sync was not fanned out to the other member")
+	}
+}
+
+func TestSlowMemberGetsMergedThenResync(t *testing.T) {
+	h := newHarness(t, Config{PendingEntries: 5, HighWater: 100})
+	k := keys(t, "hub")
+	a, wa := h.connect("a")
+	b, wb := h.connect("b")
+	h.join(a, wa, k, 1)
+	h.join(b, wb, k, 1)
+	b.queued = 1000 // b stopped reading
+	for i := range 3 {
+		h.send(a, &wire.Announce{Handle: 1, Seq: uint32(i), Entries: [][]byte{seal(t, k, fmt.Sprint(i)).Sealed}})
+	}
+	if fs := b.frames(t); len(fs) != 0 {
+		t.Fatalf("slow member was sent %d frames while over high water", len(fs))
+	}
+	b.queued = 0
+	h.r.Writable(b, h.now)
+	n := 0
+	for _, f := range b.frames(t) {
+		if d, ok := f.(*wire.Deliver); ok {
+			n += len(d.Entries)
+		}
+	}
+	if n != 3 {
+		t.Fatalf("after Writable the member got %d held entries, want 3", n)
+	}
+	b.queued = 1000
+	for i := 3; i < 9; i++ {
+		h.send(a, &wire.Announce{Handle: 1, Seq: uint32(i), Entries: [][]byte{seal(t, k, fmt.Sprint(i)).Sealed}})
+	}
+	wantError(t, b.frames(t), wire.CodeResync, false)
+	if s := h.r.Stats(); s.Resyncs != 1 {
+		t.Errorf("Resyncs = %d, want 1", s.Resyncs)
+	}
+	if _, pending := h.r.Usage(); pending > 5 {
+		t.Errorf("pending %d over the cap of 5", pending)
+	}
+}
+
+func TestTimeouts(t *testing.T) {
+	h := newHarness(t, Config{HandshakeTimeout: time.Second, HeartbeatInterval: time.Second, IdleTimeout: 3 * time.Second})
+	quiet := &fakeConn{name: "slowloris"}
+	h.r.Open(quiet, h.now)
+	idle, _ := h.connect("idle")
+	live, _ := h.connect("live")
+	for range 8 {
+		h.now = h.now.Add(500 * time.Millisecond)
+		h.send(live, &wire.Ping{})
+		if d, ok := h.r.Deadline(); ok && !d.After(h.now) {
+			h.r.Tick(h.now)
+		}
+	}
+	wantError(t, quiet.frames(t), wire.CodeHandshakeTimout, true)
+	wantError(t, idle.frames(t), wire.CodeIdle, true)
+	if live.closed {
+		t.Fatal("a connection that pings was closed")
+	}
+	if h.r.Conns() != 1 {
+		t.Fatalf("relay tracks %d connections, want 1", h.r.Conns())
+	}
+}
+
+func TestRelayFull(t *testing.T) {
+	h := newHarness(t, Config{MaxConnections: 1})
+	h.connect("a")
+	c := &fakeConn{name: "b"}
+	h.r.Open(c, h.now)
+	wantError(t, c.frames(t), wire.CodeRelayFull, true)
+	if !c.closed {
+		t.Fatal("over-limit connection left open")
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	if _, err := New(Config{HeartbeatInterval: time.Minute, IdleTimeout: time.Second}, rand.New(rand.NewPCG(1, 1))); err == nil {
+		t.Fatal("idle timeout below heartbeat accepted")
+	}
+	if _, err := New(Config{MaxFrameSize: 10}, rand.New(rand.NewPCG(1, 1))); err == nil {
+		t.Fatal("tiny max frame size accepted")
+	}
+}

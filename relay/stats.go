@@ -1,0 +1,64 @@
+package relay
+
+import "github.com/cosnim/relays/wire"
+
+// Stats counts what the relay did since it started. Drivers export them as
+// metrics; the simulator reads them for its reports.
+type Stats struct {
+	Conns          uint64 // connections accepted
+	Refused        uint64 // connections refused (full or draining)
+	Channels       uint64 // channels created
+	BytesIn        uint64
+	BytesOut       uint64
+	FramesIn       [256]uint64 // by wire.Type
+	FramesOut      [256]uint64
+	UnknownFrames  uint64
+	ProtocolErrors uint64
+	JoinsDenied    uint64
+	BadEntries     uint64
+	EntriesIn      uint64 // new entries stored
+	Duplicates     uint64 // entries already cached
+	Delivered      uint64 // entries sent to members by fan-out
+	Evicted        uint64 // entries dropped from full caches
+	PendingMerged  uint64 // entries held for slow members
+	PendingDropped uint64 // held entries dropped past the cap
+	Resyncs        uint64 // members told to sync again
+	SyncRounds     uint64 // sync messages answered
+	ErrorsSent     map[wire.Code]uint64
+	// HandshakeFailures counts refused handshakes by reason.
+	HandshakeFailures map[wire.Code]uint64
+}
+
+// Stats returns a copy of the counters.
+func (r *Relay) Stats() Stats {
+	s := r.stats
+	s.ErrorsSent = cloneCounts(r.stats.ErrorsSent)
+	s.HandshakeFailures = cloneCounts(r.stats.HandshakeFailures)
+	return s
+}
+
+func cloneCounts(m map[wire.Code]uint64) map[wire.Code]uint64 {
+	c := make(map[wire.Code]uint64, len(m))
+	for k, v := range m { // sorted: copy only
+		c[k] = v
+	}
+	return c
+}
+
+// Conns reports live connections.
+func (r *Relay) Conns() int { return len(r.conns) }
+
+// ChannelCount reports channels the relay holds.
+func (r *Relay) ChannelCount() int { return len(r.channels) }
+
+// Usage reports the entries the relay holds for each channel and the most
+// held for one member, for boundedness checks.
+func (r *Relay) Usage() (maxCache, maxPending int) {
+	for _, ch := range r.channels { // sorted: max is order-free
+		maxCache = max(maxCache, ch.cache.Len())
+		for _, m := range ch.members {
+			maxPending = max(maxPending, len(m.pending))
+		}
+	}
+	return maxCache, maxPending
+}
