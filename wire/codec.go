@@ -127,7 +127,8 @@ type Reader struct {
 
 	hdr  [4]byte // partial length prefix, until all 4 bytes are known
 	nhdr int     // bytes of hdr in use
-	buf  []byte  // partial frame with header; cap(buf) is the frame's size
+	buf  []byte  // partial frame, header included, once its length is known
+	size int     // size of the partial frame in buf
 	err  error   // sticky error from a previous Feed
 }
 
@@ -164,13 +165,13 @@ func (r *Reader) feed(b []byte, fn func(t Type, payload []byte) error) error {
 			if err != nil {
 				return err
 			}
-			r.buf = append(make([]byte, 0, size), r.hdr[:]...)
 			r.nhdr = 0
+			r.hold(r.hdr[:], size)
 		}
-		k := min(cap(r.buf)-len(r.buf), len(b))
-		r.buf = append(r.buf, b[:k]...)
+		k := min(r.size-len(r.buf), len(b))
+		r.hold(b[:k], r.size)
 		b = b[k:]
-		if len(r.buf) < cap(r.buf) {
+		if len(r.buf) < r.size {
 			return nil
 		}
 		f := r.buf
@@ -185,7 +186,7 @@ func (r *Reader) feed(b []byte, fn func(t Type, payload []byte) error) error {
 			return err
 		}
 		if len(b) < size {
-			r.buf = append(make([]byte, 0, size), b...)
+			r.hold(b, size)
 			return nil
 		}
 		if err := fn(Type(b[4]), b[HeaderSize:size:size]); err != nil {
@@ -195,6 +196,19 @@ func (r *Reader) feed(b []byte, fn func(t Type, payload []byte) error) error {
 	}
 	r.nhdr = copy(r.hdr[:], b)
 	return nil
+}
+
+// hold appends p to the partial frame of size bytes. The buffer grows with
+// what arrives (at most doubling), never past size, so a peer that
+// announces a large frame and stalls costs only what it sent.
+func (r *Reader) hold(p []byte, size int) {
+	r.size = size
+	if need := len(r.buf) + len(p); need > cap(r.buf) {
+		nb := make([]byte, len(r.buf), min(size, max(need, 2*cap(r.buf), 512)))
+		copy(nb, r.buf)
+		r.buf = nb
+	}
+	r.buf = append(r.buf, p...)
 }
 
 // frameSize returns the size, header included, of the frame whose length

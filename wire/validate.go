@@ -6,7 +6,8 @@ import "github.com/cosnim/relays/roster"
 // unchanged: a text field over its limit (Append would clamp it), or a
 // value the wire cannot carry or a peer would reject (an empty entry, an
 // entry or list over 65535, a sync node deeper than roster.MaxDepth or with
-// prefix bits above its depth, an unknown range mode). It returns nil for
+// prefix bits above its depth, an unknown range mode, a range carrying
+// what its mode does not send). It returns nil for
 // frames that Append encodes faithfully. Validate does not check limits
 // negotiated in the handshake, such as the maximum frame size.
 func Validate(f Frame) error {
@@ -77,6 +78,10 @@ func checkSync(m *roster.SyncMsg) string {
 			return "node prefix has bits above its depth"
 		case r.Mode != roster.ModeFingerprint && r.Mode != roster.ModeIDs:
 			return "unknown range mode"
+		case r.Mode == roster.ModeFingerprint && len(r.IDs) > 0:
+			return "IDs in a fingerprint range"
+		case r.Mode == roster.ModeIDs && r.FP != (roster.Fingerprint{}):
+			return "fingerprint in an ID range"
 		}
 	}
 	return ""
