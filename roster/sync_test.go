@@ -253,7 +253,7 @@ func TestEncodedSize(t *testing.T) {
 	var id ID
 	m := SyncMsg{
 		Ranges: []Range{
-			{Node: Node{}, Mode: ModeFingerprint, FP: Fingerprint{Count: 100000}}, // 1+0+1 + 3+16
+			{Node: Node{}, Mode: ModeFingerprint, FP: Fingerprint{Count: 100000}},   // 1+0+1 + 3+16
 			{Node: Node{Depth: 3, Prefix: 0xabc}, Mode: ModeIDs, IDs: []ID{id, id}}, // 1+2+1 + 1+64
 			{Node: Node{Depth: 16}, Mode: ModeIDs},                                  // 1+8+1 + 1
 		},
