@@ -1,0 +1,214 @@
+package client
+
+import (
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/cosnim/relays/roster"
+	"github.com/cosnim/relays/transport"
+	"github.com/cosnim/relays/wire"
+)
+
+type fakeConn struct {
+	addr   string
+	out    []byte
+	closed bool
+}
+
+func (c *fakeConn) Send(b []byte) error {
+	if c.closed {
+		return transport.ErrClosed
+	}
+	c.out = append(c.out, b...)
+	return nil
+}
+func (c *fakeConn) Queued() int        { return 0 }
+func (c *fakeConn) Close()             { c.closed = true }
+func (c *fakeConn) RemoteAddr() string { return c.addr }
+
+type fakeDialer struct{ conns []*fakeConn }
+
+func (d *fakeDialer) Dial(addr string) transport.Conn {
+	c := &fakeConn{addr: addr}
+	d.conns = append(d.conns, c)
+	return c
+}
+
+func (d *fakeDialer) last() *fakeConn { return d.conns[len(d.conns)-1] }
+
+func frames(t *testing.T, c *fakeConn) []wire.Frame {
+	t.Helper()
+	var rd wire.Reader
+	var got []wire.Frame
+	if err := rd.Feed(c.out, func(ty wire.Type, p []byte) error {
+		f, err := wire.Decode(ty, append([]byte(nil), p...))
+		got = append(got, f)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c.out = nil
+	return got
+}
+
+type recorder struct {
+	NopObserver
+	learned []string
+	states  []State
+}
+
+func (r *recorder) Learned(_ roster.ChannelID, refs [][]byte, _ time.Time) {
+	for _, ref := range refs {
+		r.learned = append(r.learned, string(ref))
+	}
+}
+func (r *recorder) StateChanged(s State, _ time.Time) { r.states = append(r.states, s) }
+
+func newClient(t *testing.T) (*Client, *fakeDialer, *recorder, *roster.Keys, time.Time) {
+	d := &fakeDialer{}
+	obs := &recorder{}
+	c, err := New(Config{Addrs: []string{"r1", "r2"}, BackoffMin: 100 * time.Millisecond, BackoffMax: 2 * time.Second}, d, rand.New(rand.NewPCG(3, 4)), obs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := roster.DeriveKeys([]byte("s"), "hub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(5000, 0)
+	if err := c.Join(k, nil, now); err != nil {
+		t.Fatal(err)
+	}
+	return c, d, obs, k, now
+}
+
+func deliver(c *Client, conn *fakeConn, f wire.Frame, now time.Time) {
+	c.Data(conn, wire.Append(nil, f), now)
+}
+
+func TestHandshakeJoinsAndSyncs(t *testing.T) {
+	c, d, _, k, now := newClient(t)
+	c.Start(now)
+	conn := d.last()
+	c.Open(conn, now)
+	if fs := frames(t, conn); len(fs) != 1 || fs[0].FrameType() != wire.TypeHello {
+		t.Fatalf("after open sent %+v, want Hello", fs)
+	}
+	deliver(c, conn, &wire.Welcome{Version: 1, Epoch: 7}, now)
+	fs := frames(t, conn)
+	j, ok := fs[0].(*wire.Join)
+	if len(fs) != 1 || !ok || j.Channel != k.ID() || !roster.VerifyJoin(j.Channel, [16]byte{}, j.Pub, j.Sig) {
+		t.Fatalf("after welcome sent %+v, want a Join with a valid proof", fs)
+	}
+	deliver(c, conn, &wire.Joined{Handle: j.Handle}, now)
+	if fs := frames(t, conn); len(fs) != 1 || fs[0].FrameType() != wire.TypeSync {
+		t.Fatalf("after joined sent %+v, want a Sync", fs)
+	}
+	if c.State() != Connected {
+		t.Fatalf("state %v, want connected", c.State())
+	}
+}
+
+func TestRefusesEntriesThatDoNotOpen(t *testing.T) {
+	c, d, obs, k, now := newClient(t)
+	c.Start(now)
+	conn := d.last()
+	c.Open(conn, now)
+	deliver(c, conn, &wire.Welcome{Version: 1}, now)
+	deliver(c, conn, &wire.Joined{Handle: 1}, now)
+	good, _ := k.Seal([]byte("capsule"))
+	other, _ := roster.DeriveKeys([]byte("another secret"), "hub")
+	forged, _ := other.Seal([]byte("forged"))
+	deliver(c, conn, &wire.Deliver{Handle: 1, Entries: [][]byte{forged.Sealed, good.Sealed, []byte("garbage bytes of no use")}}, now)
+	if len(obs.learned) != 1 || obs.learned[0] != "capsule" {
+		t.Fatalf("learned %q, want only \"capsule\"", obs.learned)
+	}
+	if got := c.Roster(k.ID()).Len(); got != 1 {
+		t.Fatalf("roster holds %d entries, want 1", got)
+	}
+	if s := c.Stats(); s.Forged != 2 {
+		t.Fatalf("Forged = %d, want 2", s.Forged)
+	}
+}
+
+func TestBackoffGrowsWithJitterAndRotates(t *testing.T) {
+	c, d, _, _, now := newClient(t)
+	c.Start(now)
+	var delays []time.Duration
+	for range 8 {
+		conn := d.last()
+		c.Closed(conn, transport.ErrRefused, now)
+		at, ok := c.Deadline()
+		for ok && !at.After(now) {
+			c.Tick(now)
+			at, ok = c.Deadline()
+		}
+		// Advance to the reconnect.
+		n := len(d.conns)
+		start := now
+		for len(d.conns) == n {
+			at, _ = c.Deadline()
+			now = at
+			c.Tick(now)
+		}
+		delays = append(delays, now.Sub(start))
+	}
+	for i, dl := range delays {
+		base := min(100*time.Millisecond<<i, 2*time.Second)
+		if dl < base/2 || dl > base {
+			t.Errorf("attempt %d waited %v, want within [%v, %v]", i, dl, base/2, base)
+		}
+	}
+	if d.conns[1].addr != "r2" || d.conns[2].addr != "r1" {
+		t.Errorf("dials went to %s, %s; want r2 then r1", d.conns[1].addr, d.conns[2].addr)
+	}
+}
+
+func TestDrainWaitsAndAddsAlternates(t *testing.T) {
+	c, d, _, _, now := newClient(t)
+	c.Start(now)
+	conn := d.last()
+	c.Open(conn, now)
+	deliver(c, conn, &wire.Welcome{Version: 1}, now)
+	deliver(c, conn, &wire.Drain{AfterMillis: 1000, JitterMillis: 500, Alternates: []string{"r3"}}, now)
+	if !conn.closed {
+		t.Fatal("drained connection left open")
+	}
+	n := len(d.conns)
+	start := now
+	for len(d.conns) == n {
+		at, ok := c.Deadline()
+		if !ok {
+			t.Fatal("no reconnect scheduled after drain")
+		}
+		now = at
+		c.Tick(now)
+	}
+	if wait := now.Sub(start); wait < time.Second || wait > 1500*time.Millisecond {
+		t.Fatalf("reconnected after %v, want within [1s, 1.5s]", wait)
+	}
+	if !contains(c.addrs, "r3") {
+		t.Fatalf("alternate r3 not added: %v", c.addrs)
+	}
+}
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func TestAnnounceIsReadYourWrites(t *testing.T) {
+	c, _, _, k, now := newClient(t)
+	if _, err := c.Announce(k.ID(), []byte("mine"), now); err != nil {
+		t.Fatal(err)
+	}
+	e, _ := k.Seal([]byte("mine"))
+	if !c.Roster(k.ID()).Has(e.ID) {
+		t.Fatal("announced entry not in own roster while disconnected")
+	}
+}

@@ -1,0 +1,75 @@
+package client
+
+import (
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/cosnim/relays/internal/fault"
+)
+
+// Config holds the client core's settings. Zero fields take the defaults
+// of DefaultConfig through WithDefaults.
+type Config struct {
+	// Addrs are relay addresses, tried in turn; alternates a relay names in
+	// a Drain frame are added after them.
+	Addrs []string
+	// Agent names this client in Hello, for the relay's logs.
+	Agent string
+
+	BackoffMin     time.Duration // first reconnect delay (default 100ms)
+	BackoffMax     time.Duration // reconnect delay cap (default 30s)
+	ConnectTimeout time.Duration // dial and handshake must finish within this (default 5s)
+	AntiEntropy    time.Duration // each joined channel syncs this often (default 30s)
+	// Heartbeat is used until the relay advertises its own (default 15s).
+	Heartbeat time.Duration
+	// IdleTimeout is used until the relay advertises its own (default 45s).
+	IdleTimeout time.Duration
+
+	Logger *slog.Logger
+	Faults *fault.Points
+}
+
+// DefaultConfig returns the documented defaults (with no addresses).
+func DefaultConfig() Config {
+	return Config{
+		Agent:          "cosnim",
+		BackoffMin:     100 * time.Millisecond,
+		BackoffMax:     30 * time.Second,
+		ConnectTimeout: 5 * time.Second,
+		AntiEntropy:    30 * time.Second,
+		Heartbeat:      15 * time.Second,
+		IdleTimeout:    45 * time.Second,
+	}
+}
+
+// WithDefaults fills zero fields with defaults.
+func (c Config) WithDefaults() Config {
+	d := DefaultConfig()
+	if c.Agent == "" {
+		c.Agent = d.Agent
+	}
+	for _, p := range []struct{ v, def *time.Duration }{
+		{&c.BackoffMin, &d.BackoffMin}, {&c.BackoffMax, &d.BackoffMax},
+		{&c.ConnectTimeout, &d.ConnectTimeout}, {&c.AntiEntropy, &d.AntiEntropy},
+		{&c.Heartbeat, &d.Heartbeat}, {&c.IdleTimeout, &d.IdleTimeout},
+	} {
+		if *p.v == 0 {
+			*p.v = *p.def
+		}
+	}
+	return c
+}
+
+// Validate reports settings that cannot work.
+func (c Config) Validate() error {
+	switch {
+	case len(c.Addrs) == 0:
+		return errors.New("client: no relay address")
+	case c.BackoffMin <= 0 || c.BackoffMax < c.BackoffMin:
+		return errors.New("client: backoff must satisfy 0 < min <= max")
+	case c.IdleTimeout <= c.Heartbeat:
+		return errors.New("client: idle timeout must exceed heartbeat")
+	}
+	return nil
+}

@@ -1,0 +1,209 @@
+package client
+
+import (
+	"slices"
+	"time"
+
+	"github.com/cosnim/relays/roster"
+
+	"github.com/cosnim/relays/wire"
+)
+
+func (c *Client) handleFrame(t wire.Type, p []byte, now time.Time) error {
+	if c.state != Connected && t != wire.TypeWelcome && t != wire.TypeError {
+		return &wire.FrameError{Type: t, Reason: "frame before welcome"}
+	}
+	switch t {
+	case wire.TypeWelcome:
+		var f wire.Welcome
+		if err := f.DecodePayload(p); err != nil {
+			return err
+		}
+		c.welcome(&f, now)
+	case wire.TypeJoined:
+		var f wire.Joined
+		if err := f.DecodePayload(p); err != nil {
+			return err
+		}
+		if ch := c.channelOf(f.Handle); ch != nil && !ch.joined {
+			ch.joined = true
+			c.startSync(ch)
+		}
+	case wire.TypeAck:
+		var f wire.Ack
+		if err := f.DecodePayload(p); err != nil {
+			return err
+		}
+		if ch := c.channelOf(f.Handle); ch != nil {
+			c.obs.Acked(ch.id, f.Seq, now)
+		}
+	case wire.TypeDeliver:
+		f := &c.fDeliver
+		if err := f.DecodePayload(p); err != nil {
+			return err
+		}
+		if _, ok := c.cfg.Faults.Hit(FailDropDeliver); ok {
+			return nil
+		}
+		if ch := c.channelOf(f.Handle); ch != nil {
+			c.learn(ch, f.Entries, now)
+		}
+	case wire.TypeDelta:
+		f := &c.fDelta
+		if err := f.DecodePayload(p); err != nil {
+			return err
+		}
+		if ch := c.channelOf(f.Handle); ch != nil {
+			c.learn(ch, f.Entries, now)
+		}
+	case wire.TypeSync:
+		f := &c.fSync
+		if err := f.DecodePayload(p); err != nil {
+			return err
+		}
+		c.handleSync(f, now)
+	case wire.TypePing:
+		var f wire.Ping
+		if err := f.DecodePayload(p); err != nil {
+			return err
+		}
+		c.send(&wire.Pong{Data: f.Data})
+	case wire.TypePong:
+	case wire.TypeDrain:
+		var f wire.Drain
+		if err := f.DecodePayload(p); err != nil {
+			return err
+		}
+		c.drain(&f, now)
+		return errStale
+	case wire.TypeError:
+		var f wire.Error
+		if err := f.DecodePayload(p); err != nil {
+			return err
+		}
+		return c.handleError(&f, now)
+	default:
+		// Unknown types are skipped: a newer relay may send them.
+	}
+	return nil
+}
+
+func (c *Client) welcome(f *wire.Welcome, now time.Time) {
+	if c.state == Connected {
+		return
+	}
+	c.nonce = f.Nonce
+	c.hb, c.idle = c.cfg.Heartbeat, c.cfg.IdleTimeout
+	for _, l := range f.Limits {
+		switch l.Key {
+		case wire.LimitHeartbeatMillis:
+			if l.Value > 0 {
+				c.hb = time.Duration(l.Value) * time.Millisecond
+			}
+		case wire.LimitIdleTimeoutMilli:
+			if l.Value > 0 {
+				c.idle = time.Duration(l.Value) * time.Millisecond
+			}
+		case wire.LimitMaxFrameSize:
+			c.rd.Max = int(min(l.Value, 1<<24))
+		}
+	}
+	c.attempt = 0
+	c.setState(Connected, now)
+	if !c.hasEpoch || c.epoch != f.Epoch {
+		changed := c.hasEpoch
+		c.epoch, c.hasEpoch = f.Epoch, true
+		if changed {
+			c.obs.EpochChanged(f.Epoch, now)
+		}
+	}
+	c.timers.Add(now.Add(c.hb), timer{kind: tPing, gen: c.gen})
+	c.timers.Add(now.Add(c.idle), timer{kind: tIdle, gen: c.gen})
+	for _, ch := range c.channels {
+		c.sendJoin(ch)
+	}
+}
+
+// handleSync answers a sync message. The relay only answers the client's
+// messages, so a reply to the current session that needs no answer ends it.
+func (c *Client) handleSync(f *wire.Sync, now time.Time) {
+	ch := c.channelOf(f.Handle)
+	if ch == nil || !ch.joined {
+		return
+	}
+	current := f.Session == ch.session && ch.outstanding > 0
+	if !f.Msg.Empty() {
+		out, give := ch.roster.ReplySync(&f.Msg)
+		c.sendEntries(ch, f.Session, give)
+		c.send(&wire.Sync{Handle: ch.handle, Session: f.Session, Msg: out})
+		if current && !out.Empty() {
+			ch.outstanding++
+		}
+	}
+	if current {
+		ch.outstanding--
+		if ch.outstanding == 0 {
+			c.obs.CaughtUp(ch.id, now)
+		}
+	}
+}
+
+// sendEntries sends entries as Delta frames that fit the frame limit.
+func (c *Client) sendEntries(ch *channel, session uint32, entries []roster.Entry) {
+	limit := c.rd.Max
+	if limit == 0 {
+		limit = wire.DefaultMaxFrameSize
+	}
+	var batch [][]byte
+	size := wire.HeaderSize + 10
+	for _, e := range entries {
+		if len(batch) > 0 && (size+2+len(e.Sealed) > limit || len(batch) == 0xFFFF) {
+			c.send(&wire.Delta{Handle: ch.handle, Session: session, Entries: batch})
+			batch, size = batch[:0], wire.HeaderSize+10
+		}
+		batch = append(batch, e.Sealed)
+		size += 2 + len(e.Sealed)
+	}
+	if len(batch) > 0 {
+		c.send(&wire.Delta{Handle: ch.handle, Session: session, Entries: batch})
+	}
+}
+
+// drain leaves a relay that is going away, reconnecting after its delay.
+func (c *Client) drain(f *wire.Drain, now time.Time) {
+	for _, a := range f.Alternates {
+		if !slices.Contains(c.addrs, a) {
+			c.addrs = append(c.addrs, a)
+		}
+	}
+	delay := time.Duration(f.AfterMillis) * time.Millisecond
+	if f.JitterMillis > 0 {
+		delay += time.Duration(c.rng.Int64N(int64(f.JitterMillis)*int64(time.Millisecond) + 1))
+	}
+	c.log.Info("relay draining", "relay", c.addrs[c.addrIdx], "reconnect_in", delay)
+	if c.conn != nil {
+		c.conn.Close()
+	}
+	c.lost(now, max(delay, time.Millisecond))
+}
+
+func (c *Client) handleError(f *wire.Error, now time.Time) error {
+	var id roster.ChannelID
+	ch := c.channelOf(f.Handle)
+	if ch != nil {
+		id = ch.id
+	}
+	c.obs.Problem(id, f.Code, f.Text, now)
+	if f.Flags&wire.ErrorFatal != 0 {
+		c.log.Warn("relay closed the connection", "code", f.Code, "text", f.Text)
+		if c.conn != nil {
+			c.conn.Close()
+		}
+		c.lost(now, 0)
+		return errStale
+	}
+	if f.Code == wire.CodeResync && ch != nil && ch.joined {
+		c.startSync(ch)
+	}
+	return nil
+}
