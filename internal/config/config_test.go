@@ -386,3 +386,22 @@ func TestUnits(t *testing.T) {
 		t.Errorf("String = %q", got)
 	}
 }
+
+func TestCheck(t *testing.T) {
+	f, err := Load(filepath.Join(dir, "full.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Check(f); err != nil {
+		t.Errorf("Check(full.yaml) = %v", err)
+	}
+	f, err = Load(filepath.Join(dir, "bad_pem.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = Check(f)
+	var e *Error
+	if !errors.Is(err, ErrBadPEM) || !errors.As(err, &e) || e.Line != 5 || e.Path != "relays.main.client.ca_cert_file" {
+		t.Errorf("Check(bad_pem.yaml) = %v, want ErrBadPEM at line 5 relays.main.client.ca_cert_file", err)
+	}
+}
