@@ -1,0 +1,39 @@
+# Cosnim relays. Every target installs what it needs through go.mod.
+GO        ?= go
+FUZZTIME  ?= 30s
+SIMSEEDS  ?= 300
+PKGS       = ./...
+
+.PHONY: all build test sim bench fuzz lint soak clean
+
+all: lint test
+
+build:
+	$(GO) build -o bin/cosnim ./cmd/cosnim
+
+test:
+	$(GO) vet $(PKGS)
+	$(GO) test -count=1 -timeout 8m $(PKGS)
+
+# Fault simulations: many generated seeds, then the scripted scenarios.
+sim:
+	$(GO) run ./cmd/cosnim sim --seeds $(SIMSEEDS)
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+# Runs each fuzz target for FUZZTIME. Seeds live in testdata/fuzz/.
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	$(GO) tool staticcheck $(PKGS)
+
+clean:
+	rm -rf bin
