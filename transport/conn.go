@@ -39,7 +39,8 @@ type conn struct {
 	first bool
 
 	// Guarded by l.mu (the core lock).
-	dead bool // Closed was delivered, or the core or the Loop closed c
+	dead       bool // Closed was delivered, or the core or the Loop closed c
+	wakeQueued bool // c is in l.wake
 
 	wmu      sync.Mutex // guards the following; taken after l.mu, never before
 	nc       net.Conn   // nil while dialing
@@ -75,10 +76,13 @@ func (c *conn) Send(b []byte) error {
 	if c.queuedLocked() >= c.l.opt.HighWater {
 		c.high = true
 	}
-	start := c.startWriterLocked()
+	wake := !c.writing && !c.wakeQueued && c.nc != nil
 	c.wmu.Unlock()
-	if start {
-		go c.writeLoop()
+	if wake {
+		// Start the writer when the event ends, so that everything the
+		// event sends leaves in one Write.
+		c.wakeQueued = true
+		c.l.wake = append(c.l.wake, c)
 	}
 	return nil
 }

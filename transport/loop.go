@@ -131,6 +131,7 @@ type Loop struct {
 	closed  bool
 	conns   map[*conn]struct{}
 	lns     map[net.Listener]struct{}
+	wake    []*conn // conns whose writer starts when the event ends
 	timer   *time.Timer
 	armed   bool
 	armedAt time.Time
@@ -290,8 +291,20 @@ func (l *Loop) runTimer() {
 	}
 }
 
-// afterEventLocked re-arms the timer for the Handler's next deadline.
+// afterEventLocked starts the writers the event needs and re-arms the
+// timer for the Handler's next deadline.
 func (l *Loop) afterEventLocked() {
+	for i, c := range l.wake {
+		l.wake[i] = nil
+		c.wakeQueued = false
+		c.wmu.Lock()
+		start := !c.stopped && c.startWriterLocked()
+		c.wmu.Unlock()
+		if start {
+			go c.writeLoop()
+		}
+	}
+	l.wake = l.wake[:0]
 	if l.closed {
 		return
 	}

@@ -1,0 +1,269 @@
+package transport
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// serveTLS runs a Loop whose core greets every connection with "hi".
+func serveTLS(t *testing.T, cfg *tls.Config, logs *logBuf) string {
+	t.Helper()
+	h := &funcHandler{open: func(c Conn) { c.Send([]byte("hi")) }}
+	l := NewLoop(h, LoopOptions{Logger: logs.logger()})
+	raw := listen(t)
+	serve(t, l, tls.NewListener(SniffListener(raw, true, logs.logger()), cfg))
+	return raw.Addr().String()
+}
+
+// greet dials with cfg and reads the greeting.
+func greet(addr string, cfg *tls.Config) (*tls.ConnectionState, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	nc, err := NetDialer(cfg)(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(waitLong))
+	b := make([]byte, 2)
+	if _, err := io.ReadFull(nc, b); err != nil {
+		// With TLS 1.3 a refused client certificate shows up here.
+		return nil, err
+	}
+	if string(b) != "hi" {
+		return nil, errors.New("bad greeting " + string(b))
+	}
+	cs := nc.(*tls.Conn).ConnectionState()
+	return &cs, nil
+}
+
+func TestMutualTLS(t *testing.T) {
+	p := newPKI(t)
+	goodCert, goodKey, _ := p.ca.issue(t, p.dir, "good", leafOpts{cn: "good-client"})
+	byFPCert, byFPKey, byFP := p.ca.issue(t, p.dir, "byfp", leafOpts{cn: "listed-by-fingerprint"})
+	otherCert, otherKey, _ := p.otherCA.issue(t, p.dir, "other", leafOpts{cn: "good-client"})
+	expCert, expKey, _ := p.ca.issue(t, p.dir, "expired", leafOpts{cn: "good-client", expired: true})
+	strangerCert, strangerKey, _ := p.ca.issue(t, p.dir, "stranger", leafOpts{cn: "stranger"})
+
+	allowed := []string{"good-client", strings.ToUpper(Fingerprint(byFP))}
+	cfg, _, err := ServerTLSConfig(p.serverCert, p.serverKey, p.ca.file, allowed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MinVersion != tls.VersionTLS12 {
+		t.Errorf("MinVersion = %x, want TLS 1.2", cfg.MinVersion)
+	}
+	logs := &logBuf{}
+	addr := serveTLS(t, cfg, logs)
+
+	tests := []struct {
+		name            string
+		cert, key       string
+		force           bool   // send the certificate even if the server does not ask for its CA
+		clientErr       string // "" means accepted
+		serverLogDetail string
+	}{
+		{name: "good by common name", cert: goodCert, key: goodKey},
+		{name: "good by fingerprint", cert: byFPCert, key: byFPKey},
+		{name: "no certificate", clientErr: "certificate required", serverLogDetail: "client didn't provide a certificate"},
+		{name: "other CA", cert: otherCert, key: otherKey, force: true, clientErr: "unknown certificate authority", serverLogDetail: "signed by unknown authority"},
+		{name: "expired", cert: expCert, key: expKey, clientErr: "expired certificate", serverLogDetail: "expired"},
+		{name: "unauthorized subject", cert: strangerCert, key: strangerKey, clientErr: "bad certificate", serverLogDetail: "CN=stranger"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := len(logs.String())
+			ccfg := p.clientConfig(t, tt.cert, tt.key)
+			if tt.force {
+				// crypto/tls withholds a certificate whose CA the server
+				// did not name; a misconfigured client may still send one.
+				cert := ccfg.Certificates[0]
+				ccfg.Certificates = nil
+				ccfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil }
+			}
+			_, err := greet(addr, ccfg)
+			if tt.clientErr == "" {
+				if err != nil {
+					t.Fatalf("client refused: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("client accepted, want refused")
+			}
+			if !strings.Contains(err.Error(), tt.clientErr) {
+				t.Errorf("client error %q does not say %q", err, tt.clientErr)
+			}
+			waitFor(t, "server log", func() bool {
+				return strings.Contains(logs.String()[before:], tt.serverLogDetail)
+			})
+			if !strings.Contains(logs.String()[before:], "TLS handshake failed") {
+				t.Errorf("server log lacks the handshake failure: %s", logs.String()[before:])
+			}
+		})
+	}
+	if !strings.Contains(logs.String(), "not in the allowed list") {
+		t.Errorf("server log does not name the allowed list: %s", logs.String())
+	}
+}
+
+func TestCertificateReload(t *testing.T) {
+	p := newPKI(t)
+	cfg, reloader, err := ServerTLSConfig(p.serverCert, p.serverKey, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reloader.interval = 0 // check on every handshake
+	logs := &logBuf{}
+	reloader.SetLogger(logs.logger())
+	addr := serveTLS(t, cfg, logs)
+	client := p.clientConfig(t, "", "")
+	client.ClientSessionCache = nil // a resumed session would skip the certificate
+
+	serial := func() string {
+		t.Helper()
+		cs, err := greet(addr, client)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cs.PeerCertificates[0].SerialNumber.String()
+	}
+	if got, want := serial(), p.server.SerialNumber.String(); got != want {
+		t.Fatalf("first certificate serial %s, want %s", got, want)
+	}
+
+	// Replace the files in place: new connections see the new pair.
+	_, _, next := p.ca.issue(t, p.dir, "server", leafOpts{cn: "relay", server: true})
+	if got, want := serial(), next.SerialNumber.String(); got != want {
+		t.Fatalf("after replacing the files: serial %s, want %s", got, want)
+	}
+
+	// A broken pair is refused: the last good one stays in service.
+	if err := os.WriteFile(p.serverKey, []byte("not a key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := serial(), next.SerialNumber.String(); got != want {
+		t.Fatalf("after breaking the key: serial %s, want the old %s", got, want)
+	}
+	if reloader.Err() == nil {
+		t.Error("Err() = nil after a failed reload")
+	}
+	if !strings.Contains(logs.String(), "reload failed") {
+		t.Errorf("failed reload not logged: %s", logs.String())
+	}
+}
+
+func TestCertReloaderChecksAtMostOncePerInterval(t *testing.T) {
+	p := newPKI(t)
+	r, err := NewCertReloader(p.serverCert, p.serverKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	r.now = func() time.Time { return now }
+	r.checked = now
+	p.ca.issue(t, p.dir, "server", leafOpts{cn: "relay", server: true})
+	c1, _ := r.GetCertificate(nil)
+	if c1.Leaf.SerialNumber.Cmp(p.server.SerialNumber) != 0 {
+		t.Fatal("reloaded before the interval passed")
+	}
+	now = now.Add(reloadInterval)
+	c2, _ := r.GetCertificate(nil)
+	if c2.Leaf.SerialNumber.Cmp(p.server.SerialNumber) == 0 {
+		t.Fatal("did not reload once the interval passed")
+	}
+}
+
+func TestProtocolMismatch(t *testing.T) {
+	p := newPKI(t)
+	t.Run("TLS client on plaintext port", func(t *testing.T) {
+		logs := &logBuf{}
+		closed := make(chan error, 1)
+		h := &funcHandler{closed: func(c Conn, err error) { closed <- err }}
+		l := NewLoop(h, LoopOptions{Logger: logs.logger()})
+		ln := listen(t)
+		serve(t, l, SniffListener(ln, false, logs.logger()))
+
+		ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+		defer cancel()
+		_, err := NetDialer(p.clientConfig(t, "", ""))(ctx, ln.Addr().String())
+		if !errors.Is(err, ErrProtocolMismatch) || !strings.Contains(err.Error(), "use tcp://") {
+			t.Errorf("client error = %v, want ErrProtocolMismatch saying use tcp://", err)
+		}
+		if err := <-closed; !errors.Is(err, ErrProtocolMismatch) {
+			t.Errorf("server core Closed with %v, want ErrProtocolMismatch", err)
+		}
+		if !strings.Contains(logs.String(), "TLS client on plaintext port") {
+			t.Errorf("server log = %q, want it to name the TLS client", logs.String())
+		}
+	})
+
+	t.Run("plaintext client on TLS port", func(t *testing.T) {
+		cfg, _, err := ServerTLSConfig(p.serverCert, p.serverKey, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		logs := &logBuf{}
+		addr := serveTLS(t, cfg, logs)
+
+		closed := make(chan error, 1)
+		var data []byte
+		h := &funcHandler{
+			open:   func(c Conn) { c.Send([]byte("COSNIM hello")) },
+			data:   func(c Conn, b []byte) { data = append(data, b...) },
+			closed: func(c Conn, err error) { closed <- err },
+		}
+		cl := NewLoop(h, LoopOptions{})
+		defer cl.Close()
+		cl.Do(func() { cl.Dialer(NetDialer(nil)).Dial(addr) })
+		select {
+		case err := <-closed:
+			if !errors.Is(err, ErrProtocolMismatch) || !strings.Contains(err.Error(), "expects TLS; use tcps://") {
+				t.Errorf("client Closed with %v, want ErrProtocolMismatch saying use tcps://", err)
+			}
+		case <-time.After(waitLong):
+			t.Fatal("client never saw Closed")
+		}
+		cl.Do(func() {
+			if len(data) != 0 {
+				t.Errorf("client core got %q as data, want the notice consumed", data)
+			}
+		})
+		waitFor(t, "server log", func() bool { return strings.Contains(logs.String(), "plaintext client on TLS port") })
+	})
+
+	t.Run("TLS client meets a plaintext server that speaks first", func(t *testing.T) {
+		ln := listen(t)
+		defer ln.Close()
+		go func() {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer nc.Close()
+			nc.Write([]byte("COSNIM relay hello\n"))
+			nc.SetReadDeadline(time.Now().Add(waitLong))
+			io.Copy(io.Discard, nc)
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+		defer cancel()
+		_, err := NetDialer(p.clientConfig(t, "", ""))(ctx, ln.Addr().String())
+		if !errors.Is(err, ErrProtocolMismatch) || !strings.Contains(err.Error(), "speaks plaintext; use tcp://") {
+			t.Errorf("client error = %v, want ErrProtocolMismatch saying the relay speaks plaintext", err)
+		}
+	})
+}
+
+func TestExplainDialErrorPassesOthers(t *testing.T) {
+	err := &net.OpError{Op: "dial", Err: errors.New("boom")}
+	if got := ExplainDialError(err); got != error(err) {
+		t.Errorf("ExplainDialError changed an unrelated error: %v", got)
+	}
+}

@@ -1,0 +1,42 @@
+package transport
+
+import (
+	"errors"
+	"testing"
+)
+
+func TestParseURL(t *testing.T) {
+	tests := []struct {
+		in, scheme, hostport string
+		wantErr              bool
+	}{
+		{in: "tcp://relay.example", scheme: "tcp", hostport: "relay.example:7420"},
+		{in: "tcps://relay.example:9000", scheme: "tcps", hostport: "relay.example:9000"},
+		{in: "TCPS://127.0.0.1/", scheme: "tcps", hostport: "127.0.0.1:7420"},
+		{in: "tcp://[::1]:7421", scheme: "tcp", hostport: "[::1]:7421"},
+		{in: "tcp://[::1]", scheme: "tcp", hostport: "[::1]:7420"},
+		{in: "relay.example:7420", wantErr: true},
+		{in: "http://relay.example", wantErr: true},
+		{in: "tcp://", wantErr: true},
+		{in: "tcp://host:0", wantErr: true},
+		{in: "tcp://host:70000", wantErr: true},
+		{in: "tcp://host:", wantErr: true},
+		{in: "tcp://host/path", wantErr: true},
+		{in: "tcp://host?x=1", wantErr: true},
+		{in: "tcp://user@host", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			scheme, hp, err := ParseURL(tt.in)
+			if tt.wantErr {
+				if !errors.Is(err, ErrBadURL) {
+					t.Errorf("ParseURL(%q) error = %v, want ErrBadURL", tt.in, err)
+				}
+				return
+			}
+			if err != nil || scheme != tt.scheme || hp != tt.hostport {
+				t.Errorf("ParseURL(%q) = %q, %q, %v; want %q, %q", tt.in, scheme, hp, err, tt.scheme, tt.hostport)
+			}
+		})
+	}
+}
