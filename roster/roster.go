@@ -59,20 +59,7 @@ func (s *Set) Get(id ID) (Entry, bool) {
 func (s *Set) Add(e Entry) bool { return s.add(e) }
 
 // Merge adds every entry of o and returns how many were new.
-func (s *Set) Merge(o *Set) int {
-	if o == nil || o == s {
-		return 0
-	}
-	added := 0
-	for _, b := range o.buckets {
-		for _, e := range b {
-			if s.add(e) {
-				added++
-			}
-		}
-	}
-	return added
-}
+func (s *Set) Merge(o *Set) int { return s.merge(o) }
 
 // Entries returns all entries sorted by ID.
 func (s *Set) Entries() []Entry {

@@ -58,9 +58,7 @@ func (s *Set) add(e Entry) bool {
 	}
 	s.buckets[bi] = slices.Insert(s.buckets[bi], i, e)
 	s.n++
-	for d := 0; d <= s.depth; d++ {
-		s.sums[d][prefixOf(&e.ID, d)].add(&e.ID)
-	}
+	s.addSums(&e.ID)
 	if s.depth < maxBucketDepth && s.n > bucketLoad<<(4*s.depth) {
 		s.deepen()
 	}
@@ -187,4 +185,95 @@ func (s *Set) count(n Node) uint64 {
 		return s.sums[d][n.Prefix].count
 	}
 	return uint64(len(nodeRange(s.buckets[n.Prefix>>(4*(int(n.Depth)-s.depth))], n)))
+}
+
+// merge adds o's entries bucket by bucket: o's entries come in ID order, so
+// each run that falls in one of our buckets is merged with it in one pass
+// and one allocation. Buckets deepen at the end as needed.
+func (s *Set) merge(o *Set) int {
+	if o == nil || o == s || o.n == 0 {
+		return 0
+	}
+	if s.depth == 0 {
+		s.init()
+	}
+	added := 0
+	for _, b := range o.buckets {
+		for len(b) > 0 {
+			p := prefixOf(&b[0].ID, s.depth)
+			j := 1
+			if o.depth >= s.depth {
+				j = len(b) // the whole bucket lies in our bucket p
+			} else {
+				for j < len(b) && prefixOf(&b[j].ID, s.depth) == p {
+					j++
+				}
+			}
+			added += s.mergeBucket(p, b[:j])
+			b = b[j:]
+		}
+	}
+	for s.depth < maxBucketDepth && s.n > bucketLoad<<(4*s.depth) {
+		s.deepen()
+	}
+	return added
+}
+
+// mergeBucket merges the sorted run in, all in bucket p, into that bucket.
+func (s *Set) mergeBucket(p uint64, in []Entry) int {
+	cur := s.buckets[p]
+	if len(cur) == 0 {
+		s.buckets[p] = slices.Clone(in)
+		for i := range in {
+			s.addSums(&in[i].ID)
+		}
+		s.n += len(in)
+		return len(in)
+	}
+	fresh := 0
+	for i, j := 0, 0; j < len(in); j++ {
+		for i < len(cur) && compareIDs(cur[i].ID, in[j].ID) < 0 {
+			i++
+		}
+		if i < len(cur) && cur[i].ID == in[j].ID {
+			i++
+			continue
+		}
+		fresh++
+	}
+	if fresh == 0 {
+		return 0
+	}
+	out := make([]Entry, 0, len(cur)+fresh)
+	i, j := 0, 0
+	for i < len(cur) && j < len(in) {
+		switch c := compareIDs(cur[i].ID, in[j].ID); {
+		case c < 0:
+			out = append(out, cur[i])
+			i++
+		case c == 0:
+			out = append(out, cur[i])
+			i++
+			j++
+		default:
+			out = append(out, in[j])
+			s.addSums(&in[j].ID)
+			j++
+		}
+	}
+	out = append(out, cur[i:]...)
+	for _, e := range in[j:] {
+		out = append(out, e)
+		s.addSums(&e.ID)
+	}
+	s.buckets[p] = out
+	s.n += fresh
+	return fresh
+}
+
+// addSums adds id to the running fingerprints of the nodes that hold it.
+func (s *Set) addSums(id *ID) {
+	for d := 0; d <= s.depth; d++ {
+		s.sums[d][prefixOf(id, d)].add(id)
+	}
 }

@@ -225,3 +225,45 @@ func TestMergeProperties(t *testing.T) {
 		}
 	})
 }
+
+// TestMergeDepths merges sets whose buckets have different depths, both
+// ways, and across a deepening of the receiver.
+func TestMergeDepths(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 16))
+	es := randEntries(rng, 160000, 8, 8)
+	tests := []struct {
+		name         string
+		dst, src     []Entry
+		wantDstDepth int
+	}{
+		{"small into large", es[:20000], es[19900:20100], 3},
+		{"large into small", es[19900:20100], es[:20000], 3},
+		{"large into large", es[:100000], es[60000:], 4},
+		{"into empty", nil, es[:9000], 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dst, src := setOf(tt.dst), setOf(tt.src)
+			union := append(slices.Clone(tt.dst), tt.src...)
+			want := setOf(union)
+			if got, wantN := dst.Merge(src), want.Len()-len(tt.dst); got != wantN {
+				t.Fatalf("Merge = %d, want %d", got, wantN)
+			}
+			if !slices.EqualFunc(dst.Entries(), want.Entries(), func(a, b Entry) bool { return a.ID == b.ID }) {
+				t.Fatalf("merged entries differ from the union: %d, want %d", dst.Len(), want.Len())
+			}
+			if dst.depth != tt.wantDstDepth {
+				t.Fatalf("bucket depth = %d, want %d", dst.depth, tt.wantDstDepth)
+			}
+			for range 20 {
+				id := union[rng.IntN(len(union))].ID
+				for d := 0; d <= 6; d++ {
+					n := Node{Depth: uint8(d), Prefix: prefixOf(&id, d)}
+					if got, w := dst.Fingerprint(n), want.Fingerprint(n); got != w {
+						t.Fatalf("Fingerprint(%v) = %v, want %v", n, got, w)
+					}
+				}
+			}
+		})
+	}
+}
