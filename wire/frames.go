@@ -17,23 +17,25 @@ const HeaderSize = 5
 const DefaultMaxFrameSize = 64 << 10
 
 // Type is a frame type. The payload layout of each is in PROTOCOL.md.
+// Integers are big-endian; a string is a u16 length and UTF-8 bytes; entries
+// are a u16 count, then per entry a u16 length (≥ 1) and sealed bytes.
 type Type uint8
 
 const (
-	TypeHello    Type = 0x01 // client→relay: magic "CSNM", min u16, max u16 version, agent string
-	TypeWelcome  Type = 0x02 // relay→client: version u16, epoch u64, join nonce [16], limits
+	TypeHello    Type = 0x01 // client→relay: magic "CSNM", min u16, max u16 version, agent (u8 length + bytes)
+	TypeWelcome  Type = 0x02 // relay→client: version u16, epoch u64, join nonce [16], limits (u8 count, each key u16 + value uvarint)
 	TypeJoin     Type = 0x03 // client→relay: handle u32, channel [32], pubkey [32], sig [64]
 	TypeJoined   Type = 0x04 // relay→client: handle u32, cached u32, flags u8
 	TypeLeave    Type = 0x05 // client→relay: handle u32
 	TypeAnnounce Type = 0x06 // client→relay: handle u32, seq u32, entries
 	TypeAck      Type = 0x07 // relay→client: handle u32, seq u32
 	TypeDeliver  Type = 0x08 // relay→client: handle u32, entries (fan-out)
-	TypeSync     Type = 0x09 // both: handle u32, session u32, sync message
+	TypeSync     Type = 0x09 // both: handle u32, session u32, sync message (u16 ranges: depth u8, prefix, mode u8, fp or IDs; want)
 	TypeDelta    Type = 0x0A // both: handle u32, session u32, entries (answer to a sync)
 	TypePing     Type = 0x0B // both: data u64
 	TypePong     Type = 0x0C // both: data u64 echoed
-	TypeDrain    Type = 0x0D // relay→client: after ms u32, jitter ms u32, alternate URLs
-	TypeError    Type = 0x0E // both: code u16, handle u32, flags u8, text
+	TypeDrain    Type = 0x0D // relay→client: after ms u32, jitter ms u32, alternates (u8 count ≤ 16, each string ≤ 512)
+	TypeError    Type = 0x0E // both: code u16, handle u32, flags u8, text string (≤ 1024)
 )
 
 // Hello opens a connection (client to relay).

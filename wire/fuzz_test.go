@@ -148,7 +148,7 @@ func chunks(data, cuts []byte) [][]byte {
 
 // feedChunks feeds pieces to a Reader with Max max, checking that it never
 // holds more than max, and returns the frames and the error.
-func feedChunks(t *testing.T, max int, pieces [][]byte) ([]rawFrame, error, int) {
+func feedChunks(t *testing.T, max int, pieces [][]byte) (frames []rawFrame, left int, err error) {
 	r := Reader{Max: max}
 	var got []rawFrame
 	for _, c := range pieces {
@@ -157,10 +157,10 @@ func feedChunks(t *testing.T, max int, pieces [][]byte) ([]rawFrame, error, int)
 			t.Fatalf("Reader holds %d bytes (cap %d), over Max %d", r.Buffered(), r.BufCapForTest(), max)
 		}
 		if err != nil {
-			return got, err, r.Buffered()
+			return got, r.Buffered(), err
 		}
 	}
-	return got, nil, r.Buffered()
+	return got, r.Buffered(), nil
 }
 
 func errClass(err error) error {
@@ -192,8 +192,8 @@ func FuzzReader(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data, cuts []byte) {
 		// Any bytes: chunked feeding yields what one-shot feeding does.
-		want, wantErr, wantLeft := feedChunks(t, fuzzMax, [][]byte{data})
-		got, gotErr, gotLeft := feedChunks(t, fuzzMax, chunks(data, cuts))
+		want, wantLeft, wantErr := feedChunks(t, fuzzMax, [][]byte{data})
+		got, gotLeft, gotErr := feedChunks(t, fuzzMax, chunks(data, cuts))
 		if d := cmp.Diff(want, got); d != "" {
 			t.Fatalf("chunked frames differ from one-shot (-want +got):\n%s", d)
 		}
@@ -219,7 +219,7 @@ func FuzzReader(f *testing.F) {
 		for _, fr := range sent {
 			valid = Append(valid, fr)
 		}
-		raw, err, left := feedChunks(t, 1<<17, chunks(valid, cuts))
+		raw, left, err := feedChunks(t, 1<<17, chunks(valid, cuts))
 		if err != nil || left != 0 || len(raw) != len(sent) {
 			t.Fatalf("valid stream: %d frames, %d bytes left, error %v; want %d, 0, nil", len(raw), left, err, len(sent))
 		}

@@ -51,7 +51,7 @@ func TestReaderMaxBoundary(t *testing.T) {
 		t.Fatalf("frame of exactly Max: err %v, %d frames; want nil, 1", err, len(got))
 	}
 	r = Reader{Max: max}
-	if err := r.Feed(frame(max+1)[:4], nopFrame); !errors.Is(err, ErrFrameTooLarge) {
+	if err := r.Feed(frame(max + 1)[:4], nopFrame); !errors.Is(err, ErrFrameTooLarge) {
 		t.Fatalf("frame of Max+1: got %v, want ErrFrameTooLarge", err)
 	}
 	r = Reader{} // default Max
