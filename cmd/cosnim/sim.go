@@ -1,0 +1,225 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/cosnim/relays/sim"
+	"github.com/spf13/cobra"
+)
+
+func init() { subcommands = append(subcommands, newSimCmd) }
+
+func newSimCmd() *cobra.Command {
+	var (
+		seed       uint64
+		seeds      int
+		first      uint64
+		asJSON     bool
+		timeline   string
+		scenario   string
+		rewrite    bool
+		failpoints []string
+		parallel   int
+	)
+	cmd := &cobra.Command{
+		Use:   "sim",
+		Short: "Run deterministic fault simulations of relays and clients",
+		Long: `sim runs the relay and client cores on a simulated network with a virtual
+clock, injects partitions, crashes, clogs, resets, replays and clock drift,
+then heals and checks that every client converges to the union of what was
+announced, with no loss, fabrication or leak across channels.
+
+A run is fully determined by its seed: the same seed prints the same
+trace_sha256 on any machine. A failing seed prints the command that
+replays it; add --timeline to write what happened as a readable timeline.`,
+		Example: `  cosnim sim --seed 42 --json
+  cosnim sim --seeds 500
+  cosnim sim --seed 42 --timeline run.txt
+  cosnim sim --scenario testdata/scenarios/relay_crash.txt`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			out := cmd.OutOrStdout()
+			switch {
+			case scenario != "":
+				return runScript(out, scenario, rewrite)
+			case cmd.Flags().Changed("seed"):
+				return runOne(out, seed, failpoints, timeline, asJSON)
+			default:
+				if parallel <= 0 {
+					parallel = runtime.GOMAXPROCS(0)
+				}
+				return runMany(out, cmd.ErrOrStderr(), first, seeds, parallel, failpoints, asJSON)
+			}
+		},
+	}
+	f := cmd.Flags()
+	f.Uint64Var(&seed, "seed", 0, "run the one scenario generated from this seed")
+	f.IntVar(&seeds, "seeds", 100, "run this many generated scenarios")
+	f.Uint64Var(&first, "first-seed", 1, "first seed of --seeds")
+	f.BoolVar(&asJSON, "json", false, "print results as JSON")
+	f.StringVar(&timeline, "timeline", "", "with --seed: write the readable trace to this file")
+	f.StringVar(&scenario, "scenario", "", "run a scripted scenario file (testdata/scenarios/*.txt)")
+	f.BoolVar(&rewrite, "rewrite", false, "with --scenario: rewrite the expected output in the file")
+	f.StringSliceVar(&failpoints, "failpoint", nil, "turn on a failpoint for the whole run (self-tests), e.g. relay/empty-sync-reply")
+	f.IntVar(&parallel, "parallel", 0, "simulations run at once (default: number of CPUs)")
+	return cmd
+}
+
+var errViolations = errors.New("invariant violations found")
+
+func runOne(out io.Writer, seed uint64, failpoints []string, timeline string, asJSON bool) error {
+	sc := sim.Generate(seed)
+	sc.Failpoints = failpoints
+	var opt sim.Options
+	if timeline != "" {
+		f, err := os.Create(timeline)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		opt.Timeline = f
+	}
+	res := sim.Run(sc, opt)
+	if asJSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(res); err != nil {
+			return err
+		}
+	} else {
+		printResult(out, res)
+	}
+	if len(res.Violations) > 0 {
+		return errViolations
+	}
+	return nil
+}
+
+func printResult(out io.Writer, r sim.Result) {
+	fmt.Fprintf(out, "seed %d: %d clients, %d channels, %d announced, %d faults\n", r.Seed, r.Clients, r.Channels, r.Announced, r.Faults)
+	fmt.Fprintf(out, "  converged: %v (%.2fs after heal)\n", r.Converged, r.ConvergedAfter)
+	fmt.Fprintf(out, "  %d events in %.1f virtual s, %.0f events per wall second\n", r.Events, r.VirtualSeconds, r.EventsPerWallSec)
+	fmt.Fprintf(out, "  trace sha256 %s\n", r.TraceSHA256)
+	for _, v := range r.Violations {
+		fmt.Fprintf(out, "  VIOLATION %s\n", v)
+	}
+	if r.ReplayCommand != "" {
+		fmt.Fprintf(out, "  replay: %s\n", r.ReplayCommand)
+	}
+}
+
+// summary is what --seeds --json prints.
+type summary struct {
+	Runs             int          `json:"runs"`
+	Failed           []uint64     `json:"failed_seeds"`
+	ConvergeP50      float64      `json:"converge_p50_seconds"`
+	ConvergeP90      float64      `json:"converge_p90_seconds"`
+	ConvergeP99      float64      `json:"converge_p99_seconds"`
+	ConvergeMax      float64      `json:"converge_max_seconds"`
+	Events           uint64       `json:"events"`
+	Messages         uint64       `json:"messages"`
+	Bytes            uint64       `json:"bytes"`
+	Faults           int          `json:"faults"`
+	WallSeconds      float64      `json:"wall_seconds"`
+	EventsPerWallSec float64      `json:"events_per_wall_second"`
+	Failures         []sim.Result `json:"failures,omitempty"`
+}
+
+func runMany(out, progress io.Writer, first uint64, n, parallel int, failpoints []string, asJSON bool) error {
+	start := time.Now()
+	results := make([]sim.Result, n)
+	var (
+		mu   sync.Mutex
+		done int
+		wg   sync.WaitGroup
+	)
+	next := make(chan int)
+	for range parallel {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				sc := sim.Generate(first + uint64(i))
+				sc.Failpoints = failpoints
+				results[i] = sim.Run(sc, sim.Options{})
+				mu.Lock()
+				done++
+				if done%10 == 0 || done == n {
+					fmt.Fprintf(progress, "\rsim: %d/%d seeds", done, n)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	fmt.Fprintln(progress)
+
+	var s summary
+	s.Runs = n
+	var conv []float64
+	for _, r := range results {
+		s.Events += r.Events
+		s.Messages += r.Messages
+		s.Bytes += r.Bytes
+		s.Faults += r.Faults
+		if r.Converged {
+			conv = append(conv, r.ConvergedAfter)
+		}
+		if len(r.Violations) > 0 {
+			s.Failed = append(s.Failed, r.Seed)
+			s.Failures = append(s.Failures, r)
+		}
+	}
+	slices.Sort(conv)
+	s.ConvergeP50, s.ConvergeP90, s.ConvergeP99 = pct(conv, 50), pct(conv, 90), pct(conv, 99)
+	if len(conv) > 0 {
+		s.ConvergeMax = conv[len(conv)-1]
+	}
+	s.WallSeconds = time.Since(start).Seconds()
+	s.EventsPerWallSec = float64(s.Events) / s.WallSeconds
+	if asJSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(s); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(out, "%-28s %s\n", "runs", fmt.Sprint(s.Runs))
+		fmt.Fprintf(out, "%-28s %d\n", "failed", len(s.Failed))
+		fmt.Fprintf(out, "%-28s p50 %.2fs  p90 %.2fs  p99 %.2fs  max %.2fs\n", "convergence after heal", s.ConvergeP50, s.ConvergeP90, s.ConvergeP99, s.ConvergeMax)
+		fmt.Fprintf(out, "%-28s %d\n", "faults injected", s.Faults)
+		fmt.Fprintf(out, "%-28s %d messages, %d bytes\n", "network", s.Messages, s.Bytes)
+		fmt.Fprintf(out, "%-28s %d events, %.0f per wall second, %.1fs wall\n", "simulator", s.Events, s.EventsPerWallSec, s.WallSeconds)
+		for _, r := range s.Failures {
+			fmt.Fprintf(out, "\nFAILED seed %d: %d violations, first: %s\n  replay: %s\n", r.Seed, len(r.Violations), r.Violations[0], r.ReplayCommand)
+		}
+	}
+	if len(s.Failed) > 0 {
+		return fmt.Errorf("%d of %d seeds: %w", len(s.Failed), n, errViolations)
+	}
+	return nil
+}
+
+func pct(sorted []float64, p int) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := (len(sorted)*p + 99) / 100
+	return sorted[min(max(i-1, 0), len(sorted)-1)]
+}
+
+func runScript(out io.Writer, path string, rewrite bool) error {
+	return sim.RunScriptFile(out, path, rewrite)
+}

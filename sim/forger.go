@@ -1,0 +1,107 @@
+package sim
+
+import (
+	"math/rand/v2"
+	"time"
+
+	"github.com/cosnim/relays/netsim"
+	"github.com/cosnim/relays/transport"
+	"github.com/cosnim/relays/wire"
+)
+
+// forger holds channel 0's join key (as if it leaked) but not its seal key,
+// and announces entries it made up. Clients must refuse every one.
+type forger struct {
+	w     *world
+	node  *netsim.Node
+	rng   *rand.Rand
+	conn  transport.Conn
+	rd    wire.Reader
+	next  time.Time
+	ready bool
+	buf   []byte
+}
+
+func newForger(w *world) {
+	f := &forger{w: w, node: w.net.AddNode("forger"), rng: w.coreRand()}
+	f.node.SetHandler(f)
+	f.redial(w.net.Now())
+}
+
+func (f *forger) redial(now time.Time) {
+	f.ready = false
+	f.rd = wire.Reader{}
+	f.conn = f.node.Dialer().Dial(relayAddr)
+	f.next = now.Add(2 * time.Second)
+}
+
+func (f *forger) send(fr wire.Frame) {
+	f.buf = wire.Append(f.buf[:0], fr)
+	_ = f.conn.Send(f.buf)
+}
+
+func (f *forger) Open(c transport.Conn, now time.Time) {
+	if c == f.conn {
+		f.send(&wire.Hello{MinVersion: 1, MaxVersion: wire.Version, Agent: "forger"})
+	}
+}
+
+func (f *forger) Data(c transport.Conn, b []byte, now time.Time) {
+	if c != f.conn {
+		return
+	}
+	_ = f.rd.Feed(b, func(t wire.Type, p []byte) error {
+		switch t {
+		case wire.TypeWelcome:
+			var w wire.Welcome
+			if err := w.DecodePayload(p); err != nil {
+				return err
+			}
+			pub, sig := f.w.keys[0].JoinProof(w.Nonce)
+			f.send(&wire.Join{Handle: 1, Channel: f.w.keys[0].ID(), Pub: pub, Sig: sig})
+		case wire.TypeJoined:
+			f.ready = true
+		case wire.TypePing:
+			var pg wire.Ping
+			if pg.DecodePayload(p) == nil {
+				f.send(&wire.Pong{Data: pg.Data})
+			}
+		}
+		return nil
+	})
+}
+
+func (f *forger) Writable(transport.Conn, time.Time) {}
+
+func (f *forger) Closed(c transport.Conn, err error, now time.Time) {
+	if c == f.conn {
+		f.conn = nil
+		f.next = now.Add(time.Second)
+	}
+}
+
+func (f *forger) Tick(now time.Time) {
+	if now.Before(f.next) || f.w.healed {
+		return
+	}
+	f.next = now.Add(time.Second)
+	if f.conn == nil {
+		f.redial(now)
+		return
+	}
+	if f.ready {
+		entry := make([]byte, 40+f.rng.IntN(60))
+		for i := range entry {
+			entry[i] = byte(f.rng.Uint32())
+		}
+		f.send(&wire.Announce{Handle: 1, Seq: 1, Entries: [][]byte{entry}})
+		f.send(&wire.Ping{})
+	}
+}
+
+func (f *forger) Deadline() (time.Time, bool) {
+	if f.w.healed {
+		return time.Time{}, false
+	}
+	return f.next, true
+}
