@@ -55,15 +55,24 @@ func (n *Network) SwizzleClog(nodes []string, interval time.Duration) time.Time 
 	clogOrder := n.rng.Perm(len(links))
 	unclogOrder := n.rng.Perm(len(links))
 	t := n.now
+	gen := n.heals // a Heal cancels the rest of the swizzle
 	for _, k := range clogOrder {
 		t += interval
 		l := links[k]
-		n.schedule(t, func() { n.Clog(l[0], l[1]) })
+		n.schedule(t, func() {
+			if n.heals == gen {
+				n.Clog(l[0], l[1])
+			}
+		})
 	}
 	for _, k := range unclogOrder {
 		t += interval
 		l := links[k]
-		n.schedule(t, func() { n.Unclog(l[0], l[1]) })
+		n.schedule(t, func() {
+			if n.heals == gen {
+				n.Unclog(l[0], l[1])
+			}
+		})
 	}
 	return n.opt.Start.Add(t)
 }
@@ -71,6 +80,7 @@ func (n *Network) SwizzleClog(nodes []string, interval time.Duration) time.Time 
 // Heal removes every partition and clog; held traffic resumes in order.
 func (n *Network) Heal() {
 	n.tracef("net", "heal")
+	n.heals++
 	clear(n.cut)
 	clear(n.clogged)
 	n.repump()

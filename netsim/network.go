@@ -85,6 +85,7 @@ type Stats struct {
 // one seeded random source. It is not safe for concurrent use: everything,
 // handlers included, runs on the caller's goroutine.
 type Network struct {
+	heals uint64 // Heal calls, so scheduled swizzle steps can tell they are stale
 	opt   Options
 	rng   *rand.Rand
 	now   time.Duration // virtual time since opt.Start

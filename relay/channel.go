@@ -74,7 +74,13 @@ func (r *Relay) fanout(from *member, fresh []roster.Entry) {
 		if m == from || m.c.closed {
 			continue
 		}
-		if forceSlow || len(m.pending) > 0 || m.c.tc.Queued() > r.cfg.HighWater {
+		slow := forceSlow || m.c.tc.Queued() > r.cfg.HighWater
+		if !slow && len(m.pending) > 0 {
+			// Writable may never come if the queue never reached the
+			// driver's own high-water mark: flush here too.
+			r.flushPending(m)
+		}
+		if slow || len(m.pending) > 0 {
 			r.hold(m, fresh)
 			continue
 		}

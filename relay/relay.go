@@ -190,6 +190,9 @@ func (r *Relay) Drain(after, jitter time.Duration, alternates []string) {
 	}
 }
 
+// Draining reports whether Drain was called.
+func (r *Relay) Draining() bool { return r.draining }
+
 // CloseAll closes every connection, in connection order.
 func (r *Relay) CloseAll() {
 	for _, c := range r.sortedConns() {

@@ -313,6 +313,10 @@ func (w *world) heal() {
 	for _, name := range w.sc.Failpoints {
 		w.setFailpoint(name, true)
 	}
+	if w.relayUp && w.relay.Draining() {
+		w.relayNode.Crash()
+		w.relayUp = false
+	}
 	if !w.relayUp {
 		w.startRelay()
 	}
