@@ -14,7 +14,7 @@ import (
 // and runs timers.
 type rec struct {
 	name   string
-	echo   bool
+	echo   bool // echo what arrives on accepted conns
 	log    []string
 	conns  []transport.Conn          // opened, in order
 	got    map[transport.Conn][]byte // bytes received per conn
@@ -46,9 +46,11 @@ func (r *rec) Open(c transport.Conn, now time.Time) {
 }
 
 func (r *rec) Data(c transport.Conn, b []byte, now time.Time) {
-	r.got[c] = append(r.got[c], b...)
+	if r.got != nil {
+		r.got[c] = append(r.got[c], b...)
+	}
 	r.reads[c]++
-	if r.echo {
+	if r.echo && c.(*end).side == 1 {
 		if err := c.Send(b); err != nil {
 			panic(err)
 		}
