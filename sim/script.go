@@ -31,6 +31,7 @@ import (
 //	roster CLIENT                          print CLIENT's capsule references
 //	relay                                  print relay counters
 type scriptCase struct {
+	note string // comment lines before the command, kept on rewrite
 	cmd  string
 	want string
 	got  string
@@ -63,7 +64,7 @@ func RunScriptFile(out io.Writer, path string, rewrite bool) error {
 			if i > 0 {
 				b.WriteString("\n")
 			}
-			b.WriteString(c.cmd + "\n----\n" + c.got)
+			b.WriteString(c.note + c.cmd + "\n----\n" + c.got)
 		}
 		return os.WriteFile(path, []byte(b.String()), 0o644)
 	}
@@ -85,13 +86,18 @@ func parseScript(text string) ([]scriptCase, error) {
 	var cases []scriptCase
 	sc := bufio.NewScanner(strings.NewReader(text))
 	line := 0
+	var note strings.Builder
 	for sc.Scan() {
 		line++
 		t := strings.TrimSpace(sc.Text())
+		if strings.HasPrefix(t, "#") {
+			note.WriteString(t + "\n")
+		}
 		if t == "" || strings.HasPrefix(t, "#") {
 			continue
 		}
-		c := scriptCase{cmd: t}
+		c := scriptCase{note: note.String(), cmd: t}
+		note.Reset()
 		if !sc.Scan() || strings.TrimSpace(sc.Text()) != "----" {
 			return nil, fmt.Errorf("line %d: command %q is not followed by ----", line, t)
 		}
