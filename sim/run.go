@@ -414,7 +414,7 @@ func (w *world) result() Result {
 	} else {
 		res.ConvergedAfter = w.converged.Sub(w.healAt).Seconds()
 	}
-	res.Violations = w.violations
+	res.Violations = append([]string{}, w.violations...)
 	res.Converged = !w.converged.IsZero()
 	st := w.net.Stats()
 	res.Messages, res.Bytes = st.Messages, st.BytesDelivered
