@@ -44,7 +44,8 @@ func (n *Network) Unclog(a, b string) {
 // SwizzleClog schedules FoundationDB's swizzle: starting one interval from
 // now, it clogs the links among nodes one at a time, in random order, every
 // interval; then it unclogs them one at a time in another random order. It
-// returns when the last unclog happens.
+// returns when the last unclog happens. A Heal cancels the steps not yet
+// taken.
 func (n *Network) SwizzleClog(nodes []string, interval time.Duration) time.Time {
 	var links [][2]string
 	for i := range nodes {

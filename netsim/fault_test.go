@@ -155,7 +155,7 @@ func TestResetConn(t *testing.T) {
 // TestWritable: Writable fires once the queue drains below LowWater after
 // reaching HighWater, and not for a queue that stayed low.
 func TestWritable(t *testing.T) {
-	p := newPair(16, Options{Bandwidth: 1 << 20, HighWater: 64 << 10, LowWater: 16 << 10})
+	p := newPair(16, Options{Bandwidth: 1 << 20, HighWater: 64 << 10, LowWater: 16 << 10, SplitReads: true})
 	cc, sc := p.connect(t)
 	mustSend(t, cc, make([]byte, 10<<10))
 	p.n.RunFor(time.Second)
@@ -255,5 +255,42 @@ func TestReplay(t *testing.T) {
 	}
 	if !bytes.HasPrefix([]byte(nc.RemoteAddr()), []byte("mallory")) {
 		t.Fatalf("replay came from %q, want mallory", nc.RemoteAddr())
+	}
+}
+
+// TestAtOrder: events due at the same time run in the order scheduled.
+func TestAtOrder(t *testing.T) {
+	n := New(20, Options{})
+	var got []int
+	at := n.Now().Add(time.Second)
+	for i := range 5 {
+		n.At(at, func() { got = append(got, i) })
+	}
+	n.At(at.Add(-time.Millisecond), func() { got = append(got, -1) })
+	n.RunUntil(at)
+	if want := []int{-1, 0, 1, 2, 3, 4}; !slices.Equal(got, want) {
+		t.Fatalf("ran %v, want %v", got, want)
+	}
+	if !n.Now().Equal(at) || n.Events() != 6 {
+		t.Fatalf("now %v events %d", n.Now(), n.Events())
+	}
+}
+
+// TestSwizzleHealCancels: a Heal during a swizzle cancels its later steps.
+func TestSwizzleHealCancels(t *testing.T) {
+	n := New(21, Options{})
+	names := []string{"a", "b", "c"}
+	for _, name := range names {
+		n.AddNode(name)
+	}
+	done := n.SwizzleClog(names, time.Second)
+	n.RunFor(2500 * time.Millisecond) // two links clogged
+	if len(n.clogged) != 4 {
+		t.Fatalf("%d clogged directions after two steps, want 4", len(n.clogged))
+	}
+	n.Heal()
+	n.RunUntil(done)
+	if len(n.clogged) != 0 {
+		t.Fatalf("swizzle went on after Heal: %d clogged directions", len(n.clogged))
 	}
 }
