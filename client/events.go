@@ -167,8 +167,12 @@ func (c *Client) send(f wire.Frame) {
 		return
 	}
 	c.out = wire.Append(c.out[:0], f)
-	if c.conn.Send(c.out) == nil {
-		c.stats.BytesOut += uint64(len(c.out))
+	c.sendRaw(c.out)
+}
+
+func (c *Client) sendRaw(b []byte) {
+	if c.conn != nil && c.conn.Send(b) == nil {
+		c.stats.BytesOut += uint64(len(b))
 	}
 }
 

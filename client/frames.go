@@ -135,12 +135,16 @@ func (c *Client) handleSync(f *wire.Sync, now time.Time) {
 	if !f.Msg.Empty() {
 		out, give := ch.roster.ReplySync(&f.Msg)
 		c.sendEntries(ch, f.Session, give)
-		c.send(&wire.Sync{Handle: ch.handle, Session: f.Session, Msg: out})
+		var n int
+		c.out, n = wire.AppendSyncSplit(c.out[:0], &wire.Sync{Handle: ch.handle, Session: f.Session, Msg: out}, c.maxFrame())
+		c.sendRaw(c.out)
+		// The relay answers each non-empty frame with one reply, whose
+		// last frame lacks SyncMore.
 		if current && !out.Empty() {
-			ch.outstanding++
+			ch.outstanding += n
 		}
 	}
-	if current {
+	if current && f.Flags&wire.SyncMore == 0 {
 		ch.outstanding--
 		if ch.outstanding == 0 {
 			c.obs.CaughtUp(ch.id, now)
@@ -148,12 +152,17 @@ func (c *Client) handleSync(f *wire.Sync, now time.Time) {
 	}
 }
 
+// maxFrame is the largest frame the relay accepts.
+func (c *Client) maxFrame() int {
+	if c.rd.Max > 0 {
+		return c.rd.Max
+	}
+	return wire.DefaultMaxFrameSize
+}
+
 // sendEntries sends entries as Delta frames that fit the frame limit.
 func (c *Client) sendEntries(ch *channel, session uint32, entries []roster.Entry) {
-	limit := c.rd.Max
-	if limit == 0 {
-		limit = wire.DefaultMaxFrameSize
-	}
+	limit := c.maxFrame()
 	var batch [][]byte
 	size := wire.HeaderSize + 10
 	for _, e := range entries {

@@ -237,6 +237,9 @@ func (r *Relay) handleSync(c *conn, p []byte) error {
 		out, give = m.ch.cache.ReplySync(&f.Msg)
 	}
 	r.sendEntries(c, wire.TypeDelta, f.Handle, f.Session, give)
-	r.send(c, &wire.Sync{Handle: f.Handle, Session: f.Session, Msg: out})
+	var n int
+	r.out, n = wire.AppendSyncSplit(r.out[:0], &wire.Sync{Handle: f.Handle, Session: f.Session, Msg: out}, r.cfg.MaxFrameSize)
+	r.sendRaw(c, r.out, wire.TypeSync)
+	r.stats.FramesOut[wire.TypeSync] += uint64(n - 1)
 	return nil
 }

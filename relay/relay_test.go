@@ -14,10 +14,11 @@ import (
 
 // fakeConn records what the relay sends.
 type fakeConn struct {
-	name   string
-	out    []byte
-	queued int
-	closed bool
+	maxFrame int // if set, frames() refuses larger frames
+	name     string
+	out      []byte
+	queued   int
+	closed   bool
 }
 
 func (c *fakeConn) Send(b []byte) error {
@@ -35,6 +36,7 @@ func (c *fakeConn) RemoteAddr() string { return c.name }
 func (c *fakeConn) frames(t *testing.T) []wire.Frame {
 	t.Helper()
 	var rd wire.Reader
+	rd.Max = c.maxFrame
 	var got []wire.Frame
 	err := rd.Feed(c.out, func(ty wire.Type, p []byte) error {
 		f, err := wire.Decode(ty, append([]byte(nil), p...))
@@ -257,42 +259,102 @@ func TestFanoutAndAck(t *testing.T) {
 	}
 }
 
-// syncAll runs a client-side sync against the relay until it ends.
+// syncAll runs a client-side sync against the relay until it ends,
+// answering every part of every reply as the protocol asks.
 func syncAll(t *testing.T, h *harness, c *fakeConn, handle uint32, set *roster.Set) {
-	msg := set.StartSync()
-	for round := 0; round < 50; round++ {
-		h.send(c, &wire.Sync{Handle: handle, Session: 1, Msg: msg})
-		var reply *wire.Sync
-		for _, f := range c.frames(t) {
-			switch f := f.(type) {
-			case *wire.Delta:
-				for _, s := range f.Entries {
-					set.Add(roster.NewEntry(s))
-				}
-			case *wire.Sync:
-				reply = f
-			}
+	queue := []roster.SyncMsg{set.StartSync()}
+	for round := 0; len(queue) > 0; round++ {
+		if round > 10000 {
+			t.Fatal("sync did not end")
 		}
-		if reply == nil {
-			t.Fatal("relay did not answer a sync")
-		}
-		if reply.Msg.Empty() {
-			return
-		}
-		var give []roster.Entry
-		msg, give = set.ReplySync(&reply.Msg)
-		if len(give) > 0 {
-			sealed := make([][]byte, len(give))
-			for i, e := range give {
-				sealed[i] = e.Sealed
-			}
-			h.send(c, &wire.Delta{Handle: handle, Session: 1, Entries: sealed})
-		}
+		msg := queue[0]
+		queue = queue[1:]
 		if msg.Empty() {
-			return
+			continue
+		}
+		limit := c.maxFrame
+		if limit == 0 {
+			limit = wire.DefaultMaxFrameSize
+		}
+		parts, _ := wire.AppendSyncSplit(nil, &wire.Sync{Handle: handle, Session: 1, Msg: msg}, limit)
+		var rd wire.Reader
+		err := rd.Feed(parts, func(_ wire.Type, p []byte) error {
+			h.r.Data(c, wire.Append(nil, mustSync(t, p)), h.now)
+			queue = append(queue, answer(t, h, c, handle, set)...)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
 	}
-	t.Fatal("sync did not end in 50 rounds")
+}
+
+func mustSync(t *testing.T, p []byte) *wire.Sync {
+	var f wire.Sync
+	if err := f.DecodePayload(p); err != nil {
+		t.Fatal(err)
+	}
+	return &f
+}
+
+// answer reads the relay's reply to one Sync frame, applies its Deltas,
+// pushes what the relay lacks and returns the client's next messages.
+func answer(t *testing.T, h *harness, c *fakeConn, handle uint32, set *roster.Set) []roster.SyncMsg {
+	var next []roster.SyncMsg
+	final := false
+	for _, f := range c.frames(t) {
+		switch f := f.(type) {
+		case *wire.Delta:
+			for _, s := range f.Entries {
+				set.Add(roster.NewEntry(s))
+			}
+		case *wire.Sync:
+			final = final || f.Flags&wire.SyncMore == 0
+			if f.Msg.Empty() {
+				continue
+			}
+			out, give := set.ReplySync(&f.Msg)
+			for len(give) > 0 { // 10 entries a frame fit any limit used here
+				n := min(len(give), 10)
+				sealed := make([][]byte, n)
+				for i, e := range give[:n] {
+					sealed[i] = e.Sealed
+				}
+				give = give[n:]
+				h.send(c, &wire.Delta{Handle: handle, Session: 1, Entries: sealed})
+			}
+			next = append(next, out)
+		}
+	}
+	if !final {
+		t.Fatalf("relay reply had no final Sync frame; connection closed=%v, errors %v", c.closed, h.r.Stats().ErrorsSent)
+	}
+	return next
+}
+
+func TestSyncRepliesFitFrameLimit(t *testing.T) {
+	const limit = 2048
+	h := newHarness(t, Config{MaxFrameSize: limit, MaxEntrySize: 200})
+	k := keys(t, "hub")
+	a, wa := h.connect("a")
+	h.join(a, wa, k, 1)
+	for i := range 3000 {
+		h.send(a, &wire.Announce{Handle: 1, Entries: [][]byte{seal(t, k, fmt.Sprintf("relay-%d", i)).Sealed}})
+	}
+	b, wb := h.connect("b")
+	h.join(b, wb, k, 1)
+	var set roster.Set
+	for i := range 3000 {
+		set.Add(seal(t, k, fmt.Sprintf("client-%d", i)))
+	}
+	b.maxFrame = limit
+	syncAll(t, h, b, 1, &set)
+	if set.Len() != 6000 {
+		t.Fatalf("client holds %d entries after sync, want 6000", set.Len())
+	}
+	if s := h.r.Stats(); s.EntriesIn != 6000 {
+		t.Fatalf("relay stored %d entries, want 6000", s.EntriesIn)
+	}
 }
 
 func TestLateJoinerCatchesUpBySync(t *testing.T) {

@@ -30,7 +30,7 @@ const (
 	TypeAnnounce Type = 0x06 // client→relay: handle u32, seq u32, entries
 	TypeAck      Type = 0x07 // relay→client: handle u32, seq u32
 	TypeDeliver  Type = 0x08 // relay→client: handle u32, entries (fan-out)
-	TypeSync     Type = 0x09 // both: handle u32, session u32, sync message (u16 ranges: depth u8, prefix, mode u8, fp or IDs; want)
+	TypeSync     Type = 0x09 // both: handle u32, session u32, flags u8, sync message (u16 ranges: depth u8, prefix, mode u8, fp or IDs; want)
 	TypeDelta    Type = 0x0A // both: handle u32, session u32, entries (answer to a sync)
 	TypePing     Type = 0x0B // both: data u64
 	TypePong     Type = 0x0C // both: data u64 echoed
@@ -112,10 +112,16 @@ type Deliver struct {
 	Entries [][]byte
 }
 
+// SyncMore is set in Sync.Flags on every frame of a reply but the last:
+// a reply too large for one frame is split by ranges and wants, and each
+// part is a sync message of its own.
+const SyncMore = 1
+
 // Sync carries one round of reconciliation.
 type Sync struct {
 	Handle  uint32
 	Session uint32
+	Flags   uint8
 	Msg     roster.SyncMsg
 }
 

@@ -33,12 +33,13 @@ func TestAppendExactBytes(t *testing.T) {
 			0, 0, 0, 32, byte(TypeWelcome), 0, 1, 0, 0, 0, 0, 0, 0, 0, 2,
 			0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, // nonce
 			1, 0, 2, 0xAC, 0x02}}, // one limit: key 2, uvarint 300
-		{"sync", &Sync{Handle: 1, Session: 2, Msg: roster.SyncMsg{Ranges: []roster.Range{
+		{"sync", &Sync{Handle: 1, Session: 2, Flags: SyncMore, Msg: roster.SyncMsg{Ranges: []roster.Range{
 			{Node: roster.Node{Depth: 3, Prefix: 0xABC}, Mode: roster.ModeFingerprint, FP: roster.Fingerprint{Count: 2}},
 			{Node: roster.Node{Depth: 2, Prefix: 0x12}, Mode: roster.ModeIDs},
 		}}}, []byte{
-			0, 0, 0, 37, byte(TypeSync), 0, 0, 0, 1, 0, 0, 0, 2,
-			0, 2, // ranges
+			0, 0, 0, 38, byte(TypeSync), 0, 0, 0, 1, 0, 0, 0, 2,
+			SyncMore, // flags
+			0, 2,     // ranges
 			3, 0x0A, 0xBC, 1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 			2, 0x12, 2, 0, // depth 2, prefix, ModeIDs, no IDs
 			0}}, // no wants

@@ -273,6 +273,7 @@ func (*Sync) FrameType() Type { return TypeSync }
 func (f *Sync) AppendPayload(b []byte) []byte {
 	b = be.AppendUint32(b, f.Handle)
 	b = be.AppendUint32(b, f.Session)
+	b = append(b, f.Flags)
 	return appendSyncMsg(b, &f.Msg)
 }
 
@@ -282,6 +283,10 @@ func (f *Sync) DecodePayload(p []byte) error {
 	d := decoder{p: p}
 	f.Handle = d.u32()
 	f.Session = d.u32()
+	f.Flags = d.u8()
+	if f.Flags&^SyncMore != 0 {
+		d.fail("unknown sync flags")
+	}
 	d.syncMsg(&f.Msg)
 	return d.finish(TypeSync)
 }

@@ -1,0 +1,47 @@
+package wire
+
+import "github.com/cosnim/relays/roster"
+
+// AppendSyncSplit appends f as one or more Sync frames of at most limit bytes
+// each (header included), splitting its ranges and wants between them and
+// setting SyncMore on all but the last. Each frame is a sync message of its
+// own, so the peer answers each. It returns the extended buffer and the
+// number of frames appended. An empty message makes one frame.
+func AppendSyncSplit(b []byte, f *Sync, limit int) ([]byte, int) {
+	const overhead = HeaderSize + 4 + 4 + 1 + 2 + 10 // header, handle, session, flags, range count, want count
+	budget := limit - overhead
+	part := Sync{Handle: f.Handle, Session: f.Session}
+	ranges, want := f.Msg.Ranges, f.Msg.Want
+	frames := 0
+	for {
+		size := 0
+		n := 0
+		for n < len(ranges) {
+			one := roster.SyncMsg{Ranges: ranges[n : n+1]}
+			rs := one.EncodedSize() - 2
+			if n > 0 && size+rs > budget {
+				break
+			}
+			size += rs
+			n++
+		}
+		w := 0
+		if n == len(ranges) {
+			w = min(len(want), max(0, budget-size)/roster.IDSize)
+			if w == 0 && n == 0 && len(want) > 0 {
+				w = 1
+			}
+		}
+		part.Msg = roster.SyncMsg{Ranges: ranges[:n], Want: want[:w]}
+		ranges, want = ranges[n:], want[w:]
+		part.Flags = 0
+		if len(ranges) > 0 || len(want) > 0 {
+			part.Flags = SyncMore
+		}
+		b = Append(b, &part)
+		frames++
+		if part.Flags == 0 {
+			return b, frames
+		}
+	}
+}

@@ -1,0 +1,63 @@
+package wire
+
+import (
+	"testing"
+
+	"github.com/cosnim/relays/roster"
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestAppendSyncSplit(t *testing.T) {
+	var msg roster.SyncMsg
+	for i := range 3000 {
+		msg.Ranges = append(msg.Ranges, roster.Range{
+			Node: roster.Node{Depth: 4, Prefix: uint64(i % 65536)}, Mode: roster.ModeFingerprint,
+			FP: roster.Fingerprint{Count: uint64(i)},
+		})
+	}
+	for i := range 2500 {
+		var id roster.ID
+		id[0], id[1] = byte(i>>8), byte(i)
+		msg.Want = append(msg.Want, id)
+	}
+	const max = 4096
+	b, n := AppendSyncSplit(nil, &Sync{Handle: 3, Session: 9, Msg: msg}, max)
+	if n < 2 {
+		t.Fatalf("split into %d frames, want several", n)
+	}
+	var rd Reader
+	rd.Max = max
+	var got roster.SyncMsg
+	frames, more := 0, 0
+	err := rd.Feed(b, func(ty Type, p []byte) error {
+		var f Sync
+		if err := f.DecodePayload(p); err != nil {
+			return err
+		}
+		frames++
+		if f.Flags&SyncMore != 0 {
+			more++
+		} else if frames != n {
+			t.Errorf("frame %d of %d lacks SyncMore", frames, n)
+		}
+		if f.Handle != 3 || f.Session != 9 {
+			t.Errorf("frame %d has handle %d session %d", frames, f.Handle, f.Session)
+		}
+		got.Ranges = append(got.Ranges, f.Msg.Ranges...)
+		got.Want = append(got.Want, f.Msg.Want...)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("a split frame broke the %d-byte limit or failed to decode: %v", max, err)
+	}
+	if frames != n || more != n-1 {
+		t.Fatalf("read %d frames (%d with SyncMore), want %d (%d)", frames, more, n, n-1)
+	}
+	if diff := cmp.Diff(msg, got); diff != "" {
+		t.Fatalf("reassembled message differs (-want +got):\n%s", diff)
+	}
+	_, n = AppendSyncSplit(nil, &Sync{}, max)
+	if n != 1 {
+		t.Fatalf("empty message made %d frames, want 1", n)
+	}
+}
