@@ -177,7 +177,7 @@ func (w *world) logf(format string, args ...any) {
 func (w *world) start() time.Time { return w.healAt.Add(-w.sc.Chaos) }
 
 func stamp(d time.Duration) string {
-	return fmt.Sprintf("%013.6f", d.Seconds())
+	return fmt.Sprintf("%06d.%09d", d/time.Second, d%time.Second)
 }
 
 func (w *world) coreRand() *rand.Rand {
@@ -423,7 +423,7 @@ func (w *world) result() Result {
 	}
 	res.TraceSHA256 = hex.EncodeToString(w.hash.Sum(nil))
 	if len(res.Violations) > 0 {
-		res.ReplayCommand = fmt.Sprintf("cosnim sim --seed %d --timeline timeline.txt", w.sc.Seed)
+		res.ReplayCommand = fmt.Sprintf("cosnim sim --seed %d --timeline timeline.txt --svg timeline.svg", w.sc.Seed)
 		for _, fp := range w.sc.Failpoints {
 			res.ReplayCommand += " --failpoint " + fp
 		}

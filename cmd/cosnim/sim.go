@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +25,7 @@ func newSimCmd() *cobra.Command {
 		first      uint64
 		asJSON     bool
 		timeline   string
+		svg        string
 		scenario   string
 		rewrite    bool
 		failpoints []string
@@ -51,7 +53,7 @@ replays it; add --timeline to write what happened as a readable timeline.`,
 			case scenario != "":
 				return runScript(out, scenario, rewrite)
 			case cmd.Flags().Changed("seed"):
-				return runOne(out, seed, failpoints, timeline, asJSON)
+				return runOne(out, seed, failpoints, timeline, svg, asJSON)
 			default:
 				if parallel <= 0 {
 					parallel = runtime.GOMAXPROCS(0)
@@ -66,6 +68,7 @@ replays it; add --timeline to write what happened as a readable timeline.`,
 	f.Uint64Var(&first, "first-seed", 1, "first seed of --seeds")
 	f.BoolVar(&asJSON, "json", false, "print results as JSON")
 	f.StringVar(&timeline, "timeline", "", "with --seed: write the readable trace to this file")
+	f.StringVar(&svg, "svg", "", "with --seed: draw the run as an SVG sequence picture in this file")
 	f.StringVar(&scenario, "scenario", "", "run a scripted scenario file (testdata/scenarios/*.txt)")
 	f.BoolVar(&rewrite, "rewrite", false, "with --scenario: rewrite the expected output in the file")
 	f.StringSliceVar(&failpoints, "failpoint", nil, "turn on a failpoint for the whole run (self-tests), e.g. relay/empty-sync-reply")
@@ -75,19 +78,29 @@ replays it; add --timeline to write what happened as a readable timeline.`,
 
 var errViolations = errors.New("invariant violations found")
 
-func runOne(out io.Writer, seed uint64, failpoints []string, timeline string, asJSON bool) error {
+func runOne(out io.Writer, seed uint64, failpoints []string, timeline, svg string, asJSON bool) error {
 	sc := sim.Generate(seed)
 	sc.Failpoints = failpoints
 	var opt sim.Options
-	if timeline != "" {
-		f, err := os.Create(timeline)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		opt.Timeline = f
+	var trace bytes.Buffer
+	if timeline != "" || svg != "" {
+		opt.Timeline = &trace
 	}
 	res := sim.Run(sc, opt)
+	if timeline != "" {
+		if err := os.WriteFile(timeline, trace.Bytes(), 0o644); err != nil {
+			return err
+		}
+	}
+	if svg != "" {
+		var pic bytes.Buffer
+		if err := sim.WriteSVG(&pic, bytes.NewReader(trace.Bytes())); err != nil {
+			return err
+		}
+		if err := os.WriteFile(svg, pic.Bytes(), 0o644); err != nil {
+			return err
+		}
+	}
 	if asJSON {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
