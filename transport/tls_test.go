@@ -267,3 +267,7 @@ func TestExplainDialErrorPassesOthers(t *testing.T) {
 		t.Errorf("ExplainDialError changed an unrelated error: %v", got)
 	}
 }
+
+func tls13Listener(ln net.Listener, cfg *tls.Config) net.Listener {
+	return tls.NewListener(SniffListener(ln, true, nil), cfg)
+}
