@@ -1,0 +1,296 @@
+package relay
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cosnim/relays/wire"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// The operations listener serves, without authentication (bind it to
+// loopback):
+//
+//	/metrics  Prometheus text format, from a registry of this server only
+//	/healthz  200 while the process runs
+//	/readyz   200 while listening and not draining, else 503
+//	/status   JSON: uptime, epoch, connections, channels, counters, rates
+//
+// Nothing it serves carries a secret, a key, a channel ID or roster content.
+
+const metricsNamespace = "cosnim_relay"
+
+// opsServer is the running operations listener.
+type opsServer struct {
+	srv  *http.Server
+	done chan struct{}
+}
+
+func (o *opsServer) shutdown() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	o.srv.Shutdown(ctx)
+	<-o.done
+}
+
+// startOps listens on addr and serves the operations endpoints.
+func (s *Server) startOps(addr string) (*opsServer, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("relay: metrics listener: %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(&relayCollector{s: s},
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if s.Addr() == nil || s.Draining() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	rates := &rateTracker{}
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
+		st, ok := s.status(rates)
+		if !ok {
+			http.Error(w, "relay not running", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.Encode(st)
+	})
+	o := &opsServer{
+		srv:  &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second},
+		done: make(chan struct{}),
+	}
+	s.mu.Lock()
+	s.metricsAddr = ln.Addr()
+	s.mu.Unlock()
+	go func() {
+		defer close(o.done)
+		if err := o.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("metrics listener failed", "err", err)
+		}
+	}()
+	s.log.Info("operations listener", "addr", ln.Addr().String())
+	return o, nil
+}
+
+// Status is the JSON document served at /status.
+type Status struct {
+	Uptime        string  `json:"uptime"`
+	UptimeSeconds float64 `json:"uptime_seconds"`
+	Epoch         string  `json:"epoch"`
+	Listen        string  `json:"listen"`
+	TLS           bool    `json:"tls"`
+	Draining      bool    `json:"draining"`
+	Connections   int     `json:"connections"`
+	Channels      int     `json:"channels"`
+	Accepted      uint64  `json:"connections_accepted"`
+	EntriesIn     uint64  `json:"entries_in"`
+	Delivered     uint64  `json:"entries_delivered"`
+	BytesIn       uint64  `json:"bytes_in"`
+	BytesOut      uint64  `json:"bytes_out"`
+	// Rates are per second, over the time since the previous /status
+	// request (or since start, for the first).
+	EntriesInRate float64 `json:"entries_in_per_second"`
+	DeliveredRate float64 `json:"entries_delivered_per_second"`
+	BytesInRate   float64 `json:"bytes_in_per_second"`
+	BytesOutRate  float64 `json:"bytes_out_per_second"`
+}
+
+// rateTracker remembers the previous /status sample.
+type rateTracker struct {
+	mu   sync.Mutex // guards the following
+	at   time.Time
+	prev Stats
+}
+
+func (s *Server) status(rt *rateTracker) (Status, bool) {
+	st, conns, chans, ok := s.Stats()
+	if !ok {
+		return Status{}, false
+	}
+	now := time.Now()
+	up := now.Sub(s.started)
+	out := Status{
+		Uptime:        up.Round(time.Second).String(),
+		UptimeSeconds: up.Seconds(),
+		Epoch:         fmt.Sprintf("%016x", s.core.Epoch()),
+		TLS:           s.cfg.TLS != nil,
+		Draining:      s.Draining(),
+		Connections:   conns,
+		Channels:      chans,
+		Accepted:      st.Conns,
+		EntriesIn:     st.EntriesIn,
+		Delivered:     st.Delivered,
+		BytesIn:       st.BytesIn,
+		BytesOut:      st.BytesOut,
+	}
+	if a := s.Addr(); a != nil {
+		out.Listen = a.String()
+	}
+	rt.mu.Lock()
+	since, prev := rt.at, rt.prev
+	if since.IsZero() {
+		since = s.started
+	}
+	rt.at, rt.prev = now, st
+	rt.mu.Unlock()
+	if secs := now.Sub(since).Seconds(); secs > 0 {
+		rate := func(a, b uint64) float64 { return float64(a-b) / secs }
+		out.EntriesInRate = rate(st.EntriesIn, prev.EntriesIn)
+		out.DeliveredRate = rate(st.Delivered, prev.Delivered)
+		out.BytesInRate = rate(st.BytesIn, prev.BytesIn)
+		out.BytesOutRate = rate(st.BytesOut, prev.BytesOut)
+	}
+	return out, true
+}
+
+// relayCollector reads the core's Stats in its event context at each
+// scrape, so the core keeps plain counters and no locks.
+type relayCollector struct{ s *Server }
+
+func desc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc(metricsNamespace+"_"+name, help, labels, nil)
+}
+
+var (
+	descUp            = desc("up", "1 while the relay serves, 0 while it drains.")
+	descInfo          = desc("info", "Always 1; the epoch label changes at each start.", "epoch")
+	descUptime        = desc("uptime_seconds", "Seconds since the relay started listening.")
+	descConns         = desc("connections", "Live client connections.")
+	descChannels      = desc("channels", "Channels the relay holds.")
+	descAccepted      = desc("connections_accepted_total", "Connections accepted.")
+	descRefused       = desc("connections_refused_total", "Connections refused because the relay was full or draining.")
+	descChanCreated   = desc("channels_created_total", "Channels created.")
+	descFrames        = desc("frames_total", "Frames by direction and type.", "direction", "type")
+	descBytes         = desc("bytes_total", "Bytes by direction.", "direction")
+	descUnknown       = desc("unknown_frames_total", "Frames of unknown type skipped.")
+	descProtoErr      = desc("protocol_errors_total", "Connections closed for a protocol error.")
+	descJoinsDenied   = desc("joins_denied_total", "Joins refused for a bad channel proof or a limit.")
+	descBadEntries    = desc("bad_entries_total", "Entries refused as empty or too large.")
+	descStored        = desc("entries_stored_total", "New entries stored in channel caches.")
+	descDuplicates    = desc("entries_duplicate_total", "Entries received that the cache already held.")
+	descDelivered     = desc("entries_delivered_total", "Entries sent to members by fan-out.")
+	descEvicted       = desc("entries_evicted_total", "Entries dropped from full channel caches.")
+	descPendMerged    = desc("pending_merged_total", "Entries held and merged for slow members.")
+	descPendDropped   = desc("pending_dropped_total", "Held entries dropped past the cap (the member is told to resync).")
+	descResyncs       = desc("resyncs_total", "Members told to sync again.")
+	descSyncRounds    = desc("sync_rounds_total", "Sync messages answered.")
+	descErrorsSent    = desc("errors_sent_total", "Error frames sent, by code.", "code")
+	descHandshakeFail = desc("handshake_failures_total", "Refused handshakes by reason (protocol handshake codes and TLS reasons).", "reason")
+)
+
+func (c *relayCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descUp, descInfo, descUptime, descConns, descChannels,
+		descAccepted, descRefused, descChanCreated, descFrames, descBytes, descUnknown, descProtoErr,
+		descJoinsDenied, descBadEntries, descStored, descDuplicates, descDelivered, descEvicted,
+		descPendMerged, descPendDropped, descResyncs, descSyncRounds, descErrorsSent, descHandshakeFail} {
+		ch <- d
+	}
+}
+
+func (c *relayCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.s
+	st, conns, chans, ok := s.Stats()
+	up := 0.0
+	if ok && !s.Draining() {
+		up = 1
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge(descUp, up)
+	gauge(descInfo, 1, fmt.Sprintf("%016x", s.core.Epoch()))
+	if !s.started.IsZero() {
+		gauge(descUptime, time.Since(s.started).Seconds())
+	}
+	gauge(descConns, float64(conns))
+	gauge(descChannels, float64(chans))
+	counter(descAccepted, st.Conns)
+	counter(descRefused, st.Refused)
+	counter(descChanCreated, st.Channels)
+	for t := range 256 {
+		typ := wire.Type(t)
+		if st.FramesIn[t] > 0 || knownType(typ) {
+			counter(descFrames, st.FramesIn[t], "in", frameLabel(typ))
+		}
+		if st.FramesOut[t] > 0 || knownType(typ) {
+			counter(descFrames, st.FramesOut[t], "out", frameLabel(typ))
+		}
+	}
+	counter(descBytes, st.BytesIn, "in")
+	counter(descBytes, st.BytesOut, "out")
+	counter(descUnknown, st.UnknownFrames)
+	counter(descProtoErr, st.ProtocolErrors)
+	counter(descJoinsDenied, st.JoinsDenied)
+	counter(descBadEntries, st.BadEntries)
+	counter(descStored, st.EntriesIn)
+	counter(descDuplicates, st.Duplicates)
+	counter(descDelivered, st.Delivered)
+	counter(descEvicted, st.Evicted)
+	counter(descPendMerged, st.PendingMerged)
+	counter(descPendDropped, st.PendingDropped)
+	counter(descResyncs, st.Resyncs)
+	counter(descSyncRounds, st.SyncRounds)
+	for _, code := range sortedCodes(st.ErrorsSent) {
+		counter(descErrorsSent, st.ErrorsSent[code], codeLabel(code))
+	}
+	fails := make(map[string]uint64)
+	for code, n := range st.HandshakeFailures { // sorted: summed into a map
+		fails[codeLabel(code)] += n
+	}
+	for reason, n := range s.tlsFail.snapshot() { // sorted: summed into a map
+		fails["tls_"+reason] += n
+	}
+	reasons := make([]string, 0, len(fails))
+	for r := range fails { // sorted: below
+		reasons = append(reasons, r)
+	}
+	sort.Strings(reasons)
+	for _, r := range reasons {
+		counter(descHandshakeFail, fails[r], r)
+	}
+}
+
+func knownType(t wire.Type) bool { return t >= wire.TypeHello && t <= wire.TypeError }
+
+func frameLabel(t wire.Type) string {
+	if knownType(t) {
+		return strings.ToLower(t.String())
+	}
+	return fmt.Sprintf("0x%02x", uint8(t))
+}
+
+func codeLabel(c wire.Code) string { return strings.ReplaceAll(c.String(), " ", "_") }
+
+func sortedCodes(m map[wire.Code]uint64) []wire.Code {
+	codes := make([]wire.Code, 0, len(m))
+	for c := range m { // sorted: below
+		codes = append(codes, c)
+	}
+	sort.Slice(codes, func(i, j int) bool { return codes[i] < codes[j] })
+	return codes
+}

@@ -1,0 +1,422 @@
+package relay
+
+import (
+	"context"
+	crand "crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cosnim/relays/transport"
+)
+
+// Defaults for ServerConfig.
+const (
+	DefaultDrainGrace  = 10 * time.Second
+	DefaultDrainAfter  = time.Second
+	DefaultDrainJitter = 4 * time.Second
+)
+
+// ErrServerClosed is returned by Run when Close stopped the server.
+var ErrServerClosed = errors.New("relay: server closed")
+
+// ServerConfig configures a Server.
+type ServerConfig struct {
+	// Relay holds the core's limits.
+	Relay Config
+	// Addr is the HOST:PORT to listen on; port 0 picks a free port (see
+	// Server.Addr).
+	Addr string
+	// TLS, when not nil, makes the listener speak TLS (tcps://); build it
+	// with transport.ServerTLSConfig. Plaintext and TLS clients that dial
+	// the wrong kind of port get a clear error either way.
+	TLS *tls.Config
+	// Logger receives operator logs; nil discards them.
+	Logger *slog.Logger
+	// MetricsAddr, when not empty, is the HOST:PORT of the operations
+	// listener (/metrics, /healthz, /readyz, /status). Loopback is
+	// recommended: it has no authentication.
+	MetricsAddr string
+	// DrainGrace bounds how long a stopping server waits for clients to
+	// leave after the Drain frame (default 10s).
+	DrainGrace time.Duration
+	// DrainAfter and DrainJitter are sent in the Drain frame: a client
+	// reconnects after DrainAfter plus a random delay up to DrainJitter
+	// (defaults 1s and 4s), so a restarted relay is not stampeded.
+	DrainAfter, DrainJitter time.Duration
+}
+
+// Server runs a relay core on a real listener: the production driver.
+//
+// Every call into the core goes through the transport.Loop, which
+// serialises events; the Server itself only adds the listener, the
+// operations listener and the shutdown sequence.
+type Server struct {
+	cfg     ServerConfig
+	log     *slog.Logger
+	core    *Relay
+	started time.Time
+	tlsFail tlsFailures
+
+	listening chan struct{} // closed once Addr is valid
+	closeReq  chan struct{} // closed by Close
+	closeOnce sync.Once
+	draining  atomic.Bool
+
+	mu          sync.Mutex // guards the following
+	loop        *transport.Loop
+	addr        net.Addr
+	metricsAddr net.Addr
+	running     bool
+}
+
+// NewServer checks cfg and builds the relay core, whose epoch is drawn
+// from crypto/rand.
+func NewServer(cfg ServerConfig) (*Server, error) {
+	if cfg.Addr == "" {
+		return nil, errors.New("relay: no listen address")
+	}
+	if cfg.DrainGrace <= 0 {
+		cfg.DrainGrace = DefaultDrainGrace
+	}
+	if cfg.DrainAfter <= 0 {
+		cfg.DrainAfter = DefaultDrainAfter
+	}
+	if cfg.DrainJitter <= 0 {
+		cfg.DrainJitter = DefaultDrainJitter
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Relay.Logger == nil {
+		cfg.Relay.Logger = log
+	}
+	var seed [16]byte
+	crand.Read(seed[:])
+	rng := rand.New(rand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:])))
+	core, err := New(cfg.Relay, rng)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:       cfg,
+		log:       log,
+		core:      core,
+		listening: make(chan struct{}),
+		closeReq:  make(chan struct{}),
+	}
+	s.tlsFail.counts = make(map[string]uint64)
+	return s, nil
+}
+
+// Epoch returns the relay core's epoch.
+func (s *Server) Epoch() uint64 { return s.core.Epoch() }
+
+// Addr returns the address the relay listens on, nil before Run listens.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addr
+}
+
+// MetricsAddr returns the operations listener's address, nil when off or
+// before Run listens.
+func (s *Server) MetricsAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.metricsAddr
+}
+
+// Listening is closed once Run listens (Addr is then valid).
+func (s *Server) Listening() <-chan struct{} { return s.listening }
+
+// Draining reports whether the server is shutting down.
+func (s *Server) Draining() bool { return s.draining.Load() }
+
+// Close stops the server at once, without a drain: connections are cut as
+// if the process had been killed. Run then returns ErrServerClosed.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() { close(s.closeReq) })
+}
+
+// do runs f in the core's event context; it reports false when the core
+// is not running.
+func (s *Server) do(f func(r *Relay)) bool {
+	s.mu.Lock()
+	loop := s.loop
+	s.mu.Unlock()
+	if loop == nil {
+		return false
+	}
+	ran := false
+	loop.Do(func() { f(s.core); ran = true })
+	return ran
+}
+
+// Stats returns the core's counters, read in its event context. ok is
+// false when the server is not running.
+func (s *Server) Stats() (st Stats, conns, channels int, ok bool) {
+	ok = s.do(func(r *Relay) {
+		st, conns, channels = r.Stats(), r.Conns(), r.ChannelCount()
+	})
+	return st, conns, channels, ok
+}
+
+// Run listens, serves until ctx is cancelled, then drains: it stops
+// accepting, sends every client a Drain frame, waits until they have gone
+// or DrainGrace has passed, closes what is left and returns nil. It
+// returns an error if it cannot listen or the listener fails, and
+// ErrServerClosed after Close. Run may be called once.
+func (s *Server) Run(ctx context.Context) error {
+	s.mu.Lock()
+	if s.running {
+		s.mu.Unlock()
+		return errors.New("relay: Run called twice")
+	}
+	s.running = true
+	s.mu.Unlock()
+
+	raw, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("relay: listen: %w", err)
+	}
+	var ops *opsServer
+	if s.cfg.MetricsAddr != "" {
+		ops, err = s.startOps(s.cfg.MetricsAddr)
+		if err != nil {
+			raw.Close()
+			return err
+		}
+	}
+	ln := transport.SniffListener(raw, s.cfg.TLS != nil, s.log)
+	if s.cfg.TLS != nil {
+		ln = newHandshakeListener(ln, s.cfg.TLS, s.cfg.Relay.WithDefaults().HandshakeTimeout, s.log, &s.tlsFail)
+	}
+	loop := transport.NewLoop(s.core, transport.LoopOptions{
+		HighWater:        s.cfg.Relay.WithDefaults().HighWater,
+		HandshakeTimeout: s.cfg.Relay.WithDefaults().HandshakeTimeout,
+		Logger:           s.log,
+	})
+	s.started = time.Now()
+	s.mu.Lock()
+	s.loop = loop
+	s.addr = raw.Addr()
+	s.mu.Unlock()
+
+	served := make(chan error, 1)
+	go func() { served <- loop.Serve(ln) }()
+	s.log.Info("relay listening", "addr", raw.Addr().String(), "tls", s.cfg.TLS != nil,
+		"client_auth", s.cfg.TLS != nil && s.cfg.TLS.ClientAuth == tls.RequireAndVerifyClientCert,
+		"epoch", fmt.Sprintf("%016x", s.core.Epoch()))
+	close(s.listening)
+
+	var result error
+	select {
+	case <-ctx.Done():
+		s.drain(ln, served)
+	case <-s.closeReq:
+		s.draining.Store(true)
+		ln.Close()
+		<-served
+		result = ErrServerClosed
+	case err := <-served:
+		s.draining.Store(true)
+		result = fmt.Errorf("relay: accept: %w", err)
+	}
+	loop.Close()
+	if ops != nil {
+		ops.shutdown()
+	}
+	s.log.Info("relay stopped")
+	return result
+}
+
+// drain is the graceful half of shutdown.
+func (s *Server) drain(ln net.Listener, served <-chan error) {
+	s.draining.Store(true)
+	ln.Close()
+	<-served
+	var left int
+	s.do(func(r *Relay) {
+		r.Drain(s.cfg.DrainAfter, s.cfg.DrainJitter, nil)
+		left = r.Conns()
+	})
+	s.log.Info("relay draining", "connections", left, "grace", s.cfg.DrainGrace)
+	deadline := time.NewTimer(s.cfg.DrainGrace)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for left > 0 {
+		select {
+		case <-deadline.C:
+			s.log.Warn("drain grace over; closing remaining connections", "connections", left)
+			s.do(func(r *Relay) { r.CloseAll() })
+			return
+		case <-s.closeReq:
+			return
+		case <-tick.C:
+			s.do(func(r *Relay) { left = r.Conns() })
+		}
+	}
+	s.do(func(r *Relay) { r.CloseAll() })
+}
+
+// tlsFailures counts refused TLS handshakes by reason.
+type tlsFailures struct {
+	mu     sync.Mutex // guards counts
+	counts map[string]uint64
+}
+
+func (f *tlsFailures) add(reason string) {
+	f.mu.Lock()
+	f.counts[reason]++
+	f.mu.Unlock()
+}
+
+func (f *tlsFailures) snapshot() map[string]uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	m := make(map[string]uint64, len(f.counts))
+	for k, v := range f.counts { // sorted: copy only
+		m[k] = v
+	}
+	return m
+}
+
+// TLS handshake failure reasons, as counted and logged.
+const (
+	TLSFailNoCertificate   = "no_certificate"
+	TLSFailUnknownCA       = "unknown_authority"
+	TLSFailExpired         = "expired"
+	TLSFailNotAuthorized   = "not_authorized"
+	TLSFailBadCertificate  = "bad_certificate"
+	TLSFailTimeout         = "timeout"
+	TLSFailHandshakeFailed = "handshake"
+)
+
+// classifyTLS names why a server-side handshake failed.
+func classifyTLS(err error) string {
+	var ua x509.UnknownAuthorityError
+	var ci x509.CertificateInvalidError
+	var cv *tls.CertificateVerificationError
+	switch {
+	case errors.Is(err, transport.ErrNotAllowed):
+		return TLSFailNotAuthorized
+	case errors.As(err, &ua):
+		return TLSFailUnknownCA
+	case errors.As(err, &ci) && ci.Reason == x509.Expired:
+		return TLSFailExpired
+	case errors.As(err, &cv):
+		return TLSFailBadCertificate
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, transport.ErrTimeout):
+		return TLSFailTimeout
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return TLSFailTimeout
+	}
+	// crypto/tls has no typed error for a client that sent no certificate.
+	if err != nil && err.Error() == "tls: client didn't provide a certificate" {
+		return TLSFailNoCertificate
+	}
+	return TLSFailHandshakeFailed
+}
+
+// handshakeListener accepts TLS connections and completes their handshake
+// before Accept returns them, off the accepting goroutine, so that the
+// server can count and log failures by reason. The Loop then finds the
+// handshake done.
+type handshakeListener struct {
+	inner   net.Listener
+	cfg     *tls.Config
+	timeout time.Duration
+	log     *slog.Logger
+	fail    *tlsFailures
+
+	ready    chan net.Conn
+	done     chan struct{}
+	acceptEr chan error
+	once     sync.Once
+	wg       sync.WaitGroup
+}
+
+func newHandshakeListener(inner net.Listener, cfg *tls.Config, timeout time.Duration, log *slog.Logger, fail *tlsFailures) *handshakeListener {
+	hl := &handshakeListener{
+		inner: inner, cfg: cfg, timeout: timeout, log: log, fail: fail,
+		ready:    make(chan net.Conn),
+		done:     make(chan struct{}),
+		acceptEr: make(chan error, 1),
+	}
+	hl.wg.Add(1)
+	go hl.acceptLoop()
+	return hl
+}
+
+func (hl *handshakeListener) acceptLoop() {
+	defer hl.wg.Done()
+	for {
+		nc, err := hl.inner.Accept()
+		if err != nil {
+			hl.acceptEr <- err
+			return
+		}
+		hl.wg.Add(1)
+		go hl.handshake(nc)
+	}
+}
+
+func (hl *handshakeListener) handshake(nc net.Conn) {
+	defer hl.wg.Done()
+	tc := tls.Server(nc, hl.cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), hl.timeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-hl.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		reason := classifyTLS(err)
+		hl.fail.add(reason)
+		hl.log.Warn("TLS handshake refused", "remote", nc.RemoteAddr().String(), "reason", reason, "err", err)
+		tc.Close()
+		return
+	}
+	select {
+	case hl.ready <- tc:
+	case <-hl.done:
+		tc.Close()
+	}
+}
+
+func (hl *handshakeListener) Accept() (net.Conn, error) {
+	select {
+	case nc := <-hl.ready:
+		return nc, nil
+	case err := <-hl.acceptEr:
+		hl.acceptEr <- err
+		return nil, err
+	case <-hl.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (hl *handshakeListener) Close() error {
+	hl.once.Do(func() { close(hl.done) })
+	err := hl.inner.Close()
+	hl.wg.Wait()
+	return err
+}
+
+func (hl *handshakeListener) Addr() net.Addr { return hl.inner.Addr() }
