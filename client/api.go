@@ -1,0 +1,439 @@
+package client
+
+import (
+	"context"
+	crand "crypto/rand"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/cosnim/relays/roster"
+	"github.com/cosnim/relays/transport"
+	"github.com/cosnim/relays/wire"
+)
+
+// Errors of the Agent API.
+var (
+	// ErrAgentClosed is returned by an Agent's methods after Close.
+	ErrAgentClosed = errors.New("client: agent closed")
+	// ErrNotJoined is returned for a hub that Join was not called for.
+	ErrNotJoined = errors.New("client: hub not joined")
+)
+
+// DefaultEntriesBuffer is the capacity of Agent.Entries by default.
+const DefaultEntriesBuffer = 1024
+
+// Options configures an Agent: the values of a relay's client section and
+// the continuum secret.
+type Options struct {
+	// Addrs are the relay's HOST:PORT addresses, tried in turn.
+	Addrs []string
+	// TLS, when not nil, makes the Agent dial TLS (tcps://); build it with
+	// transport.ClientTLSConfig.
+	TLS *tls.Config
+	// Secret is the continuum secret; channel keys derive from it.
+	Secret []byte
+	// Agent names this client in Hello (default "cosnim").
+	Agent string
+	// ConnectTimeout, BackoffMin and BackoffMax: see Config.
+	ConnectTimeout, BackoffMin, BackoffMax time.Duration
+	// EntriesBuffer is the capacity of the Entries channel (default
+	// DefaultEntriesBuffer).
+	EntriesBuffer int
+	// Logger receives connection logs; nil discards them. Nothing secret
+	// is logged.
+	Logger *slog.Logger
+}
+
+// Learned is one capsule reference received from the relay.
+type Learned struct {
+	Hub  string
+	Ref  []byte
+	Time time.Time
+}
+
+// Agent is the client API that instances embed. It runs the client core in
+// a transport.Loop: it connects at once, reconnects with backoff and
+// jitter, honours the relay's Drain, and catches up after every reconnect.
+// No method blocks on a slow or absent relay except the Wait ones, which
+// take a context.
+//
+// Received entries arrive on Entries, a bounded channel that the core
+// never blocks on: when it is full, further entries are kept only in the
+// roster (see Known) and counted by Overflow. The roster is the truth;
+// Entries is a convenience feed.
+//
+// Agent is safe for concurrent use.
+type Agent struct {
+	loop      *transport.Loop
+	core      *Client
+	secret    []byte
+	entries   chan Learned
+	closeOnce sync.Once
+
+	mu       sync.Mutex // guards the following; never held while calling into the loop
+	closed   bool
+	state    State
+	hubs     map[string]*hubState
+	byID     map[roster.ChannelID]*hubState
+	acked    map[uint32]bool // seqs waited for that the relay acked
+	waiting  map[uint32]bool // seqs being waited for
+	overflow uint64
+	problems []string // latest problems from the relay, newest last (bounded)
+	changed  chan struct{}
+}
+
+// hubState is what the Agent tracks for one joined hub.
+type hubState struct {
+	name    string
+	keys    *roster.Keys
+	synced  bool   // caught up since the current connection came up
+	syncGen uint64 // catch-ups completed
+}
+
+// handlerRef lets the Loop be built before the core it feeds.
+type handlerRef struct{ transport.Handler }
+
+// NewAgent starts an Agent; it begins connecting at once and returns
+// without waiting.
+func NewAgent(opts Options) (*Agent, error) {
+	if len(opts.Secret) == 0 {
+		return nil, roster.ErrNoSecret
+	}
+	if opts.EntriesBuffer <= 0 {
+		opts.EntriesBuffer = DefaultEntriesBuffer
+	}
+	a := &Agent{
+		secret:  append([]byte(nil), opts.Secret...),
+		entries: make(chan Learned, opts.EntriesBuffer),
+		hubs:    make(map[string]*hubState),
+		byID:    make(map[roster.ChannelID]*hubState),
+		acked:   make(map[uint32]bool),
+		waiting: make(map[uint32]bool),
+		changed: make(chan struct{}),
+	}
+	ref := &handlerRef{}
+	loop := transport.NewLoop(ref, transport.LoopOptions{
+		Logger:      opts.Logger,
+		DialTimeout: opts.ConnectTimeout,
+	})
+	var seed [16]byte
+	crand.Read(seed[:])
+	rng := rand.New(rand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:])))
+	core, err := New(Config{
+		Addrs:          opts.Addrs,
+		Agent:          opts.Agent,
+		BackoffMin:     opts.BackoffMin,
+		BackoffMax:     opts.BackoffMax,
+		ConnectTimeout: opts.ConnectTimeout,
+		Logger:         opts.Logger,
+	}, loop.Dialer(transport.NetDialer(opts.TLS)), rng, (*agentObserver)(a))
+	if err != nil {
+		loop.Close()
+		return nil, err
+	}
+	ref.Handler = core
+	a.loop, a.core = loop, core
+	loop.Do(func() { core.Start(time.Now()) })
+	return a, nil
+}
+
+// Join joins the channel of hub, deriving its keys from the continuum
+// secret. Joining a hub twice is a no-op.
+func (a *Agent) Join(hub string) error {
+	keys, err := roster.DeriveKeys(a.secret, hub)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return ErrAgentClosed
+	}
+	if _, ok := a.hubs[hub]; ok {
+		a.mu.Unlock()
+		return nil
+	}
+	h := &hubState{name: hub, keys: keys}
+	a.hubs[hub] = h
+	a.byID[keys.ID()] = h
+	a.mu.Unlock()
+	return a.do(func(c *Client, now time.Time) error { return c.Join(keys, nil, now) })
+}
+
+// do runs f in the core's event context.
+func (a *Agent) do(f func(c *Client, now time.Time) error) error {
+	err := ErrAgentClosed
+	a.loop.Do(func() { err = f(a.core, time.Now()) })
+	return err
+}
+
+func (a *Agent) hub(name string) (*hubState, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return nil, ErrAgentClosed
+	}
+	h := a.hubs[name]
+	if h == nil {
+		return nil, fmt.Errorf("%w: %q", ErrNotJoined, name)
+	}
+	return h, nil
+}
+
+// Announce adds ref to hub's roster at once and sends it to the relay if
+// connected (otherwise the catch-up after the next connection carries
+// it). It never waits for the network.
+func (a *Agent) Announce(hub string, ref []byte) error {
+	h, err := a.hub(hub)
+	if err != nil {
+		return err
+	}
+	return a.do(func(c *Client, now time.Time) error {
+		_, err := c.Announce(h.keys.ID(), ref, now)
+		return err
+	})
+}
+
+// AnnounceAndWait announces ref like Announce and waits until the relay
+// holds it: until the relay acks the announce, or, when it could not be
+// sent at once (not connected) or was already in the roster, until a
+// catch-up with the relay has completed after it.
+func (a *Agent) AnnounceAndWait(ctx context.Context, hub string, ref []byte) error {
+	h, err := a.hub(hub)
+	if err != nil {
+		return err
+	}
+	var seq uint32
+	var gen uint64
+	var synced bool
+	err = a.do(func(c *Client, now time.Time) error {
+		var err error
+		seq, err = c.Announce(h.keys.ID(), ref, now)
+		a.mu.Lock()
+		gen, synced = h.syncGen, h.synced
+		if seq != 0 {
+			a.waiting[seq] = true
+		}
+		a.mu.Unlock()
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if seq != 0 {
+		defer func() {
+			a.mu.Lock()
+			delete(a.waiting, seq)
+			delete(a.acked, seq)
+			a.mu.Unlock()
+		}()
+		return a.wait(ctx, func() bool { return a.acked[seq] })
+	}
+	// Nothing was sent: either the entry was known already (and a caught-up
+	// link means the relay has it) or the link is not joined yet.
+	if synced {
+		return nil
+	}
+	return a.wait(ctx, func() bool { return h.syncGen > gen && h.synced })
+}
+
+// wait blocks until cond (called with a.mu held) holds, ctx is done or
+// the Agent closes.
+func (a *Agent) wait(ctx context.Context, cond func() bool) error {
+	for {
+		a.mu.Lock()
+		if cond() {
+			a.mu.Unlock()
+			return nil
+		}
+		if a.closed {
+			a.mu.Unlock()
+			return ErrAgentClosed
+		}
+		ch := a.changed
+		a.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// notifyLocked wakes every waiter.
+func (a *Agent) notifyLocked() {
+	close(a.changed)
+	a.changed = make(chan struct{})
+}
+
+// WaitConnected waits until the Agent has finished a handshake with the
+// relay.
+func (a *Agent) WaitConnected(ctx context.Context) error {
+	return a.wait(ctx, func() bool { return a.state == Connected })
+}
+
+// WaitCaughtUp waits until hub's roster holds everything the relay had
+// on the current connection.
+func (a *Agent) WaitCaughtUp(ctx context.Context, hub string) error {
+	h, err := a.hub(hub)
+	if err != nil {
+		return err
+	}
+	return a.wait(ctx, func() bool { return h.synced && a.state == Connected })
+}
+
+// Entries returns the feed of references learned from the relay. It is
+// closed by Close.
+func (a *Agent) Entries() <-chan Learned { return a.entries }
+
+// Overflow reports how many learned references did not fit in Entries;
+// they are in the roster all the same.
+func (a *Agent) Overflow() uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.overflow
+}
+
+// Known returns every reference in hub's roster (announced here or
+// learned), in roster order.
+func (a *Agent) Known(hub string) ([][]byte, error) {
+	h, err := a.hub(hub)
+	if err != nil {
+		return nil, err
+	}
+	var refs [][]byte
+	err = a.do(func(c *Client, _ time.Time) error {
+		set := c.Roster(h.keys.ID())
+		if set == nil {
+			return nil
+		}
+		for _, e := range set.Entries() {
+			ref, err := h.keys.Open(e)
+			if err != nil {
+				return err
+			}
+			refs = append(refs, ref)
+		}
+		return nil
+	})
+	return refs, err
+}
+
+// State reports the link state.
+func (a *Agent) State() State {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.state
+}
+
+// Epoch reports the epoch of the relay last connected to.
+func (a *Agent) Epoch() (epoch uint64, ok bool) {
+	a.do(func(c *Client, _ time.Time) error { epoch, ok = c.Epoch(); return nil })
+	return epoch, ok
+}
+
+// Stats returns the core's counters.
+func (a *Agent) Stats() (st Stats) {
+	a.do(func(c *Client, _ time.Time) error { st = c.Stats(); return nil })
+	return st
+}
+
+// Problems returns the latest error reports from the relay (at most 16),
+// oldest first, as "code: text".
+func (a *Agent) Problems() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]string(nil), a.problems...)
+}
+
+// Close stops the Agent: it closes the link, stops reconnecting, waits for
+// its goroutines and closes Entries. It is safe to call more than once.
+func (a *Agent) Close() error {
+	a.closeOnce.Do(func() {
+		a.loop.Do(func() { a.core.Stop(time.Now()) })
+		a.loop.Close()
+		a.mu.Lock()
+		a.closed = true
+		a.notifyLocked()
+		a.mu.Unlock()
+		close(a.entries)
+	})
+	return nil
+}
+
+// agentObserver receives the core's callbacks, in its event context; it
+// only takes a.mu briefly and never blocks.
+type agentObserver Agent
+
+func (o *agentObserver) Learned(id roster.ChannelID, refs [][]byte, now time.Time) {
+	a := (*Agent)(o)
+	a.mu.Lock()
+	h := a.byID[id]
+	a.mu.Unlock()
+	if h == nil {
+		return
+	}
+	for i, ref := range refs {
+		select {
+		case a.entries <- Learned{Hub: h.name, Ref: append([]byte(nil), ref...), Time: now}:
+		default:
+			a.mu.Lock()
+			a.overflow += uint64(len(refs) - i)
+			a.mu.Unlock()
+			return
+		}
+	}
+}
+
+func (o *agentObserver) StateChanged(s State, _ time.Time) {
+	a := (*Agent)(o)
+	a.mu.Lock()
+	a.state = s
+	if s != Connected {
+		for _, h := range a.hubs { // sorted: order-free flag reset
+			h.synced = false
+		}
+	}
+	a.notifyLocked()
+	a.mu.Unlock()
+}
+
+func (o *agentObserver) CaughtUp(id roster.ChannelID, _ time.Time) {
+	a := (*Agent)(o)
+	a.mu.Lock()
+	if h := a.byID[id]; h != nil {
+		h.synced = true
+		h.syncGen++
+	}
+	a.notifyLocked()
+	a.mu.Unlock()
+}
+
+func (o *agentObserver) EpochChanged(uint64, time.Time) {}
+
+func (o *agentObserver) Acked(_ roster.ChannelID, seq uint32, _ time.Time) {
+	a := (*Agent)(o)
+	a.mu.Lock()
+	if a.waiting[seq] {
+		a.acked[seq] = true
+		a.notifyLocked()
+	}
+	a.mu.Unlock()
+}
+
+func (o *agentObserver) Problem(_ roster.ChannelID, code wire.Code, text string, _ time.Time) {
+	a := (*Agent)(o)
+	a.mu.Lock()
+	a.problems = append(a.problems, code.String()+": "+text)
+	if len(a.problems) > 16 {
+		a.problems = a.problems[len(a.problems)-16:]
+	}
+	a.notifyLocked()
+	a.mu.Unlock()
+}
