@@ -51,10 +51,14 @@ func (r *Relay) accept(m *member, sealed [][]byte) {
 func (r *Relay) store(ch *channel, e roster.Entry) {
 	ch.cache.Add(e)
 	ch.order = append(ch.order, e.ID)
-	for ch.cache.Len() > r.cfg.CacheEntries {
+	r.cachedBytes += int64(len(e.Sealed) + entryOverhead)
+	for ch.cache.Len() > r.cfg.CacheEntries || (r.memory() > r.cfg.MemoryBudget && ch.cache.Len() > 1) {
 		old := ch.order[ch.evicted]
 		ch.evicted++
-		ch.cache.Remove(old)
+		if gone, ok := ch.cache.Get(old); ok {
+			r.cachedBytes -= int64(len(gone.Sealed) + entryOverhead)
+			ch.cache.Remove(old)
+		}
 		ch.complete = false
 		r.stats.Evicted++
 	}
@@ -101,11 +105,13 @@ func (r *Relay) hold(m *member, entries []roster.Entry) {
 	if len(m.pending)+len(entries) > r.cfg.PendingEntries {
 		r.stats.Resyncs++
 		r.stats.PendingDropped += uint64(len(m.pending) + len(entries))
+		r.pendingCount -= int64(len(m.pending))
 		m.pending = nil
 		r.sendError(m.c, wire.CodeResync, m.handle, false, "too many entries pending for a slow reader: sync again")
 		return
 	}
 	m.pending = append(m.pending, entries...)
+	r.pendingCount += int64(len(entries))
 	r.stats.PendingMerged += uint64(len(entries))
 }
 
@@ -120,6 +126,7 @@ func (r *Relay) flushPending(m *member) {
 			r.sendRaw(m.c, f, wire.TypeDeliver)
 		}
 		r.stats.Delivered += uint64(n)
+		r.pendingCount -= int64(n)
 		m.pending = m.pending[n:]
 	}
 	if len(m.pending) == 0 {
@@ -188,5 +195,6 @@ func (r *Relay) leave(m *member) {
 	if i := slices.Index(ch.members, m); i >= 0 {
 		ch.members = slices.Delete(ch.members, i, i+1)
 	}
+	r.pendingCount -= int64(len(m.pending))
 	m.pending = nil
 }

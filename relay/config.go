@@ -23,6 +23,14 @@ type Config struct {
 	CacheEntries      int           // entries kept per channel (default 100000)
 	PendingEntries    int           // entries merged for one slow member of one channel (default 10000)
 	HighWater         int           // queued bytes past which a member counts as slow (default 256 KiB)
+	FrameRate         int           // frames per second per connection, burst one second's worth (default 10000)
+	ByteRate          int           // bytes per second per connection, burst one second's worth (default 8 MiB)
+	AcceptRate        int           // new connections per second, burst one second's worth (default 1000)
+	// MemoryBudget bounds what the relay holds (cached entries, pending
+	// entries, connections, by estimate). Past it the relay refuses new
+	// connections and channels and evicts from the cache it is adding to,
+	// before the process is at risk (default 1 GiB).
+	MemoryBudget int64
 
 	// Logger receives operator logs; nil discards them.
 	Logger *slog.Logger
@@ -43,6 +51,10 @@ func DefaultConfig() Config {
 		CacheEntries:      100000,
 		PendingEntries:    10000,
 		HighWater:         256 << 10,
+		FrameRate:         wire.DefaultFrameRate,
+		ByteRate:          wire.DefaultByteRate,
+		AcceptRate:        1000,
+		MemoryBudget:      1 << 30,
 	}
 }
 
@@ -69,6 +81,12 @@ func (c Config) WithDefaults() Config {
 	setInt(&c.CacheEntries, d.CacheEntries)
 	setInt(&c.PendingEntries, d.PendingEntries)
 	setInt(&c.HighWater, d.HighWater)
+	setInt(&c.FrameRate, d.FrameRate)
+	setInt(&c.ByteRate, d.ByteRate)
+	setInt(&c.AcceptRate, d.AcceptRate)
+	if c.MemoryBudget == 0 {
+		c.MemoryBudget = d.MemoryBudget
+	}
 	return c
 }
 
@@ -81,7 +99,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("relay: max entry size %d must be between 1 and max frame size minus 64", c.MaxEntrySize)
 	case c.IdleTimeout <= c.HeartbeatInterval:
 		return fmt.Errorf("relay: idle timeout %v must exceed heartbeat interval %v", c.IdleTimeout, c.HeartbeatInterval)
-	case c.MaxConnections < 1, c.MaxChannels < 1, c.CacheEntries < 1, c.PendingEntries < 1, c.HighWater < 1:
+	case c.ByteRate < c.MaxFrameSize:
+		return fmt.Errorf("relay: byte rate %d below max frame size %d: a full frame could never pass", c.ByteRate, c.MaxFrameSize)
+	case c.MaxConnections < 1, c.MaxChannels < 1, c.CacheEntries < 1, c.PendingEntries < 1, c.HighWater < 1,
+		c.FrameRate < 1, c.AcceptRate < 1, c.MemoryBudget < 1:
 		return fmt.Errorf("relay: limits must be positive")
 	}
 	return nil
@@ -97,5 +118,7 @@ func (c Config) limits() []wire.Limit {
 		{Key: wire.LimitHeartbeatMillis, Value: uint64(c.HeartbeatInterval.Milliseconds())},
 		{Key: wire.LimitIdleTimeoutMilli, Value: uint64(c.IdleTimeout.Milliseconds())},
 		{Key: wire.LimitPendingEntries, Value: uint64(c.PendingEntries)},
+		{Key: wire.LimitFrameRate, Value: uint64(c.FrameRate)},
+		{Key: wire.LimitByteRate, Value: uint64(c.ByteRate)},
 	}
 }

@@ -32,6 +32,10 @@ const (
 
 func (r *Relay) handleFrame(c *conn, t wire.Type, p []byte, now time.Time) error {
 	r.stats.FramesIn[t]++
+	if !c.frames.AllowN(now, 1) {
+		r.rateLimited(c, "frame rate")
+		return errClosed
+	}
 	if _, ok := r.cfg.Faults.Hit(FailDecodeError); ok {
 		return &wire.FrameError{Type: t, Reason: "injected decode error"}
 	}
@@ -143,6 +147,11 @@ func (r *Relay) handleJoin(c *conn, p []byte) error {
 		return nil
 	}
 	ch := r.channels[f.Channel]
+	if ch == nil && r.memory() > r.cfg.MemoryBudget {
+		r.stats.Shed++
+		r.sendError(c, wire.CodeRelayFull, f.Handle, false, "relay full: memory budget reached")
+		return nil
+	}
 	if ch == nil {
 		ch = &channel{id: f.Channel, complete: true}
 		r.channels[f.Channel] = ch

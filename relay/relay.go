@@ -11,6 +11,7 @@ import (
 	"github.com/cosnim/relays/roster"
 	"github.com/cosnim/relays/transport"
 	"github.com/cosnim/relays/wire"
+	"golang.org/x/time/rate"
 )
 
 // Relay is the relay core. It implements transport.Handler; a driver calls
@@ -26,6 +27,12 @@ type Relay struct {
 	channels map[roster.ChannelID]*channel
 	timers   timerq.Queue[*conn]
 	draining bool
+	accepts  *rate.Limiter
+
+	// Memory estimate, for the budget: bytes of cached entries and the
+	// number of entries held for slow members.
+	cachedBytes  int64
+	pendingCount int64
 
 	out           []byte // scratch for encoding frames
 	frameBuf      []byte // scratch for encodeEntries
@@ -43,6 +50,8 @@ type Relay struct {
 // conn is one client connection.
 type conn struct {
 	tc       transport.Conn
+	frames   *rate.Limiter
+	bytes    *rate.Limiter
 	id       uint64
 	rd       wire.Reader
 	nonce    [roster.JoinNonceSize]byte
@@ -80,8 +89,43 @@ func New(cfg Config, rng *rand.Rand) (*Relay, error) {
 		conns:    make(map[transport.Conn]*conn),
 		stats:    Stats{ErrorsSent: map[wire.Code]uint64{}, HandshakeFailures: map[wire.Code]uint64{}},
 		channels: make(map[roster.ChannelID]*channel),
+		accepts:  rate.NewLimiter(rate.Limit(cfg.AcceptRate), cfg.AcceptRate),
 	}
 	return r, nil
+}
+
+// admit decides whether a new connection may stay, and why not.
+func (r *Relay) admit(now time.Time) (wire.Code, string) {
+	switch {
+	case r.draining:
+		return wire.CodeShuttingDown, "relay shutting down"
+	case len(r.conns) >= r.cfg.MaxConnections:
+		return wire.CodeRelayFull, "relay full: connection limit reached"
+	case r.memory() > r.cfg.MemoryBudget:
+		r.stats.Shed++
+		return wire.CodeRelayFull, "relay full: memory budget reached"
+	case !r.accepts.AllowN(now, 1):
+		return wire.CodeRateLimited, "too many new connections: retry later"
+	}
+	return 0, ""
+}
+
+// Estimated costs, for the memory budget.
+const (
+	entryOverhead   = 128  // ID, slice header, cache index and order slots
+	pendingOverhead = 64   // an Entry held for a slow member
+	connOverhead    = 2048 // conn, member, limiters, driver buffers
+)
+
+// memory estimates what the relay holds.
+func (r *Relay) memory() int64 {
+	return r.cachedBytes + r.pendingCount*pendingOverhead + int64(len(r.conns))*connOverhead
+}
+
+// rateLimited closes a connection over its frame or byte rate.
+func (r *Relay) rateLimited(c *conn, what string) {
+	r.stats.RateLimited++
+	r.closeWithError(c, wire.CodeRateLimited, 0, what+" limit exceeded")
 }
 
 // Epoch returns the value this relay drew at start.
@@ -94,16 +138,15 @@ func (r *Relay) Open(tc transport.Conn, now time.Time) {
 	r.nextConn++
 	c := &conn{tc: tc, id: r.nextConn, opened: now, lastRecv: now}
 	c.rd.Max = r.cfg.MaxFrameSize
-	if r.draining || len(r.conns) >= r.cfg.MaxConnections {
-		code, text := wire.CodeRelayFull, "relay full"
-		if r.draining {
-			code, text = wire.CodeShuttingDown, "relay shutting down"
-		}
+	if code, text := r.admit(now); code != 0 {
 		r.stats.Refused++
+		r.log.Info("connection refused", "remote", tc.RemoteAddr(), "code", code, "reason", text)
 		r.sendError(c, code, 0, true, text)
 		tc.Close()
 		return
 	}
+	c.frames = rate.NewLimiter(rate.Limit(r.cfg.FrameRate), r.cfg.FrameRate)
+	c.bytes = rate.NewLimiter(rate.Limit(r.cfg.ByteRate), r.cfg.ByteRate)
 	for i := range c.nonce {
 		c.nonce[i] = byte(r.rng.Uint32())
 	}
@@ -120,6 +163,10 @@ func (r *Relay) Data(tc transport.Conn, b []byte, now time.Time) {
 	}
 	c.lastRecv = now
 	r.stats.BytesIn += uint64(len(b))
+	if !c.bytes.AllowN(now, min(len(b), r.cfg.ByteRate)) {
+		r.rateLimited(c, "byte rate")
+		return
+	}
 	err := c.rd.Feed(b, func(t wire.Type, p []byte) error {
 		return r.handleFrame(c, t, p, now)
 	})

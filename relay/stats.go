@@ -24,6 +24,8 @@ type Stats struct {
 	PendingDropped uint64 // held entries dropped past the cap
 	Resyncs        uint64 // members told to sync again
 	SyncRounds     uint64 // sync messages answered
+	RateLimited    uint64 // connections closed over their frame or byte rate
+	Shed           uint64 // connections or channels refused over the memory budget
 	ErrorsSent     map[wire.Code]uint64
 	// HandshakeFailures counts refused handshakes by reason.
 	HandshakeFailures map[wire.Code]uint64
@@ -44,6 +46,10 @@ func cloneCounts(m map[wire.Code]uint64) map[wire.Code]uint64 {
 	}
 	return c
 }
+
+// Memory reports the relay's estimate of what it holds, in bytes, as the
+// memory budget counts it.
+func (r *Relay) Memory() int64 { return r.memory() }
 
 // Conns reports live connections.
 func (r *Relay) Conns() int { return len(r.conns) }
