@@ -1,0 +1,85 @@
+package relay
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/cosnim/relays/roster"
+	"github.com/cosnim/relays/transport"
+	"github.com/cosnim/relays/wire"
+)
+
+// discardConn counts what it is sent.
+type discardConn struct {
+	bytes  int
+	queued int
+}
+
+func (c *discardConn) Send(b []byte) error { c.bytes += len(b); return nil }
+func (c *discardConn) Queued() int         { return c.queued }
+func (c *discardConn) Close()              {}
+func (c *discardConn) RemoteAddr() string  { return "bench" }
+
+var _ transport.Conn = (*discardConn)(nil)
+
+// benchChannel sets up a relay with one publisher and n members joined to
+// one channel, and returns announce frames of batch entries of 128 bytes.
+func benchChannel(b *testing.B, n, batch, frames int, slow bool) (*Relay, *discardConn, [][]byte) {
+	r, err := New(Config{FrameRate: 1 << 30, ByteRate: 1 << 30, CacheEntries: 1 << 20, PendingEntries: 1 << 30}, rand.New(rand.NewPCG(1, 2)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	k, _ := roster.DeriveKeys([]byte("bench"), "hub")
+	now := time.Unix(1, 0)
+	join := func(c *discardConn) {
+		r.Open(c, now)
+		r.Data(c, wire.Append(nil, &wire.Hello{MinVersion: 1, MaxVersion: 1}), now)
+		nonce := r.conns[c].nonce
+		pub, sig := k.JoinProof(nonce)
+		r.Data(c, wire.Append(nil, &wire.Join{Handle: 1, Channel: k.ID(), Pub: pub, Sig: sig}), now)
+	}
+	pub := &discardConn{}
+	join(pub)
+	for range n {
+		m := &discardConn{}
+		if slow {
+			m.queued = 1 << 30
+		}
+		join(m)
+	}
+	out := make([][]byte, frames)
+	for i := range out {
+		f := &wire.Announce{Handle: 1, Seq: uint32(i)}
+		for j := range batch {
+			e := make([]byte, 128)
+			copy(e, fmt.Sprintf("%d/%d", i, j))
+			f.Entries = append(f.Entries, e)
+		}
+		out[i] = wire.Append(nil, f)
+	}
+	return r, pub, out
+}
+
+func benchmarkFanout(b *testing.B, members, batch int, slow bool) {
+	const frames = 4096
+	r, pub, announces := benchChannel(b, members, batch, frames, slow)
+	now := time.Unix(2, 0)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if i%frames == 0 && i > 0 {
+			b.StopTimer()
+			r, pub, announces = benchChannel(b, members, batch, frames, slow)
+			b.StartTimer()
+		}
+		r.Data(pub, announces[i%frames], now)
+	}
+	b.ReportMetric(float64(b.N*batch*members)/b.Elapsed().Seconds(), "delivered/s")
+}
+
+func BenchmarkFanout10(b *testing.B)           { benchmarkFanout(b, 10, 64, false) }
+func BenchmarkFanout100(b *testing.B)          { benchmarkFanout(b, 100, 64, false) }
+func BenchmarkFanout10Single(b *testing.B)     { benchmarkFanout(b, 10, 1, false) }
+func BenchmarkMergeForSlowMember(b *testing.B) { benchmarkFanout(b, 10, 64, true) }
