@@ -136,6 +136,11 @@ func (s *Server) MetricsAddr() net.Addr {
 	return s.metricsAddr
 }
 
+// TLSFailures returns refused TLS handshakes counted by reason (the
+// TLSFail constants). They are also in /metrics, as handshake failures
+// with reasons prefixed "tls_".
+func (s *Server) TLSFailures() map[string]uint64 { return s.tlsFail.snapshot() }
+
 // Listening is closed once Run listens (Addr is then valid).
 func (s *Server) Listening() <-chan struct{} { return s.listening }
 

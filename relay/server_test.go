@@ -1,0 +1,668 @@
+package relay_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cosnim/relays/client"
+	"github.com/cosnim/relays/relay"
+	"github.com/cosnim/relays/transport"
+	"github.com/cosnim/relays/wire"
+	"go.uber.org/goleak"
+)
+
+// waitTimeout bounds every wait; generous, since no test asserts timing.
+const waitTimeout = 20 * time.Second
+
+// running is a Server started by startServer.
+type running struct {
+	*relay.Server
+	stop func() error // cancels Run's context and returns its result
+}
+
+func startServer(t *testing.T, cfg relay.ServerConfig) *running {
+	t.Helper()
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:0"
+	}
+	s, err := relay.NewServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	select {
+	case <-s.Listening():
+	case err := <-done:
+		cancel()
+		t.Fatalf("Run: %v", err)
+	}
+	var result error
+	var stopped atomic.Bool
+	stop := func() error {
+		if stopped.CompareAndSwap(false, true) {
+			cancel()
+			select {
+			case result = <-done:
+			case <-time.After(waitTimeout):
+				t.Fatal("Run did not return")
+			}
+		}
+		return result
+	}
+	t.Cleanup(func() { stop() })
+	return &running{Server: s, stop: stop}
+}
+
+func newAgent(t *testing.T, addr string, tc *tls.Config) *client.Agent {
+	t.Helper()
+	a, err := client.NewAgent(client.Options{
+		Addrs:      []string{addr},
+		TLS:        tc,
+		Secret:     []byte("test continuum secret"),
+		BackoffMin: 10 * time.Millisecond,
+		BackoffMax: 100 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	return a
+}
+
+// waitFor polls cond until it holds or waitTimeout passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func refs(prefix string, from, to int) [][]byte {
+	var out [][]byte
+	for i := from; i < to; i++ {
+		out = append(out, fmt.Appendf(nil, "%s-%03d", prefix, i))
+	}
+	return out
+}
+
+func known(t *testing.T, a *client.Agent, hub string) []string {
+	t.Helper()
+	rs, err := a.Known(hub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = string(r)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func sortedStrings(rs [][]byte) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = string(r)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// waitUnion waits until every agent holds exactly want in hub.
+func waitUnion(t *testing.T, hub string, want [][]byte, agents ...*client.Agent) {
+	t.Helper()
+	w := sortedStrings(want)
+	for i, a := range agents {
+		waitFor(t, fmt.Sprintf("agent %d to hold the union (%d entries)", i, len(w)), func() bool {
+			return slices.Equal(known(t, a, hub), w)
+		})
+	}
+}
+
+func announceAll(t *testing.T, a *client.Agent, hub string, rs [][]byte) {
+	t.Helper()
+	for _, r := range rs {
+		if err := a.Announce(hub, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestTwoClientsConverge(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	p := newPKI(t)
+	for _, tc := range []struct {
+		name   string
+		server *tls.Config
+		client *tls.Config
+	}{
+		{"tcp", nil, nil},
+		{"tls", p.serverConfig(t, false, nil), p.clientConfig(t, "", "")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := startServer(t, relay.ServerConfig{TLS: tc.server})
+			addr := s.Addr().String()
+			a, b := newAgent(t, addr, tc.client), newAgent(t, addr, tc.client)
+			for _, ag := range []*client.Agent{a, b} {
+				if err := ag.Join("hub-1"); err != nil {
+					t.Fatal(err)
+				}
+				if err := ag.WaitCaughtUp(ctxT(t), "hub-1"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ra, rb := refs("a", 0, 25), refs("b", 0, 25)
+			announceAll(t, a, "hub-1", ra)
+			announceAll(t, b, "hub-1", rb)
+			waitUnion(t, "hub-1", append(ra, rb...), a, b)
+			// B's feed carried A's announcements.
+			got := map[string]bool{}
+			for len(got) < len(ra) {
+				select {
+				case l := <-b.Entries():
+					if l.Hub != "hub-1" {
+						t.Fatalf("got hub %q, want hub-1", l.Hub)
+					}
+					got[string(l.Ref)] = true
+				case <-time.After(waitTimeout):
+					t.Fatalf("B's feed got %d entries, want %d", len(got), len(ra))
+				}
+			}
+			a.Close()
+			b.Close()
+			if err := s.stop(); err != nil {
+				t.Fatalf("Run returned %v, want nil", err)
+			}
+		})
+	}
+}
+
+func TestMutualTLS(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	p := newPKI(t)
+	goodCert, goodKey := p.ca.issue(t, p.dir, "good", leafOpts{cn: "instance-1"})
+	otherCert, otherKey := p.otherCA.issue(t, p.dir, "other", leafOpts{cn: "instance-1"})
+	expCert, expKey := p.ca.issue(t, p.dir, "expired", leafOpts{cn: "instance-1", expired: true})
+	strangerCert, strangerKey := p.ca.issue(t, p.dir, "stranger", leafOpts{cn: "stranger"})
+
+	s := startServer(t, relay.ServerConfig{TLS: p.serverConfig(t, true, []string{"CN=instance-1"})})
+	addr := s.Addr().String()
+
+	t.Run("accepted", func(t *testing.T) {
+		a := newAgent(t, addr, p.clientConfig(t, goodCert, goodKey))
+		if err := a.Join("h"); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.AnnounceAndWait(ctxT(t), "h", []byte("capsule-1")); err != nil {
+			t.Fatalf("good client: %v", err)
+		}
+		a.Close()
+	})
+	for _, tc := range []struct {
+		name, cert, key string
+		reason          string
+	}{
+		{"no certificate", "", "", relay.TLSFailNoCertificate},
+		{"other CA", otherCert, otherKey, relay.TLSFailUnknownCA},
+		{"expired", expCert, expKey, relay.TLSFailExpired},
+		{"unauthorized subject", strangerCert, strangerKey, relay.TLSFailNotAuthorized},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := s.TLSFailures()[tc.reason]
+			cfg := p.clientConfig(t, tc.cert, tc.key)
+			if tc.cert != "" {
+				// Send the certificate even when the relay's list of
+				// acceptable CAs does not name its issuer (crypto/tls
+				// would otherwise send none, as openssl would not).
+				cert := cfg.Certificates[0]
+				cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil }
+			}
+			err := rawHandshake(t, addr, cfg)
+			if err == nil {
+				t.Fatal("handshake succeeded, want a refusal")
+			}
+			var oe *net.OpError
+			if !errors.As(err, &oe) || oe.Op != "remote error" {
+				t.Fatalf("client error %v (%T): want the relay's TLS alert", err, err)
+			}
+			t.Logf("client sees: %v", err)
+			waitFor(t, "the server to count "+tc.reason, func() bool {
+				return s.TLSFailures()[tc.reason] == before+1
+			})
+		})
+	}
+	if err := s.stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// rawHandshake dials addr, sends Hello and reads the Welcome; it returns
+// the first error.
+func rawHandshake(t *testing.T, addr string, cfg *tls.Config) error {
+	t.Helper()
+	ctx := ctxT(t)
+	nc, err := transport.NetDialer(cfg)(ctx, addr)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(waitTimeout))
+	if _, err := nc.Write(wire.Append(nil, &wire.Hello{MinVersion: 1, MaxVersion: wire.Version, Agent: "test"})); err != nil {
+		return err
+	}
+	_, err = readFrame(nc, wire.TypeWelcome)
+	return err
+}
+
+// readFrame reads frames from r until one of type want.
+func readFrame(r io.Reader, want wire.Type) (wire.Frame, error) {
+	var rd wire.Reader
+	buf := make([]byte, 4096)
+	var got wire.Frame
+	errFound := errors.New("found")
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			ferr := rd.Feed(buf[:n], func(t wire.Type, p []byte) error {
+				if t != want {
+					return nil
+				}
+				f, err := wire.Decode(t, p)
+				if err != nil {
+					return err
+				}
+				got = f
+				return errFound
+			})
+			if errors.Is(ferr, errFound) {
+				return got, nil
+			}
+			if ferr != nil {
+				return nil, ferr
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}
+
+func TestRestartLosesNothing(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	s1 := startServer(t, relay.ServerConfig{})
+	addr := s1.Addr().String()
+	a, b := newAgent(t, addr, nil), newAgent(t, addr, nil)
+	for _, ag := range []*client.Agent{a, b} {
+		if err := ag.Join("hub"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var all [][]byte
+	ra, rb := refs("a", 0, 20), refs("b", 0, 20)
+	announceAll(t, a, "hub", ra)
+	announceAll(t, b, "hub", rb)
+	all = append(all, ra...)
+	all = append(all, rb...)
+	waitUnion(t, "hub", all, a, b)
+	epoch1 := s1.Epoch()
+
+	// Kill: connections are cut without a drain.
+	s1.Close()
+	if err := s1.stop(); !errors.Is(err, relay.ErrServerClosed) {
+		t.Fatalf("Run after Close returned %v, want ErrServerClosed", err)
+	}
+	waitFor(t, "both clients to notice", func() bool {
+		return a.State() != client.Connected && b.State() != client.Connected
+	})
+	// Entries announced while no relay runs stay local until it returns.
+	ra2, rb2 := refs("a", 20, 40), refs("b", 20, 40)
+	announceAll(t, a, "hub", ra2)
+	announceAll(t, b, "hub", rb2)
+	all = append(all, ra2...)
+	all = append(all, rb2...)
+
+	s2 := startServer(t, relay.ServerConfig{Addr: addr})
+	if s2.Epoch() == epoch1 {
+		t.Fatal("restarted relay kept its epoch")
+	}
+	// More while the clients are reconnecting.
+	ra3 := refs("a", 40, 50)
+	announceAll(t, a, "hub", ra3)
+	all = append(all, ra3...)
+	waitUnion(t, "hub", all, a, b)
+	for i, ag := range []*client.Agent{a, b} {
+		if e, ok := ag.Epoch(); !ok || e != s2.Epoch() {
+			t.Fatalf("agent %d epoch %x, want the new relay's %x", i, e, s2.Epoch())
+		}
+	}
+	a.Close()
+	b.Close()
+	s2.stop()
+}
+
+func TestDrainOnShutdown(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	s := startServer(t, relay.ServerConfig{
+		DrainAfter: 5 * time.Millisecond, DrainJitter: 5 * time.Millisecond,
+		DrainGrace: waitTimeout,
+	})
+	addr := s.Addr().String()
+	a := newAgent(t, addr, nil)
+	if err := a.WaitConnected(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(waitTimeout))
+	nc.Write(wire.Append(nil, &wire.Hello{MinVersion: 1, MaxVersion: wire.Version}))
+	if _, err := readFrame(nc, wire.TypeWelcome); err != nil {
+		t.Fatal(err)
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- s.stop() }()
+	f, err := readFrame(nc, wire.TypeDrain)
+	if err != nil {
+		t.Fatalf("no Drain frame: %v", err)
+	}
+	if d := f.(*wire.Drain); d.AfterMillis != 5 || d.JitterMillis != 5 {
+		t.Fatalf("Drain %+v, want after 5 ms, jitter 5 ms", d)
+	}
+	if !s.Draining() {
+		t.Fatal("server not draining after sending Drain")
+	}
+	// The server waits for the raw connection (grace is long) until it
+	// leaves, as a client honouring Drain does.
+	nc.Close()
+	if err := <-stopped; err != nil {
+		t.Fatalf("Run returned %v, want nil", err)
+	}
+	a.Close()
+}
+
+func TestOperationsEndpoints(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	s := startServer(t, relay.ServerConfig{MetricsAddr: "127.0.0.1:0", DrainGrace: waitTimeout})
+	a := newAgent(t, s.Addr().String(), nil)
+	if err := a.Join("hub"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.WaitCaughtUp(ctxT(t), "hub"); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range refs("m", 0, 3) {
+		if err := a.AnnounceAndWait(ctxT(t), "hub", r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: waitTimeout}
+	base := "http://" + s.MetricsAddr().String()
+	get := func(path string) (int, string) {
+		t.Helper()
+		resp, err := hc.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, string(b)
+	}
+	code, body := get("/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("/metrics: status %d", code)
+	}
+	for _, want := range []string{
+		"cosnim_relay_connections 1\n",
+		"cosnim_relay_channels 1\n",
+		"cosnim_relay_entries_stored_total 3\n",
+		`cosnim_relay_frames_total{direction="in",type="announce"} 3` + "\n",
+		`cosnim_relay_frames_total{direction="out",type="ack"} 3` + "\n",
+		fmt.Sprintf(`cosnim_relay_info{epoch="%016x"} 1`, s.Epoch()),
+		"cosnim_relay_up 1\n",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if code, _ := get("/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz: status %d, want 200", code)
+	}
+	if code, _ := get("/readyz"); code != http.StatusOK {
+		t.Errorf("/readyz: status %d, want 200", code)
+	}
+	code, body = get("/status")
+	var st relay.Status
+	if err := json.Unmarshal([]byte(body), &st); code != http.StatusOK || err != nil {
+		t.Fatalf("/status: status %d, %v: %s", code, err, body)
+	}
+	if st.Connections != 1 || st.Channels != 1 || st.EntriesIn != 3 || st.Epoch != fmt.Sprintf("%016x", s.Epoch()) {
+		t.Errorf("/status = %+v, want 1 connection, 1 channel, 3 entries, epoch %016x", st, s.Epoch())
+	}
+
+	// While draining (a raw connection holds the drain open) the relay is
+	// healthy but not ready.
+	nc, err := net.Dial("tcp", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(waitTimeout))
+	nc.Write(wire.Append(nil, &wire.Hello{MinVersion: 1, MaxVersion: wire.Version}))
+	if _, err := readFrame(nc, wire.TypeWelcome); err != nil {
+		t.Fatal(err)
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- s.stop() }()
+	if _, err := readFrame(nc, wire.TypeDrain); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := get("/readyz"); code != http.StatusServiceUnavailable {
+		t.Errorf("/readyz while draining: status %d, want 503", code)
+	}
+	if code, _ := get("/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz while draining: status %d, want 200", code)
+	}
+	nc.Close()
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	hc.CloseIdleConnections()
+}
+
+func TestServerLogsListening(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	var buf syncBuffer
+	s := startServer(t, relay.ServerConfig{Logger: slog.New(slog.NewJSONHandler(&buf, nil))})
+	if err := s.stop(); err != nil {
+		t.Fatal(err)
+	}
+	var rec struct {
+		Msg   string
+		Addr  string
+		TLS   bool
+		Epoch string
+	}
+	for line := range strings.SplitSeq(buf.String(), "\n") {
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "relay listening" {
+			break
+		}
+	}
+	if rec.Msg != "relay listening" || rec.Addr != s.Addr().String() || rec.Epoch != fmt.Sprintf("%016x", s.Epoch()) {
+		t.Fatalf("listening log %+v; want addr %s, epoch %016x", rec, s.Addr(), s.Epoch())
+	}
+}
+
+// --- test PKI ---
+
+var serial atomic.Int64
+
+type testCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	file string
+}
+
+type leafOpts struct {
+	cn      string
+	server  bool
+	expired bool
+}
+
+type pki struct {
+	dir                   string
+	ca, otherCA           *testCA
+	serverCert, serverKey string
+}
+
+func newPKI(t *testing.T) *pki {
+	t.Helper()
+	p := &pki{dir: t.TempDir()}
+	p.ca = newCA(t, p.dir, "ca")
+	p.otherCA = newCA(t, p.dir, "other")
+	p.serverCert, p.serverKey = p.ca.issue(t, p.dir, "server", leafOpts{cn: "relay", server: true})
+	return p
+}
+
+func newCA(t *testing.T, dir, name string) *testCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(serial.Add(1)), Subject: pkix.Name{CommonName: name + " CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true, IsCA: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	ca := &testCA{cert: cert, key: key, file: filepath.Join(dir, name+"-ca.pem")}
+	writePEM(t, ca.file, "CERTIFICATE", der)
+	return ca
+}
+
+func (ca *testCA) issue(t *testing.T, dir, name string, o leafOpts) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(serial.Add(1)), Subject: pkix.Name{CommonName: o.cn},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	if o.server {
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+		tmpl.DNSNames = []string{"localhost"}
+		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")}
+	}
+	if o.expired {
+		tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour)
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
+	writePEM(t, certFile, "CERTIFICATE", der)
+	writePEM(t, keyFile, "PRIVATE KEY", kder)
+	return certFile, keyFile
+}
+
+func writePEM(t *testing.T, name, typ string, der []byte) {
+	t.Helper()
+	if err := os.WriteFile(name, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (p *pki) serverConfig(t *testing.T, clientAuth bool, allowed []string) *tls.Config {
+	t.Helper()
+	ca := ""
+	if clientAuth {
+		ca = p.ca.file
+	}
+	cfg, _, err := transport.ServerTLSConfig(p.serverCert, p.serverKey, ca, allowed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func (p *pki) clientConfig(t *testing.T, certFile, keyFile string) *tls.Config {
+	t.Helper()
+	cfg, err := transport.ClientTLSConfig(p.ca.file, certFile, keyFile, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a reader at once.
+type syncBuffer struct {
+	mu sync.Mutex // guards b
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
