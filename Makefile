@@ -1,7 +1,7 @@
 # Cosnim relays. Every target installs what it needs through go.mod.
 GO        ?= go
 FUZZTIME  ?= 30s
-SIMSEEDS  ?= 1000
+SIMSEEDS  ?= 3000
 PKGS       = ./...
 
 .PHONY: all build test sim bench fuzz lint soak clean

@@ -61,6 +61,7 @@ var buggifyPoints = []string{
 	"relay/drop-announce",
 	"relay/skip-fanout",
 	"relay/slow-writer",
+	"relay/decode-error",
 	"client/drop-deliver",
 }
 
