@@ -2,15 +2,65 @@ package main
 
 import (
 	"context"
-	"errors"
+	"crypto/tls"
+	"fmt"
 	"log/slog"
+	"net/url"
 
 	"github.com/cosnim/relays/internal/config"
+	"github.com/cosnim/relays/relay"
+	"github.com/cosnim/relays/transport"
 )
 
 // serveRelay runs the relay server named name until ctx is cancelled, then
-// drains for rc.Server.DrainGrace and returns. This stub is replaced when
-// the relay driver is built in; keep its signature.
+// drains for rc.Server.DrainGrace and returns.
 func serveRelay(ctx context.Context, name string, rc *config.Relay, log *slog.Logger) error {
-	return errors.New("relay server not built in yet")
+	cfg, err := serverConfig(rc, log)
+	if err != nil {
+		return err
+	}
+	s, err := relay.NewServer(cfg)
+	if err != nil {
+		return fmt.Errorf("relay %s: %w", name, err)
+	}
+	return s.Run(ctx)
+}
+
+// serverConfig maps a relay's server section onto the driver's settings.
+func serverConfig(rc *config.Relay, log *slog.Logger) (relay.ServerConfig, error) {
+	sv := rc.Server
+	l := sv.Limits
+	cfg := relay.ServerConfig{
+		Relay: relay.Config{
+			MaxConnections:    l.MaxConnections,
+			HandshakeTimeout:  l.HandshakeTimeout,
+			HeartbeatInterval: l.HeartbeatInterval,
+			IdleTimeout:       l.IdleTimeout,
+			MaxFrameSize:      int(l.MaxFrameSize),
+			MaxChannels:       l.MaxChannelsPerConnection,
+			MaxEntrySize:      int(l.MaxEntrySize),
+			CacheEntries:      l.CacheEntries,
+			PendingEntries:    l.PendingEntries,
+		},
+		Addr:       sv.Address,
+		Logger:     log,
+		DrainGrace: sv.DrainGrace,
+	}
+	if sv.MetricsURL != "" {
+		u, err := url.Parse(sv.MetricsURL)
+		if err != nil {
+			return cfg, fmt.Errorf("relay %s: metrics_url: %w", rc.Name, err)
+		}
+		cfg.MetricsAddr = u.Host
+	}
+	if sv.TLS {
+		tc, reloader, err := transport.ServerTLSConfig(sv.SSLCertFile, sv.PrivateKeyFile, sv.ClientCAFile, sv.AuthorizedClients)
+		if err != nil {
+			return cfg, fmt.Errorf("relay %s: %w", rc.Name, err)
+		}
+		reloader.SetLogger(log)
+		tc.MinVersion = tls.VersionTLS12
+		cfg.TLS = tc
+	}
+	return cfg, nil
 }

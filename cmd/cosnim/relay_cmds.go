@@ -1,0 +1,517 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+	"unicode/utf8"
+
+	"github.com/cosnim/relays/client"
+	"github.com/cosnim/relays/internal/config"
+	"github.com/cosnim/relays/transport"
+	"github.com/cosnim/relays/wire"
+	"github.com/spf13/cobra"
+)
+
+// EnvContinuumKey holds the continuum secret when --continuum-key-file is
+// not given.
+const EnvContinuumKey = "COSNIM_CONTINUUM_KEY"
+
+func init() {
+	relaySubcommands = append(relaySubcommands, newPingCmd, newWatchCmd, newAnnounceCmd)
+}
+
+// relayFromArgs loads the configuration and returns the named relay.
+func relayFromArgs(cmd *cobra.Command, name string) (*config.Relay, *slog.Logger, error) {
+	f, err := loadConfig(cmd)
+	if err != nil {
+		return nil, nil, err
+	}
+	rc, err := f.Relay(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	log, err := newLogger(cmd)
+	if err != nil {
+		return nil, nil, err
+	}
+	return rc, log.With("relay", rc.Name), nil
+}
+
+// clientTLS builds the TLS settings of a relay's client section; nil for
+// tcp://.
+func clientTLS(c config.Client) (*tls.Config, error) {
+	if !c.TLS {
+		return nil, nil
+	}
+	return transport.ClientTLSConfig(c.CACertFile, c.CertFile, c.KeyFile, c.ServerName)
+}
+
+// continuumSecret reads the secret from --continuum-key-file, else from
+// $COSNIM_CONTINUUM_KEY. Surrounding white space (a trailing newline) is
+// not part of it.
+func continuumSecret(cmd *cobra.Command) ([]byte, error) {
+	file, _ := cmd.Flags().GetString("continuum-key-file")
+	var secret []byte
+	switch {
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("--continuum-key-file: %w", err)
+		}
+		secret = bytes.TrimSpace(b)
+	default:
+		secret = []byte(strings.TrimSpace(os.Getenv(EnvContinuumKey)))
+	}
+	if len(secret) == 0 {
+		return nil, fmt.Errorf("no continuum secret: give --continuum-key-file FILE or set $%s", EnvContinuumKey)
+	}
+	return secret, nil
+}
+
+// newRelayAgent starts an Agent on a relay's client section.
+func newRelayAgent(cmd *cobra.Command, rc *config.Relay, log *slog.Logger) (*client.Agent, error) {
+	secret, err := continuumSecret(cmd)
+	if err != nil {
+		return nil, err
+	}
+	tc, err := clientTLS(rc.Client)
+	if err != nil {
+		return nil, err
+	}
+	return client.NewAgent(client.Options{
+		Addrs:          []string{rc.Client.Address},
+		TLS:            tc,
+		Secret:         secret,
+		Agent:          "cosnim-cli",
+		ConnectTimeout: rc.Client.ConnectTimeout,
+		BackoffMin:     rc.Client.BackoffMin,
+		BackoffMax:     rc.Client.BackoffMax,
+		Logger:         log,
+	})
+}
+
+// signalContext is cancelled on SIGINT or SIGTERM.
+func signalContext(parent context.Context) (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
+}
+
+// --- ping ---
+
+// pingResult is the --json output of `relay ping`.
+type pingResult struct {
+	Relay       string            `json:"relay"`
+	Address     string            `json:"address"`
+	TLS         bool              `json:"tls"`
+	Version     uint16            `json:"version"`
+	Epoch       string            `json:"epoch"`
+	ConnectMs   float64           `json:"connect_ms"`
+	HandshakeMs float64           `json:"handshake_ms"`
+	RTTMs       float64           `json:"rtt_ms"`
+	Limits      map[string]uint64 `json:"limits"`
+}
+
+func newPingCmd() *cobra.Command {
+	var asJSON bool
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "ping RELAY_NAME",
+		Short: "Connect to a relay, handshake and measure a round trip",
+		Long: `ping connects to the relay with its client section (TLS and client
+certificate included), completes the protocol handshake, sends one Ping and
+reports the round-trip time, the relay's epoch and the limits it advertises.
+A TLS or authorization failure is reported clearly and exits non-zero.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			rc, _, err := relayFromArgs(cmd, args[0])
+			if err != nil {
+				return err
+			}
+			tc, err := clientTLS(rc.Client)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			res, err := ping(ctx, rc.Client.Address, tc)
+			if err != nil {
+				return fmt.Errorf("relay %s at %s: %w", rc.Name, rc.Client.Address, err)
+			}
+			res.Relay = rc.Name
+			out := cmd.OutOrStdout()
+			if asJSON {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(res)
+			}
+			proto := "tcp"
+			if res.TLS {
+				proto = "tcps"
+			}
+			fmt.Fprintf(out, "relay %s at %s (%s): protocol %d, epoch %s\n", res.Relay, res.Address, proto, res.Version, res.Epoch)
+			fmt.Fprintf(out, "  connect %.3f ms, handshake %.3f ms, round trip %.3f ms\n", res.ConnectMs, res.HandshakeMs, res.RTTMs)
+			fmt.Fprintf(out, "  limits:")
+			for _, l := range sortedLimitNames(res.Limits) {
+				fmt.Fprintf(out, " %s=%d", l, res.Limits[l])
+			}
+			fmt.Fprintln(out)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Second, "give up after this long")
+	return cmd
+}
+
+func sortedLimitNames(m map[string]uint64) []string {
+	names := make([]string, 0, len(m))
+	for n := range m { // sorted: below
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// ping dials addr, handshakes and times one Ping.
+func ping(ctx context.Context, addr string, tc *tls.Config) (*pingResult, error) {
+	res := &pingResult{Address: addr, TLS: tc != nil, Limits: map[string]uint64{}}
+	t0 := time.Now()
+	wc, err := dialWire(ctx, addr, tc)
+	if err != nil {
+		return nil, err
+	}
+	defer wc.Close()
+	t1 := time.Now()
+	w, err := wc.handshake()
+	if err != nil {
+		return nil, err
+	}
+	t2 := time.Now()
+	res.Version, res.Epoch = w.Version, fmt.Sprintf("%016x", w.Epoch)
+	for _, l := range w.Limits {
+		res.Limits[l.Key.String()] = l.Value
+	}
+	data := uint64(t2.UnixNano())
+	if err := wc.send(&wire.Ping{Data: data}); err != nil {
+		return nil, err
+	}
+	for {
+		f, err := wc.next()
+		if err != nil {
+			return nil, err
+		}
+		if p, ok := f.(*wire.Pong); ok && p.Data == data {
+			break
+		}
+		if e, ok := f.(*wire.Error); ok && e.Fatal() {
+			return nil, fmt.Errorf("relay closed the connection: %s: %s", e.Code, e.Text)
+		}
+	}
+	t3 := time.Now()
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	res.ConnectMs, res.HandshakeMs, res.RTTMs = ms(t1.Sub(t0)), ms(t2.Sub(t1)), ms(t3.Sub(t2))
+	return res, nil
+}
+
+// wireConn speaks the relay protocol directly over one connection, for
+// ping and tests.
+type wireConn struct {
+	nc    net.Conn
+	tls   bool
+	rd    wire.Reader
+	buf   []byte
+	queue []wire.Frame
+}
+
+// dialWire connects (TLS when tc is set) and bounds the connection by
+// ctx's deadline.
+func dialWire(ctx context.Context, addr string, tc *tls.Config) (*wireConn, error) {
+	nc, err := transport.NetDialer(tc)(ctx, addr)
+	if err != nil {
+		return nil, explainDial(err, tc != nil)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		nc.SetDeadline(dl)
+	}
+	return &wireConn{nc: nc, tls: tc != nil, buf: make([]byte, 16<<10)}, nil
+}
+
+// explainDial makes dial and handshake errors say what to do.
+func explainDial(err error, isTLS bool) error {
+	err = transport.ExplainDialError(err)
+	if errors.Is(err, transport.ErrProtocolMismatch) {
+		return err
+	}
+	var oe *net.OpError
+	if isTLS && errors.As(err, &oe) && oe.Op == "remote error" {
+		return fmt.Errorf("the relay refused this client's TLS certificate (%w); check the client section's cert_file and key_file, that the relay's client_ca_file signed them, and that authorized_clients lists them", err)
+	}
+	var ce *tls.CertificateVerificationError
+	if errors.As(err, &ce) {
+		return fmt.Errorf("the relay's certificate did not verify (%w); check the client section's ca_cert_file and server_name", err)
+	}
+	return err
+}
+
+func (c *wireConn) Close() error { return c.nc.Close() }
+
+func (c *wireConn) send(f wire.Frame) error {
+	_, err := c.nc.Write(wire.Append(nil, f))
+	if err != nil {
+		return explainDial(err, c.tls)
+	}
+	return nil
+}
+
+// next returns the next frame from the relay.
+func (c *wireConn) next() (wire.Frame, error) {
+	for len(c.queue) == 0 {
+		n, err := c.nc.Read(c.buf)
+		if n > 0 {
+			ferr := c.rd.Feed(c.buf[:n], func(t wire.Type, p []byte) error {
+				f, err := wire.Decode(t, bytes.Clone(p))
+				if err != nil {
+					return err
+				}
+				c.queue = append(c.queue, f)
+				return nil
+			})
+			if ferr != nil {
+				return nil, ferr
+			}
+		}
+		if len(c.queue) > 0 {
+			break
+		}
+		if err == io.EOF {
+			return nil, errors.New("the relay closed the connection")
+		}
+		if err != nil {
+			return nil, explainDial(err, c.tls)
+		}
+	}
+	f := c.queue[0]
+	c.queue = c.queue[1:]
+	return f, nil
+}
+
+// handshake sends Hello and returns the relay's Welcome.
+func (c *wireConn) handshake() (*wire.Welcome, error) {
+	if err := c.send(&wire.Hello{MinVersion: 1, MaxVersion: wire.Version, Agent: "cosnim-ping"}); err != nil {
+		return nil, err
+	}
+	for {
+		f, err := c.next()
+		if err != nil {
+			return nil, err
+		}
+		switch f := f.(type) {
+		case *wire.Welcome:
+			return f, nil
+		case *wire.Error:
+			return nil, fmt.Errorf("relay refused the handshake: %s: %s", f.Code, f.Text)
+		}
+	}
+}
+
+// --- watch ---
+
+// watchLine is one line of `relay watch` output.
+type watchLine struct {
+	Hub    string `json:"hub"`
+	Ref    string `json:"ref,omitempty"`
+	RefHex string `json:"ref_hex,omitempty"`
+	Time   string `json:"time"`
+}
+
+func newWatchCmd() *cobra.Command {
+	var hubs []string
+	var count int
+	cmd := &cobra.Command{
+		Use:   "watch RELAY_NAME --hub HUB",
+		Short: "Print the entries a relay carries, as JSON lines",
+		Long: `watch joins the channel of each --hub through the relay and prints every
+capsule reference it learns, first those the relay already holds, then new
+ones as they are announced, one JSON object per line:
+{"hub":"...","ref":"...","time":"RFC 3339"} ("ref_hex" for references that
+are not UTF-8). It runs until interrupted, or until --count entries.
+The continuum secret comes from --continuum-key-file or $COSNIM_CONTINUUM_KEY.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(hubs) == 0 {
+				return errors.New("give at least one --hub")
+			}
+			rc, log, err := relayFromArgs(cmd, args[0])
+			if err != nil {
+				return err
+			}
+			a, err := newRelayAgent(cmd, rc, log)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			for _, h := range hubs {
+				if err := a.Join(h); err != nil {
+					return err
+				}
+			}
+			ctx, stop := signalContext(cmd.Context())
+			defer stop()
+			go reportProgress(ctx, a, hubs, log)
+			enc := json.NewEncoder(cmd.OutOrStdout())
+			printed := 0
+			for {
+				select {
+				case <-ctx.Done():
+					return nil
+				case l, ok := <-a.Entries():
+					if !ok {
+						return nil
+					}
+					line := watchLine{Hub: l.Hub, Time: l.Time.UTC().Format(time.RFC3339Nano)}
+					if utf8.Valid(l.Ref) {
+						line.Ref = string(l.Ref)
+					} else {
+						line.RefHex = hex.EncodeToString(l.Ref)
+					}
+					if err := enc.Encode(line); err != nil {
+						return err
+					}
+					printed++
+					if count > 0 && printed >= count {
+						return nil
+					}
+				}
+			}
+		},
+	}
+	cmd.Flags().StringArrayVar(&hubs, "hub", nil, "capsule hub whose channel to watch (repeatable)")
+	cmd.Flags().IntVar(&count, "count", 0, "exit after this many entries (0: run until interrupted)")
+	cmd.Flags().String("continuum-key-file", "", "file holding the continuum secret (default $"+EnvContinuumKey+")")
+	return cmd
+}
+
+// reportProgress logs link changes and catch-ups until ctx ends.
+func reportProgress(ctx context.Context, a *client.Agent, hubs []string, log *slog.Logger) {
+	for ctx.Err() == nil {
+		if err := a.WaitConnected(ctx); err != nil {
+			return
+		}
+		for _, h := range hubs {
+			if err := a.WaitCaughtUp(ctx, h); err != nil {
+				break
+			}
+			log.Info("caught up", "hub", h)
+		}
+		// Wait for the link to drop before reporting the next catch-up.
+		for ctx.Err() == nil && a.State() == client.Connected {
+			select {
+			case <-ctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+		if ctx.Err() == nil {
+			log.Info("relay link lost; reconnecting", "state", a.State().String())
+		}
+	}
+}
+
+// --- announce ---
+
+// announceResult is the --json output of `relay announce`.
+type announceResult struct {
+	Hub       string `json:"hub"`
+	Announced int    `json:"announced"`
+	Acked     int    `json:"acked"`
+	Error     string `json:"error,omitempty"`
+}
+
+func newAnnounceCmd() *cobra.Command {
+	var hub string
+	var timeout time.Duration
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "announce RELAY_NAME --hub HUB ID...",
+		Short: "Announce capsule references and wait for the relay's acks",
+		Long: `announce joins the channel of --hub through the relay, announces each
+ID (a capsule reference) and waits until the relay has acknowledged them
+all, or --timeout passes (then it exits non-zero).
+The continuum secret comes from --continuum-key-file or $COSNIM_CONTINUUM_KEY.`,
+		Args: cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if hub == "" {
+				return errors.New("--hub is required")
+			}
+			rc, log, err := relayFromArgs(cmd, args[0])
+			if err != nil {
+				return err
+			}
+			a, err := newRelayAgent(cmd, rc, log)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			if err := a.Join(hub); err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			ctx, stop := signalContext(ctx)
+			defer stop()
+			res := announceResult{Hub: hub}
+			err = announceIDs(ctx, a, hub, args[1:], &res)
+			out := cmd.OutOrStdout()
+			if asJSON {
+				if err != nil {
+					res.Error = err.Error()
+				}
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				if jerr := enc.Encode(res); jerr != nil {
+					return jerr
+				}
+				if err != nil {
+					return &exitError{code: 1, reported: true, err: err}
+				}
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "announced %d entries to hub %s; the relay acknowledged them all\n", res.Announced, hub)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&hub, "hub", "", "capsule hub whose channel to announce in")
+	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "give up after this long")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	cmd.Flags().String("continuum-key-file", "", "file holding the continuum secret (default $"+EnvContinuumKey+")")
+	return cmd
+}
+
+func announceIDs(ctx context.Context, a *client.Agent, hub string, ids []string, res *announceResult) error {
+	if err := a.WaitCaughtUp(ctx, hub); err != nil {
+		return fmt.Errorf("could not reach the relay (state %s): %w", a.State(), err)
+	}
+	for _, id := range ids {
+		res.Announced++
+		if err := a.AnnounceAndWait(ctx, hub, []byte(id)); err != nil {
+			return fmt.Errorf("no ack for %q (state %s): %w", id, a.State(), err)
+		}
+		res.Acked++
+	}
+	return nil
+}
