@@ -4,6 +4,8 @@ FUZZTIME  ?= 30s
 SIMSEEDS  ?= 3000
 PKGS       = ./...
 
+SOAK      ?= 5m
+
 .PHONY: all build test sim bench fuzz lint soak clean
 
 all: lint test
@@ -34,6 +36,11 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) tool staticcheck $(PKGS)
+
+# Minutes of client churn against a real relay, printing memory and
+# goroutines every 10 s; not part of CI.
+soak:
+	$(GO) test -count=1 -timeout 0 -run '^TestSoak$$' -v ./relay -soak $(SOAK)
 
 clean:
 	rm -rf bin

@@ -311,7 +311,9 @@ func (r *Relay) dropConn(c *conn) {
 	for _, m := range c.members {
 		r.leave(m)
 	}
-	c.members = nil
+	// The timer queue keeps c until its deadline: let go of the rest now.
+	c.members, c.tc, c.frames, c.bytes = nil, nil, nil, nil
+	c.rd.Reset()
 }
 
 // putHandle writes a channel handle into an encoded channel frame, whose
