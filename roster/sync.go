@@ -204,7 +204,7 @@ func (s *Set) appendIDs(dst []ID, n Node) []ID {
 func compareIDs(a, b ID) int { return bytes.Compare(a[:], b[:]) }
 
 // EncodedSize returns the size in bytes of m's body in the layout the wire
-// package encodes: a uvarint count of ranges; per range the depth (1 byte),
+// package encodes: a 2-byte count of ranges; per range the depth (1 byte),
 // the prefix in ceil(depth/2) bytes, the mode (1 byte), then either the
 // count as a uvarint and the 16-byte sum, or a uvarint count of IDs and 32
 // bytes per ID; then a uvarint count of wants and 32 bytes per want. The
@@ -212,7 +212,7 @@ func compareIDs(a, b ID) int { return bytes.Compare(a[:], b[:]) }
 // top. Entries given in answer travel in Delta frames, 2+len(Sealed) bytes
 // each.
 func (m *SyncMsg) EncodedSize() int {
-	n := uvarintLen(uint64(len(m.Ranges)))
+	n := 2
 	for i := range m.Ranges {
 		r := &m.Ranges[i]
 		n += 2 + (int(r.Node.Depth)+1)/2

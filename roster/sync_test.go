@@ -259,11 +259,11 @@ func TestEncodedSize(t *testing.T) {
 		},
 		Want: []ID{id}, // 1+32
 	}
-	want := 1 + (2 + 3 + 16) + (4 + 1 + 64) + (10 + 1) + (1 + 32)
+	want := 2 + (2 + 3 + 16) + (4 + 1 + 64) + (10 + 1) + (1 + 32)
 	if got := m.EncodedSize(); got != want {
 		t.Fatalf("EncodedSize = %d, want %d", got, want)
 	}
-	if got := (&SyncMsg{}).EncodedSize(); got != 2 {
-		t.Fatalf("EncodedSize of an empty message = %d, want 2", got)
+	if got := (&SyncMsg{}).EncodedSize(); got != 3 {
+		t.Fatalf("EncodedSize of an empty message = %d, want 3", got)
 	}
 }

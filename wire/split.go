@@ -18,7 +18,7 @@ func AppendSyncSplit(b []byte, f *Sync, limit int) ([]byte, int) {
 		n := 0
 		for n < len(ranges) {
 			one := roster.SyncMsg{Ranges: ranges[n : n+1]}
-			rs := one.EncodedSize() - 2
+			rs := one.EncodedSize() - 3 // less the range and want counts
 			if n > 0 && size+rs > budget {
 				break
 			}

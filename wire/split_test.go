@@ -61,3 +61,23 @@ func TestAppendSyncSplit(t *testing.T) {
 		t.Fatalf("empty message made %d frames, want 1", n)
 	}
 }
+
+// roster's size model must match this package's encoding, since splitting
+// relies on it.
+func TestEncodedSizeMatchesWire(t *testing.T) {
+	var id roster.ID
+	m := roster.SyncMsg{
+		Ranges: []roster.Range{
+			{Mode: roster.ModeFingerprint, FP: roster.Fingerprint{Count: 100000}},
+			{Node: roster.Node{Depth: 3, Prefix: 0xabc}, Mode: roster.ModeIDs, IDs: []roster.ID{id, id}},
+			{Node: roster.Node{Depth: 16}, Mode: roster.ModeIDs},
+		},
+		Want: []roster.ID{id},
+	}
+	for _, msg := range []roster.SyncMsg{m, {}} {
+		payload := (&Sync{Msg: msg}).AppendPayload(nil)
+		if got, want := msg.EncodedSize(), len(payload)-9; got != want {
+			t.Errorf("EncodedSize = %d, wire payload less handle, session and flags = %d", got, want)
+		}
+	}
+}
