@@ -212,3 +212,39 @@ func TestAnnounceIsReadYourWrites(t *testing.T) {
 		t.Fatal("announced entry not in own roster while disconnected")
 	}
 }
+
+type problems struct {
+	NopObserver
+	codes []wire.Code
+}
+
+func (p *problems) Problem(_ roster.ChannelID, code wire.Code, _ string, _ time.Time) {
+	p.codes = append(p.codes, code)
+}
+
+func TestIncompleteRelayAsksForRescan(t *testing.T) {
+	for _, complete := range []bool{true, false} {
+		d := &fakeDialer{}
+		obs := &problems{}
+		c, err := New(Config{Addrs: []string{"r"}}, d, rand.New(rand.NewPCG(1, 1)), obs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, _ := roster.DeriveKeys([]byte("s"), "hub")
+		now := time.Unix(1, 0)
+		c.Join(k, nil, now)
+		c.Start(now)
+		conn := d.last()
+		c.Open(conn, now)
+		deliver(c, conn, &wire.Welcome{Version: 1}, now)
+		var flags uint8
+		if complete {
+			flags = wire.JoinedComplete
+		}
+		deliver(c, conn, &wire.Joined{Handle: 1, Flags: flags}, now)
+		asked := len(obs.codes) == 1 && obs.codes[0] == wire.CodeRescan
+		if asked == complete {
+			t.Errorf("relay cache complete=%v: problems %v", complete, obs.codes)
+		}
+	}
+}

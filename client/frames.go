@@ -28,6 +28,11 @@ func (c *Client) handleFrame(t wire.Type, p []byte, now time.Time) error {
 		if ch := c.channelOf(f.Handle); ch != nil && !ch.joined {
 			ch.joined = true
 			c.startSync(ch)
+			if f.Flags&wire.JoinedComplete == 0 {
+				// The relay's cache lost entries: catching up from it is
+				// not enough, storage must be listed.
+				c.obs.Problem(ch.id, wire.CodeRescan, "relay holds only part of the channel: list storage", now)
+			}
 		}
 	case wire.TypeAck:
 		var f wire.Ack
