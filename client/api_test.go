@@ -1,0 +1,180 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/cosnim/relays/client"
+	"github.com/cosnim/relays/relay"
+	"go.uber.org/goleak"
+)
+
+const apiTimeout = 20 * time.Second
+
+func apiCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startRelay runs a relay.Server on addr until the returned stop.
+func startRelay(t *testing.T, addr string) (stop func()) {
+	t.Helper()
+	s, err := relay.NewServer(relay.ServerConfig{Addr: addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	select {
+	case <-s.Listening():
+	case err := <-done:
+		t.Fatal(err)
+	}
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("relay Run: %v", err)
+		}
+	}
+}
+
+func agent(t *testing.T, addr string, buffer int) *client.Agent {
+	t.Helper()
+	a, err := client.NewAgent(client.Options{
+		Addrs:         []string{addr},
+		Secret:        []byte("api test secret"),
+		BackoffMin:    10 * time.Millisecond,
+		BackoffMax:    50 * time.Millisecond,
+		EntriesBuffer: buffer,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func TestAgentWorksWithoutRelay(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	addr := freeAddr(t) // nothing listens
+	a := agent(t, addr, 0)
+	defer a.Close()
+	if err := a.Join("h"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Announce("h", []byte("local-1")); err != nil {
+		t.Fatalf("Announce without a relay: %v", err)
+	}
+	got, err := a.Known("h")
+	if err != nil || len(got) != 1 || string(got[0]) != "local-1" {
+		t.Fatalf("Known = %q, %v; want [local-1]", got, err)
+	}
+	if s := a.State(); s == client.Connected {
+		t.Fatalf("state %v with no relay", s)
+	}
+	if err := a.Announce("nope", []byte("x")); !errors.Is(err, client.ErrNotJoined) {
+		t.Fatalf("Announce to an unjoined hub: %v, want ErrNotJoined", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := a.WaitConnected(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("WaitConnected with no relay: %v, want the context's error", err)
+	}
+}
+
+func TestAnnounceAndWaitOnceRelayAppears(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	addr := freeAddr(t)
+	a := agent(t, addr, 0)
+	defer a.Close()
+	if err := a.Join("h"); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- a.AnnounceAndWait(apiCtx(t), "h", []byte("early")) }()
+	stop := startRelay(t, addr)
+	if err := <-waited; err != nil {
+		t.Fatalf("AnnounceAndWait: %v", err)
+	}
+	// The relay holds it: a newcomer catches up with it.
+	b := agent(t, addr, 0)
+	if err := b.Join("h"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WaitCaughtUp(apiCtx(t), "h"); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := b.Known("h")
+	if len(got) != 1 || string(got[0]) != "early" {
+		t.Fatalf("newcomer knows %q, want [early]", got)
+	}
+	a.Close()
+	b.Close()
+	stop()
+}
+
+func TestEntriesFeedOverflowKeepsRoster(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	addr := freeAddr(t)
+	stop := startRelay(t, addr)
+	a, b := agent(t, addr, 0), agent(t, addr, 3)
+	for _, ag := range []*client.Agent{a, b} {
+		if err := ag.Join("h"); err != nil {
+			t.Fatal(err)
+		}
+		if err := ag.WaitCaughtUp(apiCtx(t), "h"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var want []string
+	for i := range 10 {
+		ref := fmt.Sprintf("r-%02d", i)
+		want = append(want, ref)
+		if err := a.AnnounceAndWait(apiCtx(t), "h", []byte(ref)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(apiTimeout)
+	for {
+		got, _ := b.Known("h")
+		if len(got) == len(want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("B knows %d entries, want %d", len(got), len(want))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := b.Overflow(); n != 7 {
+		t.Errorf("Overflow = %d, want 7 (10 learned, feed of 3 never read)", n)
+	}
+	b.Close()
+	var fed []string
+	for l := range b.Entries() { // closed by Close
+		fed = append(fed, string(l.Ref))
+	}
+	if !slices.Equal(fed, want[:3]) {
+		t.Errorf("feed = %q, want the first three", fed)
+	}
+	if err := b.Announce("h", []byte("late")); !errors.Is(err, client.ErrAgentClosed) {
+		t.Errorf("Announce after Close: %v, want ErrAgentClosed", err)
+	}
+	a.Close()
+	stop()
+}
