@@ -200,47 +200,62 @@ func (a *Agent) Announce(hub string, ref []byte) error {
 	})
 }
 
-// AnnounceAndWait announces ref like Announce and waits until the relay
-// holds it: until the relay acks the announce, or, when it could not be
-// sent at once (not connected) or was already in the roster, until a
-// catch-up with the relay has completed after it.
+// AnnounceAndWait announces ref and waits until the relay has
+// acknowledged it. While the link to the relay is down or not caught up
+// it waits for it first, and only then adds ref to the roster and sends
+// it; a caller that wants the entry in the roster at once calls Announce
+// first. If ref is already in the roster once the link is caught up,
+// AnnounceAndWait returns at once: the catch-up carried it. If the link
+// drops before the ack, the catch-up after the reconnect carries the
+// entry and ends the wait.
 func (a *Agent) AnnounceAndWait(ctx context.Context, hub string, ref []byte) error {
 	h, err := a.hub(hub)
 	if err != nil {
 		return err
 	}
-	var seq uint32
-	var gen uint64
-	var synced bool
-	err = a.do(func(c *Client, now time.Time) error {
-		var err error
-		seq, err = c.Announce(h.keys.ID(), ref, now)
-		a.mu.Lock()
-		gen, synced = h.syncGen, h.synced
-		if seq != 0 {
-			a.waiting[seq] = true
+	ready := func() bool { return h.synced && a.state == Connected }
+	for {
+		var seq uint32
+		var gen uint64
+		sent := false
+		err := a.do(func(c *Client, now time.Time) error {
+			a.mu.Lock()
+			ok := ready()
+			gen = h.syncGen
+			a.mu.Unlock()
+			if !ok {
+				return nil
+			}
+			var err error
+			seq, err = c.Announce(h.keys.ID(), ref, now)
+			sent = err == nil
+			if seq != 0 {
+				a.mu.Lock()
+				a.waiting[seq] = true
+				a.mu.Unlock()
+			}
+			return err
+		})
+		if err != nil {
+			return err
 		}
-		a.mu.Unlock()
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	if seq != 0 {
+		if !sent {
+			if err := a.wait(ctx, ready); err != nil {
+				return err
+			}
+			continue
+		}
+		if seq == 0 {
+			return nil
+		}
 		defer func() {
 			a.mu.Lock()
 			delete(a.waiting, seq)
 			delete(a.acked, seq)
 			a.mu.Unlock()
 		}()
-		return a.wait(ctx, func() bool { return a.acked[seq] })
+		return a.wait(ctx, func() bool { return a.acked[seq] || h.syncGen > gen })
 	}
-	// Nothing was sent: either the entry was known already (and a caught-up
-	// link means the relay has it) or the link is not joined yet.
-	if synced {
-		return nil
-	}
-	return a.wait(ctx, func() bool { return h.syncGen > gen && h.synced })
 }
 
 // wait blocks until cond (called with a.mu held) holds, ctx is done or
