@@ -48,7 +48,7 @@ type CompareConfig struct {
 // --compare`.
 func DefaultCompareConfig() CompareConfig {
 	return CompareConfig{
-		Seed: 1, Instances: 50, Hubs: 5, WriteEvery: time.Minute, Duration: time.Hour, Commands: 12,
+		Seed: 1, Instances: 50, Hubs: 5, WriteEvery: time.Minute, Duration: 2 * time.Hour, Commands: 12,
 		Storage: DefaultStorageConfig(), List: client.DefaultListConfig(),
 		CrashEvery: 10 * time.Minute, CrashDown: 5 * time.Second,
 		PartitionEvery: 10 * time.Minute, PartitionFor: 2 * time.Minute, PartitionInstances: 10,
@@ -163,6 +163,7 @@ type Measure struct {
 
 	samples []sample
 	marks   []faultMark
+	start   time.Time
 	end     time.Duration
 }
 
@@ -467,7 +468,7 @@ func (w *cworld) measure() Measure {
 	}
 	m.samples = w.awareness
 	m.marks = w.marks
-	m.end = cfg.Duration
+	m.start, m.end = w.start, cfg.Duration
 	return m
 }
 

@@ -30,6 +30,9 @@ func newSimCmd() *cobra.Command {
 		rewrite    bool
 		failpoints []string
 		parallel   int
+		compare    bool
+		plots      string
+		ccfg       = sim.DefaultCompareConfig()
 	)
 	cmd := &cobra.Command{
 		Use:   "sim",
@@ -45,11 +48,20 @@ replays it; add --timeline to write what happened as a readable timeline.`,
 		Example: `  cosnim sim --seed 42 --json
   cosnim sim --seeds 500
   cosnim sim --seed 42 --timeline run.txt
-  cosnim sim --scenario testdata/scenarios/relay_crash.txt`,
+  cosnim sim --scenario testdata/scenarios/relay_crash.txt
+  cosnim sim --compare --plots plots/`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out := cmd.OutOrStdout()
 			switch {
+			case compare:
+				if cmd.Flags().Changed("seed") {
+					ccfg.Seed = seed
+				}
+				if parallel <= 0 {
+					parallel = runtime.GOMAXPROCS(0)
+				}
+				return runCompare(out, cmd.ErrOrStderr(), ccfg, parallel, plots, asJSON)
 			case scenario != "":
 				return runScript(out, scenario, rewrite)
 			case cmd.Flags().Changed("seed"):
@@ -73,6 +85,18 @@ replays it; add --timeline to write what happened as a readable timeline.`,
 	f.BoolVar(&rewrite, "rewrite", false, "with --scenario: rewrite the expected output in the file")
 	f.StringSliceVar(&failpoints, "failpoint", nil, "turn on a failpoint for the whole run (self-tests), e.g. relay/empty-sync-reply")
 	f.IntVar(&parallel, "parallel", 0, "simulations run at once (default: number of CPUs)")
+	f.BoolVar(&compare, "compare", false, "run one seeded workload with the relay, without it, with it crashing and partitioned, and compare (the relay's value)")
+	f.StringVar(&plots, "plots", "", "with --compare: write SVG plots of awareness latency over time into this directory")
+	f.IntVar(&ccfg.Instances, "instances", ccfg.Instances, "with --compare: long-running instances")
+	f.IntVar(&ccfg.Hubs, "hubs", ccfg.Hubs, "with --compare: capsule hubs, all joined by every instance")
+	f.DurationVar(&ccfg.Duration, "duration", ccfg.Duration, "with --compare: virtual time the workload runs")
+	f.DurationVar(&ccfg.WriteEvery, "write-every", ccfg.WriteEvery, "with --compare: each instance writes a capsule this often")
+	f.DurationVar(&ccfg.Storage.VisibleWithin, "visible-within", ccfg.Storage.VisibleWithin, "with --compare: storage listings show a write within this (eventual consistency)")
+	f.DurationVar(&ccfg.Storage.ListLatency, "list-latency", ccfg.Storage.ListLatency, "with --compare: latency of one list query (page)")
+	f.DurationVar(&ccfg.List.ListInterval, "list-interval", ccfg.List.ListInterval, "with --compare: listing interval without a healthy relay link")
+	f.DurationVar(&ccfg.List.HealthyInterval, "healthy-interval", ccfg.List.HealthyInterval, "with --compare: listing interval while the relay link is healthy")
+	f.DurationVar(&ccfg.CrashEvery, "crash-every", ccfg.CrashEvery, "with --compare: the crashing relay crashes this often")
+	f.DurationVar(&ccfg.PartitionEvery, "partition-every", ccfg.PartitionEvery, "with --compare: instances are partitioned from the relay this often")
 	return cmd
 }
 
@@ -231,6 +255,39 @@ func pct(sorted []float64, p int) float64 {
 	}
 	i := (len(sorted)*p + 99) / 100
 	return sorted[min(max(i-1, 0), len(sorted)-1)]
+}
+
+func runCompare(out, progress io.Writer, cfg sim.CompareConfig, parallel int, plots string, asJSON bool) error {
+	done := 0
+	c, err := sim.Compare(cfg, parallel, func(v sim.Variant) {
+		done++
+		fmt.Fprintf(progress, "sim compare: %d/%d runs (%s done)\n", done, len(sim.Variants), v)
+	})
+	if err != nil {
+		return err
+	}
+	var written []string
+	if plots != "" {
+		if written, err = c.WritePlots(plots); err != nil {
+			return err
+		}
+	}
+	if asJSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(c); err != nil {
+			return err
+		}
+	} else {
+		c.WriteTable(out)
+		for _, p := range written {
+			fmt.Fprintf(out, "plot: %s\n", p)
+		}
+	}
+	if v := c.Violations(); len(v) > 0 {
+		return fmt.Errorf("%d violations: %w", len(v), errViolations)
+	}
+	return nil
 }
 
 func runScript(out io.Writer, path string, rewrite bool) error {
