@@ -51,7 +51,7 @@ func DefaultCompareConfig() CompareConfig {
 		Seed: 1, Instances: 50, Hubs: 5, WriteEvery: time.Minute, Duration: 2 * time.Hour, Commands: 12,
 		Storage: DefaultStorageConfig(), List: client.DefaultListConfig(),
 		CrashEvery: 10 * time.Minute, CrashDown: 5 * time.Second,
-		PartitionEvery: 10 * time.Minute, PartitionFor: 2 * time.Minute, PartitionInstances: 10,
+		PartitionEvery: 10 * time.Minute, PartitionFor: 2 * time.Minute, // PartitionInstances: a fifth of Instances
 	}
 }
 

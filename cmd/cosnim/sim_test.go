@@ -69,3 +69,45 @@ func TestSimScenario(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out)
 	}
 }
+
+func TestSimCompareJSON(t *testing.T) {
+	dir := t.TempDir()
+	args := []string{"sim", "--compare", "--json", "--instances", "6", "--hubs", "2", "--duration", "11m", "--plots", dir}
+	decode := func() map[string]any {
+		out, err := runRoot(t, args...)
+		if err != nil {
+			t.Fatalf("sim --compare: %v\n%s", err, out)
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(out), &m); err != nil {
+			t.Fatalf("output is not one JSON object: %v\n%s", err, out)
+		}
+		for _, v := range []string{"with_relay", "without_relay", "with_relay_crashing", "with_relay_partitioned"} {
+			blk, ok := m[v].(map[string]any)
+			if !ok {
+				t.Fatalf("JSON lacks %q: %s", v, out)
+			}
+			for _, k := range []string{"awareness_p50_seconds", "awareness_p99_seconds", "list_queries_per_instance_hour", "catch_up_seconds", "missed_capsules"} {
+				if _, ok := blk[k]; !ok {
+					t.Fatalf("%s lacks %q: %s", v, k, out)
+				}
+			}
+			if blk["missed_capsules"] != 0.0 {
+				t.Errorf("%s: missed_capsules %v, want 0", v, blk["missed_capsules"])
+			}
+			delete(blk, "wall_seconds")
+		}
+		delete(m, "wall_seconds")
+		return m
+	}
+	a, b := decode(), decode()
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	if !bytes.Equal(ja, jb) {
+		t.Fatalf("two runs differ:\n%s\n%s", ja, jb)
+	}
+	out, err := runRoot(t, "sim", "--compare", "--instances", "6", "--hubs", "2", "--duration", "11m")
+	if err != nil || !strings.Contains(out, "awareness p99") {
+		t.Fatalf("table run: %v\n%s", err, out)
+	}
+}
