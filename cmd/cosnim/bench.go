@@ -1,0 +1,189 @@
+package main
+
+import (
+	"encoding/json"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+
+	"github.com/cosnim/relays/internal/bench"
+	"github.com/cosnim/relays/transport"
+	"github.com/spf13/cobra"
+)
+
+func init() { relaySubcommands = append(relaySubcommands, newBenchCmd) }
+
+// benchFlags are the flags of `cosnim relay bench` beyond bench.Options.
+type benchFlags struct {
+	opts      bench.Options
+	inProcess bool
+	spawn     bool
+	pid       int
+	json      bool
+	serve     bool
+}
+
+func newBenchCmd() *cobra.Command {
+	var bf benchFlags
+	cmd := &cobra.Command{
+		Use:   "bench [RELAY_NAME]",
+		Short: "Measure a relay: throughput, latency, memory per connection, reconnect storms",
+		Long: `bench is a load generator in the spirit of nats bench. Its clients speak
+the wire protocol over real TCP or TLS connections.
+
+The relay measured is either RELAY_NAME from the configuration (its client
+section; give --pid to read the relay's CPU and RSS from /proc), or one the
+bench starts on 127.0.0.1 with the default limits except per-connection
+frame and byte rates and the connection limit, which are lifted:
+  --in-process  inside this process (CPU and memory are then the process's,
+                bench clients included; every connection costs two fds here)
+  --spawn       in a child process of this binary, so CPU, RSS and heap are
+                the relay's alone (use this for thousands of connections)
+
+Scenarios:
+  fanout    --pub publishers, --sub subscribers on one channel, --msgs
+            entries per publisher in Announce frames of --batch
+  channels  --channels channels × --sub clients, all announcing --rate
+            entries per second in all (0: as fast as they can) for --duration
+  storm     --idle clients over --channels hold --msgs entries each; the
+            relay restarts (memory lost) and all reconnect within --jitter
+            and sync: reports the time until the last has caught up
+  idle      --idle joined, silent connections: relay memory per connection
+
+Latency is publish to receive, from a timestamp sealed in each entry.`,
+		Example: `  cosnim relay bench --spawn --pub 1 --sub 10 --msgs 1000000 --size 128
+  cosnim relay bench --spawn --tls --scenario storm --idle 10000
+  cosnim relay bench --spawn --scenario idle --idle 10000 --json
+  cosnim relay bench local --pid $(pgrep -n cosnim) --sub 100`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if bf.serve {
+				return bench.Serve(cmd.InOrStdin(), cmd.OutOrStdout(), bf.opts.TLS, bf.opts.AcceptRate)
+			}
+			return runBench(cmd, args, &bf)
+		},
+	}
+	f := cmd.Flags()
+	o := &bf.opts
+	f.StringVar(&o.Scenario, "scenario", bench.ScenarioFanout, "fanout, channels, storm or idle")
+	f.IntVar(&o.Pub, "pub", 1, "publishers (fanout)")
+	f.IntVar(&o.Sub, "sub", 10, "subscribers (fanout) or clients per channel (channels)")
+	f.IntVar(&o.Msgs, "msgs", 0, "entries per publisher (fanout, default 1000000) or per client (storm, default 4)")
+	f.IntVar(&o.Size, "size", 128, "sealed bytes per entry")
+	f.IntVar(&o.Batch, "batch", 64, "entries per Announce frame")
+	f.IntVar(&o.Channels, "channels", 0, "channels (default: 1 for fanout, 1000 for channels, idle/10 for storm and idle)")
+	f.IntVar(&o.Rate, "rate", 0, "announced entries per second in all (channels); 0 for as fast as possible")
+	f.DurationVar(&o.Duration, "duration", 0, "length of a channels run (default 10s)")
+	f.IntVar(&o.Idle, "idle", 0, "connections (storm and idle, default 1000)")
+	f.BoolVar(&o.TLS, "tls", false, "TLS (a generated certificate for --in-process and --spawn)")
+	f.DurationVar(&o.Jitter, "jitter", 0, "storm: reconnects spread uniformly over this (default 1s)")
+	f.IntVar(&o.Window, "window", 0, "entries a publisher may be ahead of the slowest subscriber (default 65536)")
+	f.IntVar(&o.AcceptRate, "accept-rate", 0, "relay accept rate per second for --in-process/--spawn (0: the relay default, 1000)")
+	f.DurationVar(&o.Timeout, "timeout", 0, "bound on the whole run (default 5m)")
+	f.BoolVar(&bf.inProcess, "in-process", false, "run the relay inside this process")
+	f.BoolVar(&bf.spawn, "spawn", false, "run the relay in a child process of this binary")
+	f.IntVar(&bf.pid, "pid", 0, "PID of the relay named RELAY_NAME, to read its CPU and RSS")
+	f.BoolVar(&bf.json, "json", false, "print one JSON object")
+	f.BoolVar(&bf.serve, "serve", false, "run a bench relay and answer commands on stdin (used by --spawn)")
+	f.MarkHidden("serve")
+	return cmd
+}
+
+// benchTarget validates the flags and opens the relay to measure.
+func benchTarget(cmd *cobra.Command, args []string, bf *benchFlags) (bench.Target, error) {
+	modes := 0
+	for _, on := range []bool{bf.inProcess, bf.spawn, len(args) == 1} {
+		if on {
+			modes++
+		}
+	}
+	if modes != 1 {
+		return nil, errors.New("name a relay, or give --in-process or --spawn (exactly one)")
+	}
+	if bf.pid < 0 || (bf.pid > 0 && len(args) == 0) {
+		return nil, errors.New("--pid goes with RELAY_NAME: it names that relay's process")
+	}
+	o := bf.opts.WithDefaults()
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	switch {
+	case bf.inProcess:
+		if need := 2*benchConns(o) + 64; need > fdLimit() {
+			return nil, fmt.Errorf("%d connections in one process need about %d file descriptors, over the limit of %d: use --spawn", benchConns(o), need, fdLimit())
+		}
+		return bench.StartInProcess(o.TLS, o.AcceptRate)
+	case bf.spawn:
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		sargs := []string{"relay", "bench", "--serve", fmt.Sprintf("--accept-rate=%d", o.AcceptRate)}
+		if o.TLS {
+			sargs = append(sargs, "--tls")
+		}
+		return bench.Spawn(exe, sargs, o.TLS)
+	}
+	f, err := loadConfig(cmd)
+	if err != nil {
+		return nil, err
+	}
+	rc, err := f.Relay(args[0])
+	if err != nil {
+		return nil, err
+	}
+	if o.TLS != rc.Client.TLS {
+		return nil, fmt.Errorf("relay %s: --tls must match its client url %s", rc.Name, rc.Client.URL)
+	}
+	var tc *tls.Config
+	if rc.Client.TLS {
+		c := rc.Client
+		tc, err = transport.ClientTLSConfig(c.CACertFile, c.CertFile, c.KeyFile, c.ServerName)
+		if err != nil {
+			return nil, err
+		}
+	}
+	return bench.External(rc.Client.Address, tc, bf.pid), nil
+}
+
+// benchConns counts the client connections a run opens.
+func benchConns(o bench.Options) int {
+	switch o.Scenario {
+	case bench.ScenarioFanout:
+		return o.Pub + o.Sub
+	case bench.ScenarioChannels:
+		return o.Channels * o.Sub
+	}
+	return o.Idle
+}
+
+func fdLimit() int {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return 1024
+	}
+	return int(rl.Cur)
+}
+
+func runBench(cmd *cobra.Command, args []string, bf *benchFlags) error {
+	t, err := benchTarget(cmd, args, bf)
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	o := bf.opts
+	o.Progress = cmd.ErrOrStderr()
+	r, err := bench.Run(cmd.Context(), t, o)
+	if err != nil {
+		return err
+	}
+	if bf.json {
+		enc := json.NewEncoder(cmd.OutOrStdout())
+		enc.SetIndent("", "  ")
+		return enc.Encode(r)
+	}
+	r.WriteText(cmd.OutOrStdout())
+	return nil
+}

@@ -1,0 +1,140 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"time"
+)
+
+// Scenario names.
+const (
+	ScenarioFanout   = "fanout"
+	ScenarioChannels = "channels"
+	ScenarioStorm    = "storm"
+	ScenarioIdle     = "idle"
+)
+
+// Scenarios lists the scenario names in the order the help shows them.
+var Scenarios = []string{ScenarioFanout, ScenarioChannels, ScenarioStorm, ScenarioIdle}
+
+// MinSize is the smallest entry: AES-GCM nonce and tag (28 bytes) around a
+// 20-byte reference holding the publish time, publisher and sequence.
+const MinSize = sealOverhead + refHeader
+
+// MaxSize is the largest entry the relay accepts by default.
+const MaxSize = 1100
+
+// Options configure a run. Zero fields take the defaults of Defaults for
+// the chosen scenario (see WithDefaults).
+type Options struct {
+	Scenario string
+	Pub      int           // publishers (fanout)
+	Sub      int           // subscribers (fanout) or clients per channel (channels)
+	Msgs     int           // entries per publisher (fanout) or per client (storm)
+	Size     int           // sealed bytes per entry
+	Batch    int           // entries per Announce frame
+	Channels int           // channels (channels, storm, idle)
+	Rate     int           // announced entries per second in all (channels); 0 = as fast as the window allows
+	Duration time.Duration // length of a rate run (channels)
+	Idle     int           // connections (storm, idle)
+	TLS      bool          // TLS to the relay (in-process and spawned relays get a generated certificate)
+	Jitter   time.Duration // storm: reconnects are spread uniformly over this
+	Window   int           // entries a publisher may have ahead of its slowest subscriber
+	Timeout  time.Duration // bound on the whole run
+
+	// AcceptRate is the relay's accept rate for in-process and spawned
+	// relays; 0 keeps the relay's default.
+	AcceptRate int
+
+	// Progress receives a progress bar; nil for none.
+	Progress io.Writer
+}
+
+// WithDefaults fills zero fields with the defaults of o.Scenario.
+func (o Options) WithDefaults() Options {
+	if o.Scenario == "" {
+		o.Scenario = ScenarioFanout
+	}
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&o.Pub, 1)
+	def(&o.Size, 128)
+	def(&o.Batch, 64)
+	def(&o.Window, 1<<16)
+	switch o.Scenario {
+	case ScenarioFanout:
+		def(&o.Sub, 10)
+		def(&o.Msgs, 1_000_000)
+		def(&o.Channels, 1)
+	case ScenarioChannels:
+		def(&o.Sub, 10)
+		def(&o.Channels, 1000)
+		if o.Duration == 0 {
+			o.Duration = 10 * time.Second
+		}
+	case ScenarioStorm:
+		def(&o.Idle, 1000)
+		def(&o.Msgs, 4)
+		def(&o.Channels, max(1, o.Idle/10))
+		if o.Jitter == 0 {
+			o.Jitter = time.Second
+		}
+	case ScenarioIdle:
+		def(&o.Idle, 1000)
+		def(&o.Channels, max(1, o.Idle/10))
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 5 * time.Minute
+	}
+	return o
+}
+
+// Validate reports options that cannot make a run.
+func (o Options) Validate() error {
+	known := false
+	for _, s := range Scenarios {
+		known = known || s == o.Scenario
+	}
+	switch {
+	case !known:
+		return fmt.Errorf("bench: unknown scenario %q: want fanout, channels, storm or idle", o.Scenario)
+	case o.Pub < 1 || o.Sub < 1:
+		return errors.New("bench: --pub and --sub must be at least 1")
+	case o.Size < MinSize || o.Size > MaxSize:
+		return fmt.Errorf("bench: --size %d: entries are %d..%d bytes (sealing adds 28 bytes to a reference of at least %d)", o.Size, MinSize, MaxSize, refHeader)
+	case o.Batch < 1 || o.Batch*(o.Size+2) > 60<<10:
+		return fmt.Errorf("bench: --batch %d of %d-byte entries: a frame holds 1 to %d of them", o.Batch, o.Size, (60<<10)/(o.Size+2))
+	case o.Msgs < 0 || o.Rate < 0 || o.Idle < 0 || o.Channels < 0 || o.Duration < 0 || o.Jitter < 0 || o.AcceptRate < 0:
+		return errors.New("bench: counts, rates and durations must not be negative")
+	case o.Window < o.Batch:
+		return fmt.Errorf("bench: --window %d is smaller than a batch (%d)", o.Window, o.Batch)
+	}
+	switch o.Scenario {
+	case ScenarioFanout:
+		if o.Msgs < 1 {
+			return errors.New("bench: fanout needs --msgs of at least 1")
+		}
+		if o.Channels != 1 {
+			return errors.New("bench: fanout runs on one channel; use --scenario channels for more")
+		}
+	case ScenarioChannels:
+		if o.Channels < 1 || o.Sub < 2 {
+			return errors.New("bench: channels needs --channels ≥ 1 and --sub ≥ 2 clients per channel")
+		}
+		if o.Duration <= 0 {
+			return errors.New("bench: channels needs a --duration")
+		}
+	case ScenarioStorm, ScenarioIdle:
+		if o.Idle < 1 {
+			return fmt.Errorf("bench: %s needs --idle N connections", o.Scenario)
+		}
+		if o.Channels < 1 || o.Channels > o.Idle {
+			return fmt.Errorf("bench: --channels %d must be between 1 and --idle %d", o.Channels, o.Idle)
+		}
+	}
+	return nil
+}
