@@ -32,6 +32,7 @@ const (
 
 func (r *Relay) handleFrame(c *conn, t wire.Type, p []byte, now time.Time) error {
 	r.stats.FramesIn[t]++
+	r.stats.FrameBytesIn[t] += uint64(len(p) + wire.HeaderSize)
 	if !c.frames.AllowN(now, 1) {
 		r.rateLimited(c, "frame rate")
 		return errClosed

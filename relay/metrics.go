@@ -50,7 +50,7 @@ func (s *Server) startOps(addr string) (*opsServer, error) {
 		return nil, fmt.Errorf("relay: metrics listener: %w", err)
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(&relayCollector{s: s},
+	reg.MustRegister(&relayCollector{s: s}, s.fanout,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
@@ -184,6 +184,9 @@ var (
 	descChanCreated   = desc("channels_created_total", "Channels created.")
 	descFrames        = desc("frames_total", "Frames by direction and type.", "direction", "type")
 	descBytes         = desc("bytes_total", "Bytes by direction.", "direction")
+	descFrameBytes    = desc("frame_bytes_total", "Bytes of frames by direction and type, headers included.", "direction", "type")
+	descRateLimited   = desc("rate_limited_total", "Connections closed over their frame or byte rate.")
+	descShed          = desc("shed_total", "Connections and channels refused over the memory budget.")
 	descUnknown       = desc("unknown_frames_total", "Frames of unknown type skipped.")
 	descProtoErr      = desc("protocol_errors_total", "Connections closed for a protocol error.")
 	descJoinsDenied   = desc("joins_denied_total", "Joins refused for a bad channel proof or a limit.")
@@ -204,7 +207,8 @@ func (c *relayCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descUp, descInfo, descUptime, descConns, descChannels,
 		descAccepted, descRefused, descChanCreated, descFrames, descBytes, descUnknown, descProtoErr,
 		descJoinsDenied, descBadEntries, descStored, descDuplicates, descDelivered, descEvicted,
-		descPendMerged, descPendDropped, descResyncs, descSyncRounds, descErrorsSent, descHandshakeFail} {
+		descPendMerged, descPendDropped, descResyncs, descSyncRounds, descErrorsSent, descHandshakeFail,
+		descFrameBytes, descRateLimited, descShed} {
 		ch <- d
 	}
 }
@@ -240,6 +244,12 @@ func (c *relayCollector) Collect(ch chan<- prometheus.Metric) {
 		if st.FramesOut[t] > 0 || knownType(typ) {
 			counter(descFrames, st.FramesOut[t], "out", frameLabel(typ))
 		}
+		if st.FrameBytesIn[t] > 0 || knownType(typ) {
+			counter(descFrameBytes, st.FrameBytesIn[t], "in", frameLabel(typ))
+		}
+		if st.FrameBytesOut[t] > 0 || knownType(typ) {
+			counter(descFrameBytes, st.FrameBytesOut[t], "out", frameLabel(typ))
+		}
 	}
 	counter(descBytes, st.BytesIn, "in")
 	counter(descBytes, st.BytesOut, "out")
@@ -255,6 +265,8 @@ func (c *relayCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descPendDropped, st.PendingDropped)
 	counter(descResyncs, st.Resyncs)
 	counter(descSyncRounds, st.SyncRounds)
+	counter(descRateLimited, st.RateLimited)
+	counter(descShed, st.Shed)
 	for _, code := range sortedCodes(st.ErrorsSent) {
 		counter(descErrorsSent, st.ErrorsSent[code], codeLabel(code))
 	}

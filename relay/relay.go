@@ -282,6 +282,7 @@ func (r *Relay) sendRaw(c *conn, b []byte, t wire.Type) {
 		return
 	}
 	r.stats.FramesOut[t]++
+	r.stats.FrameBytesOut[t] += uint64(len(b))
 	r.stats.BytesOut += uint64(len(b))
 }
 

@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -65,6 +66,7 @@ type Server struct {
 	core    *Relay
 	started time.Time
 	tlsFail tlsFailures
+	fanout  prometheus.Histogram
 
 	listening chan struct{} // closed once Addr is valid
 	closeReq  chan struct{} // closed by Close
@@ -115,6 +117,11 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		closeReq:  make(chan struct{}),
 	}
 	s.tlsFail.counts = make(map[string]uint64)
+	s.fanout = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    metricsNamespace + "_fanout_seconds",
+		Help:    "Time from reading bytes that carried new entries to queueing their fan-out to every member.",
+		Buckets: prometheus.ExponentialBuckets(1e-6, 4, 10),
+	})
 	return s, nil
 }
 
@@ -206,7 +213,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.cfg.TLS != nil {
 		ln = newHandshakeListener(ln, s.cfg.TLS, s.cfg.Relay.WithDefaults().HandshakeTimeout, s.log, &s.tlsFail)
 	}
-	loop := transport.NewLoop(s.core, transport.LoopOptions{
+	loop := transport.NewLoop(&timedCore{Relay: s.core, fanout: s.fanout}, transport.LoopOptions{
 		HighWater:        s.cfg.Relay.WithDefaults().HighWater,
 		HandshakeTimeout: s.cfg.Relay.WithDefaults().HandshakeTimeout,
 		Logger:           s.log,
@@ -425,3 +432,19 @@ func (hl *handshakeListener) Close() error {
 }
 
 func (hl *handshakeListener) Addr() net.Addr { return hl.inner.Addr() }
+
+// timedCore times the Data events that fan entries out. The driver may read
+// the clock; the core may not.
+type timedCore struct {
+	*Relay
+	fanout prometheus.Histogram
+}
+
+func (t *timedCore) Data(c transport.Conn, b []byte, now time.Time) {
+	before := t.stats.Delivered + t.stats.PendingMerged
+	start := time.Now()
+	t.Relay.Data(c, b, now)
+	if t.stats.Delivered+t.stats.PendingMerged != before {
+		t.fanout.Observe(time.Since(start).Seconds())
+	}
+}

@@ -427,6 +427,13 @@ func TestOperationsEndpoints(t *testing.T) {
 	if err := a.WaitCaughtUp(ctxT(t), "hub"); err != nil {
 		t.Fatal(err)
 	}
+	b := newAgent(t, s.Addr().String(), nil) // a member to fan out to
+	if err := b.Join("hub"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WaitCaughtUp(ctxT(t), "hub"); err != nil {
+		t.Fatal(err)
+	}
 	for _, r := range refs("m", 0, 3) {
 		if err := a.AnnounceAndWait(ctxT(t), "hub", r); err != nil {
 			t.Fatal(err)
@@ -452,11 +459,14 @@ func TestOperationsEndpoints(t *testing.T) {
 		t.Fatalf("/metrics: status %d", code)
 	}
 	for _, want := range []string{
-		"cosnim_relay_connections 1\n",
+		"cosnim_relay_connections 2\n",
 		"cosnim_relay_channels 1\n",
+		"cosnim_relay_fanout_seconds_count 3\n",
+		"cosnim_relay_rate_limited_total 0\n",
 		"cosnim_relay_entries_stored_total 3\n",
 		`cosnim_relay_frames_total{direction="in",type="announce"} 3` + "\n",
 		`cosnim_relay_frames_total{direction="out",type="ack"} 3` + "\n",
+		`cosnim_relay_frame_bytes_total{direction="out",type="ack"} 39` + "\n",
 		fmt.Sprintf(`cosnim_relay_info{epoch="%016x"} 1`, s.Epoch()),
 		"cosnim_relay_up 1\n",
 	} {
@@ -475,8 +485,8 @@ func TestOperationsEndpoints(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &st); code != http.StatusOK || err != nil {
 		t.Fatalf("/status: status %d, %v: %s", code, err, body)
 	}
-	if st.Connections != 1 || st.Channels != 1 || st.EntriesIn != 3 || st.Epoch != fmt.Sprintf("%016x", s.Epoch()) {
-		t.Errorf("/status = %+v, want 1 connection, 1 channel, 3 entries, epoch %016x", st, s.Epoch())
+	if st.Connections != 2 || st.Channels != 1 || st.EntriesIn != 3 || st.Delivered != 3 || st.Epoch != fmt.Sprintf("%016x", s.Epoch()) {
+		t.Errorf("/status = %+v, want 2 connections, 1 channel, 3 entries stored and delivered, epoch %016x", st, s.Epoch())
 	}
 
 	// While draining (a raw connection holds the drain open) the relay is
@@ -507,6 +517,7 @@ func TestOperationsEndpoints(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.Close()
+	b.Close()
 	hc.CloseIdleConnections()
 }
 

@@ -12,6 +12,8 @@ type Stats struct {
 	BytesOut       uint64
 	FramesIn       [256]uint64 // by wire.Type
 	FramesOut      [256]uint64
+	FrameBytesIn   [256]uint64 // by wire.Type, headers included
+	FrameBytesOut  [256]uint64
 	UnknownFrames  uint64
 	ProtocolErrors uint64
 	JoinsDenied    uint64
