@@ -83,6 +83,8 @@ func (r *Relay) fanout(from *member, fresh []roster.Entry) {
 			// Writable may never come if the queue never reached the
 			// driver's own high-water mark: flush here too.
 			r.flushPending(m)
+			// flushPending encodes into the same scratch as frames.
+			frames = nil
 		}
 		if slow || len(m.pending) > 0 {
 			r.hold(m, fresh)
