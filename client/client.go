@@ -43,13 +43,15 @@ type Observer interface {
 	Learned(ch roster.ChannelID, refs [][]byte, now time.Time)
 	// StateChanged reports a change of link state.
 	StateChanged(s State, now time.Time)
-	// CaughtUp reports a finished sync: the client holds all the relay had.
+	// CaughtUp reports a finished sync: the client holds all the relay had,
+	// and the relay has stored what the client had and it lacked.
 	CaughtUp(ch roster.ChannelID, now time.Time)
 	// EpochChanged reports a relay that forgot everything (restarted).
 	EpochChanged(epoch uint64, now time.Time)
 	// Acked reports the relay's ack of an announce.
 	Acked(ch roster.ChannelID, seq uint32, now time.Time)
-	// Problem reports an error frame or a refused entry.
+	// Problem reports an error frame, a relay asking for a rescan
+	// (wire.CodeRescan) or a relay draining (wire.CodeShuttingDown).
 	Problem(ch roster.ChannelID, code wire.Code, text string, now time.Time)
 }
 
@@ -87,6 +89,7 @@ type Client struct {
 	byID     map[roster.ChannelID]*channel
 	timers   timerq.Queue[timer]
 	seq      uint32
+	pings    uint64 // barrier pings sent
 	out      []byte
 	stats    Stats
 
@@ -103,7 +106,9 @@ type channel struct {
 	roster      roster.Set
 	joined      bool
 	session     uint32
-	outstanding int // sync messages sent and not yet answered
+	outstanding int    // sync messages sent and not yet answered
+	pushed      bool   // this sync sent the relay entries it lacked
+	barrier     uint64 // Ping data whose Pong ends the sync, if pushed
 }
 
 type timerKind uint8

@@ -248,3 +248,53 @@ func TestIncompleteRelayAsksForRescan(t *testing.T) {
 		}
 	}
 }
+
+type caughtUp struct {
+	NopObserver
+	n int
+}
+
+func (c *caughtUp) CaughtUp(roster.ChannelID, time.Time) { c.n++ }
+
+// A sync that pushed entries to the relay ends only when a Ping sent behind
+// them comes back: then the relay has stored them.
+func TestCaughtUpWaitsForPushedEntries(t *testing.T) {
+	d := &fakeDialer{}
+	obs := &caughtUp{}
+	c, err := New(Config{Addrs: []string{"r"}}, d, rand.New(rand.NewPCG(1, 1)), obs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, _ := roster.DeriveKeys([]byte("s"), "hub")
+	mine, _ := k.Seal([]byte("mine"))
+	now := time.Unix(1, 0)
+	c.Join(k, []roster.Entry{mine}, now)
+	c.Start(now)
+	conn := d.last()
+	c.Open(conn, now)
+	deliver(c, conn, &wire.Welcome{Version: 1}, now)
+	deliver(c, conn, &wire.Joined{Handle: 1, Flags: wire.JoinedComplete}, now)
+	frames(t, conn)
+	// The relay holds nothing: it lists no IDs for the root.
+	deliver(c, conn, &wire.Sync{Handle: 1, Session: 1, Msg: roster.SyncMsg{Ranges: []roster.Range{{Mode: roster.ModeIDs}}}}, now)
+	var ping *wire.Ping
+	pushed := false
+	for _, f := range frames(t, conn) {
+		switch f := f.(type) {
+		case *wire.Delta:
+			pushed = len(f.Entries) == 1
+		case *wire.Ping:
+			ping = f
+		}
+	}
+	if !pushed || ping == nil {
+		t.Fatalf("pushed=%v ping=%v; want the entry pushed and a barrier Ping behind it", pushed, ping)
+	}
+	if obs.n != 0 {
+		t.Fatal("caught up before the relay confirmed it stored the pushed entry")
+	}
+	deliver(c, conn, &wire.Pong{Data: ping.Data}, now)
+	if obs.n != 1 {
+		t.Fatalf("CaughtUp fired %d times after the barrier Pong, want 1", obs.n)
+	}
+}

@@ -128,6 +128,7 @@ func (c *Client) lost(now time.Time, delay time.Duration) {
 	for _, ch := range c.channels {
 		ch.joined = false
 		ch.outstanding = 0
+		ch.pushed, ch.barrier = false, 0
 	}
 	if c.state == Stopped {
 		return
@@ -187,6 +188,7 @@ func (c *Client) startSync(ch *channel) {
 	}
 	ch.session++
 	ch.outstanding = 1
+	ch.pushed, ch.barrier = false, 0
 	c.stats.Syncs++
 	msg := ch.roster.StartSync()
 	c.send(&wire.Sync{Handle: ch.handle, Session: ch.session, Msg: msg})

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"fmt"
 	"slices"
 	"time"
 
@@ -74,6 +75,11 @@ func (c *Client) handleFrame(t wire.Type, p []byte, now time.Time) error {
 		}
 		c.send(&wire.Pong{Data: f.Data})
 	case wire.TypePong:
+		var f wire.Pong
+		if err := f.DecodePayload(p); err != nil {
+			return err
+		}
+		c.pong(f.Data, now)
 	case wire.TypeDrain:
 		var f wire.Drain
 		if err := f.DecodePayload(p); err != nil {
@@ -140,6 +146,9 @@ func (c *Client) handleSync(f *wire.Sync, now time.Time) {
 	if !f.Msg.Empty() {
 		out, give := ch.roster.ReplySync(&f.Msg)
 		c.sendEntries(ch, f.Session, give)
+		if current && len(give) > 0 {
+			ch.pushed = true
+		}
 		var n int
 		c.out, n = wire.AppendSyncSplit(c.out[:0], &wire.Sync{Handle: ch.handle, Session: f.Session, Msg: out}, c.maxFrame())
 		c.sendRaw(c.out)
@@ -152,6 +161,31 @@ func (c *Client) handleSync(f *wire.Sync, now time.Time) {
 	if current && f.Flags&wire.SyncMore == 0 {
 		ch.outstanding--
 		if ch.outstanding == 0 {
+			c.finishSync(ch, now)
+		}
+	}
+}
+
+// finishSync reports a channel caught up. If the sync pushed entries to the
+// relay, a Ping goes behind them first: its Pong proves they were stored.
+func (c *Client) finishSync(ch *channel, now time.Time) {
+	if !ch.pushed {
+		c.obs.CaughtUp(ch.id, now)
+		return
+	}
+	c.pings++
+	ch.barrier = 1<<63 | c.pings
+	c.send(&wire.Ping{Data: ch.barrier})
+}
+
+// pong ends the syncs that waited on a barrier Ping.
+func (c *Client) pong(data uint64, now time.Time) {
+	if data&(1<<63) == 0 {
+		return
+	}
+	for _, ch := range c.channels {
+		if ch.barrier == data {
+			ch.barrier, ch.pushed = 0, false
 			c.obs.CaughtUp(ch.id, now)
 		}
 	}
@@ -195,6 +229,7 @@ func (c *Client) drain(f *wire.Drain, now time.Time) {
 		delay += time.Duration(c.rng.Int64N(int64(f.JitterMillis)*int64(time.Millisecond) + 1))
 	}
 	c.log.Info("relay draining", "relay", c.addrs[c.addrIdx], "reconnect_in", delay)
+	c.obs.Problem(roster.ChannelID{}, wire.CodeShuttingDown, fmt.Sprintf("relay draining: reconnecting in %v", delay.Round(time.Millisecond)), now)
 	if c.conn != nil {
 		c.conn.Close()
 	}
