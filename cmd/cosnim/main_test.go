@@ -134,9 +134,9 @@ func TestStartRelayErrors(t *testing.T) {
 	}
 }
 
-func TestServeStub(t *testing.T) {
+func TestServeRelayRefusesEmptyConfig(t *testing.T) {
 	if err := serveRelay(context.Background(), "x", &config.Relay{}, slog.New(slog.DiscardHandler)); err == nil {
-		t.Error("stub serveRelay returned nil")
+		t.Error("serveRelay started a relay with no listen address")
 	}
 }
 
