@@ -17,9 +17,11 @@ test:
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -timeout 8m $(PKGS)
 
-# Fault simulations: many generated seeds, then the scripted scenarios.
+# Fault simulations: many generated seeds, then the relay's value measured
+# with and without it (plots in bin/sim-plots).
 sim:
 	$(GO) run ./cmd/cosnim sim --seeds $(SIMSEEDS)
+	$(GO) run ./cmd/cosnim sim --compare --plots bin/sim-plots
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
