@@ -126,12 +126,6 @@ func (in *instance) arm(h int) {
 	})
 }
 
-func (in *instance) armAll() {
-	for h := range in.policy {
-		in.arm(h)
-	}
-}
-
 // maybeList lists hub h if its policy says so. The answer comes after the
 // listing's pages; it was taken as of the start.
 func (in *instance) maybeList(h int) {
