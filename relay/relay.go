@@ -309,7 +309,7 @@ func (r *Relay) dropConn(c *conn) {
 	}
 	c.closed = true
 	delete(r.conns, c.tc)
-	for _, m := range c.members {
+	for _, m := range slices.Clone(c.members) { // leave edits c.members
 		r.leave(m)
 	}
 	// The timer queue keeps c until its deadline: let go of the rest now.

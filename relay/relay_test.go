@@ -471,3 +471,22 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatal("tiny max frame size accepted")
 	}
 }
+
+func TestCloseAfterJoiningSeveralChannels(t *testing.T) {
+	h := newHarness(t, Config{})
+	c, w := h.connect("a")
+	for i, hub := range []string{"h1", "h2", "h3"} {
+		h.join(c, w, keys(t, hub), uint32(i+1))
+	}
+	b, wb := h.connect("b")
+	h.join(b, wb, keys(t, "h2"), 1)
+	h.r.Closed(c, nil, h.now)
+	if h.r.Conns() != 1 {
+		t.Fatalf("relay tracks %d connections, want 1", h.r.Conns())
+	}
+	// b's channel lost a, so b's announces go nowhere but b is served.
+	h.send(b, &wire.Announce{Handle: 1, Seq: 1, Entries: [][]byte{seal(t, keys(t, "h2"), "x").Sealed}})
+	if fs := b.frames(t); len(fs) != 1 || fs[0].FrameType() != wire.TypeAck {
+		t.Fatalf("after a multi-channel member left, b got %+v, want an ack", fs)
+	}
+}
