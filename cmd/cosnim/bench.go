@@ -79,7 +79,7 @@ Latency is publish to receive, from a timestamp sealed in each entry.`,
 	f.IntVar(&o.Idle, "idle", 0, "connections (storm and idle, default 1000)")
 	f.BoolVar(&o.TLS, "tls", false, "TLS (a generated certificate for --in-process and --spawn)")
 	f.DurationVar(&o.Jitter, "jitter", 0, "storm: reconnects spread uniformly over this (default 1s)")
-	f.IntVar(&o.Window, "window", 0, "entries a publisher may be ahead of the slowest subscriber (default 65536)")
+	f.IntVar(&o.Window, "window", 0, "entries a publisher may be ahead of the slowest subscriber (default 16384)")
 	f.IntVar(&o.AcceptRate, "accept-rate", 0, "relay accept rate per second for --in-process/--spawn (0: the relay default, 1000)")
 	f.DurationVar(&o.Timeout, "timeout", 0, "bound on the whole run (default 5m)")
 	f.BoolVar(&bf.inProcess, "in-process", false, "run the relay inside this process")

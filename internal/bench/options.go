@@ -64,7 +64,7 @@ func (o Options) WithDefaults() Options {
 	def(&o.Pub, 1)
 	def(&o.Size, 128)
 	def(&o.Batch, 64)
-	def(&o.Window, 1<<16)
+	def(&o.Window, 1<<14)
 	switch o.Scenario {
 	case ScenarioFanout:
 		def(&o.Sub, 10)
