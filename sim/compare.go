@@ -389,9 +389,7 @@ func (w *cworld) endWorkload() {
 	w.workloadOver = true
 	w.net.Heal()
 	for _, in := range w.instances {
-		for _, c := range in.cores {
-			w.bytesSent += c.Stats().BytesOut
-		}
+		w.bytesSent += in.core.Stats().BytesOut
 	}
 }
 

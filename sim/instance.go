@@ -7,7 +7,6 @@ import (
 	"github.com/cosnim/relays/client"
 	"github.com/cosnim/relays/netsim"
 	"github.com/cosnim/relays/roster"
-	"github.com/cosnim/relays/transport"
 	"github.com/cosnim/relays/wire"
 )
 
@@ -19,12 +18,12 @@ type instance struct {
 	w       *cworld
 	name    string
 	node    *netsim.Node
-	cores   []*client.Client // per hub (see coreMux)
-	mux     coreMux
-	policy  []*client.ListPolicy // per hub
-	armed   []time.Time          // per hub: the wake-up scheduled for its policy
-	listing []bool               // per hub: a listing in progress
-	known   []bool               // by capsule index
+	core    *client.Client           // joined to every hub, on one relay connection
+	hubOf   map[roster.ChannelID]int // lookups only
+	policy  []*client.ListPolicy     // per hub
+	armed   []time.Time              // per hub: the wake-up scheduled for its policy
+	listing []bool                   // per hub: a listing in progress
+	known   []bool                   // by capsule index
 	nKnown  int
 	live    bool
 
@@ -42,30 +41,23 @@ type instance struct {
 	viaList   uint64 // capsules first known by listing
 }
 
-// startInstance adds and starts an instance: a node, and per hub a client
-// core joined to it and a ListPolicy.
-//
-// A real instance joins every hub on one relay connection. Here each hub
-// has its own core and connection: the relay core at this commit panics
-// when a connection with more than one channel closes (dropConn ranges
-// over c.members while leave deletes from it), and relay crashes and
-// partitions close such connections all the time.
+// startInstance adds and starts an instance: a node, a client core joined
+// to every hub, and per hub a ListPolicy.
 func (w *cworld) startInstance(name string, command bool) *instance {
-	in := &instance{w: w, name: name, command: command, live: true}
+	in := &instance{w: w, name: name, command: command, live: true, hubOf: map[roster.ChannelID]int{}}
 	in.node = w.net.AddNode(name)
 	now := w.net.Now()
 	in.started = now
-	in.mux.init(in.node.Dialer())
 	hubs := len(w.keys)
 	in.armed = make([]time.Time, hubs)
 	in.listing = make([]bool, hubs)
 	in.known = make([]bool, len(w.caps), len(w.caps)+64)
+	core, err := client.New(client.Config{Addrs: []string{relayAddr}, Agent: name}, in.node.Dialer(), w.coreRand(), (*instObserver)(in))
+	if err != nil {
+		panic(err)
+	}
+	in.core = core
 	for h, k := range w.keys {
-		cfg := client.Config{Addrs: []string{relayAddr}, Agent: fmt.Sprintf("%s/h%d", name, h)}
-		core, err := client.New(cfg, in.mux.dialer(h), w.coreRand(), hubObserver{in, h})
-		if err != nil {
-			panic(err)
-		}
 		if err := core.Join(k, nil, now); err != nil {
 			panic(err)
 		}
@@ -73,8 +65,7 @@ func (w *cworld) startInstance(name string, command bool) *instance {
 		if err != nil {
 			panic(err)
 		}
-		in.cores = append(in.cores, core)
-		in.mux.cores = append(in.mux.cores, core)
+		in.hubOf[k.ID()] = h
 		in.policy = append(in.policy, p)
 	}
 	if command {
@@ -85,10 +76,8 @@ func (w *cworld) startInstance(name string, command bool) *instance {
 		}
 		in.checkCaughtUp(now)
 	}
-	in.node.SetHandler(&in.mux)
-	for _, c := range in.cores {
-		c.Start(now)
-	}
+	in.node.SetHandler(core)
+	core.Start(now)
 	for h := range w.keys {
 		in.arm(h)
 	}
@@ -99,9 +88,7 @@ func (w *cworld) startInstance(name string, command bool) *instance {
 func (in *instance) stop() {
 	if in.live {
 		in.live = false
-		for _, c := range in.cores {
-			c.Stop(in.w.net.Now())
-		}
+		in.core.Stop(in.w.net.Now())
 		in.node.Crash()
 	}
 }
@@ -157,7 +144,7 @@ func (in *instance) maybeList(h int) {
 		// Tell the others what listing found: after a relay restart it may
 		// be all that is left of a capsule whose writer is gone.
 		for _, ref := range found {
-			_, _ = in.cores[h].Announce(w.keys[h].ID(), ref, done)
+			_, _ = in.core.Announce(w.keys[h].ID(), ref, done)
 		}
 		in.listing[h] = false
 		in.policy[h].ListingDone(done)
@@ -178,7 +165,7 @@ func (in *instance) write(h int) {
 	w.caps = append(w.caps, capsule{ref: ref, hub: h, writer: in, written: now, visible: visible})
 	w.byRef[string(ref)] = idx
 	in.know(idx, now, false)
-	if _, err := in.cores[h].Announce(w.keys[h].ID(), ref, now); err != nil {
+	if _, err := in.core.Announce(w.keys[h].ID(), ref, now); err != nil {
 		panic(err)
 	}
 }
@@ -225,15 +212,24 @@ func (in *instance) checkCaughtUp(now time.Time) {
 	}
 }
 
-// hubObserver hears one hub's client core; the instance feeds that hub's
-// listing policy.
-type hubObserver struct {
-	in *instance
-	h  int
+// instObserver hears the instance's client core and feeds the listing
+// policies: of the hub an event names, or of every hub for link events.
+type instObserver instance
+
+// hubs returns the hubs an event about channel id concerns.
+func (o *instObserver) hubs(id roster.ChannelID) []int {
+	if h, ok := o.hubOf[id]; ok {
+		return []int{h}
+	}
+	all := make([]int, len(o.policy))
+	for h := range all {
+		all[h] = h
+	}
+	return all
 }
 
-func (o hubObserver) Learned(_ roster.ChannelID, refs [][]byte, now time.Time) {
-	in := o.in
+func (o *instObserver) Learned(_ roster.ChannelID, refs [][]byte, now time.Time) {
+	in := (*instance)(o)
 	for _, ref := range refs {
 		c, ok := in.w.byRef[string(ref)]
 		if !ok {
@@ -243,105 +239,34 @@ func (o hubObserver) Learned(_ roster.ChannelID, refs [][]byte, now time.Time) {
 	}
 }
 
-func (o hubObserver) StateChanged(s client.State, now time.Time) {
-	o.in.policy[o.h].StateChanged(s, now)
-	o.in.arm(o.h)
-}
-
-func (o hubObserver) CaughtUp(_ roster.ChannelID, now time.Time) {
-	o.in.policy[o.h].RelayCaughtUp(now)
-	o.in.arm(o.h)
-}
-
-func (o hubObserver) EpochChanged(_ uint64, now time.Time) {
-	o.in.policy[o.h].EpochChanged(now)
-	o.in.arm(o.h)
-}
-
-func (o hubObserver) Acked(roster.ChannelID, uint32, time.Time) {}
-
-func (o hubObserver) Problem(_ roster.ChannelID, code wire.Code, _ string, now time.Time) {
-	o.in.policy[o.h].Problem(code, now)
-	o.in.arm(o.h)
-}
-
-var _ client.Observer = hubObserver{}
-
-// coreMux runs several client cores on one node: it routes each
-// connection's events to the core that dialed it.
-type coreMux struct {
-	d     transport.Dialer
-	cores []*client.Client
-	owner map[transport.Conn]int // lookups only
-}
-
-func (m *coreMux) init(d transport.Dialer) {
-	m.d, m.owner = d, map[transport.Conn]int{}
-}
-
-// dialer returns the dialer core i must use.
-func (m *coreMux) dialer(i int) transport.Dialer { return muxDialer{m, i} }
-
-type muxDialer struct {
-	m *coreMux
-	i int
-}
-
-func (d muxDialer) Dial(addr string) transport.Conn {
-	c := d.m.d.Dial(addr)
-	d.m.owner[c] = d.i
-	return c
-}
-
-func (m *coreMux) core(c transport.Conn) *client.Client {
-	if i, ok := m.owner[c]; ok {
-		return m.cores[i]
-	}
-	return nil
-}
-
-func (m *coreMux) Open(c transport.Conn, now time.Time) {
-	if k := m.core(c); k != nil {
-		k.Open(c, now)
+func (o *instObserver) StateChanged(s client.State, now time.Time) {
+	for h := range o.policy {
+		o.policy[h].StateChanged(s, now)
+		(*instance)(o).arm(h)
 	}
 }
 
-func (m *coreMux) Data(c transport.Conn, b []byte, now time.Time) {
-	if k := m.core(c); k != nil {
-		k.Data(c, b, now)
+func (o *instObserver) CaughtUp(id roster.ChannelID, now time.Time) {
+	for _, h := range o.hubs(id) {
+		o.policy[h].RelayCaughtUp(now)
+		(*instance)(o).arm(h)
 	}
 }
 
-func (m *coreMux) Writable(c transport.Conn, now time.Time) {
-	if k := m.core(c); k != nil {
-		k.Writable(c, now)
+func (o *instObserver) EpochChanged(_ uint64, now time.Time) {
+	for h := range o.policy {
+		o.policy[h].EpochChanged(now)
+		(*instance)(o).arm(h)
 	}
 }
 
-func (m *coreMux) Closed(c transport.Conn, err error, now time.Time) {
-	if k := m.core(c); k != nil {
-		delete(m.owner, c)
-		k.Closed(c, err, now)
+func (o *instObserver) Acked(roster.ChannelID, uint32, time.Time) {}
+
+func (o *instObserver) Problem(id roster.ChannelID, code wire.Code, _ string, now time.Time) {
+	for _, h := range o.hubs(id) {
+		o.policy[h].Problem(code, now)
+		(*instance)(o).arm(h)
 	}
 }
 
-func (m *coreMux) Tick(now time.Time) {
-	for _, k := range m.cores {
-		if t, ok := k.Deadline(); ok && !now.Before(t) {
-			k.Tick(now)
-		}
-	}
-}
-
-func (m *coreMux) Deadline() (time.Time, bool) {
-	var next time.Time
-	found := false
-	for _, k := range m.cores {
-		if t, ok := k.Deadline(); ok && (!found || t.Before(next)) {
-			next, found = t, true
-		}
-	}
-	return next, found
-}
-
-var _ transport.Handler = (*coreMux)(nil)
+var _ client.Observer = (*instObserver)(nil)
