@@ -23,8 +23,17 @@ sim:
 	$(GO) run ./cmd/cosnim sim --seeds $(SIMSEEDS)
 	$(GO) run ./cmd/cosnim sim --compare --plots bin/sim-plots
 
+# Go benchmarks, then a short cosnim relay bench set against spawned relays
+# (scripts/nats-compare.sh adds the NATS anchor; see BENCHMARKS.md).
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+	$(GO) build -o bin/cosnim ./cmd/cosnim
+	bin/cosnim relay bench --spawn --pub 1 --sub 10 --msgs 1000000 --size 128
+	bin/cosnim relay bench --spawn --tls --pub 1 --sub 10 --msgs 1000000 --size 128
+	bin/cosnim relay bench --spawn --pub 1 --sub 100 --msgs 100000 --size 128
+	bin/cosnim relay bench --spawn --scenario channels --channels 100 --sub 10 --rate 50000 --duration 5s --accept-rate 100000
+	bin/cosnim relay bench --spawn --scenario idle --idle 10000 --accept-rate 100000
+	bin/cosnim relay bench --spawn --tls --scenario storm --idle 2000
 
 # Runs each fuzz target for FUZZTIME. Seeds live in testdata/fuzz/.
 fuzz:

@@ -62,16 +62,15 @@ func (o Options) WithDefaults() Options {
 		}
 	}
 	def(&o.Pub, 1)
+	def(&o.Sub, 10)
 	def(&o.Size, 128)
 	def(&o.Batch, 64)
 	def(&o.Window, 1<<14)
 	switch o.Scenario {
 	case ScenarioFanout:
-		def(&o.Sub, 10)
 		def(&o.Msgs, 1_000_000)
 		def(&o.Channels, 1)
 	case ScenarioChannels:
-		def(&o.Sub, 10)
 		def(&o.Channels, 1000)
 		if o.Duration == 0 {
 			o.Duration = 10 * time.Second
@@ -131,6 +130,9 @@ func (o Options) Validate() error {
 	case ScenarioStorm, ScenarioIdle:
 		if o.Idle < 1 {
 			return fmt.Errorf("bench: %s needs --idle N connections", o.Scenario)
+		}
+		if o.Scenario == ScenarioStorm && o.Msgs*(o.Size+2) > 60<<10 {
+			return fmt.Errorf("bench: storm: --msgs %d entries of %d bytes must fit in one frame", o.Msgs, o.Size)
 		}
 		if o.Channels < 1 || o.Channels > o.Idle {
 			return fmt.Errorf("bench: --channels %d must be between 1 and --idle %d", o.Channels, o.Idle)

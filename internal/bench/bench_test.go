@@ -1,0 +1,221 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestHistPercentilesUniform(t *testing.T) {
+	var h Hist
+	// 1..10000 µs, once each: the p-th percentile is p×100 µs.
+	for v := 1; v <= 10000; v++ {
+		h.Record(time.Duration(v)*time.Microsecond, 1)
+	}
+	for _, tc := range []struct {
+		p    float64
+		want time.Duration
+	}{
+		{50, 5000 * time.Microsecond},
+		{90, 9000 * time.Microsecond},
+		{99, 9900 * time.Microsecond},
+		{99.9, 9990 * time.Microsecond},
+		{100, 10000 * time.Microsecond},
+	} {
+		got := h.Percentile(tc.p)
+		if diff := float64(got-tc.want) / float64(tc.want); diff < -0.005 || diff > 0.005 {
+			t.Errorf("p%v: got %v, want %v ± 0.5%%", tc.p, got, tc.want)
+		}
+	}
+	if got, want := h.Max(), 10000*time.Microsecond; got != want {
+		t.Errorf("max: got %v, want %v", got, want)
+	}
+	if got, want := h.Count(), uint64(10000); got != want {
+		t.Errorf("count: got %d, want %d", got, want)
+	}
+}
+
+func TestHistWeightsExactSmallValuesAndMerge(t *testing.T) {
+	var a, b Hist
+	a.Record(10, 99) // 99 observations of 10 ns, exact below 128 ns
+	b.Record(time.Millisecond, 1)
+	a.Merge(&b)
+	if got := a.Percentile(99); got != 10 {
+		t.Errorf("p99: got %v, want 10ns", got)
+	}
+	if got := a.Percentile(99.5); got != time.Millisecond {
+		t.Errorf("p99.5: got %v, want 1ms (the one slow observation)", got)
+	}
+	if got := a.Percentile(0); got != 10 {
+		t.Errorf("p0: got %v, want 10ns", got)
+	}
+	var empty Hist
+	if got := empty.Percentile(50); got != 0 {
+		t.Errorf("empty: got %v, want 0", got)
+	}
+	a.Record(-5, 1) // clock skew counts as zero
+	if got := a.Percentile(0); got != 0 {
+		t.Errorf("after negative: p0 got %v, want 0", got)
+	}
+}
+
+func TestBucketsCoverAndOrder(t *testing.T) {
+	prev := -1
+	for _, v := range []int64{0, 1, 127, 128, 129, 255, 256, 1000, 1 << 20, 1<<40 + 7, 1<<62 + 1} {
+		i := bucketOf(v)
+		if i <= prev && v > 127 {
+			t.Fatalf("bucketOf(%d) = %d, not after %d", v, i, prev)
+		}
+		prev = i
+		mid := bucketMid(i)
+		if d := float64(mid-v) / float64(max(v, 1)); d > 0.01 || d < -0.01 {
+			t.Errorf("bucketMid(bucketOf(%d)) = %d, off by %.2f%%", v, mid, 100*d)
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		o    Options
+		want string // substring of the error; "" for valid
+	}{
+		{"defaults", Options{}, ""},
+		{"channels defaults", Options{Scenario: "channels"}, ""},
+		{"storm defaults", Options{Scenario: "storm"}, ""},
+		{"idle defaults", Options{Scenario: "idle", Idle: 5}, ""},
+		{"unknown scenario", Options{Scenario: "bogus"}, "unknown scenario"},
+		{"size too small", Options{Size: 20}, "--size"},
+		{"size too large", Options{Size: 5000}, "--size"},
+		{"batch too large", Options{Size: 1000, Batch: 100}, "--batch"},
+		{"negative rate", Options{Scenario: "channels", Rate: -1}, "negative"},
+		{"fanout on many channels", Options{Channels: 3}, "one channel"},
+		{"channels of one client", Options{Scenario: "channels", Sub: 1}, "--sub"},
+		{"more channels than clients", Options{Scenario: "idle", Idle: 5, Channels: 6}, "--channels"},
+		{"storm entries over a frame", Options{Scenario: "storm", Msgs: 1000}, "one frame"},
+		{"window below batch", Options{Window: 10, Batch: 64}, "--window"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.o.WithDefaults().Validate()
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("got %v, want valid", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("got %v, want an error about %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestSealAndStamp(t *testing.T) {
+	k, err := channelKeys(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now().Add(-time.Second)
+	s := newSealer(k, start, 7, 128)
+	a, err := s.seal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := s.seal()
+	if len(a) != 128 {
+		t.Fatalf("sealed entry: got %d bytes, want 128", len(a))
+	}
+	if string(a) == string(b) {
+		t.Fatal("two entries of one publisher are equal; the relay would drop one as a duplicate")
+	}
+	stamp, err := stampOf(k, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stamp < time.Second || stamp > time.Since(start) {
+		t.Fatalf("stamp %v outside [1s, %v]", stamp, time.Since(start))
+	}
+	other, _ := channelKeys(1)
+	if _, err := stampOf(other, a); err == nil {
+		t.Fatal("an entry opened with another channel's keys")
+	}
+}
+
+// runTiny runs a small scenario against an in-process relay and returns
+// its result as decoded JSON, so the test sees what scripts see.
+func runTiny(t *testing.T, useTLS bool, o Options) map[string]any {
+	t.Helper()
+	tg, err := StartInProcess(useTLS, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	o.Timeout = 20 * time.Second
+	r, err := Run(context.Background(), tg, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	if r.Errors != 0 {
+		t.Fatalf("run had %d errors, first: %s", r.Errors, r.FirstError)
+	}
+	return m
+}
+
+func TestFanoutTinyRun(t *testing.T) {
+	for _, useTLS := range []bool{false, true} {
+		m := runTiny(t, useTLS, Options{Pub: 1, Sub: 2, Msgs: 200, Batch: 16})
+		for _, k := range []string{"delivered_per_sec", "latency_p50_us", "latency_p99_us", "latency_max_us", "bytes_per_sec"} {
+			v, ok := m[k].(float64)
+			if !ok || v <= 0 {
+				t.Errorf("tls=%v: %s = %v, want a positive number", useTLS, k, m[k])
+			}
+		}
+		if got, want := m["delivered"], float64(200*2); got != want {
+			t.Errorf("tls=%v: delivered %v, want msgs × subs = %v", useTLS, got, want)
+		}
+		if got, want := m["latency_samples"], float64(400); got != want {
+			t.Errorf("tls=%v: latency samples %v, want one per delivered entry (%v)", useTLS, got, want)
+		}
+		p50, p99, mx := m["latency_p50_us"].(float64), m["latency_p99_us"].(float64), m["latency_max_us"].(float64)
+		if p50 > p99 || p99 > mx*1.01 {
+			t.Errorf("tls=%v: percentiles out of order: p50 %v, p99 %v, max %v", useTLS, p50, p99, mx)
+		}
+	}
+}
+
+func TestIdleTinyRun(t *testing.T) {
+	m := runTiny(t, false, Options{Scenario: ScenarioIdle, Idle: 20, Channels: 2})
+	if _, ok := m["bytes_per_conn"].(float64); !ok {
+		t.Fatalf("bytes_per_conn = %v, want a number", m["bytes_per_conn"])
+	}
+	if got := m["conns"]; got != float64(20) {
+		t.Fatalf("conns %v, want 20", got)
+	}
+}
+
+func TestStormTinyRun(t *testing.T) {
+	m := runTiny(t, true, Options{Scenario: ScenarioStorm, Idle: 20, Channels: 4, Jitter: 10 * time.Millisecond})
+	if got := m["resynced"]; got != float64(20) {
+		t.Fatalf("resynced %v, want 20", got)
+	}
+	if s, _ := m["resync_seconds"].(float64); s <= 0 {
+		t.Fatalf("resync_seconds %v, want > 0", m["resync_seconds"])
+	}
+}
+
+func TestChannelsTinyRun(t *testing.T) {
+	m := runTiny(t, false, Options{Scenario: ScenarioChannels, Channels: 3, Sub: 3, Rate: 900, Batch: 4, Duration: 300 * time.Millisecond})
+	if d, _ := m["delivered"].(float64); d <= 0 {
+		t.Fatalf("delivered %v, want > 0", m["delivered"])
+	}
+	if d, p := m["delivered"].(float64), m["published"].(float64); d > 2*p {
+		t.Fatalf("delivered %v > 2 × published %v with 3 clients per channel", d, p)
+	}
+}
