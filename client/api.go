@@ -48,6 +48,9 @@ type Options struct {
 	// Logger receives connection logs; nil discards them. Nothing secret
 	// is logged.
 	Logger *slog.Logger
+	// Listing schedules each hub's storage listings (see ListPolicy and
+	// Agent.NextListing); zero fields take ListConfig's defaults.
+	Listing ListConfig
 }
 
 // Learned is one capsule reference received from the relay.
@@ -86,6 +89,8 @@ type Agent struct {
 	overflow uint64
 	problems []string // latest problems from the relay, newest last (bounded)
 	changed  chan struct{}
+	listing  ListConfig
+	listRand *rand.Rand // jitter for the listing policies
 }
 
 // hubState is what the Agent tracks for one joined hub.
@@ -94,6 +99,7 @@ type hubState struct {
 	keys    *roster.Keys
 	synced  bool   // caught up since the current connection came up
 	syncGen uint64 // catch-ups completed
+	policy  *ListPolicy
 }
 
 // handlerRef lets the Loop be built before the core it feeds.
@@ -108,7 +114,11 @@ func NewAgent(opts Options) (*Agent, error) {
 	if opts.EntriesBuffer <= 0 {
 		opts.EntriesBuffer = DefaultEntriesBuffer
 	}
+	if err := opts.Listing.WithDefaults().Validate(); err != nil {
+		return nil, err
+	}
 	a := &Agent{
+		listing: opts.Listing,
 		secret:  append([]byte(nil), opts.Secret...),
 		entries: make(chan Learned, opts.EntriesBuffer),
 		hubs:    make(map[string]*hubState),
@@ -125,6 +135,7 @@ func NewAgent(opts Options) (*Agent, error) {
 	var seed [16]byte
 	crand.Read(seed[:])
 	rng := rand.New(rand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:])))
+	a.listRand = rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64()))
 	core, err := New(Config{
 		Addrs:          opts.Addrs,
 		Agent:          opts.Agent,
@@ -159,7 +170,15 @@ func (a *Agent) Join(hub string) error {
 		a.mu.Unlock()
 		return nil
 	}
-	h := &hubState{name: hub, keys: keys}
+	policy, err := NewListPolicy(a.listing, a.listRand, time.Now())
+	if err != nil {
+		a.mu.Unlock()
+		return err
+	}
+	if a.state == Connected {
+		policy.RelayConnected(time.Now())
+	}
+	h := &hubState{name: hub, keys: keys, policy: policy}
 	a.hubs[hub] = h
 	a.byID[keys.ID()] = h
 	a.mu.Unlock()
@@ -367,6 +386,56 @@ func (a *Agent) Problems() []string {
 	return append([]string(nil), a.problems...)
 }
 
+// NextListing reports when the instance should next list hub's storage.
+// While the relay link is healthy and caught up that is rarely (ListConfig
+// HealthyInterval); without a relay, or when it lags, restarted or asks for
+// a rescan, sooner. Call ListingStarted and ListingDone around each listing.
+func (a *Agent) NextListing(hub string) (time.Time, error) {
+	h, err := a.hub(hub)
+	if err != nil {
+		return time.Time{}, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return h.policy.Next(), nil
+}
+
+// ListingStarted records that the instance began listing hub's storage.
+func (a *Agent) ListingStarted(hub string) error {
+	return a.withPolicy(hub, func(p *ListPolicy, now time.Time) { p.ListingStarted(now) })
+}
+
+// ListingDone records that a listing of hub's storage finished.
+func (a *Agent) ListingDone(hub string) error {
+	return a.withPolicy(hub, func(p *ListPolicy, now time.Time) { p.ListingDone(now) })
+}
+
+func (a *Agent) withPolicy(hub string, f func(p *ListPolicy, now time.Time)) error {
+	h, err := a.hub(hub)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	f(h.policy, time.Now())
+	a.notifyLocked()
+	a.mu.Unlock()
+	return nil
+}
+
+// policiesLocked returns the policies an event about channel id concerns:
+// its hub's, or every hub's for an event about the link. Order does not
+// matter: each hub's schedule is its own.
+func (a *Agent) policiesLocked(id roster.ChannelID) []*ListPolicy {
+	if h := a.byID[id]; h != nil {
+		return []*ListPolicy{h.policy}
+	}
+	all := make([]*ListPolicy, 0, len(a.hubs))
+	for _, h := range a.hubs { // sorted: order-free, see above
+		all = append(all, h.policy)
+	}
+	return all
+}
+
 // Close stops the Agent: it closes the link, stops reconnecting, waits for
 // its goroutines and closes Entries. It is safe to call more than once.
 func (a *Agent) Close() error {
@@ -406,10 +475,13 @@ func (o *agentObserver) Learned(id roster.ChannelID, refs [][]byte, now time.Tim
 	}
 }
 
-func (o *agentObserver) StateChanged(s State, _ time.Time) {
+func (o *agentObserver) StateChanged(s State, now time.Time) {
 	a := (*Agent)(o)
 	a.mu.Lock()
 	a.state = s
+	for _, p := range a.policiesLocked(roster.ChannelID{}) {
+		p.StateChanged(s, now)
+	}
 	if s != Connected {
 		for _, h := range a.hubs { // sorted: order-free flag reset
 			h.synced = false
@@ -419,18 +491,27 @@ func (o *agentObserver) StateChanged(s State, _ time.Time) {
 	a.mu.Unlock()
 }
 
-func (o *agentObserver) CaughtUp(id roster.ChannelID, _ time.Time) {
+func (o *agentObserver) CaughtUp(id roster.ChannelID, now time.Time) {
 	a := (*Agent)(o)
 	a.mu.Lock()
 	if h := a.byID[id]; h != nil {
 		h.synced = true
 		h.syncGen++
+		h.policy.RelayCaughtUp(now)
 	}
 	a.notifyLocked()
 	a.mu.Unlock()
 }
 
-func (o *agentObserver) EpochChanged(uint64, time.Time) {}
+func (o *agentObserver) EpochChanged(_ uint64, now time.Time) {
+	a := (*Agent)(o)
+	a.mu.Lock()
+	for _, p := range a.policiesLocked(roster.ChannelID{}) {
+		p.EpochChanged(now)
+	}
+	a.notifyLocked()
+	a.mu.Unlock()
+}
 
 func (o *agentObserver) Acked(_ roster.ChannelID, seq uint32, _ time.Time) {
 	a := (*Agent)(o)
@@ -442,9 +523,12 @@ func (o *agentObserver) Acked(_ roster.ChannelID, seq uint32, _ time.Time) {
 	a.mu.Unlock()
 }
 
-func (o *agentObserver) Problem(_ roster.ChannelID, code wire.Code, text string, _ time.Time) {
+func (o *agentObserver) Problem(id roster.ChannelID, code wire.Code, text string, now time.Time) {
 	a := (*Agent)(o)
 	a.mu.Lock()
+	for _, p := range a.policiesLocked(id) {
+		p.Problem(code, now)
+	}
 	a.problems = append(a.problems, code.String()+": "+text)
 	if len(a.problems) > 16 {
 		a.problems = a.problems[len(a.problems)-16:]

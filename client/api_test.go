@@ -178,3 +178,54 @@ func TestEntriesFeedOverflowKeepsRoster(t *testing.T) {
 	a.Close()
 	stop()
 }
+
+// The Agent schedules storage listings with its ListPolicy: rarely while a
+// relay keeps it caught up, at the listing interval without one.
+func TestAgentListingSchedule(t *testing.T) {
+	listing := client.ListConfig{Soon: time.Second, ListInterval: 10 * time.Second, HealthyInterval: time.Hour, StaleAfter: 30 * time.Minute}
+	newAgent := func(addr string) *client.Agent {
+		a, err := client.NewAgent(client.Options{Addrs: []string{addr}, Secret: []byte("s"), Listing: listing,
+			BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { a.Close() })
+		if err := a.Join("hub"); err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+
+	alone := newAgent(freeAddr(t))
+	if err := alone.ListingStarted("hub"); err != nil {
+		t.Fatal(err)
+	}
+	if err := alone.ListingDone("hub"); err != nil {
+		t.Fatal(err)
+	}
+	next, err := alone.NextListing("hub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wait := time.Until(next); wait > 12*time.Second {
+		t.Errorf("without a relay the next listing is in %v, want about the 10s listing interval", wait)
+	}
+
+	addr := freeAddr(t)
+	stop := startRelay(t, addr)
+	defer stop()
+	served := newAgent(addr)
+	if err := served.WaitCaughtUp(apiCtx(t), "hub"); err != nil {
+		t.Fatal(err)
+	}
+	next, err = served.NextListing("hub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wait := time.Until(next); wait < 25*time.Minute {
+		t.Errorf("with a caught-up relay the next listing is in %v, want rare (about the 30m staleness bound)", wait)
+	}
+	if _, err := served.NextListing("elsewhere"); !errors.Is(err, client.ErrNotJoined) {
+		t.Errorf("NextListing of an unjoined hub: %v, want ErrNotJoined", err)
+	}
+}
