@@ -3,23 +3,14 @@ package relay_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -28,6 +19,7 @@ import (
 	"time"
 
 	"github.com/cosnim/relays/client"
+	"github.com/cosnim/relays/internal/testpki"
 	"github.com/cosnim/relays/relay"
 	"github.com/cosnim/relays/transport"
 	"github.com/cosnim/relays/wire"
@@ -215,10 +207,10 @@ func TestTwoClientsConverge(t *testing.T) {
 func TestMutualTLS(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	p := newPKI(t)
-	goodCert, goodKey := p.ca.issue(t, p.dir, "good", leafOpts{cn: "instance-1"})
-	otherCert, otherKey := p.otherCA.issue(t, p.dir, "other", leafOpts{cn: "instance-1"})
-	expCert, expKey := p.ca.issue(t, p.dir, "expired", leafOpts{cn: "instance-1", expired: true})
-	strangerCert, strangerKey := p.ca.issue(t, p.dir, "stranger", leafOpts{cn: "stranger"})
+	goodCert, goodKey, _ := p.ca.Issue(t, p.dir, "good", testpki.Leaf{CN: "instance-1"})
+	otherCert, otherKey, _ := p.otherCA.Issue(t, p.dir, "other", testpki.Leaf{CN: "instance-1"})
+	expCert, expKey, _ := p.ca.Issue(t, p.dir, "expired", testpki.Leaf{CN: "instance-1", Expired: true})
+	strangerCert, strangerKey, _ := p.ca.Issue(t, p.dir, "stranger", testpki.Leaf{CN: "stranger"})
 
 	s := startServer(t, relay.ServerConfig{TLS: p.serverConfig(t, true, []string{"CN=instance-1"})})
 	addr := s.Addr().String()
@@ -546,103 +538,26 @@ func TestServerLogsListening(t *testing.T) {
 
 // --- test PKI ---
 
-var serial atomic.Int64
-
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	file string
-}
-
-type leafOpts struct {
-	cn      string
-	server  bool
-	expired bool
-}
-
 type pki struct {
 	dir                   string
-	ca, otherCA           *testCA
+	ca, otherCA           *testpki.CA
 	serverCert, serverKey string
 }
 
 func newPKI(t *testing.T) *pki {
 	t.Helper()
 	p := &pki{dir: t.TempDir()}
-	p.ca = newCA(t, p.dir, "ca")
-	p.otherCA = newCA(t, p.dir, "other")
-	p.serverCert, p.serverKey = p.ca.issue(t, p.dir, "server", leafOpts{cn: "relay", server: true})
+	p.ca = testpki.NewCA(t, p.dir, "ca")
+	p.otherCA = testpki.NewCA(t, p.dir, "other")
+	p.serverCert, p.serverKey, _ = p.ca.Issue(t, p.dir, "server", testpki.Leaf{CN: "relay", Server: true})
 	return p
-}
-
-func newCA(t *testing.T, dir, name string) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial.Add(1)), Subject: pkix.Name{CommonName: name + " CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true, IsCA: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	ca := &testCA{cert: cert, key: key, file: filepath.Join(dir, name+"-ca.pem")}
-	writePEM(t, ca.file, "CERTIFICATE", der)
-	return ca
-}
-
-func (ca *testCA) issue(t *testing.T, dir, name string, o leafOpts) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial.Add(1)), Subject: pkix.Name{CommonName: o.cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	if o.server {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-		tmpl.DNSNames = []string{"localhost"}
-		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")}
-	}
-	if o.expired {
-		tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour)
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
-	writePEM(t, certFile, "CERTIFICATE", der)
-	writePEM(t, keyFile, "PRIVATE KEY", kder)
-	return certFile, keyFile
-}
-
-func writePEM(t *testing.T, name, typ string, der []byte) {
-	t.Helper()
-	if err := os.WriteFile(name, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
 }
 
 func (p *pki) serverConfig(t *testing.T, clientAuth bool, allowed []string) *tls.Config {
 	t.Helper()
 	ca := ""
 	if clientAuth {
-		ca = p.ca.file
+		ca = p.ca.File
 	}
 	cfg, _, err := transport.ServerTLSConfig(p.serverCert, p.serverKey, ca, allowed)
 	if err != nil {
@@ -653,7 +568,7 @@ func (p *pki) serverConfig(t *testing.T, clientAuth bool, allowed []string) *tls
 
 func (p *pki) clientConfig(t *testing.T, certFile, keyFile string) *tls.Config {
 	t.Helper()
-	cfg, err := transport.ClientTLSConfig(p.ca.file, certFile, keyFile, "")
+	cfg, err := transport.ClientTLSConfig(p.ca.File, certFile, keyFile, "")
 	if err != nil {
 		t.Fatal(err)
 	}

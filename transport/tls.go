@@ -158,12 +158,34 @@ func Fingerprint(cert *x509.Certificate) string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
+// Allowed reports whether cert matches an entry of allowed: its common
+// name, as "NAME" or "CN=NAME"; its full subject as Subject.String()
+// prints it ("CN=instance-1,O=Example"); or "sha256:HEX", the SHA-256 of
+// its DER (colons and case in HEX ignored).
+func Allowed(cert *x509.Certificate, allowed []string) bool {
+	subject, fp := cert.Subject.String(), Fingerprint(cert)
+	for _, a := range allowed {
+		a = strings.TrimSpace(a)
+		if hexFP, ok := strings.CutPrefix(strings.ToLower(a), "sha256:"); ok {
+			if "sha256:"+strings.ReplaceAll(hexFP, ":", "") == fp {
+				return true
+			}
+			continue
+		}
+		cn := strings.TrimPrefix(a, "CN=")
+		if a == subject || (!strings.Contains(cn, ",") && cn == cert.Subject.CommonName) {
+			return true
+		}
+	}
+	return false
+}
+
 // ServerTLSConfig returns a server configuration: TLS 1.2 or later, the
 // certificate served by a CertReloader on certFile and keyFile, session
 // tickets on. With clientCAFile set, clients must present a certificate
-// signed by one of its CAs; with allowed non-empty, that certificate's
-// Subject.CommonName, full Subject.String() or "sha256:<hex>" fingerprint
-// must also be listed, or the handshake fails with ErrNotAllowed.
+// signed by one of its CAs; with allowed non-empty, that certificate must
+// also match an entry (see Allowed), or the handshake fails with
+// ErrNotAllowed.
 func ServerTLSConfig(certFile, keyFile, clientCAFile string, allowed []string) (*tls.Config, *CertReloader, error) {
 	r, err := NewCertReloader(certFile, keyFile)
 	if err != nil {
@@ -185,25 +207,15 @@ func ServerTLSConfig(certFile, keyFile, clientCAFile string, allowed []string) (
 		if clientCAFile == "" {
 			return nil, nil, errors.New("transport: an allowed list of client certificates needs a client CA file")
 		}
-		set := make(map[string]bool, len(allowed))
-		for _, a := range allowed {
-			a = strings.TrimSpace(a)
-			if strings.HasPrefix(strings.ToLower(a), "sha256:") {
-				a = strings.ToLower(strings.ReplaceAll(a, ":", ""))
-				a = "sha256:" + strings.TrimPrefix(a, "sha256")
-			}
-			set[a] = true
-		}
 		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
 			if len(cs.PeerCertificates) == 0 {
 				return fmt.Errorf("%w: no certificate", ErrNotAllowed)
 			}
 			leaf := cs.PeerCertificates[0]
-			fp := Fingerprint(leaf)
-			if set[leaf.Subject.CommonName] || set[leaf.Subject.String()] || set[fp] {
+			if Allowed(leaf, allowed) {
 				return nil
 			}
-			return fmt.Errorf("%w: subject %q (%s) is not in the allowed list", ErrNotAllowed, leaf.Subject.String(), fp)
+			return fmt.Errorf("%w: subject %q (%s) is not in the allowed list", ErrNotAllowed, leaf.Subject.String(), Fingerprint(leaf))
 		}
 	}
 	return cfg, r, nil

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cosnim/relays/internal/testpki"
 )
 
 // serveTLS runs a Loop whose core greets every connection with "hi".
@@ -46,14 +48,14 @@ func greet(addr string, cfg *tls.Config) (*tls.ConnectionState, error) {
 
 func TestMutualTLS(t *testing.T) {
 	p := newPKI(t)
-	goodCert, goodKey, _ := p.ca.issue(t, p.dir, "good", leafOpts{cn: "good-client"})
-	byFPCert, byFPKey, byFP := p.ca.issue(t, p.dir, "byfp", leafOpts{cn: "listed-by-fingerprint"})
-	otherCert, otherKey, _ := p.otherCA.issue(t, p.dir, "other", leafOpts{cn: "good-client"})
-	expCert, expKey, _ := p.ca.issue(t, p.dir, "expired", leafOpts{cn: "good-client", expired: true})
-	strangerCert, strangerKey, _ := p.ca.issue(t, p.dir, "stranger", leafOpts{cn: "stranger"})
+	goodCert, goodKey, _ := p.ca.Issue(t, p.dir, "good", testpki.Leaf{CN: "good-client"})
+	byFPCert, byFPKey, byFP := p.ca.Issue(t, p.dir, "byfp", testpki.Leaf{CN: "listed-by-fingerprint"})
+	otherCert, otherKey, _ := p.otherCA.Issue(t, p.dir, "other", testpki.Leaf{CN: "good-client"})
+	expCert, expKey, _ := p.ca.Issue(t, p.dir, "expired", testpki.Leaf{CN: "good-client", Expired: true})
+	strangerCert, strangerKey, _ := p.ca.Issue(t, p.dir, "stranger", testpki.Leaf{CN: "stranger"})
 
 	allowed := []string{"good-client", strings.ToUpper(Fingerprint(byFP))}
-	cfg, _, err := ServerTLSConfig(p.serverCert, p.serverKey, p.ca.file, allowed)
+	cfg, _, err := ServerTLSConfig(p.serverCert, p.serverKey, p.ca.File, allowed)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +142,7 @@ func TestCertificateReload(t *testing.T) {
 	}
 
 	// Replace the files in place: new connections see the new pair.
-	_, _, next := p.ca.issue(t, p.dir, "server", leafOpts{cn: "relay", server: true})
+	_, _, next := p.ca.Issue(t, p.dir, "server", testpki.Leaf{CN: "relay", Server: true})
 	if got, want := serial(), next.SerialNumber.String(); got != want {
 		t.Fatalf("after replacing the files: serial %s, want %s", got, want)
 	}
@@ -169,7 +171,7 @@ func TestCertReloaderChecksAtMostOncePerInterval(t *testing.T) {
 	now := time.Now()
 	r.now = func() time.Time { return now }
 	r.checked = now
-	p.ca.issue(t, p.dir, "server", leafOpts{cn: "relay", server: true})
+	p.ca.Issue(t, p.dir, "server", testpki.Leaf{CN: "relay", Server: true})
 	c1, _ := r.GetCertificate(nil)
 	if c1.Leaf.SerialNumber.Cmp(p.server.SerialNumber) != 0 {
 		t.Fatal("reloaded before the interval passed")
