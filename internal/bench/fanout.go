@@ -18,7 +18,6 @@ type subscriber struct {
 	got   atomic.Uint64
 	last  atomic.Int64 // time of the last entry, ns since start
 	hist  Hist
-	err   error
 	pongs []byte
 }
 
@@ -149,7 +148,7 @@ func runFanout(ctx context.Context, t Target, o Options) (*Result, error) {
 	for i, c := range pubs {
 		go drainAcks(c, &e)
 		pwg.Go(func() {
-			if err := publish(c, newSealer(k, start, uint32(i), o.Size), o, &published, total, subs); err != nil {
+			if err := publish(c, newSealer(k, start, uint32(i), o.Size), o, &published, subs); err != nil {
 				e.add(fmt.Errorf("publisher: %w", err))
 			}
 		})
@@ -212,7 +211,7 @@ func fillRates(r *Result, elapsed time.Duration, size int) {
 
 // publish sends o.Msgs entries in Announce frames of o.Batch, never more
 // than o.Window entries (of all publishers) ahead of the slowest subscriber.
-func publish(c *wconn, s *sealer, o Options, published *atomic.Uint64, total uint64, subs []*subscriber) error {
+func publish(c *wconn, s *sealer, o Options, published *atomic.Uint64, subs []*subscriber) error {
 	f := wire.Announce{Handle: 1, Entries: make([][]byte, 0, o.Batch)}
 	var out []byte
 	window := uint64(o.Window)
@@ -241,6 +240,5 @@ func publish(c *wconn, s *sealer, o Options, published *atomic.Uint64, total uin
 		sent += n
 		published.Add(uint64(n))
 	}
-	_ = total
 	return nil
 }

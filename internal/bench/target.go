@@ -61,13 +61,12 @@ func RelayConfig(acceptRate int) relay.Config {
 
 // inProcess runs a relay.Server inside the bench.
 type inProcess struct {
-	cfg     relay.ServerConfig
-	client  *tls.Config
-	mu      sync.Mutex
-	srv     *relay.Server
-	done    chan error
-	addr    string
-	started bool
+	cfg    relay.ServerConfig
+	client *tls.Config
+	mu     sync.Mutex
+	srv    *relay.Server
+	done   chan error
+	addr   string
 }
 
 // StartInProcess starts a relay on 127.0.0.1:0 in this process, with a
