@@ -25,7 +25,7 @@ type Config struct {
 	HighWater         int           // queued bytes past which a member counts as slow (default 256 KiB)
 	FrameRate         int           // frames per second per connection, burst one second's worth (default 10000)
 	ByteRate          int           // bytes per second per connection, burst one second's worth (default 8 MiB)
-	AcceptRate        int           // new connections per second, burst one second's worth (default 1000)
+	AcceptRate        int           // new connections per second, burst one second's worth (default 10000)
 	// MemoryBudget bounds what the relay holds (cached entries, pending
 	// entries, connections, by estimate). Past it the relay refuses new
 	// connections and channels and evicts from the cache it is adding to,
@@ -53,7 +53,7 @@ func DefaultConfig() Config {
 		HighWater:         256 << 10,
 		FrameRate:         wire.DefaultFrameRate,
 		ByteRate:          wire.DefaultByteRate,
-		AcceptRate:        1000,
+		AcceptRate:        10000,
 		MemoryBudget:      1 << 30,
 	}
 }

@@ -1,6 +1,8 @@
 package transport
 
 import (
+	"crypto/tls"
+	"net"
 	"strings"
 	"testing"
 
@@ -41,4 +43,31 @@ func splitPairs(s string) []string {
 		out = append(out, s[i:i+2])
 	}
 	return out
+}
+
+// A relay's handshakes use X25519 unless configured otherwise: a client
+// offering the hybrid post-quantum exchange first still gets X25519.
+func TestServerPrefersClassicalKeyExchange(t *testing.T) {
+	p := newPKI(t)
+	srv, _, err := ServerTLSConfig(p.serverCert, p.serverKey, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli := p.clientConfig(t, "", "")
+	cli.ServerName = "localhost"
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	done := make(chan error, 1)
+	go func() { done <- tls.Server(a, srv).Handshake() }()
+	c := tls.Client(b, cli)
+	if err := c.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := c.ConnectionState().CurveID; got != tls.X25519 {
+		t.Fatalf("key exchange %v, want X25519", got)
+	}
 }

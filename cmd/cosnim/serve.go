@@ -64,6 +64,9 @@ func serverConfig(rc *config.Relay, log *slog.Logger) (relay.ServerConfig, error
 		}
 		reloader.SetLogger(log)
 		tc.MinVersion = tls.VersionTLS12
+		if sv.TLSPostQuantum {
+			tc.CurvePreferences = nil // Go's default: hybrid post-quantum exchanges first
+		}
 		cfg.TLS = tc
 	}
 	return cfg, nil

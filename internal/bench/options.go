@@ -3,6 +3,7 @@ package bench
 import (
 	"errors"
 	"fmt"
+	"github.com/cosnim/relays/relay"
 	"io"
 	"time"
 )
@@ -80,7 +81,8 @@ func (o Options) WithDefaults() Options {
 		def(&o.Msgs, 4)
 		def(&o.Channels, max(1, o.Idle/10))
 		if o.Jitter == 0 {
-			o.Jitter = time.Second
+			// A restarting relay's Drain spreads reconnects over this much.
+			o.Jitter = relay.DefaultDrainJitter
 		}
 	case ScenarioIdle:
 		def(&o.Idle, 1000)

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/cosnim/relays/relay"
+	"github.com/cosnim/relays/transport"
 )
 
 // ErrNoRestart is returned by Restart for a relay the bench does not run.
@@ -178,7 +179,7 @@ func tlsFromPEM(certPEM, keyPEM []byte) (server, client *tls.Config, err error) 
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(certPEM)
-	server = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{pair}}
+	server = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{pair}, CurvePreferences: transport.ClassicalKeyExchanges}
 	client = clientTLS(certPEM)
 	return server, client, nil
 }

@@ -103,6 +103,7 @@ func TestInlineErrors(t *testing.T) {
 		{"client url without host", strings.Replace(base, "url: tcp://h\n    server", "url: tcp://:1\n    server", 1), ErrInvalid, "relays.r.client.url"},
 		{"missing client url", "relays:\n  r:\n    server:\n      url: tcp://h\n", ErrRequired, "relays.r.client.url"},
 		{"cert on tcp server", base + "      ssl_cert_file: x\n", ErrInvalid, "relays.r.server.ssl_cert_file"},
+		{"post-quantum TLS on tcp server", base + "      tls_post_quantum: true\n", ErrInvalid, "relays.r.server.tls_post_quantum"},
 		{"zero limit", base + "      limits:\n        max_connections: 0\n", ErrInvalid, "relays.r.server.limits.max_connections"},
 		{"idle not above heartbeat", base + "      limits:\n        idle_timeout: 15s\n", ErrInvalid, "relays.r.server.limits.idle_timeout"},
 		{"bad fingerprint", base + "      authorized_clients: [sha256:abc]\n", ErrInvalid, "relays.r.server.authorized_clients.0"},
@@ -212,7 +213,7 @@ func TestDefaultsApplied(t *testing.T) {
 	if l.MaxConnections != 10000 || l.HandshakeTimeout != 5*time.Second || l.HeartbeatInterval != 15*time.Second ||
 		l.IdleTimeout != 45*time.Second || l.MaxFrameSize != 65536 || l.MaxChannelsPerConnection != 64 ||
 		l.MaxEntrySize != 1100 || l.CacheEntries != 100000 || l.PendingEntries != 10000 || l.FrameRate != 10000 ||
-		l.ByteRate != 8<<20 || l.MemoryBudget != 1<<30 || l.AcceptRate != 1000 {
+		l.ByteRate != 8<<20 || l.MemoryBudget != 1<<30 || l.AcceptRate != 10000 {
 		t.Errorf("limits: got %+v", l)
 	}
 	c := f.Relays["edge"].Client

@@ -42,7 +42,7 @@ func Defaults() Relay {
 				FrameRate:                10000,
 				ByteRate:                 8 << 20,
 				MemoryBudget:             1 << 30,
-				AcceptRate:               1000,
+				AcceptRate:               10000,
 			},
 		},
 	}

@@ -106,6 +106,12 @@ type Server struct {
 	// "CN=instance-1,O=Example") or "sha256:HEX" (the SHA-256 of the
 	// certificate's DER). Requires ClientCAFile.
 	AuthorizedClients []string `mapstructure:"authorized_clients"`
+	// TLSPostQuantum adds the hybrid post-quantum key exchanges
+	// (X25519MLKEM768 and friends) to a tcps:// relay's TLS handshakes. Off
+	// by default: entries are already sealed with AES-256 under keys only
+	// instances hold, and the hybrid exchange costs the relay twice the CPU
+	// per handshake, which matters in a reconnect storm.
+	TLSPostQuantum bool `mapstructure:"tls_post_quantum"`
 	// MetricsURL is where Prometheus metrics are served (http://HOST:PORT); "" for off.
 	MetricsURL string `mapstructure:"metrics_url"`
 	// DrainGrace is how long a stopping relay lets connections finish.

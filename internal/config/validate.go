@@ -75,6 +75,9 @@ func (d *decoder) validateServer(s *Server, p, dir string) {
 		d.refuse(p, "ssl_cert_file", s.SSLCertFile, "tcps://")
 		d.refuse(p, "private_key_file", s.PrivateKeyFile, "tcps://")
 		d.refuse(p, "client_ca_file", s.ClientCAFile, "tcps://")
+		if s.TLSPostQuantum {
+			d.refuse(p, "tls_post_quantum", "true", "tcps://")
+		}
 	}
 	if len(s.AuthorizedClients) > 0 && s.ClientCAFile == "" {
 		d.failAt(p+".authorized_clients", newProblem(ErrRequired, "authorized_clients requires client_ca_file (client certificates are only asked for when client_ca_file is set)"))
