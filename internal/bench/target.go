@@ -64,7 +64,7 @@ func RelayConfig(acceptRate int) relay.Config {
 type inProcess struct {
 	cfg    relay.ServerConfig
 	client *tls.Config
-	mu     sync.Mutex
+	mu     sync.Mutex // guards the following
 	srv    *relay.Server
 	done   chan error
 	addr   string
@@ -117,7 +117,12 @@ func (t *inProcess) stop() {
 	}
 }
 
-func (t *inProcess) Addr() string           { return t.addr }
+func (t *inProcess) Addr() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.addr
+}
+
 func (t *inProcess) ClientTLS() *tls.Config { return t.client }
 func (t *inProcess) Kind() string           { return "in-process" }
 func (t *inProcess) Usage() (Usage, bool)   { return selfUsage(), true }
