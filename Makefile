@@ -13,9 +13,13 @@ all: lint test
 build:
 	$(GO) build -o bin/cosnim ./cmd/cosnim
 
+# The drivers (real sockets, goroutines) run again under the race detector.
+RACEPKGS = ./transport ./relay ./client ./internal/bench
+
 test:
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -timeout 8m $(PKGS)
+	$(GO) test -race -count=1 -timeout 5m $(RACEPKGS)
 
 # Fault simulations: many generated seeds, then the relay's value measured
 # with and without it (plots in bin/sim-plots).
