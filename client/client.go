@@ -91,6 +91,7 @@ type Client struct {
 	seq      uint32
 	pings    uint64 // barrier pings sent
 	out      []byte
+	batch    [][]byte // scratch for sendEntries
 	stats    Stats
 
 	fDeliver wire.Deliver

@@ -201,19 +201,14 @@ func (c *Client) maxFrame() int {
 
 // sendEntries sends entries as Delta frames that fit the frame limit.
 func (c *Client) sendEntries(ch *channel, session uint32, entries []roster.Entry) {
-	limit := c.maxFrame()
-	var batch [][]byte
-	size := wire.HeaderSize + 10
-	for _, e := range entries {
-		if len(batch) > 0 && (size+2+len(e.Sealed) > limit || len(batch) == 0xFFFF) {
-			c.send(&wire.Delta{Handle: ch.handle, Session: session, Entries: batch})
-			batch, size = batch[:0], wire.HeaderSize+10
+	for len(entries) > 0 {
+		n := wire.EntriesFit(len(entries), func(i int) int { return len(entries[i].Sealed) }, c.maxFrame())
+		c.batch = c.batch[:0]
+		for _, e := range entries[:n] {
+			c.batch = append(c.batch, e.Sealed)
 		}
-		batch = append(batch, e.Sealed)
-		size += 2 + len(e.Sealed)
-	}
-	if len(batch) > 0 {
-		c.send(&wire.Delta{Handle: ch.handle, Session: session, Entries: batch})
+		c.send(&wire.Delta{Handle: ch.handle, Session: session, Entries: c.batch})
+		entries = entries[n:]
 	}
 }
 

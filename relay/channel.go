@@ -138,14 +138,7 @@ func (r *Relay) flushPending(m *member) {
 
 // entriesPerFrame counts how many leading entries fit in one frame.
 func (r *Relay) entriesPerFrame(entries []roster.Entry) int {
-	size := wire.HeaderSize + 4 + 4 + 2
-	for i, e := range entries {
-		size += 2 + len(e.Sealed)
-		if size > r.cfg.MaxFrameSize || i == 0xFFFF {
-			return max(i, 1)
-		}
-	}
-	return len(entries)
+	return wire.EntriesFit(len(entries), func(i int) int { return len(entries[i].Sealed) }, r.cfg.MaxFrameSize)
 }
 
 // sendEntries sends entries to c as frames of type t, split to fit.

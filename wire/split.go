@@ -45,3 +45,18 @@ func AppendSyncSplit(b []byte, f *Sync, limit int) ([]byte, int) {
 		}
 	}
 }
+
+// EntriesFit reports how many of the leading n entries, whose sealed sizes
+// size gives, fit in one Deliver or Delta frame of at most limit bytes. It
+// is at least 1 when n > 0: an entry alone always fits, since entries are
+// smaller than the frame limit less this overhead.
+func EntriesFit(n int, size func(i int) int, limit int) int {
+	total := HeaderSize + 4 + 4 + 2 // header, handle, session, count
+	for i := range n {
+		total += 2 + size(i)
+		if total > limit || i == 0xFFFF {
+			return max(i, 1)
+		}
+	}
+	return n
+}

@@ -81,3 +81,27 @@ func TestEncodedSizeMatchesWire(t *testing.T) {
 		}
 	}
 }
+
+func TestEntriesFit(t *testing.T) {
+	thirty := func(int) int { return 30 }
+	tests := []struct {
+		name           string
+		n, limit, want int
+	}{
+		{"none", 0, 100, 0},
+		{"two of five", 5, 100, 2}, // 15 + 2×32 = 79; a third makes 111
+		{"all", 2, 100, 2},
+		{"one too big still goes", 3, 40, 1},
+	}
+	for _, tt := range tests {
+		if got := EntriesFit(tt.n, thirty, tt.limit); got != tt.want {
+			t.Errorf("%s: EntriesFit(%d, 30 each, %d) = %d, want %d", tt.name, tt.n, tt.limit, got, tt.want)
+		}
+	}
+	// What fits, encoded, stays within the limit.
+	entries := [][]byte{make([]byte, 30), make([]byte, 30), make([]byte, 30)}
+	n := EntriesFit(len(entries), func(i int) int { return len(entries[i]) }, 100)
+	if b := Append(nil, &Delta{Entries: entries[:n]}); len(b) > 100 {
+		t.Fatalf("%d entries that fit encode to %d bytes, over 100", n, len(b))
+	}
+}
