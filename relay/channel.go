@@ -2,6 +2,7 @@ package relay
 
 import (
 	"slices"
+	"time"
 
 	"github.com/cosnim/relays/roster"
 	"github.com/cosnim/relays/wire"
@@ -19,6 +20,9 @@ type channel struct {
 	// longer holds everything announced since its epoch began.
 	complete bool
 	members  []*member // in join order
+	bytes    int64     // cache size, as the memory budget counts it
+	// emptySince is when the last member left; zero while it has members.
+	emptySince time.Time
 }
 
 // accept stores the new entries among sealed (which alias a read buffer)
@@ -52,11 +56,13 @@ func (r *Relay) store(ch *channel, e roster.Entry) {
 	ch.cache.Add(e)
 	ch.order = append(ch.order, e.ID)
 	r.cachedBytes += int64(len(e.Sealed) + entryOverhead)
+	ch.bytes += int64(len(e.Sealed) + entryOverhead)
 	for ch.cache.Len() > r.cfg.CacheEntries || (r.memory() > r.cfg.MemoryBudget && ch.cache.Len() > 1) {
 		old := ch.order[ch.evicted]
 		ch.evicted++
 		if gone, ok := ch.cache.Get(old); ok {
 			r.cachedBytes -= int64(len(gone.Sealed) + entryOverhead)
+			ch.bytes -= int64(len(gone.Sealed) + entryOverhead)
 			ch.cache.Remove(old)
 		}
 		ch.complete = false
@@ -180,8 +186,9 @@ func (r *Relay) encodeEntries(t wire.Type, handle, session uint32, entries []ros
 	return r.frames
 }
 
-// leave removes a membership. The channel and its cache stay, so members
-// that come back after a partition catch up from it.
+// leave removes a membership. The channel and its cache stay for
+// ChannelIdleTimeout, so members that come back after a partition or a
+// restart of theirs catch up from it.
 func (r *Relay) leave(m *member) {
 	c, ch := m.c, m.ch
 	if i := slices.Index(c.members, m); i >= 0 {
@@ -192,4 +199,31 @@ func (r *Relay) leave(m *member) {
 	}
 	r.pendingCount -= int64(len(m.pending))
 	m.pending = nil
+	if len(ch.members) == 0 {
+		ch.emptySince = r.now
+		if r.sweepAt.IsZero() {
+			r.sweepAt = r.now.Add(r.cfg.ChannelIdleTimeout)
+		}
+	}
+}
+
+// sweep forgets channels that have had no member for ChannelIdleTimeout,
+// and sets when to look again.
+func (r *Relay) sweep(now time.Time) {
+	r.sweepAt = time.Time{}
+	for id, ch := range r.channels { // sorted: deletions and a minimum, order-free
+		if len(ch.members) > 0 {
+			continue
+		}
+		due := ch.emptySince.Add(r.cfg.ChannelIdleTimeout)
+		if !now.Before(due) {
+			delete(r.channels, id)
+			r.cachedBytes -= ch.bytes
+			r.stats.ChannelsForgotten++
+			continue
+		}
+		if r.sweepAt.IsZero() || due.Before(r.sweepAt) {
+			r.sweepAt = due
+		}
+	}
 }

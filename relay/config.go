@@ -21,11 +21,15 @@ type Config struct {
 	MaxChannels       int           // channels per connection (default 64)
 	MaxEntrySize      int           // sealed bytes per entry (default 1100)
 	CacheEntries      int           // entries kept per channel (default 100000)
-	PendingEntries    int           // entries merged for one slow member of one channel (default 10000)
-	HighWater         int           // queued bytes past which a member counts as slow (default 256 KiB)
-	FrameRate         int           // frames per second per connection, burst one second's worth (default 10000)
-	ByteRate          int           // bytes per second per connection, burst one second's worth (default 8 MiB)
-	AcceptRate        int           // new connections per second, burst one second's worth (default 10000)
+	// ChannelIdleTimeout is how long a channel no member has joined keeps
+	// its cache for members coming back, before the relay forgets it
+	// (default 10m).
+	ChannelIdleTimeout time.Duration
+	PendingEntries     int // entries merged for one slow member of one channel (default 10000)
+	HighWater          int // queued bytes past which a member counts as slow (default 256 KiB)
+	FrameRate          int // frames per second per connection, burst one second's worth (default 10000)
+	ByteRate           int // bytes per second per connection, burst one second's worth (default 8 MiB)
+	AcceptRate         int // new connections per second, burst one second's worth (default 10000)
 	// MemoryBudget bounds what the relay holds (cached entries, pending
 	// entries, connections, by estimate). Past it the relay refuses new
 	// connections and channels and evicts from the cache it is adding to,
@@ -41,20 +45,21 @@ type Config struct {
 // DefaultConfig returns the documented defaults.
 func DefaultConfig() Config {
 	return Config{
-		MaxConnections:    10000,
-		HandshakeTimeout:  5 * time.Second,
-		HeartbeatInterval: 15 * time.Second,
-		IdleTimeout:       45 * time.Second,
-		MaxFrameSize:      wire.DefaultMaxFrameSize,
-		MaxChannels:       64,
-		MaxEntrySize:      1100,
-		CacheEntries:      100000,
-		PendingEntries:    10000,
-		HighWater:         256 << 10,
-		FrameRate:         wire.DefaultFrameRate,
-		ByteRate:          wire.DefaultByteRate,
-		AcceptRate:        10000,
-		MemoryBudget:      1 << 30,
+		MaxConnections:     10000,
+		HandshakeTimeout:   5 * time.Second,
+		HeartbeatInterval:  15 * time.Second,
+		IdleTimeout:        45 * time.Second,
+		MaxFrameSize:       wire.DefaultMaxFrameSize,
+		MaxChannels:        64,
+		MaxEntrySize:       1100,
+		CacheEntries:       100000,
+		ChannelIdleTimeout: 10 * time.Minute,
+		PendingEntries:     10000,
+		HighWater:          256 << 10,
+		FrameRate:          wire.DefaultFrameRate,
+		ByteRate:           wire.DefaultByteRate,
+		AcceptRate:         10000,
+		MemoryBudget:       1 << 30,
 	}
 }
 
@@ -79,6 +84,7 @@ func (c Config) WithDefaults() Config {
 	setInt(&c.MaxChannels, d.MaxChannels)
 	setInt(&c.MaxEntrySize, d.MaxEntrySize)
 	setInt(&c.CacheEntries, d.CacheEntries)
+	setDur(&c.ChannelIdleTimeout, d.ChannelIdleTimeout)
 	setInt(&c.PendingEntries, d.PendingEntries)
 	setInt(&c.HighWater, d.HighWater)
 	setInt(&c.FrameRate, d.FrameRate)

@@ -158,6 +158,7 @@ func (r *Relay) handleJoin(c *conn, p []byte) error {
 		r.channels[f.Channel] = ch
 		r.stats.Channels++
 	}
+	ch.emptySince = time.Time{}
 	m := &member{c: c, ch: ch, handle: f.Handle}
 	c.members = append(c.members, m)
 	ch.members = append(ch.members, m)

@@ -187,6 +187,7 @@ var (
 	descFrameBytes    = desc("frame_bytes_total", "Bytes of frames by direction and type, headers included.", "direction", "type")
 	descRateLimited   = desc("rate_limited_total", "Connections closed over their frame or byte rate.")
 	descShed          = desc("shed_total", "Connections and channels refused over the memory budget.")
+	descForgotten     = desc("channels_forgotten_total", "Channels dropped after channel_idle_timeout without members.")
 	descUnknown       = desc("unknown_frames_total", "Frames of unknown type skipped.")
 	descProtoErr      = desc("protocol_errors_total", "Connections closed for a protocol error.")
 	descJoinsDenied   = desc("joins_denied_total", "Joins refused for a bad channel proof or a limit.")
@@ -208,7 +209,7 @@ func (c *relayCollector) Describe(ch chan<- *prometheus.Desc) {
 		descAccepted, descRefused, descChanCreated, descFrames, descBytes, descUnknown, descProtoErr,
 		descJoinsDenied, descBadEntries, descStored, descDuplicates, descDelivered, descEvicted,
 		descPendMerged, descPendDropped, descResyncs, descSyncRounds, descErrorsSent, descHandshakeFail,
-		descFrameBytes, descRateLimited, descShed} {
+		descFrameBytes, descRateLimited, descShed, descForgotten} {
 		ch <- d
 	}
 }
@@ -267,6 +268,7 @@ func (c *relayCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descSyncRounds, st.SyncRounds)
 	counter(descRateLimited, st.RateLimited)
 	counter(descShed, st.Shed)
+	counter(descForgotten, st.ChannelsForgotten)
 	for _, code := range sortedCodes(st.ErrorsSent) {
 		counter(descErrorsSent, st.ErrorsSent[code], codeLabel(code))
 	}

@@ -28,6 +28,8 @@ type Relay struct {
 	timers   timerq.Queue[*conn]
 	draining bool
 	accepts  *rate.Limiter
+	now      time.Time // of the event being handled
+	sweepAt  time.Time // when idle channels are next looked at; zero if none
 
 	// Memory estimate, for the budget: bytes of cached entries and the
 	// number of entries held for slow members.
@@ -135,6 +137,7 @@ var _ transport.Handler = (*Relay)(nil)
 
 // Open accepts a connection.
 func (r *Relay) Open(tc transport.Conn, now time.Time) {
+	r.now = now
 	r.nextConn++
 	c := &conn{tc: tc, id: r.nextConn, opened: now, lastRecv: now}
 	c.rd.Max = r.cfg.MaxFrameSize
@@ -157,6 +160,7 @@ func (r *Relay) Open(tc transport.Conn, now time.Time) {
 
 // Data handles bytes from a connection.
 func (r *Relay) Data(tc transport.Conn, b []byte, now time.Time) {
+	r.now = now
 	c := r.conns[tc]
 	if c == nil || c.closed {
 		return
@@ -177,6 +181,7 @@ func (r *Relay) Data(tc transport.Conn, b []byte, now time.Time) {
 
 // Writable flushes entries held back for a member that was slow.
 func (r *Relay) Writable(tc transport.Conn, now time.Time) {
+	r.now = now
 	c := r.conns[tc]
 	if c == nil || c.closed {
 		return
@@ -188,6 +193,7 @@ func (r *Relay) Writable(tc transport.Conn, now time.Time) {
 
 // Closed forgets a connection that died.
 func (r *Relay) Closed(tc transport.Conn, err error, now time.Time) {
+	r.now = now
 	c := r.conns[tc]
 	if c == nil {
 		return
@@ -198,6 +204,10 @@ func (r *Relay) Closed(tc transport.Conn, err error, now time.Time) {
 
 // Tick enforces handshake and idle timeouts.
 func (r *Relay) Tick(now time.Time) {
+	r.now = now
+	if !r.sweepAt.IsZero() && !now.Before(r.sweepAt) {
+		r.sweep(now)
+	}
 	for {
 		c, ok := r.timers.PopDue(now)
 		if !ok {
@@ -221,7 +231,13 @@ func (r *Relay) Tick(now time.Time) {
 }
 
 // Deadline reports when Tick is next due.
-func (r *Relay) Deadline() (time.Time, bool) { return r.timers.Next() }
+func (r *Relay) Deadline() (time.Time, bool) {
+	t, ok := r.timers.Next()
+	if !r.sweepAt.IsZero() && (!ok || r.sweepAt.Before(t)) {
+		return r.sweepAt, true
+	}
+	return t, ok
+}
 
 // Drain tells every client to reconnect elsewhere or later and refuses new
 // connections. The driver closes what is left after its grace period.

@@ -490,3 +490,42 @@ func TestCloseAfterJoiningSeveralChannels(t *testing.T) {
 		t.Fatalf("after a multi-channel member left, b got %+v, want an ack", fs)
 	}
 }
+
+func TestIdleChannelsAreForgotten(t *testing.T) {
+	h := newHarness(t, Config{ChannelIdleTimeout: time.Minute})
+	k := keys(t, "hub")
+	a, wa := h.connect("a")
+	h.join(a, wa, k, 1)
+	h.send(a, &wire.Announce{Handle: 1, Seq: 1, Entries: [][]byte{seal(t, k, "kept").Sealed}})
+	held := h.r.Memory()
+	h.r.Closed(a, nil, h.now)
+	if h.r.ChannelCount() != 1 {
+		t.Fatal("a channel was forgotten as soon as its last member left")
+	}
+	// Back within the timeout: the cache is still there.
+	h.now = h.now.Add(30 * time.Second)
+	b, wb := h.connect("b")
+	pub, sig := k.JoinProof(wb.Nonce)
+	h.send(b, &wire.Join{Handle: 1, Channel: k.ID(), Pub: pub, Sig: sig})
+	fs := b.frames(t)
+	if j, ok := fs[0].(*wire.Joined); !ok || j.Cached != 1 {
+		t.Fatalf("rejoin got %+v, want Joined with 1 cached entry", fs[0])
+	}
+	h.r.Closed(b, nil, h.now)
+	// Gone a full timeout later.
+	for range 3 {
+		h.now = h.now.Add(45 * time.Second)
+		if d, ok := h.r.Deadline(); ok && !d.After(h.now) {
+			h.r.Tick(h.now)
+		}
+	}
+	if h.r.ChannelCount() != 0 {
+		t.Fatalf("relay still holds %d channels after the idle timeout", h.r.ChannelCount())
+	}
+	if m := h.r.Memory(); m >= held {
+		t.Fatalf("memory estimate %d after forgetting the channel, %d while it held an entry", m, held)
+	}
+	if s := h.r.Stats(); s.ChannelsForgotten != 1 {
+		t.Fatalf("ChannelsForgotten = %d, want 1", s.ChannelsForgotten)
+	}
+}

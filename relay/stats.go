@@ -5,30 +5,31 @@ import "github.com/cosnim/relays/wire"
 // Stats counts what the relay did since it started. Drivers export them as
 // metrics; the simulator reads them for its reports.
 type Stats struct {
-	Conns          uint64 // connections accepted
-	Refused        uint64 // connections refused (full or draining)
-	Channels       uint64 // channels created
-	BytesIn        uint64
-	BytesOut       uint64
-	FramesIn       [256]uint64 // by wire.Type
-	FramesOut      [256]uint64
-	FrameBytesIn   [256]uint64 // by wire.Type, headers included
-	FrameBytesOut  [256]uint64
-	UnknownFrames  uint64
-	ProtocolErrors uint64
-	JoinsDenied    uint64
-	BadEntries     uint64
-	EntriesIn      uint64 // new entries stored
-	Duplicates     uint64 // entries already cached
-	Delivered      uint64 // entries sent to members by fan-out
-	Evicted        uint64 // entries dropped from full caches
-	PendingMerged  uint64 // entries held for slow members
-	PendingDropped uint64 // held entries dropped past the cap
-	Resyncs        uint64 // members told to sync again
-	SyncRounds     uint64 // sync messages answered
-	RateLimited    uint64 // connections closed over their frame or byte rate
-	Shed           uint64 // connections or channels refused over the memory budget
-	ErrorsSent     map[wire.Code]uint64
+	Conns             uint64 // connections accepted
+	Refused           uint64 // connections refused (full or draining)
+	Channels          uint64 // channels created
+	ChannelsForgotten uint64 // channels dropped after ChannelIdleTimeout without members
+	BytesIn           uint64
+	BytesOut          uint64
+	FramesIn          [256]uint64 // by wire.Type
+	FramesOut         [256]uint64
+	FrameBytesIn      [256]uint64 // by wire.Type, headers included
+	FrameBytesOut     [256]uint64
+	UnknownFrames     uint64
+	ProtocolErrors    uint64
+	JoinsDenied       uint64
+	BadEntries        uint64
+	EntriesIn         uint64 // new entries stored
+	Duplicates        uint64 // entries already cached
+	Delivered         uint64 // entries sent to members by fan-out
+	Evicted           uint64 // entries dropped from full caches
+	PendingMerged     uint64 // entries held for slow members
+	PendingDropped    uint64 // held entries dropped past the cap
+	Resyncs           uint64 // members told to sync again
+	SyncRounds        uint64 // sync messages answered
+	RateLimited       uint64 // connections closed over their frame or byte rate
+	Shed              uint64 // connections or channels refused over the memory budget
+	ErrorsSent        map[wire.Code]uint64
 	// HandshakeFailures counts refused handshakes by reason.
 	HandshakeFailures map[wire.Code]uint64
 }

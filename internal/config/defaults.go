@@ -38,6 +38,7 @@ func Defaults() Relay {
 				MaxChannelsPerConnection: 64,
 				MaxEntrySize:             1100,
 				CacheEntries:             100000,
+				ChannelIdleTimeout:       10 * time.Minute,
 				PendingEntries:           10000,
 				FrameRate:                10000,
 				ByteRate:                 8 << 20,

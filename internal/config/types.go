@@ -135,6 +135,7 @@ type Limits struct {
 	MaxChannelsPerConnection int           `mapstructure:"max_channels_per_connection"` // channels one connection may join
 	MaxEntrySize             ByteSize      `mapstructure:"max_entry_size"`              // one sealed roster entry
 	CacheEntries             int           `mapstructure:"cache_entries"`               // entries kept per channel
+	ChannelIdleTimeout       time.Duration `mapstructure:"channel_idle_timeout"`        // a channel without members is forgotten after this
 	PendingEntries           int           `mapstructure:"pending_entries"`             // entries queued per slow member per channel
 	FrameRate                int           `mapstructure:"frame_rate"`                  // frames per second per connection
 	ByteRate                 ByteSize      `mapstructure:"byte_rate"`                   // bytes per second per connection

@@ -118,6 +118,7 @@ func (d *decoder) validateLimits(l *Limits, p string) {
 		{"max_channels_per_connection", int64(l.MaxChannelsPerConnection)},
 		{"max_entry_size", int64(l.MaxEntrySize)},
 		{"cache_entries", int64(l.CacheEntries)},
+		{"channel_idle_timeout", int64(l.ChannelIdleTimeout)},
 		{"pending_entries", int64(l.PendingEntries)},
 		{"frame_rate", int64(l.FrameRate)},
 		{"byte_rate", int64(l.ByteRate)},
