@@ -192,7 +192,9 @@ func (w *world) startRelay() {
 		CacheEntries:      w.opt.CacheEntries,
 		PendingEntries:    w.opt.PendingEntries,
 		HighWater:         64 << 10,
-		Faults:            w.relayFaults,
+		// Short, so partitions outlast it and channels are forgotten.
+		ChannelIdleTimeout: 8 * time.Second,
+		Faults:             w.relayFaults,
 	}
 	r, err := relay.New(cfg, w.coreRand())
 	if err != nil {
