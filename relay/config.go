@@ -126,5 +126,10 @@ func (c Config) limits() []wire.Limit {
 		{Key: wire.LimitPendingEntries, Value: uint64(c.PendingEntries)},
 		{Key: wire.LimitFrameRate, Value: uint64(c.FrameRate)},
 		{Key: wire.LimitByteRate, Value: uint64(c.ByteRate)},
+		{Key: wire.LimitMaxConnections, Value: uint64(c.MaxConnections)},
+		{Key: wire.LimitHandshakeMillis, Value: uint64(c.HandshakeTimeout.Milliseconds())},
+		{Key: wire.LimitAcceptRate, Value: uint64(c.AcceptRate)},
+		{Key: wire.LimitMemoryBudget, Value: uint64(c.MemoryBudget)},
+		{Key: wire.LimitChannelIdleMillis, Value: uint64(c.ChannelIdleTimeout.Milliseconds())},
 	}
 }

@@ -146,6 +146,11 @@ func TestWelcomeAdvertisesLimitsAndEpoch(t *testing.T) {
 	if !found {
 		t.Errorf("welcome limits %+v do not advertise max channels 7", w.Limits)
 	}
+	for k := wire.LimitMaxFrameSize; k <= wire.LimitChannelIdleMillis; k++ {
+		if v, ok := w.Limit(k); !ok || v == 0 {
+			t.Errorf("welcome does not advertise %v", k)
+		}
+	}
 	h2 := newHarness(t, Config{})
 	h2.r, _ = New(Config{}, rand.New(rand.NewPCG(9, 9)))
 	if h2.r.Epoch() == h.r.Epoch() {

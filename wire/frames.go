@@ -52,11 +52,17 @@ const (
 	LimitMaxChannels      LimitKey = 2 // channels per connection
 	LimitMaxEntrySize     LimitKey = 3 // sealed bytes per entry
 	LimitCacheEntries     LimitKey = 4 // entries the relay keeps per channel
-	LimitHeartbeatMillis  LimitKey = 5 // the relay pings this often when idle
+	LimitHeartbeatMillis  LimitKey = 5 // clients ping this often
 	LimitIdleTimeoutMilli LimitKey = 6 // silence after which the relay closes
 	LimitFrameRate        LimitKey = 7 // frames per second per connection
 	LimitByteRate         LimitKey = 8 // bytes per second per connection
 	LimitPendingEntries   LimitKey = 9 // merged entries held for a slow member
+	// Relay-wide limits, advertised so clients and operators can see them.
+	LimitMaxConnections    LimitKey = 10 // connections the relay serves
+	LimitHandshakeMillis   LimitKey = 11 // Hello must arrive within this
+	LimitAcceptRate        LimitKey = 12 // new connections per second
+	LimitMemoryBudget      LimitKey = 13 // bytes the relay may hold
+	LimitChannelIdleMillis LimitKey = 14 // a channel without members is forgotten after this
 )
 
 // Limit is one advertised limit.

@@ -61,15 +61,20 @@ func (c Code) String() string {
 }
 
 var limitNames = [...]string{
-	LimitMaxFrameSize:     "max-frame-size",
-	LimitMaxChannels:      "max-channels",
-	LimitMaxEntrySize:     "max-entry-size",
-	LimitCacheEntries:     "cache-entries",
-	LimitHeartbeatMillis:  "heartbeat-ms",
-	LimitIdleTimeoutMilli: "idle-timeout-ms",
-	LimitFrameRate:        "frame-rate",
-	LimitByteRate:         "byte-rate",
-	LimitPendingEntries:   "pending-entries",
+	LimitMaxFrameSize:      "max-frame-size",
+	LimitMaxChannels:       "max-channels",
+	LimitMaxEntrySize:      "max-entry-size",
+	LimitCacheEntries:      "cache-entries",
+	LimitHeartbeatMillis:   "heartbeat-ms",
+	LimitIdleTimeoutMilli:  "idle-timeout-ms",
+	LimitFrameRate:         "frame-rate",
+	LimitByteRate:          "byte-rate",
+	LimitPendingEntries:    "pending-entries",
+	LimitMaxConnections:    "max-connections",
+	LimitHandshakeMillis:   "handshake-timeout-ms",
+	LimitAcceptRate:        "accept-rate",
+	LimitMemoryBudget:      "memory-budget",
+	LimitChannelIdleMillis: "channel-idle-timeout-ms",
 }
 
 // String returns the limit's name, e.g. "max-frame-size", or "Limit(99)" for
