@@ -3,9 +3,11 @@ package relay
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/cosnim/relays/roster"
+	"github.com/cosnim/relays/transport"
 	"github.com/cosnim/relays/wire"
 )
 
@@ -134,24 +136,72 @@ func (r *Relay) handleJoin(c *conn, p []byte) error {
 	if err := f.DecodePayload(p); err != nil {
 		return err
 	}
-	if r.member(c, f.Handle) != nil {
+	if r.member(c, f.Handle) != nil || slices.Contains(c.verifying, f.Handle) {
 		return &wire.FrameError{Type: wire.TypeJoin, Reason: "handle already joined"}
 	}
-	if len(c.members) >= r.cfg.MaxChannels {
+	if len(c.members)+len(c.verifying) >= r.cfg.MaxChannels {
 		r.sendError(c, wire.CodeTooManyChannels, f.Handle, false, fmt.Sprintf("at most %d channels per connection", r.cfg.MaxChannels))
 		return nil
 	}
-	if !roster.VerifyJoin(f.Channel, c.nonce, f.Pub, f.Sig) {
+	if r.cfg.AsyncJoinChecks {
+		c.verifying = append(c.verifying, f.Handle)
+		r.joinChecks = append(r.joinChecks, JoinCheck{Conn: c.tc, Join: f, Nonce: c.nonce})
+		return nil
+	}
+	r.finishJoin(c, &f, roster.VerifyJoin(f.Channel, c.nonce, f.Pub, f.Sig))
+	return nil
+}
+
+// JoinCheck is a join proof the driver verifies off the event loop when
+// Config.AsyncJoinChecks is set; see TakeJoinChecks and JoinChecked.
+type JoinCheck struct {
+	Conn  transport.Conn
+	Join  wire.Join
+	Nonce [roster.JoinNonceSize]byte
+}
+
+// Verify checks the proof. It is safe to call from any goroutine.
+func (j *JoinCheck) Verify() bool {
+	return roster.VerifyJoin(j.Join.Channel, j.Nonce, j.Join.Pub, j.Join.Sig)
+}
+
+// TakeJoinChecks returns the join proofs queued since the last call, for
+// the driver to verify and report with JoinChecked.
+func (r *Relay) TakeJoinChecks() []JoinCheck {
+	out := r.joinChecks
+	r.joinChecks = nil
+	return out
+}
+
+// JoinChecked completes a join queued by TakeJoinChecks: ok reports whether
+// its proof verified. A check for a connection gone since is ignored.
+func (r *Relay) JoinChecked(j JoinCheck, ok bool, now time.Time) {
+	r.now = now
+	c := r.conns[j.Conn]
+	if c == nil || c.closed {
+		return
+	}
+	i := slices.Index(c.verifying, j.Join.Handle)
+	if i < 0 {
+		return
+	}
+	c.verifying = slices.Delete(c.verifying, i, i+1)
+	r.finishJoin(c, &j.Join, ok)
+}
+
+// finishJoin adds the membership of a join whose proof was checked.
+func (r *Relay) finishJoin(c *conn, f *wire.Join, verified bool) {
+	if !verified {
 		r.stats.JoinsDenied++
 		r.log.Info("join denied: bad channel proof", "conn", c.id, "remote", c.tc.RemoteAddr())
 		r.sendError(c, wire.CodeJoinDenied, f.Handle, false, "channel proof does not verify")
-		return nil
+		return
 	}
 	ch := r.channels[f.Channel]
 	if ch == nil && r.memory() > r.cfg.MemoryBudget {
 		r.stats.Shed++
 		r.sendError(c, wire.CodeRelayFull, f.Handle, false, "relay full: memory budget reached")
-		return nil
+		return
 	}
 	if ch == nil {
 		ch = &channel{id: f.Channel, complete: true}
@@ -167,7 +217,6 @@ func (r *Relay) handleJoin(c *conn, p []byte) error {
 		flags |= wire.JoinedComplete
 	}
 	r.send(c, &wire.Joined{Handle: f.Handle, Cached: uint32(ch.cache.Len()), Flags: flags})
-	return nil
 }
 
 // member finds c's membership for handle, or tells the peer it has none.

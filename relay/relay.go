@@ -28,8 +28,10 @@ type Relay struct {
 	timers   timerq.Queue[*conn]
 	draining bool
 	accepts  *rate.Limiter
-	now      time.Time // of the event being handled
-	sweepAt  time.Time // when idle channels are next looked at; zero if none
+	// joinChecks are proofs queued for the driver (Config.AsyncJoinChecks).
+	joinChecks []JoinCheck
+	now        time.Time // of the event being handled
+	sweepAt    time.Time // when idle channels are next looked at; zero if none
 
 	// Memory estimate, for the budget: bytes of cached entries and the
 	// number of entries held for slow members.
@@ -62,6 +64,8 @@ type conn struct {
 	opened   time.Time
 	lastRecv time.Time
 	members  []*member // in join order
+	// verifying holds handles whose join proofs the driver is checking.
+	verifying []uint32
 }
 
 // member is one connection's membership of one channel.

@@ -534,3 +534,42 @@ func TestIdleChannelsAreForgotten(t *testing.T) {
 		t.Fatalf("ChannelsForgotten = %d, want 1", s.ChannelsForgotten)
 	}
 }
+
+func TestAsyncJoinChecks(t *testing.T) {
+	h := newHarness(t, Config{AsyncJoinChecks: true})
+	k := keys(t, "hub")
+	c, w := h.connect("a")
+	pub, sig := k.JoinProof(w.Nonce)
+	h.send(c, &wire.Join{Handle: 1, Channel: k.ID(), Pub: pub, Sig: sig})
+	badPub, badSig := keys(t, "other").JoinProof(w.Nonce)
+	h.send(c, &wire.Join{Handle: 2, Channel: k.ID(), Pub: badPub, Sig: badSig})
+	if fs := c.frames(t); len(fs) != 0 {
+		t.Fatalf("joins answered before their proofs were checked: %+v", fs)
+	}
+	checks := h.r.TakeJoinChecks()
+	if len(checks) != 2 || len(h.r.TakeJoinChecks()) != 0 {
+		t.Fatalf("took %d checks, then more; want 2 once", len(checks))
+	}
+	for _, jc := range checks {
+		h.r.JoinChecked(jc, jc.Verify(), h.now)
+	}
+	fs := c.frames(t)
+	if len(fs) != 2 {
+		t.Fatalf("got %d frames after the checks, want Joined and an error", len(fs))
+	}
+	if j, ok := fs[0].(*wire.Joined); !ok || j.Handle != 1 {
+		t.Fatalf("first answer %+v, want Joined for handle 1", fs[0])
+	}
+	wantError(t, fs[1:], wire.CodeJoinDenied, false)
+
+	// A connection gone before its check completes is forgotten quietly.
+	d, wd := h.connect("d")
+	pub, sig = k.JoinProof(wd.Nonce)
+	h.send(d, &wire.Join{Handle: 1, Channel: k.ID(), Pub: pub, Sig: sig})
+	late := h.r.TakeJoinChecks()
+	h.r.Closed(d, nil, h.now)
+	h.r.JoinChecked(late[0], true, h.now)
+	if fs := d.frames(t); len(fs) != 0 {
+		t.Fatalf("a closed connection was answered: %+v", fs)
+	}
+}

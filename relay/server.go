@@ -67,6 +67,8 @@ type Server struct {
 	started time.Time
 	tlsFail tlsFailures
 	fanout  prometheus.Histogram
+	// verifying counts join proofs being checked off the loop.
+	verifying sync.WaitGroup
 
 	listening chan struct{} // closed once Addr is valid
 	closeReq  chan struct{} // closed by Close
@@ -102,6 +104,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.Relay.Logger == nil {
 		cfg.Relay.Logger = log
 	}
+	cfg.Relay.AsyncJoinChecks = true // verified by checkJoins, off the loop
 	var seed [16]byte
 	crand.Read(seed[:])
 	rng := rand.New(rand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:])))
@@ -213,11 +216,20 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.cfg.TLS != nil {
 		ln = newHandshakeListener(ln, s.cfg.TLS, s.cfg.Relay.WithDefaults().HandshakeTimeout, s.log, &s.tlsFail)
 	}
-	loop := transport.NewLoop(&timedCore{Relay: s.core, fanout: s.fanout}, transport.LoopOptions{
+	core := &timedCore{Relay: s.core, fanout: s.fanout}
+	loop := transport.NewLoop(core, transport.LoopOptions{
 		HighWater:        s.cfg.Relay.WithDefaults().HighWater,
 		HandshakeTimeout: s.cfg.Relay.WithDefaults().HandshakeTimeout,
 		Logger:           s.log,
 	})
+	core.checkJoins = func(checks []JoinCheck) {
+		for _, jc := range checks {
+			s.verifying.Go(func() {
+				ok := jc.Verify()
+				loop.Do(func() { s.core.JoinChecked(jc, ok, time.Now()) })
+			})
+		}
+	}
 	s.started = time.Now()
 	s.mu.Lock()
 	s.loop = loop
@@ -245,6 +257,7 @@ func (s *Server) Run(ctx context.Context) error {
 		result = fmt.Errorf("relay: accept: %w", err)
 	}
 	loop.Close()
+	s.verifying.Wait()
 	if ops != nil {
 		ops.shutdown()
 	}
@@ -433,11 +446,13 @@ func (hl *handshakeListener) Close() error {
 
 func (hl *handshakeListener) Addr() net.Addr { return hl.inner.Addr() }
 
-// timedCore times the Data events that fan entries out. The driver may read
-// the clock; the core may not.
+// timedCore times the Data events that fan entries out, and hands the join
+// proofs an event queued to checkJoins. The driver may read the clock and
+// start goroutines; the core may not.
 type timedCore struct {
 	*Relay
-	fanout prometheus.Histogram
+	fanout     prometheus.Histogram
+	checkJoins func([]JoinCheck)
 }
 
 func (t *timedCore) Data(c transport.Conn, b []byte, now time.Time) {
@@ -446,5 +461,8 @@ func (t *timedCore) Data(c transport.Conn, b []byte, now time.Time) {
 	t.Relay.Data(c, b, now)
 	if t.stats.Delivered+t.stats.PendingMerged != before {
 		t.fanout.Observe(time.Since(start).Seconds())
+	}
+	if checks := t.TakeJoinChecks(); len(checks) > 0 {
+		t.checkJoins(checks)
 	}
 }
