@@ -103,7 +103,7 @@ func (w *world) apply(f Fault) {
 	case FaultCrashClient:
 		c := w.byName[f.Targets[0]]
 		if c.up {
-			c.saved = c.roster().Entries()
+			c.save()
 			c.node.Crash()
 			c.up = false
 			if f.Duration > 0 {

@@ -102,9 +102,10 @@ type simClient struct {
 	core    *client.Client
 	faults  *fault.Points
 	up      bool
-	saved   []roster.Entry // what the instance keeps on disk across crashes
-	lastLen int
-	next    int // next capsule number
+	chans   []int            // channels joined; chans[0] == ch
+	saved   [][]roster.Entry // per channel, what the instance keeps on disk across crashes
+	lastLen []int            // per channel
+	next    int              // next capsule number
 	dialed  dialRecorder
 }
 
@@ -153,12 +154,15 @@ func newWorld(sc Scenario, opt Options) *world {
 		w.keys = append(w.keys, k)
 		w.announced = append(w.announced, map[string]bool{})
 		for i := 0; i < sc.ClientsPerChannel; i++ {
-			c := &simClient{w: w, name: ClientName(ch, i), ch: ch, faults: fault.New()}
-			c.node = w.net.AddNode(c.name)
-			w.clients = append(w.clients, c)
-			w.byName[c.name] = c
-			c.start()
+			w.addClient(ClientName(ch, i), []int{ch})
 		}
+	}
+	all := make([]int, sc.Channels)
+	for ch := range all {
+		all[ch] = ch
+	}
+	for i := 0; i < sc.HubSpanning; i++ {
+		w.addClient(SpanningName(i), all)
 	}
 	for _, name := range sc.Failpoints {
 		w.setFailpoint(name, true)
@@ -167,6 +171,16 @@ func newWorld(sc Scenario, opt Options) *world {
 		newForger(w)
 	}
 	return w
+}
+
+// addClient adds and starts a client joined to chans.
+func (w *world) addClient(name string, chans []int) {
+	c := &simClient{w: w, name: name, ch: chans[0], chans: chans, faults: fault.New(),
+		saved: make([][]roster.Entry, len(chans)), lastLen: make([]int, len(chans))}
+	c.node = w.net.AddNode(c.name)
+	w.clients = append(w.clients, c)
+	w.byName[c.name] = c
+	c.start()
 }
 
 func (w *world) logf(format string, args ...any) {
@@ -231,8 +245,10 @@ func (c *simClient) start() {
 	}
 	c.core = core
 	now := c.node.Now()
-	if err := core.Join(w.keys[c.ch], c.saved, now); err != nil {
-		panic(err)
+	for i, ch := range c.chans {
+		if err := core.Join(w.keys[ch], c.saved[i], now); err != nil {
+			panic(err)
+		}
 	}
 	if c.up || w.net.Events() > 0 {
 		c.node.Restart(core)
@@ -243,8 +259,18 @@ func (c *simClient) start() {
 	core.Start(now)
 }
 
-// roster returns the client's roster for its channel.
-func (c *simClient) roster() *roster.Set { return c.core.Roster(c.w.keys[c.ch].ID()) }
+// roster returns the client's roster for its first channel.
+func (c *simClient) roster() *roster.Set { return c.rosterOf(c.ch) }
+
+// rosterOf returns the client's roster for channel ch.
+func (c *simClient) rosterOf(ch int) *roster.Set { return c.core.Roster(c.w.keys[ch].ID()) }
+
+// save records what the client keeps on disk, before a crash.
+func (c *simClient) save() {
+	for i, ch := range c.chans {
+		c.saved[i] = c.rosterOf(ch).Entries()
+	}
+}
 
 func (w *world) violate(format string, args ...any) {
 	v := fmt.Sprintf("t=%s ", stamp(w.net.Now().Sub(w.start()))) + fmt.Sprintf(format, args...)
@@ -276,28 +302,33 @@ func (w *world) schedule() {
 	w.net.At(t0.Add(checkEvery), tick)
 }
 
-// announce makes the client create a capsule and announce it.
+// announce makes the client create a capsule in one of its channels and
+// announce it.
 func (c *simClient) announce() {
 	if c.up {
-		_ = c.announceRef(fmt.Sprintf("cap/%s/%d", c.name, c.next))
+		ch := c.chans[c.w.rng.IntN(len(c.chans))]
+		_ = c.announceIn(ch, fmt.Sprintf("cap/%s/%d", c.name, c.next))
 		c.next++
 	}
 }
 
-func (c *simClient) announceRef(ref string) error {
+// announceRef announces ref in the client's first channel.
+func (c *simClient) announceRef(ref string) error { return c.announceIn(c.ch, ref) }
+
+func (c *simClient) announceIn(ch int, ref string) error {
 	w := c.w
 	if !c.up {
 		return fmt.Errorf("%s is down", c.name)
 	}
-	w.announced[c.ch][ref] = true
+	w.announced[ch][ref] = true
 	w.announces++
 	w.logf("announce %s %s", c.name, ref)
-	if _, err := c.core.Announce(w.keys[c.ch].ID(), []byte(ref), c.node.Now()); err != nil {
+	if _, err := c.core.Announce(w.keys[ch].ID(), []byte(ref), c.node.Now()); err != nil {
 		w.violate("%s: announce failed: %v", c.name, err)
 		return err
 	}
-	e, _ := w.keys[c.ch].Seal([]byte(ref))
-	if !c.roster().Has(e.ID) {
+	e, _ := w.keys[ch].Seal([]byte(ref))
+	if !c.rosterOf(ch).Has(e.ID) {
 		w.violate("read-your-writes: %s does not hold %s right after announcing it", c.name, ref)
 	}
 	return nil
@@ -351,13 +382,15 @@ func (w *world) check() {
 			all = false
 			continue
 		}
-		n := c.roster().Len()
-		if n < c.lastLen {
-			w.violate("monotonic: %s roster shrank from %d to %d", c.name, c.lastLen, n)
-		}
-		c.lastLen = n
-		if n != len(w.announced[c.ch]) {
-			all = false
+		for i, ch := range c.chans {
+			n := c.rosterOf(ch).Len()
+			if n < c.lastLen[i] {
+				w.violate("monotonic: %s roster of channel %d shrank from %d to %d", c.name, ch, c.lastLen[i], n)
+			}
+			c.lastLen[i] = n
+			if n != len(w.announced[ch]) {
+				all = false
+			}
 		}
 	}
 	if w.healed && all && w.converged.IsZero() && w.exactUnion() {
@@ -369,14 +402,16 @@ func (w *world) check() {
 // exactUnion compares every client's roster with its channel's announced set.
 func (w *world) exactUnion() bool {
 	for _, c := range w.clients {
-		want := w.sealedIDs(c.ch)
-		got := c.roster().Entries()
-		if len(got) != len(want) {
-			return false
-		}
-		for i, e := range got {
-			if e.ID != want[i] {
+		for _, ch := range c.chans {
+			want := w.sealedIDs(ch)
+			got := c.rosterOf(ch).Entries()
+			if len(got) != len(want) {
 				return false
+			}
+			for i, e := range got {
+				if e.ID != want[i] {
+					return false
+				}
 			}
 		}
 	}
@@ -408,8 +443,10 @@ func (w *world) result() Result {
 	if w.converged.IsZero() {
 		var lag []string
 		for _, c := range w.clients {
-			if n, want := c.roster().Len(), len(w.announced[c.ch]); n != want {
-				lag = append(lag, fmt.Sprintf("%s holds %d of %d", c.name, n, want))
+			for _, ch := range c.chans {
+				if n, want := c.rosterOf(ch).Len(), len(w.announced[ch]); n != want {
+					lag = append(lag, fmt.Sprintf("%s holds %d of %d in channel %d", c.name, n, want, ch))
+				}
 			}
 		}
 		w.violate("convergence: not converged %s after heal: %v", HealBound, lag)
@@ -438,12 +475,18 @@ func (w *world) result() Result {
 
 func (c *simClient) Learned(id roster.ChannelID, refs [][]byte, now time.Time) {
 	w := c.w
-	if id != w.keys[c.ch].ID() {
+	ch := -1
+	for _, j := range c.chans {
+		if w.keys[j].ID() == id {
+			ch = j
+		}
+	}
+	if ch < 0 {
 		w.violate("isolation: %s learned entries of a channel it never joined", c.name)
 		return
 	}
 	for _, ref := range refs {
-		if !w.announced[c.ch][string(ref)] {
+		if !w.announced[ch][string(ref)] {
 			w.violate("fabrication: %s learned %q, which nobody announced in its channel", c.name, ref)
 		}
 	}

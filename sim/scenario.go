@@ -11,6 +11,9 @@ type Scenario struct {
 	Seed              uint64
 	Channels          int // channels (one per capsule hub)
 	ClientsPerChannel int
+	// HubSpanning clients join every channel, as an instance with several
+	// capsule hubs does, over one connection.
+	HubSpanning int
 	// Announces is how many capsules each client announces during chaos.
 	Announces int
 	// Chaos is how long faults fire; the workload runs during it.
@@ -68,6 +71,9 @@ var buggifyPoints = []string{
 // ClientName names client i of channel ch.
 func ClientName(ch, i int) string { return fmt.Sprintf("c%d-%d", ch, i) }
 
+// SpanningName names hub-spanning client i.
+func SpanningName(i int) string { return fmt.Sprintf("m%d", i) }
+
 // Generate makes a random scenario from seed: the same seed always gives
 // the same scenario.
 func Generate(seed uint64) Scenario {
@@ -80,11 +86,17 @@ func Generate(seed uint64) Scenario {
 		Chaos:             time.Duration(30+rng.IntN(60)) * time.Second,
 		Forger:            rng.IntN(3) == 0,
 	}
+	if sc.Channels > 1 {
+		sc.HubSpanning = rng.IntN(3)
+	}
 	var clients []string
 	for ch := 0; ch < sc.Channels; ch++ {
 		for i := 0; i < sc.ClientsPerChannel; i++ {
 			clients = append(clients, ClientName(ch, i))
 		}
+	}
+	for i := 0; i < sc.HubSpanning; i++ {
+		clients = append(clients, SpanningName(i))
 	}
 	pick := func() string { return clients[rng.IntN(len(clients))] }
 	some := func() []string {

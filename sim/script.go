@@ -16,7 +16,9 @@ import (
 // the output it must print, in the style of etcd-io/raft's interaction
 // tests. Commands:
 //
-//	cluster seed=S channels=C clients=N   start a cluster (first command)
+//	cluster seed=S channels=C clients=N spanning=M
+//	                                       start a cluster (first command); spanning
+//	                                       clients m0.. join every channel
 //	announce CLIENT REF                    CLIENT creates capsule REF
 //	run DURATION                           advance virtual time
 //	partition CLIENT...                    cut clients off from the relay
@@ -162,6 +164,8 @@ func (s *scriptRun) exec(cmd string) (out string) {
 				sc.Channels = int(n)
 			case "clients":
 				sc.ClientsPerChannel = int(n)
+			case "spanning":
+				sc.HubSpanning = int(n)
 			default:
 				return fmt.Sprintf("error: unknown cluster option %q\n", k)
 			}
@@ -207,7 +211,7 @@ func (s *scriptRun) exec(cmd string) (out string) {
 		} else {
 			c := client(arg(0))
 			if c.up {
-				c.saved = c.roster().Entries()
+				c.save()
 				c.node.Crash()
 			}
 			c.start()

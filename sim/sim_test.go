@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -101,4 +102,35 @@ func BenchmarkRun(b *testing.B) {
 		events += res.Events
 	}
 	b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
+}
+
+// Clients joined to every channel over one connection (instances with
+// several hubs) converge in each channel, through crashes and resets of
+// their own and of the relay.
+func TestHubSpanningClients(t *testing.T) {
+	sc := Generate(11)
+	sc.Channels, sc.HubSpanning = 3, 2
+	sc.Faults = append(sc.Faults,
+		Fault{At: sc.Chaos / 4, Kind: FaultCrashClient, Targets: []string{SpanningName(0)}, Duration: 3 * time.Second},
+		Fault{At: sc.Chaos / 3, Kind: FaultReset, Targets: []string{SpanningName(1)}},
+		Fault{At: sc.Chaos / 2, Kind: FaultCrashRelay, Duration: 2 * time.Second},
+	)
+	sortFaults(sc.Faults)
+	var trace strings.Builder
+	res := Run(sc, Options{Timeline: &trace})
+	if len(res.Violations) > 0 || !res.Converged {
+		t.Fatalf("converged=%v violations %q", res.Converged, res.Violations)
+	}
+	for _, name := range []string{SpanningName(0), SpanningName(1)} {
+		if !strings.Contains(trace.String(), "announce "+name+" ") {
+			t.Errorf("%s announced nothing: the test proves nothing about it", name)
+		}
+	}
+	spanning := 0
+	for seed := uint64(1); seed <= 40; seed++ {
+		spanning += Generate(seed).HubSpanning
+	}
+	if spanning == 0 {
+		t.Error("no generated scenario of seeds 1..40 has a hub-spanning client")
+	}
 }
