@@ -19,8 +19,9 @@ import (
 func TestConvergesUnderFaults(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
 		var s scriptRun
-		s.exec(fmt.Sprintf("cluster seed=%d channels=%d clients=%d",
-			rapid.Uint64().Draw(rt, "seed"), rapid.IntRange(1, 2).Draw(rt, "channels"), rapid.IntRange(2, 3).Draw(rt, "clients")))
+		s.exec(fmt.Sprintf("cluster seed=%d channels=%d clients=%d spanning=%d",
+			rapid.Uint64().Draw(rt, "seed"), rapid.IntRange(1, 2).Draw(rt, "channels"), rapid.IntRange(2, 3).Draw(rt, "clients"),
+			rapid.IntRange(0, 1).Draw(rt, "spanning")))
 		w := s.w
 		names := make([]string, 0, len(w.clients))
 		for _, c := range w.clients {
