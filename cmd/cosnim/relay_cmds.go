@@ -104,6 +104,26 @@ func newRelayAgent(cmd *cobra.Command, rc *config.Relay, log *slog.Logger) (*cli
 	})
 }
 
+// joinedAgent starts an Agent on the client section of the relay named
+// name and joins hubs.
+func joinedAgent(cmd *cobra.Command, name string, hubs []string) (*client.Agent, *slog.Logger, error) {
+	rc, log, err := relayFromArgs(cmd, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	a, err := newRelayAgent(cmd, rc, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, h := range hubs {
+		if err := a.Join(h); err != nil {
+			a.Close()
+			return nil, nil, err
+		}
+	}
+	return a, log, nil
+}
+
 // signalContext is cancelled on SIGINT or SIGTERM.
 func signalContext(parent context.Context) (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
@@ -354,20 +374,11 @@ The continuum secret comes from --continuum-key-file or $COSNIM_CONTINUUM_KEY.`,
 			if len(hubs) == 0 {
 				return errors.New("give at least one --hub")
 			}
-			rc, log, err := relayFromArgs(cmd, args[0])
-			if err != nil {
-				return err
-			}
-			a, err := newRelayAgent(cmd, rc, log)
+			a, log, err := joinedAgent(cmd, args[0], hubs)
 			if err != nil {
 				return err
 			}
 			defer a.Close()
-			for _, h := range hubs {
-				if err := a.Join(h); err != nil {
-					return err
-				}
-			}
 			ctx, stop := signalContext(cmd.Context())
 			defer stop()
 			go reportProgress(ctx, a, hubs, log)
@@ -455,18 +466,11 @@ The continuum secret comes from --continuum-key-file or $COSNIM_CONTINUUM_KEY.`,
 			if hub == "" {
 				return errors.New("--hub is required")
 			}
-			rc, log, err := relayFromArgs(cmd, args[0])
-			if err != nil {
-				return err
-			}
-			a, err := newRelayAgent(cmd, rc, log)
+			a, _, err := joinedAgent(cmd, args[0], []string{hub})
 			if err != nil {
 				return err
 			}
 			defer a.Close()
-			if err := a.Join(hub); err != nil {
-				return err
-			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
 			ctx, stop := signalContext(ctx)
