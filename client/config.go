@@ -27,7 +27,7 @@ type Config struct {
 	IdleTimeout time.Duration
 
 	Logger *slog.Logger
-	Faults *fault.Points
+	Faults fault.Set
 }
 
 // DefaultConfig returns the documented defaults (with no addresses).

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/cosnim/relays/internal/fault"
 	"github.com/cosnim/relays/roster"
 	"github.com/cosnim/relays/transport"
 	"github.com/cosnim/relays/wire"
@@ -183,7 +184,7 @@ func (c *Client) sendJoin(ch *channel) {
 }
 
 func (c *Client) startSync(ch *channel) {
-	if _, ok := c.cfg.Faults.Hit(FailNoSyncOnJoin); ok {
+	if _, ok := fault.Hit(c.cfg.Faults, FailNoSyncOnJoin); ok {
 		return
 	}
 	ch.session++

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/cosnim/relays/internal/fault"
 	"github.com/cosnim/relays/roster"
 
 	"github.com/cosnim/relays/wire"
@@ -48,7 +49,7 @@ func (c *Client) handleFrame(t wire.Type, p []byte, now time.Time) error {
 		if err := f.DecodePayload(p); err != nil {
 			return err
 		}
-		if _, ok := c.cfg.Faults.Hit(FailDropDeliver); ok {
+		if _, ok := fault.Hit(c.cfg.Faults, FailDropDeliver); ok {
 			return nil
 		}
 		if ch := c.channelOf(f.Handle); ch != nil {

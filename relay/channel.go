@@ -4,6 +4,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/cosnim/relays/internal/fault"
 	"github.com/cosnim/relays/roster"
 	"github.com/cosnim/relays/wire"
 )
@@ -45,7 +46,7 @@ func (r *Relay) accept(m *member, sealed [][]byte) {
 	if len(fresh) == 0 {
 		return
 	}
-	if _, ok := r.cfg.Faults.Hit(FailSkipFanout); ok {
+	if _, ok := fault.Hit(r.cfg.Faults, FailSkipFanout); ok {
 		return
 	}
 	r.fanout(m, fresh)
@@ -78,7 +79,7 @@ func (r *Relay) store(ch *channel, e roster.Entry) {
 // fanout sends fresh entries to every member of the channel but the sender.
 // Members that are slow get them merged into their pending set instead.
 func (r *Relay) fanout(from *member, fresh []roster.Entry) {
-	_, forceSlow := r.cfg.Faults.Hit(FailSlowWriter)
+	_, forceSlow := fault.Hit(r.cfg.Faults, FailSlowWriter)
 	var frames [][]byte // encoded once, handle patched per member
 	for _, m := range from.ch.members {
 		if m == from || m.c.closed {
@@ -104,6 +105,7 @@ func (r *Relay) fanout(from *member, fresh []roster.Entry) {
 			r.sendRaw(m.c, f, wire.TypeDeliver)
 		}
 		r.stats.Delivered += uint64(len(fresh))
+		r.fannedOut += uint64(len(fresh))
 	}
 }
 
@@ -121,11 +123,12 @@ func (r *Relay) hold(m *member, entries []roster.Entry) {
 	m.pending = append(m.pending, entries...)
 	r.pendingCount += int64(len(entries))
 	r.stats.PendingMerged += uint64(len(entries))
+	r.fannedOut += uint64(len(entries))
 }
 
 // flushPending sends what a member has pending while its queue has room.
 func (r *Relay) flushPending(m *member) {
-	if _, ok := r.cfg.Faults.Hit(FailSlowWriter); ok {
+	if _, ok := fault.Hit(r.cfg.Faults, FailSlowWriter); ok {
 		return
 	}
 	for len(m.pending) > 0 && !m.c.closed && m.c.tc.Queued() <= r.cfg.HighWater {

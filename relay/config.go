@@ -36,7 +36,7 @@ type Config struct {
 	// before the process is at risk (default 1 GiB).
 	MemoryBudget int64
 
-	// AsyncJoinChecks makes the core queue join proofs (TakeJoinChecks)
+	// AsyncJoinChecks makes the core queue join proofs (Ready.JoinChecks)
 	// for the driver to verify off the event loop, reporting back with
 	// JoinChecked; an Ed25519 check is the dearest step of a (re)connect.
 	// Off, the core verifies inline, as a deterministic simulation needs.
@@ -45,7 +45,7 @@ type Config struct {
 	// Logger receives operator logs; nil discards them.
 	Logger *slog.Logger
 	// Faults turns on failpoints by name; nil in production.
-	Faults *fault.Points
+	Faults fault.Set
 }
 
 // DefaultConfig returns the documented defaults.

@@ -4,7 +4,7 @@
 // The core (Relay) is pure and event driven, after etcd-io/raft's split:
 // it implements transport.Handler, starts no goroutines, reads no clock
 // (time arrives with each event) and draws randomness only from the source
-// it is handed. The same core runs on real sockets (transport.Loop) and in
+// it is handed. The same core runs on real sockets (tcp.Loop) and in
 // the deterministic simulator (netsim).
 //
 // What the relay keeps, in memory only:

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/cosnim/relays/internal/fault"
 	"github.com/cosnim/relays/roster"
 	"github.com/cosnim/relays/transport"
 	"github.com/cosnim/relays/wire"
@@ -39,7 +40,7 @@ func (r *Relay) handleFrame(c *conn, t wire.Type, p []byte, now time.Time) error
 		r.rateLimited(c, "frame rate")
 		return errClosed
 	}
-	if _, ok := r.cfg.Faults.Hit(FailDecodeError); ok {
+	if _, ok := fault.Hit(r.cfg.Faults, FailDecodeError); ok {
 		return &wire.FrameError{Type: t, Reason: "injected decode error"}
 	}
 	if !c.hello {
@@ -153,7 +154,7 @@ func (r *Relay) handleJoin(c *conn, p []byte) error {
 }
 
 // JoinCheck is a join proof the driver verifies off the event loop when
-// Config.AsyncJoinChecks is set; see TakeJoinChecks and JoinChecked.
+// Config.AsyncJoinChecks is set; see Ready and JoinChecked.
 type JoinCheck struct {
 	Conn  transport.Conn
 	Join  wire.Join
@@ -165,15 +166,26 @@ func (j *JoinCheck) Verify() bool {
 	return roster.VerifyJoin(j.Join.Channel, j.Nonce, j.Join.Pub, j.Join.Sig)
 }
 
-// TakeJoinChecks returns the join proofs queued since the last call, for
-// the driver to verify and report with JoinChecked.
-func (r *Relay) TakeJoinChecks() []JoinCheck {
-	out := r.joinChecks
-	r.joinChecks = nil
-	return out
+// Ready is what the core leaves for its driver, pulled with Ready after
+// events, in the style of etcd-io/raft's Ready: the driver acts on it and
+// never reads the core's fields.
+type Ready struct {
+	// JoinChecks are join proofs to verify off the event loop
+	// (Config.AsyncJoinChecks); report each result with JoinChecked.
+	JoinChecks []JoinCheck
+	// FannedOut counts entries handed to members (queued, or merged for a
+	// slow one) since the last Ready; drivers time the events that do it.
+	FannedOut uint64
 }
 
-// JoinChecked completes a join queued by TakeJoinChecks: ok reports whether
+// Ready returns what accumulated since the last call and clears it.
+func (r *Relay) Ready() Ready {
+	rd := Ready{JoinChecks: r.joinChecks, FannedOut: r.fannedOut}
+	r.joinChecks, r.fannedOut = nil, 0
+	return rd
+}
+
+// JoinChecked completes a join handed out by Ready: ok reports whether
 // its proof verified. A check for a connection gone since is ignored.
 func (r *Relay) JoinChecked(j JoinCheck, ok bool, now time.Time) {
 	r.now = now
@@ -249,7 +261,7 @@ func (r *Relay) handleAnnounce(c *conn, p []byte) error {
 	if !r.checkEntries(c, f.Handle, f.Entries) {
 		return nil
 	}
-	if _, ok := r.cfg.Faults.Hit(FailDropAnnounce); !ok {
+	if _, ok := fault.Hit(r.cfg.Faults, FailDropAnnounce); !ok {
 		r.accept(m, f.Entries)
 	}
 	r.send(c, &wire.Ack{Handle: f.Handle, Seq: f.Seq})
@@ -293,7 +305,7 @@ func (r *Relay) handleSync(c *conn, p []byte) error {
 	r.stats.SyncRounds++
 	var out roster.SyncMsg
 	var give []roster.Entry
-	if _, ok := r.cfg.Faults.Hit(FailEmptySyncReply); !ok {
+	if _, ok := fault.Hit(r.cfg.Faults, FailEmptySyncReply); !ok {
 		out, give = m.ch.cache.ReplySync(&f.Msg)
 	}
 	r.sendEntries(c, wire.TypeDelta, f.Handle, f.Session, give)

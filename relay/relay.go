@@ -7,11 +7,12 @@ import (
 	"slices"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/cosnim/relays/internal/timerq"
 	"github.com/cosnim/relays/roster"
 	"github.com/cosnim/relays/transport"
 	"github.com/cosnim/relays/wire"
-	"golang.org/x/time/rate"
 )
 
 // Relay is the relay core. It implements transport.Handler; a driver calls
@@ -30,6 +31,7 @@ type Relay struct {
 	accepts  *rate.Limiter
 	// joinChecks are proofs queued for the driver (Config.AsyncJoinChecks).
 	joinChecks []JoinCheck
+	fannedOut  uint64    // entries fanned out since the last Ready
 	now        time.Time // of the event being handled
 	sweepAt    time.Time // when idle channels are next looked at; zero if none
 

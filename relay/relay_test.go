@@ -546,8 +546,8 @@ func TestAsyncJoinChecks(t *testing.T) {
 	if fs := c.frames(t); len(fs) != 0 {
 		t.Fatalf("joins answered before their proofs were checked: %+v", fs)
 	}
-	checks := h.r.TakeJoinChecks()
-	if len(checks) != 2 || len(h.r.TakeJoinChecks()) != 0 {
+	checks := h.r.Ready().JoinChecks
+	if len(checks) != 2 || len(h.r.Ready().JoinChecks) != 0 {
 		t.Fatalf("took %d checks, then more; want 2 once", len(checks))
 	}
 	for _, jc := range checks {
@@ -566,7 +566,7 @@ func TestAsyncJoinChecks(t *testing.T) {
 	d, wd := h.connect("d")
 	pub, sig = k.JoinProof(wd.Nonce)
 	h.send(d, &wire.Join{Handle: 1, Channel: k.ID(), Pub: pub, Sig: sig})
-	late := h.r.TakeJoinChecks()
+	late := h.r.Ready().JoinChecks
 	h.r.Closed(d, nil, h.now)
 	h.r.JoinChecked(late[0], true, h.now)
 	if fs := d.frames(t); len(fs) != 0 {

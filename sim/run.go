@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/cosnim/relays/client"
-	"github.com/cosnim/relays/internal/fault"
+	"github.com/cosnim/relays/internal/fault/registry"
 	"github.com/cosnim/relays/netsim"
 	"github.com/cosnim/relays/relay"
 	"github.com/cosnim/relays/roster"
@@ -77,7 +77,7 @@ type world struct {
 
 	relayNode   *netsim.Node
 	relay       *relay.Relay
-	relayFaults *fault.Points
+	relayFaults *registry.Points
 	relayUp     bool
 
 	keys      []*roster.Keys
@@ -100,7 +100,7 @@ type simClient struct {
 	ch      int
 	node    *netsim.Node
 	core    *client.Client
-	faults  *fault.Points
+	faults  *registry.Points
 	up      bool
 	chans   []int            // channels joined; chans[0] == ch
 	saved   [][]roster.Entry // per channel, what the instance keeps on disk across crashes
@@ -142,7 +142,7 @@ func newWorld(sc Scenario, opt Options) *world {
 	w.healAt = w.net.Now().Add(sc.Chaos)
 
 	w.relayNode = w.net.AddNode(relayName)
-	w.relayFaults = fault.New()
+	w.relayFaults = registry.New()
 	w.startRelay()
 
 	secret := fmt.Appendf(nil, "continuum secret %d", sc.Seed)
@@ -175,7 +175,7 @@ func newWorld(sc Scenario, opt Options) *world {
 
 // addClient adds and starts a client joined to chans.
 func (w *world) addClient(name string, chans []int) {
-	c := &simClient{w: w, name: name, ch: chans[0], chans: chans, faults: fault.New(),
+	c := &simClient{w: w, name: name, ch: chans[0], chans: chans, faults: registry.New(),
 		saved: make([][]roster.Entry, len(chans)), lastLen: make([]int, len(chans))}
 	c.node = w.net.AddNode(c.name)
 	w.clients = append(w.clients, c)

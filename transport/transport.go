@@ -1,6 +1,8 @@
 // Package transport is the seam between the relay and client cores and the
-// network that carries their bytes. The real implementation (TCP and TLS)
-// lives here too; the deterministic in-memory one lives in netsim.
+// network that carries their bytes. It holds only interfaces and sentinel
+// errors, so a core that imports it pulls in no network stack. The real
+// implementation (TCP and TLS) is transport/tcp; the deterministic in-memory
+// one is netsim.
 //
 // A Conn gives TCP's promise: bytes handed to Send arrive at the peer once,
 // whole and in order, or the connection dies and both ends are told. Nothing

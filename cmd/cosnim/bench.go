@@ -8,9 +8,10 @@ import (
 	"os"
 	"syscall"
 
-	"github.com/cosnim/relays/internal/bench"
-	"github.com/cosnim/relays/transport"
 	"github.com/spf13/cobra"
+
+	"github.com/cosnim/relays/cmd/cosnim/internal/bench"
+	"github.com/cosnim/relays/transport/tcp"
 )
 
 func init() { relaySubcommands = append(relaySubcommands, newBenchCmd) }
@@ -140,7 +141,7 @@ func benchTarget(cmd *cobra.Command, args []string, bf *benchFlags) (bench.Targe
 	var tc *tls.Config
 	if rc.Client.TLS {
 		c := rc.Client
-		tc, err = transport.ClientTLSConfig(c.CACertFile, c.CertFile, c.KeyFile, c.ServerName)
+		tc, err = tcp.ClientTLSConfig(c.CACertFile, c.CertFile, c.KeyFile, c.ServerName)
 		if err != nil {
 			return nil, err
 		}

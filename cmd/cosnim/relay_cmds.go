@@ -19,11 +19,13 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/cosnim/relays/client"
-	"github.com/cosnim/relays/internal/config"
-	"github.com/cosnim/relays/transport"
-	"github.com/cosnim/relays/wire"
 	"github.com/spf13/cobra"
+
+	"github.com/cosnim/relays/client"
+	"github.com/cosnim/relays/client/agent"
+	"github.com/cosnim/relays/internal/config"
+	"github.com/cosnim/relays/transport/tcp"
+	"github.com/cosnim/relays/wire"
 )
 
 // EnvContinuumKey holds the continuum secret when --continuum-key-file is
@@ -57,7 +59,7 @@ func clientTLS(c config.Client) (*tls.Config, error) {
 	if !c.TLS {
 		return nil, nil
 	}
-	return transport.ClientTLSConfig(c.CACertFile, c.CertFile, c.KeyFile, c.ServerName)
+	return tcp.ClientTLSConfig(c.CACertFile, c.CertFile, c.KeyFile, c.ServerName)
 }
 
 // continuumSecret reads the secret from --continuum-key-file, else from
@@ -83,7 +85,7 @@ func continuumSecret(cmd *cobra.Command) ([]byte, error) {
 }
 
 // newRelayAgent starts an Agent on a relay's client section.
-func newRelayAgent(cmd *cobra.Command, rc *config.Relay, log *slog.Logger) (*client.Agent, error) {
+func newRelayAgent(cmd *cobra.Command, rc *config.Relay, log *slog.Logger) (*agent.Agent, error) {
 	secret, err := continuumSecret(cmd)
 	if err != nil {
 		return nil, err
@@ -92,7 +94,7 @@ func newRelayAgent(cmd *cobra.Command, rc *config.Relay, log *slog.Logger) (*cli
 	if err != nil {
 		return nil, err
 	}
-	return client.NewAgent(client.Options{
+	return agent.New(agent.Options{
 		Addrs:          []string{rc.Client.Address},
 		TLS:            tc,
 		Secret:         secret,
@@ -106,7 +108,7 @@ func newRelayAgent(cmd *cobra.Command, rc *config.Relay, log *slog.Logger) (*cli
 
 // joinedAgent starts an Agent on the client section of the relay named
 // name and joins hubs.
-func joinedAgent(cmd *cobra.Command, name string, hubs []string) (*client.Agent, *slog.Logger, error) {
+func joinedAgent(cmd *cobra.Command, name string, hubs []string) (*agent.Agent, *slog.Logger, error) {
 	rc, log, err := relayFromArgs(cmd, name)
 	if err != nil {
 		return nil, nil, err
@@ -259,7 +261,7 @@ type wireConn struct {
 // dialWire connects (TLS when tc is set) and bounds the connection by
 // ctx's deadline.
 func dialWire(ctx context.Context, addr string, tc *tls.Config) (*wireConn, error) {
-	nc, err := transport.NetDialer(tc)(ctx, addr)
+	nc, err := tcp.NetDialer(tc)(ctx, addr)
 	if err != nil {
 		return nil, explainDial(err, tc != nil)
 	}
@@ -271,8 +273,8 @@ func dialWire(ctx context.Context, addr string, tc *tls.Config) (*wireConn, erro
 
 // explainDial makes dial and handshake errors say what to do.
 func explainDial(err error, isTLS bool) error {
-	err = transport.ExplainDialError(err)
-	if errors.Is(err, transport.ErrProtocolMismatch) {
+	err = tcp.ExplainDialError(err)
+	if errors.Is(err, tcp.ErrProtocolMismatch) {
 		return err
 	}
 	var oe *net.OpError
@@ -416,7 +418,7 @@ The continuum secret comes from --continuum-key-file or $COSNIM_CONTINUUM_KEY.`,
 }
 
 // reportProgress logs link changes and catch-ups until ctx ends.
-func reportProgress(ctx context.Context, a *client.Agent, hubs []string, log *slog.Logger) {
+func reportProgress(ctx context.Context, a *agent.Agent, hubs []string, log *slog.Logger) {
 	for ctx.Err() == nil {
 		if err := a.WaitConnected(ctx); err != nil {
 			return
@@ -506,7 +508,7 @@ The continuum secret comes from --continuum-key-file or $COSNIM_CONTINUUM_KEY.`,
 	return cmd
 }
 
-func announceIDs(ctx context.Context, a *client.Agent, hub string, ids []string, res *announceResult) error {
+func announceIDs(ctx context.Context, a *agent.Agent, hub string, ids []string, res *announceResult) error {
 	if err := a.WaitCaughtUp(ctx, hub); err != nil {
 		return fmt.Errorf("could not reach the relay (state %s): %w", a.State(), err)
 	}

@@ -9,7 +9,8 @@ import (
 
 	"github.com/cosnim/relays/internal/config"
 	"github.com/cosnim/relays/relay"
-	"github.com/cosnim/relays/transport"
+	"github.com/cosnim/relays/relay/relayserver"
+	"github.com/cosnim/relays/transport/tcp"
 )
 
 // serveRelay runs the relay server named name until ctx is cancelled, then
@@ -19,7 +20,7 @@ func serveRelay(ctx context.Context, name string, rc *config.Relay, log *slog.Lo
 	if err != nil {
 		return err
 	}
-	s, err := relay.NewServer(cfg)
+	s, err := relayserver.New(cfg)
 	if err != nil {
 		return fmt.Errorf("relay %s: %w", name, err)
 	}
@@ -27,10 +28,10 @@ func serveRelay(ctx context.Context, name string, rc *config.Relay, log *slog.Lo
 }
 
 // serverConfig maps a relay's server section onto the driver's settings.
-func serverConfig(rc *config.Relay, log *slog.Logger) (relay.ServerConfig, error) {
+func serverConfig(rc *config.Relay, log *slog.Logger) (relayserver.Config, error) {
 	sv := rc.Server
 	l := sv.Limits
-	cfg := relay.ServerConfig{
+	cfg := relayserver.Config{
 		Relay: relay.Config{
 			MaxConnections:     l.MaxConnections,
 			HandshakeTimeout:   l.HandshakeTimeout,
@@ -59,7 +60,7 @@ func serverConfig(rc *config.Relay, log *slog.Logger) (relay.ServerConfig, error
 		cfg.MetricsAddr = u.Host
 	}
 	if sv.TLS {
-		tc, reloader, err := transport.ServerTLSConfig(sv.SSLCertFile, sv.PrivateKeyFile, sv.ClientCAFile, sv.AuthorizedClients)
+		tc, reloader, err := tcp.ServerTLSConfig(sv.SSLCertFile, sv.PrivateKeyFile, sv.ClientCAFile, sv.AuthorizedClients)
 		if err != nil {
 			return cfg, fmt.Errorf("relay %s: %w", rc.Name, err)
 		}

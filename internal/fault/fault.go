@@ -1,38 +1,23 @@
-// Package fault wraps github.com/pingcap/failpoint for the cores.
+// Package fault is the cores' view of failpoints: named points in
+// production code that a simulation turns on to break one behaviour on
+// purpose, so that a checker can show it notices.
 //
-// Failpoints in pingcap/failpoint are process-global by default; simulations
-// run side by side, so every core is handed its own registry instead. A nil
-// *Points is the release setting: each check is one nil test.
-//
-// Probability terms ("50%return") draw from a wall-clock-seeded source and
-// would break replay; callers that need chance enable and disable points from
-// their own seeded source and use only deterministic terms ("return", "3*return").
+// A core is handed a Set in its Config; nil is the release setting, and
+// each check then costs one nil test. The registry the simulator uses
+// (internal/fault/registry) lives apart so that cores link nothing of it.
+// Failpoint names are constants next to the code that checks them.
 package fault
 
-import "github.com/pingcap/failpoint"
-
-// Points is one core's set of failpoints.
-type Points struct {
-	fps failpoint.Failpoints
+// Set reports which failpoints are on.
+type Set interface {
+	// Hit reports whether the named point is on, and its value.
+	Hit(name string) (value any, on bool)
 }
 
-// New returns an empty registry.
-func New() *Points { return &Points{} }
-
-// Enable turns on the named point with failpoint terms such as "return(true)".
-func (p *Points) Enable(name, terms string) error { return p.fps.Enable(name, terms) }
-
-// Disable turns off the named point.
-func (p *Points) Disable(name string) error { return p.fps.Disable(name) }
-
-// Hit reports whether the named point is on, and its value.
-func (p *Points) Hit(name string) (failpoint.Value, bool) {
-	if p == nil {
+// Hit is s.Hit(name), false for a nil Set.
+func Hit(s Set, name string) (value any, on bool) {
+	if s == nil {
 		return nil, false
 	}
-	v, err := p.fps.Eval(name)
-	if err != nil {
-		return nil, false
-	}
-	return v, true
+	return s.Hit(name)
 }

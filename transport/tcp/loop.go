@@ -1,4 +1,4 @@
-package transport
+package tcp
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/cosnim/relays/transport"
 )
 
 // ErrLoopClosed is returned by Serve once the Loop is closed.
@@ -117,7 +119,7 @@ func (o *LoopOptions) setDefaults() {
 // every goroutine the Loop started. Loop.Close must not be called from
 // inside an event.
 type Loop struct {
-	h   Handler
+	h   transport.Handler
 	opt LoopOptions
 	log *slog.Logger
 
@@ -127,7 +129,7 @@ type Loop struct {
 	wg     sync.WaitGroup
 	rpool  sync.Pool // *[]byte of opt.ReadBuffer bytes
 
-	mu      sync.Mutex // the core lock: held for every Handler call; guards the following
+	mu      sync.Mutex // the core lock: held for every transport.Handler call; guards the following
 	closed  bool
 	conns   map[*conn]struct{}
 	lns     map[net.Listener]struct{}
@@ -139,7 +141,7 @@ type Loop struct {
 
 // NewLoop returns a Loop that feeds h. It starts one goroutine for the
 // timer; Close stops it.
-func NewLoop(h Handler, opt LoopOptions) *Loop {
+func NewLoop(h transport.Handler, opt LoopOptions) *Loop {
 	opt.setDefaults()
 	l := &Loop{
 		h:     h,

@@ -1,4 +1,4 @@
-package relay
+package relayserver
 
 import (
 	"context"
@@ -11,9 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
+	"github.com/cosnim/relays/relay"
 	"github.com/cosnim/relays/roster"
 	"github.com/cosnim/relays/wire"
-	"go.uber.org/goleak"
 )
 
 var soak = flag.Duration("soak", 0, "run TestSoak for this long (make soak)")
@@ -106,9 +108,9 @@ func heapInUse() uint64 {
 }
 
 func startServer(t *testing.T) (*Server, context.CancelFunc, chan error) {
-	srv, err := NewServer(ServerConfig{
+	srv, err := New(Config{
 		Addr:       "127.0.0.1:0",
-		Relay:      Config{AcceptRate: 100000, HandshakeTimeout: time.Second},
+		Relay:      relay.Config{AcceptRate: 100000, HandshakeTimeout: time.Second},
 		DrainGrace: 200 * time.Millisecond,
 	})
 	if err != nil {

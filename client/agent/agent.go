@@ -1,4 +1,4 @@
-package client
+package agent
 
 import (
 	"context"
@@ -12,15 +12,17 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cosnim/relays/client"
 	"github.com/cosnim/relays/roster"
 	"github.com/cosnim/relays/transport"
+	"github.com/cosnim/relays/transport/tcp"
 	"github.com/cosnim/relays/wire"
 )
 
 // Errors of the Agent API.
 var (
-	// ErrAgentClosed is returned by an Agent's methods after Close.
-	ErrAgentClosed = errors.New("client: agent closed")
+	// ErrClosed is returned by an Agent's methods after Close.
+	ErrClosed = errors.New("client: agent closed")
 	// ErrNotJoined is returned for a hub that Join was not called for.
 	ErrNotJoined = errors.New("client: hub not joined")
 )
@@ -34,7 +36,7 @@ type Options struct {
 	// Addrs are the relay's HOST:PORT addresses, tried in turn.
 	Addrs []string
 	// TLS, when not nil, makes the Agent dial TLS (tcps://); build it with
-	// transport.ClientTLSConfig.
+	// tcp.ClientTLSConfig.
 	TLS *tls.Config
 	// Secret is the continuum secret; channel keys derive from it.
 	Secret []byte
@@ -50,7 +52,7 @@ type Options struct {
 	Logger *slog.Logger
 	// Listing schedules each hub's storage listings (see ListPolicy and
 	// Agent.NextListing); zero fields take ListConfig's defaults.
-	Listing ListConfig
+	Listing client.ListConfig
 }
 
 // Learned is one capsule reference received from the relay.
@@ -61,7 +63,7 @@ type Learned struct {
 }
 
 // Agent is the client API that instances embed. It runs the client core in
-// a transport.Loop: it connects at once, reconnects with backoff and
+// a tcp.Loop: it connects at once, reconnects with backoff and
 // jitter, honours the relay's Drain, and catches up after every reconnect.
 // No method blocks on a slow or absent relay except the Wait ones, which
 // take a context.
@@ -73,15 +75,15 @@ type Learned struct {
 //
 // Agent is safe for concurrent use.
 type Agent struct {
-	loop      *transport.Loop
-	core      *Client
+	loop      *tcp.Loop
+	core      *client.Client
 	secret    []byte
 	entries   chan Learned
 	closeOnce sync.Once
 
 	mu       sync.Mutex // guards the following; never held while calling into the loop
 	closed   bool
-	state    State
+	state    client.State
 	hubs     map[string]*hubState
 	byID     map[roster.ChannelID]*hubState
 	acked    map[uint32]bool // seqs waited for that the relay acked
@@ -89,7 +91,7 @@ type Agent struct {
 	overflow uint64
 	problems []string // latest problems from the relay, newest last (bounded)
 	changed  chan struct{}
-	listing  ListConfig
+	listing  client.ListConfig
 	listRand *rand.Rand // jitter for the listing policies
 }
 
@@ -99,15 +101,15 @@ type hubState struct {
 	keys    *roster.Keys
 	synced  bool   // caught up since the current connection came up
 	syncGen uint64 // catch-ups completed
-	policy  *ListPolicy
+	policy  *client.ListPolicy
 }
 
 // handlerRef lets the Loop be built before the core it feeds.
 type handlerRef struct{ transport.Handler }
 
-// NewAgent starts an Agent; it begins connecting at once and returns
+// New starts an Agent; it begins connecting at once and returns
 // without waiting.
-func NewAgent(opts Options) (*Agent, error) {
+func New(opts Options) (*Agent, error) {
 	if len(opts.Secret) == 0 {
 		return nil, roster.ErrNoSecret
 	}
@@ -128,7 +130,7 @@ func NewAgent(opts Options) (*Agent, error) {
 		changed: make(chan struct{}),
 	}
 	ref := &handlerRef{}
-	loop := transport.NewLoop(ref, transport.LoopOptions{
+	loop := tcp.NewLoop(ref, tcp.LoopOptions{
 		Logger:      opts.Logger,
 		DialTimeout: opts.ConnectTimeout,
 	})
@@ -136,14 +138,14 @@ func NewAgent(opts Options) (*Agent, error) {
 	crand.Read(seed[:])
 	rng := rand.New(rand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:])))
 	a.listRand = rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64()))
-	core, err := New(Config{
+	core, err := client.New(client.Config{
 		Addrs:          opts.Addrs,
 		Agent:          opts.Agent,
 		BackoffMin:     opts.BackoffMin,
 		BackoffMax:     opts.BackoffMax,
 		ConnectTimeout: opts.ConnectTimeout,
 		Logger:         opts.Logger,
-	}, loop.Dialer(transport.NetDialer(opts.TLS)), rng, (*agentObserver)(a))
+	}, loop.Dialer(tcp.NetDialer(opts.TLS)), rng, (*agentObserver)(a))
 	if err != nil {
 		loop.Close()
 		return nil, err
@@ -164,30 +166,30 @@ func (a *Agent) Join(hub string) error {
 	a.mu.Lock()
 	if a.closed {
 		a.mu.Unlock()
-		return ErrAgentClosed
+		return ErrClosed
 	}
 	if _, ok := a.hubs[hub]; ok {
 		a.mu.Unlock()
 		return nil
 	}
-	policy, err := NewListPolicy(a.listing, a.listRand, time.Now())
+	policy, err := client.NewListPolicy(a.listing, a.listRand, time.Now())
 	if err != nil {
 		a.mu.Unlock()
 		return err
 	}
-	if a.state == Connected {
+	if a.state == client.Connected {
 		policy.RelayConnected(time.Now())
 	}
 	h := &hubState{name: hub, keys: keys, policy: policy}
 	a.hubs[hub] = h
 	a.byID[keys.ID()] = h
 	a.mu.Unlock()
-	return a.do(func(c *Client, now time.Time) error { return c.Join(keys, nil, now) })
+	return a.do(func(c *client.Client, now time.Time) error { return c.Join(keys, nil, now) })
 }
 
 // do runs f in the core's event context.
-func (a *Agent) do(f func(c *Client, now time.Time) error) error {
-	err := ErrAgentClosed
+func (a *Agent) do(f func(c *client.Client, now time.Time) error) error {
+	err := ErrClosed
 	a.loop.Do(func() { err = f(a.core, time.Now()) })
 	return err
 }
@@ -196,7 +198,7 @@ func (a *Agent) hub(name string) (*hubState, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.closed {
-		return nil, ErrAgentClosed
+		return nil, ErrClosed
 	}
 	h := a.hubs[name]
 	if h == nil {
@@ -213,7 +215,7 @@ func (a *Agent) Announce(hub string, ref []byte) error {
 	if err != nil {
 		return err
 	}
-	return a.do(func(c *Client, now time.Time) error {
+	return a.do(func(c *client.Client, now time.Time) error {
 		_, err := c.Announce(h.keys.ID(), ref, now)
 		return err
 	})
@@ -232,12 +234,12 @@ func (a *Agent) AnnounceAndWait(ctx context.Context, hub string, ref []byte) err
 	if err != nil {
 		return err
 	}
-	ready := func() bool { return h.synced && a.state == Connected }
+	ready := func() bool { return h.synced && a.state == client.Connected }
 	for {
 		var seq uint32
 		var gen uint64
 		sent := false
-		err := a.do(func(c *Client, now time.Time) error {
+		err := a.do(func(c *client.Client, now time.Time) error {
 			a.mu.Lock()
 			ok := ready()
 			gen = h.syncGen
@@ -288,7 +290,7 @@ func (a *Agent) wait(ctx context.Context, cond func() bool) error {
 		}
 		if a.closed {
 			a.mu.Unlock()
-			return ErrAgentClosed
+			return ErrClosed
 		}
 		ch := a.changed
 		a.mu.Unlock()
@@ -309,7 +311,7 @@ func (a *Agent) notifyLocked() {
 // WaitConnected waits until the Agent has finished a handshake with the
 // relay.
 func (a *Agent) WaitConnected(ctx context.Context) error {
-	return a.wait(ctx, func() bool { return a.state == Connected })
+	return a.wait(ctx, func() bool { return a.state == client.Connected })
 }
 
 // WaitCaughtUp waits until hub's roster holds everything the relay had
@@ -319,7 +321,7 @@ func (a *Agent) WaitCaughtUp(ctx context.Context, hub string) error {
 	if err != nil {
 		return err
 	}
-	return a.wait(ctx, func() bool { return h.synced && a.state == Connected })
+	return a.wait(ctx, func() bool { return h.synced && a.state == client.Connected })
 }
 
 // Entries returns the feed of references learned from the relay. It is
@@ -342,7 +344,7 @@ func (a *Agent) Known(hub string) ([][]byte, error) {
 		return nil, err
 	}
 	var refs [][]byte
-	err = a.do(func(c *Client, _ time.Time) error {
+	err = a.do(func(c *client.Client, _ time.Time) error {
 		set := c.Roster(h.keys.ID())
 		if set == nil {
 			return nil
@@ -360,7 +362,7 @@ func (a *Agent) Known(hub string) ([][]byte, error) {
 }
 
 // State reports the link state.
-func (a *Agent) State() State {
+func (a *Agent) State() client.State {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.state
@@ -368,13 +370,13 @@ func (a *Agent) State() State {
 
 // Epoch reports the epoch of the relay last connected to.
 func (a *Agent) Epoch() (epoch uint64, ok bool) {
-	a.do(func(c *Client, _ time.Time) error { epoch, ok = c.Epoch(); return nil })
+	a.do(func(c *client.Client, _ time.Time) error { epoch, ok = c.Epoch(); return nil })
 	return epoch, ok
 }
 
 // Stats returns the core's counters.
-func (a *Agent) Stats() (st Stats) {
-	a.do(func(c *Client, _ time.Time) error { st = c.Stats(); return nil })
+func (a *Agent) Stats() (st client.Stats) {
+	a.do(func(c *client.Client, _ time.Time) error { st = c.Stats(); return nil })
 	return st
 }
 
@@ -402,15 +404,15 @@ func (a *Agent) NextListing(hub string) (time.Time, error) {
 
 // ListingStarted records that the instance began listing hub's storage.
 func (a *Agent) ListingStarted(hub string) error {
-	return a.withPolicy(hub, func(p *ListPolicy, now time.Time) { p.ListingStarted(now) })
+	return a.withPolicy(hub, func(p *client.ListPolicy, now time.Time) { p.ListingStarted(now) })
 }
 
 // ListingDone records that a listing of hub's storage finished.
 func (a *Agent) ListingDone(hub string) error {
-	return a.withPolicy(hub, func(p *ListPolicy, now time.Time) { p.ListingDone(now) })
+	return a.withPolicy(hub, func(p *client.ListPolicy, now time.Time) { p.ListingDone(now) })
 }
 
-func (a *Agent) withPolicy(hub string, f func(p *ListPolicy, now time.Time)) error {
+func (a *Agent) withPolicy(hub string, f func(p *client.ListPolicy, now time.Time)) error {
 	h, err := a.hub(hub)
 	if err != nil {
 		return err
@@ -425,11 +427,11 @@ func (a *Agent) withPolicy(hub string, f func(p *ListPolicy, now time.Time)) err
 // policiesLocked returns the policies an event about channel id concerns:
 // its hub's, or every hub's for an event about the link. Order does not
 // matter: each hub's schedule is its own.
-func (a *Agent) policiesLocked(id roster.ChannelID) []*ListPolicy {
+func (a *Agent) policiesLocked(id roster.ChannelID) []*client.ListPolicy {
 	if h := a.byID[id]; h != nil {
-		return []*ListPolicy{h.policy}
+		return []*client.ListPolicy{h.policy}
 	}
-	all := make([]*ListPolicy, 0, len(a.hubs))
+	all := make([]*client.ListPolicy, 0, len(a.hubs))
 	for _, h := range a.hubs { // sorted: order-free, see above
 		all = append(all, h.policy)
 	}
@@ -475,14 +477,14 @@ func (o *agentObserver) Learned(id roster.ChannelID, refs [][]byte, now time.Tim
 	}
 }
 
-func (o *agentObserver) StateChanged(s State, now time.Time) {
+func (o *agentObserver) StateChanged(s client.State, now time.Time) {
 	a := (*Agent)(o)
 	a.mu.Lock()
 	a.state = s
 	for _, p := range a.policiesLocked(roster.ChannelID{}) {
 		p.StateChanged(s, now)
 	}
-	if s != Connected {
+	if s != client.Connected {
 		for _, h := range a.hubs { // sorted: order-free flag reset
 			h.synced = false
 		}

@@ -22,7 +22,8 @@ import (
 	"time"
 
 	"github.com/cosnim/relays/relay"
-	"github.com/cosnim/relays/transport"
+	"github.com/cosnim/relays/relay/relayserver"
+	"github.com/cosnim/relays/transport/tcp"
 )
 
 // ErrNoRestart is returned by Restart for a relay the bench does not run.
@@ -60,12 +61,12 @@ func RelayConfig(acceptRate int) relay.Config {
 	return c.WithDefaults()
 }
 
-// inProcess runs a relay.Server inside the bench.
+// inProcess runs a relayserver.Server inside the bench.
 type inProcess struct {
-	cfg    relay.ServerConfig
+	cfg    relayserver.Config
 	client *tls.Config
 	mu     sync.Mutex // guards the following
-	srv    *relay.Server
+	srv    *relayserver.Server
 	done   chan error
 	addr   string
 }
@@ -73,7 +74,7 @@ type inProcess struct {
 // StartInProcess starts a relay on 127.0.0.1:0 in this process, with a
 // generated certificate when useTLS is set.
 func StartInProcess(useTLS bool, acceptRate int) (Target, error) {
-	t := &inProcess{cfg: relay.ServerConfig{Relay: RelayConfig(acceptRate), Addr: "127.0.0.1:0"}}
+	t := &inProcess{cfg: relayserver.Config{Relay: RelayConfig(acceptRate), Addr: "127.0.0.1:0"}}
 	if useTLS {
 		srv, cli, err := selfSignedTLS()
 		if err != nil {
@@ -88,7 +89,7 @@ func StartInProcess(useTLS bool, acceptRate int) (Target, error) {
 }
 
 func (t *inProcess) start() error {
-	srv, err := relay.NewServer(t.cfg)
+	srv, err := relayserver.New(t.cfg)
 	if err != nil {
 		return err
 	}
@@ -184,7 +185,7 @@ func tlsFromPEM(certPEM, keyPEM []byte) (server, client *tls.Config, err error) 
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(certPEM)
-	server = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{pair}, CurvePreferences: transport.ClassicalKeyExchanges}
+	server = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{pair}, CurvePreferences: tcp.ClassicalKeyExchanges}
 	client = clientTLS(certPEM)
 	return server, client, nil
 }
@@ -238,7 +239,7 @@ type serveHello struct {
 // commands read line by line from in: "usage" (a JSON Usage line) and
 // "restart" (a line "ok" or an error); it stops at EOF.
 func Serve(in io.Reader, out io.Writer, useTLS bool, acceptRate int) error {
-	t := &inProcess{cfg: relay.ServerConfig{Relay: RelayConfig(acceptRate), Addr: "127.0.0.1:0"}}
+	t := &inProcess{cfg: relayserver.Config{Relay: RelayConfig(acceptRate), Addr: "127.0.0.1:0"}}
 	hello := serveHello{Pid: os.Getpid()}
 	if useTLS {
 		certPEM, keyPEM, err := selfSignedPEM()

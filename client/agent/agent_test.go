@@ -1,4 +1,4 @@
-package client_test
+package agent_test
 
 import (
 	"context"
@@ -9,9 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cosnim/relays/client"
-	"github.com/cosnim/relays/relay"
 	"go.uber.org/goleak"
+
+	"github.com/cosnim/relays/client"
+	"github.com/cosnim/relays/client/agent"
+	"github.com/cosnim/relays/relay/relayserver"
 )
 
 const apiTimeout = 20 * time.Second
@@ -32,10 +34,10 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// startRelay runs a relay.Server on addr until the returned stop.
+// startRelay runs a relayserver.Server on addr until the returned stop.
 func startRelay(t *testing.T, addr string) (stop func()) {
 	t.Helper()
-	s, err := relay.NewServer(relay.ServerConfig{Addr: addr})
+	s, err := relayserver.New(relayserver.Config{Addr: addr})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,9 +57,9 @@ func startRelay(t *testing.T, addr string) (stop func()) {
 	}
 }
 
-func agent(t *testing.T, addr string, buffer int) *client.Agent {
+func newAgent(t *testing.T, addr string, buffer int) *agent.Agent {
 	t.Helper()
-	a, err := client.NewAgent(client.Options{
+	a, err := agent.New(agent.Options{
 		Addrs:         []string{addr},
 		Secret:        []byte("api test secret"),
 		BackoffMin:    10 * time.Millisecond,
@@ -73,7 +75,7 @@ func agent(t *testing.T, addr string, buffer int) *client.Agent {
 func TestAgentWorksWithoutRelay(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	addr := freeAddr(t) // nothing listens
-	a := agent(t, addr, 0)
+	a := newAgent(t, addr, 0)
 	defer a.Close()
 	if err := a.Join("h"); err != nil {
 		t.Fatal(err)
@@ -88,7 +90,7 @@ func TestAgentWorksWithoutRelay(t *testing.T) {
 	if s := a.State(); s == client.Connected {
 		t.Fatalf("state %v with no relay", s)
 	}
-	if err := a.Announce("nope", []byte("x")); !errors.Is(err, client.ErrNotJoined) {
+	if err := a.Announce("nope", []byte("x")); !errors.Is(err, agent.ErrNotJoined) {
 		t.Fatalf("Announce to an unjoined hub: %v, want ErrNotJoined", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
@@ -101,7 +103,7 @@ func TestAgentWorksWithoutRelay(t *testing.T) {
 func TestAnnounceAndWaitOnceRelayAppears(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	addr := freeAddr(t)
-	a := agent(t, addr, 0)
+	a := newAgent(t, addr, 0)
 	defer a.Close()
 	if err := a.Join("h"); err != nil {
 		t.Fatal(err)
@@ -113,7 +115,7 @@ func TestAnnounceAndWaitOnceRelayAppears(t *testing.T) {
 		t.Fatalf("AnnounceAndWait: %v", err)
 	}
 	// The relay holds it: a newcomer catches up with it.
-	b := agent(t, addr, 0)
+	b := newAgent(t, addr, 0)
 	if err := b.Join("h"); err != nil {
 		t.Fatal(err)
 	}
@@ -133,8 +135,8 @@ func TestEntriesFeedOverflowKeepsRoster(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	addr := freeAddr(t)
 	stop := startRelay(t, addr)
-	a, b := agent(t, addr, 0), agent(t, addr, 3)
-	for _, ag := range []*client.Agent{a, b} {
+	a, b := newAgent(t, addr, 0), newAgent(t, addr, 3)
+	for _, ag := range []*agent.Agent{a, b} {
 		if err := ag.Join("h"); err != nil {
 			t.Fatal(err)
 		}
@@ -172,7 +174,7 @@ func TestEntriesFeedOverflowKeepsRoster(t *testing.T) {
 	if !slices.Equal(fed, want[:3]) {
 		t.Errorf("feed = %q, want the first three", fed)
 	}
-	if err := b.Announce("h", []byte("late")); !errors.Is(err, client.ErrAgentClosed) {
+	if err := b.Announce("h", []byte("late")); !errors.Is(err, agent.ErrClosed) {
 		t.Errorf("Announce after Close: %v, want ErrAgentClosed", err)
 	}
 	a.Close()
@@ -183,8 +185,8 @@ func TestEntriesFeedOverflowKeepsRoster(t *testing.T) {
 // relay keeps it caught up, at the listing interval without one.
 func TestAgentListingSchedule(t *testing.T) {
 	listing := client.ListConfig{Soon: time.Second, ListInterval: 10 * time.Second, HealthyInterval: time.Hour, StaleAfter: 30 * time.Minute}
-	newAgent := func(addr string) *client.Agent {
-		a, err := client.NewAgent(client.Options{Addrs: []string{addr}, Secret: []byte("s"), Listing: listing,
+	newAgent := func(addr string) *agent.Agent {
+		a, err := agent.New(agent.Options{Addrs: []string{addr}, Secret: []byte("s"), Listing: listing,
 			BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
@@ -225,7 +227,7 @@ func TestAgentListingSchedule(t *testing.T) {
 	if wait := time.Until(next); wait < 25*time.Minute {
 		t.Errorf("with a caught-up relay the next listing is in %v, want rare (about the 30m staleness bound)", wait)
 	}
-	if _, err := served.NextListing("elsewhere"); !errors.Is(err, client.ErrNotJoined) {
+	if _, err := served.NextListing("elsewhere"); !errors.Is(err, agent.ErrNotJoined) {
 		t.Errorf("NextListing of an unjoined hub: %v, want ErrNotJoined", err)
 	}
 }

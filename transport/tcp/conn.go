@@ -1,4 +1,4 @@
-package transport
+package tcp
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"sync"
 	"time"
+
+	"github.com/cosnim/relays/transport"
 )
 
 // smallReadSize is the buffer an idle connection reads into. A read that
@@ -53,7 +55,7 @@ type conn struct {
 	stopped  bool       // no more writes: drop whatever is queued
 }
 
-var _ Conn = (*conn)(nil)
+var _ transport.Conn = (*conn)(nil)
 
 func newConn(l *Loop, nc net.Conn, addr string) *conn {
 	return &conn{l: l, nc: nc, addr: addr, first: true}
@@ -62,12 +64,12 @@ func newConn(l *Loop, nc net.Conn, addr string) *conn {
 // Send queues a copy of b. It never blocks.
 func (c *conn) Send(b []byte) error {
 	if c.dead {
-		return ErrClosed
+		return transport.ErrClosed
 	}
 	c.wmu.Lock()
 	if c.stopped || c.closeReq {
 		c.wmu.Unlock()
-		return ErrClosed
+		return transport.ErrClosed
 	}
 	if c.pend == nil {
 		c.pend = writePool.Get().(*[]byte)

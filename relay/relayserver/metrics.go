@@ -1,4 +1,4 @@
-package relay
+package relayserver
 
 import (
 	"context"
@@ -12,10 +12,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cosnim/relays/wire"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/cosnim/relays/relay"
+	"github.com/cosnim/relays/wire"
 )
 
 // The operations listener serves, without authentication (bind it to
@@ -121,7 +123,7 @@ type Status struct {
 type rateTracker struct {
 	mu   sync.Mutex // guards the following
 	at   time.Time
-	prev Stats
+	prev relay.Stats
 }
 
 func (s *Server) status(rt *rateTracker) (Status, bool) {

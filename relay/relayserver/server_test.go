@@ -1,4 +1,4 @@
-package relay_test
+package relayserver_test
 
 import (
 	"bytes"
@@ -18,12 +18,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cosnim/relays/client"
-	"github.com/cosnim/relays/internal/testpki"
-	"github.com/cosnim/relays/relay"
-	"github.com/cosnim/relays/transport"
-	"github.com/cosnim/relays/wire"
 	"go.uber.org/goleak"
+
+	"github.com/cosnim/relays/client"
+	"github.com/cosnim/relays/client/agent"
+	"github.com/cosnim/relays/internal/testpki"
+	"github.com/cosnim/relays/relay/relayserver"
+	"github.com/cosnim/relays/transport/tcp"
+	"github.com/cosnim/relays/wire"
 )
 
 // waitTimeout bounds every wait; generous, since no test asserts timing.
@@ -31,16 +33,16 @@ const waitTimeout = 20 * time.Second
 
 // running is a Server started by startServer.
 type running struct {
-	*relay.Server
+	*relayserver.Server
 	stop func() error // cancels Run's context and returns its result
 }
 
-func startServer(t *testing.T, cfg relay.ServerConfig) *running {
+func startServer(t *testing.T, cfg relayserver.Config) *running {
 	t.Helper()
 	if cfg.Addr == "" {
 		cfg.Addr = "127.0.0.1:0"
 	}
-	s, err := relay.NewServer(cfg)
+	s, err := relayserver.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,9 +72,9 @@ func startServer(t *testing.T, cfg relay.ServerConfig) *running {
 	return &running{Server: s, stop: stop}
 }
 
-func newAgent(t *testing.T, addr string, tc *tls.Config) *client.Agent {
+func newAgent(t *testing.T, addr string, tc *tls.Config) *agent.Agent {
 	t.Helper()
-	a, err := client.NewAgent(client.Options{
+	a, err := agent.New(agent.Options{
 		Addrs:      []string{addr},
 		TLS:        tc,
 		Secret:     []byte("test continuum secret"),
@@ -112,7 +114,7 @@ func refs(prefix string, from, to int) [][]byte {
 	return out
 }
 
-func known(t *testing.T, a *client.Agent, hub string) []string {
+func known(t *testing.T, a *agent.Agent, hub string) []string {
 	t.Helper()
 	rs, err := a.Known(hub)
 	if err != nil {
@@ -136,7 +138,7 @@ func sortedStrings(rs [][]byte) []string {
 }
 
 // waitUnion waits until every agent holds exactly want in hub.
-func waitUnion(t *testing.T, hub string, want [][]byte, agents ...*client.Agent) {
+func waitUnion(t *testing.T, hub string, want [][]byte, agents ...*agent.Agent) {
 	t.Helper()
 	w := sortedStrings(want)
 	for i, a := range agents {
@@ -146,7 +148,7 @@ func waitUnion(t *testing.T, hub string, want [][]byte, agents ...*client.Agent)
 	}
 }
 
-func announceAll(t *testing.T, a *client.Agent, hub string, rs [][]byte) {
+func announceAll(t *testing.T, a *agent.Agent, hub string, rs [][]byte) {
 	t.Helper()
 	for _, r := range rs {
 		if err := a.Announce(hub, r); err != nil {
@@ -167,10 +169,10 @@ func TestTwoClientsConverge(t *testing.T) {
 		{"tls", p.serverConfig(t, false, nil), p.clientConfig(t, "", "")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := startServer(t, relay.ServerConfig{TLS: tc.server})
+			s := startServer(t, relayserver.Config{TLS: tc.server})
 			addr := s.Addr().String()
 			a, b := newAgent(t, addr, tc.client), newAgent(t, addr, tc.client)
-			for _, ag := range []*client.Agent{a, b} {
+			for _, ag := range []*agent.Agent{a, b} {
 				if err := ag.Join("hub-1"); err != nil {
 					t.Fatal(err)
 				}
@@ -212,7 +214,7 @@ func TestMutualTLS(t *testing.T) {
 	expCert, expKey, _ := p.ca.Issue(t, p.dir, "expired", testpki.Leaf{CN: "instance-1", Expired: true})
 	strangerCert, strangerKey, _ := p.ca.Issue(t, p.dir, "stranger", testpki.Leaf{CN: "stranger"})
 
-	s := startServer(t, relay.ServerConfig{TLS: p.serverConfig(t, true, []string{"CN=instance-1"})})
+	s := startServer(t, relayserver.Config{TLS: p.serverConfig(t, true, []string{"CN=instance-1"})})
 	addr := s.Addr().String()
 
 	t.Run("accepted", func(t *testing.T) {
@@ -229,10 +231,10 @@ func TestMutualTLS(t *testing.T) {
 		name, cert, key string
 		reason          string
 	}{
-		{"no certificate", "", "", relay.TLSFailNoCertificate},
-		{"other CA", otherCert, otherKey, relay.TLSFailUnknownCA},
-		{"expired", expCert, expKey, relay.TLSFailExpired},
-		{"unauthorized subject", strangerCert, strangerKey, relay.TLSFailNotAuthorized},
+		{"no certificate", "", "", relayserver.TLSFailNoCertificate},
+		{"other CA", otherCert, otherKey, relayserver.TLSFailUnknownCA},
+		{"expired", expCert, expKey, relayserver.TLSFailExpired},
+		{"unauthorized subject", strangerCert, strangerKey, relayserver.TLSFailNotAuthorized},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := s.TLSFailures()[tc.reason]
@@ -268,7 +270,7 @@ func TestMutualTLS(t *testing.T) {
 func rawHandshake(t *testing.T, addr string, cfg *tls.Config) error {
 	t.Helper()
 	ctx := ctxT(t)
-	nc, err := transport.NetDialer(cfg)(ctx, addr)
+	nc, err := tcp.NetDialer(cfg)(ctx, addr)
 	if err != nil {
 		return err
 	}
@@ -316,10 +318,10 @@ func readFrame(r io.Reader, want wire.Type) (wire.Frame, error) {
 
 func TestRestartLosesNothing(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	s1 := startServer(t, relay.ServerConfig{})
+	s1 := startServer(t, relayserver.Config{})
 	addr := s1.Addr().String()
 	a, b := newAgent(t, addr, nil), newAgent(t, addr, nil)
-	for _, ag := range []*client.Agent{a, b} {
+	for _, ag := range []*agent.Agent{a, b} {
 		if err := ag.Join("hub"); err != nil {
 			t.Fatal(err)
 		}
@@ -335,7 +337,7 @@ func TestRestartLosesNothing(t *testing.T) {
 
 	// Kill: connections are cut without a drain.
 	s1.Close()
-	if err := s1.stop(); !errors.Is(err, relay.ErrServerClosed) {
+	if err := s1.stop(); !errors.Is(err, relayserver.ErrServerClosed) {
 		t.Fatalf("Run after Close returned %v, want ErrServerClosed", err)
 	}
 	waitFor(t, "both clients to notice", func() bool {
@@ -348,7 +350,7 @@ func TestRestartLosesNothing(t *testing.T) {
 	all = append(all, ra2...)
 	all = append(all, rb2...)
 
-	s2 := startServer(t, relay.ServerConfig{Addr: addr})
+	s2 := startServer(t, relayserver.Config{Addr: addr})
 	if s2.Epoch() == epoch1 {
 		t.Fatal("restarted relay kept its epoch")
 	}
@@ -357,7 +359,7 @@ func TestRestartLosesNothing(t *testing.T) {
 	announceAll(t, a, "hub", ra3)
 	all = append(all, ra3...)
 	waitUnion(t, "hub", all, a, b)
-	for i, ag := range []*client.Agent{a, b} {
+	for i, ag := range []*agent.Agent{a, b} {
 		if e, ok := ag.Epoch(); !ok || e != s2.Epoch() {
 			t.Fatalf("agent %d epoch %x, want the new relay's %x", i, e, s2.Epoch())
 		}
@@ -369,7 +371,7 @@ func TestRestartLosesNothing(t *testing.T) {
 
 func TestDrainOnShutdown(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	s := startServer(t, relay.ServerConfig{
+	s := startServer(t, relayserver.Config{
 		DrainAfter: 5 * time.Millisecond, DrainJitter: 5 * time.Millisecond,
 		DrainGrace: waitTimeout,
 	})
@@ -411,7 +413,7 @@ func TestDrainOnShutdown(t *testing.T) {
 
 func TestOperationsEndpoints(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	s := startServer(t, relay.ServerConfig{MetricsAddr: "127.0.0.1:0", DrainGrace: waitTimeout})
+	s := startServer(t, relayserver.Config{MetricsAddr: "127.0.0.1:0", DrainGrace: waitTimeout})
 	a := newAgent(t, s.Addr().String(), nil)
 	if err := a.Join("hub"); err != nil {
 		t.Fatal(err)
@@ -473,7 +475,7 @@ func TestOperationsEndpoints(t *testing.T) {
 		t.Errorf("/readyz: status %d, want 200", code)
 	}
 	code, body = get("/status")
-	var st relay.Status
+	var st relayserver.Status
 	if err := json.Unmarshal([]byte(body), &st); code != http.StatusOK || err != nil {
 		t.Fatalf("/status: status %d, %v: %s", code, err, body)
 	}
@@ -516,7 +518,7 @@ func TestOperationsEndpoints(t *testing.T) {
 func TestServerLogsListening(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	var buf syncBuffer
-	s := startServer(t, relay.ServerConfig{Logger: slog.New(slog.NewJSONHandler(&buf, nil))})
+	s := startServer(t, relayserver.Config{Logger: slog.New(slog.NewJSONHandler(&buf, nil))})
 	if err := s.stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -559,7 +561,7 @@ func (p *pki) serverConfig(t *testing.T, clientAuth bool, allowed []string) *tls
 	if clientAuth {
 		ca = p.ca.File
 	}
-	cfg, _, err := transport.ServerTLSConfig(p.serverCert, p.serverKey, ca, allowed)
+	cfg, _, err := tcp.ServerTLSConfig(p.serverCert, p.serverKey, ca, allowed)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -568,7 +570,7 @@ func (p *pki) serverConfig(t *testing.T, clientAuth bool, allowed []string) *tls
 
 func (p *pki) clientConfig(t *testing.T, certFile, keyFile string) *tls.Config {
 	t.Helper()
-	cfg, err := transport.ClientTLSConfig(p.ca.File, certFile, keyFile, "")
+	cfg, err := tcp.ClientTLSConfig(p.ca.File, certFile, keyFile, "")
 	if err != nil {
 		t.Fatal(err)
 	}

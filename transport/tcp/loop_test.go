@@ -1,4 +1,4 @@
-package transport
+package tcp
 
 import (
 	"bytes"
@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/cosnim/relays/transport"
 )
 
 func TestMain(m *testing.M) {
@@ -25,30 +27,30 @@ const waitLong = 10 * time.Second
 
 // funcHandler is a Handler made of optional functions.
 type funcHandler struct {
-	open     func(c Conn)
-	data     func(c Conn, b []byte)
-	writable func(c Conn)
-	closed   func(c Conn, err error)
+	open     func(c transport.Conn)
+	data     func(c transport.Conn, b []byte)
+	writable func(c transport.Conn)
+	closed   func(c transport.Conn, err error)
 	tick     func(now time.Time)
 	deadline func() (time.Time, bool)
 }
 
-func (h *funcHandler) Open(c Conn, _ time.Time) {
+func (h *funcHandler) Open(c transport.Conn, _ time.Time) {
 	if h.open != nil {
 		h.open(c)
 	}
 }
-func (h *funcHandler) Data(c Conn, b []byte, _ time.Time) {
+func (h *funcHandler) Data(c transport.Conn, b []byte, _ time.Time) {
 	if h.data != nil {
 		h.data(c, b)
 	}
 }
-func (h *funcHandler) Writable(c Conn, _ time.Time) {
+func (h *funcHandler) Writable(c transport.Conn, _ time.Time) {
 	if h.writable != nil {
 		h.writable(c)
 	}
 }
-func (h *funcHandler) Closed(c Conn, err error, _ time.Time) {
+func (h *funcHandler) Closed(c transport.Conn, err error, _ time.Time) {
 	if h.closed != nil {
 		h.closed(c, err)
 	}
@@ -160,7 +162,7 @@ func TestEndToEnd(t *testing.T) {
 				fmt.Fprintf(&greeted, "g%05d;", i)
 			}
 			h := &funcHandler{
-				open: func(c Conn) {
+				open: func(c transport.Conn) {
 					opened++
 					// Many small Sends in one event: they must be batched.
 					for i := range nGreeting {
@@ -169,13 +171,13 @@ func TestEndToEnd(t *testing.T) {
 						}
 					}
 				},
-				data: func(c Conn, b []byte) {
+				data: func(c transport.Conn, b []byte) {
 					mu.Lock()
 					got.Write(b)
 					mu.Unlock()
 					c.Send(b)
 				},
-				closed: func(c Conn, err error) {
+				closed: func(c transport.Conn, err error) {
 					mu.Lock()
 					closed = append(closed, err)
 					mu.Unlock()
@@ -259,12 +261,12 @@ func TestWritableAfterHighWater(t *testing.T) {
 	const high, low = 64 << 10, 16 << 10
 	var (
 		mu       sync.Mutex
-		conn     Conn
+		conn     transport.Conn
 		writable int
 	)
 	h := &funcHandler{
-		open:     func(c Conn) { mu.Lock(); conn = c; mu.Unlock() },
-		writable: func(c Conn) { mu.Lock(); writable++; mu.Unlock() },
+		open:     func(c transport.Conn) { mu.Lock(); conn = c; mu.Unlock() },
+		writable: func(c transport.Conn) { mu.Lock(); writable++; mu.Unlock() },
 	}
 	l := NewLoop(h, LoopOptions{HighWater: high, LowWater: low})
 	cl := &countingListener{Listener: listen(t), sndBuffer: 4096}
@@ -349,14 +351,14 @@ func TestCloseFlushesWithoutEvent(t *testing.T) {
 	payload := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
 	var closedEvents atomic.Int32
 	h := &funcHandler{
-		open: func(c Conn) {
+		open: func(c transport.Conn) {
 			c.Send(payload)
 			c.Close()
-			if err := c.Send([]byte("x")); !errors.Is(err, ErrClosed) {
-				t.Errorf("Send after Close = %v, want ErrClosed", err)
+			if err := c.Send([]byte("x")); !errors.Is(err, transport.ErrClosed) {
+				t.Errorf("Send after Close = %v, want transport.ErrClosed", err)
 			}
 		},
-		closed: func(Conn, error) { closedEvents.Add(1) },
+		closed: func(transport.Conn, error) { closedEvents.Add(1) },
 	}
 	l := NewLoop(h, LoopOptions{})
 	ln := listen(t)
@@ -388,9 +390,9 @@ func TestDialOutcomes(t *testing.T) {
 	res := make(chan result, 4)
 	var payload atomic.Value
 	h := &funcHandler{
-		open: func(c Conn) { res <- result{opened: true} },
-		data: func(c Conn, b []byte) { payload.Store(string(b)) },
-		closed: func(c Conn, err error) {
+		open: func(c transport.Conn) { res <- result{opened: true} },
+		data: func(c transport.Conn, b []byte) { payload.Store(string(b)) },
+		closed: func(c transport.Conn, err error) {
 			res <- result{err: err}
 		},
 	}
@@ -402,8 +404,8 @@ func TestDialOutcomes(t *testing.T) {
 	deadAddr := ln.Addr().String()
 	ln.Close()
 	l.Do(func() { l.Dialer(NetDialer(nil)).Dial(deadAddr) })
-	if r := <-res; r.opened || !errors.Is(r.err, ErrRefused) {
-		t.Errorf("dial to closed port: got %+v, want Closed with ErrRefused", r)
+	if r := <-res; r.opened || !errors.Is(r.err, transport.ErrRefused) {
+		t.Errorf("dial to closed port: got %+v, want Closed with transport.ErrRefused", r)
 	}
 
 	// Timeout: a dial that never completes.
@@ -412,8 +414,8 @@ func TestDialOutcomes(t *testing.T) {
 		return nil, ctx.Err()
 	}
 	l.Do(func() { l.Dialer(hang).Dial("192.0.2.1:7420") })
-	if r := <-res; r.opened || !errors.Is(r.err, ErrTimeout) {
-		t.Errorf("hanging dial: got %+v, want Closed with ErrTimeout", r)
+	if r := <-res; r.opened || !errors.Is(r.err, transport.ErrTimeout) {
+		t.Errorf("hanging dial: got %+v, want Closed with transport.ErrTimeout", r)
 	}
 
 	// Success: bytes sent before Open are delivered once connected.
@@ -446,7 +448,7 @@ func TestDialOutcomes(t *testing.T) {
 
 func TestLoopCloseStopsEverything(t *testing.T) {
 	h := &funcHandler{
-		open: func(c Conn) { c.Send(make([]byte, 1<<20)) },
+		open: func(c transport.Conn) { c.Send(make([]byte, 1<<20)) },
 		deadline: func() (time.Time, bool) {
 			return time.Now().Add(time.Hour), true
 		},

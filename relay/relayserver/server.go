@@ -1,4 +1,4 @@
-package relay
+package relayserver
 
 import (
 	"context"
@@ -8,7 +8,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -16,10 +15,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cosnim/relays/relay"
 	"github.com/cosnim/relays/transport"
+	"github.com/cosnim/relays/transport/tcp"
 )
 
-// Defaults for ServerConfig.
+// Defaults for Config.
 const (
 	DefaultDrainGrace  = 10 * time.Second
 	DefaultDrainAfter  = time.Second
@@ -29,15 +32,15 @@ const (
 // ErrServerClosed is returned by Run when Close stopped the server.
 var ErrServerClosed = errors.New("relay: server closed")
 
-// ServerConfig configures a Server.
-type ServerConfig struct {
+// Config configures a Server.
+type Config struct {
 	// Relay holds the core's limits.
-	Relay Config
+	Relay relay.Config
 	// Addr is the HOST:PORT to listen on; port 0 picks a free port (see
 	// Server.Addr).
 	Addr string
 	// TLS, when not nil, makes the listener speak TLS (tcps://); build it
-	// with transport.ServerTLSConfig. Plaintext and TLS clients that dial
+	// with tcp.ServerTLSConfig. Plaintext and TLS clients that dial
 	// the wrong kind of port get a clear error either way.
 	TLS *tls.Config
 	// Logger receives operator logs; nil discards them.
@@ -57,13 +60,13 @@ type ServerConfig struct {
 
 // Server runs a relay core on a real listener: the production driver.
 //
-// Every call into the core goes through the transport.Loop, which
+// Every call into the core goes through the tcp.Loop, which
 // serialises events; the Server itself only adds the listener, the
 // operations listener and the shutdown sequence.
 type Server struct {
-	cfg     ServerConfig
+	cfg     Config
 	log     *slog.Logger
-	core    *Relay
+	core    *relay.Relay
 	started time.Time
 	tlsFail tlsFailures
 	fanout  prometheus.Histogram
@@ -76,15 +79,15 @@ type Server struct {
 	draining  atomic.Bool
 
 	mu          sync.Mutex // guards the following
-	loop        *transport.Loop
+	loop        *tcp.Loop
 	addr        net.Addr
 	metricsAddr net.Addr
 	running     bool
 }
 
-// NewServer checks cfg and builds the relay core, whose epoch is drawn
+// New checks cfg and builds the relay core, whose epoch is drawn
 // from crypto/rand.
-func NewServer(cfg ServerConfig) (*Server, error) {
+func New(cfg Config) (*Server, error) {
 	if cfg.Addr == "" {
 		return nil, errors.New("relay: no listen address")
 	}
@@ -108,7 +111,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	var seed [16]byte
 	crand.Read(seed[:])
 	rng := rand.New(rand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:])))
-	core, err := New(cfg.Relay, rng)
+	core, err := relay.New(cfg.Relay, rng)
 	if err != nil {
 		return nil, err
 	}
@@ -165,7 +168,7 @@ func (s *Server) Close() {
 
 // do runs f in the core's event context; it reports false when the core
 // is not running.
-func (s *Server) do(f func(r *Relay)) bool {
+func (s *Server) do(f func(r *relay.Relay)) bool {
 	s.mu.Lock()
 	loop := s.loop
 	s.mu.Unlock()
@@ -179,8 +182,8 @@ func (s *Server) do(f func(r *Relay)) bool {
 
 // Stats returns the core's counters, read in its event context. ok is
 // false when the server is not running.
-func (s *Server) Stats() (st Stats, conns, channels int, ok bool) {
-	ok = s.do(func(r *Relay) {
+func (s *Server) Stats() (st relay.Stats, conns, channels int, ok bool) {
+	ok = s.do(func(r *relay.Relay) {
 		st, conns, channels = r.Stats(), r.Conns(), r.ChannelCount()
 	})
 	return st, conns, channels, ok
@@ -212,17 +215,17 @@ func (s *Server) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	ln := transport.SniffListener(raw, s.cfg.TLS != nil, s.log)
+	ln := tcp.SniffListener(raw, s.cfg.TLS != nil, s.log)
 	if s.cfg.TLS != nil {
 		ln = newHandshakeListener(ln, s.cfg.TLS, s.cfg.Relay.WithDefaults().HandshakeTimeout, s.log, &s.tlsFail)
 	}
 	core := &timedCore{Relay: s.core, fanout: s.fanout}
-	loop := transport.NewLoop(core, transport.LoopOptions{
+	loop := tcp.NewLoop(core, tcp.LoopOptions{
 		HighWater:        s.cfg.Relay.WithDefaults().HighWater,
 		HandshakeTimeout: s.cfg.Relay.WithDefaults().HandshakeTimeout,
 		Logger:           s.log,
 	})
-	core.checkJoins = func(checks []JoinCheck) {
+	core.checkJoins = func(checks []relay.JoinCheck) {
 		for _, jc := range checks {
 			s.verifying.Go(func() {
 				ok := jc.Verify()
@@ -271,7 +274,7 @@ func (s *Server) drain(ln net.Listener, served <-chan error) {
 	ln.Close()
 	<-served
 	var left int
-	s.do(func(r *Relay) {
+	s.do(func(r *relay.Relay) {
 		r.Drain(s.cfg.DrainAfter, s.cfg.DrainJitter, nil)
 		left = r.Conns()
 	})
@@ -284,15 +287,15 @@ func (s *Server) drain(ln net.Listener, served <-chan error) {
 		select {
 		case <-deadline.C:
 			s.log.Warn("drain grace over; closing remaining connections", "connections", left)
-			s.do(func(r *Relay) { r.CloseAll() })
+			s.do(func(r *relay.Relay) { r.CloseAll() })
 			return
 		case <-s.closeReq:
 			return
 		case <-tick.C:
-			s.do(func(r *Relay) { left = r.Conns() })
+			s.do(func(r *relay.Relay) { left = r.Conns() })
 		}
 	}
-	s.do(func(r *Relay) { r.CloseAll() })
+	s.do(func(r *relay.Relay) { r.CloseAll() })
 }
 
 // tlsFailures counts refused TLS handshakes by reason.
@@ -334,7 +337,7 @@ func classifyTLS(err error) string {
 	var ci x509.CertificateInvalidError
 	var cv *tls.CertificateVerificationError
 	switch {
-	case errors.Is(err, transport.ErrNotAllowed):
+	case errors.Is(err, tcp.ErrNotAllowed):
 		return TLSFailNotAuthorized
 	case errors.As(err, &ua):
 		return TLSFailUnknownCA
@@ -450,19 +453,19 @@ func (hl *handshakeListener) Addr() net.Addr { return hl.inner.Addr() }
 // proofs an event queued to checkJoins. The driver may read the clock and
 // start goroutines; the core may not.
 type timedCore struct {
-	*Relay
+	*relay.Relay
 	fanout     prometheus.Histogram
-	checkJoins func([]JoinCheck)
+	checkJoins func([]relay.JoinCheck)
 }
 
 func (t *timedCore) Data(c transport.Conn, b []byte, now time.Time) {
-	before := t.stats.Delivered + t.stats.PendingMerged
 	start := time.Now()
 	t.Relay.Data(c, b, now)
-	if t.stats.Delivered+t.stats.PendingMerged != before {
+	rd := t.Ready()
+	if rd.FannedOut > 0 {
 		t.fanout.Observe(time.Since(start).Seconds())
 	}
-	if checks := t.TakeJoinChecks(); len(checks) > 0 {
-		t.checkJoins(checks)
+	if len(rd.JoinChecks) > 0 {
+		t.checkJoins(rd.JoinChecks)
 	}
 }

@@ -1,4 +1,4 @@
-package transport
+package tcp
 
 import (
 	"context"
@@ -12,12 +12,13 @@ import (
 	"time"
 
 	"github.com/cosnim/relays/internal/testpki"
+	"github.com/cosnim/relays/transport"
 )
 
 // serveTLS runs a Loop whose core greets every connection with "hi".
 func serveTLS(t *testing.T, cfg *tls.Config, logs *logBuf) string {
 	t.Helper()
-	h := &funcHandler{open: func(c Conn) { c.Send([]byte("hi")) }}
+	h := &funcHandler{open: func(c transport.Conn) { c.Send([]byte("hi")) }}
 	l := NewLoop(h, LoopOptions{Logger: logs.logger()})
 	raw := listen(t)
 	serve(t, l, tls.NewListener(SniffListener(raw, true, logs.logger()), cfg))
@@ -188,7 +189,7 @@ func TestProtocolMismatch(t *testing.T) {
 	t.Run("TLS client on plaintext port", func(t *testing.T) {
 		logs := &logBuf{}
 		closed := make(chan error, 1)
-		h := &funcHandler{closed: func(c Conn, err error) { closed <- err }}
+		h := &funcHandler{closed: func(c transport.Conn, err error) { closed <- err }}
 		l := NewLoop(h, LoopOptions{Logger: logs.logger()})
 		ln := listen(t)
 		serve(t, l, SniffListener(ln, false, logs.logger()))
@@ -218,9 +219,9 @@ func TestProtocolMismatch(t *testing.T) {
 		closed := make(chan error, 1)
 		var data []byte
 		h := &funcHandler{
-			open:   func(c Conn) { c.Send([]byte("COSNIM hello")) },
-			data:   func(c Conn, b []byte) { data = append(data, b...) },
-			closed: func(c Conn, err error) { closed <- err },
+			open:   func(c transport.Conn) { c.Send([]byte("COSNIM hello")) },
+			data:   func(c transport.Conn, b []byte) { data = append(data, b...) },
+			closed: func(c transport.Conn, err error) { closed <- err },
 		}
 		cl := NewLoop(h, LoopOptions{})
 		defer cl.Close()

@@ -3,12 +3,12 @@
 // It drives a relay over the real TCP or TLS transport with clients that
 // speak the wire protocol directly (wire.Append over a net.Conn, a small
 // blocking frame reader), which costs far less per connection than a
-// client.Agent and so lets one process hold thousands of them.
+// agent.Agent and so lets one process hold thousands of them.
 //
 // # Targets
 //
 // A run measures one relay, its Target:
-//   - in-process: a relay.Server on 127.0.0.1:0 inside the bench process;
+//   - in-process: a relayserver.Server on 127.0.0.1:0 inside the bench process;
 //     CPU and memory are then the whole process's (relay and bench clients);
 //   - spawned: the same server in a child process of the same binary
 //     (`cosnim relay bench --serve`), so CPU, RSS and heap are the relay's

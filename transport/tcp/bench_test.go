@@ -1,4 +1,4 @@
-package transport
+package tcp
 
 import (
 	"encoding/binary"
@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cosnim/relays/transport"
 )
 
 const benchFrame = 32 // bytes per frame in the fan-out benchmark
@@ -16,19 +18,19 @@ const benchFrame = 32 // bytes per frame in the fan-out benchmark
 // sends data to every other connection, one Send per frame and receiver.
 type fanout struct {
 	funcHandler
-	conns  []Conn
+	conns  []transport.Conn
 	opened chan struct{}
 	rest   []byte
 }
 
 func newFanout(n int) *fanout {
 	f := &fanout{opened: make(chan struct{}, n+1)}
-	f.open = func(c Conn) { f.conns = append(f.conns, c); f.opened <- struct{}{} }
+	f.open = func(c transport.Conn) { f.conns = append(f.conns, c); f.opened <- struct{}{} }
 	f.data = f.forward
 	return f
 }
 
-func (f *fanout) forward(src Conn, b []byte) {
+func (f *fanout) forward(src transport.Conn, b []byte) {
 	if len(f.rest) > 0 {
 		need := benchFrame - len(f.rest)
 		if len(b) < need {
@@ -47,7 +49,7 @@ func (f *fanout) forward(src Conn, b []byte) {
 	f.rest = append(f.rest, b...)
 }
 
-func (f *fanout) send(src Conn, frame []byte) {
+func (f *fanout) send(src transport.Conn, frame []byte) {
 	for _, c := range f.conns {
 		if c != src {
 			c.Send(frame)
@@ -124,7 +126,7 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 }
 
 func measureIdle(b *testing.B, n int, useTLS bool) {
-	h := &funcHandler{data: func(c Conn, p []byte) { c.Send(p) }}
+	h := &funcHandler{data: func(c transport.Conn, p []byte) { c.Send(p) }}
 	l := NewLoop(h, LoopOptions{})
 	raw := listen(b)
 	var ln net.Listener = raw

@@ -1,4 +1,4 @@
-package transport
+package tcp
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"net"
 	"os"
 	"syscall"
+
+	"github.com/cosnim/relays/transport"
 )
 
 // DialFunc opens one connection; Loop.Dialer runs it in a goroutine.
@@ -52,10 +54,10 @@ type loopDialer struct {
 // failure the Handler sees Closed(c, err), err wrapping ErrRefused or
 // ErrTimeout where they apply. Dial must be called in the core's event
 // context.
-func (l *Loop) Dialer(d DialFunc) Dialer { return &loopDialer{l: l, d: d} }
+func (l *Loop) Dialer(d DialFunc) transport.Dialer { return &loopDialer{l: l, d: d} }
 
 // Dial starts connecting to addr and returns at once.
-func (ld *loopDialer) Dial(addr string) Conn {
+func (ld *loopDialer) Dial(addr string) transport.Conn {
 	l := ld.l
 	c := newConn(l, nil, addr)
 	c.dialed = true
@@ -83,8 +85,8 @@ func (ld *loopDialer) run(c *conn) {
 			}
 		}
 	}
-	if err != nil && ctx.Err() == context.DeadlineExceeded && !errors.Is(err, ErrTimeout) {
-		err = fmt.Errorf("%w: dial %s: %w", ErrTimeout, c.addr, err)
+	if err != nil && ctx.Err() == context.DeadlineExceeded && !errors.Is(err, transport.ErrTimeout) {
+		err = fmt.Errorf("%w: dial %s: %w", transport.ErrTimeout, c.addr, err)
 	}
 	cancel()
 	if err != nil {
@@ -122,20 +124,20 @@ func classify(err error) error {
 		return nil
 	case err == io.EOF:
 		return io.EOF
-	case errors.Is(err, ErrClosed), errors.Is(err, ErrRefused), errors.Is(err, ErrReset),
-		errors.Is(err, ErrTimeout), errors.Is(err, ErrProtocolMismatch):
+	case errors.Is(err, transport.ErrClosed), errors.Is(err, transport.ErrRefused), errors.Is(err, transport.ErrReset),
+		errors.Is(err, transport.ErrTimeout), errors.Is(err, ErrProtocolMismatch):
 		return err
 	case errors.Is(err, syscall.ECONNREFUSED):
-		return fmt.Errorf("%w: %w", ErrRefused, err)
+		return fmt.Errorf("%w: %w", transport.ErrRefused, err)
 	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
 		errors.Is(err, syscall.ECONNABORTED), errors.Is(err, io.ErrUnexpectedEOF):
-		return fmt.Errorf("%w: %w", ErrReset, err)
+		return fmt.Errorf("%w: %w", transport.ErrReset, err)
 	case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("%w: %w", ErrTimeout, err)
+		return fmt.Errorf("%w: %w", transport.ErrTimeout, err)
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
-		return fmt.Errorf("%w: %w", ErrTimeout, err)
+		return fmt.Errorf("%w: %w", transport.ErrTimeout, err)
 	}
 	return err
 }

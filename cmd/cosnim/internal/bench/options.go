@@ -3,9 +3,10 @@ package bench
 import (
 	"errors"
 	"fmt"
-	"github.com/cosnim/relays/relay"
 	"io"
 	"time"
+
+	"github.com/cosnim/relays/relay/relayserver"
 )
 
 // Scenario names.
@@ -82,7 +83,7 @@ func (o Options) WithDefaults() Options {
 		def(&o.Channels, max(1, o.Idle/10))
 		if o.Jitter == 0 {
 			// A restarting relay's Drain spreads reconnects over this much.
-			o.Jitter = relay.DefaultDrainJitter
+			o.Jitter = relayserver.DefaultDrainJitter
 		}
 	case ScenarioIdle:
 		def(&o.Idle, 1000)
