@@ -212,14 +212,14 @@ func (r *Relay) leave(m *member) {
 
 // sweep forgets channels that have had no member for ChannelIdleTimeout,
 // and sets when to look again.
-func (r *Relay) sweep(now time.Time) {
+func (r *Relay) sweep() {
 	r.sweepAt = time.Time{}
 	for id, ch := range r.channels { // sorted: deletions and a minimum, order-free
 		if len(ch.members) > 0 {
 			continue
 		}
 		due := ch.emptySince.Add(r.cfg.ChannelIdleTimeout)
-		if !now.Before(due) {
+		if !r.now.Before(due) {
 			delete(r.channels, id)
 			r.cachedBytes -= ch.bytes
 			r.stats.ChannelsForgotten++

@@ -33,10 +33,10 @@ const (
 	FailDecodeError = "relay/decode-error"
 )
 
-func (r *Relay) handleFrame(c *conn, t wire.Type, p []byte, now time.Time) error {
+func (r *Relay) handleFrame(c *conn, t wire.Type, p []byte) error {
 	r.stats.FramesIn[t]++
 	r.stats.FrameBytesIn[t] += uint64(len(p) + wire.HeaderSize)
-	if !c.frames.AllowN(now, 1) {
+	if !c.frames.AllowN(r.now, 1) {
 		r.rateLimited(c, "frame rate")
 		return errClosed
 	}
@@ -49,7 +49,7 @@ func (r *Relay) handleFrame(c *conn, t wire.Type, p []byte, now time.Time) error
 			r.closeWithError(c, wire.CodeNoHello, 0, fmt.Sprintf("%v frame before hello", t))
 			return errClosed
 		}
-		return r.handleHello(c, p, now)
+		return r.handleHello(c, p)
 	}
 	var err error
 	switch t {
@@ -114,7 +114,7 @@ func (r *Relay) failConn(c *conn, err error) {
 	r.closeWithError(c, code, 0, err.Error())
 }
 
-func (r *Relay) handleHello(c *conn, p []byte, now time.Time) error {
+func (r *Relay) handleHello(c *conn, p []byte) error {
 	var f wire.Hello
 	if err := f.DecodePayload(p); err != nil {
 		r.stats.HandshakeFailures[wire.CodeProtocol]++
@@ -128,7 +128,7 @@ func (r *Relay) handleHello(c *conn, p []byte, now time.Time) error {
 	}
 	c.hello = true
 	r.send(c, &wire.Welcome{Version: wire.Version, Epoch: r.epoch, Nonce: c.nonce, Limits: r.cfg.limits()})
-	r.timers.Add(now.Add(r.cfg.IdleTimeout), c)
+	r.timers.Add(r.now.Add(r.cfg.IdleTimeout), c)
 	return nil
 }
 
@@ -188,7 +188,7 @@ func (r *Relay) Ready() Ready {
 // JoinChecked completes a join handed out by Ready: ok reports whether
 // its proof verified. A check for a connection gone since is ignored.
 func (r *Relay) JoinChecked(j JoinCheck, ok bool, now time.Time) {
-	r.now = now
+	r.at(now)
 	c := r.conns[j.Conn]
 	if c == nil || c.closed {
 		return

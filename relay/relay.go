@@ -32,7 +32,7 @@ type Relay struct {
 	// joinChecks are proofs queued for the driver (Config.AsyncJoinChecks).
 	joinChecks []JoinCheck
 	fannedOut  uint64    // entries fanned out since the last Ready
-	now        time.Time // of the event being handled
+	now        time.Time // of the event being handled; set by at, read by everything below the event methods
 	sweepAt    time.Time // when idle channels are next looked at; zero if none
 
 	// Memory estimate, for the budget: bytes of cached entries and the
@@ -103,7 +103,7 @@ func New(cfg Config, rng *rand.Rand) (*Relay, error) {
 }
 
 // admit decides whether a new connection may stay, and why not.
-func (r *Relay) admit(now time.Time) (wire.Code, string) {
+func (r *Relay) admit() (wire.Code, string) {
 	switch {
 	case r.draining:
 		return wire.CodeShuttingDown, "relay shutting down"
@@ -112,7 +112,7 @@ func (r *Relay) admit(now time.Time) (wire.Code, string) {
 	case r.memory() > r.cfg.MemoryBudget:
 		r.stats.Shed++
 		return wire.CodeRelayFull, "relay full: memory budget reached"
-	case !r.accepts.AllowN(now, 1):
+	case !r.accepts.AllowN(r.now, 1):
 		return wire.CodeRateLimited, "too many new connections: retry later"
 	}
 	return 0, ""
@@ -136,6 +136,10 @@ func (r *Relay) rateLimited(c *conn, what string) {
 	r.closeWithError(c, wire.CodeRateLimited, 0, what+" limit exceeded")
 }
 
+// at is the one way time reaches the core: every entry point calls it
+// first with the driver's clock, and nothing below reads time otherwise.
+func (r *Relay) at(now time.Time) { r.now = now }
+
 // Epoch returns the value this relay drew at start.
 func (r *Relay) Epoch() uint64 { return r.epoch }
 
@@ -143,11 +147,11 @@ var _ transport.Handler = (*Relay)(nil)
 
 // Open accepts a connection.
 func (r *Relay) Open(tc transport.Conn, now time.Time) {
-	r.now = now
+	r.at(now)
 	r.nextConn++
 	c := &conn{tc: tc, id: r.nextConn, opened: now, lastRecv: now}
 	c.rd.Max = r.cfg.MaxFrameSize
-	if code, text := r.admit(now); code != 0 {
+	if code, text := r.admit(); code != 0 {
 		r.stats.Refused++
 		r.log.Info("connection refused", "remote", tc.RemoteAddr(), "code", code, "reason", text)
 		r.sendError(c, code, 0, true, text)
@@ -166,7 +170,7 @@ func (r *Relay) Open(tc transport.Conn, now time.Time) {
 
 // Data handles bytes from a connection.
 func (r *Relay) Data(tc transport.Conn, b []byte, now time.Time) {
-	r.now = now
+	r.at(now)
 	c := r.conns[tc]
 	if c == nil || c.closed {
 		return
@@ -178,7 +182,7 @@ func (r *Relay) Data(tc transport.Conn, b []byte, now time.Time) {
 		return
 	}
 	err := c.rd.Feed(b, func(t wire.Type, p []byte) error {
-		return r.handleFrame(c, t, p, now)
+		return r.handleFrame(c, t, p)
 	})
 	if err != nil && !c.closed {
 		r.failConn(c, err)
@@ -187,7 +191,7 @@ func (r *Relay) Data(tc transport.Conn, b []byte, now time.Time) {
 
 // Writable flushes entries held back for a member that was slow.
 func (r *Relay) Writable(tc transport.Conn, now time.Time) {
-	r.now = now
+	r.at(now)
 	c := r.conns[tc]
 	if c == nil || c.closed {
 		return
@@ -199,7 +203,7 @@ func (r *Relay) Writable(tc transport.Conn, now time.Time) {
 
 // Closed forgets a connection that died.
 func (r *Relay) Closed(tc transport.Conn, err error, now time.Time) {
-	r.now = now
+	r.at(now)
 	c := r.conns[tc]
 	if c == nil {
 		return
@@ -210,9 +214,9 @@ func (r *Relay) Closed(tc transport.Conn, err error, now time.Time) {
 
 // Tick enforces handshake and idle timeouts.
 func (r *Relay) Tick(now time.Time) {
-	r.now = now
+	r.at(now)
 	if !r.sweepAt.IsZero() && !now.Before(r.sweepAt) {
-		r.sweep(now)
+		r.sweep()
 	}
 	for {
 		c, ok := r.timers.PopDue(now)
@@ -247,7 +251,8 @@ func (r *Relay) Deadline() (time.Time, bool) {
 
 // Drain tells every client to reconnect elsewhere or later and refuses new
 // connections. The driver closes what is left after its grace period.
-func (r *Relay) Drain(after, jitter time.Duration, alternates []string) {
+func (r *Relay) Drain(now time.Time, after, jitter time.Duration, alternates []string) {
+	r.at(now)
 	r.draining = true
 	f := &wire.Drain{
 		AfterMillis:  uint32(after.Milliseconds()),
@@ -263,7 +268,8 @@ func (r *Relay) Drain(after, jitter time.Duration, alternates []string) {
 func (r *Relay) Draining() bool { return r.draining }
 
 // CloseAll closes every connection, in connection order.
-func (r *Relay) CloseAll() {
+func (r *Relay) CloseAll(now time.Time) {
+	r.at(now)
 	for _, c := range r.sortedConns() {
 		c.tc.Close()
 		r.dropConn(c)

@@ -91,7 +91,7 @@ func (w *world) apply(f Fault) {
 		}
 	case FaultDrainRelay:
 		if w.relayUp {
-			w.relay.Drain(500*time.Millisecond, time.Second, nil)
+			w.relay.Drain(now, 500*time.Millisecond, time.Second, nil)
 			w.net.At(now.Add(f.Duration), func() {
 				if w.relayUp && !w.healed {
 					w.relayNode.Crash()

@@ -275,7 +275,7 @@ func (s *Server) drain(ln net.Listener, served <-chan error) {
 	<-served
 	var left int
 	s.do(func(r *relay.Relay) {
-		r.Drain(s.cfg.DrainAfter, s.cfg.DrainJitter, nil)
+		r.Drain(time.Now(), s.cfg.DrainAfter, s.cfg.DrainJitter, nil)
 		left = r.Conns()
 	})
 	s.log.Info("relay draining", "connections", left, "grace", s.cfg.DrainGrace)
@@ -287,7 +287,7 @@ func (s *Server) drain(ln net.Listener, served <-chan error) {
 		select {
 		case <-deadline.C:
 			s.log.Warn("drain grace over; closing remaining connections", "connections", left)
-			s.do(func(r *relay.Relay) { r.CloseAll() })
+			s.do(func(r *relay.Relay) { r.CloseAll(time.Now()) })
 			return
 		case <-s.closeReq:
 			return
@@ -295,7 +295,7 @@ func (s *Server) drain(ln net.Listener, served <-chan error) {
 			s.do(func(r *relay.Relay) { left = r.Conns() })
 		}
 	}
-	s.do(func(r *relay.Relay) { r.CloseAll() })
+	s.do(func(r *relay.Relay) { r.CloseAll(time.Now()) })
 }
 
 // tlsFailures counts refused TLS handshakes by reason.
