@@ -94,9 +94,7 @@ type Client struct {
 	batch    [][]byte // scratch for sendEntries
 	stats    Stats
 
-	fDeliver wire.Deliver
-	fDelta   wire.Delta
-	fSync    wire.Sync
+	decoded wire.Frames // payloads decode into these, reused
 }
 
 // channel is the client's state in one channel.

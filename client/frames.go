@@ -1,6 +1,7 @@
 package client
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -11,96 +12,84 @@ import (
 	"github.com/cosnim/relays/wire"
 )
 
+// handleFrame decodes a frame in the shared step and hands it to the
+// handler of its type.
 func (c *Client) handleFrame(t wire.Type, p []byte, now time.Time) error {
 	if c.state != Connected && t != wire.TypeWelcome && t != wire.TypeError {
 		return &wire.FrameError{Type: t, Reason: "frame before welcome"}
 	}
-	switch t {
-	case wire.TypeWelcome:
-		var f wire.Welcome
-		if err := f.DecodePayload(p); err != nil {
-			return err
-		}
-		c.welcome(&f, now)
-	case wire.TypeJoined:
-		var f wire.Joined
-		if err := f.DecodePayload(p); err != nil {
-			return err
-		}
-		if ch := c.channelOf(f.Handle); ch != nil && !ch.joined {
-			ch.joined = true
-			c.startSync(ch)
-			if f.Flags&wire.JoinedComplete == 0 {
-				// The relay's cache lost entries: catching up from it is
-				// not enough, storage must be listed.
-				c.obs.Problem(ch.id, wire.CodeRescan, "relay holds only part of the channel: list storage", now)
-			}
-		}
-	case wire.TypeAck:
-		var f wire.Ack
-		if err := f.DecodePayload(p); err != nil {
-			return err
-		}
-		if ch := c.channelOf(f.Handle); ch != nil {
-			c.obs.Acked(ch.id, f.Seq, now)
-		}
-	case wire.TypeDeliver:
-		f := &c.fDeliver
-		if err := f.DecodePayload(p); err != nil {
-			return err
-		}
-		if _, ok := fault.Hit(c.cfg.Faults, FailDropDeliver); ok {
-			return nil
-		}
-		if ch := c.channelOf(f.Handle); ch != nil {
-			c.learn(ch, f.Entries, now)
-		}
-	case wire.TypeDelta:
-		f := &c.fDelta
-		if err := f.DecodePayload(p); err != nil {
-			return err
-		}
-		if ch := c.channelOf(f.Handle); ch != nil {
-			c.learn(ch, f.Entries, now)
-		}
-	case wire.TypeSync:
-		f := &c.fSync
-		if err := f.DecodePayload(p); err != nil {
-			return err
-		}
+	f, err := c.decoded.Decode(t, p)
+	switch {
+	case errors.Is(err, wire.ErrUnknownType):
+		return nil // skipped: a newer relay may send them
+	case err != nil:
+		return err
+	}
+	switch f := f.(type) {
+	case *wire.Welcome:
+		c.handleWelcome(f, now)
+	case *wire.Joined:
+		c.handleJoined(f, now)
+	case *wire.Ack:
+		c.handleAck(f, now)
+	case *wire.Deliver:
+		c.handleDeliver(f, now)
+	case *wire.Delta:
+		c.handleDelta(f, now)
+	case *wire.Sync:
 		c.handleSync(f, now)
-	case wire.TypePing:
-		var f wire.Ping
-		if err := f.DecodePayload(p); err != nil {
-			return err
-		}
+	case *wire.Ping:
 		c.send(&wire.Pong{Data: f.Data})
-	case wire.TypePong:
-		var f wire.Pong
-		if err := f.DecodePayload(p); err != nil {
-			return err
-		}
-		c.pong(f.Data, now)
-	case wire.TypeDrain:
-		var f wire.Drain
-		if err := f.DecodePayload(p); err != nil {
-			return err
-		}
-		c.drain(&f, now)
+	case *wire.Pong:
+		c.handlePong(f, now)
+	case *wire.Drain:
+		c.handleDrain(f, now)
 		return errStale
-	case wire.TypeError:
-		var f wire.Error
-		if err := f.DecodePayload(p); err != nil {
-			return err
-		}
-		return c.handleError(&f, now)
+	case *wire.Error:
+		return c.handleError(f, now)
 	default:
-		// Unknown types are skipped: a newer relay may send them.
+		// Frames a relay has no reason to send are skipped like unknown
+		// ones.
 	}
 	return nil
 }
 
-func (c *Client) welcome(f *wire.Welcome, now time.Time) {
+func (c *Client) handleJoined(f *wire.Joined, now time.Time) {
+	ch := c.channelOf(f.Handle)
+	if ch == nil || ch.joined {
+		return
+	}
+	ch.joined = true
+	c.startSync(ch)
+	if f.Flags&wire.JoinedComplete == 0 {
+		// The relay's cache lost entries: catching up from it is not
+		// enough, storage must be listed.
+		c.obs.Problem(ch.id, wire.CodeRescan, "relay holds only part of the channel: list storage", now)
+	}
+}
+
+func (c *Client) handleAck(f *wire.Ack, now time.Time) {
+	if ch := c.channelOf(f.Handle); ch != nil {
+		c.obs.Acked(ch.id, f.Seq, now)
+	}
+}
+
+func (c *Client) handleDeliver(f *wire.Deliver, now time.Time) {
+	if _, ok := fault.Hit(c.cfg.Faults, FailDropDeliver); ok {
+		return
+	}
+	if ch := c.channelOf(f.Handle); ch != nil {
+		c.learn(ch, f.Entries, now)
+	}
+}
+
+func (c *Client) handleDelta(f *wire.Delta, now time.Time) {
+	if ch := c.channelOf(f.Handle); ch != nil {
+		c.learn(ch, f.Entries, now)
+	}
+}
+
+func (c *Client) handleWelcome(f *wire.Welcome, now time.Time) {
 	if c.state == Connected {
 		return
 	}
@@ -179,13 +168,13 @@ func (c *Client) finishSync(ch *channel, now time.Time) {
 	c.send(&wire.Ping{Data: ch.barrier})
 }
 
-// pong ends the syncs that waited on a barrier Ping.
-func (c *Client) pong(data uint64, now time.Time) {
-	if data&(1<<63) == 0 {
+// handlePong ends the syncs that waited on a barrier Ping.
+func (c *Client) handlePong(f *wire.Pong, now time.Time) {
+	if f.Data&(1<<63) == 0 {
 		return
 	}
 	for _, ch := range c.channels {
-		if ch.barrier == data {
+		if ch.barrier == f.Data {
 			ch.barrier, ch.pushed = 0, false
 			c.obs.CaughtUp(ch.id, now)
 		}
@@ -213,8 +202,9 @@ func (c *Client) sendEntries(ch *channel, session uint32, entries []roster.Entry
 	}
 }
 
-// drain leaves a relay that is going away, reconnecting after its delay.
-func (c *Client) drain(f *wire.Drain, now time.Time) {
+// handleDrain leaves a relay that is going away, reconnecting after its
+// delay.
+func (c *Client) handleDrain(f *wire.Drain, now time.Time) {
 	for _, a := range f.Alternates {
 		if !slices.Contains(c.addrs, a) {
 			c.addrs = append(c.addrs, a)

@@ -47,10 +47,9 @@ type Relay struct {
 	freshScratch  []roster.Entry
 	stats         Stats
 
-	// Decoded frames, reused across calls so decoding does not allocate.
-	fAnnounce wire.Announce
-	fDelta    wire.Delta
-	fSync     wire.Sync
+	// decoded holds the frames payloads decode into, reused so decoding
+	// does not allocate.
+	decoded wire.Frames
 }
 
 // conn is one client connection.

@@ -384,3 +384,37 @@ func TestEntriesAliasPayload(t *testing.T) {
 		t.Errorf("cap(Entries[0]) = %d, want 2 so appends cannot overwrite the payload", cap(f.Entries[0]))
 	}
 }
+
+// Frames decodes every type like Decode does, into frames it reuses, and
+// without allocating once warm.
+func TestFramesDecodeReuses(t *testing.T) {
+	var s Frames
+	for ty := range Type(255) {
+		want := New(ty)
+		if want == nil {
+			if _, err := s.Decode(ty, nil); !errors.Is(err, ErrUnknownType) {
+				t.Errorf("type %v: err %v, want ErrUnknownType", ty, err)
+			}
+			continue
+		}
+		if s.frame(ty).FrameType() != ty {
+			t.Errorf("type %v: set returns a %v frame", ty, s.frame(ty).FrameType())
+		}
+	}
+	ann := &Announce{Handle: 3, Seq: 7, Entries: [][]byte{[]byte("abc"), []byte("de")}}
+	p := ann.AppendPayload(nil)
+	f1, err := s.Decode(TypeAnnounce, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f1.(*Announce); got.Handle != 3 || got.Seq != 7 || len(got.Entries) != 2 || string(got.Entries[1]) != "de" {
+		t.Fatalf("decoded %+v, want %+v", got, ann)
+	}
+	f2, _ := s.Decode(TypeAnnounce, p)
+	if f1 != f2 {
+		t.Fatal("second Decode of the same type returned a new frame")
+	}
+	if n := testing.AllocsPerRun(100, func() { s.Decode(TypeAnnounce, p) }); n != 0 {
+		t.Fatalf("Decode allocates %.1f times per call once warm, want 0", n)
+	}
+}

@@ -33,6 +33,8 @@ const (
 	FailDecodeError = "relay/decode-error"
 )
 
+// handleFrame checks a frame against the connection's limits and state,
+// decodes it in the shared step and hands it to the handler of its type.
 func (r *Relay) handleFrame(c *conn, t wire.Type, p []byte) error {
 	r.stats.FramesIn[t]++
 	r.stats.FrameBytesIn[t] += uint64(len(p) + wire.HeaderSize)
@@ -43,54 +45,44 @@ func (r *Relay) handleFrame(c *conn, t wire.Type, p []byte) error {
 	if _, ok := fault.Hit(r.cfg.Faults, FailDecodeError); ok {
 		return &wire.FrameError{Type: t, Reason: "injected decode error"}
 	}
-	if !c.hello {
-		if t != wire.TypeHello {
-			r.stats.HandshakeFailures[wire.CodeNoHello]++
-			r.closeWithError(c, wire.CodeNoHello, 0, fmt.Sprintf("%v frame before hello", t))
-			return errClosed
-		}
-		return r.handleHello(c, p)
+	if !c.hello && t != wire.TypeHello {
+		r.stats.HandshakeFailures[wire.CodeNoHello]++
+		r.closeWithError(c, wire.CodeNoHello, 0, fmt.Sprintf("%v frame before hello", t))
+		return errClosed
 	}
-	var err error
-	switch t {
-	case wire.TypeJoin:
-		err = r.handleJoin(c, p)
-	case wire.TypeLeave:
-		var f wire.Leave
-		if err = f.DecodePayload(p); err == nil {
-			if m := r.member(c, f.Handle); m != nil {
-				r.leave(m)
-			}
-		}
-	case wire.TypeAnnounce:
-		err = r.handleAnnounce(c, p)
-	case wire.TypeDelta:
-		err = r.handleDelta(c, p)
-	case wire.TypeSync:
-		err = r.handleSync(c, p)
-	case wire.TypePing:
-		var f wire.Ping
-		if err = f.DecodePayload(p); err == nil {
-			r.send(c, &wire.Pong{Data: f.Data})
-		}
-	case wire.TypePong:
-		var f wire.Pong
-		err = f.DecodePayload(p)
-	case wire.TypeError:
-		var f wire.Error
-		if err = f.DecodePayload(p); err == nil {
-			r.log.Info("client reported error", "conn", c.id, "code", f.Code, "text", f.Text)
-			if f.Flags&wire.ErrorFatal != 0 {
-				c.tc.Close()
-				r.dropConn(c)
-				return errClosed
-			}
-		}
-	case wire.TypeHello, wire.TypeWelcome, wire.TypeJoined, wire.TypeAck, wire.TypeDeliver, wire.TypeDrain:
-		err = &wire.FrameError{Type: t, Reason: "frame not allowed from a client"}
-	default:
-		// Unknown types are skipped so newer clients can talk to this relay.
+	f, err := r.decoded.Decode(t, p)
+	switch {
+	case errors.Is(err, wire.ErrUnknownType):
+		// Skipped so newer clients can talk to this relay.
 		r.stats.UnknownFrames++
+		return nil
+	case err != nil:
+		if !c.hello {
+			r.stats.HandshakeFailures[wire.CodeProtocol]++
+		}
+		return err
+	}
+	switch f := f.(type) {
+	case *wire.Hello:
+		err = r.handleHello(c, f)
+	case *wire.Join:
+		err = r.handleJoin(c, f)
+	case *wire.Leave:
+		r.handleLeave(c, f)
+	case *wire.Announce:
+		r.handleAnnounce(c, f)
+	case *wire.Delta:
+		r.handleDelta(c, f)
+	case *wire.Sync:
+		r.handleSync(c, f)
+	case *wire.Ping:
+		r.send(c, &wire.Pong{Data: f.Data})
+	case *wire.Pong:
+		// Liveness only: Data already refreshed lastRecv.
+	case *wire.Error:
+		r.handleError(c, f)
+	default:
+		err = &wire.FrameError{Type: t, Reason: "frame not allowed from a client"}
 	}
 	if err != nil {
 		return err
@@ -114,11 +106,9 @@ func (r *Relay) failConn(c *conn, err error) {
 	r.closeWithError(c, code, 0, err.Error())
 }
 
-func (r *Relay) handleHello(c *conn, p []byte) error {
-	var f wire.Hello
-	if err := f.DecodePayload(p); err != nil {
-		r.stats.HandshakeFailures[wire.CodeProtocol]++
-		return err
+func (r *Relay) handleHello(c *conn, f *wire.Hello) error {
+	if c.hello {
+		return &wire.FrameError{Type: wire.TypeHello, Reason: "second hello"}
 	}
 	if f.MinVersion > wire.Version || f.MaxVersion < 1 || f.MinVersion > f.MaxVersion {
 		r.stats.HandshakeFailures[wire.CodeVersion]++
@@ -132,11 +122,7 @@ func (r *Relay) handleHello(c *conn, p []byte) error {
 	return nil
 }
 
-func (r *Relay) handleJoin(c *conn, p []byte) error {
-	var f wire.Join
-	if err := f.DecodePayload(p); err != nil {
-		return err
-	}
+func (r *Relay) handleJoin(c *conn, f *wire.Join) error {
 	if r.member(c, f.Handle) != nil || slices.Contains(c.verifying, f.Handle) {
 		return &wire.FrameError{Type: wire.TypeJoin, Reason: "handle already joined"}
 	}
@@ -146,10 +132,10 @@ func (r *Relay) handleJoin(c *conn, p []byte) error {
 	}
 	if r.cfg.AsyncJoinChecks {
 		c.verifying = append(c.verifying, f.Handle)
-		r.joinChecks = append(r.joinChecks, JoinCheck{Conn: c.tc, Join: f, Nonce: c.nonce})
+		r.joinChecks = append(r.joinChecks, JoinCheck{Conn: c.tc, Join: *f, Nonce: c.nonce})
 		return nil
 	}
-	r.finishJoin(c, &f, roster.VerifyJoin(f.Channel, c.nonce, f.Pub, f.Sig))
+	r.finishJoin(c, f, roster.VerifyJoin(f.Channel, c.nonce, f.Pub, f.Sig))
 	return nil
 }
 
@@ -249,36 +235,23 @@ func (r *Relay) memberOrError(c *conn, handle uint32) *member {
 	return m
 }
 
-func (r *Relay) handleAnnounce(c *conn, p []byte) error {
-	f := &r.fAnnounce
-	if err := f.DecodePayload(p); err != nil {
-		return err
-	}
+func (r *Relay) handleAnnounce(c *conn, f *wire.Announce) {
 	m := r.memberOrError(c, f.Handle)
-	if m == nil {
-		return nil
-	}
-	if !r.checkEntries(c, f.Handle, f.Entries) {
-		return nil
+	if m == nil || !r.checkEntries(c, f.Handle, f.Entries) {
+		return
 	}
 	if _, ok := fault.Hit(r.cfg.Faults, FailDropAnnounce); !ok {
 		r.accept(m, f.Entries)
 	}
 	r.send(c, &wire.Ack{Handle: f.Handle, Seq: f.Seq})
-	return nil
 }
 
-func (r *Relay) handleDelta(c *conn, p []byte) error {
-	f := &r.fDelta
-	if err := f.DecodePayload(p); err != nil {
-		return err
-	}
+func (r *Relay) handleDelta(c *conn, f *wire.Delta) {
 	m := r.memberOrError(c, f.Handle)
 	if m == nil || !r.checkEntries(c, f.Handle, f.Entries) {
-		return nil
+		return
 	}
 	r.accept(m, f.Entries)
-	return nil
 }
 
 // checkEntries refuses a batch holding an entry over the size limit.
@@ -293,14 +266,10 @@ func (r *Relay) checkEntries(c *conn, handle uint32, entries [][]byte) bool {
 	return true
 }
 
-func (r *Relay) handleSync(c *conn, p []byte) error {
-	f := &r.fSync
-	if err := f.DecodePayload(p); err != nil {
-		return err
-	}
+func (r *Relay) handleSync(c *conn, f *wire.Sync) {
 	m := r.memberOrError(c, f.Handle)
 	if m == nil || f.Msg.Empty() {
-		return nil
+		return
 	}
 	r.stats.SyncRounds++
 	var out roster.SyncMsg
@@ -313,5 +282,19 @@ func (r *Relay) handleSync(c *conn, p []byte) error {
 	r.out, n = wire.AppendSyncSplit(r.out[:0], &wire.Sync{Handle: f.Handle, Session: f.Session, Msg: out}, r.cfg.MaxFrameSize)
 	r.sendRaw(c, r.out, wire.TypeSync)
 	r.stats.FramesOut[wire.TypeSync] += uint64(n - 1)
-	return nil
+}
+
+func (r *Relay) handleLeave(c *conn, f *wire.Leave) {
+	if m := r.member(c, f.Handle); m != nil {
+		r.leave(m)
+	}
+}
+
+// handleError logs a client's report; a fatal one ends the connection.
+func (r *Relay) handleError(c *conn, f *wire.Error) {
+	r.log.Info("client reported error", "conn", c.id, "code", f.Code, "text", f.Text)
+	if f.Flags&wire.ErrorFatal != 0 {
+		c.tc.Close()
+		r.dropConn(c)
+	}
 }
