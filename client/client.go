@@ -1,6 +1,7 @@
 package client
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -36,8 +37,12 @@ func (s State) String() string {
 	return fmt.Sprintf("State(%d)", int(s))
 }
 
-// Observer hears what the client learns. Calls come from the core's event
-// context and must not block.
+// Observer hears what the client learns. Calls run on the core's event
+// context, inside the event that caused them: under the driver's loop lock
+// (tcp.Loop) or on the simulator's one thread. An Observer must not block,
+// must not call back into the core or its loop, and may take only locks
+// that its driver never holds while calling into the loop; the Agent's
+// observer takes its own mutex, which it never holds across a loop call.
 type Observer interface {
 	// Learned reports capsule references new to this client in a channel.
 	Learned(ch roster.ChannelID, refs [][]byte, now time.Time)
@@ -54,15 +59,6 @@ type Observer interface {
 	// (wire.CodeRescan) or a relay draining (wire.CodeShuttingDown).
 	Problem(ch roster.ChannelID, code wire.Code, text string, now time.Time)
 }
-
-// Failpoint names.
-const (
-	// FailNoSyncOnJoin skips the catch-up sync after a join (and the
-	// anti-entropy that would repair it): reconnects then miss entries.
-	FailNoSyncOnJoin = "client/no-sync-on-join"
-	// FailDropDeliver loses Deliver frames inside the client.
-	FailDropDeliver = "client/drop-deliver"
-)
 
 // Client is the client core. It implements transport.Handler.
 type Client struct {
@@ -95,19 +91,6 @@ type Client struct {
 	stats    Stats
 
 	decoded wire.Frames // payloads decode into these, reused
-}
-
-// channel is the client's state in one channel.
-type channel struct {
-	keys        *roster.Keys
-	id          roster.ChannelID
-	handle      uint32
-	roster      roster.Set
-	joined      bool
-	session     uint32
-	outstanding int    // sync messages sent and not yet answered
-	pushed      bool   // this sync sent the relay entries it lacked
-	barrier     uint64 // Ping data whose Pong ends the sync, if pushed
 }
 
 type timerKind uint8
@@ -246,3 +229,171 @@ func (NopObserver) CaughtUp(roster.ChannelID, time.Time)                   {}
 func (NopObserver) EpochChanged(uint64, time.Time)                         {}
 func (NopObserver) Acked(roster.ChannelID, uint32, time.Time)              {}
 func (NopObserver) Problem(roster.ChannelID, wire.Code, string, time.Time) {}
+
+// Open reports the relay connection is up: the handshake starts.
+func (c *Client) Open(tc transport.Conn, now time.Time) {
+	if tc != c.conn {
+		return
+	}
+	c.lastRecv = now
+	c.send(&wire.Hello{MinVersion: 1, MaxVersion: wire.Version, Agent: c.cfg.Agent})
+}
+
+// Data handles bytes from the relay.
+func (c *Client) Data(tc transport.Conn, b []byte, now time.Time) {
+	if tc != c.conn {
+		return
+	}
+	c.lastRecv = now
+	c.stats.BytesIn += uint64(len(b))
+	gen := c.gen
+	err := c.rd.Feed(b, func(t wire.Type, p []byte) error {
+		if c.gen != gen {
+			return errStale
+		}
+		return c.handleFrame(t, p, now)
+	})
+	if err != nil && !errors.Is(err, errStale) && c.gen == gen {
+		c.log.Warn("relay sent a bad frame", "err", err)
+		c.fail(wire.CodeProtocol, err.Error(), now)
+	}
+}
+
+var errStale = errors.New("client: connection replaced")
+
+// Writable is not needed by the client: it sends little.
+func (c *Client) Writable(transport.Conn, time.Time) {}
+
+// Closed reports the link died or the dial failed.
+func (c *Client) Closed(tc transport.Conn, err error, now time.Time) {
+	if tc != c.conn {
+		return
+	}
+	c.log.Info("relay connection lost", "relay", c.addrs[c.addrIdx], "err", err)
+	c.lost(now, 0)
+}
+
+// Tick fires due timers.
+func (c *Client) Tick(now time.Time) {
+	for {
+		t, ok := c.timers.PopDue(now)
+		if !ok {
+			return
+		}
+		switch t.kind {
+		case tAntiEntropy:
+			if c.state != Stopped {
+				if t.ch.joined && t.ch.outstanding == 0 {
+					c.startSync(t.ch)
+				}
+				c.timers.Add(now.Add(c.jitter(c.cfg.AntiEntropy)), t)
+			}
+			continue
+		}
+		if t.gen != c.gen {
+			continue
+		}
+		switch t.kind {
+		case tReconnect:
+			c.dial(now)
+		case tConnectDeadline:
+			if c.state == Connecting {
+				c.log.Info("relay connection timed out", "relay", c.addrs[c.addrIdx])
+				c.drop(now)
+			}
+		case tPing:
+			c.send(&wire.Ping{Data: uint64(now.UnixNano())})
+			c.timers.Add(now.Add(c.hb), timer{kind: tPing, gen: c.gen})
+		case tIdle:
+			due := c.lastRecv.Add(c.idle)
+			if !now.Before(due) {
+				c.log.Info("relay went silent", "relay", c.addrs[c.addrIdx])
+				c.drop(now)
+			} else {
+				c.timers.Add(due, timer{kind: tIdle, gen: c.gen})
+			}
+		}
+	}
+}
+
+// Deadline reports the next timer.
+func (c *Client) Deadline() (time.Time, bool) { return c.timers.Next() }
+
+func (c *Client) dial(now time.Time) {
+	c.gen++
+	c.rd = wire.Reader{}
+	c.setState(Connecting, now)
+	c.conn = c.dialer.Dial(c.addrs[c.addrIdx])
+	c.timers.Add(now.Add(c.cfg.ConnectTimeout), timer{kind: tConnectDeadline, gen: c.gen})
+}
+
+// drop closes the current connection and schedules a reconnect.
+func (c *Client) drop(now time.Time) {
+	if c.conn != nil {
+		c.conn.Close()
+	}
+	c.lost(now, 0)
+}
+
+// fail tells the relay why, then drops the connection.
+func (c *Client) fail(code wire.Code, text string, now time.Time) {
+	c.send(&wire.Error{Code: code, Flags: wire.ErrorFatal, Text: text})
+	c.drop(now)
+}
+
+// lost forgets the connection and schedules the next attempt: after delay
+// if given (a drain), else after an exponential, jittered backoff.
+func (c *Client) lost(now time.Time, delay time.Duration) {
+	c.conn = nil
+	c.gen++
+	for _, ch := range c.channels {
+		ch.joined = false
+		ch.outstanding = 0
+		ch.pushed, ch.barrier = false, 0
+	}
+	if c.state == Stopped {
+		return
+	}
+	if delay == 0 {
+		base := c.cfg.BackoffMin << min(c.attempt, 30)
+		if base > c.cfg.BackoffMax || base <= 0 {
+			base = c.cfg.BackoffMax
+		}
+		delay = base/2 + time.Duration(c.rng.Int64N(int64(base/2)+1))
+		c.attempt++
+		c.addrIdx = (c.addrIdx + 1) % len(c.addrs)
+	}
+	c.stats.Reconnects++
+	c.setState(Disconnected, now)
+	c.timers.Add(now.Add(delay), timer{kind: tReconnect, gen: c.gen})
+}
+
+func (c *Client) setState(s State, now time.Time) {
+	if c.state != s {
+		c.state = s
+		c.obs.StateChanged(s, now)
+	}
+}
+
+// jitter spreads a period by ±10% so that clients do not move in step.
+func (c *Client) jitter(d time.Duration) time.Duration {
+	spread := int64(d) / 5
+	if spread <= 0 {
+		return d
+	}
+	return d - time.Duration(spread/2) + time.Duration(c.rng.Int64N(spread))
+}
+
+func (c *Client) send(f wire.Frame) {
+	if c.conn == nil {
+		return
+	}
+	c.out = wire.Append(c.out[:0], f)
+	c.sendRaw(c.out)
+}
+
+func (c *Client) sendRaw(b []byte) {
+	if c.conn != nil && c.conn.Send(b) == nil {
+		c.stats.BytesOut += uint64(len(b))
+	}
+}

@@ -12,6 +12,9 @@ import (
 	"github.com/cosnim/relays/wire"
 )
 
+// FailDropDeliver loses Deliver frames inside the client.
+const FailDropDeliver = "client/drop-deliver"
+
 // handleFrame decodes a frame in the shared step and hands it to the
 // handler of its type.
 func (c *Client) handleFrame(t wire.Type, p []byte, now time.Time) error {

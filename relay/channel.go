@@ -9,6 +9,16 @@ import (
 	"github.com/cosnim/relays/wire"
 )
 
+// Failpoints of the fan-out path.
+const (
+	// FailSkipFanout stores new entries but crashes, in effect, before
+	// fanning them out.
+	FailSkipFanout = "relay/skip-fanout"
+	// FailSlowWriter treats every member as slow, so entries take the
+	// merge-and-flush path.
+	FailSlowWriter = "relay/slow-writer"
+)
+
 // channel is the relay's memory of one channel: its members and a bounded
 // cache of recent entries that lets a (re)joining client catch up with one
 // sync instead of listing storage.

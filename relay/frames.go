@@ -15,20 +15,15 @@ import (
 // errClosed stops a Feed after the connection was closed by a handler.
 var errClosed = errors.New("relay: connection closed")
 
-// Failpoint names. The simulator turns them on to reach states the network
-// alone cannot.
+// Failpoint names, checked in this file (channel.go has the fan-out
+// ones). The simulator turns them on to reach states the network alone
+// cannot.
 const (
 	// FailDropAnnounce loses an Announce inside the relay after acking it.
 	FailDropAnnounce = "relay/drop-announce"
 	// FailEmptySyncReply answers every Sync as if the relay agreed: it breaks
 	// catch-up after reconnect.
 	FailEmptySyncReply = "relay/empty-sync-reply"
-	// FailSkipFanout stores new entries but crashes, in effect, before
-	// fanning them out.
-	FailSkipFanout = "relay/skip-fanout"
-	// FailSlowWriter treats every member as slow, so entries take the
-	// merge-and-flush path.
-	FailSlowWriter = "relay/slow-writer"
 	// FailDecodeError makes the next frame fail to decode.
 	FailDecodeError = "relay/decode-error"
 )

@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"time"
+
+	"github.com/cosnim/relays/client"
+	"github.com/cosnim/relays/relay"
 )
 
 // Scenario is one simulation: a cluster, a workload and a fault schedule.
@@ -61,11 +64,11 @@ func (f Fault) String() string {
 
 // recoverable failpoints: the protocol must converge despite them.
 var buggifyPoints = []string{
-	"relay/drop-announce",
-	"relay/skip-fanout",
-	"relay/slow-writer",
-	"relay/decode-error",
-	"client/drop-deliver",
+	relay.FailDropAnnounce,
+	relay.FailSkipFanout,
+	relay.FailSlowWriter,
+	relay.FailDecodeError,
+	client.FailDropDeliver,
 }
 
 // ClientName names client i of channel ch.

@@ -9,6 +9,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/cosnim/relays/client"
+	"github.com/cosnim/relays/relay"
 )
 
 var (
@@ -44,7 +47,7 @@ func TestSameSeedSameRun(t *testing.T) {
 // The harness must be able to fail: with catch-up broken on purpose it has
 // to report violations and a command that replays them.
 func TestFindsBrokenCatchUp(t *testing.T) {
-	for _, fp := range []string{"relay/empty-sync-reply", "client/no-sync-on-join"} {
+	for _, fp := range []string{relay.FailEmptySyncReply, client.FailNoSyncOnJoin} {
 		failed := 0
 		for seed := uint64(1); seed <= 5; seed++ {
 			sc := Generate(seed)

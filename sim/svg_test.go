@@ -5,6 +5,8 @@ import (
 	"encoding/xml"
 	"strings"
 	"testing"
+
+	"github.com/cosnim/relays/relay"
 )
 
 func TestWriteSVG(t *testing.T) {
@@ -15,7 +17,7 @@ func TestWriteSVG(t *testing.T) {
 			t.Fatal("no seed of 1..10 failed with broken catch-up; the picture would have no violation to show")
 		}
 		sc := Generate(seed)
-		sc.Failpoints = []string{"relay/empty-sync-reply"}
+		sc.Failpoints = []string{relay.FailEmptySyncReply}
 		trace.Reset()
 		if res := Run(sc, Options{Timeline: &trace}); len(res.Violations) > 0 {
 			break

@@ -453,8 +453,9 @@ func (a *Agent) Close() error {
 	return nil
 }
 
-// agentObserver receives the core's callbacks, in its event context; it
-// only takes a.mu briefly and never blocks.
+// agentObserver receives the core's callbacks, in its event context with
+// the loop's lock held. It takes a.mu briefly and never blocks; the lock
+// order is always loop, then a.mu (see Agent.mu), so it cannot deadlock.
 type agentObserver Agent
 
 func (o *agentObserver) Learned(id roster.ChannelID, refs [][]byte, now time.Time) {

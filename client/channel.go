@@ -1,0 +1,73 @@
+package client
+
+import (
+	"time"
+
+	"github.com/cosnim/relays/internal/fault"
+	"github.com/cosnim/relays/roster"
+	"github.com/cosnim/relays/wire"
+)
+
+// FailNoSyncOnJoin skips the catch-up sync after a join (and the
+// anti-entropy that would repair it): reconnects then miss entries.
+const FailNoSyncOnJoin = "client/no-sync-on-join"
+
+// channel is the client's state in one channel.
+type channel struct {
+	keys        *roster.Keys
+	id          roster.ChannelID
+	handle      uint32
+	roster      roster.Set
+	joined      bool
+	session     uint32
+	outstanding int    // sync messages sent and not yet answered
+	pushed      bool   // this sync sent the relay entries it lacked
+	barrier     uint64 // Ping data whose Pong ends the sync, if pushed
+}
+
+func (c *Client) sendJoin(ch *channel) {
+	pub, sig := ch.keys.JoinProof(c.nonce)
+	c.send(&wire.Join{Handle: ch.handle, Channel: ch.id, Pub: pub, Sig: sig})
+}
+
+func (c *Client) startSync(ch *channel) {
+	if _, ok := fault.Hit(c.cfg.Faults, FailNoSyncOnJoin); ok {
+		return
+	}
+	ch.session++
+	ch.outstanding = 1
+	ch.pushed, ch.barrier = false, 0
+	c.stats.Syncs++
+	msg := ch.roster.StartSync()
+	c.send(&wire.Sync{Handle: ch.handle, Session: ch.session, Msg: msg})
+}
+
+func (c *Client) channelOf(handle uint32) *channel {
+	if handle == 0 || int(handle) > len(c.channels) {
+		return nil
+	}
+	return c.channels[handle-1]
+}
+
+// learn adds entries from the relay that open with the channel's keys.
+func (c *Client) learn(ch *channel, sealed [][]byte, now time.Time) {
+	var refs [][]byte
+	for _, s := range sealed {
+		e := roster.NewEntry(s)
+		if ch.roster.Has(e.ID) {
+			continue
+		}
+		ref, err := ch.keys.Open(e)
+		if err != nil {
+			c.stats.Forged++
+			continue
+		}
+		e.Sealed = append([]byte(nil), s...)
+		ch.roster.Add(e)
+		refs = append(refs, ref)
+	}
+	if len(refs) > 0 {
+		c.stats.Learned += uint64(len(refs))
+		c.obs.Learned(ch.id, refs, now)
+	}
+}
