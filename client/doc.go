@@ -12,4 +12,8 @@
 // exponential backoff and jitter, rotating through its relay addresses, and
 // honours a relay's Drain. Relays are optional: a client that cannot reach
 // one keeps its roster and works on.
+//
+// The Agent that runs this core on real sockets is package client/agent;
+// ListPolicy, which schedules storage listings from the core's events, is
+// pure and lives here so that the simulator runs the same code.
 package client

@@ -5,7 +5,9 @@
 // it implements transport.Handler, starts no goroutines, reads no clock
 // (time arrives with each event) and draws randomness only from the source
 // it is handed. The same core runs on real sockets (tcp.Loop) and in
-// the deterministic simulator (netsim).
+// the deterministic simulator (netsim). The production server around it is
+// package relay/relayserver; side outputs (join proofs to verify off the
+// loop, fan-out counts for metrics) leave the core through Ready.
 //
 // What the relay keeps, in memory only:
 //   - per connection: handshake state, a join nonce, the channels joined;
