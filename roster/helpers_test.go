@@ -137,6 +137,18 @@ func (st syncStats) total() int { return st.Bytes[0] + st.Bytes[1] }
 // when the exchange is over (as if Delta frames were slow).
 func exchange(tb fataler, a, b *Set, late bool) syncStats {
 	tb.Helper()
+	return exchangeLimit(tb, a, b, late, 0)
+}
+
+// exchangeLimit is exchange with both sides answering through
+// ReplySyncLimit(limit); it fails if a reply gives more than the limit
+// allows.
+func exchangeLimit(tb fataler, a, b *Set, late bool, limit int) syncStats {
+	tb.Helper()
+	maxMsgs := 64
+	if limit > 0 {
+		maxMsgs = 1 << 14
+	}
 	sides := [2]*Set{a, b}
 	var pending [2][]Entry
 	var st syncStats
@@ -145,11 +157,14 @@ func exchange(tb fataler, a, b *Set, late bool) syncStats {
 	from := 0
 	for !msg.Empty() {
 		st.Msgs++
-		if st.Msgs > 64 {
+		if st.Msgs > maxMsgs {
 			tb.Fatalf("exchange did not end after %d messages", st.Msgs)
 		}
 		to := 1 - from
-		out, give := sides[to].ReplySync(&msg)
+		out, give := sides[to].ReplySyncLimit(&msg, limit)
+		if bound := limit + len(msg.Want) + deepRanges(&msg)*deepest(sides[to]); limit > 0 && len(give) > bound {
+			tb.Fatalf("a reply gave %d entries: limit %d, %d wants, %d deepest ranges", len(give), limit, len(msg.Want), deepRanges(&msg))
+		}
 		for _, e := range give {
 			st.Bytes[to] += entryWireSize(e)
 			st.Given[to]++
@@ -168,4 +183,27 @@ func exchange(tb fataler, a, b *Set, late bool) syncStats {
 		}
 	}
 	return st
+}
+
+// deepRanges counts ranges at MaxDepth, which ReplySyncLimit gives whole.
+func deepRanges(m *SyncMsg) int {
+	n := 0
+	for _, r := range m.Ranges {
+		if r.Node.Depth == MaxDepth {
+			n++
+		}
+	}
+	return n
+}
+
+// deepest is the most entries of s in one node at MaxDepth.
+func deepest(s *Set) int {
+	counts := map[[MaxDepth / 2]byte]int{}
+	most := 0
+	for _, e := range s.Entries() {
+		k := [MaxDepth / 2]byte(e.ID[:MaxDepth/2])
+		counts[k]++
+		most = max(most, counts[k])
+	}
+	return most
 }

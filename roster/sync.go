@@ -85,6 +85,18 @@ func (s *Set) StartSync() SyncMsg {
 // then prefix) and its wants sorted; give is sorted by ID without
 // duplicates. Both depend only on s and in.
 func (s *Set) ReplySync(in *SyncMsg) (out SyncMsg, give []Entry) {
+	return s.ReplySyncLimit(in, 0)
+}
+
+// ReplySyncLimit is ReplySync giving at most limit entries in answer to
+// the peer's fingerprints and ID lists; limit <= 0 means none. A node
+// whose entries would pass the limit is split instead: its children go
+// back as fingerprints and the peer asks for them in later rounds, so a
+// reply to "I have nothing" for a large set is paced, limit entries a
+// round, rather than materialised at once. Nodes at MaxDepth cannot split
+// and are given whole; wants are answered in full (the peer's frame size
+// bounds both).
+func (s *Set) ReplySyncLimit(in *SyncMsg, limit int) (out SyncMsg, give []Entry) {
 	for _, id := range in.Want {
 		if e, ok := s.Get(id); ok {
 			give = append(give, e)
@@ -96,12 +108,15 @@ func (s *Set) ReplySync(in *SyncMsg) (out SyncMsg, give []Entry) {
 		if !r.Node.Valid() {
 			continue
 		}
+		room := -1 // no limit
+		if limit > 0 {
+			room = max(0, limit-len(give))
+		}
 		switch r.Mode {
 		case ModeFingerprint:
-			give = s.replyFingerprint(&out, give, r)
+			give = s.replyFingerprint(&out, give, r, room)
 		case ModeIDs:
-			segs = s.segments(segs[:0], r.Node)
-			give = diffIDs(&out, give, segs, r)
+			give = s.replyIDs(&out, give, &segs, r, room)
 		}
 	}
 	slices.SortFunc(out.Ranges, func(a, b Range) int {
@@ -121,12 +136,55 @@ func (s *Set) ReplySync(in *SyncMsg) (out SyncMsg, give []Entry) {
 	return out, give
 }
 
+// over reports whether giving want more entries passes room (-1: no limit)
+// in a node that can still be split.
+func over(want uint64, room int, n Node) bool {
+	return room >= 0 && want > uint64(room) && n.Depth < MaxDepth
+}
+
+// replyIDs handles a peer's ID list of r.Node, splitting the node instead
+// when what the peer lacks passes room.
+func (s *Set) replyIDs(out *SyncMsg, give []Entry, segs *[][]Entry, r *Range, room int) []Entry {
+	n := r.Node
+	// We give at least our count minus theirs: split without diffing
+	// when even that is too much.
+	if ours := s.count(n); ours > uint64(len(r.IDs)) && over(ours-uint64(len(r.IDs)), room, n) {
+		s.split(out, n)
+		return give
+	}
+	before, wants := len(give), len(out.Want)
+	*segs = s.segments((*segs)[:0], n)
+	give = diffIDs(out, give, *segs, r)
+	if over(uint64(len(give)-before), room, n) {
+		out.Want = out.Want[:wants]
+		s.split(out, n)
+		return give[:before]
+	}
+	return give
+}
+
+// split answers node n with its children, as fingerprints or short ID
+// lists, so the exchange goes on one level down.
+func (s *Set) split(out *SyncMsg, n Node) {
+	for i := range 16 {
+		c := n.child(i)
+		if s.count(c) <= childIDsMax {
+			out.Ranges = append(out.Ranges, Range{Node: c, Mode: ModeIDs, IDs: s.appendIDs([]ID{}, c)})
+		} else {
+			out.Ranges = append(out.Ranges, Range{Node: c, Mode: ModeFingerprint, FP: s.Fingerprint(c)})
+		}
+	}
+}
+
 // replyFingerprint handles a peer's fingerprint of r.Node.
-func (s *Set) replyFingerprint(out *SyncMsg, give []Entry, r *Range) []Entry {
+func (s *Set) replyFingerprint(out *SyncMsg, give []Entry, r *Range, room int) []Entry {
 	n := r.Node
 	ours := s.Fingerprint(n)
 	switch {
 	case ours == r.FP:
+		return give
+	case r.FP.Count == 0 && over(ours.Count, room, n):
+		s.split(out, n)
 		return give
 	case r.FP.Count == 0:
 		// The peer has nothing here: it lacks all of ours.
@@ -138,14 +196,7 @@ func (s *Set) replyFingerprint(out *SyncMsg, give []Entry, r *Range) []Entry {
 		out.Ranges = append(out.Ranges, Range{Node: n, Mode: ModeIDs, IDs: s.appendIDs([]ID{}, n)})
 		return give
 	}
-	for i := range 16 {
-		c := n.child(i)
-		if s.count(c) <= childIDsMax {
-			out.Ranges = append(out.Ranges, Range{Node: c, Mode: ModeIDs, IDs: s.appendIDs([]ID{}, c)})
-		} else {
-			out.Ranges = append(out.Ranges, Range{Node: c, Mode: ModeFingerprint, FP: s.Fingerprint(c)})
-		}
-	}
+	s.split(out, n)
 	return give
 }
 

@@ -39,6 +39,58 @@ func TestSyncConverges(t *testing.T) {
 	})
 }
 
+// Limited replies still converge to the union, each missing entry given
+// once, however small the limit.
+func TestSyncLimitConverges(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		p := drawPair(t)
+		limit := rapid.IntRange(1, 40).Draw(t, "limit")
+		a, b := setOf(p.common, p.onlyA), setOf(p.common, p.onlyB)
+		st := exchangeLimit(t, a, b, false, limit)
+		union := modelOf(p.common, p.onlyA, p.onlyB)
+		if diff := cmp.Diff(union, a.model()); diff != "" {
+			t.Fatalf("a after limited sync differs from a∪b (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff(union, b.model()); diff != "" {
+			t.Fatalf("b after limited sync differs from a∪b (-want +got):\n%s", diff)
+		}
+		if got, want := st.Given[0]+st.Given[1], len(modelOf(p.onlyA))+len(modelOf(p.onlyB)); got != want {
+			t.Fatalf("entries given = %d, want %d", got, want)
+		}
+	})
+}
+
+// A peer claiming to hold nothing, by an empty root fingerprint or an
+// empty root ID list, gets at most the limit per reply, and the rest
+// round by round.
+func TestSyncLimitPacesEmptyClaims(t *testing.T) {
+	big := setOf(randEntries(rand.New(rand.NewPCG(7, 7)), 50_000, 16, 16))
+	root := Node{}
+	for _, claim := range []SyncMsg{
+		{Ranges: []Range{{Node: root, Mode: ModeFingerprint}}},
+		{Ranges: []Range{{Node: root, Mode: ModeIDs}}},
+	} {
+		_, all := big.ReplySync(&claim)
+		if len(all) != 50_000 {
+			t.Fatalf("unlimited reply gave %d entries, want all 50000", len(all))
+		}
+		out, give := big.ReplySyncLimit(&claim, 1000)
+		if len(give) > 1000 {
+			t.Fatalf("limited reply to an empty claim gave %d entries, want at most 1000", len(give))
+		}
+		if len(out.Ranges) != 16 {
+			t.Fatalf("limited reply has %d ranges, want the root's 16 children", len(out.Ranges))
+		}
+	}
+	// An honest empty peer still gets everything, paced.
+	var empty Set
+	st := exchangeLimit(t, &empty, big, false, 1000)
+	if empty.Len() != 50_000 || st.Given[1] != 50_000 {
+		t.Fatalf("empty peer holds %d after a paced sync (given %d), want 50000", empty.Len(), st.Given[1])
+	}
+	t.Logf("50000 entries to an empty peer at 1000 a reply: %d messages", st.Msgs)
+}
+
 func TestSyncEqualSetsOneRound(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		p := drawPair(t)
