@@ -79,6 +79,7 @@ type Client struct {
 	epoch    uint64
 	hasEpoch bool
 	hb, idle time.Duration // from Welcome, else config
+	maxEntry int           // from Welcome; 0 until then
 	nonce    [roster.JoinNonceSize]byte
 
 	channels []*channel // in Join order; handle = index+1
@@ -187,6 +188,9 @@ func (c *Client) Announce(id roster.ChannelID, ref []byte, now time.Time) (uint3
 		return 0, nil
 	}
 	c.stats.Announced++
+	if c.tooLarge(e) {
+		return 0, fmt.Errorf("%w: %d sealed bytes, the relay takes %d", ErrEntryTooLarge, len(e.Sealed), c.maxEntry)
+	}
 	if !ch.joined {
 		return 0, nil
 	}
@@ -260,6 +264,16 @@ func (c *Client) Data(tc transport.Conn, b []byte, now time.Time) {
 }
 
 var errStale = errors.New("client: connection replaced")
+
+// ErrEntryTooLarge reports an announce that entered the roster but is over
+// the relay's max entry size, so the relay will not carry it; instances
+// still learn it from storage.
+var ErrEntryTooLarge = errors.New("client: entry over the relay's max entry size")
+
+// tooLarge reports an entry the connected relay would refuse.
+func (c *Client) tooLarge(e roster.Entry) bool {
+	return c.maxEntry > 0 && len(e.Sealed) > c.maxEntry
+}
 
 // Writable is not needed by the client: it sends little.
 func (c *Client) Writable(transport.Conn, time.Time) {}

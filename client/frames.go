@@ -110,6 +110,8 @@ func (c *Client) handleWelcome(f *wire.Welcome, now time.Time) {
 			}
 		case wire.LimitMaxFrameSize:
 			c.rd.Max = int(min(l.Value, 1<<24))
+		case wire.LimitMaxEntrySize:
+			c.maxEntry = int(min(l.Value, 1<<24))
 		}
 	}
 	c.attempt = 0
@@ -192,8 +194,12 @@ func (c *Client) maxFrame() int {
 	return wire.DefaultMaxFrameSize
 }
 
-// sendEntries sends entries as Delta frames that fit the frame limit.
+// sendEntries sends entries as Delta frames that fit the frame limit,
+// leaving out those over the relay's max entry size.
 func (c *Client) sendEntries(ch *channel, session uint32, entries []roster.Entry) {
+	if slices.ContainsFunc(entries, c.tooLarge) {
+		entries = slices.DeleteFunc(slices.Clone(entries), c.tooLarge)
+	}
 	for len(entries) > 0 {
 		n := wire.EntriesFit(len(entries), func(i int) int { return len(entries[i].Sealed) }, c.maxFrame())
 		c.batch = c.batch[:0]
@@ -208,16 +214,12 @@ func (c *Client) sendEntries(ch *channel, session uint32, entries []roster.Entry
 // handleDrain leaves a relay that is going away, reconnecting after its
 // delay.
 func (c *Client) handleDrain(f *wire.Drain, now time.Time) {
-	for _, a := range f.Alternates {
-		if !slices.Contains(c.addrs, a) {
-			c.addrs = append(c.addrs, a)
-		}
-	}
+	c.addrs, c.addrIdx = drainOrder(c.addrs, c.addrs[c.addrIdx], f.Alternates), 0
 	delay := time.Duration(f.AfterMillis) * time.Millisecond
 	if f.JitterMillis > 0 {
 		delay += time.Duration(c.rng.Int64N(int64(f.JitterMillis)*int64(time.Millisecond) + 1))
 	}
-	c.log.Info("relay draining", "relay", c.addrs[c.addrIdx], "reconnect_in", delay)
+	c.log.Info("relay draining", "relay", c.addrs[len(c.addrs)-1], "reconnect_in", delay)
 	c.obs.Problem(roster.ChannelID{}, wire.CodeShuttingDown, fmt.Sprintf("relay draining: reconnecting in %v", delay.Round(time.Millisecond)), now)
 	if c.conn != nil {
 		c.conn.Close()
@@ -244,4 +246,22 @@ func (c *Client) handleError(f *wire.Error, now time.Time) error {
 		c.startSync(ch)
 	}
 	return nil
+}
+
+// drainOrder is the address order after a Drain from draining: its
+// alternates first, in their order, then the other known addresses, and
+// the draining relay last.
+func drainOrder(addrs []string, draining string, alternates []string) []string {
+	out := make([]string, 0, len(addrs)+len(alternates))
+	for _, a := range alternates {
+		if a != draining && !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	for _, a := range addrs {
+		if a != draining && !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return append(out, draining)
 }

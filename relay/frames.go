@@ -112,6 +112,7 @@ func (r *Relay) handleHello(c *conn, f *wire.Hello) error {
 		return errClosed
 	}
 	c.hello = true
+	c.rd.Max = r.cfg.MaxFrameSize
 	r.send(c, &wire.Welcome{Version: wire.Version, Epoch: r.epoch, Nonce: c.nonce, Limits: r.cfg.limits()})
 	r.timers.Add(r.now.Add(r.cfg.IdleTimeout), c)
 	return nil
@@ -232,33 +233,41 @@ func (r *Relay) memberOrError(c *conn, handle uint32) *member {
 
 func (r *Relay) handleAnnounce(c *conn, f *wire.Announce) {
 	m := r.memberOrError(c, f.Handle)
-	if m == nil || !r.checkEntries(c, f.Handle, f.Entries) {
+	if m == nil {
 		return
 	}
+	entries := r.goodEntries(c, f.Handle, f.Entries)
 	if _, ok := fault.Hit(r.cfg.Faults, FailDropAnnounce); !ok {
-		r.accept(m, f.Entries)
+		r.accept(m, entries)
 	}
 	r.send(c, &wire.Ack{Handle: f.Handle, Seq: f.Seq})
 }
 
 func (r *Relay) handleDelta(c *conn, f *wire.Delta) {
-	m := r.memberOrError(c, f.Handle)
-	if m == nil || !r.checkEntries(c, f.Handle, f.Entries) {
-		return
+	if m := r.memberOrError(c, f.Handle); m != nil {
+		r.accept(m, r.goodEntries(c, f.Handle, f.Entries))
 	}
-	r.accept(m, f.Entries)
 }
 
-// checkEntries refuses a batch holding an entry over the size limit.
-func (r *Relay) checkEntries(c *conn, handle uint32, entries [][]byte) bool {
-	for _, e := range entries {
+// goodEntries drops, in place, entries empty or over the size limit
+// (PROTOCOL §8: the bad entry is dropped, not its frame) and tells the
+// peer once per frame.
+func (r *Relay) goodEntries(c *conn, handle uint32, entries [][]byte) [][]byte {
+	n := len(entries)
+	var bad int
+	entries = slices.DeleteFunc(entries, func(e []byte) bool {
 		if len(e) == 0 || len(e) > r.cfg.MaxEntrySize {
-			r.stats.BadEntries++
-			r.sendError(c, wire.CodeBadEntry, handle, false, fmt.Sprintf("entry of %d bytes: entries are 1..%d bytes", len(e), r.cfg.MaxEntrySize))
-			return false
+			bad = len(e)
+			return true
 		}
+		return false
+	})
+	if dropped := n - len(entries); dropped > 0 {
+		r.stats.BadEntries += uint64(dropped)
+		r.sendError(c, wire.CodeBadEntry, handle, false,
+			fmt.Sprintf("%d of %d entries dropped (one of %d bytes): entries are 1..%d bytes", dropped, n, bad, r.cfg.MaxEntrySize))
 	}
-	return true
+	return entries
 }
 
 func (r *Relay) handleSync(c *conn, f *wire.Sync) {
@@ -280,7 +289,7 @@ func (r *Relay) handleSync(c *conn, f *wire.Sync) {
 }
 
 func (r *Relay) handleLeave(c *conn, f *wire.Leave) {
-	if m := r.member(c, f.Handle); m != nil {
+	if m := r.memberOrError(c, f.Handle); m != nil {
 		r.leave(m)
 	}
 }

@@ -149,7 +149,7 @@ func (r *Relay) Open(tc transport.Conn, now time.Time) {
 	r.at(now)
 	r.nextConn++
 	c := &conn{tc: tc, id: r.nextConn, opened: now, lastRecv: now}
-	c.rd.Max = r.cfg.MaxFrameSize
+	c.rd.Max = wire.DefaultMaxFrameSize // until Welcome (PROTOCOL §11)
 	if code, text := r.admit(); code != 0 {
 		r.stats.Refused++
 		r.log.Info("connection refused", "remote", tc.RemoteAddr(), "code", code, "reason", text)
