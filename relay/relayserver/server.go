@@ -5,7 +5,6 @@ import (
 	crand "crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -85,8 +84,8 @@ type Server struct {
 	running     bool
 }
 
-// New checks cfg and builds the relay core, whose epoch is drawn
-// from crypto/rand.
+// New checks cfg and builds the relay core, whose epoch and join nonces
+// come from a CSPRNG (cryptoSource).
 func New(cfg Config) (*Server, error) {
 	if cfg.Addr == "" {
 		return nil, errors.New("relay: no listen address")
@@ -108,10 +107,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.Relay.Logger = log
 	}
 	cfg.Relay.AsyncJoinChecks = true // verified by checkJoins, off the loop
-	var seed [16]byte
-	crand.Read(seed[:])
-	rng := rand.New(rand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:])))
-	core, err := relay.New(cfg.Relay, rng)
+	core, err := relay.New(cfg.Relay, rand.New(cryptoSource()))
 	if err != nil {
 		return nil, err
 	}
@@ -129,6 +125,15 @@ func New(cfg Config) (*Server, error) {
 		Buckets: prometheus.ExponentialBuckets(1e-6, 4, 10),
 	})
 	return s, nil
+}
+
+// cryptoSource is the core's randomness in production: ChaCha8, a CSPRNG,
+// seeded from crypto/rand, so join nonces and epochs cannot be predicted
+// from earlier ones. The simulator hands the core a seeded source instead.
+func cryptoSource() *rand.ChaCha8 {
+	var seed [32]byte
+	crand.Read(seed[:])
+	return rand.NewChaCha8(seed)
 }
 
 // Epoch returns the relay core's epoch.
