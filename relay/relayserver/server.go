@@ -69,8 +69,6 @@ type Server struct {
 	started time.Time
 	tlsFail tlsFailures
 	fanout  prometheus.Histogram
-	// verifying counts join proofs being checked off the loop.
-	verifying sync.WaitGroup
 
 	listening chan struct{} // closed once Addr is valid
 	closeReq  chan struct{} // closed by Close
@@ -106,7 +104,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Relay.Logger == nil {
 		cfg.Relay.Logger = log
 	}
-	cfg.Relay.AsyncJoinChecks = true // verified by checkJoins, off the loop
+	cfg.Relay.AsyncJoinChecks = true // verified by a joinPool, off the loop
 	core, err := relay.New(cfg.Relay, rand.New(cryptoSource()))
 	if err != nil {
 		return nil, err
@@ -230,14 +228,10 @@ func (s *Server) Run(ctx context.Context) error {
 		HandshakeTimeout: s.cfg.Relay.WithDefaults().HandshakeTimeout,
 		Logger:           s.log,
 	})
-	core.checkJoins = func(checks []relay.JoinCheck) {
-		for _, jc := range checks {
-			s.verifying.Go(func() {
-				ok := jc.Verify()
-				loop.Do(func() { s.core.JoinChecked(jc, ok, time.Now()) })
-			})
-		}
-	}
+	joins := newJoinPool(0, func(jc relay.JoinCheck, ok bool) {
+		loop.Do(func() { s.core.JoinChecked(jc, ok, time.Now()) })
+	})
+	core.checkJoins = joins.add
 	s.started = time.Now()
 	s.mu.Lock()
 	s.loop = loop
@@ -265,7 +259,7 @@ func (s *Server) Run(ctx context.Context) error {
 		result = fmt.Errorf("relay: accept: %w", err)
 	}
 	loop.Close()
-	s.verifying.Wait()
+	joins.close()
 	if ops != nil {
 		ops.shutdown()
 	}
