@@ -187,7 +187,7 @@ func (r *Relay) JoinChecked(j JoinCheck, ok bool, now time.Time) {
 func (r *Relay) finishJoin(c *conn, f *wire.Join, verified bool) {
 	if !verified {
 		r.stats.JoinsDenied++
-		r.log.Info("join denied: bad channel proof", "conn", c.id, "remote", c.tc.RemoteAddr())
+		r.logConn(logJoinDenied, "conn", c.id, "remote", c.tc.RemoteAddr())
 		r.sendError(c, wire.CodeJoinDenied, f.Handle, false, "channel proof does not verify")
 		return
 	}
@@ -296,7 +296,7 @@ func (r *Relay) handleLeave(c *conn, f *wire.Leave) {
 
 // handleError logs a client's report; a fatal one ends the connection.
 func (r *Relay) handleError(c *conn, f *wire.Error) {
-	r.log.Info("client reported error", "conn", c.id, "code", f.Code, "text", f.Text)
+	r.logConn(logClientError, "conn", c.id, "code", f.Code, "text", f.Text)
 	if f.Flags&wire.ErrorFatal != 0 {
 		c.tc.Close()
 		r.dropConn(c)

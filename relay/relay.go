@@ -46,6 +46,7 @@ type Relay struct {
 	sealedScratch [][]byte
 	freshScratch  []roster.Entry
 	stats         Stats
+	logGates      [numLogKinds]logGate
 
 	// decoded holds the frames payloads decode into, reused so decoding
 	// does not allocate.
@@ -152,7 +153,7 @@ func (r *Relay) Open(tc transport.Conn, now time.Time) {
 	c.rd.Max = wire.DefaultMaxFrameSize // until Welcome (PROTOCOL §11)
 	if code, text := r.admit(); code != 0 {
 		r.stats.Refused++
-		r.log.Info("connection refused", "remote", tc.RemoteAddr(), "code", code, "reason", text)
+		r.logConn(logRefused, "remote", tc.RemoteAddr(), "code", code, "reason", text)
 		r.sendError(c, code, 0, true, text)
 		tc.Close()
 		return
@@ -214,6 +215,7 @@ func (r *Relay) Closed(tc transport.Conn, err error, now time.Time) {
 // Tick enforces handshake and idle timeouts.
 func (r *Relay) Tick(now time.Time) {
 	r.at(now)
+	r.flushLogs()
 	if !r.sweepAt.IsZero() && !now.Before(r.sweepAt) {
 		r.sweep()
 	}
@@ -324,7 +326,7 @@ func (r *Relay) sendError(c *conn, code wire.Code, handle uint32, fatal bool, te
 
 // closeWithError tells the peer why and closes the connection.
 func (r *Relay) closeWithError(c *conn, code wire.Code, handle uint32, text string) {
-	r.log.Info("closing connection", "conn", c.id, "remote", c.tc.RemoteAddr(), "code", code, "reason", text)
+	r.logConn(logClosing, "conn", c.id, "remote", c.tc.RemoteAddr(), "code", code, "reason", text)
 	r.sendError(c, code, handle, true, text)
 	c.tc.Close()
 	r.dropConn(c)
