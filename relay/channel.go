@@ -68,21 +68,11 @@ func (r *Relay) store(ch *channel, e roster.Entry) {
 	ch.order = append(ch.order, e.ID)
 	r.cachedBytes += int64(len(e.Sealed) + entryOverhead)
 	ch.bytes += int64(len(e.Sealed) + entryOverhead)
-	for ch.cache.Len() > r.cfg.CacheEntries || (r.memory() > r.cfg.MemoryBudget && ch.cache.Len() > 1) {
-		old := ch.order[ch.evicted]
-		ch.evicted++
-		if gone, ok := ch.cache.Get(old); ok {
-			r.cachedBytes -= int64(len(gone.Sealed) + entryOverhead)
-			ch.bytes -= int64(len(gone.Sealed) + entryOverhead)
-			ch.cache.Remove(old)
-		}
-		ch.complete = false
-		r.stats.Evicted++
+	for ch.cache.Len() > r.cfg.CacheEntries {
+		r.evictOldest(ch)
 	}
-	// Compact the order slice once half of it is evicted.
-	if ch.evicted > 0 && ch.evicted*2 >= len(ch.order) {
-		ch.order = slices.Clone(ch.order[ch.evicted:])
-		ch.evicted = 0
+	if r.overBudget() {
+		r.shed()
 	}
 }
 

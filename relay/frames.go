@@ -192,7 +192,10 @@ func (r *Relay) finishJoin(c *conn, f *wire.Join, verified bool) {
 		return
 	}
 	ch := r.channels[f.Channel]
-	if ch == nil && r.memory() > r.cfg.MemoryBudget {
+	if ch == nil && r.usage().Fixed()+channelOverhead > r.cfg.MemoryBudget {
+		r.forgetEmpty()
+	}
+	if ch == nil && r.usage().Fixed()+channelOverhead > r.cfg.MemoryBudget {
 		r.stats.Shed++
 		r.sendError(c, wire.CodeRelayFull, f.Handle, false, "relay full: memory budget reached")
 		return

@@ -35,10 +35,14 @@ type Relay struct {
 	now        time.Time // of the event being handled; set by at, read by everything below the event methods
 	sweepAt    time.Time // when idle channels are next looked at; zero if none
 
-	// Memory estimate, for the budget: bytes of cached entries and the
-	// number of entries held for slow members.
-	cachedBytes  int64
-	pendingCount int64
+	// Memory estimate, for the budget (memory.go): bytes of cached
+	// entries, entries held for slow members, and the last sample of send
+	// queues and read buffers.
+	cachedBytes   int64
+	pendingCount  int64
+	queuedBytes   int64
+	bufferedBytes int64
+	sampledAt     time.Time
 
 	out           []byte // scratch for encoding frames
 	frameBuf      []byte // scratch for encodeEntries
@@ -109,25 +113,14 @@ func (r *Relay) admit() (wire.Code, string) {
 		return wire.CodeShuttingDown, "relay shutting down"
 	case len(r.conns) >= r.cfg.MaxConnections:
 		return wire.CodeRelayFull, "relay full: connection limit reached"
-	case r.memory() > r.cfg.MemoryBudget:
+	case r.usage().Fixed() > r.cfg.MemoryBudget:
+		// Caches can be evicted to make room; only what cannot refuses.
 		r.stats.Shed++
 		return wire.CodeRelayFull, "relay full: memory budget reached"
 	case !r.accepts.AllowN(r.now, 1):
 		return wire.CodeRateLimited, "too many new connections: retry later"
 	}
 	return 0, ""
-}
-
-// Estimated costs, for the memory budget.
-const (
-	entryOverhead   = 128  // ID, slice header, cache index and order slots
-	pendingOverhead = 64   // an Entry held for a slow member
-	connOverhead    = 2048 // conn, member, limiters, driver buffers
-)
-
-// memory estimates what the relay holds.
-func (r *Relay) memory() int64 {
-	return r.cachedBytes + r.pendingCount*pendingOverhead + int64(len(r.conns))*connOverhead
 }
 
 // rateLimited closes a connection over its frame or byte rate.

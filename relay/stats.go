@@ -50,10 +50,6 @@ func cloneCounts(m map[wire.Code]uint64) map[wire.Code]uint64 {
 	return c
 }
 
-// Memory reports the relay's estimate of what it holds, in bytes, as the
-// memory budget counts it.
-func (r *Relay) Memory() int64 { return r.memory() }
-
 // Conns reports live connections.
 func (r *Relay) Conns() int { return len(r.conns) }
 

@@ -1,0 +1,140 @@
+package relay
+
+import (
+	"time"
+
+	"github.com/cosnim/relays/roster"
+)
+
+// Estimated costs, for the memory budget.
+const (
+	entryOverhead   = 128  // ID, slice header, cache index and order slots
+	pendingOverhead = 64   // an Entry held for a slow member
+	connOverhead    = 2048 // conn, member, limiters, driver buffers
+	channelOverhead = 512  // channel, its map slot, cache and order headers
+	// queueSample is how often send queues and read buffers, which drain
+	// and fill outside the core's events, are summed into the estimate.
+	queueSample = time.Second
+)
+
+// MemoryUsage is the relay's estimate of what it holds, by part, in
+// bytes, as the memory budget counts it.
+type MemoryUsage struct {
+	Caches   int64 `json:"caches"`   // cached entries
+	Pending  int64 `json:"pending"`  // entries held for slow members
+	Queues   int64 `json:"queues"`   // bytes queued to send, as last sampled
+	Buffers  int64 `json:"buffers"`  // partial frames being read, as last sampled
+	Channels int64 `json:"channels"` // per-channel overhead
+	Conns    int64 `json:"conns"`    // per-connection overhead, driver state included
+}
+
+// Total is the sum of the parts.
+func (u MemoryUsage) Total() int64 {
+	return u.Caches + u.Pending + u.Queues + u.Buffers + u.Channels + u.Conns
+}
+
+// Fixed is what eviction cannot free: everything but cached entries.
+func (u MemoryUsage) Fixed() int64 { return u.Total() - u.Caches }
+
+// usage is the current estimate, resampling queues at most once per
+// queueSample of event time.
+func (r *Relay) usage() MemoryUsage {
+	if r.now.Sub(r.sampledAt) >= queueSample || r.sampledAt.IsZero() {
+		r.sampleQueues()
+	}
+	return MemoryUsage{
+		Caches:   r.cachedBytes,
+		Pending:  r.pendingCount * pendingOverhead,
+		Queues:   r.queuedBytes,
+		Buffers:  r.bufferedBytes,
+		Channels: int64(len(r.channels)) * channelOverhead,
+		Conns:    int64(len(r.conns)) * connOverhead,
+	}
+}
+
+func (r *Relay) memory() int64 { return r.usage().Total() }
+
+// sampleQueues sums what connections hold outside the core's events.
+func (r *Relay) sampleQueues() {
+	r.sampledAt = r.now
+	r.queuedBytes, r.bufferedBytes = 0, 0
+	for _, c := range r.conns { // sorted: sums only
+		r.queuedBytes += int64(c.tc.Queued())
+		r.bufferedBytes += int64(c.rd.Buffered())
+	}
+}
+
+// overBudget reports whether the estimate passes the budget.
+func (r *Relay) overBudget() bool { return r.memory() > r.cfg.MemoryBudget }
+
+// shed brings the estimate back under the budget, to a low-water mark so
+// that one pass serves many stores. It forgets channels nobody has joined
+// first, then evicts the oldest entries of the channel holding the most
+// cached bytes per member: a swarm of self-made channels, one member
+// each, pays before a busy channel shared by many.
+func (r *Relay) shed() {
+	low := r.cfg.MemoryBudget - r.cfg.MemoryBudget/32
+	r.forgetEmpty()
+	for r.memory() > low {
+		victim := r.costliest()
+		if victim == nil {
+			return // nothing left to evict: admission stops growth
+		}
+		for victim.cache.Len() > 0 && r.memory() > low {
+			r.evictOldest(victim)
+		}
+	}
+}
+
+// costliest is the channel with the most cached bytes per member (ties:
+// more bytes, then lower ID), or nil if no cache holds anything.
+func (r *Relay) costliest() *channel {
+	var best *channel
+	var bestCost int64
+	for _, ch := range r.channels { // sorted: a maximum with a total order
+		if ch.cache.Len() == 0 {
+			continue
+		}
+		cost := ch.bytes / int64(max(1, len(ch.members)))
+		if best == nil || cost > bestCost || cost == bestCost && (ch.bytes > best.bytes ||
+			ch.bytes == best.bytes && string(ch.id[:]) < string(best.id[:])) {
+			best, bestCost = ch, cost
+		}
+	}
+	return best
+}
+
+// forgetEmpty drops channels without members or entries: they cost their
+// overhead and hold nothing a returning member needs.
+func (r *Relay) forgetEmpty() {
+	for id, ch := range r.channels { // sorted: deletions only
+		if len(ch.members) == 0 && ch.cache.Len() == 0 {
+			delete(r.channels, id)
+			r.stats.ChannelsForgotten++
+		}
+	}
+}
+
+// evictOldest drops ch's oldest cached entry; ch is no longer complete.
+func (r *Relay) evictOldest(ch *channel) {
+	old := ch.order[ch.evicted]
+	ch.evicted++
+	if gone, ok := ch.cache.Get(old); ok {
+		r.cachedBytes -= int64(len(gone.Sealed) + entryOverhead)
+		ch.bytes -= int64(len(gone.Sealed) + entryOverhead)
+		ch.cache.Remove(old)
+	}
+	ch.complete = false
+	r.stats.Evicted++
+	if ch.evicted > 0 && ch.evicted*2 >= len(ch.order) {
+		ch.order = append([]roster.ID(nil), ch.order[ch.evicted:]...)
+		ch.evicted = 0
+	}
+}
+
+// Memory reports the relay's estimate of what it holds, in bytes, as the
+// memory budget counts it.
+func (r *Relay) Memory() int64 { return r.memory() }
+
+// MemoryUsage reports the estimate by part.
+func (r *Relay) MemoryUsage() MemoryUsage { return r.usage() }

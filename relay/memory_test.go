@@ -1,0 +1,100 @@
+package relay
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/cosnim/relays/roster"
+	"github.com/cosnim/relays/wire"
+)
+
+// announce sends n entries of size bytes on c under handle 1.
+func announce(t *testing.T, h *harness, c *fakeConn, k *roster.Keys, prefix string, n, size int) {
+	t.Helper()
+	for i := range n {
+		e := seal(t, k, fmt.Sprintf("%s-%0*d", prefix, size, i))
+		h.send(c, &wire.Announce{Handle: 1, Seq: uint32(i), Entries: [][]byte{e.Sealed}})
+	}
+	c.frames(t)
+}
+
+// Outsiders filling the budget with self-made channels evict their own
+// entries, not those of a channel several members share, and an honest
+// client is still admitted.
+func TestBudgetEvictsCostliestChannels(t *testing.T) {
+	const budget = 4 << 20
+	h := newHarness(t, Config{MemoryBudget: budget, AcceptRate: 100000})
+	honest := keys(t, "honest")
+	var members []*fakeConn
+	for i := range 3 {
+		c, w := h.connect(fmt.Sprint("member-", i))
+		h.join(c, w, honest, 1)
+		members = append(members, c)
+	}
+	announce(t, h, members[0], honest, "honest", 2000, 200)
+	for _, m := range members[1:] {
+		m.frames(t)
+	}
+	for i := range 12 {
+		c, w := h.connect(fmt.Sprint("outsider-", i))
+		k := keys(t, fmt.Sprint("swarm-", i))
+		h.join(c, w, k, 1)
+		announce(t, h, c, k, "junk", 2000, 300)
+	}
+	if st := h.r.Stats(); st.Evicted == 0 {
+		t.Fatal("nothing evicted: the swarm never filled the budget, the test proves nothing")
+	}
+	// A new honest hub announcing into the full budget keeps what it
+	// announces: the swarm's channels pay.
+	late := keys(t, "late hub")
+	a, wa := h.connect("late-a")
+	b, wb := h.connect("late-b")
+	h.join(a, wa, late, 1)
+	h.join(b, wb, late, 1)
+	announce(t, h, a, late, "late", 500, 200)
+	if ch := h.r.channels[late.ID()]; ch.cache.Len() != 500 || !ch.complete {
+		t.Fatalf("new honest channel holds %d of 500 entries (complete=%v)", ch.cache.Len(), ch.complete)
+	}
+	if m := h.r.Memory(); m > budget {
+		t.Fatalf("estimate %d over the %d budget", m, budget)
+	}
+	ch := h.r.channels[honest.ID()]
+	if ch.cache.Len() != 2000 || !ch.complete {
+		t.Fatalf("honest channel holds %d of 2000 entries (complete=%v) after the swarm", ch.cache.Len(), ch.complete)
+	}
+	if c, _ := h.connect("late honest"); c.closed {
+		t.Fatal("an honest client was refused while caches filled the budget")
+	}
+}
+
+// Channels created and left empty are forgotten when the budget needs
+// their overhead, so a join/leave loop cannot lock others out.
+func TestEmptyChannelsYieldToNewOnes(t *testing.T) {
+	h := newHarness(t, Config{MemoryBudget: 64*channelOverhead + 4*connOverhead, FrameRate: 100000})
+	c, w := h.connect("churner")
+	for i := range 200 {
+		k := keys(t, fmt.Sprint("self-made-", i))
+		h.join(c, w, k, 1)
+		h.send(c, &wire.Leave{Handle: 1})
+	}
+	if n := h.r.ChannelCount(); n > 64 {
+		t.Fatalf("%d empty channels held under a budget of 64 channels' overhead", n)
+	}
+	d, wd := h.connect("honest")
+	h.join(d, wd, keys(t, "honest"), 1)
+}
+
+// Send queues count once sampled: a member that stops reading shows in
+// the estimate.
+func TestQueuesCounted(t *testing.T) {
+	h := newHarness(t, Config{})
+	c, _ := h.connect("slow")
+	before := h.r.MemoryUsage()
+	c.queued = 5 << 20
+	h.now = h.now.Add(queueSample)
+	h.r.Tick(h.now) // any event past the sample period
+	u := h.r.MemoryUsage()
+	if u.Queues != 5<<20 || u.Total()-before.Total() != 5<<20 {
+		t.Fatalf("usage %+v after 5 MiB queued (before %+v), want the queue counted", u, before)
+	}
+}
