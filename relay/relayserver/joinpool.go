@@ -82,4 +82,3 @@ func (p *joinPool) close() {
 	p.mu.Unlock()
 	p.wg.Wait()
 }
-
