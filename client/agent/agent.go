@@ -38,7 +38,8 @@ type Options struct {
 	// TLS, when not nil, makes the Agent dial TLS (tcps://); build it with
 	// tcp.ClientTLSConfig.
 	TLS *tls.Config
-	// Secret is the continuum secret; channel keys derive from it.
+	// Secret is the continuum secret; channel keys derive from it after
+	// roster.StretchSecret (once per process and secret).
 	Secret []byte
 	// Agent names this client in Hello (default "cosnim").
 	Agent string
@@ -119,9 +120,14 @@ func New(opts Options) (*Agent, error) {
 	if err := opts.Listing.WithDefaults().Validate(); err != nil {
 		return nil, err
 	}
+	// A passphrase must not be guessable at HKDF's speed (PROTOCOL.md §7.1).
+	secret, err := roster.StretchSecret(opts.Secret)
+	if err != nil {
+		return nil, err
+	}
 	a := &Agent{
 		listing: opts.Listing,
-		secret:  append([]byte(nil), opts.Secret...),
+		secret:  secret,
 		entries: make(chan Learned, opts.EntriesBuffer),
 		hubs:    make(map[string]*hubState),
 		byID:    make(map[roster.ChannelID]*hubState),

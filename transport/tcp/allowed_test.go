@@ -1,38 +1,86 @@
 package tcp
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cosnim/relays/internal/testpki"
 )
 
+// selfSigned makes a certificate with the given subject; Allowed reads
+// only the subject and the DER, so no CA is needed.
+func selfSigned(t *testing.T, subject pkix.Name) *x509.Certificate {
+	t.Helper()
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: subject, NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, pub, priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert
+}
+
+// Each case fails if the rule it names is removed from Allowed.
 func TestAllowed(t *testing.T) {
 	dir := t.TempDir()
 	ca := testpki.NewCA(t, dir, "ca")
-	_, _, cert := ca.Issue(t, dir, "c", testpki.Leaf{CN: "instance-1"})
-	fp := Fingerprint(cert)
+	_, _, plain := ca.Issue(t, dir, "c", testpki.Leaf{CN: "instance-1"})
+	withOrg := selfSigned(t, pkix.Name{CommonName: "instance-1", Organization: []string{"Example"}})
+	noSubject := selfSigned(t, pkix.Name{})
+	fp := Fingerprint(plain)
 	colons := "SHA256:" + strings.ToUpper(strings.Join(splitPairs(strings.TrimPrefix(fp, "sha256:")), ":"))
+	if got := withOrg.Subject.String(); got != "CN=instance-1,O=Example" {
+		t.Fatalf("subject %q, want CN=instance-1,O=Example", got)
+	}
 	tests := []struct {
 		name    string
+		cert    *x509.Certificate
 		allowed []string
 		want    bool
 	}{
-		{"bare common name", []string{"instance-1"}, true},
-		{"CN= common name", []string{"CN=instance-1"}, true},
-		{"full subject", []string{cert.Subject.String()}, true},
-		{"fingerprint", []string{fp}, true},
-		{"fingerprint with colons and capitals", []string{colons}, true},
-		{"other name", []string{"CN=instance-2", "instance-2"}, false},
-		{"partial subject", []string{"CN=instance-1,O=elsewhere"}, false},
-		{"other fingerprint", []string{"sha256:00"}, false},
-		{"empty list", nil, false},
+		// CN=NAME is the common name alone, whatever else the subject holds.
+		{"CN= common name", withOrg, []string{"CN=instance-1"}, true},
+		{"cn= in lower case", withOrg, []string{"cn=instance-1"}, true},
+		{"CN= other name", withOrg, []string{"CN=instance-2"}, false},
+		// Without CN=, an entry is a whole subject.
+		{"bare name is not a common name", withOrg, []string{"instance-1"}, false},
+		{"bare name, subject of CN only", plain, []string{"instance-1"}, false},
+		{"full subject", withOrg, []string{"CN=instance-1,O=Example"}, true},
+		{"full subject, CN only", plain, []string{plain.Subject.String()}, true},
+		{"partial subject", withOrg, []string{"CN=instance-1,O=elsewhere"}, false},
+		{"subject without CN part", withOrg, []string{"O=Example"}, false},
+		// Fingerprints.
+		{"fingerprint", plain, []string{fp}, true},
+		{"fingerprint with colons and capitals", plain, []string{colons}, true},
+		{"other fingerprint", plain, []string{"sha256:00"}, false},
+		{"fingerprint of another certificate", withOrg, []string{fp}, false},
+		// Empty entries match nothing, even a certificate with an empty
+		// subject and common name.
+		{"empty entry", noSubject, []string{""}, false},
+		{"blank entry", noSubject, []string{" \t "}, false},
+		{"CN= without a name", noSubject, []string{"CN="}, false},
+		{"CN= with a blank name", noSubject, []string{"CN=  "}, false},
+		{"empty entry before a match", withOrg, []string{"", "CN=instance-1"}, true},
+		{"empty list", plain, nil, false},
 	}
 	for _, tt := range tests {
-		if got := Allowed(cert, tt.allowed); got != tt.want {
-			t.Errorf("%s: Allowed(%q) = %v, want %v", tt.name, tt.allowed, got, tt.want)
+		if got := Allowed(tt.cert, tt.allowed); got != tt.want {
+			t.Errorf("%s: Allowed(%s, %q) = %v, want %v", tt.name, tt.cert.Subject, tt.allowed, got, tt.want)
 		}
 	}
 }

@@ -158,22 +158,36 @@ func Fingerprint(cert *x509.Certificate) string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
-// Allowed reports whether cert matches an entry of allowed: its common
-// name, as "NAME" or "CN=NAME"; its full subject as Subject.String()
-// prints it ("CN=instance-1,O=Example"); or "sha256:HEX", the SHA-256 of
-// its DER (colons and case in HEX ignored).
+// Allowed reports whether cert matches an entry of allowed. An entry is
+// one of:
+//   - "sha256:HEX", the SHA-256 of the certificate's DER (colons and case in
+//     HEX ignored);
+//   - "CN=NAME" (no comma), the common name alone;
+//   - anything else, the full subject as Subject.String() prints it
+//     ("CN=instance-1,O=Example"). A bare "NAME" is such a subject, so it
+//     matches no certificate: a common name must be asked for with "CN=".
+//
+// An empty entry, or "CN=" with an empty name, matches nothing, not even a
+// certificate without a subject or common name.
 func Allowed(cert *x509.Certificate, allowed []string) bool {
 	subject, fp := cert.Subject.String(), Fingerprint(cert)
 	for _, a := range allowed {
 		a = strings.TrimSpace(a)
+		if a == "" {
+			continue
+		}
 		if hexFP, ok := strings.CutPrefix(strings.ToLower(a), "sha256:"); ok {
 			if "sha256:"+strings.ReplaceAll(hexFP, ":", "") == fp {
 				return true
 			}
 			continue
 		}
-		cn := strings.TrimPrefix(a, "CN=")
-		if a == subject || (!strings.Contains(cn, ",") && cn == cert.Subject.CommonName) {
+		if len(a) >= 3 && strings.EqualFold(a[:3], "CN=") && !strings.Contains(a, ",") {
+			if cn := strings.TrimSpace(a[3:]); cn != "" && cn == cert.Subject.CommonName {
+				return true
+			}
+		}
+		if a == subject {
 			return true
 		}
 	}

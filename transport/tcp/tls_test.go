@@ -55,7 +55,7 @@ func TestMutualTLS(t *testing.T) {
 	expCert, expKey, _ := p.ca.Issue(t, p.dir, "expired", testpki.Leaf{CN: "good-client", Expired: true})
 	strangerCert, strangerKey, _ := p.ca.Issue(t, p.dir, "stranger", testpki.Leaf{CN: "stranger"})
 
-	allowed := []string{"good-client", strings.ToUpper(Fingerprint(byFP))}
+	allowed := []string{"CN=good-client", strings.ToUpper(Fingerprint(byFP))}
 	cfg, _, err := ServerTLSConfig(p.serverCert, p.serverKey, p.ca.File, allowed)
 	if err != nil {
 		t.Fatal(err)
