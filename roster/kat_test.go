@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/cosnim/relays/internal/secret"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/kat from the code")
@@ -81,7 +83,7 @@ func katInputs(t *testing.T) katFile {
 	}
 	ff := bytes.Repeat([]byte{0xff}, JoinNonceSize)
 	readme := "my continuum secret"
-	stretched, err := StretchSecret([]byte(readme))
+	stretched, err := secret.Stretch([]byte(readme))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +98,7 @@ func katInputs(t *testing.T) katFile {
 		{note: "a raw secret, as the simulator and tests use it (no stretching)", secret: []byte("continuum secret"), hub: "hub-a",
 			nonces: [][]byte{seq(JoinNonceSize), ff},
 			refs:   [][]byte{{}, []byte("capsule/0001"), []byte("capsule/0002"), seq(100)}},
-		{note: "the README's example passphrase after StretchSecret: what a real instance derives", from: readme, secret: stretched, hub: "hub-1",
+		{note: "the README's example passphrase after secret.Stretch: what a real instance derives", from: readme, secret: stretched, hub: "hub-1",
 			nonces: [][]byte{seq(JoinNonceSize)},
 			refs:   [][]byte{[]byte("capsule/0001")}},
 		{note: "a binary secret and a hub name outside ASCII (info is its UTF-8 bytes)", secret: seq(32), hub: "bucket/é",
@@ -109,8 +111,8 @@ func katInputs(t *testing.T) katFile {
 			"Byte strings are hex; *_text fields repeat a secret as text when it is printable.",
 			"Regenerate with: go test ./roster -run TestKnownAnswers -update",
 		},
-		Stretch: katStretch{Algorithm: "argon2id, version 0x13", Time: stretchTime, MemoryKiB: stretchMemory,
-			Threads: stretchThreads, Size: stretchSize, Salt: stretchSalt},
+		Stretch: katStretch{Algorithm: "argon2id, version 0x13", Time: secret.Time, MemoryKiB: secret.MemoryKiB,
+			Threads: secret.Threads, Size: secret.Size, Salt: secret.Salt},
 	}
 	for _, s := range [][]byte{[]byte(readme), seq(32), []byte("s")} {
 		f.Stretch.Vectors = append(f.Stretch.Vectors, katStretchVec{SecretText: printable(s), Secret: hex.EncodeToString(s)})
@@ -141,7 +143,7 @@ func printable(b []byte) string {
 func (f *katFile) fill(t *testing.T) {
 	for i := range f.Stretch.Vectors {
 		v := &f.Stretch.Vectors[i]
-		out, err := StretchSecret(unhex(t, v.Secret))
+		out, err := secret.Stretch(unhex(t, v.Secret))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -221,9 +223,9 @@ func TestKnownAnswers(t *testing.T) {
 		t.Fatalf("%s: %v", katPath, err)
 	}
 	s := want.Stretch
-	if s.Time != stretchTime || s.MemoryKiB != stretchMemory || s.Threads != stretchThreads || s.Size != stretchSize || s.Salt != stretchSalt {
+	if s.Time != secret.Time || s.MemoryKiB != secret.MemoryKiB || s.Threads != secret.Threads || s.Size != secret.Size || s.Salt != secret.Salt {
 		t.Errorf("%s states stretch parameters %+v; the code uses time %d, memory %d KiB, threads %d, size %d, salt %q",
-			katPath, s, stretchTime, stretchMemory, stretchThreads, stretchSize, stretchSalt)
+			katPath, s, secret.Time, secret.MemoryKiB, secret.Threads, secret.Size, secret.Salt)
 	}
 	got := want
 	got.Stretch.Vectors = append([]katStretchVec(nil), want.Stretch.Vectors...)
@@ -239,7 +241,7 @@ func TestKnownAnswers(t *testing.T) {
 			t.Errorf("stretch vector %d: secret_text %q is not secret %s", i, v.SecretText, v.Secret)
 		}
 		if g := got.Stretch.Vectors[i].Stretched; g != v.Stretched {
-			t.Errorf("StretchSecret(%s) = %s, want %s", v.Secret, g, v.Stretched)
+			t.Errorf("secret.Stretch(%s) = %s, want %s", v.Secret, g, v.Stretched)
 		}
 	}
 	for i, w := range want.Channels {
@@ -249,7 +251,7 @@ func TestKnownAnswers(t *testing.T) {
 			t.Errorf("%s: secret_text %q is not secret %s", name, w.SecretText, w.Secret)
 		}
 		if w.StretchedFrom != "" {
-			out, _ := StretchSecret([]byte(w.StretchedFrom))
+			out, _ := secret.Stretch([]byte(w.StretchedFrom))
 			if hex.EncodeToString(out) != w.Secret {
 				t.Errorf("%s: secret is not the stretch of %q", name, w.StretchedFrom)
 			}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cosnim/relays/client"
+	"github.com/cosnim/relays/internal/secret"
 	"github.com/cosnim/relays/roster"
 	"github.com/cosnim/relays/transport"
 	"github.com/cosnim/relays/transport/tcp"
@@ -39,7 +40,7 @@ type Options struct {
 	// tcp.ClientTLSConfig.
 	TLS *tls.Config
 	// Secret is the continuum secret; channel keys derive from it after
-	// roster.StretchSecret (once per process and secret).
+	// secret.Stretch (once per process and secret).
 	Secret []byte
 	// Agent names this client in Hello (default "cosnim").
 	Agent string
@@ -121,7 +122,7 @@ func New(opts Options) (*Agent, error) {
 		return nil, err
 	}
 	// A passphrase must not be guessable at HKDF's speed (PROTOCOL.md §7.1).
-	secret, err := roster.StretchSecret(opts.Secret)
+	secret, err := secret.Stretch(opts.Secret)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"net"
 	"testing"
 
+	"github.com/cosnim/relays/internal/secret"
 	"github.com/cosnim/relays/roster"
 )
 
@@ -26,7 +27,7 @@ func TestAgentStretchesSecret(t *testing.T) {
 	if err := a.Join("hub-1"); err != nil {
 		t.Fatal(err)
 	}
-	stretched, err := roster.StretchSecret(raw)
+	stretched, err := secret.Stretch(raw)
 	if err != nil {
 		t.Fatal(err)
 	}

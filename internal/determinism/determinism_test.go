@@ -33,6 +33,7 @@ var forbidden = []string{
 	"github.com/prometheus/client_golang/prometheus",
 	"github.com/pingcap/failpoint",
 	"github.com/cosnim/relays/transport/tcp",
+	"github.com/cosnim/relays/internal/secret",
 	"github.com/cosnim/relays/netsim",
 	"github.com/cosnim/relays/sim",
 }

@@ -1,4 +1,4 @@
-package roster
+package secret
 
 import (
 	"bytes"
@@ -38,7 +38,7 @@ func TestStretchSecretOncePerProcess(t *testing.T) {
 	outs := make([][]byte, 8)
 	for i := range outs {
 		wg.Go(func() {
-			out, err := StretchSecret([]byte("my continuum secret"))
+			out, err := Stretch([]byte("my continuum secret"))
 			if err != nil {
 				t.Error(err)
 			}
@@ -55,10 +55,10 @@ func TestStretchSecretOncePerProcess(t *testing.T) {
 		}
 	}
 	outs[0][0] ^= 1 // a caller's copy is its own
-	if again, _ := StretchSecret([]byte("my continuum secret")); !bytes.Equal(again, outs[1]) {
+	if again, _ := Stretch([]byte("my continuum secret")); !bytes.Equal(again, outs[1]) {
 		t.Fatal("changing a returned value changed the cache")
 	}
-	if _, err := StretchSecret([]byte("another secret")); err != nil || calls.Load() != 2 {
+	if _, err := Stretch([]byte("another secret")); err != nil || calls.Load() != 2 {
 		t.Fatalf("another secret: err %v, %d calls; want nil, 2", err, calls.Load())
 	}
 }
@@ -66,7 +66,7 @@ func TestStretchSecretOncePerProcess(t *testing.T) {
 func TestStretchCacheBounded(t *testing.T) {
 	countStretch(t)
 	for i := range 10 * stretchCacheMax {
-		if _, err := StretchSecret([]byte{byte(i), byte(i >> 8)}); err != nil {
+		if _, err := Stretch([]byte{byte(i), byte(i >> 8)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -79,8 +79,8 @@ func TestStretchCacheBounded(t *testing.T) {
 
 func TestStretchSecretEmpty(t *testing.T) {
 	for _, secret := range [][]byte{nil, {}} {
-		if out, err := StretchSecret(secret); !errors.Is(err, ErrNoSecret) || out != nil {
-			t.Fatalf("StretchSecret(%q) = %x, %v; want nil, ErrNoSecret", secret, out, err)
+		if out, err := Stretch(secret); !errors.Is(err, ErrEmpty) || out != nil {
+			t.Fatalf("Stretch(%q) = %x, %v; want nil, ErrEmpty", secret, out, err)
 		}
 	}
 }

@@ -1,24 +1,32 @@
-package roster
+// Package secret stretches continuum secrets before instances derive keys
+// from them (PROTOCOL.md §7.1). It lives outside the cores: Argon2id runs
+// its lanes on goroutines and the cache is process state, so drivers call
+// it (the Agent) and hand the cores the result.
+package secret
 
 import (
 	"crypto/sha256"
+	"errors"
 	"sync"
 
 	"golang.org/x/crypto/argon2"
 )
 
-// Stretching parameters (PROTOCOL.md §7.1): Argon2id, the second
+// ErrEmpty reports an empty secret: nothing to stretch.
+var ErrEmpty = errors.New("secret: empty continuum secret")
+
+// Parameters (PROTOCOL.md §7.1): Argon2id, the second
 // recommended option of RFC 9106 §4. They are part of the protocol:
 // changing any of them changes every channel ID.
 const (
-	stretchTime    = 3         // passes
-	stretchMemory  = 64 * 1024 // KiB (64 MiB)
-	stretchThreads = 4         // lanes; part of the result, not only of speed
-	stretchSize    = 32        // bytes out
-	// stretchSalt separates this use from any other of the same secret. It
+	Time      = 3         // passes
+	MemoryKiB = 64 * 1024 // KiB (64 MiB)
+	Threads   = 4         // lanes; part of the result, not only of speed
+	Size      = 32        // bytes out
+	// Salt separates this use from any other of the same secret. It
 	// is fixed: an instance has no per-continuum value to salt with before
 	// it has keys.
-	stretchSalt = "cosnim continuum secret v1"
+	Salt = "cosnim continuum secret v1"
 )
 
 // stretchCacheMax bounds the cache; a process holds one or a few secrets.
@@ -34,7 +42,7 @@ type stretched struct {
 	out  []byte
 }
 
-// StretchSecret returns the continuum secret stretched with Argon2id, the
+// Stretch returns the continuum secret stretched with Argon2id, the
 // input key material that real instances give DeriveKeys. HKDF alone is
 // fast, so a passphrase secret could be guessed offline by anyone who saw a
 // channel ID and its public key; stretching makes each guess cost 64 MiB
@@ -44,9 +52,9 @@ type stretched struct {
 // Agent with one secret pays once; concurrent first calls share one
 // computation. It is deterministic and draws no randomness. Cores do not
 // call it: drivers do, where the secret enters (client/agent.New).
-func StretchSecret(secret []byte) ([]byte, error) {
+func Stretch(secret []byte) ([]byte, error) {
 	if len(secret) == 0 {
-		return nil, ErrNoSecret
+		return nil, ErrEmpty
 	}
 	key := sha256.Sum256(secret)
 	stretchCache.mu.Lock()
@@ -65,5 +73,5 @@ func StretchSecret(secret []byte) ([]byte, error) {
 
 // stretch is a variable so tests can count calls.
 var stretch = func(secret []byte) []byte {
-	return argon2.IDKey(secret, []byte(stretchSalt), stretchTime, stretchMemory, stretchThreads, stretchSize)
+	return argon2.IDKey(secret, []byte(Salt), Time, MemoryKiB, Threads, Size)
 }
