@@ -30,6 +30,20 @@ type Config struct {
 	FrameRate          int // frames per second per connection, burst one second's worth (default 10000)
 	ByteRate           int // bytes per second per connection, burst one second's worth (default 8 MiB)
 	AcceptRate         int // new connections per second, burst one second's worth (default 10000)
+	// SendQueue bounds the bytes queued to one connection: the relay
+	// stops answering a connection that lets its queue pass HighWater and
+	// closes it (CodeQueueFull) past this (default 4 MiB).
+	SendQueue int
+	// SyncReplyEntries bounds the entries given in answer to the ranges
+	// of one sync message (wants are bounded by the peer's frame); a peer
+	// that lacks more gets them in later rounds (default 4096).
+	SyncReplyEntries int
+	// MaxHandshakes bounds TLS handshakes in progress at once; the driver
+	// closes connections past it before any handshake work (default 256).
+	MaxHandshakes int
+	// JoinRate bounds joins per second per connection, burst MaxChannels;
+	// each costs a signature check (default 64).
+	JoinRate int
 	// MemoryBudget bounds what the relay holds (cached entries, pending
 	// entries, connections, by estimate). Past it the relay refuses new
 	// connections and channels and evicts from the cache it is adding to,
@@ -66,6 +80,10 @@ func DefaultConfig() Config {
 		ByteRate:           wire.DefaultByteRate,
 		AcceptRate:         10000,
 		MemoryBudget:       1 << 30,
+		SendQueue:          4 << 20,
+		SyncReplyEntries:   4096,
+		MaxHandshakes:      256,
+		JoinRate:           64,
 	}
 }
 
@@ -96,6 +114,10 @@ func (c Config) WithDefaults() Config {
 	setInt(&c.FrameRate, d.FrameRate)
 	setInt(&c.ByteRate, d.ByteRate)
 	setInt(&c.AcceptRate, d.AcceptRate)
+	setInt(&c.SendQueue, d.SendQueue)
+	setInt(&c.SyncReplyEntries, d.SyncReplyEntries)
+	setInt(&c.MaxHandshakes, d.MaxHandshakes)
+	setInt(&c.JoinRate, d.JoinRate)
 	if c.MemoryBudget == 0 {
 		c.MemoryBudget = d.MemoryBudget
 	}
@@ -113,7 +135,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("relay: idle timeout %v must exceed heartbeat interval %v", c.IdleTimeout, c.HeartbeatInterval)
 	case c.ByteRate < c.MaxFrameSize:
 		return fmt.Errorf("relay: byte rate %d below max frame size %d: a full frame could never pass", c.ByteRate, c.MaxFrameSize)
-	case c.MaxConnections < 1, c.MaxChannels < 1, c.CacheEntries < 1, c.PendingEntries < 1, c.HighWater < 1,
+	case c.SendQueue < c.HighWater+2*c.MaxFrameSize:
+		return fmt.Errorf("relay: send queue %d below high water %d plus two max frames: members would be closed before they count as slow", c.SendQueue, c.HighWater)
+	case c.MaxConnections < 1, c.MaxChannels < 1, c.SyncReplyEntries < 1, c.MaxHandshakes < 1, c.JoinRate < 1, c.CacheEntries < 1, c.PendingEntries < 1, c.HighWater < 1,
 		c.FrameRate < 1, c.AcceptRate < 1, c.MemoryBudget < 1:
 		return fmt.Errorf("relay: limits must be positive")
 	}
@@ -137,5 +161,9 @@ func (c Config) limits() []wire.Limit {
 		{Key: wire.LimitAcceptRate, Value: uint64(c.AcceptRate)},
 		{Key: wire.LimitMemoryBudget, Value: uint64(c.MemoryBudget)},
 		{Key: wire.LimitChannelIdleMillis, Value: uint64(c.ChannelIdleTimeout.Milliseconds())},
+		{Key: wire.LimitSendQueue, Value: uint64(c.SendQueue)},
+		{Key: wire.LimitSyncReplyEntries, Value: uint64(c.SyncReplyEntries)},
+		{Key: wire.LimitMaxHandshakes, Value: uint64(c.MaxHandshakes)},
+		{Key: wire.LimitJoinRate, Value: uint64(c.JoinRate)},
 	}
 }

@@ -119,6 +119,10 @@ func (r *Relay) handleHello(c *conn, f *wire.Hello) error {
 }
 
 func (r *Relay) handleJoin(c *conn, f *wire.Join) error {
+	if !c.joins.AllowN(r.now, 1) {
+		r.rateLimited(c, "join rate")
+		return errClosed
+	}
 	if r.member(c, f.Handle) != nil || slices.Contains(c.verifying, f.Handle) {
 		return &wire.FrameError{Type: wire.TypeJoin, Reason: "handle already joined"}
 	}
@@ -273,7 +277,55 @@ func (r *Relay) goodEntries(c *conn, handle uint32, entries [][]byte) [][]byte {
 	return entries
 }
 
+// handleSync answers a sync message, at most SyncReplyEntries entries at a
+// time. A connection whose send queue is over HighWater is not answered
+// now: the message waits, in order, until the queue drains (Writable), so
+// a peer that asks and does not read cannot make the relay queue replies.
 func (r *Relay) handleSync(c *conn, f *wire.Sync) {
+	if len(c.deferred) > 0 || c.tc.Queued() > r.cfg.HighWater {
+		r.deferSync(c, f)
+		return
+	}
+	r.answerSync(c, f)
+}
+
+// maxDeferred bounds the sync messages held for one connection, in bytes
+// and in number: an honest client has few in flight, one per frame of the
+// reply it got, per channel.
+func (r *Relay) maxDeferred() (bytes, msgs int) { return 4 * r.cfg.MaxFrameSize, 4 * r.cfg.MaxChannels }
+
+func (r *Relay) deferSync(c *conn, f *wire.Sync) {
+	p := f.AppendPayload(nil)
+	maxBytes, maxMsgs := r.maxDeferred()
+	if c.deferredBytes+len(p) > maxBytes || len(c.deferred) >= maxMsgs {
+		r.stats.QueueFull++
+		r.closeWithError(c, wire.CodeQueueFull, 0, fmt.Sprintf("over %d sync messages or %d bytes waiting on a connection that does not read", maxMsgs, maxBytes))
+		return
+	}
+	r.stats.SyncsDeferred++
+	c.deferred = append(c.deferred, p)
+	c.deferredBytes += len(p)
+}
+
+// answerDeferred answers waiting sync messages while the queue has room.
+func (r *Relay) answerDeferred(c *conn) {
+	for len(c.deferred) > 0 && !c.closed && c.tc.Queued() <= r.cfg.HighWater {
+		p := c.deferred[0]
+		c.deferred[0] = nil
+		c.deferred = c.deferred[1:]
+		c.deferredBytes -= len(p)
+		f, err := r.decoded.Decode(wire.TypeSync, p)
+		if err != nil {
+			continue // encoded by us from a decoded frame: cannot fail
+		}
+		r.answerSync(c, f.(*wire.Sync))
+	}
+	if len(c.deferred) == 0 {
+		c.deferred = nil
+	}
+}
+
+func (r *Relay) answerSync(c *conn, f *wire.Sync) {
 	m := r.memberOrError(c, f.Handle)
 	if m == nil || f.Msg.Empty() {
 		return
@@ -282,7 +334,7 @@ func (r *Relay) handleSync(c *conn, f *wire.Sync) {
 	var out roster.SyncMsg
 	var give []roster.Entry
 	if _, ok := fault.Hit(r.cfg.Faults, FailEmptySyncReply); !ok {
-		out, give = m.ch.cache.ReplySync(&f.Msg)
+		out, give = m.ch.cache.ReplySyncLimit(&f.Msg, r.cfg.SyncReplyEntries)
 	}
 	r.sendEntries(c, wire.TypeDelta, f.Handle, f.Session, give)
 	var n int

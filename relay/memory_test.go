@@ -3,6 +3,7 @@ package relay
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/cosnim/relays/roster"
 	"github.com/cosnim/relays/wire"
@@ -70,9 +71,10 @@ func TestBudgetEvictsCostliestChannels(t *testing.T) {
 // Channels created and left empty are forgotten when the budget needs
 // their overhead, so a join/leave loop cannot lock others out.
 func TestEmptyChannelsYieldToNewOnes(t *testing.T) {
-	h := newHarness(t, Config{MemoryBudget: 64*channelOverhead + 4*connOverhead, FrameRate: 100000})
+	h := newHarness(t, Config{MemoryBudget: 64*channelOverhead + 4*connOverhead, FrameRate: 100000, JoinRate: 100000})
 	c, w := h.connect("churner")
 	for i := range 200 {
+		h.now = h.now.Add(time.Millisecond) // within the join rate
 		k := keys(t, fmt.Sprint("self-made-", i))
 		h.join(c, w, k, 1)
 		h.send(c, &wire.Leave{Handle: 1})

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"encoding/binary"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"slices"
@@ -72,6 +73,13 @@ type conn struct {
 	members  []*member // in join order
 	// verifying holds handles whose join proofs the driver is checking.
 	verifying []uint32
+	joins     *rate.Limiter
+	// deferred holds sync messages that arrived while the send queue was
+	// over HighWater, answered in order once it drains; deferredBytes is
+	// their size, bounded by maxDeferred.
+	deferred      [][]byte
+	deferredBytes int
+	closing       bool // the final Error may pass SendQueue
 }
 
 // member is one connection's membership of one channel.
@@ -152,6 +160,7 @@ func (r *Relay) Open(tc transport.Conn, now time.Time) {
 		return
 	}
 	c.frames = rate.NewLimiter(rate.Limit(r.cfg.FrameRate), r.cfg.FrameRate)
+	c.joins = rate.NewLimiter(rate.Limit(r.cfg.JoinRate), r.cfg.MaxChannels)
 	c.bytes = rate.NewLimiter(rate.Limit(r.cfg.ByteRate), r.cfg.ByteRate)
 	for i := range c.nonce {
 		c.nonce[i] = byte(r.rng.Uint32())
@@ -192,6 +201,7 @@ func (r *Relay) Writable(tc transport.Conn, now time.Time) {
 	for _, m := range c.members {
 		r.flushPending(m)
 	}
+	r.answerDeferred(c)
 }
 
 // Closed forgets a connection that died.
@@ -300,6 +310,11 @@ func (r *Relay) sendRaw(c *conn, b []byte, t wire.Type) {
 	if c.closed {
 		return
 	}
+	if !c.closing && c.tc.Queued()+len(b) > r.cfg.SendQueue {
+		r.stats.QueueFull++
+		r.closeWithError(c, wire.CodeQueueFull, 0, fmt.Sprintf("send queue over %d bytes: the connection stopped reading", r.cfg.SendQueue))
+		return
+	}
 	if err := c.tc.Send(b); err != nil {
 		return
 	}
@@ -319,6 +334,7 @@ func (r *Relay) sendError(c *conn, code wire.Code, handle uint32, fatal bool, te
 
 // closeWithError tells the peer why and closes the connection.
 func (r *Relay) closeWithError(c *conn, code wire.Code, handle uint32, text string) {
+	c.closing = true
 	r.logConn(logClosing, "conn", c.id, "remote", c.tc.RemoteAddr(), "code", code, "reason", text)
 	r.sendError(c, code, handle, true, text)
 	c.tc.Close()
@@ -335,7 +351,8 @@ func (r *Relay) dropConn(c *conn) {
 		r.leave(m)
 	}
 	// The timer queue keeps c until its deadline: let go of the rest now.
-	c.members, c.tc, c.frames, c.bytes = nil, nil, nil, nil
+	c.members, c.tc, c.frames, c.bytes, c.joins = nil, nil, nil, nil, nil
+	c.deferred, c.deferredBytes = nil, 0
 	c.rd.Reset()
 }
 

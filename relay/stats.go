@@ -29,6 +29,8 @@ type Stats struct {
 	SyncRounds        uint64 // sync messages answered
 	RateLimited       uint64 // connections closed over their frame or byte rate
 	Shed              uint64 // connections or channels refused over the memory budget
+	QueueFull         uint64 // connections closed with their send queue over SendQueue
+	SyncsDeferred     uint64 // sync messages held until a connection's queue drained
 	ErrorsSent        map[wire.Code]uint64
 	// HandshakeFailures counts refused handshakes by reason.
 	HandshakeFailures map[wire.Code]uint64

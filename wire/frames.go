@@ -63,6 +63,10 @@ const (
 	LimitAcceptRate        LimitKey = 12 // new connections per second
 	LimitMemoryBudget      LimitKey = 13 // bytes the relay may hold
 	LimitChannelIdleMillis LimitKey = 14 // a channel without members is forgotten after this
+	LimitSendQueue         LimitKey = 15 // bytes queued to one connection; past it the relay closes it
+	LimitSyncReplyEntries  LimitKey = 16 // entries given in answer to one sync message; the rest in later rounds
+	LimitMaxHandshakes     LimitKey = 17 // TLS handshakes in progress at once
+	LimitJoinRate          LimitKey = 18 // joins per second per connection, burst max-channels
 )
 
 // Limit is one advertised limit.
@@ -172,6 +176,7 @@ const (
 	CodeRescan          Code = 15 // relay cache incomplete: list storage
 	CodeHandshakeTimout Code = 16 // no Hello in time
 	CodeBadEntry        Code = 17 // entry empty or over the entry size limit
+	CodeQueueFull       Code = 18 // the peer let its send queue pass the limit
 )
 
 // ErrorFatal is set in Error.Flags when the sender closes the connection after it.

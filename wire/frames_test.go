@@ -291,7 +291,7 @@ func TestNames(t *testing.T) {
 	if got := Type(0x2A).String(); got != "Type(0x2a)" {
 		t.Errorf("Type(0x2a).String() = %q", got)
 	}
-	for c := CodeProtocol; c <= CodeBadEntry; c++ {
+	for c := CodeProtocol; c <= CodeQueueFull; c++ {
 		if strings.HasPrefix(c.String(), "Code(") {
 			t.Errorf("Code %d has no name", c)
 		}

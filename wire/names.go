@@ -49,6 +49,7 @@ var codeNames = [...]string{
 	CodeRescan:           "rescan",
 	CodeHandshakeTimeout: "handshake timeout",
 	CodeBadEntry:         "bad entry",
+	CodeQueueFull:        "send queue full",
 }
 
 // String returns the code's meaning in a few words, e.g. "join denied", or
@@ -75,6 +76,10 @@ var limitNames = [...]string{
 	LimitAcceptRate:        "accept-rate",
 	LimitMemoryBudget:      "memory-budget",
 	LimitChannelIdleMillis: "channel-idle-timeout-ms",
+	LimitSendQueue:         "send-queue",
+	LimitSyncReplyEntries:  "sync-reply-entries",
+	LimitMaxHandshakes:     "max-handshakes",
+	LimitJoinRate:          "join-rate",
 }
 
 // String returns the limit's name, e.g. "max-frame-size", or "Limit(99)" for

@@ -1,0 +1,154 @@
+package relay
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/cosnim/relays/roster"
+	"github.com/cosnim/relays/wire"
+)
+
+// emptyClaim is a sync message saying "I have nothing" for the channel.
+var emptyClaim = roster.SyncMsg{Ranges: []roster.Range{{Mode: roster.ModeFingerprint}}}
+
+// deltaEntries counts entries in Delta frames.
+func deltaEntries(fs []wire.Frame) int {
+	n := 0
+	for _, f := range fs {
+		if d, ok := f.(*wire.Delta); ok {
+			n += len(d.Entries)
+		}
+	}
+	return n
+}
+
+func filledChannel(t *testing.T, cfg Config, n int) (*harness, *roster.Keys) {
+	t.Helper()
+	h := newHarness(t, cfg)
+	k := keys(t, "big")
+	a, wa := h.connect("filler")
+	h.join(a, wa, k, 1)
+	announce(t, h, a, k, "e", n, 20)
+	return h, k
+}
+
+// One sync message gets at most SyncReplyEntries entries, however little
+// the peer claims to hold; an honest empty peer still gets everything,
+// round by round.
+func TestSyncReplyPaced(t *testing.T) {
+	h, k := filledChannel(t, Config{SyncReplyEntries: 100}, 2000)
+	c, w := h.connect("asker")
+	h.join(c, w, k, 1)
+	var mine roster.Set
+	msgs := []roster.SyncMsg{mine.StartSync()}
+	rounds := 0
+	for len(msgs) > 0 && rounds < 1000 {
+		rounds++
+		wants := 0
+		for _, m := range msgs {
+			h.send(c, &wire.Sync{Handle: 1, Session: 1, Msg: m})
+			wants += len(m.Want)
+		}
+		sent := len(msgs)
+		msgs = nil
+		fs := c.frames(t)
+		if n := deltaEntries(fs); n > 100*sent+wants {
+			t.Fatalf("round %d: %d entries for %d messages wanting %d, over 100 each plus wants", rounds, n, sent, wants)
+		}
+		for _, f := range fs {
+			switch f := f.(type) {
+			case *wire.Delta:
+				for _, e := range f.Entries {
+					mine.Add(roster.NewEntry(e))
+				}
+			case *wire.Sync:
+				if out, _ := mine.ReplySync(&f.Msg); !out.Empty() {
+					msgs = append(msgs, out)
+				}
+			}
+		}
+	}
+	if mine.Len() != 2000 {
+		t.Fatalf("after %d rounds the peer holds %d of 2000 entries", rounds, mine.Len())
+	}
+	if rounds < 3 {
+		t.Fatalf("2000 entries at 100 a reply came in %d rounds: not paced", rounds)
+	}
+}
+
+// A member that stops reading and floods "I have nothing" gets no more
+// replies queued, and is closed once its waiting messages pass the bound.
+func TestSyncFloodFromNonReader(t *testing.T) {
+	h, k := filledChannel(t, Config{}, 5000)
+	c, w := h.connect("attacker")
+	h.join(c, w, k, 1)
+	c.queued = h.r.cfg.HighWater + 1 // stopped reading
+	for i := range 1000 {
+		h.send(c, &wire.Sync{Handle: 1, Session: uint32(i), Msg: emptyClaim})
+		if c.closed {
+			break
+		}
+	}
+	fs := c.frames(t)
+	if n := deltaEntries(fs); n != 0 {
+		t.Fatalf("a non-reading member was sent %d entries", n)
+	}
+	if !c.closed {
+		t.Fatal("the flooding non-reader is still connected")
+	}
+	wantError(t, fs, wire.CodeQueueFull, true)
+	if st := h.r.Stats(); st.QueueFull != 1 || st.SyncsDeferred == 0 {
+		t.Fatalf("QueueFull %d, SyncsDeferred %d; want 1 and some", st.QueueFull, st.SyncsDeferred)
+	}
+}
+
+// An honest slow member's sync waits and is answered once it drains.
+func TestDeferredSyncAnsweredWhenDrained(t *testing.T) {
+	h, k := filledChannel(t, Config{}, 50)
+	c, w := h.connect("slow")
+	h.join(c, w, k, 1)
+	c.queued = h.r.cfg.HighWater + 1
+	h.send(c, &wire.Sync{Handle: 1, Session: 1, Msg: emptyClaim})
+	if fs := c.frames(t); len(fs) != 0 {
+		t.Fatalf("answered a member over its high water: %+v", fs)
+	}
+	c.queued = 0
+	h.r.Writable(c, h.now)
+	if n := deltaEntries(c.frames(t)); n != 50 {
+		t.Fatalf("after draining got %d entries, want 50", n)
+	}
+}
+
+// Replies that would pass SendQueue close the connection: a Ping flood
+// from a member that does not read costs at most the cap.
+func TestSendQueueCap(t *testing.T) {
+	h := newHarness(t, Config{FrameRate: 1 << 20})
+	c, _ := h.connect("pinger")
+	c.queued = h.r.cfg.SendQueue - 10 // a Pong is 13 bytes
+	h.send(c, &wire.Ping{Data: 1})
+	if !c.closed {
+		t.Fatal("a reply past the send queue cap was queued")
+	}
+	wantError(t, c.frames(t), wire.CodeQueueFull, true)
+}
+
+// Joins past the per-connection rate close the connection: each costs a
+// signature check.
+func TestJoinRate(t *testing.T) {
+	h := newHarness(t, Config{MaxChannels: 4, JoinRate: 1})
+	c, w := h.connect("joiner")
+	for i := range 8 {
+		k := keys(t, fmt.Sprint("hub-", i))
+		pub, sig := k.JoinProof(w.Nonce)
+		h.send(c, &wire.Join{Handle: 1, Channel: k.ID(), Pub: pub, Sig: sig})
+		h.send(c, &wire.Leave{Handle: 1})
+		if c.closed {
+			if i < 4 {
+				t.Fatalf("closed after %d joins, burst is 4", i+1)
+			}
+			wantError(t, c.frames(t), wire.CodeRateLimited, true)
+			return
+		}
+	}
+	t.Fatal("8 joins in an instant at 1 per second (burst 4) were all taken")
+}
