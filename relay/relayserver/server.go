@@ -220,7 +220,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	ln := tcp.SniffListener(raw, s.cfg.TLS != nil, s.log)
 	if s.cfg.TLS != nil {
-		ln = newHandshakeListener(ln, s.cfg.TLS, s.cfg.Relay.WithDefaults().HandshakeTimeout, s.log, &s.tlsFail)
+		ln = newHandshakeListener(ln, s.cfg.TLS, s.cfg.Relay.WithDefaults(), s.log, &s.tlsFail)
 	}
 	core := &timedCore{Relay: s.core, fanout: s.fanout}
 	loop := tcp.NewLoop(core, tcp.LoopOptions{
@@ -328,6 +328,10 @@ const (
 	TLSFailBadCertificate  = "bad_certificate"
 	TLSFailTimeout         = "timeout"
 	TLSFailHandshakeFailed = "handshake"
+	// Refused before any handshake work.
+	TLSFailFull        = "full"         // connection cap reached
+	TLSFailRateLimited = "rate_limited" // over the accept rate
+	TLSFailBusy        = "busy"         // max_handshakes in progress
 )
 
 // classifyTLS names why a server-side handshake failed.
@@ -357,96 +361,6 @@ func classifyTLS(err error) string {
 	}
 	return TLSFailHandshakeFailed
 }
-
-// handshakeListener accepts TLS connections and completes their handshake
-// before Accept returns them, off the accepting goroutine, so that the
-// server can count and log failures by reason. The Loop then finds the
-// handshake done.
-type handshakeListener struct {
-	inner   net.Listener
-	cfg     *tls.Config
-	timeout time.Duration
-	log     *slog.Logger
-	fail    *tlsFailures
-
-	ready    chan net.Conn
-	done     chan struct{}
-	acceptEr chan error
-	once     sync.Once
-	wg       sync.WaitGroup
-}
-
-func newHandshakeListener(inner net.Listener, cfg *tls.Config, timeout time.Duration, log *slog.Logger, fail *tlsFailures) *handshakeListener {
-	hl := &handshakeListener{
-		inner: inner, cfg: cfg, timeout: timeout, log: log, fail: fail,
-		ready:    make(chan net.Conn),
-		done:     make(chan struct{}),
-		acceptEr: make(chan error, 1),
-	}
-	hl.wg.Add(1)
-	go hl.acceptLoop()
-	return hl
-}
-
-func (hl *handshakeListener) acceptLoop() {
-	defer hl.wg.Done()
-	for {
-		nc, err := hl.inner.Accept()
-		if err != nil {
-			hl.acceptEr <- err
-			return
-		}
-		hl.wg.Add(1)
-		go hl.handshake(nc)
-	}
-}
-
-func (hl *handshakeListener) handshake(nc net.Conn) {
-	defer hl.wg.Done()
-	tc := tls.Server(nc, hl.cfg)
-	ctx, cancel := context.WithTimeout(context.Background(), hl.timeout)
-	defer cancel()
-	go func() {
-		select {
-		case <-hl.done:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	if err := tc.HandshakeContext(ctx); err != nil {
-		reason := classifyTLS(err)
-		hl.fail.add(reason)
-		hl.log.Warn("TLS handshake refused", "remote", nc.RemoteAddr().String(), "reason", reason, "err", err)
-		tc.Close()
-		return
-	}
-	select {
-	case hl.ready <- tc:
-	case <-hl.done:
-		tc.Close()
-	}
-}
-
-func (hl *handshakeListener) Accept() (net.Conn, error) {
-	select {
-	case nc := <-hl.ready:
-		return nc, nil
-	case err := <-hl.acceptEr:
-		hl.acceptEr <- err
-		return nil, err
-	case <-hl.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (hl *handshakeListener) Close() error {
-	hl.once.Do(func() { close(hl.done) })
-	err := hl.inner.Close()
-	hl.wg.Wait()
-	return err
-}
-
-func (hl *handshakeListener) Addr() net.Addr { return hl.inner.Addr() }
 
 // timedCore times the Data events that fan entries out, and hands the join
 // proofs an event queued to checkJoins. The driver may read the clock and

@@ -1,0 +1,152 @@
+package relayserver
+
+import (
+	"context"
+	"crypto/tls"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/cosnim/relays/relay"
+)
+
+// handshakeListener accepts TLS connections and completes their handshake
+// before Accept returns them, off the accepting goroutine, so that the
+// server can count and log failures by reason. The Loop then finds the
+// handshake done.
+//
+// Admission comes before any handshake work: past the accept rate, the
+// connection cap (counting connections handshaking and served) or
+// MaxHandshakes in progress, a connection is closed at once and counted.
+type handshakeListener struct {
+	inner   net.Listener
+	cfg     *tls.Config
+	timeout time.Duration
+	log     *slog.Logger
+	fail    *tlsFailures
+
+	accepts  *rate.Limiter
+	slots    chan struct{} // one per handshake in progress
+	maxConns int64
+	live     atomic.Int64 // connections accepted and not yet closed
+
+	ready    chan net.Conn
+	done     chan struct{}
+	acceptEr chan error
+	once     sync.Once
+	wg       sync.WaitGroup
+}
+
+func newHandshakeListener(inner net.Listener, cfg *tls.Config, limits relay.Config, log *slog.Logger, fail *tlsFailures) *handshakeListener {
+	hl := &handshakeListener{
+		inner: inner, cfg: cfg, timeout: limits.HandshakeTimeout, log: log, fail: fail,
+		accepts:  rate.NewLimiter(rate.Limit(limits.AcceptRate), limits.AcceptRate),
+		slots:    make(chan struct{}, limits.MaxHandshakes),
+		maxConns: int64(limits.MaxConnections),
+		ready:    make(chan net.Conn),
+		done:     make(chan struct{}),
+		acceptEr: make(chan error, 1),
+	}
+	hl.wg.Add(1)
+	go hl.acceptLoop()
+	return hl
+}
+
+func (hl *handshakeListener) acceptLoop() {
+	defer hl.wg.Done()
+	for {
+		nc, err := hl.inner.Accept()
+		if err != nil {
+			hl.acceptEr <- err
+			return
+		}
+		if reason := hl.admit(); reason != "" {
+			hl.fail.add(reason)
+			nc.Close()
+			continue
+		}
+		hl.live.Add(1)
+		hl.wg.Add(1)
+		go hl.handshake(&countedConn{Conn: nc, live: &hl.live})
+	}
+}
+
+// admit takes a handshake slot, or names why the connection is refused.
+func (hl *handshakeListener) admit() string {
+	switch {
+	case hl.live.Load() >= hl.maxConns:
+		return TLSFailFull
+	case !hl.accepts.Allow():
+		return TLSFailRateLimited
+	}
+	select {
+	case hl.slots <- struct{}{}:
+		return ""
+	default:
+		return TLSFailBusy
+	}
+}
+
+// countedConn counts itself out of the live connections once closed.
+type countedConn struct {
+	net.Conn
+	live *atomic.Int64
+	once sync.Once
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(func() { c.live.Add(-1) })
+	return c.Conn.Close()
+}
+
+func (hl *handshakeListener) handshake(nc net.Conn) {
+	defer hl.wg.Done()
+	defer func() { <-hl.slots }()
+	tc := tls.Server(nc, hl.cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), hl.timeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-hl.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		reason := classifyTLS(err)
+		hl.fail.add(reason)
+		hl.log.Warn("TLS handshake refused", "remote", nc.RemoteAddr().String(), "reason", reason, "err", err)
+		tc.Close()
+		return
+	}
+	select {
+	case hl.ready <- tc:
+	case <-hl.done:
+		tc.Close()
+	}
+}
+
+func (hl *handshakeListener) Accept() (net.Conn, error) {
+	select {
+	case nc := <-hl.ready:
+		return nc, nil
+	case err := <-hl.acceptEr:
+		hl.acceptEr <- err
+		return nil, err
+	case <-hl.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (hl *handshakeListener) Close() error {
+	hl.once.Do(func() { close(hl.done) })
+	err := hl.inner.Close()
+	hl.wg.Wait()
+	return err
+}
+
+func (hl *handshakeListener) Addr() net.Addr { return hl.inner.Addr() }
