@@ -50,6 +50,11 @@ type Config struct {
 	// before the process is at risk (default 1 GiB).
 	MemoryBudget int64
 
+	// ConnBytes is what the driver holds per connection beyond the core's
+	// own estimate (reader and writer goroutines, buffers, TLS state),
+	// counted in the memory budget. Drivers set it; 0 in the simulator.
+	ConnBytes int
+
 	// AsyncJoinChecks makes the core queue join proofs (Ready.JoinChecks)
 	// for the driver to verify off the event loop, reporting back with
 	// JoinChecked; an Ed25519 check is the dearest step of a (re)connect.

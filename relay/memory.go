@@ -48,7 +48,7 @@ func (r *Relay) usage() MemoryUsage {
 		Queues:   r.queuedBytes,
 		Buffers:  r.bufferedBytes,
 		Channels: int64(len(r.channels)) * channelOverhead,
-		Conns:    int64(len(r.conns)) * connOverhead,
+		Conns:    int64(len(r.conns)) * int64(connOverhead+r.cfg.ConnBytes),
 	}
 }
 

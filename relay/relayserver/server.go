@@ -105,6 +105,10 @@ func New(cfg Config) (*Server, error) {
 		cfg.Relay.Logger = log
 	}
 	cfg.Relay.AsyncJoinChecks = true // verified by a joinPool, off the loop
+	cfg.Relay.ConnBytes = plainConnBytes
+	if cfg.TLS != nil {
+		cfg.Relay.ConnBytes = tlsConnBytes
+	}
 	core, err := relay.New(cfg.Relay, rand.New(cryptoSource()))
 	if err != nil {
 		return nil, err
@@ -124,6 +128,14 @@ func New(cfg Config) (*Server, error) {
 	})
 	return s, nil
 }
+
+// What an idle joined connection costs this driver, as measured by
+// `cosnim relay bench --scenario idle` (BENCHMARKS.md: 7.7 KiB RSS plaintext,
+// 20.4 KiB with TLS), for the core's memory budget.
+const (
+	plainConnBytes = 8 << 10
+	tlsConnBytes   = 21 << 10
+)
 
 // cryptoSource is the core's randomness in production: ChaCha8, a CSPRNG,
 // seeded from crypto/rand, so join nonces and epochs cannot be predicted
