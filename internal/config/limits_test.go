@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/cosnim/relays/relay"
+	"github.com/cosnim/relays/transport/tcp"
 )
 
 // limitsFile writes a configuration whose relay r sets limits (YAML lines
@@ -193,5 +194,48 @@ func TestLimitsDecodedByTable(t *testing.T) {
 	}
 	if got.HighWater != relay.DefaultHighWater {
 		t.Errorf("HighWater = %d, want the default %d", got.HighWater, relay.DefaultHighWater)
+	}
+}
+
+// TestURLRulesAreTheDrivers: a relay url passes Load exactly when the
+// driver's parser takes it (tcp.ParseURL for client, tcp.ParseListenURL
+// for server), with the same address, and a refusal names file, line and
+// key.
+func TestURLRulesAreTheDrivers(t *testing.T) {
+	urls := []string{
+		"tcp://h", "tcps://h:7421", "TCP://h/", "tcp://[::1]", "tcp://:7420", "tcp://", "tcp://:0",
+		"tcp://h:0", "tcp://h:", "tcp://h:65536", "tcp://h/x", "tcp://h?q", "tcp://h#f", "tcp://u@h", "h:7420", "http://h",
+	}
+	for _, u := range urls {
+		for _, side := range []string{"client", "server"} {
+			if side == "server" && strings.HasPrefix(u, "tcps") {
+				continue // needs a certificate; TestFullFile listens on tcps://:7421
+			}
+			t.Run(side+" "+u, func(t *testing.T) {
+				parse, other := tcp.ParseURL, "server: {url: tcp://h}"
+				if side == "server" {
+					parse, other = tcp.ParseListenURL, "client: {url: tcp://h}"
+				}
+				y := fmt.Sprintf("relays:\n  r:\n    %s\n    %s:\n      url: %q\n", other, side, u)
+				f, err := Parse([]byte(y), "c.yaml")
+				_, hostport, perr := parse(u)
+				if (err == nil) != (perr == nil) {
+					t.Fatalf("config says %v; the driver says %v", err, perr)
+				}
+				if err != nil {
+					if want := "c.yaml:5: relays.r." + side + ".url: "; !strings.HasPrefix(err.Error(), want) || !errors.Is(err, ErrInvalid) {
+						t.Errorf("got %v, want ErrInvalid starting %q", err, want)
+					}
+					return
+				}
+				got := f.Relays["r"].Client.Address
+				if side == "server" {
+					got = f.Relays["r"].Server.Address
+				}
+				if got != hostport {
+					t.Errorf("Address = %q, driver says %q", got, hostport)
+				}
+			})
+		}
 	}
 }
