@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -9,45 +10,33 @@ import (
 	"github.com/cosnim/relays/wire"
 )
 
-// Config holds the relay core's limits. Every limit that a client must
-// respect is advertised in Welcome. Zero fields take the defaults of
-// DefaultConfig when passed through WithDefaults.
+// Config holds the relay core's limits. Each limit's configuration key,
+// default and rule are in one table (Limits), and Welcome advertises them
+// all. Zero fields take their defaults when passed through WithDefaults.
 type Config struct {
-	MaxConnections    int           // live connections; more get CodeRelayFull (default 10000)
-	HandshakeTimeout  time.Duration // Hello must arrive within this (default 5s)
-	HeartbeatInterval time.Duration // clients ping this often (default 15s)
-	IdleTimeout       time.Duration // silence after which a connection is closed (default 45s)
-	MaxFrameSize      int           // bytes, header included (default 64 KiB)
-	MaxChannels       int           // channels per connection (default 64)
-	MaxEntrySize      int           // sealed bytes per entry (default 1100)
-	CacheEntries      int           // entries kept per channel (default 100000)
+	MaxConnections    int           // live connections; more get CodeRelayFull
+	HandshakeTimeout  time.Duration // Hello must arrive within this
+	HeartbeatInterval time.Duration // clients ping this often
+	IdleTimeout       time.Duration // silence after which a connection is closed
+	MaxFrameSize      int           // bytes, header included
+	MaxChannels       int           // channels per connection
+	MaxEntrySize      int           // sealed bytes per entry
+	CacheEntries      int           // entries kept per channel
 	// ChannelIdleTimeout is how long a channel no member has joined keeps
-	// its cache for members coming back, before the relay forgets it
-	// (default 10m).
+	// its cache for members coming back, before the relay forgets it.
 	ChannelIdleTimeout time.Duration
-	PendingEntries     int // entries merged for one slow member of one channel (default 10000)
-	HighWater          int // queued bytes past which a member counts as slow (default 256 KiB)
-	FrameRate          int // frames per second per connection, burst one second's worth (default 10000)
-	ByteRate           int // bytes per second per connection, burst one second's worth (default 8 MiB)
-	AcceptRate         int // new connections per second, burst one second's worth (default 10000)
-	// SendQueue bounds the bytes queued to one connection: the relay
-	// stops answering a connection that lets its queue pass HighWater and
-	// closes it (CodeQueueFull) past this (default 4 MiB).
-	SendQueue int
-	// SyncReplyEntries bounds the entries given in answer to the ranges
-	// of one sync message (wants are bounded by the peer's frame); a peer
-	// that lacks more gets them in later rounds (default 4096).
-	SyncReplyEntries int
-	// MaxHandshakes bounds TLS handshakes in progress at once; the driver
-	// closes connections past it before any handshake work (default 256).
-	MaxHandshakes int
-	// JoinRate bounds joins per second per connection, burst MaxChannels;
-	// each costs a signature check (default 64).
-	JoinRate int
-	// MemoryBudget bounds what the relay holds (cached entries, pending
-	// entries, connections, by estimate). Past it the relay refuses new
-	// connections and channels and evicts from the cache it is adding to,
-	// before the process is at risk (default 1 GiB).
+	PendingEntries     int // entries merged for one slow member of one channel
+	HighWater          int // queued bytes past which a member counts as slow (DefaultHighWater; not configurable)
+	FrameRate          int // frames per second per connection, burst one second's worth
+	ByteRate           int // bytes per second per connection, burst one second's worth
+	AcceptRate         int // new connections per second, burst one second's worth
+	SendQueue          int // bytes queued to one connection; past it the relay closes it (CodeQueueFull)
+	SyncReplyEntries   int // entries given in answer to the ranges of one sync message; more in later rounds
+	MaxHandshakes      int // TLS handshakes in progress at once; the driver closes connections past it
+	JoinRate           int // joins per second per connection, burst MaxChannels; each costs a signature check
+	// MemoryBudget bounds what the relay holds, by estimate (MemoryUsage).
+	// Past it the relay evicts by the policy of memory.go and, when what
+	// eviction cannot free passes it, refuses new connections and channels.
 	MemoryBudget int64
 
 	// ConnBytes is what the driver holds per connection beyond the core's
@@ -67,108 +56,53 @@ type Config struct {
 	Faults fault.Set
 }
 
-// DefaultConfig returns the documented defaults.
-func DefaultConfig() Config {
-	return Config{
-		MaxConnections:     10000,
-		HandshakeTimeout:   5 * time.Second,
-		HeartbeatInterval:  15 * time.Second,
-		IdleTimeout:        45 * time.Second,
-		MaxFrameSize:       wire.DefaultMaxFrameSize,
-		MaxChannels:        64,
-		MaxEntrySize:       1100,
-		CacheEntries:       100000,
-		ChannelIdleTimeout: 10 * time.Minute,
-		PendingEntries:     10000,
-		HighWater:          256 << 10,
-		FrameRate:          wire.DefaultFrameRate,
-		ByteRate:           wire.DefaultByteRate,
-		AcceptRate:         10000,
-		MemoryBudget:       1 << 30,
-		SendQueue:          4 << 20,
-		SyncReplyEntries:   4096,
-		MaxHandshakes:      256,
-		JoinRate:           64,
-	}
-}
+// DefaultHighWater is HighWater's default: the one threshold that is not
+// in the configuration file and not advertised, as clients need not know it.
+const DefaultHighWater = 256 << 10
 
-// WithDefaults returns c with every zero limit set to its default.
-func (c Config) WithDefaults() Config {
-	d := DefaultConfig()
-	setInt := func(v *int, def int) {
-		if *v == 0 {
-			*v = def
-		}
-	}
-	setDur := func(v *time.Duration, def time.Duration) {
-		if *v == 0 {
-			*v = def
-		}
-	}
-	setInt(&c.MaxConnections, d.MaxConnections)
-	setDur(&c.HandshakeTimeout, d.HandshakeTimeout)
-	setDur(&c.HeartbeatInterval, d.HeartbeatInterval)
-	setDur(&c.IdleTimeout, d.IdleTimeout)
-	setInt(&c.MaxFrameSize, d.MaxFrameSize)
-	setInt(&c.MaxChannels, d.MaxChannels)
-	setInt(&c.MaxEntrySize, d.MaxEntrySize)
-	setInt(&c.CacheEntries, d.CacheEntries)
-	setDur(&c.ChannelIdleTimeout, d.ChannelIdleTimeout)
-	setInt(&c.PendingEntries, d.PendingEntries)
-	setInt(&c.HighWater, d.HighWater)
-	setInt(&c.FrameRate, d.FrameRate)
-	setInt(&c.ByteRate, d.ByteRate)
-	setInt(&c.AcceptRate, d.AcceptRate)
-	setInt(&c.SendQueue, d.SendQueue)
-	setInt(&c.SyncReplyEntries, d.SyncReplyEntries)
-	setInt(&c.MaxHandshakes, d.MaxHandshakes)
-	setInt(&c.JoinRate, d.JoinRate)
-	if c.MemoryBudget == 0 {
-		c.MemoryBudget = d.MemoryBudget
+// DefaultConfig returns the documented defaults (Limits).
+func DefaultConfig() Config {
+	c := Config{HighWater: DefaultHighWater}
+	for _, l := range limitTable {
+		l.Set(&c, l.Default)
 	}
 	return c
 }
 
-// Validate reports a limit that cannot work.
-func (c Config) Validate() error {
-	switch {
-	case c.MaxFrameSize < 1024:
-		return fmt.Errorf("relay: max frame size %d below 1024 bytes", c.MaxFrameSize)
-	case c.MaxEntrySize < 1 || c.MaxEntrySize > c.MaxFrameSize-64:
-		return fmt.Errorf("relay: max entry size %d must be between 1 and max frame size minus 64", c.MaxEntrySize)
-	case c.IdleTimeout <= c.HeartbeatInterval:
-		return fmt.Errorf("relay: idle timeout %v must exceed heartbeat interval %v", c.IdleTimeout, c.HeartbeatInterval)
-	case c.ByteRate < c.MaxFrameSize:
-		return fmt.Errorf("relay: byte rate %d below max frame size %d: a full frame could never pass", c.ByteRate, c.MaxFrameSize)
-	case c.SendQueue < c.HighWater+2*c.MaxFrameSize:
-		return fmt.Errorf("relay: send queue %d below high water %d plus two max frames: members would be closed before they count as slow", c.SendQueue, c.HighWater)
-	case c.MaxConnections < 1, c.MaxChannels < 1, c.SyncReplyEntries < 1, c.MaxHandshakes < 1, c.JoinRate < 1, c.CacheEntries < 1, c.PendingEntries < 1, c.HighWater < 1,
-		c.FrameRate < 1, c.AcceptRate < 1, c.MemoryBudget < 1:
-		return fmt.Errorf("relay: limits must be positive")
+// WithDefaults returns c with every zero limit set to its default.
+func (c Config) WithDefaults() Config {
+	for _, l := range limitTable {
+		if l.Get(c) == 0 {
+			l.Set(&c, l.Default)
+		}
 	}
-	return nil
+	if c.HighWater == 0 {
+		c.HighWater = DefaultHighWater
+	}
+	return c
 }
 
-// limits is what Welcome advertises.
-func (c Config) limits() []wire.Limit {
-	return []wire.Limit{
-		{Key: wire.LimitMaxFrameSize, Value: uint64(c.MaxFrameSize)},
-		{Key: wire.LimitMaxChannels, Value: uint64(c.MaxChannels)},
-		{Key: wire.LimitMaxEntrySize, Value: uint64(c.MaxEntrySize)},
-		{Key: wire.LimitCacheEntries, Value: uint64(c.CacheEntries)},
-		{Key: wire.LimitHeartbeatMillis, Value: uint64(c.HeartbeatInterval.Milliseconds())},
-		{Key: wire.LimitIdleTimeoutMilli, Value: uint64(c.IdleTimeout.Milliseconds())},
-		{Key: wire.LimitPendingEntries, Value: uint64(c.PendingEntries)},
-		{Key: wire.LimitFrameRate, Value: uint64(c.FrameRate)},
-		{Key: wire.LimitByteRate, Value: uint64(c.ByteRate)},
-		{Key: wire.LimitMaxConnections, Value: uint64(c.MaxConnections)},
-		{Key: wire.LimitHandshakeMillis, Value: uint64(c.HandshakeTimeout.Milliseconds())},
-		{Key: wire.LimitAcceptRate, Value: uint64(c.AcceptRate)},
-		{Key: wire.LimitMemoryBudget, Value: uint64(c.MemoryBudget)},
-		{Key: wire.LimitChannelIdleMillis, Value: uint64(c.ChannelIdleTimeout.Milliseconds())},
-		{Key: wire.LimitSendQueue, Value: uint64(c.SendQueue)},
-		{Key: wire.LimitSyncReplyEntries, Value: uint64(c.SyncReplyEntries)},
-		{Key: wire.LimitMaxHandshakes, Value: uint64(c.MaxHandshakes)},
-		{Key: wire.LimitJoinRate, Value: uint64(c.JoinRate)},
+// Validate reports every limit that breaks its rule (Limits, Limit.Rule),
+// each a *LimitError joined by errors.Join. It does not apply defaults:
+// a zero limit is refused, as relay.New refuses it after WithDefaults.
+func (c Config) Validate() error {
+	var errs []error
+	for _, l := range limitTable {
+		if e := l.check(c); e != nil {
+			errs = append(errs, e)
+		}
 	}
+	if c.HighWater < 1 {
+		errs = append(errs, &LimitError{Msg: fmt.Sprintf("high water (%d) must be greater than 0", c.HighWater)})
+	}
+	return errors.Join(errs...)
+}
+
+// limits is what Welcome advertises: every limit of the table.
+func (c Config) limits() []wire.Limit {
+	ls := make([]wire.Limit, 0, len(limitTable))
+	for _, l := range limitTable {
+		ls = append(ls, wire.Limit{Key: l.Wire, Value: l.wireValue(l.Get(c))})
+	}
+	return ls
 }

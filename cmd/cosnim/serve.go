@@ -8,7 +8,6 @@ import (
 	"net/url"
 
 	"github.com/cosnim/relays/internal/config"
-	"github.com/cosnim/relays/relay"
 	"github.com/cosnim/relays/relay/relayserver"
 	"github.com/cosnim/relays/transport/tcp"
 )
@@ -30,24 +29,8 @@ func serveRelay(ctx context.Context, name string, rc *config.Relay, log *slog.Lo
 // serverConfig maps a relay's server section onto the driver's settings.
 func serverConfig(rc *config.Relay, log *slog.Logger) (relayserver.Config, error) {
 	sv := rc.Server
-	l := sv.Limits
 	cfg := relayserver.Config{
-		Relay: relay.Config{
-			MaxConnections:     l.MaxConnections,
-			HandshakeTimeout:   l.HandshakeTimeout,
-			HeartbeatInterval:  l.HeartbeatInterval,
-			IdleTimeout:        l.IdleTimeout,
-			MaxFrameSize:       int(l.MaxFrameSize),
-			MaxChannels:        l.MaxChannelsPerConnection,
-			MaxEntrySize:       int(l.MaxEntrySize),
-			CacheEntries:       l.CacheEntries,
-			ChannelIdleTimeout: l.ChannelIdleTimeout,
-			PendingEntries:     l.PendingEntries,
-			FrameRate:          l.FrameRate,
-			ByteRate:           int(l.ByteRate),
-			AcceptRate:         l.AcceptRate,
-			MemoryBudget:       int64(l.MemoryBudget),
-		},
+		Relay:      sv.Limits, // already checked by relay.Config.Validate in config.Load
 		Addr:       sv.Address,
 		Logger:     log,
 		DrainGrace: sv.DrainGrace,

@@ -211,7 +211,7 @@ func TestDefaultsApplied(t *testing.T) {
 	// the documented values, spelled out once more so a changed default is noticed
 	l := f.Relays["edge"].Server.Limits
 	if l.MaxConnections != 10000 || l.HandshakeTimeout != 5*time.Second || l.HeartbeatInterval != 15*time.Second ||
-		l.IdleTimeout != 45*time.Second || l.MaxFrameSize != 65536 || l.MaxChannelsPerConnection != 64 ||
+		l.IdleTimeout != 45*time.Second || l.MaxFrameSize != 65536 || l.MaxChannels != 64 ||
 		l.MaxEntrySize != 1100 || l.CacheEntries != 100000 || l.PendingEntries != 10000 || l.FrameRate != 10000 ||
 		l.ChannelIdleTimeout != 10*time.Minute ||
 		l.ByteRate != 8<<20 || l.MemoryBudget != 1<<30 || l.AcceptRate != 10000 {

@@ -10,6 +10,8 @@ import (
 
 	"github.com/go-viper/mapstructure/v2"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/cosnim/relays/relay"
 )
 
 // schema is the shape of a whole file, used to walk the YAML tree.
@@ -167,6 +169,7 @@ func decodeErrorPath(name string) string {
 var (
 	durationType = reflect.TypeFor[time.Duration]()
 	byteSizeType = reflect.TypeFor[ByteSize]()
+	limitsType   = reflect.TypeFor[relay.Config]() // server.limits, keyed by relay.Limits
 )
 
 func durationHook(from, to reflect.Type, data any) (any, error) {
@@ -257,6 +260,61 @@ func fieldsOf(t reflect.Type) (names []string, types map[string]reflect.Type) {
 	return names, types
 }
 
+// limitFields lists the keys of server.limits (relay.Limits) and the type
+// each is written as.
+func limitFields() (names []string, types map[string]reflect.Type) {
+	types = map[string]reflect.Type{}
+	for _, l := range relay.Limits() {
+		names = append(names, l.Key)
+		switch l.Unit {
+		case relay.Duration:
+			types[l.Key] = durationType
+		case relay.Bytes:
+			types[l.Key] = byteSizeType
+		default:
+			types[l.Key] = reflect.TypeFor[int64]()
+		}
+	}
+	return names, types
+}
+
+// limits turns the walked server.limits mapping into a relay.Config on
+// top of the defaults; mapstructure then sets it as a whole.
+func (d *decoder) limits(raw map[string]any, path string) relay.Config {
+	c := relay.DefaultConfig()
+	for _, l := range relay.Limits() {
+		p := joinPath(path, l.Key)
+		var v int64
+		var err error
+		switch x := raw[l.Key].(type) {
+		case nil:
+			continue // absent, null or already reported
+		case int64:
+			v = x
+		case string:
+			if l.Unit == relay.Duration {
+				var dur time.Duration
+				dur, err = ParseDuration(x)
+				v = int64(dur)
+			} else {
+				var b ByteSize
+				b, err = ParseByteSize(x)
+				v = int64(b)
+			}
+		}
+		if err != nil {
+			t := durationType
+			if l.Unit == relay.Bytes {
+				t = byteSizeType
+			}
+			d.failAt(p, newProblem(ErrWrongType, "expected %s: %v", typeName(t), err))
+			continue
+		}
+		l.Set(&c, v)
+	}
+	return c
+}
+
 // walk converts n into plain values (map[string]any, []any, strings and
 // numbers) shaped like t, recording key lines and reporting unknown keys,
 // duplicates and kind mismatches. Key names of structs are normalised.
@@ -281,6 +339,9 @@ func (d *decoder) walk(n *yaml.Node, t reflect.Type, path string) any {
 			return nil
 		}
 		names, types := fieldsOf(t)
+		if t == limitsType {
+			names, types = limitFields()
+		}
 		out := map[string]any{}
 		seen := map[string]int{}
 		for _, kv := range mappingPairs(n) {
@@ -299,6 +360,9 @@ func (d *decoder) walk(n *yaml.Node, t reflect.Type, path string) any {
 			seen[key] = k.Line
 			d.lines[p] = k.Line
 			out[key] = d.walk(v, ft, p)
+		}
+		if t == limitsType {
+			return d.limits(out, path)
 		}
 		return out
 	case t.Kind() == reflect.Map:

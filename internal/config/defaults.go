@@ -3,6 +3,8 @@ package config
 import (
 	_ "embed"
 	"time"
+
+	"github.com/cosnim/relays/relay"
 )
 
 // Names Load uses when it is given no path.
@@ -18,8 +20,9 @@ const (
 var defaultYAML []byte
 
 // Defaults returns the settings every relay starts from; the keys a file
-// sets replace these values. This is the one place defaults are defined;
-// docs/CONFIG.md carries the same table (a test keeps them in step).
+// sets replace these values. This is the one place the client and server
+// defaults are defined, and the limits come from relay.Limits;
+// docs/CONFIG.md carries the same tables (tests keep them in step).
 func Defaults() Relay {
 	return Relay{
 		Client: Client{
@@ -29,22 +32,7 @@ func Defaults() Relay {
 		},
 		Server: Server{
 			DrainGrace: 10 * time.Second,
-			Limits: Limits{
-				MaxConnections:           10000,
-				HandshakeTimeout:         5 * time.Second,
-				HeartbeatInterval:        15 * time.Second,
-				IdleTimeout:              45 * time.Second,
-				MaxFrameSize:             64 << 10,
-				MaxChannelsPerConnection: 64,
-				MaxEntrySize:             1100,
-				CacheEntries:             100000,
-				ChannelIdleTimeout:       10 * time.Minute,
-				PendingEntries:           10000,
-				FrameRate:                10000,
-				ByteRate:                 8 << 20,
-				MemoryBudget:             1 << 30,
-				AcceptRate:               10000,
-			},
+			Limits:     relay.DefaultConfig(),
 		},
 	}
 }

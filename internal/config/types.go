@@ -1,9 +1,10 @@
 package config
 
-import "time"
+import (
+	"time"
 
-// DefaultPort is the TCP port a relay URL uses when it names none.
-const DefaultPort = 7420
+	"github.com/cosnim/relays/relay"
+)
 
 // File is a loaded, validated configuration.
 type File struct {
@@ -116,29 +117,13 @@ type Server struct {
 	MetricsURL string `mapstructure:"metrics_url"`
 	// DrainGrace is how long a stopping relay lets connections finish.
 	DrainGrace time.Duration `mapstructure:"drain_grace"`
-	// Limits caps what the relay accepts; each limit is advertised to clients.
-	Limits Limits `mapstructure:"limits"`
+	// Limits caps what the relay accepts; each limit is advertised to
+	// clients. Its keys (server.limits), defaults and rules are relay.Limits;
+	// Load validates it with relay.Config.Validate, as relay.New does.
+	Limits relay.Config `mapstructure:"limits"`
 
 	// Address is HOST:PORT taken from URL (port defaulted). Set by Load.
 	Address string `mapstructure:"-"`
 	// TLS is true for tcps://. Set by Load.
 	TLS bool `mapstructure:"-"`
-}
-
-// Limits are the relay's resource caps. All must be positive.
-type Limits struct {
-	MaxConnections           int           `mapstructure:"max_connections"`             // open connections
-	HandshakeTimeout         time.Duration `mapstructure:"handshake_timeout"`           // from accept to a completed hello
-	HeartbeatInterval        time.Duration `mapstructure:"heartbeat_interval"`          // between heartbeats on a quiet connection
-	IdleTimeout              time.Duration `mapstructure:"idle_timeout"`                // silence after which a connection is closed
-	MaxFrameSize             ByteSize      `mapstructure:"max_frame_size"`              // one frame, header included
-	MaxChannelsPerConnection int           `mapstructure:"max_channels_per_connection"` // channels one connection may join
-	MaxEntrySize             ByteSize      `mapstructure:"max_entry_size"`              // one sealed roster entry
-	CacheEntries             int           `mapstructure:"cache_entries"`               // entries kept per channel
-	ChannelIdleTimeout       time.Duration `mapstructure:"channel_idle_timeout"`        // a channel without members is forgotten after this
-	PendingEntries           int           `mapstructure:"pending_entries"`             // entries queued per slow member per channel
-	FrameRate                int           `mapstructure:"frame_rate"`                  // frames per second per connection
-	ByteRate                 ByteSize      `mapstructure:"byte_rate"`                   // bytes per second per connection
-	MemoryBudget             ByteSize      `mapstructure:"memory_budget"`               // whole relay
-	AcceptRate               int           `mapstructure:"accept_rate"`                 // new connections per second
 }

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cosnim/relays/relay"
 )
 
 // ByteSize is a number of bytes. In a file it is an integer or a string
@@ -44,18 +46,9 @@ func ParseByteSize(s string) (ByteSize, error) {
 	return ByteSize(n * mult), nil
 }
 
-// String writes the size with the largest binary unit that divides it.
-func (b ByteSize) String() string {
-	for _, u := range []struct {
-		suffix string
-		mult   int64
-	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
-		if b != 0 && int64(b)%u.mult == 0 {
-			return strconv.FormatInt(int64(b)/u.mult, 10) + u.suffix
-		}
-	}
-	return strconv.FormatInt(int64(b), 10)
-}
+// String writes the size with the largest binary unit that divides it,
+// as relay.Bytes does.
+func (b ByteSize) String() string { return relay.Bytes.Format(int64(b)) }
 
 // durationUnits are the spelled-out units of the Cosnim documentation's
 // DURATION format ("30.5 minutes"), beside Go's own ("1m30s").

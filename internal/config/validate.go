@@ -1,13 +1,16 @@
 package config
 
 import (
-	"net"
+	"errors"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cosnim/relays/relay"
+	"github.com/cosnim/relays/transport/tcp"
 )
 
 // validate checks f after decoding, fills in derived fields and resolves
@@ -102,39 +105,29 @@ func (d *decoder) validateServer(s *Server, p, dir string) {
 	if s.DrainGrace < 0 {
 		d.failAt(p+".drain_grace", newProblem(ErrInvalid, "must not be negative"))
 	}
-	d.validateLimits(&s.Limits, p+".limits")
+	d.validateLimits(s.Limits, p+".limits")
 }
 
-func (d *decoder) validateLimits(l *Limits, p string) {
-	ints := []struct {
-		key string
-		v   int64
-	}{
-		{"max_connections", int64(l.MaxConnections)},
-		{"handshake_timeout", int64(l.HandshakeTimeout)},
-		{"heartbeat_interval", int64(l.HeartbeatInterval)},
-		{"idle_timeout", int64(l.IdleTimeout)},
-		{"max_frame_size", int64(l.MaxFrameSize)},
-		{"max_channels_per_connection", int64(l.MaxChannelsPerConnection)},
-		{"max_entry_size", int64(l.MaxEntrySize)},
-		{"cache_entries", int64(l.CacheEntries)},
-		{"channel_idle_timeout", int64(l.ChannelIdleTimeout)},
-		{"pending_entries", int64(l.PendingEntries)},
-		{"frame_rate", int64(l.FrameRate)},
-		{"byte_rate", int64(l.ByteRate)},
-		{"memory_budget", int64(l.MemoryBudget)},
-		{"accept_rate", int64(l.AcceptRate)},
+// validateLimits applies the relay's own rules (relay.Config.Validate),
+// so a file passes exactly when relay.New would take its limits. Unlike
+// relay.New it applies no defaults first: a 0 in a file is an error, not
+// "the default".
+func (d *decoder) validateLimits(c relay.Config, p string) {
+	err := c.Validate()
+	if err == nil {
+		return
 	}
-	for _, x := range ints {
-		if x.v <= 0 {
-			d.failAt(p+"."+x.key, newProblem(ErrInvalid, "must be greater than 0"))
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	for _, e := range errs {
+		var le *relay.LimitError
+		if errors.As(e, &le) && le.Key != "" {
+			d.failAt(p+"."+le.Key, newProblem(ErrInvalid, "%s", le.Msg))
+		} else {
+			d.failAt(p, newProblem(ErrInvalid, "%v", e))
 		}
-	}
-	if l.HeartbeatInterval > 0 && l.IdleTimeout <= l.HeartbeatInterval {
-		d.failAt(p+".idle_timeout", newProblem(ErrInvalid, "idle_timeout (%v) must be longer than heartbeat_interval (%v)", l.IdleTimeout, l.HeartbeatInterval))
-	}
-	if l.MaxEntrySize > 0 && l.MaxEntrySize >= l.MaxFrameSize {
-		d.failAt(p+".max_entry_size", newProblem(ErrInvalid, "max_entry_size (%v) must be smaller than max_frame_size (%v)", l.MaxEntrySize, l.MaxFrameSize))
 	}
 }
 
@@ -151,31 +144,30 @@ func (d *decoder) refuse(p, key, v, scheme string) {
 	}
 }
 
-// parseRelayURL checks a tcp:// or tcps:// url and returns HOST:PORT.
-// A listening url may leave the host empty (all addresses).
+// parseRelayURL checks a tcp:// or tcps:// url by the rules of the driver
+// that dials or listens on it (tcp.ParseURL, tcp.ParseListenURL) and
+// returns HOST:PORT. A listening url may leave the host empty (all
+// addresses).
 func (d *decoder) parseRelayURL(raw, path string, listen bool) (addr string, tls, ok bool) {
 	if raw == "" {
 		d.failAt(path, newProblem(ErrRequired, "url is required (tcp://HOST:PORT or tcps://HOST:PORT)"))
 		return "", false, false
 	}
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "tcp" && u.Scheme != "tcps") || u.Opaque != "" ||
-		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
-		d.failAt(path, newProblem(ErrInvalid, "%q is not of the form tcp://HOST[:PORT] or tcps://HOST[:PORT]", raw))
+	parse := tcp.ParseURL
+	if listen {
+		parse = tcp.ParseListenURL
+	}
+	scheme, addr, err := parse(raw)
+	if err != nil {
+		var ue *tcp.URLError
+		if errors.As(err, &ue) {
+			d.failAt(path, newProblem(ErrInvalid, "%q: %s", raw, ue.Reason))
+		} else {
+			d.failAt(path, newProblem(ErrInvalid, "%v", err))
+		}
 		return "", false, false
 	}
-	host, port := u.Hostname(), u.Port()
-	if host == "" && !listen {
-		d.failAt(path, newProblem(ErrInvalid, "%q names no host", raw))
-		return "", false, false
-	}
-	if port == "" {
-		port = strconv.Itoa(DefaultPort)
-	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 || (n == 0 && !listen) {
-		d.failAt(path, newProblem(ErrInvalid, "%q has an invalid port", raw))
-		return "", false, false
-	}
-	return net.JoinHostPort(host, port), u.Scheme == "tcps", true
+	return addr, scheme == tcp.SchemeTCPS, true
 }
 
 // checkFile resolves name against dir and checks that it can be read.

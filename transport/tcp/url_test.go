@@ -40,3 +40,36 @@ func TestParseURL(t *testing.T) {
 		})
 	}
 }
+
+func TestParseListenURL(t *testing.T) {
+	tests := []struct {
+		in, scheme, hostport string
+		wantErr              bool
+	}{
+		{in: "tcp://:7421", scheme: "tcp", hostport: ":7421"},
+		{in: "tcps://", scheme: "tcps", hostport: ":7420"},
+		{in: "tcp://127.0.0.1:0", scheme: "tcp", hostport: "127.0.0.1:0"},
+		{in: "tcp://[::]:07421", scheme: "tcp", hostport: "[::]:7421"},
+		{in: ":7420", wantErr: true},
+		{in: "tcp://:", wantErr: true},
+		{in: "tcp://:-1", wantErr: true},
+		{in: "tcp://:65536", wantErr: true},
+		{in: "tcp://h#frag", wantErr: true},
+		{in: "tcp://h?", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			scheme, hp, err := ParseListenURL(tt.in)
+			if tt.wantErr {
+				var ue *URLError
+				if !errors.As(err, &ue) || !errors.Is(err, ErrBadURL) || ue.URL != tt.in || ue.Reason == "" {
+					t.Errorf("ParseListenURL(%q) error = %#v, want a *URLError wrapping ErrBadURL", tt.in, err)
+				}
+				return
+			}
+			if err != nil || scheme != tt.scheme || hp != tt.hostport {
+				t.Errorf("ParseListenURL(%q) = %q, %q, %v; want %q, %q", tt.in, scheme, hp, err, tt.scheme, tt.hostport)
+			}
+		})
+	}
+}
