@@ -42,6 +42,7 @@ tcp://127.0.0.1:7420.`,
 			return err
 		},
 	}
+	root.Version = versionString() // adds --version
 	pf := root.PersistentFlags()
 	pf.String("config", "", "configuration file (default: $COSNIM_CONFIG, ./cosnim.yaml, built-in)")
 	pf.String("log-format", "text", "log format: text or json")

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/cosnim/relays/internal/buildinfo"
 	"github.com/cosnim/relays/relay"
 	"github.com/cosnim/relays/wire"
 )
@@ -26,7 +27,7 @@ import (
 //	/metrics  Prometheus text format, from a registry of this server only
 //	/healthz  200 while the process runs
 //	/readyz   200 while listening and not draining, else 503
-//	/status   JSON: uptime, epoch, connections, channels, counters, rates
+//	/status   JSON: version, uptime, epoch, connections, channels, counters, rates
 //
 // Nothing it serves carries a secret, a key, a channel ID or roster content.
 
@@ -117,6 +118,9 @@ type Status struct {
 	DeliveredRate float64 `json:"entries_delivered_per_second"`
 	BytesInRate   float64 `json:"bytes_in_per_second"`
 	BytesOutRate  float64 `json:"bytes_out_per_second"`
+
+	// Version names the build of the relay's binary.
+	Version buildinfo.Info `json:"version"`
 }
 
 // rateTracker remembers the previous /status sample.
@@ -134,6 +138,7 @@ func (s *Server) status(rt *rateTracker) (Status, bool) {
 	now := time.Now()
 	up := now.Sub(s.started)
 	out := Status{
+		Version:       buildinfo.Get(),
 		Uptime:        up.Round(time.Second).String(),
 		UptimeSeconds: up.Seconds(),
 		Epoch:         fmt.Sprintf("%016x", s.core.Epoch()),
@@ -204,6 +209,12 @@ var (
 	descSyncRounds    = desc("sync_rounds_total", "Sync messages answered.")
 	descErrorsSent    = desc("errors_sent_total", "Error frames sent, by code.", "code")
 	descHandshakeFail = desc("handshake_failures_total", "Refused handshakes by reason (protocol handshake codes and TLS reasons).", "reason")
+	descMemory        = desc("memory_bytes", "Memory the relay accounts for (caches, pending entries, queues, buffers), as its budget counts it.")
+	descMemoryBudget  = desc("memory_budget_bytes", "The memory budget (limits.memory_budget); past it the relay sheds load.")
+	// Not under the relay namespace: the usual name for what a binary was
+	// built from, so dashboards can join it with any cosnim process.
+	descBuildInfo = prometheus.NewDesc("cosnim_build_info", "Always 1; labels name the build.",
+		[]string{"version", "revision", "go_version"}, nil)
 )
 
 func (c *relayCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -211,7 +222,7 @@ func (c *relayCollector) Describe(ch chan<- *prometheus.Desc) {
 		descAccepted, descRefused, descChanCreated, descFrames, descBytes, descUnknown, descProtoErr,
 		descJoinsDenied, descBadEntries, descStored, descDuplicates, descDelivered, descEvicted,
 		descPendMerged, descPendDropped, descResyncs, descSyncRounds, descErrorsSent, descHandshakeFail,
-		descFrameBytes, descRateLimited, descShed, descForgotten} {
+		descFrameBytes, descRateLimited, descShed, descForgotten, descMemory, descMemoryBudget, descBuildInfo} {
 		ch <- d
 	}
 }
@@ -230,6 +241,13 @@ func (c *relayCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}
 	gauge(descUp, up)
+	bi := buildinfo.Get()
+	gauge(descBuildInfo, 1, bi.Version, bi.Revision, bi.GoVersion)
+	var mem int64
+	if s.do(func(r *relay.Relay) { mem = r.Memory() }) {
+		gauge(descMemory, float64(mem))
+	}
+	gauge(descMemoryBudget, float64(s.cfg.Relay.WithDefaults().MemoryBudget))
 	gauge(descInfo, 1, fmt.Sprintf("%016x", s.core.Epoch()))
 	if !s.started.IsZero() {
 		gauge(descUptime, time.Since(s.started).Seconds())

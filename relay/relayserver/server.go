@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/cosnim/relays/internal/buildinfo"
 	"github.com/cosnim/relays/relay"
 	"github.com/cosnim/relays/transport"
 	"github.com/cosnim/relays/transport/tcp"
@@ -254,7 +255,7 @@ func (s *Server) Run(ctx context.Context) error {
 	go func() { served <- loop.Serve(ln) }()
 	s.log.Info("relay listening", "addr", raw.Addr().String(), "tls", s.cfg.TLS != nil,
 		"client_auth", s.cfg.TLS != nil && s.cfg.TLS.ClientAuth == tls.RequireAndVerifyClientCert,
-		"epoch", fmt.Sprintf("%016x", s.core.Epoch()))
+		"epoch", fmt.Sprintf("%016x", s.core.Epoch()), "version", buildinfo.Get().String())
 	close(s.listening)
 
 	var result error
