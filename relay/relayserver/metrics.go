@@ -121,6 +121,22 @@ type Status struct {
 
 	// Version names the build of the relay's binary.
 	Version buildinfo.Info `json:"version"`
+	// Memory is the relay's accounting by part, its budget, and the
+	// process's resident set for comparison.
+	Memory MemoryStatus `json:"memory"`
+	// QueueFull and SyncsDeferred count connections closed over their
+	// send queue and sync messages held until a queue drained.
+	QueueFull     uint64 `json:"queue_full"`
+	SyncsDeferred uint64 `json:"syncs_deferred"`
+}
+
+// MemoryStatus is /status's memory object.
+type MemoryStatus struct {
+	relay.MemoryUsage
+	Total  int64 `json:"total"`
+	Budget int64 `json:"budget"`
+	// RSS is the process's resident set in bytes (0 where unknown).
+	RSS int64 `json:"rss"`
 }
 
 // rateTracker remembers the previous /status sample.
@@ -135,6 +151,8 @@ func (s *Server) status(rt *rateTracker) (Status, bool) {
 	if !ok {
 		return Status{}, false
 	}
+	var mem relay.MemoryUsage
+	s.do(func(r *relay.Relay) { mem = r.MemoryUsage() })
 	now := time.Now()
 	up := now.Sub(s.started)
 	out := Status{
@@ -151,6 +169,10 @@ func (s *Server) status(rt *rateTracker) (Status, bool) {
 		Delivered:     st.Delivered,
 		BytesIn:       st.BytesIn,
 		BytesOut:      st.BytesOut,
+		QueueFull:     st.QueueFull,
+		SyncsDeferred: st.SyncsDeferred,
+		Memory: MemoryStatus{MemoryUsage: mem, Total: mem.Total(),
+			Budget: s.cfg.Relay.WithDefaults().MemoryBudget, RSS: residentBytes()},
 	}
 	if a := s.Addr(); a != nil {
 		out.Listen = a.String()

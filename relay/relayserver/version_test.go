@@ -57,6 +57,9 @@ func TestOperationsReportVersionAndMemory(t *testing.T) {
 	if body := get("/status"); json.Unmarshal([]byte(body), &st) != nil || st.Version != want {
 		t.Errorf("/status version = %+v, want %+v", st.Version, want)
 	}
+	if m := st.Memory; m.Total != m.MemoryUsage.Total() || m.Conns <= 0 || m.Caches <= 0 || m.Budget != budget || m.RSS <= 0 {
+		t.Errorf("/status memory = %+v, want its parts (conns and caches above 0), their total, the budget and RSS", m)
+	}
 
 	samples := parseSamples(get("/metrics"))
 	info := fmt.Sprintf(`cosnim_build_info{go_version=%q,revision=%q,version=%q}`, want.GoVersion, want.Revision, want.Version)
