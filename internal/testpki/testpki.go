@@ -119,3 +119,22 @@ func WritePEM(t testing.TB, name, typ string, der []byte) {
 		t.Fatal(err)
 	}
 }
+
+// PKI is the set most TLS tests need: a CA, another CA that the relay does
+// not trust, and a server certificate for localhost signed by the first.
+type PKI struct {
+	Dir                   string
+	CA, OtherCA           *CA
+	ServerCert, ServerKey string // files
+	Server                *x509.Certificate
+}
+
+// NewPKI makes a PKI in a new temporary directory.
+func NewPKI(t testing.TB) *PKI {
+	t.Helper()
+	p := &PKI{Dir: t.TempDir()}
+	p.CA = NewCA(t, p.Dir, "ca")
+	p.OtherCA = NewCA(t, p.Dir, "other")
+	p.ServerCert, p.ServerKey, p.Server = p.CA.Issue(t, p.Dir, "server", Leaf{CN: "relay", Server: true})
+	return p
+}

@@ -159,14 +159,14 @@ func announceAll(t *testing.T, a *agent.Agent, hub string, rs [][]byte) {
 
 func TestTwoClientsConverge(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	p := newPKI(t)
+	p := testpki.NewPKI(t)
 	for _, tc := range []struct {
 		name   string
 		server *tls.Config
 		client *tls.Config
 	}{
 		{"tcp", nil, nil},
-		{"tls", p.serverConfig(t, false, nil), p.clientConfig(t, "", "")},
+		{"tls", serverConfig(t, p, false, nil), clientConfig(t, p, "", "")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := startServer(t, relayserver.Config{TLS: tc.server})
@@ -208,17 +208,17 @@ func TestTwoClientsConverge(t *testing.T) {
 
 func TestMutualTLS(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	p := newPKI(t)
-	goodCert, goodKey, _ := p.ca.Issue(t, p.dir, "good", testpki.Leaf{CN: "instance-1"})
-	otherCert, otherKey, _ := p.otherCA.Issue(t, p.dir, "other", testpki.Leaf{CN: "instance-1"})
-	expCert, expKey, _ := p.ca.Issue(t, p.dir, "expired", testpki.Leaf{CN: "instance-1", Expired: true})
-	strangerCert, strangerKey, _ := p.ca.Issue(t, p.dir, "stranger", testpki.Leaf{CN: "stranger"})
+	p := testpki.NewPKI(t)
+	goodCert, goodKey, _ := p.CA.Issue(t, p.Dir, "good", testpki.Leaf{CN: "instance-1"})
+	otherCert, otherKey, _ := p.OtherCA.Issue(t, p.Dir, "other", testpki.Leaf{CN: "instance-1"})
+	expCert, expKey, _ := p.CA.Issue(t, p.Dir, "expired", testpki.Leaf{CN: "instance-1", Expired: true})
+	strangerCert, strangerKey, _ := p.CA.Issue(t, p.Dir, "stranger", testpki.Leaf{CN: "stranger"})
 
-	s := startServer(t, relayserver.Config{TLS: p.serverConfig(t, true, []string{"CN=instance-1"})})
+	s := startServer(t, relayserver.Config{TLS: serverConfig(t, p, true, []string{"CN=instance-1"})})
 	addr := s.Addr().String()
 
 	t.Run("accepted", func(t *testing.T) {
-		a := newAgent(t, addr, p.clientConfig(t, goodCert, goodKey))
+		a := newAgent(t, addr, clientConfig(t, p, goodCert, goodKey))
 		if err := a.Join("h"); err != nil {
 			t.Fatal(err)
 		}
@@ -238,7 +238,7 @@ func TestMutualTLS(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := s.TLSFailures()[tc.reason]
-			cfg := p.clientConfig(t, tc.cert, tc.key)
+			cfg := clientConfig(t, p, tc.cert, tc.key)
 			if tc.cert != "" {
 				// Send the certificate even when the relay's list of
 				// acceptable CAs does not name its issuer (crypto/tls
@@ -540,37 +540,22 @@ func TestServerLogsListening(t *testing.T) {
 
 // --- test PKI ---
 
-type pki struct {
-	dir                   string
-	ca, otherCA           *testpki.CA
-	serverCert, serverKey string
-}
-
-func newPKI(t *testing.T) *pki {
-	t.Helper()
-	p := &pki{dir: t.TempDir()}
-	p.ca = testpki.NewCA(t, p.dir, "ca")
-	p.otherCA = testpki.NewCA(t, p.dir, "other")
-	p.serverCert, p.serverKey, _ = p.ca.Issue(t, p.dir, "server", testpki.Leaf{CN: "relay", Server: true})
-	return p
-}
-
-func (p *pki) serverConfig(t *testing.T, clientAuth bool, allowed []string) *tls.Config {
+func serverConfig(t *testing.T, p *testpki.PKI, clientAuth bool, allowed []string) *tls.Config {
 	t.Helper()
 	ca := ""
 	if clientAuth {
-		ca = p.ca.File
+		ca = p.CA.File
 	}
-	cfg, _, err := tcp.ServerTLSConfig(p.serverCert, p.serverKey, ca, allowed)
+	cfg, _, err := tcp.ServerTLSConfig(p.ServerCert, p.ServerKey, ca, allowed)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return cfg
 }
 
-func (p *pki) clientConfig(t *testing.T, certFile, keyFile string) *tls.Config {
+func clientConfig(t *testing.T, p *testpki.PKI, certFile, keyFile string) *tls.Config {
 	t.Helper()
-	cfg, err := tcp.ClientTLSConfig(p.ca.File, certFile, keyFile, "")
+	cfg, err := tcp.ClientTLSConfig(p.CA.File, certFile, keyFile, "")
 	if err != nil {
 		t.Fatal(err)
 	}
