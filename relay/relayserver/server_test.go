@@ -23,6 +23,7 @@ import (
 	"github.com/cosnim/relays/client"
 	"github.com/cosnim/relays/client/agent"
 	"github.com/cosnim/relays/internal/testpki"
+	"github.com/cosnim/relays/internal/wirepeer"
 	"github.com/cosnim/relays/relay/relayserver"
 	"github.com/cosnim/relays/transport/tcp"
 	"github.com/cosnim/relays/wire"
@@ -265,55 +266,34 @@ func TestMutualTLS(t *testing.T) {
 	}
 }
 
-// rawHandshake dials addr, sends Hello and reads the Welcome; it returns
-// the first error.
-func rawHandshake(t *testing.T, addr string, cfg *tls.Config) error {
+// rawPeer dials addr and completes the handshake as a bare wire peer,
+// closed when the test ends.
+func rawPeer(t *testing.T, addr string, cfg *tls.Config) (*wirepeer.Peer, error) {
 	t.Helper()
 	ctx := ctxT(t)
 	nc, err := tcp.NetDialer(cfg)(ctx, addr)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer nc.Close()
-	nc.SetDeadline(time.Now().Add(waitTimeout))
-	if _, err := nc.Write(wire.Append(nil, &wire.Hello{MinVersion: 1, MaxVersion: wire.Version, Agent: "test"})); err != nil {
-		return err
+	p := wirepeer.New(nc, 0)
+	t.Cleanup(func() { p.Close() })
+	p.Bound(ctx)
+	if _, err := p.Handshake("test"); err != nil {
+		p.Close()
+		return nil, err
 	}
-	_, err = readFrame(nc, wire.TypeWelcome)
-	return err
+	return p, nil
 }
 
-// readFrame reads frames from r until one of type want.
-func readFrame(r io.Reader, want wire.Type) (wire.Frame, error) {
-	var rd wire.Reader
-	buf := make([]byte, 4096)
-	var got wire.Frame
-	errFound := errors.New("found")
-	for {
-		n, err := r.Read(buf)
-		if n > 0 {
-			ferr := rd.Feed(buf[:n], func(t wire.Type, p []byte) error {
-				if t != want {
-					return nil
-				}
-				f, err := wire.Decode(t, p)
-				if err != nil {
-					return err
-				}
-				got = f
-				return errFound
-			})
-			if errors.Is(ferr, errFound) {
-				return got, nil
-			}
-			if ferr != nil {
-				return nil, ferr
-			}
-		}
-		if err != nil {
-			return nil, err
-		}
+// rawHandshake dials addr, sends Hello and reads the Welcome; it returns
+// the first error.
+func rawHandshake(t *testing.T, addr string, cfg *tls.Config) error {
+	t.Helper()
+	p, err := rawPeer(t, addr, cfg)
+	if err == nil {
+		p.Close()
 	}
+	return err
 }
 
 func TestRestartLosesNothing(t *testing.T) {
@@ -380,23 +360,17 @@ func TestDrainOnShutdown(t *testing.T) {
 	if err := a.WaitConnected(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
-	nc, err := net.Dial("tcp", addr)
+	p, err := rawPeer(t, addr, nil)
 	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	nc.SetDeadline(time.Now().Add(waitTimeout))
-	nc.Write(wire.Append(nil, &wire.Hello{MinVersion: 1, MaxVersion: wire.Version}))
-	if _, err := readFrame(nc, wire.TypeWelcome); err != nil {
 		t.Fatal(err)
 	}
 	stopped := make(chan error, 1)
 	go func() { stopped <- s.stop() }()
-	f, err := readFrame(nc, wire.TypeDrain)
-	if err != nil {
+	var d wire.Drain
+	if err := p.Expect(wire.TypeDrain, &d); err != nil {
 		t.Fatalf("no Drain frame: %v", err)
 	}
-	if d := f.(*wire.Drain); d.AfterMillis != 5 || d.JitterMillis != 5 {
+	if d.AfterMillis != 5 || d.JitterMillis != 5 {
 		t.Fatalf("Drain %+v, want after 5 ms, jitter 5 ms", d)
 	}
 	if !s.Draining() {
@@ -404,7 +378,7 @@ func TestDrainOnShutdown(t *testing.T) {
 	}
 	// The server waits for the raw connection (grace is long) until it
 	// leaves, as a client honouring Drain does.
-	nc.Close()
+	p.Close()
 	if err := <-stopped; err != nil {
 		t.Fatalf("Run returned %v, want nil", err)
 	}
@@ -485,19 +459,13 @@ func TestOperationsEndpoints(t *testing.T) {
 
 	// While draining (a raw connection holds the drain open) the relay is
 	// healthy but not ready.
-	nc, err := net.Dial("tcp", s.Addr().String())
+	p, err := rawPeer(t, s.Addr().String(), nil)
 	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	nc.SetDeadline(time.Now().Add(waitTimeout))
-	nc.Write(wire.Append(nil, &wire.Hello{MinVersion: 1, MaxVersion: wire.Version}))
-	if _, err := readFrame(nc, wire.TypeWelcome); err != nil {
 		t.Fatal(err)
 	}
 	stopped := make(chan error, 1)
 	go func() { stopped <- s.stop() }()
-	if _, err := readFrame(nc, wire.TypeDrain); err != nil {
+	if err := p.Expect(wire.TypeDrain, &wire.Drain{}); err != nil {
 		t.Fatal(err)
 	}
 	if code, _ := get("/readyz"); code != http.StatusServiceUnavailable {
@@ -506,7 +474,7 @@ func TestOperationsEndpoints(t *testing.T) {
 	if code, _ := get("/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz while draining: status %d, want 200", code)
 	}
-	nc.Close()
+	p.Close()
 	if err := <-stopped; err != nil {
 		t.Fatal(err)
 	}
