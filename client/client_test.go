@@ -7,50 +7,19 @@ import (
 
 	"github.com/cosnim/relays/roster"
 	"github.com/cosnim/relays/transport"
+	"github.com/cosnim/relays/transport/transporttest"
 	"github.com/cosnim/relays/wire"
 )
 
-type fakeConn struct {
-	addr   string
-	out    []byte
-	closed bool
-}
-
-func (c *fakeConn) Send(b []byte) error {
-	if c.closed {
-		return transport.ErrClosed
-	}
-	c.out = append(c.out, b...)
-	return nil
-}
-func (c *fakeConn) Queued() int        { return 0 }
-func (c *fakeConn) Close()             { c.closed = true }
-func (c *fakeConn) RemoteAddr() string { return c.addr }
-
-type fakeDialer struct{ conns []*fakeConn }
+type fakeDialer struct{ conns []*transporttest.Conn }
 
 func (d *fakeDialer) Dial(addr string) transport.Conn {
-	c := &fakeConn{addr: addr}
+	c := &transporttest.Conn{Addr: addr}
 	d.conns = append(d.conns, c)
 	return c
 }
 
-func (d *fakeDialer) last() *fakeConn { return d.conns[len(d.conns)-1] }
-
-func frames(t *testing.T, c *fakeConn) []wire.Frame {
-	t.Helper()
-	var rd wire.Reader
-	var got []wire.Frame
-	if err := rd.Feed(c.out, func(ty wire.Type, p []byte) error {
-		f, err := wire.Decode(ty, append([]byte(nil), p...))
-		got = append(got, f)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	c.out = nil
-	return got
-}
+func (d *fakeDialer) last() *transporttest.Conn { return d.conns[len(d.conns)-1] }
 
 type recorder struct {
 	NopObserver
@@ -83,7 +52,7 @@ func newClient(t *testing.T) (*Client, *fakeDialer, *recorder, *roster.Keys, tim
 	return c, d, obs, k, now
 }
 
-func deliver(c *Client, conn *fakeConn, f wire.Frame, now time.Time) {
+func deliver(c *Client, conn *transporttest.Conn, f wire.Frame, now time.Time) {
 	c.Data(conn, wire.Append(nil, f), now)
 }
 
@@ -92,17 +61,17 @@ func TestHandshakeJoinsAndSyncs(t *testing.T) {
 	c.Start(now)
 	conn := d.last()
 	c.Open(conn, now)
-	if fs := frames(t, conn); len(fs) != 1 || fs[0].FrameType() != wire.TypeHello {
+	if fs := conn.Frames(t); len(fs) != 1 || fs[0].FrameType() != wire.TypeHello {
 		t.Fatalf("after open sent %+v, want Hello", fs)
 	}
 	deliver(c, conn, &wire.Welcome{Version: 1, Epoch: 7}, now)
-	fs := frames(t, conn)
+	fs := conn.Frames(t)
 	j, ok := fs[0].(*wire.Join)
 	if len(fs) != 1 || !ok || j.Channel != k.ID() || !roster.VerifyJoin(j.Channel, [16]byte{}, j.Pub, j.Sig) {
 		t.Fatalf("after welcome sent %+v, want a Join with a valid proof", fs)
 	}
 	deliver(c, conn, &wire.Joined{Handle: j.Handle}, now)
-	if fs := frames(t, conn); len(fs) != 1 || fs[0].FrameType() != wire.TypeSync {
+	if fs := conn.Frames(t); len(fs) != 1 || fs[0].FrameType() != wire.TypeSync {
 		t.Fatalf("after joined sent %+v, want a Sync", fs)
 	}
 	if c.State() != Connected {
@@ -160,8 +129,8 @@ func TestBackoffGrowsWithJitterAndRotates(t *testing.T) {
 			t.Errorf("attempt %d waited %v, want within [%v, %v]", i, dl, base/2, base)
 		}
 	}
-	if d.conns[1].addr != "r2" || d.conns[2].addr != "r1" {
-		t.Errorf("dials went to %s, %s; want r2 then r1", d.conns[1].addr, d.conns[2].addr)
+	if d.conns[1].Addr != "r2" || d.conns[2].Addr != "r1" {
+		t.Errorf("dials went to %s, %s; want r2 then r1", d.conns[1].Addr, d.conns[2].Addr)
 	}
 }
 
@@ -172,7 +141,7 @@ func TestDrainWaitsAndAddsAlternates(t *testing.T) {
 	c.Open(conn, now)
 	deliver(c, conn, &wire.Welcome{Version: 1}, now)
 	deliver(c, conn, &wire.Drain{AfterMillis: 1000, JitterMillis: 500, Alternates: []string{"r3"}}, now)
-	if !conn.closed {
+	if !conn.Closed {
 		t.Fatal("drained connection left open")
 	}
 	n := len(d.conns)
@@ -274,12 +243,12 @@ func TestCaughtUpWaitsForPushedEntries(t *testing.T) {
 	c.Open(conn, now)
 	deliver(c, conn, &wire.Welcome{Version: 1}, now)
 	deliver(c, conn, &wire.Joined{Handle: 1, Flags: wire.JoinedComplete}, now)
-	frames(t, conn)
+	conn.Frames(t)
 	// The relay holds nothing: it lists no IDs for the root.
 	deliver(c, conn, &wire.Sync{Handle: 1, Session: 1, Msg: roster.SyncMsg{Ranges: []roster.Range{{Mode: roster.ModeIDs}}}}, now)
 	var ping *wire.Ping
 	pushed := false
-	for _, f := range frames(t, conn) {
+	for _, f := range conn.Frames(t) {
 		switch f := f.(type) {
 		case *wire.Delta:
 			pushed = len(f.Entries) == 1

@@ -41,7 +41,7 @@ func TestDrainReconnectsToAlternate(t *testing.T) {
 	deliver(c, conn, &wire.Welcome{Version: 1}, now)
 	deliver(c, conn, &wire.Drain{AfterMillis: 10, Alternates: []string{"alt"}}, now)
 	c.Tick(now.Add(time.Second))
-	if got := d.last().addr; got != "alt" {
+	if got := d.last().Addr; got != "alt" {
 		t.Fatalf("after a drain dialled %q, want the alternate", got)
 	}
 }
@@ -53,12 +53,12 @@ func TestClientHonoursMaxEntrySize(t *testing.T) {
 	c.Start(now)
 	conn := d.last()
 	c.Open(conn, now)
-	frames(t, conn) // Hello
+	conn.Frames(t) // Hello
 	deliver(c, conn, &wire.Welcome{Version: 1, Limits: []wire.Limit{{Key: wire.LimitMaxEntrySize, Value: 60}}}, now)
-	fs := frames(t, conn)
+	fs := conn.Frames(t)
 	j := fs[0].(*wire.Join)
 	deliver(c, conn, &wire.Joined{Handle: j.Handle, Flags: wire.JoinedComplete}, now)
-	frames(t, conn)
+	conn.Frames(t)
 	big := make([]byte, 100)
 	if _, err := c.Announce(k.ID(), big, now); !errors.Is(err, ErrEntryTooLarge) {
 		t.Fatalf("Announce of a 128-byte entry to a relay taking 60 = %v, want ErrEntryTooLarge", err)
@@ -69,7 +69,7 @@ func TestClientHonoursMaxEntrySize(t *testing.T) {
 	if c.Roster(k.ID()).Len() != 2 {
 		t.Fatalf("roster holds %d entries, want both", c.Roster(k.ID()).Len())
 	}
-	for _, f := range frames(t, conn) {
+	for _, f := range conn.Frames(t) {
 		if a, ok := f.(*wire.Announce); ok {
 			for _, e := range a.Entries {
 				if len(e) > 60 {
@@ -79,7 +79,7 @@ func TestClientHonoursMaxEntrySize(t *testing.T) {
 		}
 	}
 	c.sendEntries(c.channelOf(j.Handle), 1, c.Roster(k.ID()).Entries())
-	fs = frames(t, conn)
+	fs = conn.Frames(t)
 	if len(fs) != 1 || len(fs[0].(*wire.Delta).Entries) != 1 {
 		t.Fatalf("a sync push sent %+v, want one Delta with the small entry", fs)
 	}

@@ -7,45 +7,32 @@ import (
 	"time"
 
 	"github.com/cosnim/relays/roster"
-	"github.com/cosnim/relays/transport"
+	"github.com/cosnim/relays/transport/transporttest"
 	"github.com/cosnim/relays/wire"
 )
 
-// discardConn counts what it is sent.
-type discardConn struct {
-	bytes  int
-	queued int
-}
-
-func (c *discardConn) Send(b []byte) error { c.bytes += len(b); return nil }
-func (c *discardConn) Queued() int         { return c.queued }
-func (c *discardConn) Close()              {}
-func (c *discardConn) RemoteAddr() string  { return "bench" }
-
-var _ transport.Conn = (*discardConn)(nil)
-
 // benchChannel sets up a relay with one publisher and n members joined to
 // one channel, and returns announce frames of batch entries of 128 bytes.
-func benchChannel(b *testing.B, n, batch, frames int, slow bool) (*Relay, *discardConn, [][]byte) {
+func benchChannel(b *testing.B, n, batch, frames int, slow bool) (*Relay, *transporttest.Conn, [][]byte) {
 	r, err := New(Config{FrameRate: 1 << 30, ByteRate: 1 << 30, CacheEntries: 1 << 20, PendingEntries: 1 << 30}, rand.New(rand.NewPCG(1, 2)))
 	if err != nil {
 		b.Fatal(err)
 	}
 	k, _ := roster.DeriveKeys([]byte("bench"), "hub")
 	now := time.Unix(1, 0)
-	join := func(c *discardConn) {
+	join := func(c *transporttest.Conn) {
 		r.Open(c, now)
 		r.Data(c, wire.Append(nil, &wire.Hello{MinVersion: 1, MaxVersion: 1}), now)
 		nonce := r.conns[c].nonce
 		pub, sig := k.JoinProof(nonce)
 		r.Data(c, wire.Append(nil, &wire.Join{Handle: 1, Channel: k.ID(), Pub: pub, Sig: sig}), now)
 	}
-	pub := &discardConn{}
+	pub := &transporttest.Conn{Addr: "bench", Discard: true}
 	join(pub)
 	for range n {
-		m := &discardConn{}
+		m := &transporttest.Conn{Addr: "bench", Discard: true}
 		if slow {
-			m.queued = 1 << 30
+			m.Backlog = 1 << 30
 		}
 		join(m)
 	}

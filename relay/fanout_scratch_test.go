@@ -3,14 +3,15 @@ package relay
 import (
 	"testing"
 
+	"github.com/cosnim/relays/transport/transporttest"
 	"github.com/cosnim/relays/wire"
 )
 
 // delivered lists the sealed entries of the Deliver frames c was sent.
-func delivered(t *testing.T, c *fakeConn) []string {
+func delivered(t *testing.T, c *transporttest.Conn) []string {
 	t.Helper()
 	var got []string
-	for _, f := range c.frames(t) {
+	for _, f := range c.Frames(t) {
 		if d, ok := f.(*wire.Deliver); ok {
 			for _, e := range d.Entries {
 				got = append(got, string(e))
@@ -36,16 +37,16 @@ func TestFanoutAfterPendingFlushSendsFreshEntries(t *testing.T) {
 	h.join(c, wc, k, 1)
 
 	old := seal(t, k, "old")
-	b.queued = 1 << 30 // b is slow: old is held for it
+	b.Backlog = 1 << 30 // b is slow: old is held for it
 	h.send(p, &wire.Announce{Handle: 1, Seq: 1, Entries: [][]byte{old.Sealed}})
-	p.frames(t)
+	p.Frames(t)
 	delivered(t, a)
 	delivered(t, c)
 	if got := delivered(t, b); len(got) != 0 {
 		t.Fatalf("slow member was sent %d entries, want them held", len(got))
 	}
 
-	b.queued = 0
+	b.Backlog = 0
 	fresh := seal(t, k, "fresh")
 	h.send(p, &wire.Announce{Handle: 1, Seq: 2, Entries: [][]byte{fresh.Sealed}})
 	if got := delivered(t, a); len(got) != 1 || got[0] != string(fresh.Sealed) {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/cosnim/relays/roster"
+	"github.com/cosnim/relays/transport/transporttest"
 	"github.com/cosnim/relays/wire"
 )
 
@@ -34,21 +35,21 @@ func FuzzRelay(f *testing.F) {
 			t.Fatal(err)
 		}
 		now := time.Unix(1, 0)
-		join := func(c *fakeConn) {
+		join := func(c *transporttest.Conn) {
 			r.Open(c, now)
 			r.Data(c, wire.Append(nil, &wire.Hello{MinVersion: 1, MaxVersion: 1}), now)
 			var w wire.Welcome
 			var rd wire.Reader
-			_ = rd.Feed(c.out, func(_ wire.Type, p []byte) error { return w.DecodePayload(p) })
+			_ = rd.Feed(c.Sent, func(_ wire.Type, p []byte) error { return w.DecodePayload(p) })
 			pub, sig := k.JoinProof(w.Nonce)
 			r.Data(c, wire.Append(nil, &wire.Join{Handle: 1, Channel: k.ID(), Pub: pub, Sig: sig}), now)
-			c.out = nil
+			c.Sent = nil
 		}
-		good, bad := &fakeConn{name: "good"}, &fakeConn{name: "fuzz"}
+		good, bad := &transporttest.Conn{Addr: "good"}, &transporttest.Conn{Addr: "fuzz"}
 		join(good)
 		join(bad)
 		step := int(chunk%64) + 1
-		for len(data) > 0 && !bad.closed {
+		for len(data) > 0 && !bad.Closed {
 			n := min(step, len(data))
 			r.Data(bad, data[:n], now)
 			data = data[n:]
@@ -56,13 +57,13 @@ func FuzzRelay(f *testing.F) {
 				t.Fatalf("relay buffers %d bytes of a partial frame, over the 4096 limit", c.rd.Buffered())
 			}
 		}
-		if good.closed {
+		if good.Closed {
 			t.Fatal("a fuzzed member got a well-behaved member closed")
 		}
 		r.Data(good, wire.Append(nil, &wire.Ping{Data: 5}), now)
 		var pong bool
 		var rd wire.Reader
-		_ = rd.Feed(good.out, func(t wire.Type, _ []byte) error {
+		_ = rd.Feed(good.Sent, func(t wire.Type, _ []byte) error {
 			pong = pong || t == wire.TypePong
 			return nil
 		})

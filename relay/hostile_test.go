@@ -51,7 +51,7 @@ func TestSyncReplyPaced(t *testing.T) {
 		}
 		sent := len(msgs)
 		msgs = nil
-		fs := c.frames(t)
+		fs := c.Frames(t)
 		if n := deltaEntries(fs); n > 100*sent+wants {
 			t.Fatalf("round %d: %d entries for %d messages wanting %d, over 100 each plus wants", rounds, n, sent, wants)
 		}
@@ -82,18 +82,18 @@ func TestSyncFloodFromNonReader(t *testing.T) {
 	h, k := filledChannel(t, Config{}, 5000)
 	c, w := h.connect("attacker")
 	h.join(c, w, k, 1)
-	c.queued = h.r.cfg.HighWater + 1 // stopped reading
+	c.Backlog = h.r.cfg.HighWater + 1 // stopped reading
 	for i := range 1000 {
 		h.send(c, &wire.Sync{Handle: 1, Session: uint32(i), Msg: emptyClaim})
-		if c.closed {
+		if c.Closed {
 			break
 		}
 	}
-	fs := c.frames(t)
+	fs := c.Frames(t)
 	if n := deltaEntries(fs); n != 0 {
 		t.Fatalf("a non-reading member was sent %d entries", n)
 	}
-	if !c.closed {
+	if !c.Closed {
 		t.Fatal("the flooding non-reader is still connected")
 	}
 	wantError(t, fs, wire.CodeQueueFull, true)
@@ -107,14 +107,14 @@ func TestDeferredSyncAnsweredWhenDrained(t *testing.T) {
 	h, k := filledChannel(t, Config{}, 50)
 	c, w := h.connect("slow")
 	h.join(c, w, k, 1)
-	c.queued = h.r.cfg.HighWater + 1
+	c.Backlog = h.r.cfg.HighWater + 1
 	h.send(c, &wire.Sync{Handle: 1, Session: 1, Msg: emptyClaim})
-	if fs := c.frames(t); len(fs) != 0 {
+	if fs := c.Frames(t); len(fs) != 0 {
 		t.Fatalf("answered a member over its high water: %+v", fs)
 	}
-	c.queued = 0
+	c.Backlog = 0
 	h.r.Writable(c, h.now)
-	if n := deltaEntries(c.frames(t)); n != 50 {
+	if n := deltaEntries(c.Frames(t)); n != 50 {
 		t.Fatalf("after draining got %d entries, want 50", n)
 	}
 }
@@ -124,12 +124,12 @@ func TestDeferredSyncAnsweredWhenDrained(t *testing.T) {
 func TestSendQueueCap(t *testing.T) {
 	h := newHarness(t, Config{FrameRate: 1 << 20})
 	c, _ := h.connect("pinger")
-	c.queued = h.r.cfg.SendQueue - 10 // a Pong is 13 bytes
+	c.Backlog = h.r.cfg.SendQueue - 10 // a Pong is 13 bytes
 	h.send(c, &wire.Ping{Data: 1})
-	if !c.closed {
+	if !c.Closed {
 		t.Fatal("a reply past the send queue cap was queued")
 	}
-	wantError(t, c.frames(t), wire.CodeQueueFull, true)
+	wantError(t, c.Frames(t), wire.CodeQueueFull, true)
 }
 
 // Joins past the per-connection rate close the connection: each costs a
@@ -142,11 +142,11 @@ func TestJoinRate(t *testing.T) {
 		pub, sig := k.JoinProof(w.Nonce)
 		h.send(c, &wire.Join{Handle: 1, Channel: k.ID(), Pub: pub, Sig: sig})
 		h.send(c, &wire.Leave{Handle: 1})
-		if c.closed {
+		if c.Closed {
 			if i < 4 {
 				t.Fatalf("closed after %d joins, burst is 4", i+1)
 			}
-			wantError(t, c.frames(t), wire.CodeRateLimited, true)
+			wantError(t, c.Frames(t), wire.CodeRateLimited, true)
 			return
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cosnim/relays/transport/transporttest"
 	"github.com/cosnim/relays/wire"
 )
 
@@ -14,20 +15,20 @@ func TestFrameRateLimit(t *testing.T) {
 	for range 9 {
 		h.send(c, &wire.Ping{})
 	}
-	if c.closed {
+	if c.Closed {
 		t.Fatal("closed within the burst")
 	}
-	c.frames(t)
+	c.Frames(t)
 	h.send(c, &wire.Ping{})
-	wantError(t, c.frames(t), wire.CodeRateLimited, true)
-	if !c.closed {
+	wantError(t, c.Frames(t), wire.CodeRateLimited, true)
+	if !c.Closed {
 		t.Fatal("connection over its frame rate left open")
 	}
 	// A second later the next connection may send its burst again.
 	h.now = h.now.Add(time.Second)
 	d, _ := h.connect("b")
 	h.send(d, &wire.Ping{})
-	if d.closed {
+	if d.Closed {
 		t.Fatal("a fresh connection was limited")
 	}
 	if s := h.r.Stats(); s.RateLimited != 1 {
@@ -40,14 +41,14 @@ func TestByteRateLimit(t *testing.T) {
 	k := keys(t, "hub")
 	c, w := h.connect("a")
 	h.join(c, w, k, 1)
-	for i := 0; !c.closed && i < 10; i++ {
+	for i := 0; !c.Closed && i < 10; i++ {
 		e := seal(t, k, fmt.Sprintf("%0900d", i))
 		h.send(c, &wire.Announce{Handle: 1, Seq: uint32(i), Entries: [][]byte{e.Sealed}})
 	}
-	if !c.closed {
+	if !c.Closed {
 		t.Fatal("10 KB in no time passed a 4 KB/s byte rate")
 	}
-	wantError(t, c.frames(t), wire.CodeRateLimited, true)
+	wantError(t, c.Frames(t), wire.CodeRateLimited, true)
 }
 
 func TestAcceptRateLimit(t *testing.T) {
@@ -55,9 +56,9 @@ func TestAcceptRateLimit(t *testing.T) {
 	for i := range 3 {
 		h.connect(fmt.Sprint(i))
 	}
-	c := &fakeConn{name: "fourth"}
+	c := &transporttest.Conn{Addr: "fourth"}
 	h.r.Open(c, h.now)
-	wantError(t, c.frames(t), wire.CodeRateLimited, true)
+	wantError(t, c.Frames(t), wire.CodeRateLimited, true)
 	h.now = h.now.Add(time.Second)
 	h.connect("later")
 }
@@ -83,9 +84,9 @@ func TestMemoryBudgetSheds(t *testing.T) {
 	for i := 0; i <= 16; i++ {
 		h2.connect(fmt.Sprint(i))
 	}
-	c := &fakeConn{name: "over"}
+	c := &transporttest.Conn{Addr: "over"}
 	h2.r.Open(c, h2.now)
-	wantError(t, c.frames(t), wire.CodeRelayFull, true)
+	wantError(t, c.Frames(t), wire.CodeRelayFull, true)
 	if s := h2.r.Stats(); s.Shed != 1 {
 		t.Fatalf("Shed = %d, want 1", s.Shed)
 	}

@@ -6,17 +6,18 @@ import (
 	"time"
 
 	"github.com/cosnim/relays/roster"
+	"github.com/cosnim/relays/transport/transporttest"
 	"github.com/cosnim/relays/wire"
 )
 
 // announce sends n entries of size bytes on c under handle 1.
-func announce(t *testing.T, h *harness, c *fakeConn, k *roster.Keys, prefix string, n, size int) {
+func announce(t *testing.T, h *harness, c *transporttest.Conn, k *roster.Keys, prefix string, n, size int) {
 	t.Helper()
 	for i := range n {
 		e := seal(t, k, fmt.Sprintf("%s-%0*d", prefix, size, i))
 		h.send(c, &wire.Announce{Handle: 1, Seq: uint32(i), Entries: [][]byte{e.Sealed}})
 	}
-	c.frames(t)
+	c.Frames(t)
 }
 
 // Outsiders filling the budget with self-made channels evict their own
@@ -26,7 +27,7 @@ func TestBudgetEvictsCostliestChannels(t *testing.T) {
 	const budget = 4 << 20
 	h := newHarness(t, Config{MemoryBudget: budget, AcceptRate: 100000})
 	honest := keys(t, "honest")
-	var members []*fakeConn
+	var members []*transporttest.Conn
 	for i := range 3 {
 		c, w := h.connect(fmt.Sprint("member-", i))
 		h.join(c, w, honest, 1)
@@ -34,7 +35,7 @@ func TestBudgetEvictsCostliestChannels(t *testing.T) {
 	}
 	announce(t, h, members[0], honest, "honest", 2000, 200)
 	for _, m := range members[1:] {
-		m.frames(t)
+		m.Frames(t)
 	}
 	for i := range 12 {
 		c, w := h.connect(fmt.Sprint("outsider-", i))
@@ -63,7 +64,7 @@ func TestBudgetEvictsCostliestChannels(t *testing.T) {
 	if ch.cache.Len() != 2000 || !ch.complete {
 		t.Fatalf("honest channel holds %d of 2000 entries (complete=%v) after the swarm", ch.cache.Len(), ch.complete)
 	}
-	if c, _ := h.connect("late honest"); c.closed {
+	if c, _ := h.connect("late honest"); c.Closed {
 		t.Fatal("an honest client was refused while caches filled the budget")
 	}
 }
@@ -92,7 +93,7 @@ func TestQueuesCounted(t *testing.T) {
 	h := newHarness(t, Config{})
 	c, _ := h.connect("slow")
 	before := h.r.MemoryUsage()
-	c.queued = 5 << 20
+	c.Backlog = 5 << 20
 	h.now = h.now.Add(queueSample)
 	h.r.Tick(h.now) // any event past the sample period
 	u := h.r.MemoryUsage()

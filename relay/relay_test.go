@@ -8,53 +8,9 @@ import (
 	"time"
 
 	"github.com/cosnim/relays/roster"
-	"github.com/cosnim/relays/transport"
+	"github.com/cosnim/relays/transport/transporttest"
 	"github.com/cosnim/relays/wire"
 )
-
-// fakeConn records what the relay sends.
-type fakeConn struct {
-	maxFrame int // if set, frames() refuses larger frames
-	name     string
-	out      []byte
-	queued   int
-	closed   bool
-}
-
-func (c *fakeConn) Send(b []byte) error {
-	if c.closed {
-		return transport.ErrClosed
-	}
-	c.out = append(c.out, b...)
-	return nil
-}
-func (c *fakeConn) Queued() int        { return c.queued }
-func (c *fakeConn) Close()             { c.closed = true }
-func (c *fakeConn) RemoteAddr() string { return c.name }
-
-// frames decodes and clears what the relay sent on c.
-func (c *fakeConn) frames(t *testing.T) []wire.Frame {
-	t.Helper()
-	var rd wire.Reader
-	rd.Max = c.maxFrame
-	var got []wire.Frame
-	err := rd.Feed(c.out, func(ty wire.Type, p []byte) error {
-		f, err := wire.Decode(ty, append([]byte(nil), p...))
-		if err != nil {
-			return err
-		}
-		got = append(got, f)
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("relay sent undecodable bytes: %v", err)
-	}
-	if rd.Buffered() != 0 {
-		t.Fatalf("relay sent a partial frame")
-	}
-	c.out = nil
-	return got
-}
 
 type harness struct {
 	t   *testing.T
@@ -70,16 +26,16 @@ func newHarness(t *testing.T, cfg Config) *harness {
 	return &harness{t: t, r: r, now: time.Unix(1_000_000, 0)}
 }
 
-func (h *harness) send(c *fakeConn, f wire.Frame) {
+func (h *harness) send(c *transporttest.Conn, f wire.Frame) {
 	h.r.Data(c, wire.Append(nil, f), h.now)
 }
 
 // connect opens a conn and completes the handshake, returning the welcome.
-func (h *harness) connect(name string) (*fakeConn, *wire.Welcome) {
-	c := &fakeConn{name: name}
+func (h *harness) connect(name string) (*transporttest.Conn, *wire.Welcome) {
+	c := &transporttest.Conn{Addr: name}
 	h.r.Open(c, h.now)
 	h.send(c, &wire.Hello{MinVersion: 1, MaxVersion: wire.Version, Agent: name})
-	fs := c.frames(h.t)
+	fs := c.Frames(h.t)
 	if len(fs) != 1 {
 		h.t.Fatalf("%s: got %d frames after hello, want 1 welcome", name, len(fs))
 	}
@@ -90,10 +46,10 @@ func (h *harness) connect(name string) (*fakeConn, *wire.Welcome) {
 	return c, w
 }
 
-func (h *harness) join(c *fakeConn, w *wire.Welcome, k *roster.Keys, handle uint32) {
+func (h *harness) join(c *transporttest.Conn, w *wire.Welcome, k *roster.Keys, handle uint32) {
 	pub, sig := k.JoinProof(w.Nonce)
 	h.send(c, &wire.Join{Handle: handle, Channel: k.ID(), Pub: pub, Sig: sig})
-	fs := c.frames(h.t)
+	fs := c.Frames(h.t)
 	if len(fs) != 1 {
 		h.t.Fatalf("join: got %d frames, want 1", len(fs))
 	}
@@ -177,15 +133,15 @@ func TestBadInputClosesWithError(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t, Config{})
-			c := &fakeConn{name: "x"}
+			c := &transporttest.Conn{Addr: "x"}
 			h.r.Open(c, h.now)
 			if tt.hello {
 				h.send(c, &wire.Hello{MinVersion: 1, MaxVersion: 1})
-				c.frames(t)
+				c.Frames(t)
 			}
 			h.r.Data(c, tt.bytes, h.now)
-			wantError(t, c.frames(t), tt.code, true)
-			if !c.closed {
+			wantError(t, c.Frames(t), tt.code, true)
+			if !c.Closed {
 				t.Error("connection left open")
 			}
 			if h.r.Conns() != 0 {
@@ -200,7 +156,7 @@ func TestUnknownFrameTypeSkipped(t *testing.T) {
 	c, _ := h.connect("a")
 	h.r.Data(c, []byte{0, 0, 0, 3, 0x7F, 1, 2}, h.now)
 	h.send(c, &wire.Ping{Data: 42})
-	fs := c.frames(t)
+	fs := c.Frames(t)
 	if len(fs) != 1 {
 		t.Fatalf("got %+v, want one pong", fs)
 	}
@@ -218,12 +174,12 @@ func TestJoinNeedsProof(t *testing.T) {
 	k, other := keys(t, "hub"), keys(t, "other")
 	pub, sig := other.JoinProof(w.Nonce)
 	h.send(c, &wire.Join{Handle: 1, Channel: k.ID(), Pub: pub, Sig: sig})
-	wantError(t, c.frames(t), wire.CodeJoinDenied, false)
+	wantError(t, c.Frames(t), wire.CodeJoinDenied, false)
 	// A proof made for another connection's nonce is refused too (replay).
 	var stale [roster.JoinNonceSize]byte
 	pub, sig = k.JoinProof(stale)
 	h.send(c, &wire.Join{Handle: 1, Channel: k.ID(), Pub: pub, Sig: sig})
-	wantError(t, c.frames(t), wire.CodeJoinDenied, false)
+	wantError(t, c.Frames(t), wire.CodeJoinDenied, false)
 	h.join(c, w, k, 1)
 }
 
@@ -238,14 +194,14 @@ func TestFanoutAndAck(t *testing.T) {
 	h.join(x, wx, keys(t, "elsewhere"), 1)
 	e := seal(t, k, "capsule-1")
 	h.send(a, &wire.Announce{Handle: 1, Seq: 9, Entries: [][]byte{e.Sealed}})
-	fa := a.frames(t)
+	fa := a.Frames(t)
 	if len(fa) != 1 {
 		t.Fatalf("sender got %+v, want only an ack", fa)
 	}
 	if ack, ok := fa[0].(*wire.Ack); !ok || ack.Seq != 9 || ack.Handle != 1 {
 		t.Fatalf("sender got %+v, want Ack{1 9}", fa[0])
 	}
-	fb := b.frames(t)
+	fb := b.Frames(t)
 	if len(fb) != 1 {
 		t.Fatalf("member got %d frames, want 1 deliver", len(fb))
 	}
@@ -253,20 +209,20 @@ func TestFanoutAndAck(t *testing.T) {
 	if !ok || d.Handle != 5 || len(d.Entries) != 1 || string(d.Entries[0]) != string(e.Sealed) {
 		t.Fatalf("member got %+v, want Deliver on handle 5 with the entry", fb[0])
 	}
-	if fx := x.frames(t); len(fx) != 0 {
+	if fx := x.Frames(t); len(fx) != 0 {
 		t.Fatalf("member of another channel got %+v", fx)
 	}
 	// A duplicate is acked but not fanned out again.
 	h.send(a, &wire.Announce{Handle: 1, Seq: 10, Entries: [][]byte{e.Sealed}})
-	a.frames(t)
-	if fb := b.frames(t); len(fb) != 0 {
+	a.Frames(t)
+	if fb := b.Frames(t); len(fb) != 0 {
 		t.Fatalf("duplicate fanned out: %+v", fb)
 	}
 }
 
 // syncAll runs a client-side sync against the relay until it ends,
 // answering every part of every reply as the protocol asks.
-func syncAll(t *testing.T, h *harness, c *fakeConn, handle uint32, set *roster.Set) {
+func syncAll(t *testing.T, h *harness, c *transporttest.Conn, handle uint32, set *roster.Set) {
 	queue := []roster.SyncMsg{set.StartSync()}
 	for round := 0; len(queue) > 0; round++ {
 		if round > 10000 {
@@ -277,7 +233,7 @@ func syncAll(t *testing.T, h *harness, c *fakeConn, handle uint32, set *roster.S
 		if msg.Empty() {
 			continue
 		}
-		limit := c.maxFrame
+		limit := c.MaxFrame
 		if limit == 0 {
 			limit = wire.DefaultMaxFrameSize
 		}
@@ -304,10 +260,10 @@ func mustSync(t *testing.T, p []byte) *wire.Sync {
 
 // answer reads the relay's reply to one Sync frame, applies its Deltas,
 // pushes what the relay lacks and returns the client's next messages.
-func answer(t *testing.T, h *harness, c *fakeConn, handle uint32, set *roster.Set) []roster.SyncMsg {
+func answer(t *testing.T, h *harness, c *transporttest.Conn, handle uint32, set *roster.Set) []roster.SyncMsg {
 	var next []roster.SyncMsg
 	final := false
-	for _, f := range c.frames(t) {
+	for _, f := range c.Frames(t) {
 		switch f := f.(type) {
 		case *wire.Delta:
 			for _, s := range f.Entries {
@@ -332,7 +288,7 @@ func answer(t *testing.T, h *harness, c *fakeConn, handle uint32, set *roster.Se
 		}
 	}
 	if !final {
-		t.Fatalf("relay reply had no final Sync frame; connection closed=%v, errors %v", c.closed, h.r.Stats().ErrorsSent)
+		t.Fatalf("relay reply had no final Sync frame; connection closed=%v, errors %v", c.Closed, h.r.Stats().ErrorsSent)
 	}
 	return next
 }
@@ -352,7 +308,7 @@ func TestSyncRepliesFitFrameLimit(t *testing.T) {
 	for i := range 3000 {
 		set.Add(seal(t, k, fmt.Sprintf("client-%d", i)))
 	}
-	b.maxFrame = limit
+	b.MaxFrame = limit
 	syncAll(t, h, b, 1, &set)
 	if set.Len() != 6000 {
 		t.Fatalf("client holds %d entries after sync, want 6000", set.Len())
@@ -384,7 +340,7 @@ func TestLateJoinerCatchesUpBySync(t *testing.T) {
 	}
 	// The relay learned b's entry from the sync and fanned it out to a.
 	found := false
-	for _, f := range a.frames(t) {
+	for _, f := range a.Frames(t) {
 		if d, ok := f.(*wire.Deliver); ok {
 			for _, s := range d.Entries {
 				found = found || string(s) == string(mine.Sealed)
@@ -403,17 +359,17 @@ func TestSlowMemberGetsMergedThenResync(t *testing.T) {
 	b, wb := h.connect("b")
 	h.join(a, wa, k, 1)
 	h.join(b, wb, k, 1)
-	b.queued = 1000 // b stopped reading
+	b.Backlog = 1000 // b stopped reading
 	for i := range 3 {
 		h.send(a, &wire.Announce{Handle: 1, Seq: uint32(i), Entries: [][]byte{seal(t, k, fmt.Sprint(i)).Sealed}})
 	}
-	if fs := b.frames(t); len(fs) != 0 {
+	if fs := b.Frames(t); len(fs) != 0 {
 		t.Fatalf("slow member was sent %d frames while over high water", len(fs))
 	}
-	b.queued = 0
+	b.Backlog = 0
 	h.r.Writable(b, h.now)
 	n := 0
-	for _, f := range b.frames(t) {
+	for _, f := range b.Frames(t) {
 		if d, ok := f.(*wire.Deliver); ok {
 			n += len(d.Entries)
 		}
@@ -421,11 +377,11 @@ func TestSlowMemberGetsMergedThenResync(t *testing.T) {
 	if n != 3 {
 		t.Fatalf("after Writable the member got %d held entries, want 3", n)
 	}
-	b.queued = 1000
+	b.Backlog = 1000
 	for i := 3; i < 9; i++ {
 		h.send(a, &wire.Announce{Handle: 1, Seq: uint32(i), Entries: [][]byte{seal(t, k, fmt.Sprint(i)).Sealed}})
 	}
-	wantError(t, b.frames(t), wire.CodeResync, false)
+	wantError(t, b.Frames(t), wire.CodeResync, false)
 	if s := h.r.Stats(); s.Resyncs != 1 {
 		t.Errorf("Resyncs = %d, want 1", s.Resyncs)
 	}
@@ -436,7 +392,7 @@ func TestSlowMemberGetsMergedThenResync(t *testing.T) {
 
 func TestTimeouts(t *testing.T) {
 	h := newHarness(t, Config{HandshakeTimeout: time.Second, HeartbeatInterval: time.Second, IdleTimeout: 3 * time.Second})
-	quiet := &fakeConn{name: "slowloris"}
+	quiet := &transporttest.Conn{Addr: "slowloris"}
 	h.r.Open(quiet, h.now)
 	idle, _ := h.connect("idle")
 	live, _ := h.connect("live")
@@ -447,9 +403,9 @@ func TestTimeouts(t *testing.T) {
 			h.r.Tick(h.now)
 		}
 	}
-	wantError(t, quiet.frames(t), wire.CodeHandshakeTimout, true)
-	wantError(t, idle.frames(t), wire.CodeIdle, true)
-	if live.closed {
+	wantError(t, quiet.Frames(t), wire.CodeHandshakeTimout, true)
+	wantError(t, idle.Frames(t), wire.CodeIdle, true)
+	if live.Closed {
 		t.Fatal("a connection that pings was closed")
 	}
 	if h.r.Conns() != 1 {
@@ -460,10 +416,10 @@ func TestTimeouts(t *testing.T) {
 func TestRelayFull(t *testing.T) {
 	h := newHarness(t, Config{MaxConnections: 1})
 	h.connect("a")
-	c := &fakeConn{name: "b"}
+	c := &transporttest.Conn{Addr: "b"}
 	h.r.Open(c, h.now)
-	wantError(t, c.frames(t), wire.CodeRelayFull, true)
-	if !c.closed {
+	wantError(t, c.Frames(t), wire.CodeRelayFull, true)
+	if !c.Closed {
 		t.Fatal("over-limit connection left open")
 	}
 }
@@ -491,7 +447,7 @@ func TestCloseAfterJoiningSeveralChannels(t *testing.T) {
 	}
 	// b's channel lost a, so b's announces go nowhere but b is served.
 	h.send(b, &wire.Announce{Handle: 1, Seq: 1, Entries: [][]byte{seal(t, keys(t, "h2"), "x").Sealed}})
-	if fs := b.frames(t); len(fs) != 1 || fs[0].FrameType() != wire.TypeAck {
+	if fs := b.Frames(t); len(fs) != 1 || fs[0].FrameType() != wire.TypeAck {
 		t.Fatalf("after a multi-channel member left, b got %+v, want an ack", fs)
 	}
 }
@@ -512,7 +468,7 @@ func TestIdleChannelsAreForgotten(t *testing.T) {
 	b, wb := h.connect("b")
 	pub, sig := k.JoinProof(wb.Nonce)
 	h.send(b, &wire.Join{Handle: 1, Channel: k.ID(), Pub: pub, Sig: sig})
-	fs := b.frames(t)
+	fs := b.Frames(t)
 	if j, ok := fs[0].(*wire.Joined); !ok || j.Cached != 1 {
 		t.Fatalf("rejoin got %+v, want Joined with 1 cached entry", fs[0])
 	}
@@ -543,7 +499,7 @@ func TestAsyncJoinChecks(t *testing.T) {
 	h.send(c, &wire.Join{Handle: 1, Channel: k.ID(), Pub: pub, Sig: sig})
 	badPub, badSig := keys(t, "other").JoinProof(w.Nonce)
 	h.send(c, &wire.Join{Handle: 2, Channel: k.ID(), Pub: badPub, Sig: badSig})
-	if fs := c.frames(t); len(fs) != 0 {
+	if fs := c.Frames(t); len(fs) != 0 {
 		t.Fatalf("joins answered before their proofs were checked: %+v", fs)
 	}
 	checks := h.r.Ready().JoinChecks
@@ -553,7 +509,7 @@ func TestAsyncJoinChecks(t *testing.T) {
 	for _, jc := range checks {
 		h.r.JoinChecked(jc, jc.Verify(), h.now)
 	}
-	fs := c.frames(t)
+	fs := c.Frames(t)
 	if len(fs) != 2 {
 		t.Fatalf("got %d frames after the checks, want Joined and an error", len(fs))
 	}
@@ -569,7 +525,7 @@ func TestAsyncJoinChecks(t *testing.T) {
 	late := h.r.Ready().JoinChecks
 	h.r.Closed(d, nil, h.now)
 	h.r.JoinChecked(late[0], true, h.now)
-	if fs := d.frames(t); len(fs) != 0 {
+	if fs := d.Frames(t); len(fs) != 0 {
 		t.Fatalf("a closed connection was answered: %+v", fs)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"testing"
 
+	"github.com/cosnim/relays/transport/transporttest"
 	"github.com/cosnim/relays/wire"
 )
 
@@ -18,7 +19,7 @@ func TestBadEntryDropsOnlyItself(t *testing.T) {
 	h.join(b, wb, k, 1)
 	good := seal(t, k, "good")
 	h.send(a, &wire.Announce{Handle: 1, Seq: 4, Entries: [][]byte{make([]byte, 101), good.Sealed, make([]byte, 200)}})
-	fs := a.frames(t)
+	fs := a.Frames(t)
 	if len(fs) != 2 {
 		t.Fatalf("announcer got %d frames, want an Error then an Ack: %+v", len(fs), fs)
 	}
@@ -28,7 +29,7 @@ func TestBadEntryDropsOnlyItself(t *testing.T) {
 	if ack, ok := fs[1].(*wire.Ack); !ok || ack.Seq != 4 {
 		t.Fatalf("second frame %+v, want Ack 4", fs[1])
 	}
-	got := b.frames(t)
+	got := b.Frames(t)
 	if len(got) != 1 {
 		t.Fatalf("member got %d frames, want one Deliver", len(got))
 	}
@@ -46,7 +47,7 @@ func TestLeaveUnknownHandle(t *testing.T) {
 	h := newHarness(t, Config{})
 	c, _ := h.connect("a")
 	h.send(c, &wire.Leave{Handle: 9})
-	fs := c.frames(t)
+	fs := c.Frames(t)
 	if len(fs) != 1 {
 		t.Fatalf("got %d frames, want one Error", len(fs))
 	}
@@ -59,12 +60,12 @@ func TestLeaveUnknownHandle(t *testing.T) {
 // relay's configured one.
 func TestFrameLimitBeforeWelcomeIsDefault(t *testing.T) {
 	h := newHarness(t, Config{MaxFrameSize: 4 * wire.DefaultMaxFrameSize, ByteRate: 1 << 30})
-	c := &fakeConn{name: "big"}
+	c := &transporttest.Conn{Addr: "big"}
 	h.r.Open(c, h.now)
 	var hdr [8]byte
 	binary.BigEndian.PutUint32(hdr[:], uint32(wire.DefaultMaxFrameSize)) // a frame just over the default
 	h.r.Data(c, hdr[:], h.now)
-	fs := c.frames(t)
+	fs := c.Frames(t)
 	if len(fs) != 1 {
 		t.Fatalf("got %d frames, want one Error", len(fs))
 	}
@@ -75,7 +76,7 @@ func TestFrameLimitBeforeWelcomeIsDefault(t *testing.T) {
 	d, _ := h.connect("after")
 	h.r.Data(d, wire.Append(nil, &wire.Ping{Data: 1}), h.now)
 	h.r.Data(d, hdr[:], h.now)
-	for _, f := range d.frames(t) {
+	for _, f := range d.Frames(t) {
 		if e, ok := f.(*wire.Error); ok {
 			t.Fatalf("a frame within the configured size was refused after Welcome: %+v", e)
 		}

@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/cosnim/relays/internal/wirepeer"
 	"github.com/cosnim/relays/netsim"
 	"github.com/cosnim/relays/transport"
 	"github.com/cosnim/relays/wire"
@@ -42,7 +43,7 @@ func (f *forger) send(fr wire.Frame) {
 
 func (f *forger) Open(c transport.Conn, now time.Time) {
 	if c == f.conn {
-		f.send(&wire.Hello{MinVersion: 1, MaxVersion: wire.Version, Agent: "forger"})
+		f.send(wirepeer.HelloFrame("forger"))
 	}
 }
 
@@ -57,14 +58,12 @@ func (f *forger) Data(c transport.Conn, b []byte, now time.Time) {
 			if err := w.DecodePayload(p); err != nil {
 				return err
 			}
-			pub, sig := f.w.keys[0].JoinProof(w.Nonce)
-			f.send(&wire.Join{Handle: 1, Channel: f.w.keys[0].ID(), Pub: pub, Sig: sig})
+			f.send(wirepeer.JoinFrame(f.w.keys[0], 1, w.Nonce))
 		case wire.TypeJoined:
 			f.ready = true
 		case wire.TypePing:
-			var pg wire.Ping
-			if pg.DecodePayload(p) == nil {
-				f.send(&wire.Pong{Data: pg.Data})
+			if pong, err := wirepeer.PongFor(p); err == nil {
+				f.send(pong)
 			}
 		}
 		return nil

@@ -14,8 +14,6 @@ import (
 	"github.com/cosnim/relays/transport/tcp"
 )
 
-func init() { relaySubcommands = append(relaySubcommands, newBenchCmd) }
-
 // benchFlags are the flags of `cosnim relay bench` beyond bench.Options.
 type benchFlags struct {
 	opts      bench.Options

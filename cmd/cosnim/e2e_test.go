@@ -233,14 +233,14 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer wc.Close()
-	if _, err := wc.handshake(); err != nil {
+	if _, err := handshake(wc); err != nil {
 		t.Fatal(err)
 	}
 	exited := make(chan int, 1)
 	go func() { exited <- p.stop(t) }()
 	var drain *wire.Drain
 	for drain == nil {
-		f, err := wc.next()
+		f, err := wc.NextFrame()
 		if err != nil {
 			t.Fatalf("waiting for Drain: %v", err)
 		}

@@ -2,9 +2,10 @@
 //
 //	cosnim start relay RELAY_NAME   run a relay server
 //	cosnim config check             validate the configuration
+//	cosnim relay ping|watch|announce|bench RELAY_NAME
+//	cosnim sim                      run fault simulations
 //
-// Other subcommands (relay ping|watch|announce|bench, sim) register
-// themselves from their own files; see root.go.
+// The command tree is built in one place, newRootCmd in root.go.
 package main
 
 import (

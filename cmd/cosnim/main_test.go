@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/cosnim/relays/internal/config"
-	"github.com/spf13/cobra"
 )
 
 const testdata = "../../testdata/config"
@@ -140,17 +139,21 @@ func TestServeRelayRefusesEmptyConfig(t *testing.T) {
 	}
 }
 
-func TestSubcommandRegistration(t *testing.T) {
-	saved, savedRelay := subcommands, relaySubcommands
-	t.Cleanup(func() { subcommands, relaySubcommands = saved, savedRelay })
-	subcommands = append(subcommands, func() *cobra.Command { return &cobra.Command{Use: "sim"} })
-	relaySubcommands = append(relaySubcommands, func() *cobra.Command { return &cobra.Command{Use: "ping NAME"} })
-
+// TestCommandTree checks that newRootCmd builds every command, each with
+// its help text, and the persistent flags.
+func TestCommandTree(t *testing.T) {
 	root := newRootCmd()
-	for _, path := range [][]string{{"sim"}, {"relay", "ping"}, {"config", "check"}, {"start", "relay"}} {
+	for _, path := range [][]string{
+		{"start", "relay"}, {"config", "check"}, {"sim"}, {"version"},
+		{"relay", "ping"}, {"relay", "watch"}, {"relay", "announce"}, {"relay", "bench"},
+	} {
 		c, _, err := root.Find(path)
 		if err != nil || c.Name() != path[len(path)-1] {
 			t.Errorf("command %v not found (got %v, %v)", path, c, err)
+			continue
+		}
+		if c.Short == "" {
+			t.Errorf("command %v has no help text", path)
 		}
 	}
 	for _, flag := range []string{"config", "log-format", "log-level"} {

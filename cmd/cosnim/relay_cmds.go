@@ -24,6 +24,7 @@ import (
 	"github.com/cosnim/relays/client"
 	"github.com/cosnim/relays/client/agent"
 	"github.com/cosnim/relays/internal/config"
+	"github.com/cosnim/relays/internal/wirepeer"
 	"github.com/cosnim/relays/transport/tcp"
 	"github.com/cosnim/relays/wire"
 )
@@ -31,10 +32,6 @@ import (
 // EnvContinuumKey holds the continuum secret when --continuum-key-file is
 // not given.
 const EnvContinuumKey = "COSNIM_CONTINUUM_KEY"
-
-func init() {
-	relaySubcommands = append(relaySubcommands, newPingCmd, newWatchCmd, newAnnounceCmd)
-}
 
 // relayFromArgs loads the configuration and returns the named relay.
 func relayFromArgs(cmd *cobra.Command, name string) (*config.Relay, *slog.Logger, error) {
@@ -211,36 +208,23 @@ func sortedLimitNames(m map[string]uint64) []string {
 func ping(ctx context.Context, addr string, tc *tls.Config) (*pingResult, error) {
 	res := &pingResult{Address: addr, TLS: tc != nil, Limits: map[string]uint64{}}
 	t0 := time.Now()
-	wc, err := dialWire(ctx, addr, tc)
+	wp, err := dialWire(ctx, addr, tc)
 	if err != nil {
 		return nil, err
 	}
-	defer wc.Close()
+	defer wp.Close()
 	t1 := time.Now()
-	w, err := wc.handshake()
+	w, err := handshake(wp)
 	if err != nil {
-		return nil, err
+		return nil, explainWire(err, tc != nil)
 	}
 	t2 := time.Now()
 	res.Version, res.Epoch = w.Version, fmt.Sprintf("%016x", w.Epoch)
 	for _, l := range w.Limits {
 		res.Limits[l.Key.String()] = l.Value
 	}
-	data := uint64(t2.UnixNano())
-	if err := wc.send(&wire.Ping{Data: data}); err != nil {
-		return nil, err
-	}
-	for {
-		f, err := wc.next()
-		if err != nil {
-			return nil, err
-		}
-		if p, ok := f.(*wire.Pong); ok && p.Data == data {
-			break
-		}
-		if e, ok := f.(*wire.Error); ok && e.Fatal() {
-			return nil, fmt.Errorf("relay closed the connection: %s: %s", e.Code, e.Text)
-		}
+	if err := roundTrip(wp, uint64(t2.UnixNano())); err != nil {
+		return nil, explainWire(err, tc != nil)
 	}
 	t3 := time.Now()
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -248,27 +232,51 @@ func ping(ctx context.Context, addr string, tc *tls.Config) (*pingResult, error)
 	return res, nil
 }
 
-// wireConn speaks the relay protocol directly over one connection, for
-// ping and tests.
-type wireConn struct {
-	nc    net.Conn
-	tls   bool
-	rd    wire.Reader
-	buf   []byte
-	queue []wire.Frame
+// roundTrip sends a Ping and waits for its Pong.
+func roundTrip(wp *wirepeer.Peer, data uint64) error {
+	if err := wp.Send(&wire.Ping{Data: data}); err != nil {
+		return err
+	}
+	for {
+		f, err := wp.NextFrame()
+		if err != nil {
+			return err
+		}
+		if p, ok := f.(*wire.Pong); ok && p.Data == data {
+			return nil
+		}
+		if e, ok := f.(*wire.Error); ok && e.Fatal() {
+			return fmt.Errorf("relay closed the connection: %s: %s", e.Code, e.Text)
+		}
+	}
 }
 
-// dialWire connects (TLS when tc is set) and bounds the connection by
-// ctx's deadline.
-func dialWire(ctx context.Context, addr string, tc *tls.Config) (*wireConn, error) {
+// dialWire connects (TLS when tc is set) and bounds the connection by ctx.
+func dialWire(ctx context.Context, addr string, tc *tls.Config) (*wirepeer.Peer, error) {
 	nc, err := tcp.NetDialer(tc)(ctx, addr)
 	if err != nil {
 		return nil, explainDial(err, tc != nil)
 	}
-	if dl, ok := ctx.Deadline(); ok {
-		nc.SetDeadline(dl)
+	wp := wirepeer.New(nc, 0)
+	wp.Bound(ctx) // for the connection's life: ping and tests are short
+	return wp, nil
+}
+
+// handshake sends Hello and returns the relay's Welcome.
+func handshake(wp *wirepeer.Peer) (*wire.Welcome, error) {
+	w, err := wp.Handshake("cosnim-ping")
+	if re := (*wirepeer.RemoteError)(nil); errors.As(err, &re) {
+		return nil, fmt.Errorf("relay refused the handshake: %w", err)
 	}
-	return &wireConn{nc: nc, tls: tc != nil, buf: make([]byte, 16<<10)}, nil
+	return w, err
+}
+
+// explainWire says what a failed exchange with the relay means.
+func explainWire(err error, isTLS bool) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return errors.New("the relay closed the connection")
+	}
+	return explainDial(err, isTLS)
 }
 
 // explainDial makes dial and handshake errors say what to do.
@@ -286,67 +294,6 @@ func explainDial(err error, isTLS bool) error {
 		return fmt.Errorf("the relay's certificate did not verify (%w); check the client section's ca_cert_file and server_name", err)
 	}
 	return err
-}
-
-func (c *wireConn) Close() error { return c.nc.Close() }
-
-func (c *wireConn) send(f wire.Frame) error {
-	_, err := c.nc.Write(wire.Append(nil, f))
-	if err != nil {
-		return explainDial(err, c.tls)
-	}
-	return nil
-}
-
-// next returns the next frame from the relay.
-func (c *wireConn) next() (wire.Frame, error) {
-	for len(c.queue) == 0 {
-		n, err := c.nc.Read(c.buf)
-		if n > 0 {
-			ferr := c.rd.Feed(c.buf[:n], func(t wire.Type, p []byte) error {
-				f, err := wire.Decode(t, bytes.Clone(p))
-				if err != nil {
-					return err
-				}
-				c.queue = append(c.queue, f)
-				return nil
-			})
-			if ferr != nil {
-				return nil, ferr
-			}
-		}
-		if len(c.queue) > 0 {
-			break
-		}
-		if err == io.EOF {
-			return nil, errors.New("the relay closed the connection")
-		}
-		if err != nil {
-			return nil, explainDial(err, c.tls)
-		}
-	}
-	f := c.queue[0]
-	c.queue = c.queue[1:]
-	return f, nil
-}
-
-// handshake sends Hello and returns the relay's Welcome.
-func (c *wireConn) handshake() (*wire.Welcome, error) {
-	if err := c.send(&wire.Hello{MinVersion: 1, MaxVersion: wire.Version, Agent: "cosnim-ping"}); err != nil {
-		return nil, err
-	}
-	for {
-		f, err := c.next()
-		if err != nil {
-			return nil, err
-		}
-		switch f := f.(type) {
-		case *wire.Welcome:
-			return f, nil
-		case *wire.Error:
-			return nil, fmt.Errorf("relay refused the handshake: %s: %s", f.Code, f.Text)
-		}
-	}
 }
 
 // --- watch ---

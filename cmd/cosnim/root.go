@@ -5,26 +5,14 @@ import (
 	"log/slog"
 	"strings"
 
-	"github.com/cosnim/relays/internal/config"
 	"github.com/spf13/cobra"
+
+	"github.com/cosnim/relays/internal/config"
 )
 
-// subcommands are added to the root command. Files that define a command
-// append its constructor in their init(), so they need not edit this file:
-//
-//	func init() { subcommands = append(subcommands, newSimCmd) }
-var subcommands []func() *cobra.Command
-
-// relaySubcommands are added under `cosnim relay` (ping, watch, announce,
-// bench), in the same way.
-var relaySubcommands []func() *cobra.Command
-
-func init() {
-	subcommands = append(subcommands, newConfigCmd, newStartCmd, newRelayCmd)
-}
-
-// newRootCmd builds the whole command tree. Persistent flags: --config,
-// --log-format, --log-level; read them with loadConfig and newLogger.
+// newRootCmd builds the whole command tree: every command is added here
+// or under newRelayCmd. Persistent flags: --config, --log-format,
+// --log-level; read them with loadConfig and newLogger.
 func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "cosnim",
@@ -47,12 +35,17 @@ tcp://127.0.0.1:7420.`,
 	pf.String("config", "", "configuration file (default: $COSNIM_CONFIG, ./cosnim.yaml, built-in)")
 	pf.String("log-format", "text", "log format: text or json")
 	pf.String("log-level", "info", "log level: debug, info, warn or error")
-	for _, sub := range subcommands {
-		root.AddCommand(sub())
-	}
+	root.AddCommand(
+		newStartCmd(),
+		newRelayCmd(),
+		newConfigCmd(),
+		newSimCmd(),
+		newVersionCmd(),
+	)
 	return root
 }
 
+// newRelayCmd builds `cosnim relay` and the commands that talk to a relay.
 func newRelayCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "relay",
@@ -62,9 +55,12 @@ func newRelayCmd() *cobra.Command {
 			return cmd.Help()
 		},
 	}
-	for _, sub := range relaySubcommands {
-		cmd.AddCommand(sub())
-	}
+	cmd.AddCommand(
+		newPingCmd(),
+		newWatchCmd(),
+		newAnnounceCmd(),
+		newBenchCmd(),
+	)
 	return cmd
 }
 

@@ -12,11 +12,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cosnim/relays/sim"
 	"github.com/spf13/cobra"
-)
 
-func init() { subcommands = append(subcommands, newSimCmd) }
+	"github.com/cosnim/relays/sim"
+)
 
 func newSimCmd() *cobra.Command {
 	var (

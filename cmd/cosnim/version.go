@@ -9,8 +9,6 @@ import (
 	"github.com/cosnim/relays/internal/buildinfo"
 )
 
-func init() { subcommands = append(subcommands, newVersionCmd) }
-
 // versionString is the root command's --version text.
 func versionString() string { return buildinfo.Get().String() }
 

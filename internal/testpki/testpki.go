@@ -38,12 +38,7 @@ type Leaf struct {
 // dir/<name>-ca.pem.
 func NewCA(t testing.TB, dir, name string) *CA {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
 	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(serial.Add(1)),
 		Subject:               pkix.Name{CommonName: name + " CA"},
 		NotBefore:             time.Now().Add(-time.Hour),
 		NotAfter:              time.Now().Add(24 * time.Hour),
@@ -51,14 +46,7 @@ func NewCA(t testing.TB, dir, name string) *CA {
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key, der, cert := sign(t, tmpl, nil, nil)
 	ca := &CA{Cert: cert, Key: key, File: filepath.Join(dir, name+"-ca.pem")}
 	WritePEM(t, ca.File, "CERTIFICATE", der)
 	return ca
@@ -68,17 +56,12 @@ func NewCA(t testing.TB, dir, name string) *CA {
 // dir/<file>.crt and dir/<file>.key.
 func (ca *CA) Issue(t testing.TB, dir, file string, o Leaf) (certFile, keyFile string, cert *x509.Certificate) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial.Add(1)),
-		Subject:      pkix.Name{CommonName: o.CN, Organization: []string{"cosnim test"}},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		Subject:     pkix.Name{CommonName: o.CN, Organization: []string{"cosnim test"}},
+		NotBefore:   time.Now().Add(-time.Hour),
+		NotAfter:    time.Now().Add(24 * time.Hour),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}
 	if o.Server {
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
@@ -89,14 +72,7 @@ func (ca *CA) Issue(t testing.TB, dir, file string, o Leaf) (certFile, keyFile s
 		tmpl.NotBefore = time.Now().Add(-48 * time.Hour)
 		tmpl.NotAfter = time.Now().Add(-24 * time.Hour)
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err = x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key, der, cert := sign(t, tmpl, ca.Cert, ca.Key)
 	kder, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
 		t.Fatal(err)
@@ -105,6 +81,29 @@ func (ca *CA) Issue(t testing.TB, dir, file string, o Leaf) (certFile, keyFile s
 	WritePEM(t, certFile, "CERTIFICATE", der)
 	WritePEM(t, keyFile, "PRIVATE KEY", kder)
 	return certFile, keyFile, cert
+}
+
+// sign makes a key and a certificate from tmpl, signed by parent's key
+// (self-signed when parent is nil), with the next serial number.
+func sign(t testing.TB, tmpl, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*ecdsa.PrivateKey, []byte, *x509.Certificate) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl.SerialNumber = big.NewInt(serial.Add(1))
+	if parent == nil {
+		parent, parentKey = tmpl, key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key, der, cert
 }
 
 // WritePEM writes der as PEM to name through a temporary file and a
@@ -118,4 +117,23 @@ func WritePEM(t testing.TB, name, typ string, der []byte) {
 	if err := os.Rename(tmp, name); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// PKI is the set most TLS tests need: a CA, another CA that the relay does
+// not trust, and a server certificate for localhost signed by the first.
+type PKI struct {
+	Dir                   string
+	CA, OtherCA           *CA
+	ServerCert, ServerKey string // files
+	Server                *x509.Certificate
+}
+
+// NewPKI makes a PKI in a new temporary directory.
+func NewPKI(t testing.TB) *PKI {
+	t.Helper()
+	p := &PKI{Dir: t.TempDir()}
+	p.CA = NewCA(t, p.Dir, "ca")
+	p.OtherCA = NewCA(t, p.Dir, "other")
+	p.ServerCert, p.ServerKey, p.Server = p.CA.Issue(t, p.Dir, "server", Leaf{CN: "relay", Server: true})
+	return p
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/cosnim/relays/client"
 	"github.com/cosnim/relays/client/agent"
 	"github.com/cosnim/relays/internal/testpki"
+	"github.com/cosnim/relays/internal/wirepeer"
 	"github.com/cosnim/relays/relay/relayserver"
 	"github.com/cosnim/relays/transport/tcp"
 	"github.com/cosnim/relays/wire"
@@ -159,14 +160,14 @@ func announceAll(t *testing.T, a *agent.Agent, hub string, rs [][]byte) {
 
 func TestTwoClientsConverge(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	p := newPKI(t)
+	p := testpki.NewPKI(t)
 	for _, tc := range []struct {
 		name   string
 		server *tls.Config
 		client *tls.Config
 	}{
 		{"tcp", nil, nil},
-		{"tls", p.serverConfig(t, false, nil), p.clientConfig(t, "", "")},
+		{"tls", serverConfig(t, p, false, nil), clientConfig(t, p, "", "")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := startServer(t, relayserver.Config{TLS: tc.server})
@@ -208,17 +209,17 @@ func TestTwoClientsConverge(t *testing.T) {
 
 func TestMutualTLS(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	p := newPKI(t)
-	goodCert, goodKey, _ := p.ca.Issue(t, p.dir, "good", testpki.Leaf{CN: "instance-1"})
-	otherCert, otherKey, _ := p.otherCA.Issue(t, p.dir, "other", testpki.Leaf{CN: "instance-1"})
-	expCert, expKey, _ := p.ca.Issue(t, p.dir, "expired", testpki.Leaf{CN: "instance-1", Expired: true})
-	strangerCert, strangerKey, _ := p.ca.Issue(t, p.dir, "stranger", testpki.Leaf{CN: "stranger"})
+	p := testpki.NewPKI(t)
+	goodCert, goodKey, _ := p.CA.Issue(t, p.Dir, "good", testpki.Leaf{CN: "instance-1"})
+	otherCert, otherKey, _ := p.OtherCA.Issue(t, p.Dir, "other", testpki.Leaf{CN: "instance-1"})
+	expCert, expKey, _ := p.CA.Issue(t, p.Dir, "expired", testpki.Leaf{CN: "instance-1", Expired: true})
+	strangerCert, strangerKey, _ := p.CA.Issue(t, p.Dir, "stranger", testpki.Leaf{CN: "stranger"})
 
-	s := startServer(t, relayserver.Config{TLS: p.serverConfig(t, true, []string{"CN=instance-1"})})
+	s := startServer(t, relayserver.Config{TLS: serverConfig(t, p, true, []string{"CN=instance-1"})})
 	addr := s.Addr().String()
 
 	t.Run("accepted", func(t *testing.T) {
-		a := newAgent(t, addr, p.clientConfig(t, goodCert, goodKey))
+		a := newAgent(t, addr, clientConfig(t, p, goodCert, goodKey))
 		if err := a.Join("h"); err != nil {
 			t.Fatal(err)
 		}
@@ -238,7 +239,7 @@ func TestMutualTLS(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := s.TLSFailures()[tc.reason]
-			cfg := p.clientConfig(t, tc.cert, tc.key)
+			cfg := clientConfig(t, p, tc.cert, tc.key)
 			if tc.cert != "" {
 				// Send the certificate even when the relay's list of
 				// acceptable CAs does not name its issuer (crypto/tls
@@ -265,55 +266,34 @@ func TestMutualTLS(t *testing.T) {
 	}
 }
 
-// rawHandshake dials addr, sends Hello and reads the Welcome; it returns
-// the first error.
-func rawHandshake(t *testing.T, addr string, cfg *tls.Config) error {
+// rawPeer dials addr and completes the handshake as a bare wire peer,
+// closed when the test ends.
+func rawPeer(t *testing.T, addr string, cfg *tls.Config) (*wirepeer.Peer, error) {
 	t.Helper()
 	ctx := ctxT(t)
 	nc, err := tcp.NetDialer(cfg)(ctx, addr)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer nc.Close()
-	nc.SetDeadline(time.Now().Add(waitTimeout))
-	if _, err := nc.Write(wire.Append(nil, &wire.Hello{MinVersion: 1, MaxVersion: wire.Version, Agent: "test"})); err != nil {
-		return err
+	p := wirepeer.New(nc, 0)
+	t.Cleanup(func() { p.Close() })
+	p.Bound(ctx)
+	if _, err := p.Handshake("test"); err != nil {
+		p.Close()
+		return nil, err
 	}
-	_, err = readFrame(nc, wire.TypeWelcome)
-	return err
+	return p, nil
 }
 
-// readFrame reads frames from r until one of type want.
-func readFrame(r io.Reader, want wire.Type) (wire.Frame, error) {
-	var rd wire.Reader
-	buf := make([]byte, 4096)
-	var got wire.Frame
-	errFound := errors.New("found")
-	for {
-		n, err := r.Read(buf)
-		if n > 0 {
-			ferr := rd.Feed(buf[:n], func(t wire.Type, p []byte) error {
-				if t != want {
-					return nil
-				}
-				f, err := wire.Decode(t, p)
-				if err != nil {
-					return err
-				}
-				got = f
-				return errFound
-			})
-			if errors.Is(ferr, errFound) {
-				return got, nil
-			}
-			if ferr != nil {
-				return nil, ferr
-			}
-		}
-		if err != nil {
-			return nil, err
-		}
+// rawHandshake dials addr, sends Hello and reads the Welcome; it returns
+// the first error.
+func rawHandshake(t *testing.T, addr string, cfg *tls.Config) error {
+	t.Helper()
+	p, err := rawPeer(t, addr, cfg)
+	if err == nil {
+		p.Close()
 	}
+	return err
 }
 
 func TestRestartLosesNothing(t *testing.T) {
@@ -380,23 +360,17 @@ func TestDrainOnShutdown(t *testing.T) {
 	if err := a.WaitConnected(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
-	nc, err := net.Dial("tcp", addr)
+	p, err := rawPeer(t, addr, nil)
 	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	nc.SetDeadline(time.Now().Add(waitTimeout))
-	nc.Write(wire.Append(nil, &wire.Hello{MinVersion: 1, MaxVersion: wire.Version}))
-	if _, err := readFrame(nc, wire.TypeWelcome); err != nil {
 		t.Fatal(err)
 	}
 	stopped := make(chan error, 1)
 	go func() { stopped <- s.stop() }()
-	f, err := readFrame(nc, wire.TypeDrain)
-	if err != nil {
+	var d wire.Drain
+	if err := p.Expect(wire.TypeDrain, &d); err != nil {
 		t.Fatalf("no Drain frame: %v", err)
 	}
-	if d := f.(*wire.Drain); d.AfterMillis != 5 || d.JitterMillis != 5 {
+	if d.AfterMillis != 5 || d.JitterMillis != 5 {
 		t.Fatalf("Drain %+v, want after 5 ms, jitter 5 ms", d)
 	}
 	if !s.Draining() {
@@ -404,7 +378,7 @@ func TestDrainOnShutdown(t *testing.T) {
 	}
 	// The server waits for the raw connection (grace is long) until it
 	// leaves, as a client honouring Drain does.
-	nc.Close()
+	p.Close()
 	if err := <-stopped; err != nil {
 		t.Fatalf("Run returned %v, want nil", err)
 	}
@@ -485,19 +459,13 @@ func TestOperationsEndpoints(t *testing.T) {
 
 	// While draining (a raw connection holds the drain open) the relay is
 	// healthy but not ready.
-	nc, err := net.Dial("tcp", s.Addr().String())
+	p, err := rawPeer(t, s.Addr().String(), nil)
 	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	nc.SetDeadline(time.Now().Add(waitTimeout))
-	nc.Write(wire.Append(nil, &wire.Hello{MinVersion: 1, MaxVersion: wire.Version}))
-	if _, err := readFrame(nc, wire.TypeWelcome); err != nil {
 		t.Fatal(err)
 	}
 	stopped := make(chan error, 1)
 	go func() { stopped <- s.stop() }()
-	if _, err := readFrame(nc, wire.TypeDrain); err != nil {
+	if err := p.Expect(wire.TypeDrain, &wire.Drain{}); err != nil {
 		t.Fatal(err)
 	}
 	if code, _ := get("/readyz"); code != http.StatusServiceUnavailable {
@@ -506,7 +474,7 @@ func TestOperationsEndpoints(t *testing.T) {
 	if code, _ := get("/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz while draining: status %d, want 200", code)
 	}
-	nc.Close()
+	p.Close()
 	if err := <-stopped; err != nil {
 		t.Fatal(err)
 	}
@@ -540,37 +508,22 @@ func TestServerLogsListening(t *testing.T) {
 
 // --- test PKI ---
 
-type pki struct {
-	dir                   string
-	ca, otherCA           *testpki.CA
-	serverCert, serverKey string
-}
-
-func newPKI(t *testing.T) *pki {
-	t.Helper()
-	p := &pki{dir: t.TempDir()}
-	p.ca = testpki.NewCA(t, p.dir, "ca")
-	p.otherCA = testpki.NewCA(t, p.dir, "other")
-	p.serverCert, p.serverKey, _ = p.ca.Issue(t, p.dir, "server", testpki.Leaf{CN: "relay", Server: true})
-	return p
-}
-
-func (p *pki) serverConfig(t *testing.T, clientAuth bool, allowed []string) *tls.Config {
+func serverConfig(t *testing.T, p *testpki.PKI, clientAuth bool, allowed []string) *tls.Config {
 	t.Helper()
 	ca := ""
 	if clientAuth {
-		ca = p.ca.File
+		ca = p.CA.File
 	}
-	cfg, _, err := tcp.ServerTLSConfig(p.serverCert, p.serverKey, ca, allowed)
+	cfg, _, err := tcp.ServerTLSConfig(p.ServerCert, p.ServerKey, ca, allowed)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return cfg
 }
 
-func (p *pki) clientConfig(t *testing.T, certFile, keyFile string) *tls.Config {
+func clientConfig(t *testing.T, p *testpki.PKI, certFile, keyFile string) *tls.Config {
 	t.Helper()
-	cfg, err := tcp.ClientTLSConfig(p.ca.File, certFile, keyFile, "")
+	cfg, err := tcp.ClientTLSConfig(p.CA.File, certFile, keyFile, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -96,12 +96,12 @@ func splitPairs(s string) []string {
 // A relay's handshakes use X25519 unless configured otherwise: a client
 // offering the hybrid post-quantum exchange first still gets X25519.
 func TestServerPrefersClassicalKeyExchange(t *testing.T) {
-	p := newPKI(t)
-	srv, _, err := ServerTLSConfig(p.serverCert, p.serverKey, "", nil)
+	p := testpki.NewPKI(t)
+	srv, _, err := ServerTLSConfig(p.ServerCert, p.ServerKey, "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cli := p.clientConfig(t, "", "")
+	cli := clientConfig(t, p, "", "")
 	cli.ServerName = "localhost"
 	a, b := net.Pipe()
 	defer a.Close()

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cosnim/relays/internal/testpki"
 	"github.com/cosnim/relays/transport"
 )
 
@@ -132,13 +133,13 @@ func measureIdle(b *testing.B, n int, useTLS bool) {
 	var ln net.Listener = raw
 	dial := NetDialer(nil)
 	if useTLS {
-		p := newPKI(b)
-		cfg, _, err := ServerTLSConfig(p.serverCert, p.serverKey, "", nil)
+		p := testpki.NewPKI(b)
+		cfg, _, err := ServerTLSConfig(p.ServerCert, p.ServerKey, "", nil)
 		if err != nil {
 			b.Fatal(err)
 		}
 		ln = tls13Listener(raw, cfg)
-		dial = NetDialer(p.clientConfig(b, "", ""))
+		dial = NetDialer(clientConfig(b, p, "", ""))
 	}
 	serve(b, l, ln)
 

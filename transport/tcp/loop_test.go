@@ -16,6 +16,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/cosnim/relays/internal/testpki"
 	"github.com/cosnim/relays/transport"
 )
 
@@ -188,13 +189,13 @@ func TestEndToEnd(t *testing.T) {
 			var ln net.Listener = cl
 			var clientCfg *tls.Config
 			if useTLS {
-				p := newPKI(t)
-				cfg, _, err := ServerTLSConfig(p.serverCert, p.serverKey, "", nil)
+				p := testpki.NewPKI(t)
+				cfg, _, err := ServerTLSConfig(p.ServerCert, p.ServerKey, "", nil)
 				if err != nil {
 					t.Fatal(err)
 				}
 				ln = tls.NewListener(SniffListener(cl, true, nil), cfg)
-				clientCfg = p.clientConfig(t, "", "")
+				clientCfg = clientConfig(t, p, "", "")
 			}
 			serve(t, l, ln)
 

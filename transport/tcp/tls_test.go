@@ -48,15 +48,15 @@ func greet(addr string, cfg *tls.Config) (*tls.ConnectionState, error) {
 }
 
 func TestMutualTLS(t *testing.T) {
-	p := newPKI(t)
-	goodCert, goodKey, _ := p.ca.Issue(t, p.dir, "good", testpki.Leaf{CN: "good-client"})
-	byFPCert, byFPKey, byFP := p.ca.Issue(t, p.dir, "byfp", testpki.Leaf{CN: "listed-by-fingerprint"})
-	otherCert, otherKey, _ := p.otherCA.Issue(t, p.dir, "other", testpki.Leaf{CN: "good-client"})
-	expCert, expKey, _ := p.ca.Issue(t, p.dir, "expired", testpki.Leaf{CN: "good-client", Expired: true})
-	strangerCert, strangerKey, _ := p.ca.Issue(t, p.dir, "stranger", testpki.Leaf{CN: "stranger"})
+	p := testpki.NewPKI(t)
+	goodCert, goodKey, _ := p.CA.Issue(t, p.Dir, "good", testpki.Leaf{CN: "good-client"})
+	byFPCert, byFPKey, byFP := p.CA.Issue(t, p.Dir, "byfp", testpki.Leaf{CN: "listed-by-fingerprint"})
+	otherCert, otherKey, _ := p.OtherCA.Issue(t, p.Dir, "other", testpki.Leaf{CN: "good-client"})
+	expCert, expKey, _ := p.CA.Issue(t, p.Dir, "expired", testpki.Leaf{CN: "good-client", Expired: true})
+	strangerCert, strangerKey, _ := p.CA.Issue(t, p.Dir, "stranger", testpki.Leaf{CN: "stranger"})
 
 	allowed := []string{"CN=good-client", strings.ToUpper(Fingerprint(byFP))}
-	cfg, _, err := ServerTLSConfig(p.serverCert, p.serverKey, p.ca.File, allowed)
+	cfg, _, err := ServerTLSConfig(p.ServerCert, p.ServerKey, p.CA.File, allowed)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func TestMutualTLS(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			before := len(logs.String())
-			ccfg := p.clientConfig(t, tt.cert, tt.key)
+			ccfg := clientConfig(t, p, tt.cert, tt.key)
 			if tt.force {
 				// crypto/tls withholds a certificate whose CA the server
 				// did not name; a misconfigured client may still send one.
@@ -118,8 +118,8 @@ func TestMutualTLS(t *testing.T) {
 }
 
 func TestCertificateReload(t *testing.T) {
-	p := newPKI(t)
-	cfg, reloader, err := ServerTLSConfig(p.serverCert, p.serverKey, "", nil)
+	p := testpki.NewPKI(t)
+	cfg, reloader, err := ServerTLSConfig(p.ServerCert, p.ServerKey, "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +127,7 @@ func TestCertificateReload(t *testing.T) {
 	logs := &logBuf{}
 	reloader.SetLogger(logs.logger())
 	addr := serveTLS(t, cfg, logs)
-	client := p.clientConfig(t, "", "")
+	client := clientConfig(t, p, "", "")
 	client.ClientSessionCache = nil // a resumed session would skip the certificate
 
 	serial := func() string {
@@ -138,18 +138,18 @@ func TestCertificateReload(t *testing.T) {
 		}
 		return cs.PeerCertificates[0].SerialNumber.String()
 	}
-	if got, want := serial(), p.server.SerialNumber.String(); got != want {
+	if got, want := serial(), p.Server.SerialNumber.String(); got != want {
 		t.Fatalf("first certificate serial %s, want %s", got, want)
 	}
 
 	// Replace the files in place: new connections see the new pair.
-	_, _, next := p.ca.Issue(t, p.dir, "server", testpki.Leaf{CN: "relay", Server: true})
+	_, _, next := p.CA.Issue(t, p.Dir, "server", testpki.Leaf{CN: "relay", Server: true})
 	if got, want := serial(), next.SerialNumber.String(); got != want {
 		t.Fatalf("after replacing the files: serial %s, want %s", got, want)
 	}
 
 	// A broken pair is refused: the last good one stays in service.
-	if err := os.WriteFile(p.serverKey, []byte("not a key"), 0o600); err != nil {
+	if err := os.WriteFile(p.ServerKey, []byte("not a key"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if got, want := serial(), next.SerialNumber.String(); got != want {
@@ -164,28 +164,28 @@ func TestCertificateReload(t *testing.T) {
 }
 
 func TestCertReloaderChecksAtMostOncePerInterval(t *testing.T) {
-	p := newPKI(t)
-	r, err := NewCertReloader(p.serverCert, p.serverKey)
+	p := testpki.NewPKI(t)
+	r, err := NewCertReloader(p.ServerCert, p.ServerKey)
 	if err != nil {
 		t.Fatal(err)
 	}
 	now := time.Now()
 	r.now = func() time.Time { return now }
 	r.checked = now
-	p.ca.Issue(t, p.dir, "server", testpki.Leaf{CN: "relay", Server: true})
+	p.CA.Issue(t, p.Dir, "server", testpki.Leaf{CN: "relay", Server: true})
 	c1, _ := r.GetCertificate(nil)
-	if c1.Leaf.SerialNumber.Cmp(p.server.SerialNumber) != 0 {
+	if c1.Leaf.SerialNumber.Cmp(p.Server.SerialNumber) != 0 {
 		t.Fatal("reloaded before the interval passed")
 	}
 	now = now.Add(reloadInterval)
 	c2, _ := r.GetCertificate(nil)
-	if c2.Leaf.SerialNumber.Cmp(p.server.SerialNumber) == 0 {
+	if c2.Leaf.SerialNumber.Cmp(p.Server.SerialNumber) == 0 {
 		t.Fatal("did not reload once the interval passed")
 	}
 }
 
 func TestProtocolMismatch(t *testing.T) {
-	p := newPKI(t)
+	p := testpki.NewPKI(t)
 	t.Run("TLS client on plaintext port", func(t *testing.T) {
 		logs := &logBuf{}
 		closed := make(chan error, 1)
@@ -196,7 +196,7 @@ func TestProtocolMismatch(t *testing.T) {
 
 		ctx, cancel := context.WithTimeout(context.Background(), waitLong)
 		defer cancel()
-		_, err := NetDialer(p.clientConfig(t, "", ""))(ctx, ln.Addr().String())
+		_, err := NetDialer(clientConfig(t, p, "", ""))(ctx, ln.Addr().String())
 		if !errors.Is(err, ErrProtocolMismatch) || !strings.Contains(err.Error(), "use tcp://") {
 			t.Errorf("client error = %v, want ErrProtocolMismatch saying use tcp://", err)
 		}
@@ -209,7 +209,7 @@ func TestProtocolMismatch(t *testing.T) {
 	})
 
 	t.Run("plaintext client on TLS port", func(t *testing.T) {
-		cfg, _, err := ServerTLSConfig(p.serverCert, p.serverKey, "", nil)
+		cfg, _, err := ServerTLSConfig(p.ServerCert, p.ServerKey, "", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -257,7 +257,7 @@ func TestProtocolMismatch(t *testing.T) {
 		}()
 		ctx, cancel := context.WithTimeout(context.Background(), waitLong)
 		defer cancel()
-		_, err := NetDialer(p.clientConfig(t, "", ""))(ctx, ln.Addr().String())
+		_, err := NetDialer(clientConfig(t, p, "", ""))(ctx, ln.Addr().String())
 		if !errors.Is(err, ErrProtocolMismatch) || !strings.Contains(err.Error(), "speaks plaintext; use tcp://") {
 			t.Errorf("client error = %v, want ErrProtocolMismatch saying the relay speaks plaintext", err)
 		}

@@ -8,71 +8,62 @@ import (
 	"time"
 )
 
-func TestHistPercentilesUniform(t *testing.T) {
-	var h Hist
-	// 1..10000 µs, once each: the p-th percentile is p×100 µs.
+func TestLatencyPercentilesUniform(t *testing.T) {
+	var h shardedHist
+	// 1..10000 µs, once each, over several shards: the p-th percentile is
+	// p×100 µs.
 	for v := 1; v <= 10000; v++ {
-		h.Record(time.Duration(v)*time.Microsecond, 1)
+		h.record(v, time.Duration(v)*time.Microsecond, 1)
 	}
+	var r Result
+	r.setLatency(h.merged())
 	for _, tc := range []struct {
-		p    float64
-		want time.Duration
+		name      string
+		got, want float64
 	}{
-		{50, 5000 * time.Microsecond},
-		{90, 9000 * time.Microsecond},
-		{99, 9900 * time.Microsecond},
-		{99.9, 9990 * time.Microsecond},
-		{100, 10000 * time.Microsecond},
+		{"p50", r.LatencyP50us, 5000},
+		{"p90", r.LatencyP90us, 9000},
+		{"p99", r.LatencyP99us, 9900},
+		{"p99.9", r.LatencyP999us, 9990},
+		{"max", r.LatencyMaxUs, 10000},
 	} {
-		got := h.Percentile(tc.p)
-		if diff := float64(got-tc.want) / float64(tc.want); diff < -0.005 || diff > 0.005 {
-			t.Errorf("p%v: got %v, want %v ± 0.5%%", tc.p, got, tc.want)
+		if diff := (tc.got - tc.want) / tc.want; diff < -0.005 || diff > 0.005 {
+			t.Errorf("%s: got %vµs, want %vµs ± 0.5%%", tc.name, tc.got, tc.want)
 		}
 	}
-	if got, want := h.Max(), 10000*time.Microsecond; got != want {
-		t.Errorf("max: got %v, want %v", got, want)
-	}
-	if got, want := h.Count(), uint64(10000); got != want {
-		t.Errorf("count: got %d, want %d", got, want)
+	if got, want := r.LatencySamples, uint64(10000); got != want {
+		t.Errorf("samples: got %d, want %d", got, want)
 	}
 }
 
-func TestHistWeightsExactSmallValuesAndMerge(t *testing.T) {
-	var a, b Hist
-	a.Record(10, 99) // 99 observations of 10 ns, exact below 128 ns
-	b.Record(time.Millisecond, 1)
-	a.Merge(&b)
-	if got := a.Percentile(99); got != 10 {
-		t.Errorf("p99: got %v, want 10ns", got)
+func TestLatencyWeightsAndClamps(t *testing.T) {
+	var h shardedHist
+	h.record(0, 10*time.Microsecond, 99) // one frame of 99 entries
+	h.record(1, time.Second, 1)
+	var r Result
+	r.setLatency(h.merged())
+	if r.LatencySamples != 100 {
+		t.Fatalf("samples: got %d, want 100 (one per entry)", r.LatencySamples)
 	}
-	if got := a.Percentile(99.5); got != time.Millisecond {
-		t.Errorf("p99.5: got %v, want 1ms (the one slow observation)", got)
+	if r.LatencyP99us < 9.99 || r.LatencyP99us > 10.01 {
+		t.Errorf("p99: got %vµs, want 10µs", r.LatencyP99us)
 	}
-	if got := a.Percentile(0); got != 10 {
-		t.Errorf("p0: got %v, want 10ns", got)
+	if r.LatencyMaxUs < 0.999e6 || r.LatencyMaxUs > 1.001e6 {
+		t.Errorf("max: got %vµs, want 1s (the one slow entry)", r.LatencyMaxUs)
 	}
-	var empty Hist
-	if got := empty.Percentile(50); got != 0 {
-		t.Errorf("empty: got %v, want 0", got)
+	h.record(2, -5, 1)            // clock skew counts as zero
+	h.record(3, 100*time.Hour, 1) // over the range counts as its top, not lost
+	r.setLatency(h.merged())
+	if r.LatencySamples != 102 {
+		t.Errorf("samples after skew and overflow: got %d, want 102", r.LatencySamples)
 	}
-	a.Record(-5, 1) // clock skew counts as zero
-	if got := a.Percentile(0); got != 0 {
-		t.Errorf("after negative: p0 got %v, want 0", got)
+	if want := float64(latencyMax) / 1e3; r.LatencyMaxUs < want*0.999 {
+		t.Errorf("max after overflow: got %vµs, want about %vµs", r.LatencyMaxUs, want)
 	}
-}
-
-func TestBucketsCoverAndOrder(t *testing.T) {
-	prev := -1
-	for _, v := range []int64{0, 1, 127, 128, 129, 255, 256, 1000, 1 << 20, 1<<40 + 7, 1<<62 + 1} {
-		i := bucketOf(v)
-		if i <= prev && v > 127 {
-			t.Fatalf("bucketOf(%d) = %d, not after %d", v, i, prev)
-		}
-		prev = i
-		mid := bucketMid(i)
-		if d := float64(mid-v) / float64(max(v, 1)); d > 0.01 || d < -0.01 {
-			t.Errorf("bucketMid(bucketOf(%d)) = %d, off by %.2f%%", v, mid, 100*d)
-		}
+	var empty shardedHist
+	r.setLatency(empty.merged())
+	if r.LatencyP50us != 0 || r.LatencySamples != 0 {
+		t.Errorf("empty: got p50 %v, %d samples; want 0, 0", r.LatencyP50us, r.LatencySamples)
 	}
 }
 

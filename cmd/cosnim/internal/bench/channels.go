@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -12,186 +11,158 @@ import (
 	"github.com/cosnim/relays/wire"
 )
 
-// shardedHist lets many goroutines record latencies with little contention.
-type shardedHist struct {
-	shards [16]struct {
-		mu sync.Mutex
-		h  Hist
-	}
-}
-
-func (s *shardedHist) record(i int, d time.Duration, n int) {
-	sh := &s.shards[i%len(s.shards)]
-	sh.mu.Lock()
-	sh.h.Record(d, n)
-	sh.mu.Unlock()
-}
-
-func (s *shardedHist) merged() *Hist {
-	var h Hist
-	for i := range s.shards {
-		s.shards[i].mu.Lock()
-		h.Merge(&s.shards[i].h)
-		s.shards[i].mu.Unlock()
-	}
-	return &h
-}
-
 // member is one client of the channels scenario: it announces and receives.
 type member struct {
-	c    *wconn
+	c    *conn
 	k    *roster.Keys
 	s    *sealer
 	sent int // entries announced; owned by its sender goroutine
 	f    wire.Announce
-	out  []byte
+}
+
+// channelsRun is one run of the channels scenario.
+type channelsRun struct {
+	o         Options
+	ms        []*member
+	start     time.Time
+	runStart  time.Duration // when sending began, since start
+	deadline  time.Time
+	hist      shardedHist
+	e         errs
+	delivered atomic.Uint64
+	published atomic.Uint64
 }
 
 func runChannels(ctx context.Context, t Target, o Options) (*Result, error) {
-	n := o.Channels * o.Sub
-	keys := make([]*roster.Keys, o.Channels)
-	for i := range keys {
-		var err error
-		if keys[i], err = channelKeys(i); err != nil {
-			return nil, err
-		}
-	}
-	start := time.Now()
-	ms := make([]*member, n)
-	closeAll := func() {
-		for _, m := range ms {
-			if m != nil {
-				m.c.close()
-			}
-		}
-	}
-	defer closeAll()
-	var retryMu sync.Mutex
-	var retries uint64
-	var connected atomic.Uint64
-	bar := startProgress(o.Progress, "connect", uint64(n), connected.Load)
-	err := parallel(n, 64, func(i int) error {
-		c, err := connectRetry(ctx, t, 8<<10, &retryMu, &retries)
-		if err != nil {
-			return err
-		}
-		k := keys[i%o.Channels]
-		if _, err := c.join(k, 1); err != nil {
-			c.close()
-			return err
-		}
-		ms[i] = &member{c: c, k: k, s: newSealer(k, start, uint32(i), o.Size), f: wire.Announce{Handle: 1}}
-		connected.Add(1)
-		return nil
-	})
-	bar.stop()
+	keys, err := channelKeyList(o.Channels)
 	if err != nil {
-		return nil, fmt.Errorf("bench: connecting: %w", err)
+		return nil, err
 	}
-	stop := context.AfterFunc(ctx, closeAll)
+	n := o.Channels * o.Sub
+	var retries atomic.Uint64
+	cs, err := connectAll(ctx, t, o, dialPlan{
+		n: n, width: 64, readBuf: 8 << 10, label: "connect",
+		key: func(i int) *roster.Keys { return keys[i%o.Channels] },
+	}, &retries)
+	if err != nil {
+		return nil, err
+	}
+	defer closeConns(cs)
+	stop := context.AfterFunc(ctx, func() { closeConns(cs) })
 	defer stop()
 
-	var e errs
-	var hist shardedHist
-	var delivered, published atomic.Uint64
+	cr := &channelsRun{o: o, start: time.Now()}
+	for i, c := range cs {
+		k := keys[i%o.Channels]
+		cr.ms = append(cr.ms, &member{c: c, k: k, s: newSealer(k, cr.start, uint32(i), o.Size), f: wire.Announce{Handle: 1}})
+	}
 	var rwg sync.WaitGroup
-	for i, m := range ms {
-		rwg.Go(func() { receiveAll(m.c, m.k, start, i, &hist, &delivered, &e) })
+	for i, m := range cr.ms {
+		rwg.Go(func() { cr.receive(m, i) })
 	}
-
 	before, ok := t.Usage()
-	runStart := time.Since(start)
-	deadline := start.Add(runStart + o.Duration)
-	senders := max(2, runtime.GOMAXPROCS(0))
-	perClient := float64(o.Rate) / float64(n) // entries per second per client
-	fan := uint64(o.Sub - 1)
-	window := uint64(o.Window) * uint64(o.Channels)
-	bar = startProgress(o.Progress, "channels", uint64(o.Duration/time.Millisecond), func() uint64 {
-		return uint64(min(time.Since(start)-runStart, o.Duration) / time.Millisecond)
-	})
-	var swg sync.WaitGroup
-	for g := range senders {
-		swg.Go(func() {
-			tick := time.NewTicker(time.Millisecond)
-			defer tick.Stop()
-			for time.Now().Before(deadline) && ctx.Err() == nil {
-				el := time.Since(start) - runStart
-				for i := g; i < n; i += senders {
-					m := ms[i]
-					due := o.Batch
-					if o.Rate > 0 {
-						// Phase-shifted so that clients do not all send
-						// on the same tick.
-						due = int(el.Seconds()*perClient+float64(i)/float64(n)) - m.sent
-						due = min(due, o.Batch)
-					} else {
-						for published.Load()*fan >= delivered.Load()+window && time.Now().Before(deadline) {
-							runtime.Gosched()
-						}
-					}
-					if due <= 0 {
-						continue
-					}
-					if err := m.announce(due); err != nil {
-						e.add(err)
-						continue
-					}
-					published.Add(uint64(due))
-				}
-				if o.Rate > 0 {
-					select {
-					case <-tick.C:
-					case <-ctx.Done():
-					}
-				}
-			}
-		})
-	}
-	swg.Wait()
-	measured := time.Since(start) - runStart
-	// Let what is in flight arrive.
-	want := published.Load() * fan
-	for wait := time.Now().Add(2 * time.Second); delivered.Load() < want && time.Now().Before(wait); {
-		time.Sleep(5 * time.Millisecond)
-	}
-	bar.stop()
+	measured, want := cr.run(ctx)
 	after, _ := t.Usage()
-	closeAll()
+	closeConns(cs)
 	rwg.Wait()
 
 	r := &Result{Scenario: o.Scenario, TLS: t.ClientTLS() != nil, Sub: o.Sub, Channels: o.Channels, Conns: n,
-		Size: o.Size, Batch: o.Batch, TargetRate: o.Rate, Published: published.Load(), Delivered: delivered.Load(), Expected: want, Retries: retries}
+		Size: o.Size, Batch: o.Batch, TargetRate: o.Rate, Published: cr.published.Load(), Delivered: cr.delivered.Load(), Expected: want, Retries: retries.Load()}
 	fillRates(r, measured, o.Size)
-	r.setLatency(hist.merged())
+	r.setLatency(cr.hist.merged())
 	r.setUsage(t, before, after, ok, measured)
-	e.fill(r)
+	cr.e.fill(r)
 	return r, nil
 }
 
-// announce sends n new entries in one Announce frame.
-func (m *member) announce(n int) error {
-	m.f.Entries = m.f.Entries[:0]
-	for range n {
-		sealed, err := m.s.seal()
-		if err != nil {
-			return err
-		}
-		m.f.Entries = append(m.f.Entries, sealed)
+// run sends for o.Duration, then lets what is in flight arrive. It returns
+// how long sending took and how many deliveries are due.
+func (cr *channelsRun) run(ctx context.Context) (measured time.Duration, want uint64) {
+	cr.runStart = time.Since(cr.start)
+	cr.deadline = cr.start.Add(cr.runStart + cr.o.Duration)
+	bar := startProgress(cr.o.Progress, "channels", uint64(cr.o.Duration/time.Millisecond), func() uint64 {
+		return uint64(min(cr.elapsed(), cr.o.Duration) / time.Millisecond)
+	})
+	defer bar.stop()
+	senders := max(2, runtime.GOMAXPROCS(0))
+	var swg sync.WaitGroup
+	for g := range senders {
+		swg.Go(func() { cr.sender(ctx, g, senders) })
 	}
-	m.f.Seq++
-	m.out = wire.Append(m.out[:0], &m.f)
-	m.sent += n
-	_, err := m.c.nc.Write(m.out)
-	return err
+	swg.Wait()
+	measured = cr.elapsed()
+	want = cr.published.Load() * uint64(cr.o.Sub-1)
+	for wait := time.Now().Add(2 * time.Second); cr.delivered.Load() < want && time.Now().Before(wait); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	return measured, want
 }
 
-// receiveAll counts Deliver entries and records their latency until the
-// connection closes.
-func receiveAll(c *wconn, k *roster.Keys, start time.Time, shard int, h *shardedHist, delivered *atomic.Uint64, e *errs) {
+// elapsed is the time since sending began.
+func (cr *channelsRun) elapsed() time.Duration { return time.Since(cr.start) - cr.runStart }
+
+// sender announces for members g, g+step, ... until the deadline: on a
+// millisecond tick at o.Rate, else as fast as the window allows.
+func (cr *channelsRun) sender(ctx context.Context, g, step int) {
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for time.Now().Before(cr.deadline) && ctx.Err() == nil {
+		el := cr.elapsed()
+		for i := g; i < len(cr.ms); i += step {
+			cr.announce(i, el)
+		}
+		if cr.o.Rate > 0 {
+			select {
+			case <-tick.C:
+			case <-ctx.Done():
+			}
+		}
+	}
+}
+
+// announce sends what member i owes at el into the run.
+func (cr *channelsRun) announce(i int, el time.Duration) {
+	m := cr.ms[i]
+	due := cr.o.Batch
+	if cr.o.Rate > 0 {
+		// Phase-shifted so that clients do not all send on the same tick.
+		n := len(cr.ms)
+		perClient := float64(cr.o.Rate) / float64(n) // entries per second
+		due = min(int(el.Seconds()*perClient+float64(i)/float64(n))-m.sent, cr.o.Batch)
+	} else {
+		cr.awaitWindow()
+	}
+	if due <= 0 {
+		return
+	}
+	if err := m.s.fill(&m.f, due); err != nil {
+		cr.e.add(err)
+		return
+	}
+	m.sent += due
+	if err := m.c.Send(&m.f); err != nil {
+		cr.e.add(err)
+		return
+	}
+	cr.published.Add(uint64(due))
+}
+
+// awaitWindow waits until no more than o.Window entries per channel are
+// on their way.
+func (cr *channelsRun) awaitWindow() {
+	fan := uint64(cr.o.Sub - 1)
+	window := uint64(cr.o.Window) * uint64(cr.o.Channels)
+	for cr.published.Load()*fan >= cr.delivered.Load()+window && time.Now().Before(cr.deadline) {
+		runtime.Gosched()
+	}
+}
+
+// receive counts the Deliver entries of member i and records their latency
+// until the connection closes.
+func (cr *channelsRun) receive(m *member, i int) {
 	var f wire.Deliver
-	var pong []byte
 	for {
-		t, p, err := c.next()
+		t, p, err := m.c.Next()
 		if err != nil {
 			return
 		}
@@ -200,23 +171,17 @@ func receiveAll(c *wconn, k *roster.Keys, start time.Time, shard int, h *sharded
 			if f.DecodePayload(p) != nil || len(f.Entries) == 0 {
 				continue
 			}
-			now := time.Since(start)
-			if stamp, err := stampOf(k, f.Entries[0]); err == nil {
-				h.record(shard, now-stamp, len(f.Entries))
+			now := time.Since(cr.start)
+			if stamp, err := stampOf(m.k, f.Entries[0]); err == nil {
+				cr.hist.record(i, now-stamp, len(f.Entries))
 			} else {
-				e.add(err)
+				cr.e.add(err)
 			}
-			delivered.Add(uint64(len(f.Entries)))
+			cr.delivered.Add(uint64(len(f.Entries)))
 		case wire.TypePing:
-			var pf wire.Ping
-			if pf.DecodePayload(p) == nil {
-				pong = wire.Append(pong[:0], &wire.Pong{Data: pf.Data})
-				c.nc.Write(pong)
-			}
+			m.c.pong(p)
 		case wire.TypeError:
-			var ef wire.Error
-			ef.DecodePayload(p)
-			e.add(&errRelay{ef})
+			cr.e.add(relayError(p))
 		}
 	}
 }

@@ -1,9 +1,9 @@
 // Package bench is the load generator behind `cosnim relay bench`.
 //
 // It drives a relay over the real TCP or TLS transport with clients that
-// speak the wire protocol directly (wire.Append over a net.Conn, a small
-// blocking frame reader), which costs far less per connection than a
-// agent.Agent and so lets one process hold thousands of them.
+// speak the wire protocol directly (internal/wirepeer over a net.Conn),
+// which costs far less per connection than an agent.Agent and so lets one
+// process hold thousands of them.
 //
 // # Targets
 //
@@ -23,7 +23,8 @@
 // the run began (monotonic clock, one process), then the publisher and a
 // sequence number, padded to the entry size. Subscribers open the first
 // entry of every Deliver frame with the channel keys and record its latency
-// once per entry the frame carries, into a log-linear histogram (Hist).
+// once per entry the frame carries, into an HDR histogram (three
+// significant digits) sharded over a few locks.
 //
 // # Scenarios
 //

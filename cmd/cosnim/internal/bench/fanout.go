@@ -12,82 +12,25 @@ import (
 	"github.com/cosnim/relays/wire"
 )
 
+// fanout is one run of the fanout scenario.
+type fanout struct {
+	o         Options
+	tls       bool
+	k         *roster.Keys
+	subs      []*subscriber
+	pubs      []*conn
+	hist      shardedHist
+	e         errs
+	published atomic.Uint64
+	start     time.Time
+}
+
 // subscriber is the receiving half of a fanout run.
 type subscriber struct {
-	c     *wconn
+	c     *conn
+	shard int
 	got   atomic.Uint64
 	last  atomic.Int64 // time of the last entry, ns since start
-	hist  Hist
-	pongs []byte
-}
-
-// receive reads Deliver frames until want entries arrived, the connection
-// fails or ctx ends. Latency is taken from the first entry of each frame.
-func (s *subscriber) receive(k *roster.Keys, start time.Time, want uint64, e *errs) {
-	var f wire.Deliver
-	for s.got.Load() < want {
-		t, p, err := s.c.next()
-		if err != nil {
-			e.add(fmt.Errorf("subscriber: %w", err))
-			return
-		}
-		switch t {
-		case wire.TypeDeliver:
-			if err := f.DecodePayload(p); err != nil {
-				e.add(err)
-				return
-			}
-			if len(f.Entries) == 0 {
-				continue
-			}
-			now := time.Since(start)
-			if stamp, err := stampOf(k, f.Entries[0]); err != nil {
-				e.add(err)
-			} else {
-				s.hist.Record(now-stamp, len(f.Entries))
-			}
-			s.got.Add(uint64(len(f.Entries)))
-			s.last.Store(int64(now))
-		case wire.TypePing:
-			var pf wire.Ping
-			if pf.DecodePayload(p) == nil {
-				s.pongs = wire.Append(s.pongs[:0], &wire.Pong{Data: pf.Data})
-				s.c.nc.Write(s.pongs)
-			}
-		case wire.TypeError:
-			var ef wire.Error
-			ef.DecodePayload(p)
-			e.add(&errRelay{ef})
-			if ef.Flags&wire.ErrorFatal != 0 {
-				return
-			}
-		}
-	}
-}
-
-// drainAcks reads and discards what the relay sends a publisher (Acks)
-// until the connection closes.
-func drainAcks(c *wconn, e *errs) {
-	for {
-		t, p, err := c.next()
-		if err != nil {
-			return
-		}
-		if t == wire.TypeError {
-			var ef wire.Error
-			ef.DecodePayload(p)
-			e.add(&errRelay{ef})
-		}
-	}
-}
-
-// minGot returns the fewest entries any subscriber has received.
-func minGot(subs []*subscriber) uint64 {
-	m := ^uint64(0)
-	for _, s := range subs {
-		m = min(m, s.got.Load())
-	}
-	return m
 }
 
 func runFanout(ctx context.Context, t Target, o Options) (*Result, error) {
@@ -95,67 +38,57 @@ func runFanout(ctx context.Context, t Target, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	var e errs
-	subs := make([]*subscriber, o.Sub)
-	pubs := make([]*wconn, o.Pub)
-	closeAll := func() {
-		for _, s := range subs {
-			if s != nil {
-				s.c.close()
-			}
-		}
-		for _, p := range pubs {
-			if p != nil {
-				p.close()
-			}
-		}
-	}
-	defer closeAll()
-	var retryMu sync.Mutex
-	var retries uint64
-	err = parallel(o.Sub+o.Pub, 32, func(i int) error {
-		c, err := connectRetry(ctx, t, 64<<10, &retryMu, &retries)
-		if err != nil {
-			return err
-		}
-		if _, err := c.join(k, 1); err != nil {
-			c.close()
-			return err
-		}
-		if i < o.Sub {
-			subs[i] = &subscriber{c: c}
-		} else {
-			pubs[i-o.Sub] = c
-		}
-		return nil
-	})
+	var retries atomic.Uint64
+	cs, err := connectAll(ctx, t, o, dialPlan{
+		n: o.Sub + o.Pub, width: 32, readBuf: 64 << 10, label: "connect",
+		key: func(int) *roster.Keys { return k },
+	}, &retries)
 	if err != nil {
-		return nil, fmt.Errorf("bench: connecting: %w", err)
+		return nil, err
 	}
-	stop := context.AfterFunc(ctx, closeAll)
+	defer closeConns(cs)
+	stop := context.AfterFunc(ctx, func() { closeConns(cs) })
 	defer stop()
 
-	total := uint64(o.Msgs) * uint64(o.Pub)
-	want := total
-	var published atomic.Uint64
+	f := &fanout{o: o, tls: t.ClientTLS() != nil, k: k, pubs: cs[o.Sub:]}
+	for i, c := range cs[:o.Sub] {
+		f.subs = append(f.subs, &subscriber{c: c, shard: i})
+	}
 	before, ok := t.Usage()
-	start := time.Now()
+	f.start = time.Now()
+	f.run()
+	after, _ := t.Usage()
+	r, end := f.result()
+	r.Retries = retries.Load()
+	r.setUsage(t, before, after, ok, end)
+	f.e.fill(r)
+	if r.Delivered < r.Expected && r.Errors == 0 {
+		f.e.add(fmt.Errorf("delivered %d of %d entries", r.Delivered, r.Expected))
+		f.e.fill(r)
+	}
+	return r, nil
+}
+
+// run publishes and waits until every subscriber has every entry, or has
+// failed.
+func (f *fanout) run() {
+	want := uint64(f.o.Msgs) * uint64(f.o.Pub)
 	var wg sync.WaitGroup
-	for _, s := range subs {
-		wg.Go(func() { s.receive(k, start, want, &e) })
+	for _, s := range f.subs {
+		wg.Go(func() { s.receive(f.k, f.start, want, &f.hist, &f.e) })
 	}
 	var pwg sync.WaitGroup
-	for i, c := range pubs {
-		go drainAcks(c, &e)
+	for i, c := range f.pubs {
+		go drainAcks(c, &f.e)
 		pwg.Go(func() {
-			if err := publish(c, newSealer(k, start, uint32(i), o.Size), o, &published, subs); err != nil {
-				e.add(fmt.Errorf("publisher: %w", err))
+			if err := f.publish(c, newSealer(f.k, f.start, uint32(i), f.o.Size)); err != nil {
+				f.e.add(fmt.Errorf("publisher: %w", err))
 			}
 		})
 	}
-	bar := startProgress(o.Progress, "fanout", want*uint64(o.Sub), func() uint64 {
+	bar := startProgress(f.o.Progress, "fanout", want*uint64(f.o.Sub), func() uint64 {
 		var n uint64
-		for _, s := range subs {
+		for _, s := range f.subs {
 			n += s.got.Load()
 		}
 		return n
@@ -163,15 +96,18 @@ func runFanout(ctx context.Context, t Target, o Options) (*Result, error) {
 	pwg.Wait()
 	wg.Wait()
 	bar.stop()
-	after, _ := t.Usage()
+}
 
-	r := &Result{Scenario: o.Scenario, TLS: t.ClientTLS() != nil, Pub: o.Pub, Sub: o.Sub, Channels: 1,
-		Conns: o.Pub + o.Sub, Size: o.Size, Batch: o.Batch, Published: published.Load(), Expected: want * uint64(o.Sub)}
-	var h Hist
+// result sums up what the subscribers received, and when the last entry
+// arrived.
+func (f *fanout) result() (*Result, time.Duration) {
+	o := f.o
+	want := uint64(o.Msgs) * uint64(o.Pub) * uint64(o.Sub)
+	r := &Result{Scenario: o.Scenario, TLS: f.tls, Pub: o.Pub, Sub: o.Sub, Channels: 1,
+		Conns: o.Pub + o.Sub, Size: o.Size, Batch: o.Batch, Published: f.published.Load(), Expected: want}
 	var end time.Duration
 	r.PerSubMin = -1
-	for _, s := range subs {
-		h.Merge(&s.hist)
+	for _, s := range f.subs {
 		got := s.got.Load()
 		r.Delivered += got
 		last := time.Duration(s.last.Load())
@@ -184,18 +120,78 @@ func runFanout(ctx context.Context, t Target, o Options) (*Result, error) {
 			r.PerSubMin = rate
 		}
 		r.PerSubMax = max(r.PerSubMax, rate)
-		r.PerSubAvg += rate / float64(len(subs))
+		r.PerSubAvg += rate / float64(len(f.subs))
 	}
-	r.Retries = retries
 	fillRates(r, end, o.Size)
-	r.setLatency(&h)
-	r.setUsage(t, before, after, ok, end)
-	e.fill(r)
-	if r.Delivered < r.Expected && r.Errors == 0 {
-		e.add(fmt.Errorf("delivered %d of %d entries", r.Delivered, r.Expected))
-		e.fill(r)
+	r.setLatency(f.hist.merged())
+	return r, end
+}
+
+// receive reads Deliver frames until want entries arrived, the connection
+// fails or ctx ends. Latency is taken from the first entry of each frame.
+func (s *subscriber) receive(k *roster.Keys, start time.Time, want uint64, h *shardedHist, e *errs) {
+	var f wire.Deliver
+	for s.got.Load() < want {
+		t, p, err := s.c.Next()
+		if err != nil {
+			e.add(fmt.Errorf("subscriber: %w", err))
+			return
+		}
+		switch t {
+		case wire.TypeDeliver:
+			if err := f.DecodePayload(p); err != nil {
+				e.add(err)
+				return
+			}
+			s.deliver(k, start, &f, h, e)
+		case wire.TypePing:
+			s.c.pong(p)
+		case wire.TypeError:
+			err := relayError(p)
+			e.add(err)
+			if fatal(err) {
+				return
+			}
+		}
 	}
-	return r, nil
+}
+
+// deliver counts a Deliver frame's entries and records their latency.
+func (s *subscriber) deliver(k *roster.Keys, start time.Time, f *wire.Deliver, h *shardedHist, e *errs) {
+	if len(f.Entries) == 0 {
+		return
+	}
+	now := time.Since(start)
+	if stamp, err := stampOf(k, f.Entries[0]); err != nil {
+		e.add(err)
+	} else {
+		h.record(s.shard, now-stamp, len(f.Entries))
+	}
+	s.got.Add(uint64(len(f.Entries)))
+	s.last.Store(int64(now))
+}
+
+// drainAcks reads and discards what the relay sends a publisher (Acks)
+// until the connection closes.
+func drainAcks(c *conn, e *errs) {
+	for {
+		t, p, err := c.Next()
+		if err != nil {
+			return
+		}
+		if t == wire.TypeError {
+			e.add(relayError(p))
+		}
+	}
+}
+
+// minGot returns the fewest entries any subscriber has received.
+func minGot(subs []*subscriber) uint64 {
+	m := ^uint64(0)
+	for _, s := range subs {
+		m = min(m, s.got.Load())
+	}
+	return m
 }
 
 // fillRates derives per-second figures over elapsed.
@@ -211,34 +207,26 @@ func fillRates(r *Result, elapsed time.Duration, size int) {
 
 // publish sends o.Msgs entries in Announce frames of o.Batch, never more
 // than o.Window entries (of all publishers) ahead of the slowest subscriber.
-func publish(c *wconn, s *sealer, o Options, published *atomic.Uint64, subs []*subscriber) error {
-	f := wire.Announce{Handle: 1, Entries: make([][]byte, 0, o.Batch)}
-	var out []byte
-	window := uint64(o.Window)
-	for sent := 0; sent < o.Msgs; {
-		for spins := 0; published.Load() >= minGot(subs)+window; spins++ {
+func (f *fanout) publish(c *conn, s *sealer) error {
+	a := wire.Announce{Handle: 1, Entries: make([][]byte, 0, f.o.Batch)}
+	window := uint64(f.o.Window)
+	for sent := 0; sent < f.o.Msgs; {
+		for spins := 0; f.published.Load() >= minGot(f.subs)+window; spins++ {
 			if spins < 50 {
 				runtime.Gosched()
 			} else {
 				time.Sleep(50 * time.Microsecond)
 			}
 		}
-		n := min(o.Batch, o.Msgs-sent)
-		f.Entries = f.Entries[:0]
-		for range n {
-			sealed, err := s.seal()
-			if err != nil {
-				return err
-			}
-			f.Entries = append(f.Entries, sealed)
+		n := min(f.o.Batch, f.o.Msgs-sent)
+		if err := s.fill(&a, n); err != nil {
+			return err
 		}
-		f.Seq++
-		out = wire.Append(out[:0], &f)
-		if _, err := c.nc.Write(out); err != nil {
+		if err := c.Send(&a); err != nil {
 			return err
 		}
 		sent += n
-		published.Add(uint64(n))
+		f.published.Add(uint64(n))
 	}
 	return nil
 }

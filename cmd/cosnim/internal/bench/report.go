@@ -52,17 +52,6 @@ type Result struct {
 	UsageIncludesSelf bool    `json:"usage_includes_bench"`
 }
 
-// setLatency fills the latency fields from h.
-func (r *Result) setLatency(h *Hist) {
-	us := func(d time.Duration) float64 { return float64(d) / 1e3 }
-	r.LatencyP50us = us(h.Percentile(50))
-	r.LatencyP90us = us(h.Percentile(90))
-	r.LatencyP99us = us(h.Percentile(99))
-	r.LatencyP999us = us(h.Percentile(99.9))
-	r.LatencyMaxUs = us(h.Max())
-	r.LatencySamples = h.Count()
-}
-
 // setUsage fills the relay resource fields from two samples taken around
 // the measured interval.
 func (r *Result) setUsage(t Target, before, after Usage, ok bool, elapsed time.Duration) {

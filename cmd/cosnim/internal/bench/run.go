@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/cosnim/relays/internal/wirepeer"
+	"github.com/cosnim/relays/roster"
 	"github.com/cosnim/relays/wire"
 )
 
@@ -32,14 +35,14 @@ func Run(ctx context.Context, t Target, o Options) (*Result, error) {
 	}
 }
 
-// connectRetry dials until the relay admits the client, backing off on
-// refusals (accept rate, connection limit) and dial errors. It counts
-// retries in *retries when not nil.
-func connectRetry(ctx context.Context, t Target, readBuf int, retries *sync.Mutex, n *uint64) (*wconn, error) {
+// connectRetry dials and joins k's channel until the relay admits the
+// client, backing off on refusals (accept rate, connection limit) and dial
+// errors, which it counts in retries.
+func connectRetry(ctx context.Context, t Target, readBuf int, k *roster.Keys, retries *atomic.Uint64) (*conn, error) {
 	backoff := 20 * time.Millisecond
 	for {
 		dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		c, err := dialWire(dctx, t.Addr(), t.ClientTLS(), readBuf)
+		c, err := dial(dctx, t.Addr(), t.ClientTLS(), readBuf, k)
 		cancel()
 		if err == nil {
 			return c, nil
@@ -47,21 +50,73 @@ func connectRetry(ctx context.Context, t Target, readBuf int, retries *sync.Mute
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("%w (last: %v)", ctx.Err(), err)
 		}
-		var re *errRelay
-		if errors.As(err, &re) && re.f.Code != wire.CodeRateLimited && re.f.Code != wire.CodeRelayFull && re.f.Code != wire.CodeShuttingDown {
+		if !retryable(err) {
 			return nil, err
 		}
-		if retries != nil {
-			retries.Lock()
-			*n++
-			retries.Unlock()
-		}
+		retries.Add(1)
 		sleep := backoff/2 + rand.N(backoff)
 		backoff = min(2*backoff, time.Second)
 		select {
 		case <-time.After(sleep):
 		case <-ctx.Done():
 			return nil, fmt.Errorf("%w (last: %v)", ctx.Err(), err)
+		}
+	}
+}
+
+// retryable reports a dial error worth another try: any but an Error
+// frame other than the relay's refusals for load.
+func retryable(err error) bool {
+	var re *wirepeer.RemoteError
+	if !errors.As(err, &re) {
+		return true
+	}
+	switch re.Frame.Code {
+	case wire.CodeRateLimited, wire.CodeRelayFull, wire.CodeShuttingDown:
+		return true
+	}
+	return false
+}
+
+// dialPlan says how connectAll opens a scenario's clients.
+type dialPlan struct {
+	n, width int                    // clients, and how many connect at once
+	readBuf  int                    // read buffer of each
+	key      func(int) *roster.Keys // the channel client i joins
+	label    string                 // progress bar
+	idle     bool                   // release the buffers once joined
+}
+
+// connectAll opens the clients of p. On an error it closes those it opened.
+func connectAll(ctx context.Context, t Target, o Options, p dialPlan, retries *atomic.Uint64) ([]*conn, error) {
+	cs := make([]*conn, p.n)
+	var joined atomic.Uint64
+	bar := startProgress(o.Progress, p.label, uint64(p.n), joined.Load)
+	err := parallel(p.n, p.width, func(i int) error {
+		c, err := connectRetry(ctx, t, p.readBuf, p.key(i), retries)
+		if err != nil {
+			return err
+		}
+		if p.idle {
+			c.Release() // hold the socket only
+		}
+		cs[i] = c
+		joined.Add(1)
+		return nil
+	})
+	bar.stop()
+	if err != nil {
+		closeConns(cs)
+		return nil, fmt.Errorf("bench: connecting: %w", err)
+	}
+	return cs, nil
+}
+
+// closeConns closes every client of cs that was opened.
+func closeConns(cs []*conn) {
+	for _, c := range cs {
+		if c != nil {
+			c.Close()
 		}
 	}
 }
