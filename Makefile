@@ -6,7 +6,7 @@ PKGS       = ./...
 
 SOAK      ?= 5m
 
-.PHONY: all build test sim bench fuzz lint soak clean
+.PHONY: all build test sim bench fuzz lint soak hostile clean
 
 all: lint test
 
@@ -51,6 +51,11 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) tool staticcheck $(PKGS)
+
+# Attacks on the real relay binary, each for 20 s, with the latency
+# targets checked (make test runs each for 2 s and reports figures).
+hostile:
+	$(GO) test -count=1 -v -timeout 20m ./internal/hostile -hostile.duration 20s -hostile.targets
 
 # Minutes of client churn against a real relay, printing memory and
 # goroutines every 10 s; not part of CI.
