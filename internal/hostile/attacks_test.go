@@ -146,6 +146,11 @@ func TestBudgetFill(t *testing.T) {
 		t.Errorf("existing honest channel: %d of 20000 cached, complete=%v", j.Cached, j.Flags&wire.JoinedComplete != 0)
 	}
 	report(t, "budget fill", tg, wait, 100*time.Millisecond)
+	// The estimate tracks the process: RSS stays within 3× the accounted
+	// total plus the runtime's own (docs/CONFIG.md states the factor).
+	if rss := tg.peakRSS(t); rss > 3*st.Memory.Total+32<<20 {
+		t.Errorf("peak RSS %d MiB over 3× the %d MiB accounted plus 32 MiB", rss>>20, st.Memory.Total>>20)
+	}
 	t.Logf("budget fill: accounted %.1f MiB of %.1f (caches %.1f), RSS peak %.1f MiB",
 		float64(st.Memory.Total)/(1<<20), float64(budget)/(1<<20), float64(st.Memory.Caches)/(1<<20), float64(tg.peakRSS(t))/(1<<20))
 }
