@@ -239,7 +239,10 @@ func (s *Server) Run(ctx context.Context) error {
 	loop := tcp.NewLoop(core, tcp.LoopOptions{
 		HighWater:        s.cfg.Relay.WithDefaults().HighWater,
 		HandshakeTimeout: s.cfg.Relay.WithDefaults().HandshakeTimeout,
-		Logger:           s.log,
+		// A peer that takes no bytes for as long as the relay lets a
+		// connection stay silent is as good as gone.
+		WriteTimeout: s.cfg.Relay.WithDefaults().IdleTimeout,
+		Logger:       s.log,
 	})
 	joins := newJoinPool(0, func(jc relay.JoinCheck, ok bool) {
 		loop.Do(func() { s.core.JoinChecked(jc, ok, time.Now()) })

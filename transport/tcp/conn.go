@@ -202,6 +202,9 @@ func (c *conn) writeLoop() {
 		closing := c.closeReq
 		c.wmu.Unlock()
 
+		if c.l.opt.WriteTimeout > 0 && !closing {
+			c.nc.SetWriteDeadline(time.Now().Add(c.l.opt.WriteTimeout))
+		}
 		_, err := c.nc.Write(*buf)
 
 		c.wmu.Lock()

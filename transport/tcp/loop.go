@@ -42,6 +42,9 @@ type LoopOptions struct {
 	// CloseFlush bounds how long Conn.Close keeps writing queued bytes.
 	// Default 5 s.
 	CloseFlush time.Duration
+	// WriteTimeout, when positive, fails a connection whose peer takes no
+	// bytes for this long, however much is queued (Closed with a timeout).
+	WriteTimeout time.Duration
 	// Logger receives accept, handshake and protocol errors. Default: a
 	// logger that discards.
 	Logger *slog.Logger
