@@ -132,6 +132,23 @@ func TestBudgetFill(t *testing.T) {
 		}
 		fill(t, p, k, "junk", 4000, 900)
 	}
+	// A new honest hub, two instances, announces 500 entries into the full
+	// budget and keeps them all.
+	newHub := selfMade(t, "new honest hub")
+	for i := range 2 {
+		np, nw, _ := tg.dial(t, fmt.Sprint("new-hub-", i))
+		if _, err := np.Join(nw, newHub, 1); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			fill(t, np, newHub, "new", 500, 64)
+		}
+		np.Release()
+	}
+	jp, jw, _ := tg.dial(t, "new-hub-late")
+	if j, err := jp.Join(jw, newHub, 1); err != nil || j.Cached != 500 || j.Flags&wire.JoinedComplete == 0 {
+		t.Errorf("new honest hub after the attack: %+v, %v; want 500 cached and complete", j, err)
+	}
 	st := tg.status(t)
 	if st.Memory.Total > budget {
 		t.Errorf("accounted memory %d over the %d budget", st.Memory.Total, budget)
