@@ -102,6 +102,7 @@ const (
 	tPing
 	tIdle
 	tAntiEntropy
+	tAnnounce // send held announces
 )
 
 type timer struct {
@@ -194,9 +195,34 @@ func (c *Client) Announce(id roster.ChannelID, ref []byte, now time.Time) (uint3
 	if !ch.joined {
 		return 0, nil
 	}
+	if c.cfg.AnnounceDelay > 0 {
+		return c.hold(ch, e, now), nil
+	}
 	c.seq++
 	c.send(&wire.Announce{Handle: ch.handle, Seq: c.seq, Entries: [][]byte{e.Sealed}})
 	return c.seq, nil
+}
+
+// hold keeps an announce for AnnounceDelay, to leave with the others made
+// meanwhile; they share one seq, whose Ack acknowledges them all.
+func (c *Client) hold(ch *channel, e roster.Entry, now time.Time) uint32 {
+	if len(ch.held) == 0 {
+		c.seq++
+		ch.heldSeq = c.seq
+		c.timers.Add(now.Add(c.cfg.AnnounceDelay), timer{kind: tAnnounce, gen: c.gen, ch: ch})
+	}
+	ch.held = append(ch.held, e.Sealed)
+	return ch.heldSeq
+}
+
+// sendHeld sends ch's held announces, in as few frames as fit.
+func (c *Client) sendHeld(ch *channel) {
+	for held := ch.held; len(held) > 0; {
+		n := wire.EntriesFit(len(held), func(i int) int { return len(held[i]) }, c.maxFrame())
+		c.send(&wire.Announce{Handle: ch.handle, Seq: ch.heldSeq, Entries: held[:n]})
+		held = held[n:]
+	}
+	ch.held = nil
 }
 
 // Roster returns the channel's roster. The caller must not modify it.
@@ -308,6 +334,8 @@ func (c *Client) Tick(now time.Time) {
 			continue
 		}
 		switch t.kind {
+		case tAnnounce:
+			c.sendHeld(t.ch)
 		case tReconnect:
 			c.dial(now)
 		case tConnectDeadline:
@@ -364,6 +392,7 @@ func (c *Client) lost(now time.Time, delay time.Duration) {
 		ch.joined = false
 		ch.outstanding = 0
 		ch.pushed, ch.barrier = false, 0
+		ch.held = nil // in the roster: the next catch-up carries them
 	}
 	if c.state == Stopped {
 		return

@@ -2,6 +2,7 @@ package client
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -25,10 +26,18 @@ type Config struct {
 	Heartbeat time.Duration
 	// IdleTimeout is used until the relay advertises its own (default 45s).
 	IdleTimeout time.Duration
+	// AnnounceDelay, when positive, holds announces for up to this long
+	// so that those made close together leave in one Announce frame (the
+	// relay then pays per frame, not per entry); 0 sends each at once.
+	AnnounceDelay time.Duration
 
 	Logger *slog.Logger
 	Faults fault.Set
 }
+
+// MaxAnnounceDelay bounds AnnounceDelay: coalescing must not cost
+// awareness more than this.
+const MaxAnnounceDelay = time.Millisecond
 
 // DefaultConfig returns the documented defaults (with no addresses).
 func DefaultConfig() Config {
@@ -70,6 +79,8 @@ func (c Config) Validate() error {
 		return errors.New("client: backoff must satisfy 0 < min <= max")
 	case c.IdleTimeout <= c.Heartbeat:
 		return errors.New("client: idle timeout must exceed heartbeat")
+	case c.AnnounceDelay < 0 || c.AnnounceDelay > MaxAnnounceDelay:
+		return fmt.Errorf("client: announce delay %v must be between 0 and %v", c.AnnounceDelay, MaxAnnounceDelay)
 	}
 	return nil
 }

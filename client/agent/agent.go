@@ -28,6 +28,10 @@ var (
 	ErrNotJoined = errors.New("client: hub not joined")
 )
 
+// DefaultAnnounceDelay is Options.AnnounceDelay's default: announces made
+// within it leave in one frame, which costs awareness at most this much.
+const DefaultAnnounceDelay = 500 * time.Microsecond
+
 // DefaultEntriesBuffer is the capacity of Agent.Entries by default.
 const DefaultEntriesBuffer = 1024
 
@@ -44,8 +48,13 @@ type Options struct {
 	Secret []byte
 	// Agent names this client in Hello (default "cosnim").
 	Agent string
-	// ConnectTimeout, BackoffMin and BackoffMax: see Config.
+	// ConnectTimeout, BackoffMin and BackoffMax: see client.Config.
 	ConnectTimeout, BackoffMin, BackoffMax time.Duration
+	// AnnounceDelay is how long announces wait for others to share their
+	// Announce frame (client.Config.AnnounceDelay, at most
+	// client.MaxAnnounceDelay). Zero means DefaultAnnounceDelay; a
+	// negative value sends each announce at once.
+	AnnounceDelay time.Duration
 	// EntriesBuffer is the capacity of the Entries channel (default
 	// DefaultEntriesBuffer).
 	EntriesBuffer int
@@ -151,6 +160,7 @@ func New(opts Options) (*Agent, error) {
 		BackoffMin:     opts.BackoffMin,
 		BackoffMax:     opts.BackoffMax,
 		ConnectTimeout: opts.ConnectTimeout,
+		AnnounceDelay:  announceDelay(opts.AnnounceDelay),
 		Logger:         opts.Logger,
 	}, loop.Dialer(tcp.NetDialer(opts.TLS)), rng, (*agentObserver)(a))
 	if err != nil {
@@ -161,6 +171,17 @@ func New(opts Options) (*Agent, error) {
 	a.loop, a.core = loop, core
 	loop.Do(func() { core.Start(time.Now()) })
 	return a, nil
+}
+
+// announceDelay maps Options.AnnounceDelay to the core's setting.
+func announceDelay(d time.Duration) time.Duration {
+	switch {
+	case d == 0:
+		return DefaultAnnounceDelay
+	case d < 0:
+		return 0
+	}
+	return d
 }
 
 // Join joins the channel of hub, deriving its keys from the continuum

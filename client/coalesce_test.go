@@ -1,0 +1,93 @@
+package client
+
+import (
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/cosnim/relays/roster"
+	"github.com/cosnim/relays/transport/transporttest"
+	"github.com/cosnim/relays/wire"
+)
+
+// joinedWith returns a client core with cfg, connected and joined to one
+// channel, and its connection.
+func joinedWith(t *testing.T, cfg Config) (*Client, *transporttest.Conn, *roster.Keys, time.Time) {
+	t.Helper()
+	d := &fakeDialer{}
+	cfg.Addrs = []string{"r"}
+	c, err := New(cfg, d, rand.New(rand.NewPCG(1, 1)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := roster.DeriveKeys([]byte("s"), "hub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(5000, 0)
+	if err := c.Join(k, nil, now); err != nil {
+		t.Fatal(err)
+	}
+	c.Start(now)
+	conn := d.last()
+	c.Open(conn, now)
+	deliver(c, conn, &wire.Welcome{Version: 1}, now)
+	j := conn.Frames(t)[1].(*wire.Join)
+	deliver(c, conn, &wire.Joined{Handle: j.Handle, Flags: wire.JoinedComplete}, now)
+	conn.Frames(t)
+	return c, conn, k, now
+}
+
+func announces(fs []wire.Frame) (frames, entries int, seqs map[uint32]bool) {
+	seqs = map[uint32]bool{}
+	for _, f := range fs {
+		if a, ok := f.(*wire.Announce); ok {
+			frames++
+			entries += len(a.Entries)
+			seqs[a.Seq] = true
+		}
+	}
+	return frames, entries, seqs
+}
+
+// Announces within AnnounceDelay leave together, in one frame, under one
+// seq; with no delay each leaves at once in its own.
+func TestAnnouncesCoalesce(t *testing.T) {
+	c, conn, k, now := joinedWith(t, Config{AnnounceDelay: time.Millisecond})
+	var seqs []uint32
+	for _, ref := range []string{"a", "b", "c"} {
+		seq, err := c.Announce(k.ID(), []byte(ref), now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, seq)
+	}
+	if n, _, _ := announces(conn.Frames(t)); n != 0 {
+		t.Fatalf("%d Announce frames before the delay ran out, want 0", n)
+	}
+	if d, ok := c.Deadline(); !ok || d.After(now.Add(time.Millisecond)) {
+		t.Fatalf("next deadline %v (%v), want within the 1ms delay", d, ok)
+	}
+	c.Tick(now.Add(time.Millisecond))
+	frames, entries, sent := announces(conn.Frames(t))
+	if frames != 1 || entries != 3 || len(sent) != 1 || !sent[seqs[0]] || seqs[0] != seqs[2] {
+		t.Fatalf("sent %d frames with %d entries under seqs %v (Announce returned %v), want 1 frame of 3 under one seq", frames, entries, sent, seqs)
+	}
+
+	c, conn, k, now = joinedWith(t, Config{})
+	for _, ref := range []string{"a", "b"} {
+		if _, err := c.Announce(k.ID(), []byte(ref), now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if frames, _, _ := announces(conn.Frames(t)); frames != 2 {
+		t.Fatalf("without a delay sent %d frames for 2 announces, want 2", frames)
+	}
+}
+
+func TestAnnounceDelayBounded(t *testing.T) {
+	cfg := Config{Addrs: []string{"r"}, AnnounceDelay: 2 * time.Millisecond}.WithDefaults()
+	if err := cfg.Validate(); err == nil {
+		t.Fatalf("an announce delay of 2ms was accepted; the bound is %v", MaxAnnounceDelay)
+	}
+}
