@@ -50,6 +50,24 @@ func TestCoreImports(t *testing.T) {
 	}
 }
 
+// TestArrows checks the other arrows of DESIGN.md's shape: netsim sees
+// only the seams, and the simulator runs cores on netsim, never drivers.
+func TestArrows(t *testing.T) {
+	const mod = "github.com/cosnim/relays/"
+	drivers := []string{mod + "transport/tcp", mod + "relay/relayserver", mod + "client/agent"}
+	for pkg, bad := range map[string][]string{ // sorted: each checked alone
+		"netsim": append([]string{mod + "relay", mod + "client", mod + "sim"}, drivers...),
+		"sim":    drivers,
+	} {
+		deps := goListDeps(t, mod+pkg)
+		for _, b := range bad {
+			if slices.Contains(deps, b) {
+				t.Errorf("%s imports %s (transitively): the arrows of DESIGN.md forbid it", pkg, b)
+			}
+		}
+	}
+}
+
 // TestCoreImportsCheck makes sure the check sees a driver's imports.
 func TestCoreImportsCheck(t *testing.T) {
 	deps := goListDeps(t, "github.com/cosnim/relays/relay/relayserver")
