@@ -20,9 +20,9 @@ type channel struct {
 	roster      roster.Set
 	joined      bool
 	session     uint32
-	outstanding int    // sync messages sent and not yet answered
-	pushed      bool   // this sync sent the relay entries it lacked
-	barrier     uint64 // Ping data whose Pong ends the sync, if pushed
+	outstanding int      // sync messages sent and not yet answered
+	pushed      bool     // this sync sent the relay entries it lacked
+	barrier     uint64   // Ping data whose Pong ends the sync, if pushed
 	held        [][]byte // sealed announces waiting for AnnounceDelay
 	heldSeq     uint32   // the seq they will carry
 }
