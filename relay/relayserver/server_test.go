@@ -47,18 +47,6 @@ func newAgent(t *testing.T, addr string, tc *tls.Config) *agent.Agent {
 	return a
 }
 
-// waitFor polls cond until it holds or waitTimeout passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	t.Cleanup(cancel)
@@ -101,7 +89,7 @@ func waitUnion(t *testing.T, hub string, want [][]byte, agents ...*agent.Agent) 
 	t.Helper()
 	w := sortedStrings(want)
 	for i, a := range agents {
-		waitFor(t, fmt.Sprintf("agent %d to hold the union (%d entries)", i, len(w)), func() bool {
+		testutil.WaitFor(t, waitTimeout, fmt.Sprintf("agent %d to hold the union (%d entries)", i, len(w)), func() bool {
 			return slices.Equal(known(t, a, hub), w)
 		})
 	}
@@ -214,7 +202,7 @@ func TestMutualTLS(t *testing.T) {
 				t.Fatalf("client error %v (%T): want the relay's TLS alert", err, err)
 			}
 			t.Logf("client sees: %v", err)
-			waitFor(t, "the server to count "+tc.reason, func() bool {
+			testutil.WaitFor(t, waitTimeout, "the server to count "+tc.reason, func() bool {
 				return s.TLSFailures()[tc.reason] == before+1
 			})
 		})
@@ -278,7 +266,7 @@ func TestRestartLosesNothing(t *testing.T) {
 	if err := s1.Stop(); !errors.Is(err, relayserver.ErrServerClosed) {
 		t.Fatalf("Run after Close returned %v, want ErrServerClosed", err)
 	}
-	waitFor(t, "both clients to notice", func() bool {
+	testutil.WaitFor(t, waitTimeout, "both clients to notice", func() bool {
 		return a.State() != client.Connected && b.State() != client.Connected
 	})
 	// Entries announced while no relay runs stay local until it returns.
