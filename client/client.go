@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/cosnim/relays/internal/defaults"
 	"github.com/cosnim/relays/internal/timerq"
 	"github.com/cosnim/relays/roster"
 	"github.com/cosnim/relays/transport"
@@ -117,10 +118,7 @@ func New(cfg Config, d transport.Dialer, rng *rand.Rand, obs Observer) (*Client,
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log := defaults.Logger(cfg.Logger)
 	if obs == nil {
 		obs = NopObserver{}
 	}

@@ -52,8 +52,33 @@ func newClient(t *testing.T) (*Client, *fakeDialer, *recorder, *roster.Keys, tim
 	return c, d, obs, k, now
 }
 
+// newClientOf returns a client of the one relay "r" that reports to obs,
+// its dialer, and the keys of hub "hub" (not joined yet) at time 1.
+func newClientOf(t *testing.T, obs Observer) (*Client, *fakeDialer, *roster.Keys, time.Time) {
+	d := &fakeDialer{}
+	c, err := New(Config{Addrs: []string{"r"}}, d, rand.New(rand.NewPCG(1, 1)), obs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := roster.DeriveKeys([]byte("s"), "hub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, d, k, time.Unix(1, 0)
+}
+
 func deliver(c *Client, conn *transporttest.Conn, f wire.Frame, now time.Time) {
 	c.Data(conn, wire.Append(nil, f), now)
+}
+
+// welcomed starts c, opens the connection it dials and answers its Hello
+// with w; it returns that connection.
+func welcomed(c *Client, d *fakeDialer, w *wire.Welcome, now time.Time) *transporttest.Conn {
+	c.Start(now)
+	conn := d.last()
+	c.Open(conn, now)
+	deliver(c, conn, w, now)
+	return conn
 }
 
 func TestHandshakeJoinsAndSyncs(t *testing.T) {
@@ -81,10 +106,7 @@ func TestHandshakeJoinsAndSyncs(t *testing.T) {
 
 func TestRefusesEntriesThatDoNotOpen(t *testing.T) {
 	c, d, obs, k, now := newClient(t)
-	c.Start(now)
-	conn := d.last()
-	c.Open(conn, now)
-	deliver(c, conn, &wire.Welcome{Version: 1}, now)
+	conn := welcomed(c, d, &wire.Welcome{Version: 1}, now)
 	deliver(c, conn, &wire.Joined{Handle: 1}, now)
 	good, _ := k.Seal([]byte("capsule"))
 	other, _ := roster.DeriveKeys([]byte("another secret"), "hub")
@@ -136,10 +158,7 @@ func TestBackoffGrowsWithJitterAndRotates(t *testing.T) {
 
 func TestDrainWaitsAndAddsAlternates(t *testing.T) {
 	c, d, _, _, now := newClient(t)
-	c.Start(now)
-	conn := d.last()
-	c.Open(conn, now)
-	deliver(c, conn, &wire.Welcome{Version: 1}, now)
+	conn := welcomed(c, d, &wire.Welcome{Version: 1}, now)
 	deliver(c, conn, &wire.Drain{AfterMillis: 1000, JitterMillis: 500, Alternates: []string{"r3"}}, now)
 	if !conn.Closed {
 		t.Fatal("drained connection left open")
@@ -193,19 +212,10 @@ func (p *problems) Problem(_ roster.ChannelID, code wire.Code, _ string, _ time.
 
 func TestIncompleteRelayAsksForRescan(t *testing.T) {
 	for _, complete := range []bool{true, false} {
-		d := &fakeDialer{}
 		obs := &problems{}
-		c, err := New(Config{Addrs: []string{"r"}}, d, rand.New(rand.NewPCG(1, 1)), obs)
-		if err != nil {
-			t.Fatal(err)
-		}
-		k, _ := roster.DeriveKeys([]byte("s"), "hub")
-		now := time.Unix(1, 0)
+		c, d, k, now := newClientOf(t, obs)
 		c.Join(k, nil, now)
-		c.Start(now)
-		conn := d.last()
-		c.Open(conn, now)
-		deliver(c, conn, &wire.Welcome{Version: 1}, now)
+		conn := welcomed(c, d, &wire.Welcome{Version: 1}, now)
 		var flags uint8
 		if complete {
 			flags = wire.JoinedComplete
@@ -228,20 +238,11 @@ func (c *caughtUp) CaughtUp(roster.ChannelID, time.Time) { c.n++ }
 // A sync that pushed entries to the relay ends only when a Ping sent behind
 // them comes back: then the relay has stored them.
 func TestCaughtUpWaitsForPushedEntries(t *testing.T) {
-	d := &fakeDialer{}
 	obs := &caughtUp{}
-	c, err := New(Config{Addrs: []string{"r"}}, d, rand.New(rand.NewPCG(1, 1)), obs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, _ := roster.DeriveKeys([]byte("s"), "hub")
+	c, d, k, now := newClientOf(t, obs)
 	mine, _ := k.Seal([]byte("mine"))
-	now := time.Unix(1, 0)
 	c.Join(k, []roster.Entry{mine}, now)
-	c.Start(now)
-	conn := d.last()
-	c.Open(conn, now)
-	deliver(c, conn, &wire.Welcome{Version: 1}, now)
+	conn := welcomed(c, d, &wire.Welcome{Version: 1}, now)
 	deliver(c, conn, &wire.Joined{Handle: 1, Flags: wire.JoinedComplete}, now)
 	conn.Frames(t)
 	// The relay holds nothing: it lists no IDs for the root.

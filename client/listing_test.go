@@ -36,6 +36,12 @@ func wantNext(t *testing.T, p *ListPolicy, want time.Duration) {
 	}
 }
 
+// connectedAndCaughtUp tells p that a relay connected and caught up at 0.
+func connectedAndCaughtUp(p *ListPolicy) {
+	p.RelayConnected(at(0))
+	p.RelayCaughtUp(at(0))
+}
+
 func TestListConfigDefaults(t *testing.T) {
 	c := ListConfig{}.WithDefaults()
 	if c != DefaultListConfig() {
@@ -79,8 +85,7 @@ func TestListPolicyTransitions(t *testing.T) {
 			list(p, time.Second, 2*time.Second)
 		}, 62 * time.Second},
 		{"healthy lists rarely", func(p *ListPolicy) {
-			p.RelayConnected(at(0))
-			p.RelayCaughtUp(at(0))
+			connectedAndCaughtUp(p)
 			p.RelayCaughtUp(at(time.Minute)) // anti-entropy
 			list(p, 15*time.Minute, 15*time.Minute+time.Second)
 			p.RelayCaughtUp(at(15*time.Minute + 2*time.Second))
@@ -91,51 +96,31 @@ func TestListPolicyTransitions(t *testing.T) {
 			p.RelayCaughtUp(at(31 * time.Second))
 		}, 2*time.Second + 15*time.Minute},
 		{"relay lost lists soon", func(p *ListPolicy) {
-			p.RelayConnected(at(0))
-			p.RelayCaughtUp(at(0))
+			connectedAndCaughtUp(p)
 			p.StateChanged(Disconnected, at(5*time.Minute))
 		}, 5*time.Minute + time.Second},
 		{"reconnect does not cancel the listing after a loss", func(p *ListPolicy) {
-			p.RelayConnected(at(0))
-			p.RelayCaughtUp(at(0))
+			connectedAndCaughtUp(p)
 			p.RelayLost(at(5 * time.Minute))
 			p.RelayConnected(at(5*time.Minute + 200*time.Millisecond))
 			p.RelayCaughtUp(at(5*time.Minute + 300*time.Millisecond))
 		}, 5*time.Minute + time.Second},
 		{"epoch change lists soon", func(p *ListPolicy) {
-			p.RelayConnected(at(0))
-			p.RelayCaughtUp(at(0))
+			connectedAndCaughtUp(p)
 			p.EpochChanged(at(5 * time.Minute))
 			p.RelayCaughtUp(at(5*time.Minute + 100*time.Millisecond))
 		}, 5*time.Minute + time.Second},
-		{"rescan lists soon", func(p *ListPolicy) {
-			p.RelayConnected(at(0))
-			p.RelayCaughtUp(at(0))
-			p.Problem(wire.CodeRescan, at(3*time.Minute))
-		}, 3*time.Minute + time.Second},
-		{"resync lists soon", func(p *ListPolicy) {
-			p.RelayConnected(at(0))
-			p.RelayCaughtUp(at(0))
-			p.Problem(wire.CodeResync, at(3*time.Minute))
-		}, 3*time.Minute + time.Second},
-		{"other problems leave the schedule", func(p *ListPolicy) {
-			p.RelayConnected(at(0))
-			p.RelayCaughtUp(at(0))
-			p.Problem(wire.CodeRateLimited, at(3*time.Minute))
-		}, 15 * time.Minute},
 		{"soon never postpones", func(p *ListPolicy) {
 			p.EpochChanged(at(900 * time.Millisecond))
 		}, time.Second},
 		{"healthy after the soon listing", func(p *ListPolicy) {
-			p.RelayConnected(at(0))
-			p.RelayCaughtUp(at(0))
+			connectedAndCaughtUp(p)
 			p.EpochChanged(at(5 * time.Minute))
 			p.RelayCaughtUp(at(5*time.Minute + 100*time.Millisecond))
 			list(p, 5*time.Minute+time.Second, 5*time.Minute+2*time.Second)
 		}, 20*time.Minute + 2*time.Second},
 		{"urgent event during a listing lists again", func(p *ListPolicy) {
-			p.RelayConnected(at(0))
-			p.RelayCaughtUp(at(0))
+			connectedAndCaughtUp(p)
 			p.ListingStarted(at(15 * time.Minute))
 			p.EpochChanged(at(15*time.Minute + 50*time.Millisecond))
 			p.ListingDone(at(15*time.Minute + 100*time.Millisecond))
@@ -157,10 +142,29 @@ func TestListPolicyTransitions(t *testing.T) {
 	}
 }
 
+// After a catch-up, a problem that means the relay may lack entries lists
+// soon; other problems leave the schedule.
+func TestListPolicyProblems(t *testing.T) {
+	for _, tt := range []struct {
+		code wire.Code
+		want time.Duration
+	}{
+		{wire.CodeRescan, 3*time.Minute + time.Second},
+		{wire.CodeResync, 3*time.Minute + time.Second},
+		{wire.CodeRateLimited, 15 * time.Minute},
+	} {
+		t.Run(tt.code.String(), func(t *testing.T) {
+			p := newPolicy(t)
+			connectedAndCaughtUp(p)
+			p.Problem(tt.code, at(3*time.Minute))
+			wantNext(t, p, tt.want)
+		})
+	}
+}
+
 func TestListPolicyLagging(t *testing.T) {
 	p := newPolicy(t)
-	p.RelayConnected(at(0))
-	p.RelayCaughtUp(at(0))
+	connectedAndCaughtUp(p)
 	if got, want := p.Next(), at(2*time.Minute); !got.Equal(want) {
 		t.Fatalf("lagging link: next listing at %v, want %v", got.Sub(t0), want.Sub(t0))
 	}

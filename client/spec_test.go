@@ -35,10 +35,7 @@ func TestDrainTriesAlternatesFirst(t *testing.T) {
 // After a Drain the client dials an alternate, not the draining relay.
 func TestDrainReconnectsToAlternate(t *testing.T) {
 	c, d, _, _, now := newClient(t)
-	c.Start(now)
-	conn := d.last()
-	c.Open(conn, now)
-	deliver(c, conn, &wire.Welcome{Version: 1}, now)
+	conn := welcomed(c, d, &wire.Welcome{Version: 1}, now)
 	deliver(c, conn, &wire.Drain{AfterMillis: 10, Alternates: []string{"alt"}}, now)
 	c.Tick(now.Add(time.Second))
 	if got := d.last().Addr; got != "alt" {

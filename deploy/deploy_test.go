@@ -20,6 +20,7 @@ import (
 
 	"github.com/cosnim/relays/client/agent"
 	"github.com/cosnim/relays/internal/testpki"
+	"github.com/cosnim/relays/internal/testutil"
 	"github.com/cosnim/relays/relay/relayserver"
 	"github.com/cosnim/relays/wire"
 )
@@ -103,9 +104,9 @@ func startRelayCmd(t *testing.T, args []string, stopTimeout time.Duration) {
 		t.Fatalf("command %q does not start a relay", args)
 	}
 	name := args[2]
-	relayPort, opsPort := freePort(t), freePort(t)
+	relayPort, opsPort := testutil.FreePort(t), testutil.FreePort(t)
 	cfg := filepath.Join(t.TempDir(), "cosnim.yaml")
-	writeFile(t, cfg, fmt.Sprintf(`relays:
+	testutil.WriteFile(t, cfg, fmt.Sprintf(`relays:
   %s:
     client: {url: "tcp://127.0.0.1:%d"}
     server: {url: "tcp://127.0.0.1:%d", metrics_url: "http://127.0.0.1:%d"}
@@ -163,26 +164,6 @@ func startRelayCmd(t *testing.T, args []string, stopTimeout time.Duration) {
 	}
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-func writeFile(t *testing.T, name, data string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(name, []byte(data), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // configCheck runs `cosnim config check` on data written to
 // dir/cosnim.yaml, after issuing a server certificate and key to the paths
 // certFile and keyFile (relative to dir, or absolute inside it).
@@ -195,10 +176,10 @@ func configCheck(t *testing.T, data, dir, certFile, keyFile string) {
 		if !filepath.IsAbs(to) {
 			to = filepath.Join(dir, to)
 		}
-		writeFile(t, to, readFile(t, from))
+		testutil.WriteFile(t, to, readFile(t, from))
 	}
 	cfg := filepath.Join(dir, "cosnim.yaml")
-	writeFile(t, cfg, data)
+	testutil.WriteFile(t, cfg, data)
 	if out, err := exec.Command(bin, "config", "check", "--config", cfg).CombinedOutput(); err != nil {
 		t.Fatalf("cosnim config check: %v\n%s", err, out)
 	}

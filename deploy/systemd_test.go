@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cosnim/relays/internal/testutil"
 )
 
 const unitFile = "systemd/cosnim-relay@.service"
@@ -43,7 +45,7 @@ func TestSystemdUnitVerifies(t *testing.T) {
 	}
 	bin := cosnimBin(t)
 	unit := filepath.Join(t.TempDir(), "cosnim-relay@main.service")
-	writeFile(t, unit, strings.ReplaceAll(readFile(t, unitFile), "/usr/local/bin/cosnim", bin))
+	testutil.WriteFile(t, unit, strings.ReplaceAll(readFile(t, unitFile), "/usr/local/bin/cosnim", bin))
 	out, err := exec.Command("systemd-analyze", "verify", unit).CombinedOutput()
 	if err != nil || len(out) > 0 {
 		t.Errorf("systemd-analyze verify: %v\n%s", err, out)

@@ -164,42 +164,36 @@ func TestPartitionHoldsAndHeals(t *testing.T) {
 	}
 }
 
-// TestPartitionOneWay blocks only one direction.
-func TestPartitionOneWay(t *testing.T) {
-	p := newPair(4, Options{})
-	cc, sc := p.connect(t)
-	p.n.PartitionOneWay("c", "s")
-	mustSend(t, cc, []byte("up"))
-	mustSend(t, sc, []byte("down"))
-	p.n.RunFor(time.Second)
-	if len(p.s.got[sc]) != 0 {
-		t.Fatalf("server got %q through a c→s partition", p.s.got[sc])
-	}
-	if string(p.c.got[cc]) != "down" {
-		t.Fatalf("client got %q, want down", p.c.got[cc])
-	}
-	p.n.Heal()
-	p.n.RunFor(time.Second)
-	if string(p.s.got[sc]) != "up" {
-		t.Fatalf("after heal server got %q", p.s.got[sc])
-	}
-}
-
-// TestClog holds both directions until Unclog.
-func TestClog(t *testing.T) {
-	p := newPair(5, Options{})
-	cc, sc := p.connect(t)
-	p.n.Clog("s", "c")
-	mustSend(t, cc, []byte("up"))
-	mustSend(t, sc, []byte("down"))
-	p.n.RunFor(time.Second)
-	if len(p.s.got[sc])+len(p.c.got[cc]) != 0 {
-		t.Fatalf("bytes crossed a clog: %q %q", p.s.got[sc], p.c.got[cc])
-	}
-	p.n.Unclog("c", "s")
-	p.n.RunFor(time.Second)
-	if string(p.s.got[sc]) != "up" || string(p.c.got[cc]) != "down" {
-		t.Fatalf("after unclog got %q %q", p.s.got[sc], p.c.got[cc])
+// TestBlockedLinks: a one-way partition blocks only its direction, a clog
+// holds both; once unblocked, what was held arrives.
+func TestBlockedLinks(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		seed           uint64
+		block, unblock func(n *Network)
+		clientDuring   string // what the client gets while blocked
+	}{
+		{"partition c→s", 4,
+			func(n *Network) { n.PartitionOneWay("c", "s") }, func(n *Network) { n.Heal() }, "down"},
+		{"clog", 5,
+			func(n *Network) { n.Clog("s", "c") }, func(n *Network) { n.Unclog("c", "s") }, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newPair(tc.seed, Options{})
+			cc, sc := p.connect(t)
+			tc.block(p.n)
+			mustSend(t, cc, []byte("up"))
+			mustSend(t, sc, []byte("down"))
+			p.n.RunFor(time.Second)
+			if len(p.s.got[sc]) != 0 || string(p.c.got[cc]) != tc.clientDuring {
+				t.Fatalf("while blocked got %q %q, want nothing and %q", p.s.got[sc], p.c.got[cc], tc.clientDuring)
+			}
+			tc.unblock(p.n)
+			p.n.RunFor(time.Second)
+			if string(p.s.got[sc]) != "up" || string(p.c.got[cc]) != "down" {
+				t.Fatalf("after unblocking got %q %q", p.s.got[sc], p.c.got[cc])
+			}
+		})
 	}
 }
 

@@ -27,14 +27,10 @@ func delivered(t *testing.T, c *transporttest.Conn) []string {
 func TestFanoutAfterPendingFlushSendsFreshEntries(t *testing.T) {
 	h := newHarness(t, Config{})
 	k := keys(t, "hub")
-	p, wp := h.connect("pub")
-	a, wa := h.connect("a")
-	b, wb := h.connect("b")
-	c, wc := h.connect("c")
-	h.join(p, wp, k, 1)
-	h.join(a, wa, k, 1)
-	h.join(b, wb, k, 1)
-	h.join(c, wc, k, 1)
+	p := h.member("pub", k, 1)
+	a := h.member("a", k, 1)
+	b := h.member("b", k, 1)
+	c := h.member("c", k, 1)
 
 	old := seal(t, k, "old")
 	b.Backlog = 1 << 30 // b is slow: old is held for it

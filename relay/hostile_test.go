@@ -26,8 +26,7 @@ func filledChannel(t *testing.T, cfg Config, n int) (*harness, *roster.Keys) {
 	t.Helper()
 	h := newHarness(t, cfg)
 	k := keys(t, "big")
-	a, wa := h.connect("filler")
-	h.join(a, wa, k, 1)
+	a := h.member("filler", k, 1)
 	announce(t, h, a, k, "e", n, 20)
 	return h, k
 }
@@ -37,8 +36,7 @@ func filledChannel(t *testing.T, cfg Config, n int) (*harness, *roster.Keys) {
 // round by round.
 func TestSyncReplyPaced(t *testing.T) {
 	h, k := filledChannel(t, Config{SyncReplyEntries: 100}, 2000)
-	c, w := h.connect("asker")
-	h.join(c, w, k, 1)
+	c := h.member("asker", k, 1)
 	var mine roster.Set
 	msgs := []roster.SyncMsg{mine.StartSync()}
 	rounds := 0
@@ -80,8 +78,7 @@ func TestSyncReplyPaced(t *testing.T) {
 // replies queued, and is closed once its waiting messages pass the bound.
 func TestSyncFloodFromNonReader(t *testing.T) {
 	h, k := filledChannel(t, Config{}, 5000)
-	c, w := h.connect("attacker")
-	h.join(c, w, k, 1)
+	c := h.member("attacker", k, 1)
 	c.Backlog = h.r.cfg.HighWater + 1 // stopped reading
 	for i := range 1000 {
 		h.send(c, &wire.Sync{Handle: 1, Session: uint32(i), Msg: emptyClaim})
@@ -105,8 +102,7 @@ func TestSyncFloodFromNonReader(t *testing.T) {
 // An honest slow member's sync waits and is answered once it drains.
 func TestDeferredSyncAnsweredWhenDrained(t *testing.T) {
 	h, k := filledChannel(t, Config{}, 50)
-	c, w := h.connect("slow")
-	h.join(c, w, k, 1)
+	c := h.member("slow", k, 1)
 	c.Backlog = h.r.cfg.HighWater + 1
 	h.send(c, &wire.Sync{Handle: 1, Session: 1, Msg: emptyClaim})
 	if fs := c.Frames(t); len(fs) != 0 {

@@ -39,8 +39,7 @@ func TestFrameRateLimit(t *testing.T) {
 func TestByteRateLimit(t *testing.T) {
 	h := newHarness(t, Config{ByteRate: 4096, MaxFrameSize: 4096, MaxEntrySize: 1000})
 	k := keys(t, "hub")
-	c, w := h.connect("a")
-	h.join(c, w, k, 1)
+	c := h.member("a", k, 1)
 	for i := 0; !c.Closed && i < 10; i++ {
 		e := seal(t, k, fmt.Sprintf("%0900d", i))
 		h.send(c, &wire.Announce{Handle: 1, Seq: uint32(i), Entries: [][]byte{e.Sealed}})
@@ -67,8 +66,7 @@ func TestMemoryBudgetSheds(t *testing.T) {
 	const budget = 64 << 10
 	h := newHarness(t, Config{MemoryBudget: budget, MaxEntrySize: 1000})
 	k := keys(t, "hub")
-	a, wa := h.connect("a")
-	h.join(a, wa, k, 1)
+	a := h.member("a", k, 1)
 	for i := range 200 {
 		e := seal(t, k, fmt.Sprintf("%0800d", i))
 		h.send(a, &wire.Announce{Handle: 1, Seq: uint32(i), Entries: [][]byte{e.Sealed}})

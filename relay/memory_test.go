@@ -49,10 +49,8 @@ func TestBudgetEvictsCostliestChannels(t *testing.T) {
 	// A new honest hub announcing into the full budget keeps what it
 	// announces: the swarm's channels pay.
 	late := keys(t, "late hub")
-	a, wa := h.connect("late-a")
-	b, wb := h.connect("late-b")
-	h.join(a, wa, late, 1)
-	h.join(b, wb, late, 1)
+	a := h.member("late-a", late, 1)
+	h.member("late-b", late, 1)
 	announce(t, h, a, late, "late", 500, 200)
 	if ch := h.r.channels[late.ID()]; ch.cache.Len() != 500 || !ch.complete {
 		t.Fatalf("new honest channel holds %d of 500 entries (complete=%v)", ch.cache.Len(), ch.complete)
@@ -83,8 +81,7 @@ func TestEmptyChannelsYieldToNewOnes(t *testing.T) {
 	if n := h.r.ChannelCount(); n > 64 {
 		t.Fatalf("%d empty channels held under a budget of 64 channels' overhead", n)
 	}
-	d, wd := h.connect("honest")
-	h.join(d, wd, keys(t, "honest"), 1)
+	h.member("honest", keys(t, "honest"), 1)
 }
 
 // Send queues count once sampled: a member that stops reading shows in

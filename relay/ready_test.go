@@ -12,8 +12,7 @@ import (
 func TestCloseAllStampsChannelWithItsOwnTime(t *testing.T) {
 	h := newHarness(t, Config{ChannelIdleTimeout: 10 * time.Minute})
 	k := keys(t, "hub")
-	c, w := h.connect("a")
-	h.join(c, w, k, 1)
+	h.member("a", k, 1)
 	closedAt := h.now.Add(9 * time.Minute)
 	h.r.CloseAll(closedAt)
 	h.r.Tick(h.now.Add(10 * time.Minute))
@@ -31,12 +30,9 @@ func TestCloseAllStampsChannelWithItsOwnTime(t *testing.T) {
 func TestReadyCountsFanout(t *testing.T) {
 	h := newHarness(t, Config{})
 	k := keys(t, "hub")
-	a, wa := h.connect("a")
-	b, wb := h.connect("b")
-	d, wd := h.connect("d")
-	h.join(a, wa, k, 1)
-	h.join(b, wb, k, 1)
-	h.join(d, wd, k, 1)
+	a := h.member("a", k, 1)
+	h.member("b", k, 1)
+	h.member("d", k, 1)
 	h.r.Ready()
 	h.send(a, &wire.Announce{Handle: 1, Entries: [][]byte{seal(t, k, "x").Sealed, seal(t, k, "y").Sealed}})
 	if got := h.r.Ready().FannedOut; got != 4 {

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/cosnim/relays/internal/defaults"
 	"github.com/cosnim/relays/internal/timerq"
 	"github.com/cosnim/relays/roster"
 	"github.com/cosnim/relays/transport"
@@ -97,10 +98,7 @@ func New(cfg Config, rng *rand.Rand) (*Relay, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log := defaults.Logger(cfg.Logger)
 	r := &Relay{
 		cfg:      cfg,
 		log:      log,

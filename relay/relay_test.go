@@ -58,6 +58,13 @@ func (h *harness) join(c *transporttest.Conn, w *wire.Welcome, k *roster.Keys, h
 	}
 }
 
+// member connects name and joins it to k's channel on handle.
+func (h *harness) member(name string, k *roster.Keys, handle uint32) *transporttest.Conn {
+	c, w := h.connect(name)
+	h.join(c, w, k, handle)
+	return c
+}
+
 func keys(t *testing.T, hub string) *roster.Keys {
 	k, err := roster.DeriveKeys([]byte("secret"), hub)
 	if err != nil {
@@ -186,12 +193,9 @@ func TestJoinNeedsProof(t *testing.T) {
 func TestFanoutAndAck(t *testing.T) {
 	h := newHarness(t, Config{})
 	k := keys(t, "hub")
-	a, wa := h.connect("a")
-	b, wb := h.connect("b")
-	x, wx := h.connect("x")
-	h.join(a, wa, k, 1)
-	h.join(b, wb, k, 5)
-	h.join(x, wx, keys(t, "elsewhere"), 1)
+	a := h.member("a", k, 1)
+	b := h.member("b", k, 5)
+	x := h.member("x", keys(t, "elsewhere"), 1)
 	e := seal(t, k, "capsule-1")
 	h.send(a, &wire.Announce{Handle: 1, Seq: 9, Entries: [][]byte{e.Sealed}})
 	fa := a.Frames(t)
@@ -297,13 +301,11 @@ func TestSyncRepliesFitFrameLimit(t *testing.T) {
 	const limit = 2048
 	h := newHarness(t, Config{MaxFrameSize: limit, MaxEntrySize: 200})
 	k := keys(t, "hub")
-	a, wa := h.connect("a")
-	h.join(a, wa, k, 1)
+	a := h.member("a", k, 1)
 	for i := range 3000 {
 		h.send(a, &wire.Announce{Handle: 1, Entries: [][]byte{seal(t, k, fmt.Sprintf("relay-%d", i)).Sealed}})
 	}
-	b, wb := h.connect("b")
-	h.join(b, wb, k, 1)
+	b := h.member("b", k, 1)
 	var set roster.Set
 	for i := range 3000 {
 		set.Add(seal(t, k, fmt.Sprintf("client-%d", i)))
@@ -321,16 +323,14 @@ func TestSyncRepliesFitFrameLimit(t *testing.T) {
 func TestLateJoinerCatchesUpBySync(t *testing.T) {
 	h := newHarness(t, Config{})
 	k := keys(t, "hub")
-	a, wa := h.connect("a")
-	h.join(a, wa, k, 1)
+	a := h.member("a", k, 1)
 	var want roster.Set
 	for i := range 100 {
 		e := seal(t, k, fmt.Sprintf("capsule-%d", i))
 		want.Add(e)
 		h.send(a, &wire.Announce{Handle: 1, Seq: uint32(i), Entries: [][]byte{e.Sealed}})
 	}
-	b, wb := h.connect("b")
-	h.join(b, wb, k, 1)
+	b := h.member("b", k, 1)
 	var got roster.Set
 	mine := seal(t, k, "only-b-has-it")
 	got.Add(mine)
@@ -355,10 +355,8 @@ func TestLateJoinerCatchesUpBySync(t *testing.T) {
 func TestSlowMemberGetsMergedThenResync(t *testing.T) {
 	h := newHarness(t, Config{PendingEntries: 5, HighWater: 100})
 	k := keys(t, "hub")
-	a, wa := h.connect("a")
-	b, wb := h.connect("b")
-	h.join(a, wa, k, 1)
-	h.join(b, wb, k, 1)
+	a := h.member("a", k, 1)
+	b := h.member("b", k, 1)
 	b.Backlog = 1000 // b stopped reading
 	for i := range 3 {
 		h.send(a, &wire.Announce{Handle: 1, Seq: uint32(i), Entries: [][]byte{seal(t, k, fmt.Sprint(i)).Sealed}})
@@ -439,8 +437,7 @@ func TestCloseAfterJoiningSeveralChannels(t *testing.T) {
 	for i, hub := range []string{"h1", "h2", "h3"} {
 		h.join(c, w, keys(t, hub), uint32(i+1))
 	}
-	b, wb := h.connect("b")
-	h.join(b, wb, keys(t, "h2"), 1)
+	b := h.member("b", keys(t, "h2"), 1)
 	h.r.Closed(c, nil, h.now)
 	if h.r.Conns() != 1 {
 		t.Fatalf("relay tracks %d connections, want 1", h.r.Conns())
@@ -455,8 +452,7 @@ func TestCloseAfterJoiningSeveralChannels(t *testing.T) {
 func TestIdleChannelsAreForgotten(t *testing.T) {
 	h := newHarness(t, Config{ChannelIdleTimeout: time.Minute})
 	k := keys(t, "hub")
-	a, wa := h.connect("a")
-	h.join(a, wa, k, 1)
+	a := h.member("a", k, 1)
 	h.send(a, &wire.Announce{Handle: 1, Seq: 1, Entries: [][]byte{seal(t, k, "kept").Sealed}})
 	held := h.r.Memory()
 	h.r.Closed(a, nil, h.now)

@@ -13,10 +13,8 @@ import (
 func TestBadEntryDropsOnlyItself(t *testing.T) {
 	h := newHarness(t, Config{MaxEntrySize: 100})
 	k := keys(t, "hub")
-	a, wa := h.connect("a")
-	b, wb := h.connect("b")
-	h.join(a, wa, k, 1)
-	h.join(b, wb, k, 1)
+	a := h.member("a", k, 1)
+	b := h.member("b", k, 1)
 	good := seal(t, k, "good")
 	h.send(a, &wire.Announce{Handle: 1, Seq: 4, Entries: [][]byte{make([]byte, 101), good.Sealed, make([]byte, 200)}})
 	fs := a.Frames(t)

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cosnim/relays/internal/testutil"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/golden and the fuzz seeds in testdata/fuzz")
@@ -33,8 +35,8 @@ func TestGolden(t *testing.T) {
 			txtPath := filepath.Join(goldenDir, s.name+".txt")
 			enc := Append(nil, s.f)
 			if *update {
-				writeFile(t, hexPath, hexLines(enc))
-				writeFile(t, txtPath, dump(s.f))
+				testutil.WriteFile(t, hexPath, hexLines(enc))
+				testutil.WriteFile(t, txtPath, dump(s.f))
 			}
 			raw, err := os.ReadFile(hexPath)
 			if err != nil {
@@ -67,15 +69,5 @@ func TestGolden(t *testing.T) {
 				t.Errorf("dump(decode(%s)) =\n%s\nwant (%s)\n%s", hexPath, got, txtPath, txt)
 			}
 		})
-	}
-}
-
-func writeFile(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
 	"testing"
 	"time"
@@ -13,6 +12,8 @@ import (
 
 	"github.com/cosnim/relays/client"
 	"github.com/cosnim/relays/client/agent"
+	"github.com/cosnim/relays/internal/testrelay"
+	"github.com/cosnim/relays/internal/testutil"
 	"github.com/cosnim/relays/relay/relayserver"
 )
 
@@ -24,34 +25,13 @@ func apiCtx(t *testing.T) context.Context {
 	return ctx
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// startRelay runs a relayserver.Server on addr until the returned stop.
+// startRelay runs a relayserver.Server on addr until the returned stop,
+// which fails the test if Run failed.
 func startRelay(t *testing.T, addr string) (stop func()) {
 	t.Helper()
-	s, err := relayserver.New(relayserver.Config{Addr: addr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	select {
-	case <-s.Listening():
-	case err := <-done:
-		t.Fatal(err)
-	}
+	s := testrelay.Start(t, relayserver.Config{Addr: addr})
 	return func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := s.Stop(); err != nil {
 			t.Errorf("relay Run: %v", err)
 		}
 	}
@@ -74,7 +54,7 @@ func newAgent(t *testing.T, addr string, buffer int) *agent.Agent {
 
 func TestAgentWorksWithoutRelay(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	addr := freeAddr(t) // nothing listens
+	addr := testutil.FreeAddr(t) // nothing listens
 	a := newAgent(t, addr, 0)
 	defer a.Close()
 	if err := a.Join("h"); err != nil {
@@ -102,7 +82,7 @@ func TestAgentWorksWithoutRelay(t *testing.T) {
 
 func TestAnnounceAndWaitOnceRelayAppears(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	addr := freeAddr(t)
+	addr := testutil.FreeAddr(t)
 	a := newAgent(t, addr, 0)
 	defer a.Close()
 	if err := a.Join("h"); err != nil {
@@ -133,7 +113,7 @@ func TestAnnounceAndWaitOnceRelayAppears(t *testing.T) {
 
 func TestEntriesFeedOverflowKeepsRoster(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	addr := freeAddr(t)
+	addr := testutil.FreeAddr(t)
 	stop := startRelay(t, addr)
 	a, b := newAgent(t, addr, 0), newAgent(t, addr, 3)
 	for _, ag := range []*agent.Agent{a, b} {
@@ -198,7 +178,7 @@ func TestAgentListingSchedule(t *testing.T) {
 		return a
 	}
 
-	alone := newAgent(freeAddr(t))
+	alone := newAgent(testutil.FreeAddr(t))
 	if err := alone.ListingStarted("hub"); err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +193,7 @@ func TestAgentListingSchedule(t *testing.T) {
 		t.Errorf("without a relay the next listing is in %v, want about the 10s listing interval", wait)
 	}
 
-	addr := freeAddr(t)
+	addr := testutil.FreeAddr(t)
 	stop := startRelay(t, addr)
 	defer stop()
 	served := newAgent(addr)

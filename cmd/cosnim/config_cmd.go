@@ -10,16 +10,7 @@ import (
 )
 
 func newConfigCmd() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "config",
-		Short: "Inspect the configuration",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return cmd.Help()
-		},
-	}
-	cmd.AddCommand(newConfigCheckCmd())
-	return cmd
+	return newGroupCmd("config", "Inspect the configuration", newConfigCheckCmd())
 }
 
 // checkResult is the --json output of `config check`.

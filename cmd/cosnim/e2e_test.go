@@ -13,11 +13,11 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/cosnim/relays/internal/testutil"
 	"github.com/cosnim/relays/wire"
 )
 
@@ -42,39 +42,16 @@ func buildCosnim(t *testing.T) string {
 	return bin
 }
 
-// freePort returns a loopback port that was free a moment ago.
+// freePort returns, as text, a loopback port that was free a moment ago.
 func freePort(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-}
-
-// lockedBuffer collects a subprocess's output for concurrent reading.
-type lockedBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	return strconv.Itoa(testutil.FreePort(t))
 }
 
 // relayProc is a `cosnim start relay` subprocess.
 type relayProc struct {
 	cmd    *exec.Cmd
-	stderr *lockedBuffer
+	stderr *testutil.SyncBuffer
 	done   chan error
 }
 
@@ -83,7 +60,7 @@ func startRelayProc(t *testing.T, bin, dir string, env []string, args ...string)
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
-	p := &relayProc{cmd: cmd, stderr: &lockedBuffer{}, done: make(chan error, 1)}
+	p := &relayProc{cmd: cmd, stderr: &testutil.SyncBuffer{}, done: make(chan error, 1)}
 	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -45,23 +45,29 @@ tcp://127.0.0.1:7420.`,
 	return root
 }
 
-// newRelayCmd builds `cosnim relay` and the commands that talk to a relay.
-func newRelayCmd() *cobra.Command {
+// newGroupCmd builds a command that only groups subs; run by itself it
+// prints its help.
+func newGroupCmd(use, short string, subs ...*cobra.Command) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "relay",
-		Short: "Talk to a running relay",
+		Use:   use,
+		Short: short,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return cmd.Help()
 		},
 	}
-	cmd.AddCommand(
+	cmd.AddCommand(subs...)
+	return cmd
+}
+
+// newRelayCmd builds `cosnim relay` and the commands that talk to a relay.
+func newRelayCmd() *cobra.Command {
+	return newGroupCmd("relay", "Talk to a running relay",
 		newPingCmd(),
 		newWatchCmd(),
 		newAnnounceCmd(),
 		newBenchCmd(),
 	)
-	return cmd
 }
 
 // loadConfig loads the configuration named by --config (or the search order).

@@ -19,16 +19,34 @@ func runRoot(t *testing.T, args ...string) (string, error) {
 	return out.String(), err
 }
 
+// runRootJSON runs the root command with args; its output must be one JSON
+// object, which it returns with the raw output.
+func runRootJSON(t *testing.T, args ...string) (map[string]any, string) {
+	t.Helper()
+	out, err := runRoot(t, args...)
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(out), &m); err != nil {
+		t.Fatalf("output is not one JSON object: %v\n%s", err, out)
+	}
+	return m, out
+}
+
+// wantSameTwice calls run twice and fails if the results differ as JSON.
+func wantSameTwice(t *testing.T, what string, run func() map[string]any) {
+	t.Helper()
+	ja, _ := json.Marshal(run())
+	jb, _ := json.Marshal(run())
+	if !bytes.Equal(ja, jb) {
+		t.Fatalf("two runs of %s differ:\n%s\n%s", what, ja, jb)
+	}
+}
+
 func TestSimSeedJSONIsDeterministic(t *testing.T) {
-	decode := func() map[string]any {
-		out, err := runRoot(t, "sim", "--seed", "11", "--json")
-		if err != nil {
-			t.Fatalf("sim --seed 11: %v\n%s", err, out)
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(out), &m); err != nil {
-			t.Fatalf("output is not one JSON object: %v\n%s", err, out)
-		}
+	wantSameTwice(t, "seed 11", func() map[string]any {
+		m, out := runRootJSON(t, "sim", "--seed", "11", "--json")
 		for _, k := range []string{"seed", "converged", "violations", "events", "virtual_seconds", "trace_sha256"} {
 			if _, ok := m[k]; !ok {
 				t.Fatalf("JSON lacks %q: %s", k, out)
@@ -37,13 +55,7 @@ func TestSimSeedJSONIsDeterministic(t *testing.T) {
 		delete(m, "wall_seconds")
 		delete(m, "events_per_wall_second")
 		return m
-	}
-	a, b := decode(), decode()
-	ja, _ := json.Marshal(a)
-	jb, _ := json.Marshal(b)
-	if !bytes.Equal(ja, jb) {
-		t.Fatalf("two runs of seed 11 differ:\n%s\n%s", ja, jb)
-	}
+	})
 }
 
 func TestSimSeedsReportsFailingSeedWithReplay(t *testing.T) {
@@ -73,15 +85,8 @@ func TestSimScenario(t *testing.T) {
 func TestSimCompareJSON(t *testing.T) {
 	dir := t.TempDir()
 	args := []string{"sim", "--compare", "--json", "--instances", "6", "--hubs", "2", "--duration", "11m", "--plots", dir}
-	decode := func() map[string]any {
-		out, err := runRoot(t, args...)
-		if err != nil {
-			t.Fatalf("sim --compare: %v\n%s", err, out)
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(out), &m); err != nil {
-			t.Fatalf("output is not one JSON object: %v\n%s", err, out)
-		}
+	wantSameTwice(t, "sim --compare", func() map[string]any {
+		m, out := runRootJSON(t, args...)
 		for _, v := range []string{"with_relay", "without_relay", "with_relay_crashing", "with_relay_partitioned"} {
 			blk, ok := m[v].(map[string]any)
 			if !ok {
@@ -99,13 +104,7 @@ func TestSimCompareJSON(t *testing.T) {
 		}
 		delete(m, "wall_seconds")
 		return m
-	}
-	a, b := decode(), decode()
-	ja, _ := json.Marshal(a)
-	jb, _ := json.Marshal(b)
-	if !bytes.Equal(ja, jb) {
-		t.Fatalf("two runs differ:\n%s\n%s", ja, jb)
-	}
+	})
 	out, err := runRoot(t, "sim", "--compare", "--instances", "6", "--hubs", "2", "--duration", "11m")
 	if err != nil || !strings.Contains(out, "awareness p99") {
 		t.Fatalf("table run: %v\n%s", err, out)

@@ -13,16 +13,7 @@ import (
 var serve = serveRelay
 
 func newStartCmd() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "start",
-		Short: "Start a server",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return cmd.Help()
-		},
-	}
-	cmd.AddCommand(newStartRelayCmd())
-	return cmd
+	return newGroupCmd("start", "Start a server", newStartRelayCmd())
 }
 
 func newStartRelayCmd() *cobra.Command {

@@ -1,7 +1,6 @@
-package relayserver
+package relayserver_test
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -13,7 +12,9 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/cosnim/relays/internal/testrelay"
 	"github.com/cosnim/relays/relay"
+	"github.com/cosnim/relays/relay/relayserver"
 	"github.com/cosnim/relays/roster"
 	"github.com/cosnim/relays/wire"
 )
@@ -107,24 +108,13 @@ func heapInUse() uint64 {
 	return ms.HeapInuse
 }
 
-func startServer(t *testing.T) (*Server, context.CancelFunc, chan error) {
-	srv, err := New(Config{
-		Addr:       "127.0.0.1:0",
+// startChurnRelay runs a relay that accepts connections as fast as the
+// churn opens them and gives up on silent handshakes within a second.
+func startChurnRelay(t *testing.T) *testrelay.Server {
+	return testrelay.Start(t, relayserver.Config{
 		Relay:      relay.Config{AcceptRate: 100000, HandshakeTimeout: time.Second},
 		DrainGrace: 200 * time.Millisecond,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	select {
-	case <-srv.Listening():
-	case err := <-done:
-		t.Fatal(err)
-	}
-	return srv, cancel, done
 }
 
 // TestChurnLeavesNothingBehind connects and disconnects 1,000 clients in
@@ -132,7 +122,7 @@ func startServer(t *testing.T) (*Server, context.CancelFunc, chan error) {
 // near its baseline, and, once stopped, no goroutine is left.
 func TestChurnLeavesNothingBehind(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	srv, cancel, done := startServer(t)
+	srv := startChurnRelay(t)
 	addr := srv.Addr().String()
 	churn(t, addr, 1000, 100, func(n int) bool { return n >= 100 }) // warm up pools
 	base := heapInUse()
@@ -157,8 +147,7 @@ func TestChurnLeavesNothingBehind(t *testing.T) {
 	if st.Conns < uint64(n) || st.ProtocolErrors == 0 {
 		t.Errorf("stats: %d connections, %d protocol errors; the churn did not reach the relay", st.Conns, st.ProtocolErrors)
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := srv.Stop(); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -170,7 +159,7 @@ func TestSoak(t *testing.T) {
 		t.Skip("run with -soak=DURATION (make soak)")
 	}
 	defer goleak.VerifyNone(t)
-	srv, cancel, done := startServer(t)
+	srv := startChurnRelay(t)
 	end := time.Now().Add(*soak)
 	next := time.Now()
 	total := churn(t, srv.Addr().String(), 0, 100, func(n int) bool {
@@ -183,8 +172,7 @@ func TestSoak(t *testing.T) {
 		return time.Now().After(end)
 	})
 	fmt.Printf("soak done: %d clients\n", total)
-	cancel()
-	if err := <-done; err != nil {
+	if err := srv.Stop(); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cosnim/relays/internal/buildinfo"
+	"github.com/cosnim/relays/internal/defaults"
 	"github.com/cosnim/relays/relay"
 	"github.com/cosnim/relays/transport"
 	"github.com/cosnim/relays/transport/tcp"
@@ -89,19 +90,10 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Addr == "" {
 		return nil, errors.New("relay: no listen address")
 	}
-	if cfg.DrainGrace <= 0 {
-		cfg.DrainGrace = DefaultDrainGrace
-	}
-	if cfg.DrainAfter <= 0 {
-		cfg.DrainAfter = DefaultDrainAfter
-	}
-	if cfg.DrainJitter <= 0 {
-		cfg.DrainJitter = DefaultDrainJitter
-	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	cfg.DrainGrace = defaults.Positive(cfg.DrainGrace, DefaultDrainGrace)
+	cfg.DrainAfter = defaults.Positive(cfg.DrainAfter, DefaultDrainAfter)
+	cfg.DrainJitter = defaults.Positive(cfg.DrainJitter, DefaultDrainJitter)
+	log := defaults.Logger(cfg.Logger)
 	if cfg.Relay.Logger == nil {
 		cfg.Relay.Logger = log
 	}

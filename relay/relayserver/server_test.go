@@ -1,7 +1,6 @@
 package relayserver_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -13,8 +12,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,6 +20,8 @@ import (
 	"github.com/cosnim/relays/client"
 	"github.com/cosnim/relays/client/agent"
 	"github.com/cosnim/relays/internal/testpki"
+	"github.com/cosnim/relays/internal/testrelay"
+	"github.com/cosnim/relays/internal/testutil"
 	"github.com/cosnim/relays/internal/wirepeer"
 	"github.com/cosnim/relays/relay/relayserver"
 	"github.com/cosnim/relays/transport/tcp"
@@ -31,47 +30,6 @@ import (
 
 // waitTimeout bounds every wait; generous, since no test asserts timing.
 const waitTimeout = 20 * time.Second
-
-// running is a Server started by startServer.
-type running struct {
-	*relayserver.Server
-	stop func() error // cancels Run's context and returns its result
-}
-
-func startServer(t *testing.T, cfg relayserver.Config) *running {
-	t.Helper()
-	if cfg.Addr == "" {
-		cfg.Addr = "127.0.0.1:0"
-	}
-	s, err := relayserver.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	select {
-	case <-s.Listening():
-	case err := <-done:
-		cancel()
-		t.Fatalf("Run: %v", err)
-	}
-	var result error
-	var stopped atomic.Bool
-	stop := func() error {
-		if stopped.CompareAndSwap(false, true) {
-			cancel()
-			select {
-			case result = <-done:
-			case <-time.After(waitTimeout):
-				t.Fatal("Run did not return")
-			}
-		}
-		return result
-	}
-	t.Cleanup(func() { stop() })
-	return &running{Server: s, stop: stop}
-}
 
 func newAgent(t *testing.T, addr string, tc *tls.Config) *agent.Agent {
 	t.Helper()
@@ -87,18 +45,6 @@ func newAgent(t *testing.T, addr string, tc *tls.Config) *agent.Agent {
 	}
 	t.Cleanup(func() { a.Close() })
 	return a
-}
-
-// waitFor polls cond until it holds or waitTimeout passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func ctxT(t *testing.T) context.Context {
@@ -143,7 +89,7 @@ func waitUnion(t *testing.T, hub string, want [][]byte, agents ...*agent.Agent) 
 	t.Helper()
 	w := sortedStrings(want)
 	for i, a := range agents {
-		waitFor(t, fmt.Sprintf("agent %d to hold the union (%d entries)", i, len(w)), func() bool {
+		testutil.WaitFor(t, waitTimeout, fmt.Sprintf("agent %d to hold the union (%d entries)", i, len(w)), func() bool {
 			return slices.Equal(known(t, a, hub), w)
 		})
 	}
@@ -170,7 +116,7 @@ func TestTwoClientsConverge(t *testing.T) {
 		{"tls", serverConfig(t, p, false, nil), clientConfig(t, p, "", "")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := startServer(t, relayserver.Config{TLS: tc.server})
+			s := testrelay.Start(t, relayserver.Config{TLS: tc.server})
 			addr := s.Addr().String()
 			a, b := newAgent(t, addr, tc.client), newAgent(t, addr, tc.client)
 			for _, ag := range []*agent.Agent{a, b} {
@@ -200,7 +146,7 @@ func TestTwoClientsConverge(t *testing.T) {
 			}
 			a.Close()
 			b.Close()
-			if err := s.stop(); err != nil {
+			if err := s.Stop(); err != nil {
 				t.Fatalf("Run returned %v, want nil", err)
 			}
 		})
@@ -215,7 +161,7 @@ func TestMutualTLS(t *testing.T) {
 	expCert, expKey, _ := p.CA.Issue(t, p.Dir, "expired", testpki.Leaf{CN: "instance-1", Expired: true})
 	strangerCert, strangerKey, _ := p.CA.Issue(t, p.Dir, "stranger", testpki.Leaf{CN: "stranger"})
 
-	s := startServer(t, relayserver.Config{TLS: serverConfig(t, p, true, []string{"CN=instance-1"})})
+	s := testrelay.Start(t, relayserver.Config{TLS: serverConfig(t, p, true, []string{"CN=instance-1"})})
 	addr := s.Addr().String()
 
 	t.Run("accepted", func(t *testing.T) {
@@ -256,12 +202,12 @@ func TestMutualTLS(t *testing.T) {
 				t.Fatalf("client error %v (%T): want the relay's TLS alert", err, err)
 			}
 			t.Logf("client sees: %v", err)
-			waitFor(t, "the server to count "+tc.reason, func() bool {
+			testutil.WaitFor(t, waitTimeout, "the server to count "+tc.reason, func() bool {
 				return s.TLSFailures()[tc.reason] == before+1
 			})
 		})
 	}
-	if err := s.stop(); err != nil {
+	if err := s.Stop(); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -298,7 +244,7 @@ func rawHandshake(t *testing.T, addr string, cfg *tls.Config) error {
 
 func TestRestartLosesNothing(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	s1 := startServer(t, relayserver.Config{})
+	s1 := testrelay.Start(t, relayserver.Config{})
 	addr := s1.Addr().String()
 	a, b := newAgent(t, addr, nil), newAgent(t, addr, nil)
 	for _, ag := range []*agent.Agent{a, b} {
@@ -317,10 +263,10 @@ func TestRestartLosesNothing(t *testing.T) {
 
 	// Kill: connections are cut without a drain.
 	s1.Close()
-	if err := s1.stop(); !errors.Is(err, relayserver.ErrServerClosed) {
+	if err := s1.Stop(); !errors.Is(err, relayserver.ErrServerClosed) {
 		t.Fatalf("Run after Close returned %v, want ErrServerClosed", err)
 	}
-	waitFor(t, "both clients to notice", func() bool {
+	testutil.WaitFor(t, waitTimeout, "both clients to notice", func() bool {
 		return a.State() != client.Connected && b.State() != client.Connected
 	})
 	// Entries announced while no relay runs stay local until it returns.
@@ -330,7 +276,7 @@ func TestRestartLosesNothing(t *testing.T) {
 	all = append(all, ra2...)
 	all = append(all, rb2...)
 
-	s2 := startServer(t, relayserver.Config{Addr: addr})
+	s2 := testrelay.Start(t, relayserver.Config{Addr: addr})
 	if s2.Epoch() == epoch1 {
 		t.Fatal("restarted relay kept its epoch")
 	}
@@ -346,12 +292,12 @@ func TestRestartLosesNothing(t *testing.T) {
 	}
 	a.Close()
 	b.Close()
-	s2.stop()
+	s2.Stop()
 }
 
 func TestDrainOnShutdown(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	s := startServer(t, relayserver.Config{
+	s := testrelay.Start(t, relayserver.Config{
 		DrainAfter: 5 * time.Millisecond, DrainJitter: 5 * time.Millisecond,
 		DrainGrace: waitTimeout,
 	})
@@ -365,7 +311,7 @@ func TestDrainOnShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	stopped := make(chan error, 1)
-	go func() { stopped <- s.stop() }()
+	go func() { stopped <- s.Stop() }()
 	var d wire.Drain
 	if err := p.Expect(wire.TypeDrain, &d); err != nil {
 		t.Fatalf("no Drain frame: %v", err)
@@ -387,7 +333,7 @@ func TestDrainOnShutdown(t *testing.T) {
 
 func TestOperationsEndpoints(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	s := startServer(t, relayserver.Config{MetricsAddr: "127.0.0.1:0", DrainGrace: waitTimeout})
+	s := testrelay.Start(t, relayserver.Config{MetricsAddr: "127.0.0.1:0", DrainGrace: waitTimeout})
 	a := newAgent(t, s.Addr().String(), nil)
 	if err := a.Join("hub"); err != nil {
 		t.Fatal(err)
@@ -464,7 +410,7 @@ func TestOperationsEndpoints(t *testing.T) {
 		t.Fatal(err)
 	}
 	stopped := make(chan error, 1)
-	go func() { stopped <- s.stop() }()
+	go func() { stopped <- s.Stop() }()
 	if err := p.Expect(wire.TypeDrain, &wire.Drain{}); err != nil {
 		t.Fatal(err)
 	}
@@ -485,9 +431,9 @@ func TestOperationsEndpoints(t *testing.T) {
 
 func TestServerLogsListening(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	var buf syncBuffer
-	s := startServer(t, relayserver.Config{Logger: slog.New(slog.NewJSONHandler(&buf, nil))})
-	if err := s.stop(); err != nil {
+	var buf testutil.SyncBuffer
+	s := testrelay.Start(t, relayserver.Config{Logger: slog.New(slog.NewJSONHandler(&buf, nil))})
+	if err := s.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	var rec struct {
@@ -528,22 +474,4 @@ func clientConfig(t *testing.T, p *testpki.PKI, certFile, keyFile string) *tls.C
 		t.Fatal(err)
 	}
 	return cfg
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger and a reader at once.
-type syncBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -13,6 +13,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/cosnim/relays/internal/buildinfo"
+	"github.com/cosnim/relays/internal/testrelay"
+	"github.com/cosnim/relays/internal/testutil"
 	"github.com/cosnim/relays/relay"
 	"github.com/cosnim/relays/relay/relayserver"
 )
@@ -24,8 +26,8 @@ import (
 func TestOperationsReportVersionAndMemory(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	const budget = 64 << 20
-	var logs syncBuffer
-	s := startServer(t, relayserver.Config{
+	var logs testutil.SyncBuffer
+	s := testrelay.Start(t, relayserver.Config{
 		MetricsAddr: "127.0.0.1:0",
 		Relay:       relay.Config{MemoryBudget: budget},
 		Logger:      slog.New(slog.NewJSONHandler(&logs, nil)),
@@ -74,7 +76,7 @@ func TestOperationsReportVersionAndMemory(t *testing.T) {
 	}
 
 	a.Close()
-	if err := s.stop(); err != nil {
+	if err := s.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	hc.CloseIdleConnections()

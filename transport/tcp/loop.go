@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cosnim/relays/internal/defaults"
 	"github.com/cosnim/relays/transport"
 )
 
@@ -53,30 +54,13 @@ type LoopOptions struct {
 }
 
 func (o *LoopOptions) setDefaults() {
-	if o.HighWater <= 0 {
-		o.HighWater = DefaultHighWater
-	}
-	if o.LowWater <= 0 {
-		o.LowWater = DefaultLowWater
-	}
-	if o.LowWater > o.HighWater {
-		o.LowWater = o.HighWater
-	}
-	if o.ReadBuffer <= 0 {
-		o.ReadBuffer = DefaultReadBuffer
-	}
-	if o.HandshakeTimeout <= 0 {
-		o.HandshakeTimeout = DefaultHandshakeTimeout
-	}
-	if o.DialTimeout <= 0 {
-		o.DialTimeout = DefaultDialTimeout
-	}
-	if o.CloseFlush <= 0 {
-		o.CloseFlush = DefaultCloseFlush
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
+	o.HighWater = defaults.Positive(o.HighWater, DefaultHighWater)
+	o.LowWater = min(defaults.Positive(o.LowWater, DefaultLowWater), o.HighWater)
+	o.ReadBuffer = defaults.Positive(o.ReadBuffer, DefaultReadBuffer)
+	o.HandshakeTimeout = defaults.Positive(o.HandshakeTimeout, DefaultHandshakeTimeout)
+	o.DialTimeout = defaults.Positive(o.DialTimeout, DefaultDialTimeout)
+	o.CloseFlush = defaults.Positive(o.CloseFlush, DefaultCloseFlush)
+	o.Logger = defaults.Logger(o.Logger)
 	if o.Now == nil {
 		o.Now = time.Now
 	}

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/cosnim/relays/internal/testpki"
+	"github.com/cosnim/relays/internal/testutil"
 	"github.com/cosnim/relays/transport"
 )
 
@@ -69,36 +70,9 @@ func (h *funcHandler) Deadline() (time.Time, bool) {
 }
 
 // logBuf collects log output for assertions.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type logBuf struct{ testutil.SyncBuffer }
 
 func (l *logBuf) logger() *slog.Logger { return slog.New(slog.NewTextHandler(l, nil)) }
-
-// waitFor polls cond until it holds or waitLong passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitLong)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
 
 // countingListener counts Write calls on accepted connections.
 type countingListener struct {
@@ -244,7 +218,7 @@ func TestEndToEnd(t *testing.T) {
 			mu.Unlock()
 
 			nc.Close()
-			waitFor(t, "Closed", func() bool { mu.Lock(); defer mu.Unlock(); return len(closed) > 0 })
+			testutil.WaitFor(t, waitLong, "Closed", func() bool { mu.Lock(); defer mu.Unlock(); return len(closed) > 0 })
 			time.Sleep(50 * time.Millisecond)
 			mu.Lock()
 			defer mu.Unlock()
@@ -280,7 +254,7 @@ func TestWritableAfterHighWater(t *testing.T) {
 	}
 	defer nc.Close()
 	nc.(*net.TCPConn).SetReadBuffer(4096)
-	waitFor(t, "Open", func() bool { mu.Lock(); defer mu.Unlock(); return conn != nil })
+	testutil.WaitFor(t, waitLong, "Open", func() bool { mu.Lock(); defer mu.Unlock(); return conn != nil })
 
 	// The peer does not read: keep sending until the queue passes high
 	// water (the kernel buffers take some first).
@@ -307,7 +281,7 @@ func TestWritableAfterHighWater(t *testing.T) {
 	mu.Unlock()
 
 	go io.Copy(io.Discard, nc)
-	waitFor(t, "Writable", func() bool { mu.Lock(); defer mu.Unlock(); return writable > 0 })
+	testutil.WaitFor(t, waitLong, "Writable", func() bool { mu.Lock(); defer mu.Unlock(); return writable > 0 })
 	var q int
 	l.Do(func() { q = conn.Queued() })
 	if q > low {
@@ -344,7 +318,7 @@ func TestTickFiresAtDeadline(t *testing.T) {
 			due, armed = time.Now().Add(20*time.Millisecond), true
 			mu.Unlock()
 		})
-		waitFor(t, fmt.Sprintf("tick %d", i+1), func() bool { mu.Lock(); defer mu.Unlock(); return ticks == i+1 })
+		testutil.WaitFor(t, waitLong, fmt.Sprintf("tick %d", i+1), func() bool { mu.Lock(); defer mu.Unlock(); return ticks == i+1 })
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"time"
+
+	"github.com/cosnim/relays/internal/defaults"
 )
 
 // ErrProtocolMismatch reports a TLS peer on a plaintext port or a
@@ -40,10 +42,7 @@ const sniffWriteTimeout = time.Second
 // For a TLS port wrap the result: tls.NewListener(SniffListener(ln, true,
 // log), cfg). The sniffing happens in the first Read, never in Accept.
 func SniffListener(ln net.Listener, wantTLS bool, log *slog.Logger) net.Listener {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	return &sniffListener{Listener: ln, wantTLS: wantTLS, log: log}
+	return &sniffListener{Listener: ln, wantTLS: wantTLS, log: defaults.Logger(log)}
 }
 
 type sniffListener struct {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cosnim/relays/internal/testpki"
+	"github.com/cosnim/relays/internal/testutil"
 	"github.com/cosnim/relays/transport"
 )
 
@@ -104,7 +105,7 @@ func TestMutualTLS(t *testing.T) {
 			if !strings.Contains(err.Error(), tt.clientErr) {
 				t.Errorf("client error %q does not say %q", err, tt.clientErr)
 			}
-			waitFor(t, "server log", func() bool {
+			testutil.WaitFor(t, waitLong, "server log", func() bool {
 				return strings.Contains(logs.String()[before:], tt.serverLogDetail)
 			})
 			if !strings.Contains(logs.String()[before:], "TLS handshake failed") {
@@ -239,7 +240,7 @@ func TestProtocolMismatch(t *testing.T) {
 				t.Errorf("client core got %q as data, want the notice consumed", data)
 			}
 		})
-		waitFor(t, "server log", func() bool { return strings.Contains(logs.String(), "plaintext client on TLS port") })
+		testutil.WaitFor(t, waitLong, "server log", func() bool { return strings.Contains(logs.String(), "plaintext client on TLS port") })
 	})
 
 	t.Run("TLS client meets a plaintext server that speaks first", func(t *testing.T) {

@@ -5,11 +5,33 @@ import (
 	"testing"
 )
 
+type urlCase struct {
+	in, scheme, hostport string
+	wantErr              bool
+}
+
+// testParse checks parse (named name) on each case: a good URL gives its
+// scheme and host:port, a bad one a *URLError wrapping ErrBadURL.
+func testParse(t *testing.T, name string, parse func(string) (string, string, error), tests []urlCase) {
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			scheme, hp, err := parse(tt.in)
+			if tt.wantErr {
+				var ue *URLError
+				if !errors.As(err, &ue) || !errors.Is(err, ErrBadURL) || ue.URL != tt.in || ue.Reason == "" {
+					t.Errorf("%s(%q) error = %#v, want a *URLError wrapping ErrBadURL", name, tt.in, err)
+				}
+				return
+			}
+			if err != nil || scheme != tt.scheme || hp != tt.hostport {
+				t.Errorf("%s(%q) = %q, %q, %v; want %q, %q", name, tt.in, scheme, hp, err, tt.scheme, tt.hostport)
+			}
+		})
+	}
+}
+
 func TestParseURL(t *testing.T) {
-	tests := []struct {
-		in, scheme, hostport string
-		wantErr              bool
-	}{
+	testParse(t, "ParseURL", ParseURL, []urlCase{
 		{in: "tcp://relay.example", scheme: "tcp", hostport: "relay.example:7420"},
 		{in: "tcps://relay.example:9000", scheme: "tcps", hostport: "relay.example:9000"},
 		{in: "TCPS://127.0.0.1/", scheme: "tcps", hostport: "127.0.0.1:7420"},
@@ -24,28 +46,11 @@ func TestParseURL(t *testing.T) {
 		{in: "tcp://host/path", wantErr: true},
 		{in: "tcp://host?x=1", wantErr: true},
 		{in: "tcp://user@host", wantErr: true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.in, func(t *testing.T) {
-			scheme, hp, err := ParseURL(tt.in)
-			if tt.wantErr {
-				if !errors.Is(err, ErrBadURL) {
-					t.Errorf("ParseURL(%q) error = %v, want ErrBadURL", tt.in, err)
-				}
-				return
-			}
-			if err != nil || scheme != tt.scheme || hp != tt.hostport {
-				t.Errorf("ParseURL(%q) = %q, %q, %v; want %q, %q", tt.in, scheme, hp, err, tt.scheme, tt.hostport)
-			}
-		})
-	}
+	})
 }
 
 func TestParseListenURL(t *testing.T) {
-	tests := []struct {
-		in, scheme, hostport string
-		wantErr              bool
-	}{
+	testParse(t, "ParseListenURL", ParseListenURL, []urlCase{
 		{in: "tcp://:7421", scheme: "tcp", hostport: ":7421"},
 		{in: "tcps://", scheme: "tcps", hostport: ":7420"},
 		{in: "tcp://127.0.0.1:0", scheme: "tcp", hostport: "127.0.0.1:0"},
@@ -56,20 +61,5 @@ func TestParseListenURL(t *testing.T) {
 		{in: "tcp://:65536", wantErr: true},
 		{in: "tcp://h#frag", wantErr: true},
 		{in: "tcp://h?", wantErr: true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.in, func(t *testing.T) {
-			scheme, hp, err := ParseListenURL(tt.in)
-			if tt.wantErr {
-				var ue *URLError
-				if !errors.As(err, &ue) || !errors.Is(err, ErrBadURL) || ue.URL != tt.in || ue.Reason == "" {
-					t.Errorf("ParseListenURL(%q) error = %#v, want a *URLError wrapping ErrBadURL", tt.in, err)
-				}
-				return
-			}
-			if err != nil || scheme != tt.scheme || hp != tt.hostport {
-				t.Errorf("ParseListenURL(%q) = %q, %q, %v; want %q, %q", tt.in, scheme, hp, err, tt.scheme, tt.hostport)
-			}
-		})
-	}
+	})
 }
