@@ -20,18 +20,11 @@ func joinedWith(t *testing.T, cfg Config) (*Client, *transporttest.Conn, *roster
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, err := roster.DeriveKeys([]byte("s"), "hub")
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Unix(5000, 0)
+	_, _, k, now := newClientOf(t, nil) // the keys and clock tests share
 	if err := c.Join(k, nil, now); err != nil {
 		t.Fatal(err)
 	}
-	c.Start(now)
-	conn := d.last()
-	c.Open(conn, now)
-	deliver(c, conn, &wire.Welcome{Version: 1}, now)
+	conn := welcomed(c, d, &wire.Welcome{Version: 1}, now)
 	j := conn.Frames(t)[1].(*wire.Join)
 	deliver(c, conn, &wire.Joined{Handle: j.Handle, Flags: wire.JoinedComplete}, now)
 	conn.Frames(t)
