@@ -1,9 +1,11 @@
 package relay
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/cosnim/relays/roster"
+	"github.com/cosnim/relays/wire"
 )
 
 // Estimated costs, for the memory budget.
@@ -138,3 +140,35 @@ func (r *Relay) Memory() int64 { return r.memory() }
 
 // MemoryUsage reports the estimate by part.
 func (r *Relay) MemoryUsage() MemoryUsage { return r.usage() }
+
+// connCost is what c makes the relay hold beyond its fixed overhead: its
+// send queue, its partial frame and the entries held for its slow
+// memberships.
+func connCost(c *conn) int64 {
+	cost := int64(c.tc.Queued() + c.rd.Buffered())
+	for _, m := range c.members {
+		cost += int64(len(m.pending)) * pendingOverhead
+	}
+	return cost
+}
+
+// shedCostliestConn closes the connection that holds the most, when what
+// it holds would make room for several newcomers, so that under pressure
+// the costliest connection goes rather than everyone new being refused.
+// It reports whether the estimate is back under the budget.
+func (r *Relay) shedCostliestConn() bool {
+	var worst *conn
+	var most int64
+	for _, c := range r.conns { // sorted: a maximum with ties broken by id
+		if cost := connCost(c); cost > most || cost == most && worst != nil && c.id < worst.id {
+			worst, most = c, cost
+		}
+	}
+	if worst == nil || most < 4*int64(connOverhead+r.cfg.ConnBytes) {
+		return false
+	}
+	r.stats.ShedConns++
+	r.closeWithError(worst, wire.CodeRelayFull, 0, fmt.Sprintf("relay full: this connection holds the most (%d bytes queued or held)", most))
+	r.sampleQueues()
+	return r.usage().Fixed() <= r.cfg.MemoryBudget
+}

@@ -119,7 +119,7 @@ func (r *Relay) admit() (wire.Code, string) {
 		return wire.CodeShuttingDown, "relay shutting down"
 	case len(r.conns) >= r.cfg.MaxConnections:
 		return wire.CodeRelayFull, "relay full: connection limit reached"
-	case r.usage().Fixed() > r.cfg.MemoryBudget:
+	case r.usage().Fixed() > r.cfg.MemoryBudget && !r.shedCostliestConn():
 		// Caches can be evicted to make room; only what cannot refuses.
 		r.stats.Shed++
 		return wire.CodeRelayFull, "relay full: memory budget reached"

@@ -30,6 +30,7 @@ type Stats struct {
 	RateLimited       uint64 // connections closed over their frame or byte rate
 	Shed              uint64 // connections or channels refused over the memory budget
 	QueueFull         uint64 // connections closed with their send queue over SendQueue
+	ShedConns         uint64 // connections closed as the costliest when the budget was reached
 	SyncsDeferred     uint64 // sync messages held until a connection's queue drained
 	ErrorsSent        map[wire.Code]uint64
 	// HandshakeFailures counts refused handshakes by reason.
