@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -288,6 +289,18 @@ func explainDial(err error, isTLS bool) error {
 	var oe *net.OpError
 	if isTLS && errors.As(err, &oe) && oe.Op == "remote error" {
 		return fmt.Errorf("the relay refused this client's TLS certificate (%w); check the client section's cert_file and key_file, that the relay's client_ca_file signed them, and that authorized_clients lists them", err)
+	}
+	var ci x509.CertificateInvalidError
+	if errors.As(err, &ci) && ci.Reason == x509.Expired && ci.Cert != nil {
+		// Not this client's doing: its ca_cert_file and server_name are fine.
+		const day = "2006-01-02 15:04 MST"
+		subject := ci.Cert.Subject.String()
+		if now := time.Now(); now.Before(ci.Cert.NotBefore) {
+			return fmt.Errorf("the relay's certificate %q is not valid until %s (it is %s here): the relay serves a certificate too early, or a clock is wrong (%w)",
+				subject, ci.Cert.NotBefore.UTC().Format(day), now.UTC().Format(day), err)
+		}
+		return fmt.Errorf("the relay's certificate %q expired on %s: the relay's ssl_cert_file must be renewed (%w)",
+			subject, ci.Cert.NotAfter.UTC().Format(day), err)
 	}
 	var ce *tls.CertificateVerificationError
 	if errors.As(err, &ce) {
