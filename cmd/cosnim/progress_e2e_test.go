@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -21,23 +20,6 @@ func TestSimProgressInLogs(t *testing.T) {
 	var s summary
 	if err := json.Unmarshal([]byte(stdout), &s); err != nil || s.Runs != 20 {
 		t.Errorf("--json stdout is not the summary alone (%v): %q", err, stdout)
-	}
-}
-
-// TestSimProgressOnTerminal: on a terminal the progress line is redrawn
-// with '\r'; --json stdout still holds only JSON.
-func TestSimProgressOnTerminal(t *testing.T) {
-	var stdout bytes.Buffer
-	p := startInPTY(t, &stdout, "sim", "--seeds", "20", "--json")
-	if code := p.exitCode(t); code != 0 {
-		t.Fatalf("sim: code %d, terminal %q", code, p.out.String())
-	}
-	if !strings.Contains(p.out.String(), "\rsim: 20/20 seeds") {
-		t.Errorf("terminal got %q; want a progress line redrawn with \\r", p.out.String())
-	}
-	var s summary
-	if err := json.Unmarshal(stdout.Bytes(), &s); err != nil || s.Runs != 20 {
-		t.Errorf("--json stdout is not the summary alone (%v): %q", err, stdout.String())
 	}
 }
 

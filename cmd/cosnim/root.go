@@ -60,6 +60,7 @@ func newRelayCmd() *cobra.Command {
 		newWatchCmd(),
 		newAnnounceCmd(),
 		newBenchCmd(),
+		newTopCmd(),
 	)
 	return cmd
 }
