@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -39,6 +40,11 @@ func TestConfigCheckCertificateDates(t *testing.T) {
 	want := fmt.Sprintf("%s in %s expires on %s", `"CN=relay,O=cosnim test"`, p.ServerCert, p.Server.NotAfter.UTC().Format(certDay))
 	if code != 0 || stdout != "ok: 1 relays (r)\n" || !strings.Contains(stderr, "warning: "+soon) || !strings.Contains(stderr, want) {
 		t.Errorf("config check of a certificate expiring tomorrow: code %d, stdout %q, stderr %q; want 0, ok and a warning with %q", code, stdout, stderr, want)
+	}
+	code, stdout, _ = kitRun(t, "config", "check", "--config", soon, "--json")
+	var res checkResult
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil || code != 0 || !res.OK || len(res.Warnings) == 0 || !strings.Contains(strings.Join(res.Warnings, "\n"), want) {
+		t.Errorf("config check --json: code %d, %q (%v); want ok with a warning %q", code, stdout, err, want)
 	}
 
 	cert, key, leaf := p.CA.Issue(t, p.Dir, "expired", testpki.Leaf{CN: "relay", Server: true, Expired: true})
