@@ -207,7 +207,7 @@ func (t *topper) live(ctx context.Context, in io.Reader, out io.Writer, interval
 		if err != nil {
 			screen = fmt.Sprintf("cosnim relay top %s: %v\n(retrying every %v; q to quit)\n", t.name, err, interval)
 		} else {
-			screen = renderTop(v)
+			screen = renderTop(v) + "\n(q to quit)\n"
 		}
 		// Lines end in \r\n: the terminal may not map \n itself.
 		fmt.Fprint(out, home+strings.ReplaceAll(screen, "\n", "\x1b[K\r\n")+clearDown)
@@ -233,7 +233,7 @@ func renderTop(v *topView) string {
 	if st.TLS {
 		tls = "tcps"
 	}
-	p("cosnim relay top %s  %s  %s  (q to quit)\n\n", v.Relay, v.URL, v.Time.Format("15:04:05"))
+	p("cosnim relay top %s  %s  %s\n\n", v.Relay, v.URL, v.Time.Format("15:04:05"))
 	p("%-14s %s   epoch %s   %s on %s (%s)   version %s\n", "uptime", st.Uptime, st.Epoch, state, st.Listen, tls, st.Version.Version)
 	p("%-14s %d live, %d accepted   channels %d\n", "connections", st.Connections, st.Accepted, st.Channels)
 	p("%-14s %10.1f/s   total %d\n", "entries in", v.EntriesInRate, st.EntriesIn)
