@@ -174,6 +174,7 @@ func runBench(cmd *cobra.Command, args []string, bf *benchFlags) error {
 	defer t.Close()
 	o := bf.opts
 	o.Progress = cmd.ErrOrStderr()
+	o.ProgressLines = !isTerminal(o.Progress)
 	r, err := bench.Run(cmd.Context(), t, o)
 	if err != nil {
 		return err

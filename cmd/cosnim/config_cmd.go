@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/cosnim/relays/internal/config"
-	"github.com/spf13/cobra"
 )
 
 func newConfigCmd() *cobra.Command {
@@ -20,6 +22,8 @@ type checkResult struct {
 	Source string   `json:"source,omitempty"`
 	Relays []string `json:"relays"`
 	Error  string   `json:"error,omitempty"`
+	// Warnings name certificates that expire within 30 days.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 func newConfigCheckCmd() *cobra.Command {
@@ -29,7 +33,9 @@ func newConfigCheckCmd() *cobra.Command {
 		Short: "Validate the configuration, certificates and keys included",
 		Long: `check loads the configuration as every command does, then parses each
 certificate and key it names. It prints "ok: N relays (names)" or every
-problem found, as FILE:LINE: KEY.PATH: message, and exits non-zero on error.`,
+problem found, as FILE:LINE: KEY.PATH: message, and exits non-zero on error.
+A certificate that has expired or is not yet valid is an error; one that
+expires within 30 days is a warning on stderr (and in --json's "warnings").`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			res := checkResult{Relays: []string{}}
@@ -37,6 +43,13 @@ problem found, as FILE:LINE: KEY.PATH: message, and exits non-zero on error.`,
 			if err == nil {
 				res.File, res.Source = f.Name(), f.Source.String()
 				res.Relays = f.RelayNames()
+				warnings, _ := config.CertDates(f, time.Now(), nil, config.ClientSection|config.ServerSection)
+				for _, w := range warnings {
+					res.Warnings = append(res.Warnings, w.Error())
+					if !asJSON {
+						fmt.Fprintf(cmd.ErrOrStderr(), "warning: %v\n", w)
+					}
+				}
 				err = config.Check(f)
 			} else {
 				path, _ := cmd.Flags().GetString("config")

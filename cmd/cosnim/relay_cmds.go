@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/hex"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,11 +17,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
-	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
-	"github.com/cosnim/relays/client"
 	"github.com/cosnim/relays/client/agent"
 	"github.com/cosnim/relays/internal/config"
 	"github.com/cosnim/relays/internal/wirepeer"
@@ -289,104 +287,23 @@ func explainDial(err error, isTLS bool) error {
 	if isTLS && errors.As(err, &oe) && oe.Op == "remote error" {
 		return fmt.Errorf("the relay refused this client's TLS certificate (%w); check the client section's cert_file and key_file, that the relay's client_ca_file signed them, and that authorized_clients lists them", err)
 	}
+	var ci x509.CertificateInvalidError
+	if errors.As(err, &ci) && ci.Reason == x509.Expired && ci.Cert != nil {
+		// Not this client's doing: its ca_cert_file and server_name are fine.
+		const day = "2006-01-02 15:04 MST"
+		subject := ci.Cert.Subject.String()
+		if now := time.Now(); now.Before(ci.Cert.NotBefore) {
+			return fmt.Errorf("the relay's certificate %q is not valid until %s (it is %s here): the relay serves a certificate too early, or a clock is wrong (%w)",
+				subject, ci.Cert.NotBefore.UTC().Format(day), now.UTC().Format(day), err)
+		}
+		return fmt.Errorf("the relay's certificate %q expired on %s: the relay's ssl_cert_file must be renewed (%w)",
+			subject, ci.Cert.NotAfter.UTC().Format(day), err)
+	}
 	var ce *tls.CertificateVerificationError
 	if errors.As(err, &ce) {
 		return fmt.Errorf("the relay's certificate did not verify (%w); check the client section's ca_cert_file and server_name", err)
 	}
 	return err
-}
-
-// --- watch ---
-
-// watchLine is one line of `relay watch` output.
-type watchLine struct {
-	Hub    string `json:"hub"`
-	Ref    string `json:"ref,omitempty"`
-	RefHex string `json:"ref_hex,omitempty"`
-	Time   string `json:"time"`
-}
-
-func newWatchCmd() *cobra.Command {
-	var hubs []string
-	var count int
-	cmd := &cobra.Command{
-		Use:   "watch RELAY_NAME --hub HUB",
-		Short: "Print the entries a relay carries, as JSON lines",
-		Long: `watch joins the channel of each --hub through the relay and prints every
-capsule reference it learns, first those the relay already holds, then new
-ones as they are announced, one JSON object per line:
-{"hub":"...","ref":"...","time":"RFC 3339"} ("ref_hex" for references that
-are not UTF-8). It runs until interrupted, or until --count entries.
-The continuum secret comes from --continuum-key-file or $COSNIM_CONTINUUM_KEY.`,
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(hubs) == 0 {
-				return errors.New("give at least one --hub")
-			}
-			a, log, err := joinedAgent(cmd, args[0], hubs)
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			ctx, stop := signalContext(cmd.Context())
-			defer stop()
-			go reportProgress(ctx, a, hubs, log)
-			enc := json.NewEncoder(cmd.OutOrStdout())
-			printed := 0
-			for {
-				select {
-				case <-ctx.Done():
-					return nil
-				case l, ok := <-a.Entries():
-					if !ok {
-						return nil
-					}
-					line := watchLine{Hub: l.Hub, Time: l.Time.UTC().Format(time.RFC3339Nano)}
-					if utf8.Valid(l.Ref) {
-						line.Ref = string(l.Ref)
-					} else {
-						line.RefHex = hex.EncodeToString(l.Ref)
-					}
-					if err := enc.Encode(line); err != nil {
-						return err
-					}
-					printed++
-					if count > 0 && printed >= count {
-						return nil
-					}
-				}
-			}
-		},
-	}
-	cmd.Flags().StringArrayVar(&hubs, "hub", nil, "capsule hub whose channel to watch (repeatable)")
-	cmd.Flags().IntVar(&count, "count", 0, "exit after this many entries (0: run until interrupted)")
-	cmd.Flags().String("continuum-key-file", "", "file holding the continuum secret (default $"+EnvContinuumKey+")")
-	return cmd
-}
-
-// reportProgress logs link changes and catch-ups until ctx ends.
-func reportProgress(ctx context.Context, a *agent.Agent, hubs []string, log *slog.Logger) {
-	for ctx.Err() == nil {
-		if err := a.WaitConnected(ctx); err != nil {
-			return
-		}
-		for _, h := range hubs {
-			if err := a.WaitCaughtUp(ctx, h); err != nil {
-				break
-			}
-			log.Info("caught up", "hub", h)
-		}
-		// Wait for the link to drop before reporting the next catch-up.
-		for ctx.Err() == nil && a.State() == client.Connected {
-			select {
-			case <-ctx.Done():
-			case <-time.After(100 * time.Millisecond):
-			}
-		}
-		if ctx.Err() == nil {
-			log.Info("relay link lost; reconnecting", "state", a.State().String())
-		}
-	}
 }
 
 // --- announce ---
@@ -404,18 +321,22 @@ func newAnnounceCmd() *cobra.Command {
 	var timeout time.Duration
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "announce RELAY_NAME --hub HUB ID...",
+		Use:   "announce RELAY_NAME [--hub HUB] ID...",
 		Short: "Announce capsule references and wait for the relay's acks",
 		Long: `announce joins the channel of --hub through the relay, announces each
 ID (a capsule reference) and waits until the relay has acknowledged them
-all, or --timeout passes (then it exits non-zero).
+all, or --timeout passes (then it exits non-zero). Without --hub it uses
+the one capsule hub the configuration names for this relay (see
+"cosnim relay watch --help"); with none or several, --hub is required.
 The continuum secret comes from --continuum-key-file or $COSNIM_CONTINUUM_KEY.`,
 		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if hub == "" {
-				return errors.New("--hub is required")
+			hubs, err := resolveHubs(cmd, args[0], []string{hub}, true)
+			if err != nil {
+				return err
 			}
-			a, _, err := joinedAgent(cmd, args[0], []string{hub})
+			hub = hubs[0]
+			a, _, err := joinedAgent(cmd, args[0], hubs)
 			if err != nil {
 				return err
 			}
@@ -448,7 +369,7 @@ The continuum secret comes from --continuum-key-file or $COSNIM_CONTINUUM_KEY.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&hub, "hub", "", "capsule hub whose channel to announce in")
+	cmd.Flags().StringVar(&hub, "hub", "", "capsule hub whose channel to announce in (default: the relay's one configured hub)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "give up after this long")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	cmd.Flags().String("continuum-key-file", "", "file holding the continuum secret (default $"+EnvContinuumKey+")")

@@ -67,6 +67,7 @@ func newRelayCmd() *cobra.Command {
 		newWatchCmd(),
 		newAnnounceCmd(),
 		newBenchCmd(),
+		newTopCmd(),
 	)
 }
 

@@ -171,6 +171,7 @@ type summary struct {
 
 func runMany(out, progress io.Writer, first uint64, n, parallel int, failpoints []string, asJSON bool) error {
 	start := time.Now()
+	tty := isTerminal(progress)
 	results := make([]sim.Result, n)
 	var (
 		mu   sync.Mutex
@@ -188,8 +189,12 @@ func runMany(out, progress io.Writer, first uint64, n, parallel int, failpoints 
 				results[i] = sim.Run(sc, sim.Options{})
 				mu.Lock()
 				done++
-				if done%10 == 0 || done == n {
+				switch {
+				case tty && (done%10 == 0 || done == n):
 					fmt.Fprintf(progress, "\rsim: %d/%d seeds", done, n)
+				case !tty && (done*10/n != (done-1)*10/n || done == n):
+					// A log gets a plain line per tenth of the run.
+					fmt.Fprintf(progress, "sim: %d/%d seeds\n", done, n)
 				}
 				mu.Unlock()
 			}
@@ -200,7 +205,9 @@ func runMany(out, progress io.Writer, first uint64, n, parallel int, failpoints 
 	}
 	close(next)
 	wg.Wait()
-	fmt.Fprintln(progress)
+	if tty {
+		fmt.Fprintln(progress)
+	}
 
 	var s summary
 	s.Runs = n

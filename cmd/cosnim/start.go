@@ -5,8 +5,11 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/cosnim/relays/internal/config"
 )
 
 // serve is serveRelay; tests replace it.
@@ -22,7 +25,11 @@ func newStartRelayCmd() *cobra.Command {
 		Short: "Run the relay server named in the configuration",
 		Long: `relay runs the server side of the named relay until it gets SIGINT or
 SIGTERM; it then stops accepting, lets connections drain for drain_grace
-and exits. A second signal exits at once with code 130.`,
+and exits. A second signal exits at once with code 130.
+
+It refuses to start with a server certificate (ssl_cert_file,
+client_ca_file) that has expired or is not yet valid, and warns about one
+that expires within 30 days.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f, err := loadConfig(cmd)
@@ -38,6 +45,13 @@ and exits. A second signal exits at once with code 130.`,
 				return err
 			}
 			log = log.With("relay", rc.Name)
+			warnings, err := config.CertDates(f, time.Now(), []string{rc.Name}, config.ServerSection)
+			for _, w := range warnings {
+				log.Warn("certificate expires soon", "problem", w.Error())
+			}
+			if err != nil {
+				return err
+			}
 			log.Info("starting relay", "config", f.Name(), "listen", rc.Server.Address, "tls", rc.Server.TLS)
 			ctx, stop := notifyShutdown(cmd.Context(), func() {
 				log.Warn("second signal: exiting at once")

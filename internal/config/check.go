@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"os"
+	"time"
 )
 
 // ErrBadPEM: a certificate or key file that cannot be used.
@@ -13,7 +14,9 @@ var ErrBadPEM = errors.New("config: unusable certificate or key")
 
 // Check goes beyond Load for `cosnim config check`: it parses every
 // certificate and key the file names and checks that each certificate
-// matches its key. It returns nil or Errors.
+// matches its key, and refuses certificates that have expired or are not
+// yet valid (CertDates; its warnings are the caller's to fetch). It
+// returns nil or Errors.
 func Check(f *File) error {
 	d := &decoder{name: f.Name(), lines: f.lines}
 	for _, name := range f.RelayNames() {
@@ -24,6 +27,10 @@ func Check(f *File) error {
 		d.checkPair(c.CertFile, c.KeyFile, p+".client.cert_file")
 		d.checkPair(s.SSLCertFile, s.PrivateKeyFile, p+".server.ssl_cert_file")
 		d.checkCAs(s.ClientCAFile, p+".server.client_ca_file")
+	}
+	var dates Errors
+	if _, err := CertDates(f, time.Now(), nil, ClientSection|ServerSection); errors.As(err, &dates) {
+		d.errs = append(d.errs, dates...)
 	}
 	if len(d.errs) > 0 {
 		return d.errs.sorted()

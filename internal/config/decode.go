@@ -72,12 +72,12 @@ func joinPath(parent, key string) string {
 func (d *decoder) parse(data []byte) *File {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		line := 0
+		line, msg := 0, strings.TrimPrefix(err.Error(), "yaml: ")
 		var te *yaml.TypeError
 		if !errors.As(err, &te) {
-			fmt.Sscanf(err.Error(), "yaml: line %d:", &line)
+			line, msg = syntaxError(data, err)
 		}
-		d.fail(line, "", newProblem(ErrSyntax, "%s", strings.TrimPrefix(err.Error(), "yaml: ")))
+		d.fail(line, "", newProblem(ErrSyntax, "%s", msg))
 		return nil
 	}
 	raw, _ := d.walk(&doc, reflect.TypeFor[schema](), "").(map[string]any)

@@ -32,6 +32,9 @@ type Leaf struct {
 	CN      string
 	Server  bool // serverAuth for localhost, 127.0.0.1 and ::1; else clientAuth
 	Expired bool // valid until yesterday
+	// NotBefore and NotAfter, when set, replace the validity period
+	// (an hour ago to a day from now, or Expired's).
+	NotBefore, NotAfter time.Time
 }
 
 // NewCA makes a CA valid for a day and writes its certificate to
@@ -71,6 +74,12 @@ func (ca *CA) Issue(t testing.TB, dir, file string, o Leaf) (certFile, keyFile s
 	if o.Expired {
 		tmpl.NotBefore = time.Now().Add(-48 * time.Hour)
 		tmpl.NotAfter = time.Now().Add(-24 * time.Hour)
+	}
+	if !o.NotBefore.IsZero() {
+		tmpl.NotBefore = o.NotBefore
+	}
+	if !o.NotAfter.IsZero() {
+		tmpl.NotAfter = o.NotAfter
 	}
 	key, der, cert := sign(t, tmpl, ca.Cert, ca.Key)
 	kder, err := x509.MarshalPKCS8PrivateKey(key)

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/cosnim/relays/relay"
+	"github.com/cosnim/relays/transport/tcp"
 )
 
 // handshakeListener accepts TLS connections and completes their handshake
@@ -119,7 +121,17 @@ func (hl *handshakeListener) handshake(nc net.Conn) {
 	if err := tc.HandshakeContext(ctx); err != nil {
 		reason := classifyTLS(err)
 		hl.fail.add(reason)
-		hl.log.Warn("TLS handshake refused", "remote", nc.RemoteAddr().String(), "reason", reason, "err", err)
+		if a, ok := tcp.ReceivedAlert(err); ok && strings.HasPrefix(reason, "client_") {
+			// The client refused us: say what it said, and what is wrong
+			// with the relay's certificate when the relay can tell.
+			args := []any{"remote", nc.RemoteAddr().String(), "reason", reason, "client_alert", a.Error()}
+			if p := ownCertProblem(hl.cfg, time.Now()); p != "" {
+				args = append(args, "relay_certificate", p)
+			}
+			hl.log.Warn("TLS handshake refused by the client: it did not accept the relay's certificate", args...)
+		} else {
+			hl.log.Warn("TLS handshake refused", "remote", nc.RemoteAddr().String(), "reason", reason, "err", err)
+		}
 		tc.Close()
 		return
 	}
@@ -150,3 +162,26 @@ func (hl *handshakeListener) Close() error {
 }
 
 func (hl *handshakeListener) Addr() net.Addr { return hl.inner.Addr() }
+
+// ownCertProblem says what is wrong with the certificate the relay serves
+// at now ("" when it is within its validity period or unknown).
+func ownCertProblem(cfg *tls.Config, now time.Time) string {
+	var cert *tls.Certificate
+	switch {
+	case cfg.GetCertificate != nil:
+		cert, _ = cfg.GetCertificate(&tls.ClientHelloInfo{})
+	case len(cfg.Certificates) > 0:
+		cert = &cfg.Certificates[0]
+	}
+	if cert == nil || cert.Leaf == nil {
+		return ""
+	}
+	const day = "2006-01-02 15:04 MST"
+	switch l := cert.Leaf; {
+	case now.After(l.NotAfter):
+		return "expired on " + l.NotAfter.UTC().Format(day)
+	case now.Before(l.NotBefore):
+		return "not valid until " + l.NotBefore.UTC().Format(day)
+	}
+	return ""
+}

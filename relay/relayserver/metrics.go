@@ -27,9 +27,11 @@ import (
 //	/metrics  Prometheus text format, from a registry of this server only
 //	/healthz  200 while the process runs
 //	/readyz   200 while listening and not draining, else 503
-//	/status   JSON: version, uptime, epoch, connections, channels, counters, rates
+//	/status   JSON: version, uptime, epoch, connections, channels, counters, rates,
+//	          memory by part, the ten channels with the most cached bytes
 //
-// Nothing it serves carries a secret, a key, a channel ID or roster content.
+// Nothing it serves carries a secret, a key or roster content; channels are
+// named only by a 4-byte prefix of their opaque ID (relay.ChannelTop).
 
 const metricsNamespace = "cosnim_relay"
 
@@ -128,6 +130,17 @@ type Status struct {
 	// send queue and sync messages held until a queue drained.
 	QueueFull     uint64 `json:"queue_full"`
 	SyncsDeferred uint64 `json:"syncs_deferred"`
+	// SendQueue is the limit of one connection's send queue (send_queue).
+	SendQueue int64 `json:"send_queue"`
+	// PendingMerged, PendingDropped and Resyncs count entries held for
+	// slow members, held entries dropped past the cap, and members told to
+	// sync again.
+	PendingMerged  uint64 `json:"pending_merged"`
+	PendingDropped uint64 `json:"pending_dropped"`
+	Resyncs        uint64 `json:"resyncs"`
+	// TopChannels are the channels with the most cached bytes, at most
+	// relay.MaxTopChannels.
+	TopChannels []relay.ChannelTop `json:"top_channels"`
 }
 
 // MemoryStatus is /status's memory object.
@@ -152,25 +165,31 @@ func (s *Server) status(rt *rateTracker) (Status, bool) {
 		return Status{}, false
 	}
 	var mem relay.MemoryUsage
-	s.do(func(r *relay.Relay) { mem = r.MemoryUsage() })
+	var top []relay.ChannelTop
+	s.do(func(r *relay.Relay) { mem, top = r.MemoryUsage(), r.TopChannels(relay.MaxTopChannels) })
 	now := time.Now()
 	up := now.Sub(s.started)
 	out := Status{
-		Version:       buildinfo.Get(),
-		Uptime:        up.Round(time.Second).String(),
-		UptimeSeconds: up.Seconds(),
-		Epoch:         fmt.Sprintf("%016x", s.core.Epoch()),
-		TLS:           s.cfg.TLS != nil,
-		Draining:      s.Draining(),
-		Connections:   conns,
-		Channels:      chans,
-		Accepted:      st.Conns,
-		EntriesIn:     st.EntriesIn,
-		Delivered:     st.Delivered,
-		BytesIn:       st.BytesIn,
-		BytesOut:      st.BytesOut,
-		QueueFull:     st.QueueFull,
-		SyncsDeferred: st.SyncsDeferred,
+		Version:        buildinfo.Get(),
+		Uptime:         up.Round(time.Second).String(),
+		UptimeSeconds:  up.Seconds(),
+		Epoch:          fmt.Sprintf("%016x", s.core.Epoch()),
+		TLS:            s.cfg.TLS != nil,
+		Draining:       s.Draining(),
+		Connections:    conns,
+		Channels:       chans,
+		Accepted:       st.Conns,
+		EntriesIn:      st.EntriesIn,
+		Delivered:      st.Delivered,
+		BytesIn:        st.BytesIn,
+		BytesOut:       st.BytesOut,
+		QueueFull:      st.QueueFull,
+		SyncsDeferred:  st.SyncsDeferred,
+		SendQueue:      int64(s.cfg.Relay.WithDefaults().SendQueue),
+		PendingMerged:  st.PendingMerged,
+		PendingDropped: st.PendingDropped,
+		Resyncs:        st.Resyncs,
+		TopChannels:    top,
 		Memory: MemoryStatus{MemoryUsage: mem, Total: mem.Total(),
 			Budget: s.cfg.Relay.WithDefaults().MemoryBudget, RSS: residentBytes()},
 	}

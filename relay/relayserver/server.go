@@ -336,6 +336,10 @@ const (
 	TLSFailBadCertificate  = "bad_certificate"
 	TLSFailTimeout         = "timeout"
 	TLSFailHandshakeFailed = "handshake"
+	// The client refused the relay's certificate, by the alert it sent.
+	TLSFailClientBadCertificate = "client_bad_certificate" // bad, unsupported, revoked or unknown certificate
+	TLSFailClientExpired        = "client_says_expired"    // certificate expired
+	TLSFailClientUnknownCA      = "client_unknown_ca"      // unknown certificate authority
 	// Refused before any handshake work.
 	TLSFailFull        = "full"         // connection cap reached
 	TLSFailRateLimited = "rate_limited" // over the accept rate
@@ -347,6 +351,16 @@ func classifyTLS(err error) string {
 	var ua x509.UnknownAuthorityError
 	var ci x509.CertificateInvalidError
 	var cv *tls.CertificateVerificationError
+	if a, ok := tcp.ReceivedAlert(err); ok {
+		switch a {
+		case tcp.AlertCertificateExpired:
+			return TLSFailClientExpired
+		case tcp.AlertUnknownCA:
+			return TLSFailClientUnknownCA
+		case tcp.AlertBadCertificate, tcp.AlertUnsupportedCertificate, tcp.AlertCertificateRevoked, tcp.AlertCertificateUnknown:
+			return TLSFailClientBadCertificate
+		}
+	}
 	switch {
 	case errors.Is(err, tcp.ErrNotAllowed):
 		return TLSFailNotAuthorized

@@ -80,7 +80,7 @@ func runChannels(ctx context.Context, t Target, o Options) (*Result, error) {
 func (cr *channelsRun) run(ctx context.Context) (measured time.Duration, want uint64) {
 	cr.runStart = time.Since(cr.start)
 	cr.deadline = cr.start.Add(cr.runStart + cr.o.Duration)
-	bar := startProgress(cr.o.Progress, "channels", uint64(cr.o.Duration/time.Millisecond), func() uint64 {
+	bar := startProgress(cr.o, "channels", uint64(cr.o.Duration/time.Millisecond), func() uint64 {
 		return uint64(min(cr.elapsed(), cr.o.Duration) / time.Millisecond)
 	})
 	defer bar.stop()

@@ -86,7 +86,7 @@ func (f *fanout) run() {
 			}
 		})
 	}
-	bar := startProgress(f.o.Progress, "fanout", want*uint64(f.o.Sub), func() uint64 {
+	bar := startProgress(f.o, "fanout", want*uint64(f.o.Sub), func() uint64 {
 		var n uint64
 		for _, s := range f.subs {
 			n += s.got.Load()

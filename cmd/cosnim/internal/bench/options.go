@@ -51,6 +51,9 @@ type Options struct {
 
 	// Progress receives a progress bar; nil for none.
 	Progress io.Writer
+	// ProgressLines writes progress as a plain line every few seconds
+	// instead of a bar redrawn with '\r': for logs and pipes.
+	ProgressLines bool
 }
 
 // WithDefaults fills zero fields with the defaults of o.Scenario.

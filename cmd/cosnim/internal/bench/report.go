@@ -153,13 +153,15 @@ type progress struct {
 	label string
 	total uint64
 	cur   func() uint64
+	lines bool // plain lines, not a redrawn bar
 	done  chan struct{}
 	ended chan struct{}
 }
 
-func startProgress(w io.Writer, label string, total uint64, cur func() uint64) *progress {
-	p := &progress{w: w, label: label, total: total, cur: cur, done: make(chan struct{}), ended: make(chan struct{})}
-	if w == nil {
+func startProgress(o Options, label string, total uint64, cur func() uint64) *progress {
+	p := &progress{w: o.Progress, label: label, total: total, cur: cur, lines: o.ProgressLines,
+		done: make(chan struct{}), ended: make(chan struct{})}
+	if p.w == nil {
 		close(p.ended)
 		return p
 	}
@@ -167,15 +169,24 @@ func startProgress(w io.Writer, label string, total uint64, cur func() uint64) *
 	return p
 }
 
+// progressLineEvery is how often plain-line progress writes a line.
+const progressLineEvery = 5 * time.Second
+
 func (p *progress) run() {
 	defer close(p.ended)
-	t := time.NewTicker(200 * time.Millisecond)
+	every := 200 * time.Millisecond
+	if p.lines {
+		every = progressLineEvery
+	}
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
 		case <-p.done:
 			p.draw()
-			fmt.Fprintln(p.w)
+			if !p.lines {
+				fmt.Fprintln(p.w)
+			}
 			return
 		case <-t.C:
 			p.draw()
@@ -189,6 +200,10 @@ func (p *progress) draw() {
 	frac := 0.0
 	if p.total > 0 {
 		frac = min(float64(cur)/float64(p.total), 1)
+	}
+	if p.lines {
+		fmt.Fprintf(p.w, "%s %5.1f%% %d/%d\n", p.label, 100*frac, cur, p.total)
+		return
 	}
 	n := int(frac * width)
 	fmt.Fprintf(p.w, "\r%s [%s%s] %5.1f%% %d/%d", p.label, strings.Repeat("#", n), strings.Repeat(".", width-n), 100*frac, cur, p.total)

@@ -91,7 +91,7 @@ type dialPlan struct {
 func connectAll(ctx context.Context, t Target, o Options, p dialPlan, retries *atomic.Uint64) ([]*conn, error) {
 	cs := make([]*conn, p.n)
 	var joined atomic.Uint64
-	bar := startProgress(o.Progress, p.label, uint64(p.n), joined.Load)
+	bar := startProgress(o, p.label, uint64(p.n), joined.Load)
 	err := parallel(p.n, p.width, func(i int) error {
 		c, err := connectRetry(ctx, t, p.readBuf, p.key(i), retries)
 		if err != nil {

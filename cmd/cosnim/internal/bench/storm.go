@@ -85,7 +85,7 @@ func newStorm(t Target, o Options) (*storm, error) {
 
 // wait draws progress until done is closed or ctx ends.
 func (s *storm) wait(ctx context.Context, label string, done chan struct{}, n *atomic.Uint64) error {
-	bar := startProgress(s.o.Progress, label, uint64(s.o.Idle), n.Load)
+	bar := startProgress(s.o, label, uint64(s.o.Idle), n.Load)
 	defer bar.stop()
 	select {
 	case <-done:

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cosnim/relays/internal/config"
+)
+
+// relayHubs lists, sorted, the capsule hubs of f that use relay name:
+// those whose relay is name, and those naming no relay when the
+// continuum's relay is name.
+func relayHubs(f *config.File, name string) []string {
+	var hubs []string
+	for hub, h := range f.CapsuleHubs { // sorted: below
+		if h.Relay == name || (h.Relay == "" && f.Continuum.Relay == name) {
+			hubs = append(hubs, hub)
+		}
+	}
+	sort.Strings(hubs)
+	return hubs
+}
+
+// resolveHubs returns the --hub values given (empty ones dropped) or,
+// without any, the hubs the configuration names for relay name: exactly
+// one when one is set, else all of them. With none to use it says why.
+func resolveHubs(cmd *cobra.Command, name string, given []string, one bool) ([]string, error) {
+	var hubs []string
+	for _, h := range given {
+		if h != "" {
+			hubs = append(hubs, h)
+		}
+	}
+	if len(hubs) > 0 {
+		return hubs, nil
+	}
+	f, err := loadConfig(cmd)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := f.Relay(name); err != nil {
+		return nil, err
+	}
+	configured := relayHubs(f, name)
+	switch {
+	case len(configured) == 0:
+		return nil, fmt.Errorf("--hub is required: %s names no capsule hub that uses relay %s (capsule_hubs: HUB: relay: %s)", f.Name(), name, name)
+	case one && len(configured) > 1:
+		return nil, fmt.Errorf("--hub is required: %s names %d capsule hubs that use relay %s (%s); say which", f.Name(), len(configured), name, strings.Join(configured, ", "))
+	}
+	return configured, nil
+}

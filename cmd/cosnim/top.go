@@ -1,0 +1,280 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cosnim/relays/relay/relayserver"
+)
+
+// topView is one refresh of `relay top`, and its --json line.
+type topView struct {
+	Relay string    `json:"relay"`
+	URL   string    `json:"url"`
+	Time  time.Time `json:"time"`
+	// Rates are per second over the interval since the previous refresh
+	// (the relay's own, since start or its last /status, for the first).
+	EntriesInRate float64            `json:"entries_in_per_second"`
+	DeliveredRate float64            `json:"entries_delivered_per_second"`
+	BytesInRate   float64            `json:"bytes_in_per_second"`
+	BytesOutRate  float64            `json:"bytes_out_per_second"`
+	MergedRate    float64            `json:"pending_merged_per_second"`
+	Status        relayserver.Status `json:"status"`
+}
+
+func newTopCmd() *cobra.Command {
+	var once, asJSON bool
+	var interval time.Duration
+	cmd := &cobra.Command{
+		Use:   "top RELAY_NAME",
+		Short: "A live view of a running relay, from its operations endpoint",
+		Long: `top reads /status from the relay's operations listener (metrics_url in
+its server section) and shows, refreshed every --interval: uptime, epoch,
+connections and channels, entries in and delivered per second, send-queue
+and memory-budget use, slow members (entries merged for them, entries
+dropped and resyncs), and the channels with the most cached bytes (named by
+a 4-byte prefix of their opaque ID).
+
+On a terminal the view is redrawn in place; press q (or Ctrl-C) to quit.
+Elsewhere each refresh is printed in turn. --once prints one view and
+exits; --json prints each view as one JSON object per line.`,
+		Example: `  cosnim relay top main
+  cosnim relay top main --once --json | jq .status.connections`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			rc, err := f.Relay(args[0])
+			if err != nil {
+				return err
+			}
+			if rc.Server.MetricsURL == "" {
+				return fmt.Errorf("relay %s has no metrics_url in its server section (%s): top reads its /status there", rc.Name, f.Name())
+			}
+			if interval <= 0 {
+				return errors.New("--interval must be greater than 0")
+			}
+			t := &topper{name: rc.Name, url: strings.TrimSuffix(rc.Server.MetricsURL, "/"),
+				client: &http.Client{Timeout: 5 * time.Second}}
+			ctx, stop := signalContext(cmd.Context())
+			defer stop()
+			out := cmd.OutOrStdout()
+			switch {
+			case once:
+				v, err := t.fetch(ctx)
+				if err != nil {
+					return err
+				}
+				return t.show(out, v, asJSON)
+			case asJSON || !isTerminal(out):
+				return t.stream(ctx, out, cmd.ErrOrStderr(), interval, asJSON)
+			}
+			return t.live(ctx, cmd.InOrStdin(), out, interval)
+		},
+	}
+	cmd.Flags().BoolVar(&once, "once", false, "print one view and exit")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print each view as a JSON object (one per line)")
+	cmd.Flags().DurationVar(&interval, "interval", time.Second, "time between refreshes")
+	return cmd
+}
+
+// topper fetches and shows a relay's status.
+type topper struct {
+	name, url string
+	client    *http.Client
+	prev      *topView
+}
+
+// fetch reads /status and works out the rates since the previous fetch.
+func (t *topper) fetch(ctx context.Context) (*topView, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.url+"/status", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := t.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("relay %s operations endpoint: %w", t.name, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
+		return nil, fmt.Errorf("relay %s: %s/status: %s: %s", t.name, t.url, resp.Status, strings.TrimSpace(string(body)))
+	}
+	v := &topView{Relay: t.name, URL: t.url, Time: time.Now()}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&v.Status); err != nil {
+		return nil, fmt.Errorf("relay %s: %s/status: %w", t.name, t.url, err)
+	}
+	st := &v.Status
+	v.EntriesInRate, v.DeliveredRate = st.EntriesInRate, st.DeliveredRate
+	v.BytesInRate, v.BytesOutRate = st.BytesInRate, st.BytesOutRate
+	if p := t.prev; p != nil && p.Status.Epoch == st.Epoch {
+		if secs := v.Time.Sub(p.Time).Seconds(); secs > 0 {
+			rate := func(now, before uint64) float64 {
+				if now < before {
+					return 0
+				}
+				return float64(now-before) / secs
+			}
+			v.EntriesInRate = rate(st.EntriesIn, p.Status.EntriesIn)
+			v.DeliveredRate = rate(st.Delivered, p.Status.Delivered)
+			v.BytesInRate = rate(st.BytesIn, p.Status.BytesIn)
+			v.BytesOutRate = rate(st.BytesOut, p.Status.BytesOut)
+			v.MergedRate = rate(st.PendingMerged, p.Status.PendingMerged)
+		}
+	}
+	t.prev = v
+	return v, nil
+}
+
+func (t *topper) show(w io.Writer, v *topView, asJSON bool) error {
+	if asJSON {
+		return json.NewEncoder(w).Encode(v)
+	}
+	_, err := io.WriteString(w, renderTop(v))
+	return err
+}
+
+// stream prints a view every interval until ctx ends: for pipes and --json.
+func (t *topper) stream(ctx context.Context, w, errw io.Writer, interval time.Duration, asJSON bool) error {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		v, err := t.fetch(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil:
+			fmt.Fprintf(errw, "cosnim: %v\n", err)
+		default:
+			if err := t.show(w, v, asJSON); err != nil {
+				return err
+			}
+			if !asJSON {
+				fmt.Fprintln(w)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// live redraws the view in place on a terminal until q, Ctrl-C or ctx.
+func (t *topper) live(ctx context.Context, in io.Reader, out io.Writer, interval time.Duration) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if f, ok := in.(*os.File); ok && isTerminal(f) {
+		if restore, err := keysMode(f); err == nil {
+			defer restore()
+		}
+	}
+	go func() {
+		b := make([]byte, 1)
+		for {
+			if _, err := in.Read(b); err != nil {
+				return // stdin closed: quit on Ctrl-C only
+			}
+			if b[0] == 'q' || b[0] == 'Q' || b[0] == 3 {
+				cancel()
+				return
+			}
+		}
+	}()
+	const hideCursor, showCursor, home, clearDown = "\x1b[?25l", "\x1b[?25h", "\x1b[H", "\x1b[J"
+	fmt.Fprint(out, hideCursor+"\x1b[2J")
+	defer fmt.Fprint(out, showCursor)
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for ctx.Err() == nil {
+		v, err := t.fetch(ctx)
+		if ctx.Err() != nil {
+			break
+		}
+		screen := ""
+		if err != nil {
+			screen = fmt.Sprintf("cosnim relay top %s: %v\n(retrying every %v; q to quit)\n", t.name, err, interval)
+		} else {
+			screen = renderTop(v) + "\n(q to quit)\n"
+		}
+		// Lines end in \r\n: the terminal may not map \n itself.
+		fmt.Fprint(out, home+strings.ReplaceAll(screen, "\n", "\x1b[K\r\n")+clearDown)
+		select {
+		case <-ctx.Done():
+		case <-tick.C:
+		}
+	}
+	fmt.Fprint(out, home+"\x1b[2J")
+	return nil
+}
+
+// renderTop lays out one view as text.
+func renderTop(v *topView) string {
+	st := &v.Status
+	var b strings.Builder
+	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	state := "serving"
+	if st.Draining {
+		state = "DRAINING"
+	}
+	tls := "tcp"
+	if st.TLS {
+		tls = "tcps"
+	}
+	p("cosnim relay top %s  %s  %s\n\n", v.Relay, v.URL, v.Time.Format("15:04:05"))
+	p("%-14s %s   epoch %s   %s on %s (%s)   version %s\n", "uptime", st.Uptime, st.Epoch, state, st.Listen, tls, st.Version.Version)
+	p("%-14s %d live, %d accepted   channels %d\n", "connections", st.Connections, st.Accepted, st.Channels)
+	p("%-14s %10.1f/s   total %d\n", "entries in", v.EntriesInRate, st.EntriesIn)
+	p("%-14s %10.1f/s   total %d\n", "delivered", v.DeliveredRate, st.Delivered)
+	p("%-14s %10s/s in   %s/s out\n", "bytes", sizeOf(int64(v.BytesInRate)), sizeOf(int64(v.BytesOutRate)))
+	m := st.Memory
+	p("%-14s %s of %s budget (%s)   rss %s\n", "memory", sizeOf(m.Total), sizeOf(m.Budget), percent(m.Total, m.Budget), sizeOf(m.RSS))
+	p("%-14s caches %s  pending %s  queues %s  buffers %s  channels %s  conns %s\n", "", sizeOf(m.Caches),
+		sizeOf(m.Pending), sizeOf(m.Queues), sizeOf(m.Buffers), sizeOf(m.Channels), sizeOf(m.Conns))
+	queueCap := st.SendQueue * int64(st.Connections)
+	p("%-14s %s queued of %s (%d × %s)   closed full %d   syncs deferred %d\n", "send queues",
+		sizeOf(m.Queues), sizeOf(queueCap), st.Connections, sizeOf(st.SendQueue), st.QueueFull, st.SyncsDeferred)
+	p("%-14s merged %d (%.1f/s)   dropped %d   resyncs %d\n", "slow members", st.PendingMerged, v.MergedRate, st.PendingDropped, st.Resyncs)
+	p("\ntop channels by cached bytes\n")
+	p("  %-10s %12s %10s %8s\n", "CHANNEL", "BYTES", "ENTRIES", "MEMBERS")
+	for _, c := range st.TopChannels {
+		p("  %-10s %12s %10d %8d\n", c.ID, sizeOf(c.Bytes), c.Entries, c.Members)
+	}
+	if len(st.TopChannels) == 0 {
+		p("  (none)\n")
+	}
+	return b.String()
+}
+
+func percent(part, whole int64) string {
+	if whole <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f%%", 100*float64(part)/float64(whole))
+}
+
+// sizeOf prints bytes in binary units.
+func sizeOf(n int64) string {
+	v := float64(n)
+	switch {
+	case v >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", v/(1<<30))
+	case v >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", v/(1<<20))
+	case v >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", v/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
