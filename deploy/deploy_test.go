@@ -13,7 +13,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -28,44 +27,10 @@ import (
 // waitTimeout bounds every wait; generous, since nothing here asserts timing.
 const waitTimeout = 30 * time.Second
 
-var binDir string
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "cosnim-deploy-test")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-var build struct {
-	once sync.Once
-	bin  string
-	err  error
-}
+func TestMain(m *testing.M) { testutil.Main(m) }
 
 // cosnimBin builds the real binary once for the package's tests.
-func cosnimBin(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	build.once.Do(func() {
-		build.bin = filepath.Join(binDir, "cosnim")
-		out, err := exec.Command("go", "build", "-o", build.bin, "../cmd/cosnim").CombinedOutput()
-		if err != nil {
-			build.err = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if build.err != nil {
-		t.Fatal(build.err)
-	}
-	return build.bin
-}
+func cosnimBin(t *testing.T) string { return testutil.Build(t, "../cmd/cosnim") }
 
 func readFile(t *testing.T, name string) string {
 	t.Helper()

@@ -97,9 +97,9 @@ func TestClientSeesRelayCertificateDates(t *testing.T) {
 	notAfter := install(testpki.Leaf{CN: "relay", Server: true})
 	cfg := kitWrite(t, dir, "cosnim.yaml", tlsRelayYAML(kitPort(t), p.CA.File, cert, key))
 	r := startKitRelay(t, "r", "--config", cfg)
-	r.waitFor(t, `msg="relay listening"`)
-	if !strings.Contains(r.log.String(), "certificate expires soon") || !strings.Contains(r.log.String(), notAfter.UTC().Format(certDay)) {
-		t.Errorf("relay log lacks the warning about its certificate ending %s:\n%s", notAfter, r.log.String())
+	r.waitLog(t, `msg="relay listening"`)
+	if !strings.Contains(r.stderr.String(), "certificate expires soon") || !strings.Contains(r.stderr.String(), notAfter.UTC().Format(certDay)) {
+		t.Errorf("relay log lacks the warning about its certificate ending %s:\n%s", notAfter, r.stderr.String())
 	}
 	if code, _, stderr := kitRun(t, "relay", "ping", "r", "--config", cfg); code != 0 {
 		t.Fatalf("ping of a valid relay: code %d, stderr %s", code, stderr)
@@ -126,10 +126,10 @@ func TestClientSeesRelayCertificateDates(t *testing.T) {
 			if tc.name == "expired" && !strings.Contains(stderr, leafEnd.UTC().Format(certDay)) {
 				t.Errorf("ping: stderr %q lacks the end date %s", stderr, leafEnd.UTC().Format(certDay))
 			}
-			r.waitFor(t, tc.relayLogs)
+			r.waitLog(t, tc.relayLogs)
 			for _, s := range []string{"reason=client_bad_certificate", `client_alert="tls: bad certificate"`} {
-				if !strings.Contains(r.log.String(), s) {
-					t.Errorf("relay log lacks %s:\n%s", s, r.log.String())
+				if !strings.Contains(r.stderr.String(), s) {
+					t.Errorf("relay log lacks %s:\n%s", s, r.stderr.String())
 				}
 			}
 		})

@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -25,22 +24,8 @@ import (
 // nothing here asserts timing.
 const e2eTimeout = 30 * time.Second
 
-// buildCosnim builds the real binary once per test into its temp dir.
-func buildCosnim(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	bin := filepath.Join(t.TempDir(), "cosnim")
-	if runtime.GOOS == "windows" {
-		bin += ".exe"
-	}
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
+// buildCosnim returns the real binary, built once for the package.
+func buildCosnim(t *testing.T) string { return kitBinary(t) }
 
 // freePort returns, as text, a loopback port that was free a moment ago.
 func freePort(t *testing.T) string {

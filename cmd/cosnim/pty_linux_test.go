@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cosnim/relays/internal/testutil"
 )
 
 // openPTY opens a pseudo-terminal pair through /dev/ptmx (a few ioctls,
@@ -47,7 +49,7 @@ func openPTY(t *testing.T) (master, slave *os.File) {
 // controlling terminal; out collects what it wrote there.
 type ptyProc struct {
 	master *os.File
-	out    *kitLog
+	out    *testutil.SyncBuffer
 	done   chan error
 	cmd    *exec.Cmd
 }
@@ -66,7 +68,7 @@ func startInPTY(t *testing.T, stdout io.Writer, args ...string) *ptyProc {
 		cmd.Stdout = stdout
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
-	p := &ptyProc{master: m, out: &kitLog{}, done: make(chan error, 1), cmd: cmd}
+	p := &ptyProc{master: m, out: &testutil.SyncBuffer{}, done: make(chan error, 1), cmd: cmd}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -35,7 +35,7 @@ func TestTopOnTerminal(t *testing.T) {
 	port, metricsPort := kitPort(t), kitPort(t)
 	cfg := kitWrite(t, dir, "cosnim.yaml", plainRelayYAML(port, metricsPort, ""))
 	r := startKitRelay(t, "r", "--config", cfg)
-	r.waitFor(t, `msg="relay listening"`)
+	r.waitLog(t, `msg="relay listening"`)
 	fillChannels(t, port, metricsPort, 2)
 
 	p := startInPTY(t, nil, "relay", "top", "r", "--config", cfg, "--interval", "200ms")

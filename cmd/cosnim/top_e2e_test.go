@@ -52,7 +52,7 @@ func TestTopOnceJSON(t *testing.T) {
 	port, metricsPort := kitPort(t), kitPort(t)
 	cfg := kitWrite(t, dir, "cosnim.yaml", plainRelayYAML(port, metricsPort, ""))
 	r := startKitRelay(t, "r", "--config", cfg)
-	r.waitFor(t, `msg="relay listening"`)
+	r.waitLog(t, `msg="relay listening"`)
 	fillChannels(t, port, metricsPort, relay.MaxTopChannels+2)
 
 	code, out, errs := kitRun(t, "relay", "top", "r", "--config", cfg, "--once", "--json")

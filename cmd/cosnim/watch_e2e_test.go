@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cosnim/relays/client/agent"
+	"github.com/cosnim/relays/internal/testutil"
 	"github.com/cosnim/relays/relay/relayserver"
 )
 
@@ -72,7 +73,7 @@ func TestWatchPrintsEveryEntry(t *testing.T) {
 	port, metricsPort := kitPort(t), kitPort(t)
 	cfg := kitWrite(t, dir, "cosnim.yaml", plainRelayYAML(port, metricsPort, ""))
 	r := startKitRelay(t, "r", "--config", cfg)
-	r.waitFor(t, `msg="relay listening"`)
+	r.waitLog(t, `msg="relay listening"`)
 	announceMany(t, port, metricsPort, "hub-a", n)
 
 	pr, pw, err := os.Pipe()
@@ -84,7 +85,7 @@ func TestWatchPrintsEveryEntry(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, kitBinary(t), "relay", "watch", "r", "--config", cfg, "--hub", "hub-a", "--count", fmt.Sprint(n))
 	cmd.Env = kitEnv()
-	stderr := &kitLog{}
+	stderr := &testutil.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = pw, stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -129,7 +130,7 @@ func TestHubDefaults(t *testing.T) {
 	one := kitWrite(t, dir, "one.yaml", plainRelayYAML(port, 0, "continuum:\n  relay: r\ncapsule_hubs:\n  hub-a: {}\n"))
 	none := kitWrite(t, dir, "none.yaml", plainRelayYAML(port, 0, ""))
 	r := startKitRelay(t, "r", "--config", none)
-	r.waitFor(t, `msg="relay listening"`)
+	r.waitLog(t, `msg="relay listening"`)
 
 	// One hub for the relay: announce needs no --hub.
 	if code, out, errs := kitRun(t, "relay", "announce", "r", "--config", one, "--json", "in-a"); code != 0 || !strings.Contains(out, `"hub": "hub-a"`) {

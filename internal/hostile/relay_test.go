@@ -13,10 +13,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/cosnim/relays/internal/testutil"
 	"github.com/cosnim/relays/internal/wirepeer"
 	"github.com/cosnim/relays/relay/relayserver"
 	"github.com/cosnim/relays/wire"
@@ -32,35 +32,10 @@ var (
 // waitTimeout bounds every wait; generous, since a loaded machine is slow.
 const waitTimeout = 30 * time.Second
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
+func TestMain(m *testing.M) { testutil.Main(m) }
 
 // binary builds cmd/cosnim once for the package.
-func binary(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("builds and attacks the real binary")
-	}
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "cosnim-hostile")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "cosnim")
-		out, err := exec.Command("go", "build", "-o", binPath, "../../cmd/cosnim").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
+func binary(t *testing.T) string { return testutil.Build(t, "../../cmd/cosnim") }
 
 // target is one relay process under attack.
 type target struct {
@@ -68,22 +43,12 @@ type target struct {
 	cmd       *exec.Cmd
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // startRelay runs `cosnim start relay r` with limits (YAML lines under
 // server.limits) and waits until it is ready.
 func startRelay(t *testing.T, limits ...string) *target {
 	t.Helper()
 	bin := binary(t)
-	tg := &target{addr: freeAddr(t), ops: freeAddr(t)}
+	tg := &target{addr: testutil.FreeAddr(t), ops: testutil.FreeAddr(t)}
 	y := fmt.Sprintf("relays:\n  r:\n    client:\n      url: tcp://%s\n    server:\n      url: tcp://%s\n      metrics_url: http://%s\n",
 		tg.addr, tg.addr, tg.ops)
 	if len(limits) > 0 {
