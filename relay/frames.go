@@ -26,6 +26,16 @@ const (
 	FailEmptySyncReply = "relay/empty-sync-reply"
 	// FailDecodeError makes the next frame fail to decode.
 	FailDecodeError = "relay/decode-error"
+	// FailAcceptBadProof admits joins whose channel proof does not verify.
+	FailAcceptBadProof = "relay/accept-bad-proof"
+	// FailStaleEpoch makes every relay start announce the same epoch.
+	FailStaleEpoch = "relay/stale-epoch"
+	// FailDropDelta ignores the entries of Delta frames (sync pushes).
+	FailDropDelta = "relay/drop-delta"
+	// FailDropSyncRange ignores the last range of every incoming sync message.
+	FailDropSyncRange = "relay/drop-sync-range"
+	// FailFirstFrameOnly sends only the first Delta frame of a sync reply.
+	FailFirstFrameOnly = "relay/first-frame-only"
 )
 
 // handleFrame checks a frame against the connection's limits and state,
@@ -112,7 +122,11 @@ func (r *Relay) handleHello(c *conn, f *wire.Hello) error {
 		return errClosed
 	}
 	c.hello = true
-	r.send(c, &wire.Welcome{Version: wire.Version, Epoch: r.epoch, Nonce: c.nonce, Limits: r.cfg.limits()})
+	epoch := r.epoch
+	if _, ok := fault.Hit(r.cfg.Faults, FailStaleEpoch); ok {
+		epoch = 1
+	}
+	r.send(c, &wire.Welcome{Version: wire.Version, Epoch: epoch, Nonce: c.nonce, Limits: r.cfg.limits()})
 	r.timers.Add(r.now.Add(r.cfg.IdleTimeout), c)
 	return nil
 }
@@ -184,6 +198,9 @@ func (r *Relay) JoinChecked(j JoinCheck, ok bool, now time.Time) {
 
 // finishJoin adds the membership of a join whose proof was checked.
 func (r *Relay) finishJoin(c *conn, f *wire.Join, verified bool) {
+	if _, ok := fault.Hit(r.cfg.Faults, FailAcceptBadProof); ok {
+		verified = true
+	}
 	if !verified {
 		r.stats.JoinsDenied++
 		r.log.Info("join denied: bad channel proof", "conn", c.id, "remote", c.tc.RemoteAddr())
@@ -197,7 +214,7 @@ func (r *Relay) finishJoin(c *conn, f *wire.Join, verified bool) {
 		return
 	}
 	if ch == nil {
-		ch = &channel{id: f.Channel, complete: true}
+		ch = &channel{id: f.Channel, complete: !r.forgot}
 		r.channels[f.Channel] = ch
 		r.stats.Channels++
 	}
@@ -236,7 +253,7 @@ func (r *Relay) handleAnnounce(c *conn, f *wire.Announce) {
 		return
 	}
 	if _, ok := fault.Hit(r.cfg.Faults, FailDropAnnounce); !ok {
-		r.accept(m, f.Entries)
+		r.accept(m, f.Entries, true)
 	}
 	r.send(c, &wire.Ack{Handle: f.Handle, Seq: f.Seq})
 }
@@ -246,7 +263,13 @@ func (r *Relay) handleDelta(c *conn, f *wire.Delta) {
 	if m == nil || !r.checkEntries(c, f.Handle, f.Entries) {
 		return
 	}
-	r.accept(m, f.Entries)
+	if _, ok := fault.Hit(r.cfg.Faults, FailDropDelta); ok {
+		return
+	}
+	// Once the cache has evicted, a sync pushes back entries the members
+	// already had: fanning them out again tipped slow members into resyncs
+	// whose pushes did the same, forever.
+	r.accept(m, f.Entries, !m.ch.evictedAny)
 }
 
 // checkEntries refuses a batch holding an entry over the size limit.
@@ -269,8 +292,14 @@ func (r *Relay) handleSync(c *conn, f *wire.Sync) {
 	r.stats.SyncRounds++
 	var out roster.SyncMsg
 	var give []roster.Entry
+	if _, ok := fault.Hit(r.cfg.Faults, FailDropSyncRange); ok && len(f.Msg.Ranges) > 0 {
+		f.Msg.Ranges = f.Msg.Ranges[:len(f.Msg.Ranges)-1]
+	}
 	if _, ok := fault.Hit(r.cfg.Faults, FailEmptySyncReply); !ok {
 		out, give = m.ch.cache.ReplySync(&f.Msg)
+	}
+	if _, ok := fault.Hit(r.cfg.Faults, FailFirstFrameOnly); ok && len(give) > 0 {
+		give = give[:r.entriesPerFrame(give)]
 	}
 	r.sendEntries(c, wire.TypeDelta, f.Handle, f.Session, give)
 	var n int
