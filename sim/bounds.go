@@ -104,10 +104,27 @@ const boundSlack = 5 * time.Millisecond
 // member over a healthy path: the Announce to the relay and the Deliver to
 // the member (2 one-way delays), and, for a member the relay finds slow, a
 // resync round (the relay's Error, the member's Sync, the Delta back: 3
-// more) and one spare; plus the bytes queued ahead of it in both
-// directions and a full frame each way, and boundSlack.
+// more) and one spare; plus the wire time of the bytes queued ahead of it
+// in both directions, a full frame each way, the rest of its burst fanned
+// out ahead of it, and a resync's Delta of a small cache (w.backlog), and
+// boundSlack.
+//
+// With capped pending queues (small-caps), a member told to resync gets
+// the entry from a full catch-up sync, so its bound is added.
 func (w *world) awarenessBound(queued int) time.Duration {
-	return 6*w.owMax + w.xmit(queued+2*w.maxFrame()) + boundSlack
+	b := 6*w.owMax + w.xmit(queued+2*w.maxFrame()+w.backlog()) + boundSlack
+	if w.sc.Caps.PendingEntries > 0 {
+		b += w.catchUpBound(w.announces + w.sc.OnDisk)
+	}
+	return b
+}
+
+// backlog is the most entry bytes one announce can find fanned out ahead of
+// it: the rest of its burst (Scenario.Burst) and, with a capped cache, a
+// resync's Delta of the whole cache.
+func (w *world) backlog() int {
+	n := max(w.sc.Burst, 1) + w.sc.Caps.CacheEntries
+	return n * (w.entryBytes + 64)
 }
 
 // catchUpBound is how long a catch-up sync of sets of up to n entries may

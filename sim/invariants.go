@@ -92,6 +92,12 @@ func (w *world) awaitMembers(from *simClient, ch int, ids []roster.ID, what, how
 			if !t.m.tap.same(t.gen) || w.touch.touched([]string{from.name, t.m.name}, t0, now, 0, false) {
 				continue
 			}
+			if !t.m.tap.resync.Before(t0) {
+				// Overloaded: a member told to resync again and again may
+				// restart its sync before it ends; counted, not judged.
+				w.overloaded++
+				continue
+			}
 			w.checked[invAwareness]++
 			r := t.m.rosterOf(ch)
 			for _, id := range ids {

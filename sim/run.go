@@ -72,7 +72,10 @@ type Result struct {
 	DuplicateDeliveries uint64 `json:"duplicate_deliveries"`
 	// EvictionLosses counts entries a member could not get back from a
 	// relay whose cache evicted them (it must list storage).
-	EvictionLosses   uint64  `json:"eviction_losses"`
+	EvictionLosses uint64 `json:"eviction_losses"`
+	// Overloaded counts awareness windows skipped because the member was
+	// told to resync during them.
+	Overloaded       uint64  `json:"overloaded"`
 	WallSeconds      float64 `json:"wall_seconds"`
 	EventsPerWallSec float64 `json:"events_per_wall_second"`
 	ReplayCommand    string  `json:"replay_command,omitempty"`
@@ -137,6 +140,7 @@ type world struct {
 	relayStart     time.Time
 	checked        [numInv]uint64
 	needless       uint64
+	overloaded     uint64
 	dupDeliveries  uint64
 	evictionLosses uint64
 	script         *strings.Builder // scripted runs: what the network delivered
@@ -395,7 +399,29 @@ func (c *simClient) start() {
 	c.up = true
 	c.seqs = map[uint32]roster.ID{}
 	w.touch.restarted(c.name, w.net.Now())
+	if at := w.lateStart(c); at.After(w.net.Now()) {
+		w.net.At(at, func() {
+			if c.core == core {
+				core.Start(c.node.Now())
+			}
+		})
+		return
+	}
 	core.Start(now)
+}
+
+// lateStart is when a client of a large-roster run with nothing on disk
+// starts: 2s in, then one every 500ms.
+func (w *world) lateStart(c *simClient) time.Time {
+	if w.sc.OnDisk == 0 || len(c.chans) != 1 {
+		return time.Time{}
+	}
+	for i := 2; i < w.sc.ClientsPerChannel; i++ {
+		if c.name == ClientName(c.ch, i) {
+			return w.start().Add(2*time.Second + time.Duration(i-2)*500*time.Millisecond)
+		}
+	}
+	return time.Time{}
 }
 
 // roster returns the client's roster for its first channel.
@@ -657,6 +683,7 @@ func (w *world) result() Result {
 	res.Class = w.sc.Class
 	res.Checked = Checks{Awareness: w.checked[invAwareness], CatchUp: w.checked[invCatchUp], Epoch: w.checked[invEpoch]}
 	res.NeedlessReconnects, res.DuplicateDeliveries, res.EvictionLosses = w.needless, w.dupDeliveries, w.evictionLosses
+	res.Overloaded = w.overloaded
 	if !w.sc.Forger && res.ForgedRefused > 0 {
 		res.Violations = append(res.Violations, fmt.Sprintf("fabrication: clients refused %d entries that did not open, with no forger in the run", res.ForgedRefused))
 	}

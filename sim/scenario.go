@@ -29,6 +29,8 @@ type Scenario struct {
 	Burst int
 	// OnDisk is how many entries per channel exist before the run, held on
 	// the disks of the channel's clients (the first holds all of them).
+	// Clients past the second of each channel then start late, with
+	// nothing, and catch up by multi-frame syncs.
 	OnDisk int
 	// Chaos is how long faults fire; the workload runs during it.
 	Chaos time.Duration
@@ -128,7 +130,7 @@ func Generate(seed uint64) Scenario {
 			HighWater:      1024 + crng.IntN(3072),
 			Bandwidth:      (256 + crng.IntN(768)) << 10,
 		}
-		sc.Burst = 4 + crng.IntN(12)
+		sc.Burst = 10 + crng.IntN(30)
 	case ClassLargeRoster:
 		sc.Channels, sc.HubSpanning = 1+crng.IntN(2), 0
 		sc.OnDisk = 1000 + crng.IntN(4000)

@@ -20,6 +20,7 @@ type tap struct {
 	conn    transport.Conn      // the core's connection, nil between connections
 	gen     int                 // connections opened so far
 	relay   int                 // relay incarnation conn was opened to
+	resync  time.Time           // last Resync the relay sent on conn
 	welcome time.Time           // Welcome on conn; zero before
 	joined  []bool              // by index of c.chans, on conn
 	caught  []time.Time         // latest CaughtUp on conn, by index of c.chans
@@ -110,6 +111,9 @@ func (t *tap) frame(typ wire.Type, p []byte) error {
 	case *wire.Delta:
 		t.entries("delta", f.Handle, f.Entries)
 	case *wire.Error:
+		if f.Code == wire.CodeResync {
+			t.resync = w.net.Now()
+		}
 		w.scriptf("relay→%s error %v handle=%d", t.c.name, f.Code, f.Handle)
 	case *wire.Drain:
 		w.scriptf("relay→%s drain after=%dms", t.c.name, f.AfterMillis)
