@@ -12,8 +12,20 @@ import (
 	"github.com/cosnim/relays/wire"
 )
 
-// FailDropDeliver loses Deliver frames inside the client.
-const FailDropDeliver = "client/drop-deliver"
+// Failpoints checked in this file.
+const (
+	// FailDropDeliver loses Deliver frames inside the client.
+	FailDropDeliver = "client/drop-deliver"
+	// FailNoBackoffReset keeps the reconnect backoff growing across
+	// successful connections.
+	FailNoBackoffReset = "client/no-backoff-reset"
+	// FailIdleBelowHeartbeat times the link out after half a heartbeat.
+	FailIdleBelowHeartbeat = "client/idle-below-heartbeat"
+	// FailRejoinFirstOnly rejoins only the first channel on a reconnect.
+	FailRejoinFirstOnly = "client/rejoin-first-only"
+	// FailIgnoreResync ignores a relay's request to sync again.
+	FailIgnoreResync = "client/ignore-resync"
+)
 
 // handleFrame decodes a frame in the shared step and hands it to the
 // handler of its type.
@@ -114,7 +126,12 @@ func (c *Client) handleWelcome(f *wire.Welcome, now time.Time) {
 			c.maxEntry = int(min(l.Value, 1<<24))
 		}
 	}
-	c.attempt = 0
+	if _, ok := fault.Hit(c.cfg.Faults, FailNoBackoffReset); !ok {
+		c.attempt = 0
+	}
+	if _, ok := fault.Hit(c.cfg.Faults, FailIdleBelowHeartbeat); ok {
+		c.idle = c.hb / 2
+	}
 	c.setState(Connected, now)
 	if !c.hasEpoch || c.epoch != f.Epoch {
 		changed := c.hasEpoch
@@ -125,7 +142,11 @@ func (c *Client) handleWelcome(f *wire.Welcome, now time.Time) {
 	}
 	c.timers.Add(now.Add(c.hb), timer{kind: tPing, gen: c.gen})
 	c.timers.Add(now.Add(c.idle), timer{kind: tIdle, gen: c.gen})
-	for _, ch := range c.channels {
+	_, firstOnly := fault.Hit(c.cfg.Faults, FailRejoinFirstOnly)
+	for i, ch := range c.channels {
+		if firstOnly && c.stats.Reconnects > 0 && i > 0 {
+			break
+		}
 		c.sendJoin(ch)
 	}
 }
@@ -241,6 +262,9 @@ func (c *Client) handleError(f *wire.Error, now time.Time) error {
 		}
 		c.lost(now, 0)
 		return errStale
+	}
+	if _, ok := fault.Hit(c.cfg.Faults, FailIgnoreResync); ok && f.Code == wire.CodeResync {
+		return nil
 	}
 	if f.Code == wire.CodeResync && ch != nil && ch.joined {
 		c.startSync(ch)

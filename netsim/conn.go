@@ -221,3 +221,14 @@ func (n *Network) Conns() []transport.Conn {
 	n.conns = live
 	return out
 }
+
+// PeerQueued reports the bytes c's peer has queued towards c that the
+// network has not yet taken, for checkers that bound delivery times. It is
+// 0 for a Conn of another network.
+func PeerQueued(c transport.Conn) int {
+	e, ok := c.(*end)
+	if !ok {
+		return 0
+	}
+	return e.c.pipes[1-e.side].queued
+}

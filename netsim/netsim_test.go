@@ -8,8 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cosnim/relays/transport"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/cosnim/relays/transport"
 )
 
 // TestInOrderOnce sends numbered messages in bursts both ways under heavy

@@ -17,6 +17,20 @@ const (
 	// FailSlowWriter treats every member as slow, so entries take the
 	// merge-and-flush path.
 	FailSlowWriter = "relay/slow-writer"
+	// FailEchoAnnouncer fans entries out to their announcer too.
+	FailEchoAnnouncer = "relay/echo-announcer"
+	// FailWrongHandle labels fanned-out frames with the connection's
+	// first handle instead of the member's.
+	FailWrongHandle = "relay/wrong-handle"
+	// FailNoResync drops a slow member's overflowing pending entries
+	// without telling it to sync again.
+	FailNoResync = "relay/no-resync"
+	// FailKeepComplete leaves a channel flagged complete after an eviction.
+	FailKeepComplete = "relay/keep-complete"
+	// FailNoEvict lets a cache grow past its cap.
+	FailNoEvict = "relay/no-evict"
+	// FailCorruptDeliver flips a byte of every fanned-out entry.
+	FailCorruptDeliver = "relay/corrupt-deliver"
 )
 
 // channel is the relay's memory of one channel: its members and a bounded
@@ -30,15 +44,18 @@ type channel struct {
 	// complete is false once the cache evicted something: the relay no
 	// longer holds everything announced since its epoch began.
 	complete bool
-	members  []*member // in join order
-	bytes    int64     // cache size, as the memory budget counts it
+	// evictedAny is set by the first eviction (complete may be false for a
+	// channel forgotten and recreated, which evicted nothing).
+	evictedAny bool
+	members    []*member // in join order
+	bytes      int64     // cache size, as the memory budget counts it
 	// emptySince is when the last member left; zero while it has members.
 	emptySince time.Time
 }
 
 // accept stores the new entries among sealed (which alias a read buffer)
-// and fans them out to the other members of m's channel.
-func (r *Relay) accept(m *member, sealed [][]byte) {
+// and, if fan is set, fans them out to the other members of m's channel.
+func (r *Relay) accept(m *member, sealed [][]byte, fan bool) {
 	ch := m.ch
 	fresh := r.freshScratch[:0]
 	for _, s := range sealed {
@@ -53,7 +70,7 @@ func (r *Relay) accept(m *member, sealed [][]byte) {
 	}
 	r.freshScratch = fresh[:0]
 	r.stats.EntriesIn += uint64(len(fresh))
-	if len(fresh) == 0 {
+	if len(fresh) == 0 || !fan {
 		return
 	}
 	if _, ok := fault.Hit(r.cfg.Faults, FailSkipFanout); ok {
@@ -68,6 +85,9 @@ func (r *Relay) store(ch *channel, e roster.Entry) {
 	ch.order = append(ch.order, e.ID)
 	r.cachedBytes += int64(len(e.Sealed) + entryOverhead)
 	ch.bytes += int64(len(e.Sealed) + entryOverhead)
+	if _, ok := fault.Hit(r.cfg.Faults, FailNoEvict); ok {
+		return
+	}
 	for ch.cache.Len() > r.cfg.CacheEntries {
 		r.evictOldest(ch)
 	}
@@ -80,9 +100,17 @@ func (r *Relay) store(ch *channel, e roster.Entry) {
 // Members that are slow get them merged into their pending set instead.
 func (r *Relay) fanout(from *member, fresh []roster.Entry) {
 	_, forceSlow := fault.Hit(r.cfg.Faults, FailSlowWriter)
+	_, echo := fault.Hit(r.cfg.Faults, FailEchoAnnouncer)
+	_, wrongHandle := fault.Hit(r.cfg.Faults, FailWrongHandle)
+	if _, ok := fault.Hit(r.cfg.Faults, FailCorruptDeliver); ok {
+		for i := range fresh {
+			fresh[i].Sealed = slices.Clone(fresh[i].Sealed)
+			fresh[i].Sealed[len(fresh[i].Sealed)-1] ^= 1
+		}
+	}
 	var frames [][]byte // encoded once, handle patched per member
 	for _, m := range from.ch.members {
-		if m == from || m.c.closed {
+		if (m == from && !echo) || m.c.closed {
 			continue
 		}
 		slow := forceSlow || m.c.tc.Queued() > r.cfg.HighWater
@@ -100,8 +128,12 @@ func (r *Relay) fanout(from *member, fresh []roster.Entry) {
 		if frames == nil {
 			frames = r.encodeEntries(wire.TypeDeliver, 0, 0, fresh)
 		}
+		handle := m.handle
+		if wrongHandle {
+			handle = m.c.members[0].handle
+		}
 		for _, f := range frames {
-			putHandle(f, m.handle)
+			putHandle(f, handle)
 			r.sendRaw(m.c, f, wire.TypeDeliver)
 		}
 		r.stats.Delivered += uint64(len(fresh))
@@ -117,7 +149,13 @@ func (r *Relay) hold(m *member, entries []roster.Entry) {
 		r.stats.PendingDropped += uint64(len(m.pending) + len(entries))
 		r.pendingCount -= int64(len(m.pending))
 		m.pending = nil
-		r.sendError(m.c, wire.CodeResync, m.handle, false, "too many entries pending for a slow reader: sync again")
+		if _, ok := fault.Hit(r.cfg.Faults, FailNoResync); !ok {
+			if !m.ch.complete {
+				// A resync cannot bring back what the cache evicted.
+				r.sendError(m.c, wire.CodeRescan, m.handle, false, "dropped entries the cache no longer holds: list storage")
+			}
+			r.sendError(m.c, wire.CodeResync, m.handle, false, "too many entries pending for a slow reader: sync again")
+		}
 		return
 	}
 	m.pending = append(m.pending, entries...)
@@ -221,6 +259,7 @@ func (r *Relay) sweep() {
 		due := ch.emptySince.Add(r.cfg.ChannelIdleTimeout)
 		if !r.now.Before(due) {
 			delete(r.channels, id)
+			r.forgot = true
 			r.cachedBytes -= ch.bytes
 			r.stats.ChannelsForgotten++
 			continue

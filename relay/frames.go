@@ -26,6 +26,16 @@ const (
 	FailEmptySyncReply = "relay/empty-sync-reply"
 	// FailDecodeError makes the next frame fail to decode.
 	FailDecodeError = "relay/decode-error"
+	// FailAcceptBadProof admits joins whose channel proof does not verify.
+	FailAcceptBadProof = "relay/accept-bad-proof"
+	// FailStaleEpoch makes every relay start announce the same epoch.
+	FailStaleEpoch = "relay/stale-epoch"
+	// FailDropDelta ignores the entries of Delta frames (sync pushes).
+	FailDropDelta = "relay/drop-delta"
+	// FailDropSyncRange ignores the last range of every incoming sync message.
+	FailDropSyncRange = "relay/drop-sync-range"
+	// FailFirstFrameOnly sends only the first Delta frame of a sync reply.
+	FailFirstFrameOnly = "relay/first-frame-only"
 )
 
 // handleFrame checks a frame against the connection's limits and state,
@@ -113,7 +123,11 @@ func (r *Relay) handleHello(c *conn, f *wire.Hello) error {
 	}
 	c.hello = true
 	c.rd.Max = r.cfg.MaxFrameSize
-	r.send(c, &wire.Welcome{Version: wire.Version, Epoch: r.epoch, Nonce: c.nonce, Limits: r.cfg.limits()})
+	epoch := r.epoch
+	if _, ok := fault.Hit(r.cfg.Faults, FailStaleEpoch); ok {
+		epoch = 1
+	}
+	r.send(c, &wire.Welcome{Version: wire.Version, Epoch: epoch, Nonce: c.nonce, Limits: r.cfg.limits()})
 	r.timers.Add(r.now.Add(r.cfg.IdleTimeout), c)
 	return nil
 }
@@ -189,6 +203,9 @@ func (r *Relay) JoinChecked(j JoinCheck, ok bool, now time.Time) {
 
 // finishJoin adds the membership of a join whose proof was checked.
 func (r *Relay) finishJoin(c *conn, f *wire.Join, verified bool) {
+	if _, ok := fault.Hit(r.cfg.Faults, FailAcceptBadProof); ok {
+		verified = true
+	}
 	if !verified {
 		r.stats.JoinsDenied++
 		r.logConn(logJoinDenied, "conn", c.id, "remote", c.tc.RemoteAddr())
@@ -205,7 +222,7 @@ func (r *Relay) finishJoin(c *conn, f *wire.Join, verified bool) {
 		return
 	}
 	if ch == nil {
-		ch = &channel{id: f.Channel, complete: true}
+		ch = &channel{id: f.Channel, complete: !r.forgot}
 		r.channels[f.Channel] = ch
 		r.stats.Channels++
 	}
@@ -245,15 +262,24 @@ func (r *Relay) handleAnnounce(c *conn, f *wire.Announce) {
 	}
 	entries := r.goodEntries(c, f.Handle, f.Entries)
 	if _, ok := fault.Hit(r.cfg.Faults, FailDropAnnounce); !ok {
-		r.accept(m, entries)
+		r.accept(m, entries, true)
 	}
 	r.send(c, &wire.Ack{Handle: f.Handle, Seq: f.Seq})
 }
 
 func (r *Relay) handleDelta(c *conn, f *wire.Delta) {
-	if m := r.memberOrError(c, f.Handle); m != nil {
-		r.accept(m, r.goodEntries(c, f.Handle, f.Entries))
+	m := r.memberOrError(c, f.Handle)
+	if m == nil {
+		return
 	}
+	entries := r.goodEntries(c, f.Handle, f.Entries)
+	if _, ok := fault.Hit(r.cfg.Faults, FailDropDelta); ok {
+		return
+	}
+	// Once the cache has evicted, a sync pushes back entries the members
+	// already had: fanning them out again tipped slow members into resyncs
+	// whose pushes did the same, forever.
+	r.accept(m, entries, !m.ch.evictedAny)
 }
 
 // goodEntries drops, in place, entries empty or over the size limit
@@ -333,8 +359,14 @@ func (r *Relay) answerSync(c *conn, f *wire.Sync) {
 	r.stats.SyncRounds++
 	var out roster.SyncMsg
 	var give []roster.Entry
+	if _, ok := fault.Hit(r.cfg.Faults, FailDropSyncRange); ok && len(f.Msg.Ranges) > 0 {
+		f.Msg.Ranges = f.Msg.Ranges[:len(f.Msg.Ranges)-1]
+	}
 	if _, ok := fault.Hit(r.cfg.Faults, FailEmptySyncReply); !ok {
 		out, give = m.ch.cache.ReplySyncLimit(&f.Msg, r.cfg.SyncReplyEntries)
+	}
+	if _, ok := fault.Hit(r.cfg.Faults, FailFirstFrameOnly); ok && len(give) > 0 {
+		give = give[:r.entriesPerFrame(give)]
 	}
 	r.sendEntries(c, wire.TypeDelta, f.Handle, f.Session, give)
 	var n int

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cosnim/relays/internal/fault"
 	"github.com/cosnim/relays/roster"
 	"github.com/cosnim/relays/wire"
 )
@@ -113,6 +114,9 @@ func (r *Relay) forgetEmpty() {
 		if len(ch.members) == 0 && ch.cache.Len() == 0 {
 			delete(r.channels, id)
 			r.stats.ChannelsForgotten++
+			// One that had entries comes back unable to say it holds
+			// them all.
+			r.forgot = r.forgot || ch.evictedAny || !ch.complete
 		}
 	}
 }
@@ -126,7 +130,17 @@ func (r *Relay) evictOldest(ch *channel) {
 		ch.bytes -= int64(len(gone.Sealed) + entryOverhead)
 		ch.cache.Remove(old)
 	}
-	ch.complete = false
+	if _, ok := fault.Hit(r.cfg.Faults, FailKeepComplete); !ok {
+		ch.complete = false
+	}
+	if !ch.evictedAny {
+		// Members joined a complete cache; from now on entries can be
+		// missing from it, and sync pushes are not fanned out.
+		ch.evictedAny = true
+		for _, m := range ch.members {
+			r.sendError(m.c, wire.CodeRescan, m.handle, false, "relay cache evicted entries: list storage")
+		}
+	}
 	r.stats.Evicted++
 	if ch.evicted > 0 && ch.evicted*2 >= len(ch.order) {
 		ch.order = append([]roster.ID(nil), ch.order[ch.evicted:]...)

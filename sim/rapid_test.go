@@ -33,7 +33,8 @@ func TestConvergesUnderFaults(t *testing.T) {
 		}
 		next := 0
 		do := func(cmd string) {
-			if out := s.exec(cmd); strings.HasPrefix(out, "violation") || strings.HasPrefix(out, "error") {
+			// Commands print the frames delivered, then violations.
+			if out := s.exec(cmd); strings.Contains(out, "violation:") || strings.HasPrefix(out, "error") {
 				rt.Fatalf("%s: %s", cmd, out)
 			}
 		}
@@ -69,7 +70,7 @@ func TestConvergesUnderFaults(t *testing.T) {
 				do(fmt.Sprintf("run %dms", rapid.IntRange(1, 8000).Draw(rt, "ms")))
 			},
 		})
-		if out := s.exec("stabilize"); !strings.HasPrefix(out, "converged") {
+		if out := s.exec("stabilize"); strings.Contains(out, "violation:") || !strings.Contains(out, "converged within") {
 			rt.Fatalf("after heal: %s", out)
 		}
 		for _, c := range w.clients {

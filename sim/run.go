@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/cosnim/relays/client"
@@ -19,22 +21,23 @@ import (
 	"github.com/cosnim/relays/wire"
 )
 
-// Timing of the simulated cores: short, so runs cover many cycles.
 const (
-	simHeartbeat   = time.Second
-	simIdle        = 3 * time.Second
-	simAntiEntropy = 5 * time.Second
-	simBackoffMin  = 100 * time.Millisecond
-	simBackoffMax  = 2 * time.Second
-	checkEvery     = 250 * time.Millisecond
-	relayAddr      = "relay:7420"
-	relayName      = "relay"
+	checkEvery = 250 * time.Millisecond
+	relayAddr  = "relay:7420"
+	relayName  = "relay"
 )
 
-// HealBound is how long after faults stop every live client must hold the
-// union of its channel: time to notice a dead link (idle timeout), back off
-// and reconnect, plus two anti-entropy periods and slack.
-const HealBound = simIdle + simBackoffMax + 2*simAntiEntropy + 5*time.Second
+// HealBound is how long after faults stop every live client of the default
+// class must hold the union of its channel: time to notice a dead link
+// (idle timeout), back off and reconnect, plus two anti-entropy periods and
+// slack (Timing.healBound; other classes derive theirs from their timing).
+const HealBound = 3*time.Second + 2*time.Second + 2*5*time.Second + 5*time.Second
+
+// Network of the simulation: one-way delays of Latency + [0, Jitter).
+const (
+	netLatency = 500 * time.Microsecond
+	netJitter  = 200 * time.Microsecond
+)
 
 // Options tune a run.
 type Options struct {
@@ -47,24 +50,50 @@ type Options struct {
 // Result is what a run found. Two runs of one scenario give the same Result
 // apart from the wall-time fields.
 type Result struct {
-	Seed             uint64   `json:"seed"`
-	Converged        bool     `json:"converged"`
-	Violations       []string `json:"violations"`
-	Events           uint64   `json:"events"`
-	VirtualSeconds   float64  `json:"virtual_seconds"`
-	ConvergedAfter   float64  `json:"converged_after_heal_seconds"`
-	TraceSHA256      string   `json:"trace_sha256"`
-	Clients          int      `json:"clients"`
-	Channels         int      `json:"channels"`
-	Announced        int      `json:"announced"`
-	Faults           int      `json:"faults"`
-	Messages         uint64   `json:"messages"`
-	Bytes            uint64   `json:"bytes"`
-	ForgedRefused    uint64   `json:"forged_refused"`
-	WallSeconds      float64  `json:"wall_seconds"`
-	EventsPerWallSec float64  `json:"events_per_wall_second"`
-	ReplayCommand    string   `json:"replay_command,omitempty"`
+	Seed           uint64   `json:"seed"`
+	Converged      bool     `json:"converged"`
+	Violations     []string `json:"violations"`
+	Events         uint64   `json:"events"`
+	VirtualSeconds float64  `json:"virtual_seconds"`
+	ConvergedAfter float64  `json:"converged_after_heal_seconds"`
+	TraceSHA256    string   `json:"trace_sha256"`
+	Clients        int      `json:"clients"`
+	Channels       int      `json:"channels"`
+	Announced      int      `json:"announced"`
+	Faults         int      `json:"faults"`
+	Messages       uint64   `json:"messages"`
+	Bytes          uint64   `json:"bytes"`
+	ForgedRefused  uint64   `json:"forged_refused"`
+	Class          Class    `json:"class"`
+	// Checked counts the windows each timing invariant was judged over.
+	Checked             Checks `json:"checked"`
+	Reconnects          uint64 `json:"reconnects"`
+	NeedlessReconnects  uint64 `json:"needless_reconnects"`
+	DuplicateDeliveries uint64 `json:"duplicate_deliveries"`
+	// EvictionLosses counts entries a member could not get back from a
+	// relay whose cache evicted them (it must list storage).
+	EvictionLosses uint64 `json:"eviction_losses"`
+	// Overloaded counts awareness windows skipped because the member was
+	// told to resync during them.
+	Overloaded       uint64  `json:"overloaded"`
+	WallSeconds      float64 `json:"wall_seconds"`
+	EventsPerWallSec float64 `json:"events_per_wall_second"`
+	ReplayCommand    string  `json:"replay_command,omitempty"`
 }
+
+// Checks counts judged windows per timing invariant.
+type Checks struct {
+	Awareness uint64 `json:"awareness"`
+	CatchUp   uint64 `json:"catch_up"`
+	Epoch     uint64 `json:"epoch"`
+}
+
+const (
+	invAwareness = iota
+	invCatchUp
+	invEpoch
+	numInv
+)
 
 // world is one run in progress.
 type world struct {
@@ -87,26 +116,65 @@ type world struct {
 
 	healed     bool
 	healAt     time.Time
+	healBound  time.Duration
 	converged  time.Time
 	violations []string
 	announces  int
 	faults     int
+
+	// What the invariant checkers keep (invariants.go, bounds.go).
+	touch          touches
+	entries        map[roster.ID]entryInfo
+	ids            [][]roster.ID        // per channel, announce order
+	sorted         [][]roster.ID        // per channel, sorted; nil when stale
+	model          []map[roster.ID]bool // per channel: held by the relay in this incarnation
+	relayGen       int                  // relay incarnations started
+	epochWatch     []*simClient         // connected when the relay went down
+	epochSince     time.Time
+	epochSpan      int
+	owMax          time.Duration // longest one-way delay
+	bandwidth      int
+	entryBytes     int // sealed bytes of the largest entry
+	memoryBudget   int64
+	memoryOver     bool
+	relayStart     time.Time
+	checked        [numInv]uint64
+	needless       uint64
+	overloaded     uint64
+	dupDeliveries  uint64
+	evictionLosses uint64
+	script         *strings.Builder // scripted runs: what the network delivered
 }
 
 // simClient is one simulated Cosnim instance.
 type simClient struct {
-	w       *world
-	name    string
-	ch      int
-	node    *netsim.Node
-	core    *client.Client
-	faults  *registry.Points
-	up      bool
-	chans   []int            // channels joined; chans[0] == ch
-	saved   [][]roster.Entry // per channel, what the instance keeps on disk across crashes
-	lastLen []int            // per channel
-	next    int              // next capsule number
-	dialed  dialRecorder
+	w          *world
+	name       string
+	ch         int
+	node       *netsim.Node
+	core       *client.Client
+	faults     *registry.Points
+	up         bool
+	chans      []int            // channels joined; chans[0] == ch
+	saved      [][]roster.Entry // per channel, what the instance keeps on disk across crashes
+	lastLen    []int            // per channel
+	next       int              // next capsule number
+	dialed     dialRecorder
+	tap        *tap
+	epochAt    time.Time // last EpochChanged
+	reconnects uint64
+	seqs       map[uint32]roster.ID // announce sequence → entry, for Acked
+	listing    map[int]bool         // channels being listed periodically
+}
+
+// chanIndex is the index of channel ch in c.chans, or -1.
+func (c *simClient) chanIndex(ch int) int {
+	for i, x := range c.chans {
+		if x == ch {
+			return i
+		}
+	}
+	return -1
 }
 
 // Run runs a scenario and checks the invariants.
@@ -116,7 +184,7 @@ func Run(sc Scenario, opt Options) Result {
 	w.schedule()
 	w.net.RunUntil(w.healAt)
 	w.heal()
-	end := w.healAt.Add(HealBound)
+	end := w.healAt.Add(w.healBound)
 	for !w.net.Now().After(end) && w.converged.IsZero() {
 		w.net.RunUntil(w.net.Now().Add(checkEvery))
 		w.check()
@@ -130,13 +198,29 @@ func Run(sc Scenario, opt Options) Result {
 }
 
 func newWorld(sc Scenario, opt Options) *world {
-	w := &world{sc: sc, opt: opt, byName: map[string]*simClient{}}
+	if sc.Timing == (Timing{}) {
+		sc.Timing = shortTiming
+	}
+	w := &world{sc: sc, opt: opt, byName: map[string]*simClient{}, entries: map[roster.ID]entryInfo{}}
+	w.healBound = sc.Timing.healBound()
+	w.touch.relaySpan = -1
 	w.hash = sha256.New()
 	w.trace = w.hash
 	if opt.Timeline != nil {
 		w.trace = io.MultiWriter(w.hash, opt.Timeline)
 	}
-	w.net = netsim.New(sc.Seed, netsim.Options{SplitReads: true, RecordBytes: 1 << 16})
+	nopt := netsim.Options{SplitReads: true, RecordBytes: 1 << 16, Latency: netLatency, Jitter: netJitter,
+		Bandwidth: sc.Caps.Bandwidth}
+	if hw := sc.Caps.HighWater; hw > 0 {
+		// netsim's Writable mark matches the relay's slow-member mark, as a
+		// driver's would.
+		nopt.HighWater, nopt.LowWater = hw, hw/4
+	}
+	w.net = netsim.New(sc.Seed, nopt)
+	w.owMax, w.bandwidth = netLatency+netJitter, sc.Caps.Bandwidth
+	if w.bandwidth == 0 {
+		w.bandwidth = 100 << 20 // netsim's default
+	}
 	w.net.SetTrace(func(line string) { io.WriteString(w.trace, line+"\n") })
 	w.rng = rand.New(rand.NewPCG(sc.Seed, 0x51de))
 	w.healAt = w.net.Now().Add(sc.Chaos)
@@ -153,8 +237,14 @@ func newWorld(sc Scenario, opt Options) *world {
 		}
 		w.keys = append(w.keys, k)
 		w.announced = append(w.announced, map[string]bool{})
+		w.ids = append(w.ids, nil)
+		w.sorted = append(w.sorted, nil)
+		w.model = append(w.model, nil)
+	}
+	onDisk := w.makeOnDisk()
+	for ch := 0; ch < sc.Channels; ch++ {
 		for i := 0; i < sc.ClientsPerChannel; i++ {
-			w.addClient(ClientName(ch, i), []int{ch})
+			w.addClient(ClientName(ch, i), []int{ch}, onDisk)
 		}
 	}
 	all := make([]int, sc.Channels)
@@ -162,7 +252,7 @@ func newWorld(sc Scenario, opt Options) *world {
 		all[ch] = ch
 	}
 	for i := 0; i < sc.HubSpanning; i++ {
-		w.addClient(SpanningName(i), all)
+		w.addClient(SpanningName(i), all, nil)
 	}
 	for _, name := range sc.Failpoints {
 		w.setFailpoint(name, true)
@@ -170,13 +260,24 @@ func newWorld(sc Scenario, opt Options) *world {
 	if sc.Forger {
 		newForger(w)
 	}
+	for i, k := range sc.Hostile {
+		newHostile(w, i, k)
+	}
 	return w
 }
 
-// addClient adds and starts a client joined to chans.
-func (w *world) addClient(name string, chans []int) {
+// addClient adds and starts a client joined to chans, with the entries of
+// onDisk its disk holds at start.
+func (w *world) addClient(name string, chans []int, onDisk func(name string, ch int) []roster.Entry) {
 	c := &simClient{w: w, name: name, ch: chans[0], chans: chans, faults: registry.New(),
 		saved: make([][]roster.Entry, len(chans)), lastLen: make([]int, len(chans))}
+	if onDisk != nil {
+		for i, ch := range chans {
+			c.saved[i] = onDisk(name, ch)
+		}
+	}
+	c.tap = newTap(c)
+	c.listing = map[int]bool{}
 	c.node = w.net.AddNode(c.name)
 	w.clients = append(w.clients, c)
 	w.byName[c.name] = c
@@ -198,44 +299,84 @@ func (w *world) coreRand() *rand.Rand {
 	return rand.New(rand.NewPCG(w.rng.Uint64(), w.rng.Uint64()))
 }
 
-func (w *world) startRelay() {
+// relayConfig is the relay's configuration in this scenario.
+func (w *world) relayConfig() relay.Config {
+	t, caps := w.sc.Timing, w.sc.Caps
 	cfg := relay.Config{
-		HeartbeatInterval: simHeartbeat,
-		IdleTimeout:       simIdle,
+		HeartbeatInterval: t.Heartbeat,
+		IdleTimeout:       t.Idle,
 		HandshakeTimeout:  2 * time.Second,
-		CacheEntries:      w.opt.CacheEntries,
-		PendingEntries:    w.opt.PendingEntries,
-		HighWater:         64 << 10,
+		CacheEntries:      firstNonZero(w.opt.CacheEntries, caps.CacheEntries),
+		PendingEntries:    firstNonZero(w.opt.PendingEntries, caps.PendingEntries),
+		MaxFrameSize:      caps.MaxFrameSize,
+		HighWater:         firstNonZero(caps.HighWater, 64<<10),
 		// Short, so partitions outlast it and channels are forgotten.
-		ChannelIdleTimeout: 8 * time.Second,
+		ChannelIdleTimeout: max(8*time.Second, 2*t.Idle),
 		Faults:             w.relayFaults,
 	}
+	return cfg.WithDefaults()
+}
+
+func firstNonZero(a, b int) int {
+	if a != 0 {
+		return a
+	}
+	return b
+}
+
+func (w *world) startRelay() {
+	cfg := w.relayConfig()
+	w.memoryBudget = cfg.MemoryBudget
 	r, err := relay.New(cfg, w.coreRand())
 	if err != nil {
 		panic(err)
 	}
+	restart := w.relayGen > 0
 	w.relay = r
+	w.relayGen++
+	w.relayStart = w.net.Now()
+	w.memoryOver = false
+	for ch := range w.model {
+		w.model[ch] = nil
+	}
 	if w.relayUp || w.net.Events() > 0 {
-		w.relayNode.Restart(r)
+		w.relayNode.Restart(relayTap{w})
 	} else {
-		w.relayNode.SetHandler(r)
+		w.relayNode.SetHandler(relayTap{w})
 	}
 	w.relayNode.Listen(relayAddr)
 	w.relayUp = true
+	w.touch.relayUp(w.net.Now())
 	w.logf("relay up epoch=%016x", r.Epoch())
+	if restart {
+		w.checkEpoch()
+	}
+}
+
+// relayDown marks the relay as going away: everybody is touched until it
+// is back, and who is connected now must see its next epoch.
+func (w *world) relayDown() {
+	id := w.touch.relayDown(w.net.Now())
+	w.armEpochCheck(id)
+	w.relayUp = false
 }
 
 func (c *simClient) start() {
 	w := c.w
+	t := w.sc.Timing
+	ae := t.AntiEntropy
+	if ae == 0 {
+		ae = aeOff
+	}
 	cfg := client.Config{
 		Addrs:          []string{relayAddr},
 		Agent:          c.name,
-		BackoffMin:     simBackoffMin,
-		BackoffMax:     simBackoffMax,
+		BackoffMin:     t.BackoffMin,
+		BackoffMax:     t.BackoffMax,
 		ConnectTimeout: 2 * time.Second,
-		AntiEntropy:    simAntiEntropy,
-		Heartbeat:      simHeartbeat,
-		IdleTimeout:    simIdle,
+		AntiEntropy:    ae,
+		Heartbeat:      t.Heartbeat,
+		IdleTimeout:    t.Idle,
 		Faults:         c.faults,
 	}
 	c.dialed.d = c.node.Dialer()
@@ -251,12 +392,36 @@ func (c *simClient) start() {
 		}
 	}
 	if c.up || w.net.Events() > 0 {
-		c.node.Restart(core)
+		c.node.Restart(c.tap)
 	} else {
-		c.node.SetHandler(core)
+		c.node.SetHandler(c.tap)
 	}
 	c.up = true
+	c.seqs = map[uint32]roster.ID{}
+	w.touch.restarted(c.name, w.net.Now())
+	if at := w.lateStart(c); at.After(w.net.Now()) {
+		w.net.At(at, func() {
+			if c.core == core {
+				core.Start(c.node.Now())
+			}
+		})
+		return
+	}
 	core.Start(now)
+}
+
+// lateStart is when a client of a large-roster run with nothing on disk
+// starts: 2s in, then one every 500ms.
+func (w *world) lateStart(c *simClient) time.Time {
+	if w.sc.OnDisk == 0 || len(c.chans) != 1 {
+		return time.Time{}
+	}
+	for i := 2; i < w.sc.ClientsPerChannel; i++ {
+		if c.name == ClientName(c.ch, i) {
+			return w.start().Add(2*time.Second + time.Duration(i-2)*500*time.Millisecond)
+		}
+	}
+	return time.Time{}
 }
 
 // roster returns the client's roster for its first channel.
@@ -305,8 +470,11 @@ func (w *world) schedule() {
 // announce makes the client create a capsule in one of its channels and
 // announce it.
 func (c *simClient) announce() {
-	if c.up {
-		ch := c.chans[c.w.rng.IntN(len(c.chans))]
+	if !c.up {
+		return
+	}
+	ch := c.chans[c.w.rng.IntN(len(c.chans))]
+	for range max(c.w.sc.Burst, 1) {
 		_ = c.announceIn(ch, fmt.Sprintf("cap/%s/%d", c.name, c.next))
 		c.next++
 	}
@@ -320,18 +488,63 @@ func (c *simClient) announceIn(ch int, ref string) error {
 	if !c.up {
 		return fmt.Errorf("%s is down", c.name)
 	}
-	w.announced[ch][ref] = true
+	e, _ := w.keys[ch].Seal([]byte(ref))
+	w.record(ch, ref, e, c)
 	w.announces++
 	w.logf("announce %s %s", c.name, ref)
-	if _, err := c.core.Announce(w.keys[ch].ID(), []byte(ref), c.node.Now()); err != nil {
+	seq, err := c.core.Announce(w.keys[ch].ID(), []byte(ref), c.node.Now())
+	if err != nil {
 		w.violate("%s: announce failed: %v", c.name, err)
 		return err
 	}
-	e, _ := w.keys[ch].Seal([]byte(ref))
+	if seq != 0 {
+		c.seqs[seq] = e.ID
+	}
 	if !c.rosterOf(ch).Has(e.ID) {
 		w.violate("read-your-writes: %s does not hold %s right after announcing it", c.name, ref)
 	}
+	w.checkAwareness(c, ch, e.ID, ref)
 	return nil
+}
+
+// record notes an entry as announced in ch.
+func (w *world) record(ch int, ref string, e roster.Entry, by *simClient) {
+	w.announced[ch][ref] = true
+	w.entries[e.ID] = entryInfo{ch: ch, ref: ref, by: by}
+	w.ids[ch] = append(w.ids[ch], e.ID)
+	w.sorted[ch] = nil
+	w.entryBytes = max(w.entryBytes, len(e.Sealed))
+}
+
+// makeOnDisk seals the entries that exist before the run (Scenario.OnDisk)
+// and says which a client's disk holds: the channel's first client all,
+// the second every other one, the rest none.
+func (w *world) makeOnDisk() func(name string, ch int) []roster.Entry {
+	if w.sc.OnDisk == 0 {
+		return nil
+	}
+	all := make([][]roster.Entry, w.sc.Channels)
+	for ch := range all {
+		for i := range w.sc.OnDisk {
+			ref := fmt.Sprintf("disk/%d/%d", ch, i)
+			e, _ := w.keys[ch].Seal([]byte(ref))
+			w.record(ch, ref, e, nil)
+			all[ch] = append(all[ch], e)
+		}
+	}
+	return func(name string, ch int) []roster.Entry {
+		switch name {
+		case ClientName(ch, 0):
+			return all[ch]
+		case ClientName(ch, 1):
+			var half []roster.Entry
+			for i := 0; i < len(all[ch]); i += 2 {
+				half = append(half, all[ch][i])
+			}
+			return half
+		}
+		return nil
+	}
 }
 
 // heal ends the chaos phase: faults stop, the relay is up, crashed clients
@@ -350,6 +563,7 @@ func (w *world) heal() {
 		w.relayNode.Crash()
 		w.relayUp = false
 	}
+	w.touch.heal(w.net.Now())
 	if !w.relayUp {
 		w.startRelay()
 	}
@@ -365,15 +579,9 @@ func (w *world) heal() {
 func (w *world) check() {
 	if w.relayUp {
 		cache, pending := w.relay.Usage()
-		cacheCap, pendingCap := w.opt.CacheEntries, w.opt.PendingEntries
-		if cacheCap == 0 {
-			cacheCap = relay.DefaultConfig().CacheEntries
-		}
-		if pendingCap == 0 {
-			pendingCap = relay.DefaultConfig().PendingEntries
-		}
-		if cache > cacheCap || pending > pendingCap {
-			w.violate("boundedness: relay holds %d cached (cap %d), %d pending (cap %d)", cache, cacheCap, pending, pendingCap)
+		cfg := w.relayConfig()
+		if cache > cfg.CacheEntries || pending > cfg.PendingEntries {
+			w.violate("boundedness: relay holds %d cached (cap %d), %d pending (cap %d)", cache, cfg.CacheEntries, pending, cfg.PendingEntries)
 		}
 	}
 	all := true
@@ -403,13 +611,13 @@ func (w *world) check() {
 func (w *world) exactUnion() bool {
 	for _, c := range w.clients {
 		for _, ch := range c.chans {
-			want := w.sealedIDs(ch)
-			got := c.rosterOf(ch).Entries()
-			if len(got) != len(want) {
+			want := w.sortedIDs(ch)
+			r := c.rosterOf(ch)
+			if r.Len() != len(want) {
 				return false
 			}
-			for i, e := range got {
-				if e.ID != want[i] {
+			for _, id := range want {
+				if !r.Has(id) {
 					return false
 				}
 			}
@@ -418,15 +626,26 @@ func (w *world) exactUnion() bool {
 	return true
 }
 
-func (w *world) sealedIDs(ch int) []roster.ID {
-	refs := sortedKeys(w.announced[ch])
-	ids := make([]roster.ID, 0, len(refs))
-	for _, ref := range refs {
-		e, _ := w.keys[ch].Seal([]byte(ref))
-		ids = append(ids, e.ID)
+// sortedIDs returns the IDs announced in ch, sorted.
+func (w *world) sortedIDs(ch int) []roster.ID {
+	if w.sorted[ch] == nil {
+		ids := slices.Clone(w.ids[ch])
+		slices.SortFunc(ids, func(a, b roster.ID) int { return bytesCompare(a[:], b[:]) })
+		w.sorted[ch] = ids
 	}
-	slices.SortFunc(ids, func(a, b roster.ID) int { return bytesCompare(a[:], b[:]) })
-	return ids
+	return w.sorted[ch]
+}
+
+func bytesCompare(a, b []byte) int { return bytes.Compare(a, b) }
+
+func (w *world) stampOf(t time.Time) string { return stamp(t.Sub(w.start())) }
+
+func (w *world) client(name string) *simClient {
+	c := w.byName[name]
+	if c == nil {
+		panic(fmt.Sprintf("no client %q", name))
+	}
+	return c
 }
 
 func (w *world) result() Result {
@@ -449,7 +668,7 @@ func (w *world) result() Result {
 				}
 			}
 		}
-		w.violate("convergence: not converged %s after heal: %v", HealBound, lag)
+		w.violate("convergence: not converged %s after heal: %v", w.healBound, lag)
 	} else {
 		res.ConvergedAfter = w.converged.Sub(w.healAt).Seconds()
 	}
@@ -459,6 +678,14 @@ func (w *world) result() Result {
 	res.Messages, res.Bytes = st.Messages, st.BytesDelivered
 	for _, c := range w.clients {
 		res.ForgedRefused += c.core.Stats().Forged
+		res.Reconnects += c.reconnects
+	}
+	res.Class = w.sc.Class
+	res.Checked = Checks{Awareness: w.checked[invAwareness], CatchUp: w.checked[invCatchUp], Epoch: w.checked[invEpoch]}
+	res.NeedlessReconnects, res.DuplicateDeliveries, res.EvictionLosses = w.needless, w.dupDeliveries, w.evictionLosses
+	res.Overloaded = w.overloaded
+	if !w.sc.Forger && res.ForgedRefused > 0 {
+		res.Violations = append(res.Violations, fmt.Sprintf("fabrication: clients refused %d entries that did not open, with no forger in the run", res.ForgedRefused))
 	}
 	res.TraceSHA256 = hex.EncodeToString(w.hash.Sum(nil))
 	if len(res.Violations) > 0 {
@@ -494,13 +721,97 @@ func (c *simClient) Learned(id roster.ChannelID, refs [][]byte, now time.Time) {
 
 func (c *simClient) StateChanged(s client.State, now time.Time) {
 	c.w.logf("%s state %v", c.name, s)
+	if s == client.Disconnected || s == client.Stopped {
+		c.w.onLost(c)
+	}
 }
-func (c *simClient) CaughtUp(roster.ChannelID, time.Time)      {}
-func (c *simClient) EpochChanged(e uint64, now time.Time)      { c.w.logf("%s epoch %016x", c.name, e) }
-func (c *simClient) Acked(roster.ChannelID, uint32, time.Time) {}
-func (c *simClient) Problem(_ roster.ChannelID, code wire.Code, text string, now time.Time) {
+
+func (c *simClient) CaughtUp(id roster.ChannelID, _ time.Time) {
+	if ch := c.chanOf(id); ch >= 0 {
+		c.w.onCaughtUp(c, ch)
+	}
+}
+
+func (c *simClient) EpochChanged(e uint64, now time.Time) {
+	c.epochAt = c.w.net.Now()
+	c.w.logf("%s epoch %016x", c.name, e)
+}
+
+func (c *simClient) Acked(id roster.ChannelID, seq uint32, _ time.Time) {
+	if e, ok := c.seqs[seq]; ok {
+		delete(c.seqs, seq)
+		if ch := c.chanOf(id); ch >= 0 && c.tap.relay == c.w.relayGen {
+			c.w.relayHad(ch, e)
+		}
+	}
+}
+
+// chanOf finds the channel index of id among the client's channels, or -1.
+func (c *simClient) chanOf(id roster.ChannelID) int {
+	for _, j := range c.chans {
+		if c.w.keys[j].ID() == id {
+			return j
+		}
+	}
+	return -1
+}
+func (c *simClient) Problem(id roster.ChannelID, code wire.Code, text string, now time.Time) {
 	c.w.logf("%s problem %v %s", c.name, code, text)
+	if ch := c.chanOf(id); ch >= 0 && code == wire.CodeRescan && !c.listing[ch] {
+		c.listing[ch] = true
+		c.keepListing(ch)
+	}
+}
+
+// keepListing lists channel ch now and every listEvery while the relay's
+// cache of it is incomplete, as an instance's ListPolicy does without a
+// relay that holds everything.
+func (c *simClient) keepListing(ch int) {
+	w := c.w
+	if !c.up || (w.relayUp && w.cacheComplete(ch)) {
+		c.listing[ch] = false
+		return
+	}
+	c.list(ch)
+	w.net.At(w.net.Now().Add(listEvery), func() { c.keepListing(ch) })
+}
+
+// listEvery is how often a client lists while the relay's cache is
+// incomplete.
+const listEvery = 5 * time.Second
+
+// listLatency is how long a listing of a hub's storage takes.
+const listLatency = 100 * time.Millisecond
+
+// list lists channel ch's storage, as an instance does when the relay
+// says its cache is incomplete: storage holds every capsule announced so
+// far, and what the client lacks it announces, as compare's instances do.
+func (c *simClient) list(ch int) {
+	w := c.w
+	ids := w.ids[ch][:len(w.ids[ch]):len(w.ids[ch])]
+	up := c.core
+	w.net.At(w.net.Now().Add(listLatency), func() {
+		if !c.up || c.core != up {
+			return
+		}
+		r := c.rosterOf(ch)
+		n := 0
+		for _, id := range ids {
+			if !r.Has(id) {
+				_, _ = c.core.Announce(w.keys[ch].ID(), []byte(w.entries[id].ref), c.node.Now())
+				n++
+			}
+		}
+		w.logf("%s listed channel %d: %d of %d new", c.name, ch, n, len(ids))
+	})
 }
 
 var _ client.Observer = (*simClient)(nil)
 var _ transport.Handler = (*relay.Relay)(nil)
+
+// scriptf adds a line to a scripted run's output.
+func (w *world) scriptf(format string, args ...any) {
+	if w.script != nil {
+		fmt.Fprintf(w.script, format+"\n", args...)
+	}
+}

@@ -11,7 +11,12 @@ import (
 
 // Scenario is one simulation: a cluster, a workload and a fault schedule.
 type Scenario struct {
-	Seed              uint64
+	Seed  uint64
+	Class Class
+	// Timing is the cores' timing; Caps the relay's limits and network.
+	Timing Timing
+	Caps   Caps
+
 	Channels          int // channels (one per capsule hub)
 	ClientsPerChannel int
 	// HubSpanning clients join every channel, as an instance with several
@@ -19,6 +24,14 @@ type Scenario struct {
 	HubSpanning int
 	// Announces is how many capsules each client announces during chaos.
 	Announces int
+	// Burst makes every announce a burst of this many capsules (0 or 1:
+	// one at a time), so that members fall behind and caches evict.
+	Burst int
+	// OnDisk is how many entries per channel exist before the run, held on
+	// the disks of the channel's clients (the first holds all of them).
+	// Clients past the second of each channel then start late, with
+	// nothing, and catch up by multi-frame syncs.
+	OnDisk int
 	// Chaos is how long faults fire; the workload runs during it.
 	Chaos time.Duration
 	// Faults fire during chaos, in time order.
@@ -26,11 +39,13 @@ type Scenario struct {
 	// Forger adds a client that holds a channel's join key but not its seal
 	// key and announces forged entries.
 	Forger bool
+	// Hostile lists hostile clients that run beside the honest ones.
+	Hostile []HostileKind
 	// Failpoints lists failpoints turned on for the whole run (self-tests).
 	Failpoints []string
 }
 
-// FaultKind names a fault.
+// FaultKind names a fault; it is also the fault's script verb.
 type FaultKind string
 
 // Fault kinds. Targets name nodes: "relay" or a client such as "c0-1".
@@ -62,7 +77,8 @@ func (f Fault) String() string {
 	return fmt.Sprintf("%v %s %v %v", f.At, f.Kind, f.Targets, f.Duration)
 }
 
-// recoverable failpoints: the protocol must converge despite them.
+// buggifyPoints are failpoints the protocol must recover from (anti-entropy
+// repairs what they lose); buggify turns one on for a while.
 var buggifyPoints = []string{
 	relay.FailDropAnnounce,
 	relay.FailSkipFanout,
@@ -71,6 +87,10 @@ var buggifyPoints = []string{
 	client.FailDropDeliver,
 }
 
+// buggifyKeepData are those that lose nothing, for runs without
+// anti-entropy.
+var buggifyKeepData = []string{relay.FailSlowWriter, relay.FailDecodeError}
+
 // ClientName names client i of channel ch.
 func ClientName(ch, i int) string { return fmt.Sprintf("c%d-%d", ch, i) }
 
@@ -78,11 +98,14 @@ func ClientName(ch, i int) string { return fmt.Sprintf("c%d-%d", ch, i) }
 func SpanningName(i int) string { return fmt.Sprintf("m%d", i) }
 
 // Generate makes a random scenario from seed: the same seed always gives
-// the same scenario.
+// the same scenario. The seed's class (classOf) sets timing, caps and
+// workload; the faults come from the fault registry (genFaults).
 func Generate(seed uint64) Scenario {
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 	sc := Scenario{
 		Seed:              seed,
+		Class:             classOf(seed),
+		Timing:            shortTiming,
 		Channels:          1 + rng.IntN(3),
 		ClientsPerChannel: 2 + rng.IntN(4),
 		Announces:         3 + rng.IntN(8),
@@ -91,6 +114,34 @@ func Generate(seed uint64) Scenario {
 	}
 	if sc.Channels > 1 {
 		sc.HubSpanning = rng.IntN(3)
+	}
+	// Class settings draw from a stream of their own.
+	crng := rand.New(rand.NewPCG(seed, 0xc1a55e))
+	switch sc.Class {
+	case ClassAEOff:
+		sc.Timing.AntiEntropy = 0
+	case ClassAEProd:
+		sc.Timing.AntiEntropy = prodTiming.AntiEntropy
+	case ClassSmallCaps:
+		sc.Caps = Caps{
+			CacheEntries:   8 + crng.IntN(32),
+			PendingEntries: 4 + crng.IntN(12),
+			MaxFrameSize:   1200 + crng.IntN(900), // entries of up to 1100 bytes must fit
+			HighWater:      1024 + crng.IntN(3072),
+			Bandwidth:      (256 + crng.IntN(768)) << 10,
+		}
+		sc.Burst = 10 + crng.IntN(30)
+	case ClassLargeRoster:
+		sc.Channels, sc.HubSpanning = 1+crng.IntN(2), 0
+		sc.OnDisk = 1000 + crng.IntN(4000)
+	case ClassProdTimings:
+		sc.Timing = prodTiming
+		sc.Chaos = time.Duration(60+crng.IntN(120)) * time.Second
+	case ClassHostile:
+		n := 2 + crng.IntN(4)
+		for range n {
+			sc.Hostile = append(sc.Hostile, hostileKinds[crng.IntN(len(hostileKinds))])
+		}
 	}
 	var clients []string
 	for ch := 0; ch < sc.Channels; ch++ {
@@ -101,57 +152,6 @@ func Generate(seed uint64) Scenario {
 	for i := 0; i < sc.HubSpanning; i++ {
 		clients = append(clients, SpanningName(i))
 	}
-	pick := func() string { return clients[rng.IntN(len(clients))] }
-	some := func() []string {
-		var out []string
-		for _, c := range clients {
-			if rng.IntN(2) == 0 {
-				out = append(out, c)
-			}
-		}
-		if len(out) == 0 {
-			out = append(out, pick())
-		}
-		return out
-	}
-	n := 2 + rng.IntN(10)
-	for range n {
-		f := Fault{At: time.Duration(rng.Int64N(int64(sc.Chaos)))}
-		dur := time.Duration(500+rng.IntN(10000)) * time.Millisecond
-		switch rng.IntN(13) {
-		case 0, 1:
-			f.Kind, f.Targets = FaultPartition, some()
-		case 2:
-			f.Kind, f.Targets = FaultOneWay, []string{pick()}
-		case 3:
-			f.Kind, f.Targets = FaultClog, []string{pick()}
-		case 4:
-			f.Kind, f.Targets, f.Duration = FaultSwizzle, some(), time.Duration(100+rng.IntN(900))*time.Millisecond
-		case 5:
-			f.Kind = FaultHeal
-		case 6, 7:
-			f.Kind, f.Duration = FaultCrashRelay, dur
-		case 8:
-			f.Kind, f.Targets, f.Duration = FaultCrashClient, []string{pick()}, dur
-		case 9:
-			f.Kind, f.Targets = FaultReset, []string{pick()}
-		case 10:
-			f.Kind, f.Duration = FaultRefuse, dur
-		case 11:
-			f.Kind, f.Targets = FaultReplay, []string{pick()}
-		case 12:
-			switch rng.IntN(3) {
-			case 0:
-				f.Kind, f.Targets, f.Duration = FaultBuggify, []string{buggifyPoints[rng.IntN(len(buggifyPoints))]}, dur
-			case 1:
-				f.Kind, f.Targets = FaultDrift, []string{pick()}
-				f.Duration = time.Duration(rng.Int64N(int64(2*time.Second))) - time.Second
-			default:
-				f.Kind, f.Duration = FaultDrainRelay, dur
-			}
-		}
-		sc.Faults = append(sc.Faults, f)
-	}
-	sortFaults(sc.Faults)
+	sc.Faults = genFaults(&sc, clients)
 	return sc
 }

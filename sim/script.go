@@ -21,10 +21,6 @@ import (
 //	                                       clients m0.. join every channel
 //	announce CLIENT REF                    CLIENT creates capsule REF
 //	run DURATION                           advance virtual time
-//	partition CLIENT...                    cut clients off from the relay
-//	oneway CLIENT                          hold CLIENT→relay traffic only
-//	clog CLIENT                            hold CLIENT↔relay traffic
-//	heal                                   lift partitions and clogs
 //	crash relay|CLIENT                     kill (the relay loses its memory)
 //	restart relay|CLIENT                   start again
 //	reset CLIENT                           reset CLIENT's connection
@@ -32,6 +28,13 @@ import (
 //	stabilize                              heal, restart all, run until converged
 //	roster CLIENT                          print CLIENT's capsule references
 //	relay                                  print relay counters
+//
+// and every fault of the registry by its kind (faults.go): partition
+// CLIENT..., oneway CLIENT, clog CLIENT, swizzle CLIENT... INTERVAL, heal,
+// crash-relay [DOWNTIME], crash-client CLIENT [DOWNTIME], reset CLIENT,
+// refuse DURATION, replay CLIENT, buggify FAILPOINT DURATION, drift CLIENT
+// OFFSET, drain GRACE. Each command prints the frames the relay delivered to
+// clients meanwhile (joins, deliveries, deltas, errors), then violations.
 type scriptCase struct {
 	note string // comment lines before the command, kept on rewrite
 	cmd  string
@@ -171,7 +174,9 @@ func (s *scriptRun) exec(cmd string) (out string) {
 			}
 		}
 		s.w = newWorld(sc, Options{})
+		s.w.script = &strings.Builder{}
 		s.w.net.RunUntil(s.w.net.Now().Add(time.Second))
+		s.w.script.Reset()
 		return "ok\n"
 	case "announce":
 		c := client(arg(0))
@@ -185,16 +190,6 @@ func (s *scriptRun) exec(cmd string) (out string) {
 		}
 		w.net.RunUntil(w.net.Now().Add(d))
 		w.check()
-	case "partition":
-		w.apply(Fault{Kind: FaultPartition, Targets: args})
-	case "oneway":
-		w.apply(Fault{Kind: FaultOneWay, Targets: args})
-	case "clog":
-		w.apply(Fault{Kind: FaultClog, Targets: args})
-	case "heal":
-		w.apply(Fault{Kind: FaultHeal})
-	case "reset":
-		w.apply(Fault{Kind: FaultReset, Targets: args})
 	case "crash":
 		if arg(0) == relayName {
 			w.apply(Fault{Kind: FaultCrashRelay})
@@ -205,14 +200,17 @@ func (s *scriptRun) exec(cmd string) (out string) {
 	case "restart":
 		if arg(0) == relayName {
 			if w.relayUp {
+				w.relayDown()
 				w.relayNode.Crash()
 			}
 			w.startRelay()
 		} else {
 			c := client(arg(0))
 			if c.up {
+				w.touch.untilRestart(c.name, w.net.Now())
 				c.save()
 				c.node.Crash()
+				c.tap.lost()
 			}
 			c.start()
 		}
@@ -231,9 +229,22 @@ func (s *scriptRun) exec(cmd string) (out string) {
 		return fmt.Sprintf("conns=%d channels=%d cached=%d stored=%d delivered=%d\n",
 			w.relay.Conns(), w.relay.ChannelCount(), cache, st.EntriesIn, st.Delivered)
 	default:
-		return fmt.Sprintf("error: unknown command %q\n", f[0])
+		// Every fault of the registry is a verb (faults.go).
+		flt, err := parseFault(f[0], args)
+		if err != nil {
+			return fmt.Sprintf("error: %v\n", err)
+		}
+		w.apply(flt)
 	}
-	return s.violations()
+	return s.delivered() + s.violations()
+}
+
+// delivered returns what the network delivered to clients since the last
+// command, so that a script reads as a trace.
+func (s *scriptRun) delivered() string {
+	out := s.w.script.String()
+	s.w.script.Reset()
+	return out
 }
 
 func (s *scriptRun) violations() string {
@@ -252,15 +263,15 @@ func (s *scriptRun) stabilize() string {
 	w.healAt = w.net.Now()
 	w.converged = time.Time{}
 	w.heal()
-	end := w.healAt.Add(HealBound)
+	end := w.healAt.Add(w.healBound)
 	for !w.net.Now().After(end) && w.converged.IsZero() {
 		w.net.RunUntil(w.net.Now().Add(checkEvery))
 		w.check()
 	}
 	w.healed = false
-	out := s.violations()
+	out := s.delivered() + s.violations()
 	if w.converged.IsZero() {
-		return out + fmt.Sprintf("not converged within %v\n", HealBound)
+		return out + fmt.Sprintf("not converged within %v\n", w.healBound)
 	}
 	return out + fmt.Sprintf("converged within %v\n", w.converged.Sub(w.healAt).Round(time.Second))
 }

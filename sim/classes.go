@@ -1,0 +1,99 @@
+package sim
+
+import (
+	"math/rand/v2"
+	"time"
+)
+
+// Class is a family of generated scenarios. Each seed belongs to one class,
+// drawn from the seed alone (classOf), so every class replays by seed.
+type Class string
+
+// Seed classes and their share of seeds, in percent (classShares).
+const (
+	// ClassDefault: short timings (heartbeat 1s, idle 3s, backoff ≤ 2s,
+	// anti-entropy 5s) so runs cover many cycles.
+	ClassDefault Class = "default"
+	// ClassAEOff: anti-entropy off, so the fast paths (fan-out, catch-up on
+	// join, resync) stand alone; failpoints that lose data are not drawn.
+	ClassAEOff Class = "ae-off"
+	// ClassAEProd: anti-entropy at its production value (30s).
+	ClassAEProd Class = "ae-prod"
+	// ClassSmallCaps: tiny cache, pending and frame limits and a slow
+	// network, so eviction, pending overflow, resync, the incomplete-cache
+	// flag and multi-frame syncs happen in most seeds.
+	ClassSmallCaps Class = "small-caps"
+	// ClassLargeRoster: thousands of entries per channel, most of them on
+	// the clients' disks at start.
+	ClassLargeRoster Class = "large-roster"
+	// ClassProdTimings: production timings (heartbeat 15s, idle 45s,
+	// backoff ≤ 30s, anti-entropy 30s), every bound derived from them.
+	ClassProdTimings Class = "prod-timings"
+	// ClassHostile: hostile clients beside the honest ones (see hostile.go).
+	ClassHostile Class = "hostile"
+)
+
+// classShares lists the classes with their share of seeds; shares sum to 100.
+var classShares = []struct {
+	class Class
+	share int
+}{
+	{ClassDefault, 35},
+	{ClassAEOff, 10},
+	{ClassAEProd, 10},
+	{ClassSmallCaps, 15},
+	{ClassLargeRoster, 10},
+	{ClassProdTimings, 10},
+	{ClassHostile, 10},
+}
+
+// classOf draws a seed's class from a stream of its own, so that changes
+// to the generator never move a seed to another class.
+func classOf(seed uint64) Class {
+	n := rand.New(rand.NewPCG(seed, 0xc1a55)).IntN(100)
+	for _, cs := range classShares {
+		if n < cs.share {
+			return cs.class
+		}
+		n -= cs.share
+	}
+	return ClassDefault
+}
+
+// Timing is the cores' timing in a scenario.
+type Timing struct {
+	Heartbeat, Idle        time.Duration
+	BackoffMin, BackoffMax time.Duration
+	// AntiEntropy is the clients' sync period; 0 turns it off.
+	AntiEntropy time.Duration
+}
+
+// shortTiming is the default class's timing.
+var shortTiming = Timing{Heartbeat: time.Second, Idle: 3 * time.Second,
+	BackoffMin: 100 * time.Millisecond, BackoffMax: 2 * time.Second, AntiEntropy: 5 * time.Second}
+
+// prodTiming is the production defaults of relay.DefaultConfig and
+// client.DefaultConfig.
+var prodTiming = Timing{Heartbeat: 15 * time.Second, Idle: 45 * time.Second,
+	BackoffMin: 100 * time.Millisecond, BackoffMax: 30 * time.Second, AntiEntropy: 30 * time.Second}
+
+// Caps are the relay limits and network a scenario runs with; zero fields
+// take the simulator's defaults.
+type Caps struct {
+	CacheEntries, PendingEntries int
+	MaxFrameSize                 int
+	HighWater                    int // relay slow-member mark, and netsim's Writable mark
+	Bandwidth                    int // bytes per second per direction
+}
+
+// aeOff stands for "anti-entropy off" in client configs: longer than any run.
+const aeOff = 1000 * time.Hour
+
+// healBound is how long after faults stop every live client must hold the
+// union of its channel: the idle timeout (to notice a dead link), the
+// maximum backoff (to reconnect), two anti-entropy periods (for a client
+// whose link never broke) and 5s of slack. Without anti-entropy, joins
+// alone must converge, so that term is dropped.
+func (t Timing) healBound() time.Duration {
+	return t.Idle + t.BackoffMax + 2*t.AntiEntropy + 5*time.Second
+}
