@@ -315,17 +315,14 @@ func (r *Relay) handleSync(c *conn, f *wire.Sync) {
 	r.answerSync(c, f)
 }
 
-// maxDeferred bounds the sync messages held for one connection, in bytes
-// and in number: an honest client has few in flight, one per frame of the
-// reply it got, per channel.
-func (r *Relay) maxDeferred() (bytes, msgs int) { return 4 * r.cfg.MaxFrameSize, 4 * r.cfg.MaxChannels }
-
+// deferSync holds a sync message until the connection's queue drains.
+// What waits counts against the connection's send queue cap: a peer that
+// asks and does not read is closed once both together pass it.
 func (r *Relay) deferSync(c *conn, f *wire.Sync) {
 	p := f.AppendPayload(nil)
-	maxBytes, maxMsgs := r.maxDeferred()
-	if c.deferredBytes+len(p) > maxBytes || len(c.deferred) >= maxMsgs {
+	if c.deferredBytes+len(p)+c.tc.Queued() > r.cfg.SendQueue {
 		r.stats.QueueFull++
-		r.closeWithError(c, wire.CodeQueueFull, 0, fmt.Sprintf("over %d sync messages or %d bytes waiting on a connection that does not read", maxMsgs, maxBytes))
+		r.closeWithError(c, wire.CodeQueueFull, 0, fmt.Sprintf("sync messages waiting and queued replies over %d bytes on a connection that does not read", r.cfg.SendQueue))
 		return
 	}
 	r.stats.SyncsDeferred++

@@ -77,10 +77,12 @@ func TestSyncReplyPaced(t *testing.T) {
 // A member that stops reading and floods "I have nothing" gets no more
 // replies queued, and is closed once its waiting messages pass the bound.
 func TestSyncFloodFromNonReader(t *testing.T) {
-	h, k := filledChannel(t, Config{}, 5000)
+	// The smallest send queue the rules allow: 64 KiB of room past high
+	// water for waiting messages.
+	h, k := filledChannel(t, Config{SendQueue: DefaultHighWater + wire.DefaultMaxFrameSize, FrameRate: 1 << 20}, 5000)
 	c := h.member("attacker", k, 1)
 	c.Backlog = h.r.cfg.HighWater + 1 // stopped reading
-	for i := range 1000 {
+	for i := range 10000 {
 		h.send(c, &wire.Sync{Handle: 1, Session: uint32(i), Msg: emptyClaim})
 		if c.Closed {
 			break
@@ -147,4 +149,24 @@ func TestJoinRate(t *testing.T) {
 		}
 	}
 	t.Fatal("8 joins in an instant at 1 per second (burst 4) were all taken")
+}
+
+// An honest member with small frames may have many sync messages in
+// flight while slow; they wait within its send-queue cap rather than get
+// it closed (found by the simulator's churn invariant).
+func TestManyDeferredSyncsOfHonestMember(t *testing.T) {
+	h, k := filledChannel(t, Config{MaxFrameSize: 1200, MaxEntrySize: 1000}, 50)
+	c := h.member("slow", k, 1)
+	c.Backlog = h.r.cfg.HighWater + 1
+	for i := range 300 {
+		h.send(c, &wire.Sync{Handle: 1, Session: uint32(i), Msg: emptyClaim})
+	}
+	if c.Closed {
+		t.Fatal("an honest slow member with 300 small sync messages in flight was closed")
+	}
+	c.Backlog = 0
+	h.r.Writable(c, h.now)
+	if n := deltaEntries(c.Frames(t)); n != 300*50 {
+		t.Fatalf("after draining got %d entries, want every message answered (%d)", n, 300*50)
+	}
 }
