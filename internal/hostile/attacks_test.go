@@ -30,10 +30,7 @@ func fill(t *testing.T, p *wirepeer.Peer, k *roster.Keys, prefix string, n, size
 		if err := p.Send(&wire.Announce{Handle: 1, Seq: seq, Entries: batch}); err != nil {
 			t.Fatal(err)
 		}
-		var ack wire.Ack
-		if err := p.Expect(wire.TypeAck, &ack); err != nil {
-			t.Fatal(err)
-		}
+		waitAck(t, p)
 		batch = batch[:0]
 	}
 	perFrame := max(1, (wire.DefaultMaxFrameSize-64)/(size+64))
@@ -49,6 +46,26 @@ func fill(t *testing.T, p *wirepeer.Peer, k *roster.Keys, prefix string, n, size
 	}
 	if len(batch) > 0 {
 		flush(uint32(n))
+	}
+}
+
+// waitAck reads until an Ack, passing over non-fatal Errors (a relay
+// that evicts from the channel asks its members to rescan storage).
+func waitAck(t *testing.T, p *wirepeer.Peer) {
+	t.Helper()
+	for {
+		f, err := p.NextFrame()
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch f := f.(type) {
+		case *wire.Ack:
+			return
+		case *wire.Error:
+			if f.Flags&wire.ErrorFatal != 0 {
+				t.Fatalf("relay closed the connection: %v: %s", f.Code, f.Text)
+			}
+		}
 	}
 }
 
