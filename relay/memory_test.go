@@ -2,6 +2,7 @@ package relay
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -96,5 +97,72 @@ func TestQueuesCounted(t *testing.T) {
 	u := h.r.MemoryUsage()
 	if u.Queues != 5<<20 || u.Total()-before.Total() != 5<<20 {
 		t.Fatalf("usage %+v after 5 MiB queued (before %+v), want the queue counted", u, before)
+	}
+}
+
+// Once a channel's cache has evicted, entries a sync pushes are stored but
+// not fanned out: they are mostly ones the members had, and fanning them
+// out made slow members resync and push them back, without end (found by
+// the simulator's small-caps seeds).
+func TestEvictedCacheDoesNotRefanSyncPushes(t *testing.T) {
+	h := newHarness(t, Config{CacheEntries: 2})
+	k := keys(t, "hub")
+	a, wa := h.connect("a")
+	b, wb := h.connect("b")
+	h.join(a, wa, k, 1)
+	h.join(b, wb, k, 1)
+	var sealed [][]byte
+	for i := range 3 {
+		sealed = append(sealed, seal(t, k, fmt.Sprintf("cap-%d", i)).Sealed)
+	}
+	h.send(a, &wire.Announce{Handle: 1, Seq: 1, Entries: sealed})
+	a.Frames(t)
+	// Members that joined a complete cache learn it no longer is.
+	wantError(t, b.Frames(t), wire.CodeRescan, false)
+	if _, complete, _ := h.r.Cached(k.ID()); complete {
+		t.Fatal("cache of 2 holding 3 entries still complete")
+	}
+	// b pushes back the evicted entry in a sync's Delta.
+	h.send(b, &wire.Delta{Handle: 1, Session: 1, Entries: sealed[:1]})
+	if fa := a.Frames(t); len(fa) != 0 {
+		t.Fatalf("a member got %+v for an evicted entry pushed back by a sync", fa)
+	}
+	if cache, _, _ := h.r.Cached(k.ID()); !cache.Has(seal(t, k, "cap-0").ID) {
+		t.Fatal("pushed entry not stored")
+	}
+	// With a complete cache, a sync's new entries still reach the others.
+	k2 := keys(t, "other")
+	h.join(a, wa, k2, 2)
+	h.join(b, wb, k2, 2)
+	h.send(b, &wire.Delta{Handle: 2, Session: 1, Entries: [][]byte{seal(t, k2, "new").Sealed}})
+	if fa := a.Frames(t); len(fa) != 1 {
+		t.Fatalf("a got %d frames for a new entry a sync pushed, want 1 Deliver", len(fa))
+	}
+}
+
+// A slow member whose pending entries overflow after the cache evicted
+// cannot get them all back by syncing: it is told to list storage too
+// (found by the simulator: small-caps members that stayed connected never
+// converged).
+func TestResyncAfterEvictionAsksForRescan(t *testing.T) {
+	h := newHarness(t, Config{PendingEntries: 2, HighWater: 100, CacheEntries: 2})
+	k := keys(t, "hub")
+	a, wa := h.connect("a")
+	b, wb := h.connect("b")
+	h.join(a, wa, k, 1)
+	h.join(b, wb, k, 1)
+	b.Backlog = 1000 // b stopped reading
+	for i := range 5 {
+		h.send(a, &wire.Announce{Handle: 1, Seq: uint32(i), Entries: [][]byte{seal(t, k, fmt.Sprint(i)).Sealed}})
+	}
+	var codes []wire.Code
+	for _, f := range b.Frames(t) {
+		if e, ok := f.(*wire.Error); ok {
+			codes = append(codes, e.Code)
+		}
+	}
+	// The first eviction asks for a rescan, and so does the overflow.
+	if want := []wire.Code{wire.CodeRescan, wire.CodeRescan, wire.CodeResync}; !slices.Equal(codes, want) {
+		t.Fatalf("slow member after eviction got errors %v, want %v", codes, want)
 	}
 }

@@ -13,9 +13,10 @@ import (
 )
 
 type harness struct {
-	t   *testing.T
-	r   *Relay
-	now time.Time
+	t    *testing.T
+	r    *Relay
+	now  time.Time
+	last *transporttest.Conn // the connection rejoin made
 }
 
 func newHarness(t *testing.T, cfg Config) *harness {
@@ -59,6 +60,32 @@ func (h *harness) join(c *transporttest.Conn, w *wire.Welcome, k *roster.Keys, h
 }
 
 // member connects name and joins it to k's channel on handle.
+// rejoin connects name and joins k's channel under handle 1, returning
+// the Joined whatever its flags (h.last is the connection).
+func (h *harness) rejoin(name string, k *roster.Keys) *wire.Joined {
+	h.t.Helper()
+	c, w := h.connect(name)
+	h.last = c
+	pub, sig := k.JoinProof(w.Nonce)
+	h.send(c, &wire.Join{Handle: 1, Channel: k.ID(), Pub: pub, Sig: sig})
+	fs := c.Frames(h.t)
+	j, ok := fs[0].(*wire.Joined)
+	if !ok {
+		h.t.Fatalf("%s: got %+v, want Joined", name, fs[0])
+	}
+	return j
+}
+
+// idleFor moves time on by d in 45 s steps, ticking whatever is due.
+func (h *harness) idleFor(d time.Duration) {
+	for end := h.now.Add(d); h.now.Before(end); {
+		h.now = h.now.Add(45 * time.Second)
+		if at, ok := h.r.Deadline(); ok && !at.After(h.now) {
+			h.r.Tick(h.now)
+		}
+	}
+}
+
 func (h *harness) member(name string, k *roster.Keys, handle uint32) *transporttest.Conn {
 	c, w := h.connect(name)
 	h.join(c, w, k, handle)
@@ -461,21 +488,12 @@ func TestIdleChannelsAreForgotten(t *testing.T) {
 	}
 	// Back within the timeout: the cache is still there.
 	h.now = h.now.Add(30 * time.Second)
-	b, wb := h.connect("b")
-	pub, sig := k.JoinProof(wb.Nonce)
-	h.send(b, &wire.Join{Handle: 1, Channel: k.ID(), Pub: pub, Sig: sig})
-	fs := b.Frames(t)
-	if j, ok := fs[0].(*wire.Joined); !ok || j.Cached != 1 {
-		t.Fatalf("rejoin got %+v, want Joined with 1 cached entry", fs[0])
+	if j := h.rejoin("b", k); j.Cached != 1 {
+		t.Fatalf("rejoin got %+v, want Joined with 1 cached entry", j)
 	}
-	h.r.Closed(b, nil, h.now)
+	h.r.Closed(h.last, nil, h.now)
 	// Gone a full timeout later.
-	for range 3 {
-		h.now = h.now.Add(45 * time.Second)
-		if d, ok := h.r.Deadline(); ok && !d.After(h.now) {
-			h.r.Tick(h.now)
-		}
-	}
+	h.idleFor(135 * time.Second)
 	if h.r.ChannelCount() != 0 {
 		t.Fatalf("relay still holds %d channels after the idle timeout", h.r.ChannelCount())
 	}
@@ -523,5 +541,25 @@ func TestAsyncJoinChecks(t *testing.T) {
 	h.r.JoinChecked(late[0], true, h.now)
 	if fs := d.Frames(t); len(fs) != 0 {
 		t.Fatalf("a closed connection was answered: %+v", fs)
+	}
+}
+
+// A channel the relay forgot and that comes back holds none of its old
+// entries: its Joined must not claim a complete cache, or members would
+// not list storage for what only the forgotten cache had (found by the
+// simulator: a complete flag over an emptied cache, without a new epoch).
+func TestForgottenChannelComesBackIncomplete(t *testing.T) {
+	h := newHarness(t, Config{ChannelIdleTimeout: time.Minute})
+	k := keys(t, "hub")
+	a, wa := h.connect("a")
+	h.join(a, wa, k, 1)
+	h.send(a, &wire.Announce{Handle: 1, Seq: 1, Entries: [][]byte{seal(t, k, "lost").Sealed}})
+	h.r.Closed(a, nil, h.now)
+	h.idleFor(135 * time.Second)
+	if h.r.ChannelCount() != 0 {
+		t.Fatal("channel not forgotten")
+	}
+	if j := h.rejoin("b", k); j.Flags&wire.JoinedComplete != 0 {
+		t.Fatal("a forgotten channel came back flagged complete")
 	}
 }
