@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -61,15 +60,7 @@ expires within 30 days is a warning on stderr (and in --json's "warnings").`,
 			}
 			out := cmd.OutOrStdout()
 			if asJSON {
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				if encErr := enc.Encode(res); encErr != nil {
-					return encErr
-				}
-				if err != nil {
-					return &exitError{code: 1, reported: true, err: err}
-				}
-				return nil
+				return writeJSON(out, res, err)
 			}
 			if err != nil {
 				return err

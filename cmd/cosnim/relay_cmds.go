@@ -33,11 +33,7 @@ const EnvContinuumKey = "COSNIM_CONTINUUM_KEY"
 
 // relayFromArgs loads the configuration and returns the named relay.
 func relayFromArgs(cmd *cobra.Command, name string) (*config.Relay, *slog.Logger, error) {
-	f, err := loadConfig(cmd)
-	if err != nil {
-		return nil, nil, err
-	}
-	rc, err := f.Relay(name)
+	_, rc, err := loadRelay(cmd, name)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -119,6 +115,33 @@ func joinedAgent(cmd *cobra.Command, name string, hubs []string) (*agent.Agent, 
 		}
 	}
 	return a, log, nil
+}
+
+// loadRelay loads the configuration and finds relay name in it.
+func loadRelay(cmd *cobra.Command, name string) (*config.File, *config.Relay, error) {
+	f, err := loadConfig(cmd)
+	if err != nil {
+		return nil, nil, err
+	}
+	rc, err := f.Relay(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, rc, nil
+}
+
+// writeJSON prints res indented; a failed command (err) still prints its
+// result, then exits 1 without repeating the error.
+func writeJSON(out io.Writer, res any, err error) error {
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	if encErr := enc.Encode(res); encErr != nil {
+		return encErr
+	}
+	if err != nil {
+		return &exitError{code: 1, reported: true, err: err}
+	}
+	return nil
 }
 
 // signalContext is cancelled on SIGINT or SIGTERM.
@@ -352,15 +375,7 @@ The continuum secret comes from --continuum-key-file or $COSNIM_CONTINUUM_KEY.`,
 				if err != nil {
 					res.Error = err.Error()
 				}
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				if jerr := enc.Encode(res); jerr != nil {
-					return jerr
-				}
-				if err != nil {
-					return &exitError{code: 1, reported: true, err: err}
-				}
-				return nil
+				return writeJSON(out, res, err)
 			}
 			if err != nil {
 				return err

@@ -32,11 +32,7 @@ client_ca_file) that has expired or is not yet valid, and warns about one
 that expires within 30 days.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f, err := loadConfig(cmd)
-			if err != nil {
-				return err
-			}
-			rc, err := f.Relay(args[0])
+			f, rc, err := loadRelay(cmd, args[0])
 			if err != nil {
 				return err
 			}

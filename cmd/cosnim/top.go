@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cosnim/relays/cmd/cosnim/internal/bench"
 	"github.com/cosnim/relays/relay/relayserver"
 )
 
@@ -51,11 +52,7 @@ exits; --json prints each view as one JSON object per line.`,
   cosnim relay top main --once --json | jq .status.connections`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f, err := loadConfig(cmd)
-			if err != nil {
-				return err
-			}
-			rc, err := f.Relay(args[0])
+			f, rc, err := loadRelay(cmd, args[0])
 			if err != nil {
 				return err
 			}
@@ -266,15 +263,4 @@ func percent(part, whole int64) string {
 }
 
 // sizeOf prints bytes in binary units.
-func sizeOf(n int64) string {
-	v := float64(n)
-	switch {
-	case v >= 1<<30:
-		return fmt.Sprintf("%.2f GiB", v/(1<<30))
-	case v >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", v/(1<<20))
-	case v >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", v/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
-}
+func sizeOf(n int64) string { return bench.HumanBytes(float64(n)) }

@@ -102,7 +102,7 @@ func (r *Result) WriteText(w io.Writer) {
 	switch r.Scenario {
 	case ScenarioFanout, ScenarioChannels:
 		p("  published  %d entries (%s/s)", r.Published, si(r.PublishedPerSec))
-		p("  delivered  %d entries in %.3fs: %s entries/s, %s/s", r.Delivered, r.Seconds, si(r.DeliveredPerSec), bytesSI(r.BytesPerSec))
+		p("  delivered  %d entries in %.3fs: %s entries/s, %s/s", r.Delivered, r.Seconds, si(r.DeliveredPerSec), HumanBytes(r.BytesPerSec))
 		if r.PerSubAvg > 0 {
 			p("  per subscriber: min %s, avg %s, max %s entries/s", si(r.PerSubMin), si(r.PerSubAvg), si(r.PerSubMax))
 		}
@@ -111,14 +111,14 @@ func (r *Result) WriteText(w io.Writer) {
 	case ScenarioStorm:
 		p("  resynced   %d/%d clients in %.3fs after the restart (%d TLS sessions resumed, %d retries)", r.Resynced, r.Conns, r.ResyncSeconds, r.Resumed, r.Retries)
 	case ScenarioIdle:
-		p("  memory     %s per joined idle connection (heap+stacks), %s RSS per connection", bytesSI(r.BytesPerConn), bytesSI(r.RSSPerConn))
+		p("  memory     %s per joined idle connection (heap+stacks), %s RSS per connection", HumanBytes(r.BytesPerConn), HumanBytes(r.RSSPerConn))
 	}
 	if r.RelayCPUSeconds > 0 || r.RelayPeakRSS > 0 {
 		who := "relay"
 		if r.UsageIncludesSelf {
 			who = "relay+bench process"
 		}
-		p("  %s: CPU %.2fs (%.0f%% of one core), peak RSS %s, heap+stacks %s", who, r.RelayCPUSeconds, r.RelayCPUPercent, bytesSI(float64(r.RelayPeakRSS)), bytesSI(float64(r.RelayHeapStack)))
+		p("  %s: CPU %.2fs (%.0f%% of one core), peak RSS %s, heap+stacks %s", who, r.RelayCPUSeconds, r.RelayCPUPercent, HumanBytes(float64(r.RelayPeakRSS)), HumanBytes(float64(r.RelayHeapStack)))
 	}
 	if r.Errors > 0 {
 		p("  errors     %d, first: %s", r.Errors, r.FirstError)
@@ -135,7 +135,8 @@ func si(v float64) string {
 	return fmt.Sprintf("%.0f", v)
 }
 
-func bytesSI(v float64) string {
+// HumanBytes writes a byte count for people: "512 B", "7.7 KiB", "1.25 GiB".
+func HumanBytes(v float64) string {
 	switch {
 	case v >= 1<<30:
 		return fmt.Sprintf("%.2f GiB", v/(1<<30))
