@@ -18,6 +18,7 @@ import (
 
 	"github.com/cosnim/relays/internal/buildinfo"
 	"github.com/cosnim/relays/internal/defaults"
+	"github.com/cosnim/relays/internal/ratelog"
 	"github.com/cosnim/relays/relay"
 	"github.com/cosnim/relays/transport"
 	"github.com/cosnim/relays/transport/tcp"
@@ -93,7 +94,9 @@ func New(cfg Config) (*Server, error) {
 	cfg.DrainGrace = defaults.Positive(cfg.DrainGrace, DefaultDrainGrace)
 	cfg.DrainAfter = defaults.Positive(cfg.DrainAfter, DefaultDrainAfter)
 	cfg.DrainJitter = defaults.Positive(cfg.DrainJitter, DefaultDrainJitter)
-	log := defaults.Logger(cfg.Logger)
+	// A flood of refused handshakes or mismatched clients writes a few
+	// lines and a count, not a line each.
+	log := slog.New(ratelog.New(defaults.Logger(cfg.Logger).Handler(), nil))
 	if cfg.Relay.Logger == nil {
 		cfg.Relay.Logger = log
 	}
