@@ -2,8 +2,6 @@ package relay
 
 import (
 	"time"
-
-	"github.com/cosnim/relays/roster"
 )
 
 // Estimated costs, for the memory budget.
@@ -119,15 +117,14 @@ func (r *Relay) forgetEmpty() {
 func (r *Relay) evictOldest(ch *channel) {
 	old := ch.order[ch.evicted]
 	ch.evicted++
-	if gone, ok := ch.cache.Get(old); ok {
-		r.cachedBytes -= int64(len(gone.Sealed) + entryOverhead)
-		ch.bytes -= int64(len(gone.Sealed) + entryOverhead)
-		ch.cache.Remove(old)
+	if ch.cache.Remove(old.id) {
+		r.cachedBytes -= int64(old.size + entryOverhead)
+		ch.bytes -= int64(old.size + entryOverhead)
 	}
 	ch.complete = false
 	r.stats.Evicted++
 	if ch.evicted > 0 && ch.evicted*2 >= len(ch.order) {
-		ch.order = append([]roster.ID(nil), ch.order[ch.evicted:]...)
+		ch.order = append([]cached(nil), ch.order[ch.evicted:]...)
 		ch.evicted = 0
 	}
 }
