@@ -6,6 +6,7 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cosnim/relays/transport"
@@ -53,6 +54,10 @@ type conn struct {
 	high     bool       // Queued reached HighWater; Writable due at LowWater
 	closeReq bool       // the core closed c: flush, then close the socket
 	stopped  bool       // no more writes: drop whatever is queued
+
+	// queued is inflight plus len(*pend): written under wmu, read
+	// without it, since the core asks for every member it fans out to.
+	queued atomic.Int64
 }
 
 var _ transport.Conn = (*conn)(nil)
@@ -75,7 +80,7 @@ func (c *conn) Send(b []byte) error {
 		c.pend = writePool.Get().(*[]byte)
 	}
 	*c.pend = append(*c.pend, b...)
-	if c.queuedLocked() >= c.l.opt.HighWater {
+	if c.queued.Add(int64(len(b))) >= int64(c.l.opt.HighWater) {
 		c.high = true
 	}
 	wake := !c.writing && !c.wakeQueued && c.nc != nil
@@ -101,19 +106,9 @@ func (c *conn) startWriterLocked() bool {
 }
 
 // Queued reports bytes accepted by Send and not yet written.
-func (c *conn) Queued() int {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	return c.queuedLocked()
-}
+func (c *conn) Queued() int { return int(c.queued.Load()) }
 
-func (c *conn) queuedLocked() int {
-	n := c.inflight
-	if c.pend != nil {
-		n += len(*c.pend)
-	}
-	return n
-}
+func (c *conn) queuedLocked() int { return int(c.queued.Load()) }
 
 // Close flushes what is queued, for at most CloseFlush, and closes the
 // socket. It produces no Closed event.
@@ -152,6 +147,7 @@ func (c *conn) abort() {
 // releaseLocked returns the write buffers to the pool.
 func (c *conn) releaseLocked() {
 	if c.pend != nil {
+		c.queued.Add(-int64(len(*c.pend)))
 		putWriteBuf(c.pend)
 		c.pend = nil
 	}
@@ -208,6 +204,7 @@ func (c *conn) writeLoop() {
 		_, err := c.nc.Write(*buf)
 
 		c.wmu.Lock()
+		c.queued.Add(-int64(c.inflight))
 		c.inflight = 0
 		*buf = (*buf)[:0]
 		if c.spare == nil {
