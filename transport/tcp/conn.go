@@ -42,8 +42,9 @@ type conn struct {
 	first bool
 
 	// Guarded by l.mu (the core lock).
-	dead       bool // Closed was delivered, or the core or the Loop closed c
-	wakeQueued bool // c is in l.wake
+	dead       bool    // Closed was delivered, or the core or the Loop closed c
+	wakeQueued bool    // c is in l.wake
+	obuf       *[]byte // sent during the current event; handed to the writer when it ends
 
 	wmu      sync.Mutex // guards the following; taken after l.mu, never before
 	nc       net.Conn   // nil while dialing
@@ -66,32 +67,49 @@ func newConn(l *Loop, nc net.Conn, addr string) *conn {
 	return &conn{l: l, nc: nc, addr: addr, first: true}
 }
 
-// Send queues a copy of b. It never blocks.
+// Send queues a copy of b. It never blocks. Inside an event it takes no
+// lock: the bytes collect in obuf and reach the writer when the event
+// ends, so a fan-out of many small frames costs one hand-off per member.
 func (c *conn) Send(b []byte) error {
 	if c.dead {
 		return transport.ErrClosed
 	}
-	c.wmu.Lock()
-	if c.stopped || c.closeReq {
-		c.wmu.Unlock()
-		return transport.ErrClosed
+	if c.obuf == nil {
+		c.obuf = writePool.Get().(*[]byte)
 	}
-	if c.pend == nil {
-		c.pend = writePool.Get().(*[]byte)
-	}
-	*c.pend = append(*c.pend, b...)
-	if c.queued.Add(int64(len(b))) >= int64(c.l.opt.HighWater) {
-		c.high = true
-	}
-	wake := !c.writing && !c.wakeQueued && c.nc != nil
-	c.wmu.Unlock()
-	if wake {
-		// Start the writer when the event ends, so that everything the
-		// event sends leaves in one Write.
+	*c.obuf = append(*c.obuf, b...)
+	if !c.wakeQueued {
 		c.wakeQueued = true
 		c.l.wake = append(c.l.wake, c)
 	}
 	return nil
+}
+
+// handOffLocked moves what the event sent to the writer's queue. The
+// caller holds l.mu and c.wmu.
+func (c *conn) handOffLocked() {
+	ob := c.obuf
+	if ob == nil {
+		return
+	}
+	c.obuf = nil
+	n := len(*ob)
+	switch {
+	case c.stopped || n == 0:
+		putWriteBuf(ob)
+		return
+	case c.pend == nil || len(*c.pend) == 0:
+		if c.pend != nil {
+			putWriteBuf(c.pend)
+		}
+		c.pend = ob
+	default:
+		*c.pend = append(*c.pend, *ob...)
+		putWriteBuf(ob)
+	}
+	if c.queued.Add(int64(n)) >= int64(c.l.opt.HighWater) {
+		c.high = true
+	}
 }
 
 // startWriterLocked reports whether the caller must start a writer, and
@@ -105,8 +123,15 @@ func (c *conn) startWriterLocked() bool {
 	return true
 }
 
-// Queued reports bytes accepted by Send and not yet written.
-func (c *conn) Queued() int { return int(c.queued.Load()) }
+// Queued reports bytes accepted by Send and not yet written. Like Send, it
+// is called inside events.
+func (c *conn) Queued() int {
+	n := int(c.queued.Load())
+	if c.obuf != nil {
+		n += len(*c.obuf)
+	}
+	return n
+}
 
 func (c *conn) queuedLocked() int { return int(c.queued.Load()) }
 
@@ -119,6 +144,7 @@ func (c *conn) Close() {
 	c.dead = true
 	delete(c.l.conns, c)
 	c.wmu.Lock()
+	c.handOffLocked()
 	c.closeReq = true
 	if c.nc != nil {
 		c.nc.SetWriteDeadline(time.Now().Add(c.l.opt.CloseFlush))
