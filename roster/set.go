@@ -2,6 +2,7 @@ package roster
 
 import (
 	"bytes"
+	"encoding/binary"
 	"slices"
 )
 
@@ -25,11 +26,16 @@ func (s *Set) init() {
 }
 
 // search finds id in the sorted bucket b: its index, or where it would go.
+// The first 8 bytes, compared as a big-endian integer, decide almost
+// every step without a call to bytes.Compare (the relay searches its
+// cache twice per entry).
 func search(b []Entry, id *ID) (int, bool) {
+	k := binary.BigEndian.Uint64(id[:8])
 	lo, hi := 0, len(b)
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		if bytes.Compare(b[m].ID[:], id[:]) < 0 {
+		mk := binary.BigEndian.Uint64(b[m].ID[:8])
+		if mk < k || mk == k && bytes.Compare(b[m].ID[8:], id[8:]) < 0 {
 			lo = m + 1
 		} else {
 			hi = m
