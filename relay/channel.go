@@ -180,9 +180,11 @@ func (r *Relay) encodeEntries(t wire.Type, handle, session uint32, entries []ros
 		starts = append(starts, len(buf))
 		switch t {
 		case wire.TypeDelta:
-			buf = wire.Append(buf, &wire.Delta{Handle: handle, Session: session, Entries: r.sealedScratch})
+			r.delta = wire.Delta{Handle: handle, Session: session, Entries: r.sealedScratch}
+			buf = wire.Append(buf, &r.delta)
 		default:
-			buf = wire.Append(buf, &wire.Deliver{Handle: handle, Entries: r.sealedScratch})
+			r.deliver = wire.Deliver{Handle: handle, Entries: r.sealedScratch}
+			buf = wire.Append(buf, &r.deliver)
 		}
 		entries = entries[n:]
 	}
