@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -24,6 +25,7 @@ type benchFlags struct {
 	serve     bool
 	nats      string
 	natsCA    string
+	profile   string
 }
 
 func newBenchCmd() *cobra.Command {
@@ -93,6 +95,7 @@ Latency is publish to receive, from a timestamp sealed in each entry.`,
 	f.BoolVar(&bf.json, "json", false, "print one JSON object")
 	f.StringVar(&bf.nats, "nats", "", "measure the NATS server at this nats:// or tls:// URL instead of a relay")
 	f.StringVar(&bf.natsCA, "nats-ca", "", "CA certificate file for a tls:// --nats URL")
+	f.StringVar(&bf.profile, "relay-cpuprofile", "", "write a CPU profile of the spawned relay (--spawn) over the run to this file")
 	f.BoolVar(&bf.serve, "serve", false, "run a bench relay and answer commands on stdin (used by --spawn)")
 	f.MarkHidden("serve")
 	return cmd
@@ -184,6 +187,17 @@ func runBench(cmd *cobra.Command, args []string, bf *benchFlags) error {
 	defer t.Close()
 	o := bf.opts
 	o.Progress = cmd.ErrOrStderr()
+	if bf.profile != "" {
+		path, err := filepath.Abs(bf.profile)
+		if err != nil {
+			return err
+		}
+		stop, err := bench.Profile(t, path)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	r, err := bench.Run(cmd.Context(), t, o)
 	if err != nil {
 		return err
