@@ -104,9 +104,8 @@ func (o *LoopOptions) setDefaults() {
 // under one lock and its writer starts if none runs; the writer swaps the
 // queue with its spare buffer and hands everything queued to one Write, so
 // many small frames leave in one system call, and nothing waits for a
-// later event. When the queue empties the
-// writer returns its buffers to a pool and ends, so an idle connection pins
-// no buffers and one goroutine.
+// later event. When the queue empties the writer returns its buffers to a
+// pool and ends, so an idle connection pins no buffers and one goroutine.
 //
 // # Flow control
 //
