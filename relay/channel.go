@@ -39,8 +39,8 @@ const (
 type channel struct {
 	id      roster.ChannelID
 	cache   roster.Set
-	order   []roster.ID // insertion order, oldest first, for eviction
-	evicted int         // entries of order already evicted
+	order   []cached // insertion order, oldest first, for eviction
+	evicted int      // entries of order already evicted
 	// complete is false once the cache evicted something: the relay no
 	// longer holds everything announced since its epoch began.
 	complete bool
@@ -60,12 +60,13 @@ func (r *Relay) accept(m *member, sealed [][]byte, fan bool) {
 	fresh := r.freshScratch[:0]
 	for _, s := range sealed {
 		e := roster.NewEntry(s)
-		if ch.cache.Has(e.ID) {
+		// Add searches once; a duplicate's copy is garbage, a rare case.
+		e.Sealed = append([]byte(nil), s...)
+		if !ch.cache.Add(e) {
 			r.stats.Duplicates++
 			continue
 		}
-		e.Sealed = append([]byte(nil), s...)
-		r.store(ch, e)
+		r.stored(ch, e)
 		fresh = append(fresh, e)
 	}
 	r.freshScratch = fresh[:0]
@@ -79,10 +80,17 @@ func (r *Relay) accept(m *member, sealed [][]byte, fan bool) {
 	r.fanout(m, fresh)
 }
 
-// store adds e to the cache, evicting the oldest entry past the cap.
-func (r *Relay) store(ch *channel, e roster.Entry) {
-	ch.cache.Add(e)
-	ch.order = append(ch.order, e.ID)
+// cached is an entry's place in the eviction order; its size spares
+// eviction a lookup.
+type cached struct {
+	id   roster.ID
+	size int
+}
+
+// stored accounts for e, just added to the cache, and evicts the oldest
+// entries past the cap.
+func (r *Relay) stored(ch *channel, e roster.Entry) {
+	ch.order = append(ch.order, cached{e.ID, len(e.Sealed)})
 	r.cachedBytes += int64(len(e.Sealed) + entryOverhead)
 	ch.bytes += int64(len(e.Sealed) + entryOverhead)
 	if _, ok := fault.Hit(r.cfg.Faults, FailNoEvict); ok {
@@ -210,9 +218,11 @@ func (r *Relay) encodeEntries(t wire.Type, handle, session uint32, entries []ros
 		starts = append(starts, len(buf))
 		switch t {
 		case wire.TypeDelta:
-			buf = wire.Append(buf, &wire.Delta{Handle: handle, Session: session, Entries: r.sealedScratch})
+			r.delta = wire.Delta{Handle: handle, Session: session, Entries: r.sealedScratch}
+			buf = wire.Append(buf, &r.delta)
 		default:
-			buf = wire.Append(buf, &wire.Deliver{Handle: handle, Entries: r.sealedScratch})
+			r.deliver = wire.Deliver{Handle: handle, Entries: r.sealedScratch}
+			buf = wire.Append(buf, &r.deliver)
 		}
 		entries = entries[n:]
 	}

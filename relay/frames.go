@@ -264,7 +264,8 @@ func (r *Relay) handleAnnounce(c *conn, f *wire.Announce) {
 	if _, ok := fault.Hit(r.cfg.Faults, FailDropAnnounce); !ok {
 		r.accept(m, entries, true)
 	}
-	r.send(c, &wire.Ack{Handle: f.Handle, Seq: f.Seq})
+	r.ack = wire.Ack{Handle: f.Handle, Seq: f.Seq}
+	r.send(c, &r.ack)
 }
 
 func (r *Relay) handleDelta(c *conn, f *wire.Delta) {

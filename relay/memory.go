@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/cosnim/relays/internal/fault"
-	"github.com/cosnim/relays/roster"
 	"github.com/cosnim/relays/wire"
 )
 
@@ -125,10 +124,9 @@ func (r *Relay) forgetEmpty() {
 func (r *Relay) evictOldest(ch *channel) {
 	old := ch.order[ch.evicted]
 	ch.evicted++
-	if gone, ok := ch.cache.Get(old); ok {
-		r.cachedBytes -= int64(len(gone.Sealed) + entryOverhead)
-		ch.bytes -= int64(len(gone.Sealed) + entryOverhead)
-		ch.cache.Remove(old)
+	if ch.cache.Remove(old.id) {
+		r.cachedBytes -= int64(old.size + entryOverhead)
+		ch.bytes -= int64(old.size + entryOverhead)
 	}
 	if _, ok := fault.Hit(r.cfg.Faults, FailKeepComplete); !ok {
 		ch.complete = false
@@ -143,7 +141,7 @@ func (r *Relay) evictOldest(ch *channel) {
 	}
 	r.stats.Evicted++
 	if ch.evicted > 0 && ch.evicted*2 >= len(ch.order) {
-		ch.order = append([]roster.ID(nil), ch.order[ch.evicted:]...)
+		ch.order = append([]cached(nil), ch.order[ch.evicted:]...)
 		ch.evicted = 0
 	}
 }

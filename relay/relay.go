@@ -65,6 +65,12 @@ type Relay struct {
 	// decoded holds the frames payloads decode into, reused so decoding
 	// does not allocate.
 	decoded wire.Frames
+
+	// Frames of the per-frame path, kept here so that handing them to
+	// wire.Append as a wire.Frame does not allocate.
+	ack     wire.Ack
+	deliver wire.Deliver
+	delta   wire.Delta
 }
 
 // conn is one client connection.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -22,6 +23,9 @@ type benchFlags struct {
 	pid       int
 	json      bool
 	serve     bool
+	nats      string
+	natsCA    string
+	profile   string
 }
 
 func newBenchCmd() *cobra.Command {
@@ -50,6 +54,10 @@ Scenarios:
             relay restarts (memory lost) and all reconnect within --jitter
             and sync: reports the time until the last has caught up
   idle      --idle joined, silent connections: relay memory per connection
+
+--nats URL runs fanout or channels against a NATS server instead, with the
+same clients' pacing and latency histograms (the yardstick of
+scripts/nats-compare.sh); --pid then names the nats-server process.
 
 Latency is publish to receive, from a timestamp sealed in each entry.`,
 		Example: `  cosnim relay bench --spawn --pub 1 --sub 10 --msgs 1000000 --size 128
@@ -85,6 +93,9 @@ Latency is publish to receive, from a timestamp sealed in each entry.`,
 	f.BoolVar(&bf.spawn, "spawn", false, "run the relay in a child process of this binary")
 	f.IntVar(&bf.pid, "pid", 0, "PID of the relay named RELAY_NAME, to read its CPU and RSS")
 	f.BoolVar(&bf.json, "json", false, "print one JSON object")
+	f.StringVar(&bf.nats, "nats", "", "measure the NATS server at this nats:// or tls:// URL instead of a relay")
+	f.StringVar(&bf.natsCA, "nats-ca", "", "CA certificate file for a tls:// --nats URL")
+	f.StringVar(&bf.profile, "relay-cpuprofile", "", "write a CPU profile of the spawned relay (--spawn) over the run to this file")
 	f.BoolVar(&bf.serve, "serve", false, "run a bench relay and answer commands on stdin (used by --spawn)")
 	f.MarkHidden("serve")
 	return cmd
@@ -93,22 +104,24 @@ Latency is publish to receive, from a timestamp sealed in each entry.`,
 // benchTarget validates the flags and opens the relay to measure.
 func benchTarget(cmd *cobra.Command, args []string, bf *benchFlags) (bench.Target, error) {
 	modes := 0
-	for _, on := range []bool{bf.inProcess, bf.spawn, len(args) == 1} {
+	for _, on := range []bool{bf.inProcess, bf.spawn, len(args) == 1, bf.nats != ""} {
 		if on {
 			modes++
 		}
 	}
 	if modes != 1 {
-		return nil, errors.New("name a relay, or give --in-process or --spawn (exactly one)")
+		return nil, errors.New("name a relay, or give --in-process, --spawn or --nats (exactly one)")
 	}
-	if bf.pid < 0 || (bf.pid > 0 && len(args) == 0) {
-		return nil, errors.New("--pid goes with RELAY_NAME: it names that relay's process")
+	if bf.pid < 0 || (bf.pid > 0 && len(args) == 0 && bf.nats == "") {
+		return nil, errors.New("--pid goes with RELAY_NAME or --nats: it names that server's process")
 	}
 	o := bf.opts.WithDefaults()
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
 	switch {
+	case bf.nats != "":
+		return bench.NATS(bf.nats, bf.natsCA, bf.pid)
 	case bf.inProcess:
 		if need := 2*benchConns(o) + 64; need > fdLimit() {
 			return nil, fmt.Errorf("%d connections in one process need about %d file descriptors, over the limit of %d: use --spawn", benchConns(o), need, fdLimit())
@@ -175,6 +188,17 @@ func runBench(cmd *cobra.Command, args []string, bf *benchFlags) error {
 	o := bf.opts
 	o.Progress = cmd.ErrOrStderr()
 	o.ProgressLines = !isTerminal(o.Progress)
+	if bf.profile != "" {
+		path, err := filepath.Abs(bf.profile)
+		if err != nil {
+			return err
+		}
+		stop, err := bench.Profile(t, path)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	r, err := bench.Run(cmd.Context(), t, o)
 	if err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cosnim/relays/transport"
@@ -41,8 +42,9 @@ type conn struct {
 	first bool
 
 	// Guarded by l.mu (the core lock).
-	dead       bool // Closed was delivered, or the core or the Loop closed c
-	wakeQueued bool // c is in l.wake
+	dead       bool    // Closed was delivered, or the core or the Loop closed c
+	wakeQueued bool    // c is in l.wake
+	obuf       *[]byte // sent during the current event; handed to the writer when it ends
 
 	wmu      sync.Mutex // guards the following; taken after l.mu, never before
 	nc       net.Conn   // nil while dialing
@@ -53,6 +55,10 @@ type conn struct {
 	high     bool       // Queued reached HighWater; Writable due at LowWater
 	closeReq bool       // the core closed c: flush, then close the socket
 	stopped  bool       // no more writes: drop whatever is queued
+
+	// queued is inflight plus len(*pend): written under wmu, read
+	// without it, since the core asks for every member it fans out to.
+	queued atomic.Int64
 }
 
 var _ transport.Conn = (*conn)(nil)
@@ -61,32 +67,49 @@ func newConn(l *Loop, nc net.Conn, addr string) *conn {
 	return &conn{l: l, nc: nc, addr: addr, first: true}
 }
 
-// Send queues a copy of b. It never blocks.
+// Send queues a copy of b. It never blocks. Inside an event it takes no
+// lock: the bytes collect in obuf and reach the writer when the event
+// ends, so a fan-out of many small frames costs one hand-off per member.
 func (c *conn) Send(b []byte) error {
 	if c.dead {
 		return transport.ErrClosed
 	}
-	c.wmu.Lock()
-	if c.stopped || c.closeReq {
-		c.wmu.Unlock()
-		return transport.ErrClosed
+	if c.obuf == nil {
+		c.obuf = writePool.Get().(*[]byte)
 	}
-	if c.pend == nil {
-		c.pend = writePool.Get().(*[]byte)
-	}
-	*c.pend = append(*c.pend, b...)
-	if c.queuedLocked() >= c.l.opt.HighWater {
-		c.high = true
-	}
-	wake := !c.writing && !c.wakeQueued && c.nc != nil
-	c.wmu.Unlock()
-	if wake {
-		// Start the writer when the event ends, so that everything the
-		// event sends leaves in one Write.
+	*c.obuf = append(*c.obuf, b...)
+	if !c.wakeQueued {
 		c.wakeQueued = true
 		c.l.wake = append(c.l.wake, c)
 	}
 	return nil
+}
+
+// handOffLocked moves what the event sent to the writer's queue. The
+// caller holds l.mu and c.wmu.
+func (c *conn) handOffLocked() {
+	ob := c.obuf
+	if ob == nil {
+		return
+	}
+	c.obuf = nil
+	n := len(*ob)
+	switch {
+	case c.stopped || n == 0:
+		putWriteBuf(ob)
+		return
+	case c.pend == nil || len(*c.pend) == 0:
+		if c.pend != nil {
+			putWriteBuf(c.pend)
+		}
+		c.pend = ob
+	default:
+		*c.pend = append(*c.pend, *ob...)
+		putWriteBuf(ob)
+	}
+	if c.queued.Add(int64(n)) >= int64(c.l.opt.HighWater) {
+		c.high = true
+	}
 }
 
 // startWriterLocked reports whether the caller must start a writer, and
@@ -100,20 +123,17 @@ func (c *conn) startWriterLocked() bool {
 	return true
 }
 
-// Queued reports bytes accepted by Send and not yet written.
+// Queued reports bytes accepted by Send and not yet written. Like Send, it
+// is called inside events.
 func (c *conn) Queued() int {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	return c.queuedLocked()
-}
-
-func (c *conn) queuedLocked() int {
-	n := c.inflight
-	if c.pend != nil {
-		n += len(*c.pend)
+	n := int(c.queued.Load())
+	if c.obuf != nil {
+		n += len(*c.obuf)
 	}
 	return n
 }
+
+func (c *conn) queuedLocked() int { return int(c.queued.Load()) }
 
 // Close flushes what is queued, for at most CloseFlush, and closes the
 // socket. It produces no Closed event.
@@ -124,6 +144,7 @@ func (c *conn) Close() {
 	c.dead = true
 	delete(c.l.conns, c)
 	c.wmu.Lock()
+	c.handOffLocked()
 	c.closeReq = true
 	if c.nc != nil {
 		c.nc.SetWriteDeadline(time.Now().Add(c.l.opt.CloseFlush))
@@ -152,6 +173,7 @@ func (c *conn) abort() {
 // releaseLocked returns the write buffers to the pool.
 func (c *conn) releaseLocked() {
 	if c.pend != nil {
+		c.queued.Add(-int64(len(*c.pend)))
 		putWriteBuf(c.pend)
 		c.pend = nil
 	}
@@ -208,6 +230,7 @@ func (c *conn) writeLoop() {
 		_, err := c.nc.Write(*buf)
 
 		c.wmu.Lock()
+		c.queued.Add(-int64(c.inflight))
 		c.inflight = 0
 		*buf = (*buf)[:0]
 		if c.spare == nil {

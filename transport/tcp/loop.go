@@ -83,11 +83,13 @@ func (o *LoopOptions) setDefaults() {
 // while the connection is idle and a pooled ReadBuffer-sized one while
 // bytes keep coming, then locks the Loop and calls Data. A writer goroutine
 // exists only while a connection has bytes queued: Send appends to a
-// grow-only queue and starts the writer if none runs; the writer swaps the
+// buffer of the event, without a lock; when the event ends (one read's
+// worth of frames, say) each connection's bytes join its grow-only queue
+// under one lock and its writer starts if none runs; the writer swaps the
 // queue with its spare buffer and hands everything queued to one Write, so
-// many small frames leave in one system call. When the queue empties the
-// writer returns its buffers to a pool and ends, so an idle connection pins
-// no buffers and one goroutine.
+// many small frames leave in one system call, and nothing waits for a
+// later event. When the queue empties the writer returns its buffers to a
+// pool and ends, so an idle connection pins no buffers and one goroutine.
 //
 // # Flow control
 //
@@ -287,7 +289,8 @@ func (l *Loop) afterEventLocked() {
 		l.wake[i] = nil
 		c.wakeQueued = false
 		c.wmu.Lock()
-		start := !c.stopped && c.startWriterLocked()
+		c.handOffLocked()
+		start := !c.stopped && c.queuedLocked() > 0 && c.startWriterLocked()
 		c.wmu.Unlock()
 		if start {
 			go c.writeLoop()

@@ -161,6 +161,8 @@ func (cr *channelsRun) awaitWindow() {
 // until the connection closes.
 func (cr *channelsRun) receive(m *member, i int) {
 	var f wire.Deliver
+	var smp sampler
+	defer smp.flush(&cr.hist, i)
 	for {
 		t, p, err := m.c.Next()
 		if err != nil {
@@ -172,8 +174,9 @@ func (cr *channelsRun) receive(m *member, i int) {
 				continue
 			}
 			now := time.Since(cr.start)
-			if stamp, err := stampOf(m.k, f.Entries[0]); err == nil {
-				cr.hist.record(i, now-stamp, len(f.Entries))
+			if w, ok := smp.take(now, len(f.Entries)); !ok {
+			} else if stamp, err := stampOf(m.k, f.Entries[0]); err == nil {
+				smp.record(&cr.hist, i, now-stamp, w)
 			} else {
 				cr.e.add(err)
 			}

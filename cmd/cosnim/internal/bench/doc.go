@@ -14,7 +14,10 @@
 //     (`cosnim relay bench --serve`), so CPU, RSS and heap are the relay's
 //     alone and each process has its own file-descriptor limit;
 //   - external: a relay named in the configuration, optionally with its PID
-//     so that its CPU and RSS are read from /proc.
+//     so that its CPU and RSS are read from /proc;
+//   - nats: a NATS server (--nats URL), driven through the NATS client
+//     protocol by the same fanout and channels code paths, the yardstick
+//     of scripts/nats-compare.sh.
 //
 // # Entries and latency
 //

@@ -31,6 +31,7 @@ type subscriber struct {
 	shard int
 	got   atomic.Uint64
 	last  atomic.Int64 // time of the last entry, ns since start
+	smp   sampler      // receiver goroutine only
 }
 
 func runFanout(ctx context.Context, t Target, o Options) (*Result, error) {
@@ -130,6 +131,7 @@ func (f *fanout) result() (*Result, time.Duration) {
 // receive reads Deliver frames until want entries arrived, the connection
 // fails or ctx ends. Latency is taken from the first entry of each frame.
 func (s *subscriber) receive(k *roster.Keys, start time.Time, want uint64, h *shardedHist, e *errs) {
+	defer s.smp.flush(h, s.shard)
 	var f wire.Deliver
 	for s.got.Load() < want {
 		t, p, err := s.c.Next()
@@ -162,10 +164,12 @@ func (s *subscriber) deliver(k *roster.Keys, start time.Time, f *wire.Deliver, h
 		return
 	}
 	now := time.Since(start)
-	if stamp, err := stampOf(k, f.Entries[0]); err != nil {
-		e.add(err)
-	} else {
-		h.record(s.shard, now-stamp, len(f.Entries))
+	if w, ok := s.smp.take(now, len(f.Entries)); ok {
+		if stamp, err := stampOf(k, f.Entries[0]); err != nil {
+			e.add(err)
+		} else {
+			s.smp.record(h, s.shard, now-stamp, w)
+		}
 	}
 	s.got.Add(uint64(len(f.Entries)))
 	s.last.Store(int64(now))
@@ -205,28 +209,128 @@ func fillRates(r *Result, elapsed time.Duration, size int) {
 	r.BytesPerSec = r.DeliveredPerSec * float64(size)
 }
 
-// publish sends o.Msgs entries in Announce frames of o.Batch, never more
-// than o.Window entries (of all publishers) ahead of the slowest subscriber.
+// publish sends o.Msgs entries in Announce frames of o.Batch. At o.Rate
+// (entries per second) it sends what is due on each millisecond tick;
+// otherwise it runs as fast as the window allows: never more than o.Window
+// entries (of all publishers) ahead of the slowest subscriber. Frames
+// accumulate and leave in one write per tick, per 32 KiB or before a wait,
+// as a NATS client's buffered publishes do.
 func (f *fanout) publish(c *conn, s *sealer) error {
 	a := wire.Announce{Handle: 1, Entries: make([][]byte, 0, f.o.Batch)}
+	var out []byte
+	flush := func() error {
+		if len(out) == 0 {
+			return nil
+		}
+		err := c.Write(out)
+		out = out[:0]
+		return err
+	}
+	p := newPacer(float64(f.o.Rate) / float64(f.o.Pub))
+	defer p.stop()
 	window := uint64(f.o.Window)
 	for sent := 0; sent < f.o.Msgs; {
-		for spins := 0; f.published.Load() >= minGot(f.subs)+window; spins++ {
-			if spins < 50 {
-				runtime.Gosched()
-			} else {
-				time.Sleep(50 * time.Microsecond)
-			}
+		due := f.o.Msgs - sent
+		if p != nil {
+			due = min(due, p.due(sent))
 		}
-		n := min(f.o.Batch, f.o.Msgs-sent)
+		if due <= 0 || (p == nil && f.published.Load() >= minGot(f.subs)+window) {
+			if err := flush(); err != nil {
+				return err
+			}
+			if p != nil {
+				p.wait()
+				continue
+			}
+			for spins := 0; f.published.Load() >= minGot(f.subs)+window; spins++ {
+				if spins < 50 {
+					runtime.Gosched()
+				} else {
+					time.Sleep(50 * time.Microsecond)
+				}
+			}
+			continue
+		}
+		n := min(f.o.Batch, due)
 		if err := s.fill(&a, n); err != nil {
 			return err
 		}
-		if err := c.Send(&a); err != nil {
-			return err
-		}
+		out = wire.Append(out, &a)
 		sent += n
 		f.published.Add(uint64(n))
+		if len(out) >= 32<<10 {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
 	}
-	return nil
+	return flush()
+}
+
+// pacer spreads a rate over millisecond ticks.
+type pacer struct {
+	rate  float64 // per second
+	start time.Time
+	tick  *time.Ticker
+}
+
+// newPacer returns nil for rate 0 (as fast as possible).
+func newPacer(rate float64) *pacer {
+	if rate <= 0 {
+		return nil
+	}
+	return &pacer{rate: rate, start: time.Now(), tick: time.NewTicker(time.Millisecond)}
+}
+
+func (p *pacer) stop() {
+	if p != nil {
+		p.tick.Stop()
+	}
+}
+
+// due is how many more than sent are due by now.
+func (p *pacer) due(sent int) int {
+	return int(time.Since(p.start).Seconds()*p.rate) + 1 - sent
+}
+
+func (p *pacer) wait() { <-p.tick.C }
+
+// sampleEvery spaces the entries a receiver opens for their timestamp:
+// at full speed opening every one would cost the bench more than the
+// relay spends on it. Below 1/sampleEvery frames per second per receiver,
+// which covers every fixed-rate run, each frame is sampled.
+const sampleEvery = 20 * time.Microsecond
+
+// sampler thins latency samples; each sample stands for the entries
+// received since the previous one.
+type sampler struct {
+	last    time.Duration // when the last sample was taken
+	lat     time.Duration // its latency
+	pending int
+}
+
+// take counts n entries arrived at now and reports whether to sample
+// them, and with what weight.
+func (s *sampler) take(now time.Duration, n int) (weight int, ok bool) {
+	s.pending += n
+	if s.last != 0 && now-s.last < sampleEvery {
+		return 0, false
+	}
+	s.last, weight, s.pending = now, s.pending, 0
+	return weight, true
+}
+
+// record adds a sample of latency d and weight w to h.
+func (s *sampler) record(h *shardedHist, shard int, d time.Duration, w int) {
+	s.lat = d
+	h.record(shard, d, w)
+}
+
+// flush counts the entries received since the last sample with its
+// latency, so that the histogram holds every entry.
+func (s *sampler) flush(h *shardedHist, shard int) {
+	if s.pending > 0 && s.last != 0 {
+		h.record(shard, s.lat, s.pending)
+	}
+	s.pending = 0
 }

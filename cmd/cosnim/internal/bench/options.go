@@ -37,7 +37,7 @@ type Options struct {
 	Size     int           // sealed bytes per entry
 	Batch    int           // entries per Announce frame
 	Channels int           // channels (channels, storm, idle)
-	Rate     int           // announced entries per second in all (channels); 0 = as fast as the window allows
+	Rate     int           // announced entries per second in all; 0 = as fast as the window allows
 	Duration time.Duration // length of a rate run (channels)
 	Idle     int           // connections (storm, idle)
 	TLS      bool          // TLS to the relay (in-process and spawned relays get a generated certificate)

@@ -50,6 +50,9 @@ type Result struct {
 	RelayPeakRSS      int64   `json:"relay_peak_rss_bytes"`
 	RelayHeapStack    int64   `json:"relay_heap_stack_bytes"`
 	UsageIncludesSelf bool    `json:"usage_includes_bench"`
+	// BenchCPUSeconds is the bench process's own CPU over the whole run
+	// (connecting included); the relay's when in-process.
+	BenchCPUSeconds float64 `json:"bench_cpu_seconds"`
 }
 
 // setUsage fills the relay resource fields from two samples taken around
@@ -98,7 +101,7 @@ func (r *Result) WriteText(w io.Writer) {
 	if r.TLS {
 		mode = "TLS"
 	}
-	p("scenario %s, relay %s, %s, %d connections, %d-byte entries", r.Scenario, r.Target, mode, r.Conns, r.Size)
+	p("scenario %s, server %s, %s, %d connections, %d-byte entries", r.Scenario, r.Target, mode, r.Conns, r.Size)
 	switch r.Scenario {
 	case ScenarioFanout, ScenarioChannels:
 		p("  published  %d entries (%s/s)", r.Published, si(r.PublishedPerSec))
@@ -120,6 +123,7 @@ func (r *Result) WriteText(w io.Writer) {
 		}
 		p("  %s: CPU %.2fs (%.0f%% of one core), peak RSS %s, heap+stacks %s", who, r.RelayCPUSeconds, r.RelayCPUPercent, HumanBytes(float64(r.RelayPeakRSS)), HumanBytes(float64(r.RelayHeapStack)))
 	}
+	p("  bench: CPU %.2fs", r.BenchCPUSeconds)
 	if r.Errors > 0 {
 		p("  errors     %d, first: %s", r.Errors, r.FirstError)
 	}

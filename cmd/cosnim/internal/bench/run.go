@@ -23,6 +23,18 @@ func Run(ctx context.Context, t Target, o Options) (*Result, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
+	cpu := selfCPU()
+	r, err := run(ctx, t, o)
+	if r != nil {
+		r.BenchCPUSeconds = (selfCPU() - cpu).Seconds()
+	}
+	return r, err
+}
+
+func run(ctx context.Context, t Target, o Options) (*Result, error) {
+	if nt, ok := t.(*natsTarget); ok {
+		return runNATS(ctx, nt, o)
+	}
 	switch o.Scenario {
 	case ScenarioFanout:
 		return runFanout(ctx, t, o)

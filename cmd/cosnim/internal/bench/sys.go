@@ -86,3 +86,12 @@ func selfUsage() Usage {
 	u.Goroutine = runtime.NumGoroutine()
 	return u
 }
+
+// selfCPU is this process's user + system time.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}

@@ -18,6 +18,8 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime/pprof"
+	"strings"
 	"sync"
 	"time"
 
@@ -198,6 +200,10 @@ func clientTLS(caPEM []byte) *tls.Config {
 		RootCAs:            pool,
 		ServerName:         "127.0.0.1",
 		ClientSessionCache: tls.NewLRUClientSessionCache(1 << 16),
+		// What the bench relay offers: a hybrid key share (1.2 KB) would be
+		// sent for nothing, and crypto/tls keeps the ClientHello-sized
+		// buffers it filled for the life of the connection (~3 KB each).
+		CurvePreferences: tcp.ClassicalKeyExchanges,
 	}
 }
 
@@ -236,8 +242,9 @@ type serveHello struct {
 
 // Serve runs the relay of a spawned target: it starts a relay as
 // StartInProcess does, prints a JSON line with its address, then answers
-// commands read line by line from in: "usage" (a JSON Usage line) and
-// "restart" (a line "ok" or an error); it stops at EOF.
+// commands read line by line from in: "usage" (a JSON Usage line),
+// "restart", "cpuprofile PATH" and "stopprofile" (a line "ok" or an
+// error); it stops at EOF.
 func Serve(in io.Reader, out io.Writer, useTLS bool, acceptRate int) error {
 	t := &inProcess{cfg: relayserver.Config{Relay: RelayConfig(acceptRate), Addr: "127.0.0.1:0"}}
 	hello := serveHello{Pid: os.Getpid()}
@@ -268,6 +275,9 @@ func Serve(in io.Reader, out io.Writer, useTLS bool, acceptRate int) error {
 			if err := enc.Encode(selfUsage()); err != nil {
 				return err
 			}
+		case "stopprofile":
+			pprof.StopCPUProfile()
+			fmt.Fprintln(out, "ok")
 		case "restart":
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			err := t.Restart(ctx)
@@ -280,6 +290,10 @@ func Serve(in io.Reader, out io.Writer, useTLS bool, acceptRate int) error {
 				return err
 			}
 		default:
+			if path, ok := strings.CutPrefix(sc.Text(), "cpuprofile "); ok {
+				fmt.Fprintln(out, startProfile(path))
+				continue
+			}
 			fmt.Fprintln(out, "unknown command")
 		}
 	}
@@ -375,4 +389,40 @@ func (t *spawned) Close() error {
 		t.cmd.Process.Kill()
 		return <-done
 	}
+}
+
+// startProfile starts a CPU profile of this process into path.
+func startProfile(path string) string {
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
+	}
+	if err != nil {
+		return err.Error()
+	}
+	return "ok"
+}
+
+// Profile starts a CPU profile of the spawned relay into path (its own
+// process), until the returned stop is called.
+func Profile(t Target, path string) (stop func() error, err error) {
+	s, ok := t.(*spawned)
+	if !ok {
+		return nil, errors.New("bench: --relay-cpuprofile needs --spawn")
+	}
+	if err := s.okCommand("cpuprofile " + path); err != nil {
+		return nil, err
+	}
+	return func() error { return s.okCommand("stopprofile") }, nil
+}
+
+func (t *spawned) okCommand(c string) error {
+	line, err := t.command(c)
+	if err != nil {
+		return err
+	}
+	if s := string(line); s != "ok\n" {
+		return fmt.Errorf("bench: spawned relay: %s", s)
+	}
+	return nil
 }
