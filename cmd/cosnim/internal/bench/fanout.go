@@ -87,6 +87,12 @@ func (f *fanout) run() {
 			}
 		})
 	}
+	f.await(want, &pwg, &wg)
+}
+
+// await shows progress until the publishers (pwg) and the subscribers
+// (wg) are done.
+func (f *fanout) await(want uint64, pwg, wg *sync.WaitGroup) {
 	bar := startProgress(f.o, "fanout", want*uint64(f.o.Sub), func() uint64 {
 		var n uint64
 		for _, s := range f.subs {
@@ -209,20 +215,31 @@ func fillRates(r *Result, elapsed time.Duration, size int) {
 	r.BytesPerSec = r.DeliveredPerSec * float64(size)
 }
 
-// publish sends o.Msgs entries in Announce frames of o.Batch. At o.Rate
-// (entries per second) it sends what is due on each millisecond tick;
-// otherwise it runs as fast as the window allows: never more than o.Window
-// entries (of all publishers) ahead of the slowest subscriber. Frames
-// accumulate and leave in one write per tick, per 32 KiB or before a wait,
-// as a NATS client's buffered publishes do.
+// publish sends o.Msgs entries in Announce frames of o.Batch.
 func (f *fanout) publish(c *conn, s *sealer) error {
 	a := wire.Announce{Handle: 1, Entries: make([][]byte, 0, f.o.Batch)}
+	return f.publishWith(c.Write, func(out []byte, due int) ([]byte, int, error) {
+		n := min(f.o.Batch, due)
+		if err := s.fill(&a, n); err != nil {
+			return out, 0, err
+		}
+		return wire.Append(out, &a), n, nil
+	})
+}
+
+// publishWith sends o.Msgs entries, next appending up to due of them to
+// out and saying how many. At o.Rate (entries per second) it sends what is
+// due on each millisecond tick; otherwise it runs as fast as the window
+// allows: never more than o.Window entries (of all publishers) ahead of
+// the slowest subscriber. What next appends leaves in one write per tick,
+// per 32 KiB or before a wait, as a NATS client's buffered publishes do.
+func (f *fanout) publishWith(write func([]byte) error, next func(out []byte, due int) ([]byte, int, error)) error {
 	var out []byte
 	flush := func() error {
 		if len(out) == 0 {
 			return nil
 		}
-		err := c.Write(out)
+		err := write(out)
 		out = out[:0]
 		return err
 	}
@@ -251,11 +268,11 @@ func (f *fanout) publish(c *conn, s *sealer) error {
 			}
 			continue
 		}
-		n := min(f.o.Batch, due)
-		if err := s.fill(&a, n); err != nil {
+		var n int
+		var err error
+		if out, n, err = next(out, due); err != nil {
 			return err
 		}
-		out = wire.Append(out, &a)
 		sent += n
 		f.published.Add(uint64(n))
 		if len(out) >= 32<<10 {

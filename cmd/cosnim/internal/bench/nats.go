@@ -121,16 +121,7 @@ func runNATSFanout(ctx context.Context, t *natsTarget, o Options) (*Result, erro
 			}
 		})
 	}
-	bar := startProgress(o, "fanout", want*uint64(o.Sub), func() uint64 {
-		var n uint64
-		for _, s := range f.subs {
-			n += s.got.Load()
-		}
-		return n
-	})
-	pwg.Wait()
-	wg.Wait()
-	bar.stop()
+	f.await(want, &pwg, &wg)
 	after, _ := t.Usage()
 	r, end := f.result()
 	r.Batch = 1
@@ -143,54 +134,14 @@ func runNATSFanout(ctx context.Context, t *natsTarget, o Options) (*Result, erro
 	return r, nil
 }
 
-// publishNATS is fanout.publish for NATS.
+// publishNATS is fanout.publish for NATS: one message at a time, each
+// stamped with its publish time.
 func (f *fanout) publishNATS(c *natsConn, subject string) error {
 	payload := make([]byte, f.o.Size)
-	var out []byte
-	flush := func() error {
-		if len(out) == 0 {
-			return nil
-		}
-		err := c.write(out)
-		out = out[:0]
-		return err
-	}
-	p := newPacer(float64(f.o.Rate) / float64(f.o.Pub))
-	defer p.stop()
-	window := uint64(f.o.Window)
-	for sent := 0; sent < f.o.Msgs; {
-		due := f.o.Msgs - sent
-		if p != nil {
-			due = min(due, p.due(sent))
-		}
-		if due <= 0 || (p == nil && f.published.Load() >= minGot(f.subs)+window) {
-			if err := flush(); err != nil {
-				return err
-			}
-			if p != nil {
-				p.wait()
-				continue
-			}
-			for spins := 0; f.published.Load() >= minGot(f.subs)+window; spins++ {
-				if spins < 50 {
-					runtime.Gosched()
-				} else {
-					time.Sleep(50 * time.Microsecond)
-				}
-			}
-			continue
-		}
+	return f.publishWith(c.write, func(out []byte, _ int) ([]byte, int, error) {
 		stampPayload(payload, f.start)
-		out = appendPub(out, subject, payload)
-		sent++
-		f.published.Add(1)
-		if len(out) >= 32<<10 {
-			if err := flush(); err != nil {
-				return err
-			}
-		}
-	}
-	return flush()
+		return appendPub(out, subject, payload), 1, nil
+	})
 }
 
 func runNATSChannels(ctx context.Context, t *natsTarget, o Options) (*Result, error) {
