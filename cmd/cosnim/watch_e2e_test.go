@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,17 +18,9 @@ import (
 )
 
 // kitStatus reads the relay's /status.
-func kitStatus(t *testing.T, metricsPort int) relayserver.Status {
+func kitStatus(t *testing.T, metricsPort int) (st relayserver.Status) {
 	t.Helper()
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/status", metricsPort))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var st relayserver.Status
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		t.Fatal(err)
-	}
+	testutil.GetJSON(t, fmt.Sprintf("http://127.0.0.1:%d/status", metricsPort), &st)
 	return st
 }
 

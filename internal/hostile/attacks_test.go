@@ -123,6 +123,22 @@ func TestSyncFlood(t *testing.T) {
 	t.Logf("sync flood: %d claims sent; relay closed %d connections over their queue, deferred %d syncs", sent, st.QueueFull, st.SyncsDeferred)
 }
 
+// shared joins members instances to k's channel, the first announcing n
+// entries of 64 bytes; they then read nothing more and stay members.
+func shared(t *testing.T, tg *target, name string, k *roster.Keys, members, n int) {
+	t.Helper()
+	for i := range members {
+		p, w, _ := tg.dial(t, fmt.Sprint(name, "-", i))
+		if _, err := p.Join(w, k, 1); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			fill(t, p, k, name, n, 64)
+		}
+		p.Release()
+	}
+}
+
 // Outsiders fill the memory budget with self-made channels, one member
 // each: an existing honest channel that several instances share keeps
 // every entry and its complete flag, a new honest hub keeps what it
@@ -132,16 +148,7 @@ func TestBudgetFill(t *testing.T) {
 	const budget = 24 << 20
 	tg := startRelay(t, fmt.Sprintf("memory_budget: %d", budget))
 	honestKeys := selfMade(t, "existing honest")
-	for i := range 3 {
-		hp, hw, _ := tg.dial(t, fmt.Sprint("existing-honest-", i))
-		if _, err := hp.Join(hw, honestKeys, 1); err != nil {
-			t.Fatal(err)
-		}
-		if i == 0 {
-			fill(t, hp, honestKeys, "existing", 20_000, 64)
-		}
-		hp.Release() // members that read nothing more are still members
-	}
+	shared(t, tg, "existing", honestKeys, 3, 20_000)
 	wait := honest(t, tg)
 	for i := range 12 {
 		p, w, _ := tg.dial(t, fmt.Sprint("outsider-", i))
@@ -154,16 +161,7 @@ func TestBudgetFill(t *testing.T) {
 	// A new honest hub, two instances, announces 500 entries into the full
 	// budget and keeps them all.
 	newHub := selfMade(t, "new honest hub")
-	for i := range 2 {
-		np, nw, _ := tg.dial(t, fmt.Sprint("new-hub-", i))
-		if _, err := np.Join(nw, newHub, 1); err != nil {
-			t.Fatal(err)
-		}
-		if i == 0 {
-			fill(t, np, newHub, "new", 500, 64)
-		}
-		np.Release()
-	}
+	shared(t, tg, "new", newHub, 2, 500)
 	jp, jw, _ := tg.dial(t, "new-hub-late")
 	if j, err := jp.Join(jw, newHub, 1); err != nil || j.Cached != 500 || j.Flags&wire.JoinedComplete == 0 {
 		t.Errorf("new honest hub after the attack: %+v, %v; want 500 cached and complete", j, err)

@@ -3,7 +3,6 @@ package hostile
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"net"
@@ -105,17 +104,9 @@ func (tg *target) peakRSS(t *testing.T) int64 {
 }
 
 // status reads the relay's /status.
-func (tg *target) status(t *testing.T) relayserver.Status {
+func (tg *target) status(t *testing.T) (st relayserver.Status) {
 	t.Helper()
-	resp, err := http.Get("http://" + tg.ops + "/status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var st relayserver.Status
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		t.Fatal(err)
-	}
+	testutil.GetJSON(t, "http://"+tg.ops+"/status", &st)
 	return st
 }
 
