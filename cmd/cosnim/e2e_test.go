@@ -83,18 +83,24 @@ func (p *relayProc) stop(t *testing.T) int {
 	select {
 	case err := <-p.done:
 		p.done <- err
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return ee.ExitCode()
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		return 0
+		return exitCode(t, err)
 	case <-time.After(e2eTimeout):
 		t.Fatalf("relay did not exit after SIGTERM:\n%s", p.stderr.String())
 	}
 	return -1
+}
+
+// exitCode is the code a process that ended with err exited with.
+func exitCode(t *testing.T, err error) int {
+	t.Helper()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 0
 }
 
 // runBin runs the binary to completion.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -88,12 +87,5 @@ func (p *ptyProc) exitCode(t *testing.T) int {
 	t.Helper()
 	err := <-p.done
 	p.done <- err
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return ee.ExitCode()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return 0
+	return exitCode(t, err)
 }
