@@ -85,3 +85,13 @@ func plainRelayYAML(port, metricsPort int, extra string) string {
 	return "relays:\n  r:\n    client:\n      url: tcp://127.0.0.1:" + strconv.Itoa(port) +
 		"\n    server:\n      url: tcp://127.0.0.1:" + strconv.Itoa(port) + "\n" + metrics + extra
 }
+
+// startOpsRelay runs a plaintext relay "r" with its operations listener
+// and waits until it listens; it returns both ports and the config file.
+func startOpsRelay(t *testing.T) (port, metricsPort int, cfg string) {
+	t.Helper()
+	port, metricsPort = kitPort(t), kitPort(t)
+	cfg = kitWrite(t, t.TempDir(), "cosnim.yaml", plainRelayYAML(port, metricsPort, ""))
+	startKitRelay(t, "r", "--config", cfg).waitLog(t, `msg="relay listening"`)
+	return port, metricsPort, cfg
+}

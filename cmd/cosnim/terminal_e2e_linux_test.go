@@ -31,11 +31,7 @@ func TestSimProgressOnTerminal(t *testing.T) {
 // place, refreshes it, quits on q with status 0 and gives the terminal
 // back as it found it (line editing and echo on).
 func TestTopOnTerminal(t *testing.T) {
-	dir := t.TempDir()
-	port, metricsPort := kitPort(t), kitPort(t)
-	cfg := kitWrite(t, dir, "cosnim.yaml", plainRelayYAML(port, metricsPort, ""))
-	r := startKitRelay(t, "r", "--config", cfg)
-	r.waitLog(t, `msg="relay listening"`)
+	port, metricsPort, cfg := startOpsRelay(t)
 	fillChannels(t, port, metricsPort, 2)
 
 	p := startInPTY(t, nil, "relay", "top", "r", "--config", cfg, "--interval", "200ms")

@@ -48,11 +48,7 @@ func fillChannels(t *testing.T, port, metricsPort, n int) {
 // connections and channels, and the ten channels with the most cached
 // bytes, most first. --once alone prints the text view once.
 func TestTopOnceJSON(t *testing.T) {
-	dir := t.TempDir()
-	port, metricsPort := kitPort(t), kitPort(t)
-	cfg := kitWrite(t, dir, "cosnim.yaml", plainRelayYAML(port, metricsPort, ""))
-	r := startKitRelay(t, "r", "--config", cfg)
-	r.waitLog(t, `msg="relay listening"`)
+	port, metricsPort, cfg := startOpsRelay(t)
 	fillChannels(t, port, metricsPort, relay.MaxTopChannels+2)
 
 	code, out, errs := kitRun(t, "relay", "top", "r", "--config", cfg, "--once", "--json")
@@ -93,7 +89,7 @@ func TestTopOnceJSON(t *testing.T) {
 	}
 
 	// A relay without an operations endpoint: a clear error.
-	none := kitWrite(t, dir, "none.yaml", plainRelayYAML(port, 0, ""))
+	none := kitWrite(t, t.TempDir(), "none.yaml", plainRelayYAML(port, 0, ""))
 	code, _, errs = kitRun(t, "relay", "top", "r", "--config", none, "--once")
 	if code == 0 || !strings.Contains(errs, "relay r has no metrics_url in its server section") {
 		t.Errorf("top without metrics_url: code %d, stderr %q", code, errs)

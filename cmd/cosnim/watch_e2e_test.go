@@ -60,11 +60,7 @@ func announceMany(t *testing.T, port, metricsPort int, hub string, n int) {
 // says on stderr that it read the rest from the roster, and exits 0.
 func TestWatchPrintsEveryEntry(t *testing.T) {
 	const n = 20000
-	dir := t.TempDir()
-	port, metricsPort := kitPort(t), kitPort(t)
-	cfg := kitWrite(t, dir, "cosnim.yaml", plainRelayYAML(port, metricsPort, ""))
-	r := startKitRelay(t, "r", "--config", cfg)
-	r.waitLog(t, `msg="relay listening"`)
+	port, metricsPort, cfg := startOpsRelay(t)
 	announceMany(t, port, metricsPort, "hub-a", n)
 
 	pr, pw, err := os.Pipe()
