@@ -158,6 +158,9 @@ func (r *Relay) hold(m *member, entries []roster.Entry) {
 		}
 		return
 	}
+	if !m.held {
+		r.holdRetry(m)
+	}
 	m.pending = append(m.pending, entries...)
 	r.pendingCount += int64(len(entries))
 	r.stats.PendingMerged += uint64(len(entries))
@@ -180,6 +183,42 @@ func (r *Relay) flushPending(m *member) {
 	}
 	if len(m.pending) == 0 {
 		m.pending = nil
+	}
+}
+
+// heldRetry is how often Tick retries flushing held entries. Writable
+// comes only for a queue that passed the driver's own high-water mark, and
+// the next fan-out may never come: without it a member whose queue drained
+// kept its pending entries until the next announce (found by the
+// simulator: seeds 496, 1890, 1927 never converged).
+const heldRetry = 20 * time.Millisecond
+
+// holdRetry schedules a flush of m's entries, about to be held.
+func (r *Relay) holdRetry(m *member) {
+	m.held = true
+	r.held = append(r.held, m)
+	if r.flushAt.IsZero() {
+		r.flushAt = r.now.Add(heldRetry)
+	}
+}
+
+// retryHeld flushes held entries of members whose queues have room and
+// keeps the rest for the next retry.
+func (r *Relay) retryHeld() {
+	keep := r.held[:0]
+	for _, m := range r.held {
+		if !m.c.closed {
+			r.flushPending(m)
+		}
+		if m.held = len(m.pending) > 0 && !m.c.closed; m.held {
+			keep = append(keep, m)
+		}
+	}
+	clear(r.held[len(keep):])
+	r.held = keep
+	r.flushAt = time.Time{}
+	if len(keep) > 0 {
+		r.flushAt = r.now.Add(heldRetry)
 	}
 }
 

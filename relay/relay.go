@@ -40,6 +40,10 @@ type Relay struct {
 	fannedOut  uint64    // entries fanned out since the last Ready
 	now        time.Time // of the event being handled; set by at, read by everything below the event methods
 	sweepAt    time.Time // when idle channels are next looked at; zero if none
+	// held lists members with pending entries, in the order they got
+	// them; flushAt is when Tick next tries to flush them (zero if none).
+	held    []*member
+	flushAt time.Time
 	// forgot is set once an idle channel was forgotten: a channel created
 	// after that may be one whose entries were dropped, so its cache
 	// cannot claim to hold everything since the epoch began.
@@ -97,6 +101,7 @@ type member struct {
 	ch      *channel
 	handle  uint32
 	pending []roster.Entry // merged entries held back while the member is slow
+	held    bool           // listed in Relay.held
 }
 
 // New returns a relay core. Its epoch is drawn from rng, so a restarted relay
@@ -228,6 +233,9 @@ func (r *Relay) Tick(now time.Time) {
 	if !r.sweepAt.IsZero() && !now.Before(r.sweepAt) {
 		r.sweep()
 	}
+	if !r.flushAt.IsZero() && !now.Before(r.flushAt) {
+		r.retryHeld()
+	}
 	for {
 		c, ok := r.timers.PopDue(now)
 		if !ok {
@@ -256,8 +264,10 @@ func (r *Relay) Tick(now time.Time) {
 // Deadline reports when Tick is next due.
 func (r *Relay) Deadline() (time.Time, bool) {
 	t, ok := r.timers.Next()
-	if !r.sweepAt.IsZero() && (!ok || r.sweepAt.Before(t)) {
-		return r.sweepAt, true
+	for _, at := range [...]time.Time{r.sweepAt, r.flushAt} {
+		if !at.IsZero() && (!ok || at.Before(t)) {
+			t, ok = at, true
+		}
 	}
 	return t, ok
 }
