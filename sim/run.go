@@ -73,8 +73,8 @@ type Result struct {
 	// EvictionLosses counts entries a member could not get back from a
 	// relay whose cache evicted them (it must list storage).
 	EvictionLosses uint64 `json:"eviction_losses"`
-	// Overloaded counts awareness windows skipped because the member was
-	// told to resync during them.
+	// Overloaded counts awareness and catch-up windows skipped because
+	// the member was told to resync during them (again and again).
 	Overloaded       uint64  `json:"overloaded"`
 	WallSeconds      float64 `json:"wall_seconds"`
 	EventsPerWallSec float64 `json:"events_per_wall_second"`
@@ -165,6 +165,7 @@ type simClient struct {
 	reconnects uint64
 	seqs       map[uint32]roster.ID // announce sequence → entry, for Acked
 	listing    map[int]bool         // channels being listed periodically
+	rescanAt   map[int]time.Time    // channel → the last Rescan the relay sent
 }
 
 // chanIndex is the index of channel ch in c.chans, or -1.
@@ -278,6 +279,7 @@ func (w *world) addClient(name string, chans []int, onDisk func(name string, ch 
 	}
 	c.tap = newTap(c)
 	c.listing = map[int]bool{}
+	c.rescanAt = map[int]time.Time{}
 	c.node = w.net.AddNode(c.name)
 	w.clients = append(w.clients, c)
 	w.byName[c.name] = c
@@ -757,6 +759,9 @@ func (c *simClient) chanOf(id roster.ChannelID) int {
 }
 func (c *simClient) Problem(id roster.ChannelID, code wire.Code, text string, now time.Time) {
 	c.w.logf("%s problem %v %s", c.name, code, text)
+	if ch := c.chanOf(id); ch >= 0 && code == wire.CodeRescan {
+		c.rescanAt[ch] = now
+	}
 	if ch := c.chanOf(id); ch >= 0 && code == wire.CodeRescan && !c.listing[ch] {
 		c.listing[ch] = true
 		c.keepListing(ch)
