@@ -123,8 +123,11 @@ type world struct {
 	faults     int
 
 	// What the invariant checkers keep (invariants.go, bounds.go).
-	touch          touches
-	entries        map[roster.ID]entryInfo
+	touch   touches
+	entries map[roster.ID]entryInfo
+	// bySealed maps sealed bytes to IDs, so the wire tap needs no second
+	// hash of what the client core hashes anyway.
+	bySealed       map[string]roster.ID
 	ids            [][]roster.ID        // per channel, announce order
 	sorted         [][]roster.ID        // per channel, sorted; nil when stale
 	model          []map[roster.ID]bool // per channel: held by the relay in this incarnation
@@ -202,7 +205,7 @@ func newWorld(sc Scenario, opt Options) *world {
 	if sc.Timing == (Timing{}) {
 		sc.Timing = shortTiming
 	}
-	w := &world{sc: sc, opt: opt, byName: map[string]*simClient{}, entries: map[roster.ID]entryInfo{}}
+	w := &world{sc: sc, opt: opt, byName: map[string]*simClient{}, entries: map[roster.ID]entryInfo{}, bySealed: map[string]roster.ID{}}
 	w.healBound = sc.Timing.healBound()
 	w.touch.relaySpan = -1
 	w.hash = sha256.New()
@@ -222,7 +225,7 @@ func newWorld(sc Scenario, opt Options) *world {
 	if w.bandwidth == 0 {
 		w.bandwidth = 100 << 20 // netsim's default
 	}
-	w.net.SetTrace(func(line string) { io.WriteString(w.trace, line+"\n") })
+	w.net.SetTraceWriter(w.trace)
 	w.rng = rand.New(rand.NewPCG(sc.Seed, 0x51de))
 	w.healAt = w.net.Now().Add(sc.Chaos)
 
@@ -314,7 +317,11 @@ func (w *world) relayConfig() relay.Config {
 		HighWater:         firstNonZero(caps.HighWater, 64<<10),
 		// Short, so partitions outlast it and channels are forgotten.
 		ChannelIdleTimeout: max(8*time.Second, 2*t.Idle),
-		Faults:             w.relayFaults,
+		// Scenarios join at most 3 channels per connection; a small cap
+		// keeps the swarm's join proofs (a signature each, signed and
+		// checked again at every reconnect) from dominating run time.
+		MaxChannels: 8,
+		Faults:      w.relayFaults,
 	}
 	return cfg.WithDefaults()
 }
@@ -513,6 +520,7 @@ func (c *simClient) announceIn(ch int, ref string) error {
 func (w *world) record(ch int, ref string, e roster.Entry, by *simClient) {
 	w.announced[ch][ref] = true
 	w.entries[e.ID] = entryInfo{ch: ch, ref: ref, by: by}
+	w.bySealed[string(e.Sealed)] = e.ID
 	w.ids[ch] = append(w.ids[ch], e.ID)
 	w.sorted[ch] = nil
 	w.entryBytes = max(w.entryBytes, len(e.Sealed))

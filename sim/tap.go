@@ -146,8 +146,8 @@ func (t *tap) entries(kind string, handle uint32, sealed [][]byte) {
 	ch := c.chans[i]
 	var refs []string
 	for _, s := range sealed {
-		id := roster.NewEntry(s).ID
-		info, ok := w.entries[id]
+		id, ok := w.bySealed[string(s)]
+		info := w.entries[id]
 		switch {
 		case !ok && w.sc.Forger && ch == 0:
 			refs = append(refs, "(forged)")
