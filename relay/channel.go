@@ -146,6 +146,7 @@ func (r *Relay) fanout(from *member, fresh []roster.Entry) {
 func (r *Relay) hold(m *member, entries []roster.Entry) {
 	if len(m.pending)+len(entries) > r.cfg.PendingEntries {
 		r.stats.Resyncs++
+		m.overflows++
 		r.stats.PendingDropped += uint64(len(m.pending) + len(entries))
 		r.pendingCount -= int64(len(m.pending))
 		m.pending = nil

@@ -102,6 +102,9 @@ type member struct {
 	handle  uint32
 	pending []roster.Entry // merged entries held back while the member is slow
 	held    bool           // listed in Relay.held
+	// overflows counts times pending overflowed (the member lost entries
+	// and should sync again), for checkers (Overflows).
+	overflows uint64
 }
 
 // New returns a relay core. Its epoch is drawn from rng, so a restarted relay

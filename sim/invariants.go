@@ -455,6 +455,7 @@ func (t relayTap) Deadline() (time.Time, bool) { return t.w.relay.Deadline() }
 
 func (t relayTap) check() {
 	w := t.w
+	w.noteOverflows()
 	if m := w.relay.Memory(); m > w.memoryBudget && !w.memoryOver {
 		w.memoryOver = true
 		w.violate("boundedness: relay accounts %d bytes, over its budget of %d", m, w.memoryBudget)

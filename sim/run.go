@@ -86,12 +86,14 @@ type Checks struct {
 	Awareness uint64 `json:"awareness"`
 	CatchUp   uint64 `json:"catch_up"`
 	Epoch     uint64 `json:"epoch"`
+	Resync    uint64 `json:"resync"`
 }
 
 const (
 	invAwareness = iota
 	invCatchUp
 	invEpoch
+	invResync
 	numInv
 )
 
@@ -140,6 +142,7 @@ type world struct {
 	entryBytes     int // sealed bytes of the largest entry
 	memoryBudget   int64
 	memoryOver     bool
+	resyncsSeen    uint64 // the relay's Stats().Resyncs at the last look
 	relayStart     time.Time
 	checked        [numInv]uint64
 	needless       uint64
@@ -345,6 +348,7 @@ func (w *world) startRelay() {
 	w.relayGen++
 	w.relayStart = w.net.Now()
 	w.memoryOver = false
+	w.resyncsSeen = 0
 	for ch := range w.model {
 		w.model[ch] = nil
 	}
@@ -691,7 +695,8 @@ func (w *world) result() Result {
 		res.Reconnects += c.reconnects
 	}
 	res.Class = w.sc.Class
-	res.Checked = Checks{Awareness: w.checked[invAwareness], CatchUp: w.checked[invCatchUp], Epoch: w.checked[invEpoch]}
+	res.Checked = Checks{Awareness: w.checked[invAwareness], CatchUp: w.checked[invCatchUp], Epoch: w.checked[invEpoch],
+		Resync: w.checked[invResync]}
 	res.NeedlessReconnects, res.DuplicateDeliveries, res.EvictionLosses = w.needless, w.dupDeliveries, w.evictionLosses
 	res.Overloaded = w.overloaded
 	if !w.sc.Forger && res.ForgedRefused > 0 {
