@@ -187,24 +187,30 @@ func (r *Relay) flushPending(m *member) {
 	}
 }
 
-// heldRetry is how often Tick retries flushing held entries. Writable
-// comes only for a queue that passed the driver's own high-water mark, and
-// the next fan-out may never come: without it a member whose queue drained
-// kept its pending entries until the next announce (found by the
-// simulator: seeds 496, 1890, 1927 never converged).
+// heldRetry is how often Tick retries flushing held entries and
+// answering deferred syncs. Writable comes only for a queue that passed
+// the driver's own high-water mark, and the next fan-out or sync may never
+// come: without it a member whose queue drained kept its pending entries
+// until the next announce (found by the simulator: seeds 496, 1890, 1927
+// never converged).
 const heldRetry = 20 * time.Millisecond
 
 // holdRetry schedules a flush of m's entries, about to be held.
 func (r *Relay) holdRetry(m *member) {
 	m.held = true
 	r.held = append(r.held, m)
+	r.armRetry()
+}
+
+func (r *Relay) armRetry() {
 	if r.flushAt.IsZero() {
 		r.flushAt = r.now.Add(heldRetry)
 	}
 }
 
-// retryHeld flushes held entries of members whose queues have room and
-// keeps the rest for the next retry.
+// retryHeld flushes held entries of members, and answers deferred syncs
+// of connections, whose queues have room, and keeps the rest for the next
+// retry.
 func (r *Relay) retryHeld() {
 	keep := r.held[:0]
 	for _, m := range r.held {
@@ -217,9 +223,20 @@ func (r *Relay) retryHeld() {
 	}
 	clear(r.held[len(keep):])
 	r.held = keep
+	wait := r.waiting[:0]
+	for _, c := range r.waiting {
+		if !c.closed {
+			r.answerDeferred(c)
+		}
+		if c.waiting = len(c.deferred) > 0 && !c.closed; c.waiting {
+			wait = append(wait, c)
+		}
+	}
+	clear(r.waiting[len(wait):])
+	r.waiting = wait
 	r.flushAt = time.Time{}
-	if len(keep) > 0 {
-		r.flushAt = r.now.Add(heldRetry)
+	if len(keep) > 0 || len(wait) > 0 {
+		r.armRetry()
 	}
 }
 

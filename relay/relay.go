@@ -43,6 +43,7 @@ type Relay struct {
 	// held lists members with pending entries, in the order they got
 	// them; flushAt is when Tick next tries to flush them (zero if none).
 	held    []*member
+	waiting []*conn // connections with deferred syncs, retried with held
 	flushAt time.Time
 	// forgot is set once an idle channel was forgotten: a channel created
 	// after that may be one whose entries were dropped, so its cache
@@ -92,6 +93,7 @@ type conn struct {
 	// their size, bounded by maxDeferred.
 	deferred      [][]byte
 	deferredBytes int
+	waiting       bool // listed in Relay.waiting
 	closing       bool // the final Error may pass SendQueue
 }
 
