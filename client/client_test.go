@@ -268,3 +268,30 @@ func TestCaughtUpWaitsForPushedEntries(t *testing.T) {
 		t.Fatalf("CaughtUp fired %d times after the barrier Pong, want 1", obs.n)
 	}
 }
+
+// A relay that says nothing while the client's own upload still drains is
+// not silent: the client's Ping waits behind its bytes. Once they stop
+// leaving, the idle timeout holds (found by the simulator's churn check,
+// seed 4013).
+func TestIdleWaitsForOwnUpload(t *testing.T) {
+	c, d, _, _, now := newClient(t)
+	conn := welcomed(c, d, &wire.Welcome{Version: 1, Epoch: 7}, now)
+	conn.Backlog = 1000 // our push is on the wire
+	idle := c.idle
+	now = now.Add(idle)
+	c.Tick(now)
+	if c.State() != Connected {
+		t.Fatalf("dropped the relay at its idle timeout while our upload drained; state %v", c.State())
+	}
+	// Nothing more leaves: the link is dead, what is sent stays queued.
+	for range 10 {
+		conn.Backlog += len(conn.Sent)
+		conn.Sent = nil
+		at, _ := c.Deadline()
+		now = at
+		c.Tick(now)
+	}
+	if c.State() == Connected {
+		t.Fatalf("still connected %v after the relay went silent with nothing leaving", now.Sub(time.Unix(5000, 0)))
+	}
+}
