@@ -382,14 +382,40 @@ func (w *world) checkEpoch() {
 				w.violate("epoch: %s did not observe the relay's new epoch within %v of its restart at t=%s", c.name, bound, w.stampOf(up))
 				continue
 			}
-			for i, ch := range c.chans {
-				if !c.tap.connected() || c.tap.caught[i].Before(up) {
-					w.violate("epoch: %s did not finish a full catch-up of channel %d within %v of the relay's restart at t=%s", c.name, ch, bound, w.stampOf(up))
-					break
-				}
-			}
+			w.judgeEpochCatchUp(c, up, since, span, relayGen, bound, n, 0)
 		}
 	})
+}
+
+// judgeEpochCatchUp checks that c finished a sync of every channel since
+// the relay came back at up. A client told to resync meanwhile starts its
+// sync over, so the judgement waits a resync bound past the last Resync,
+// up to maxRearms times (sim seed 2338).
+func (w *world) judgeEpochCatchUp(c *simClient, up, since time.Time, span, relayGen int, bound time.Duration, n, rearms int) {
+	for i, ch := range c.chans {
+		if c.tap.connected() && !c.tap.caught[i].Before(up) {
+			continue
+		}
+		if r := c.tap.resync; c.tap.connected() && r.After(up) && r.After(c.tap.caught[i]) {
+			if rearms == maxRearms {
+				w.overloaded++
+				return
+			}
+			gen := c.tap.gen
+			wait := w.resyncBound(n) + w.xmit(c.tap.queued())
+			w.net.At(r.Add(wait), func() {
+				now := w.net.Now()
+				if w.relayGen != relayGen || !w.relayUp || !c.up || !c.tap.same(gen) ||
+					w.touch.touched([]string{c.name}, since, now, span, true) {
+					return
+				}
+				w.judgeEpochCatchUp(c, up, since, span, relayGen, bound+now.Sub(up.Add(bound)), n, rearms+1)
+			})
+			return
+		}
+		w.violate("epoch: %s did not finish a full catch-up of channel %d within %v of the relay's restart at t=%s", c.name, ch, bound, w.stampOf(up))
+		return
+	}
 }
 
 // checkReconnect arms the rejoin part of invariant 2 for a reset: a client
