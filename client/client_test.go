@@ -1,6 +1,7 @@
 package client
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -274,11 +275,18 @@ func TestCaughtUpWaitsForPushedEntries(t *testing.T) {
 // leaving, the idle timeout holds (found by the simulator's churn check,
 // seed 4013).
 func TestIdleWaitsForOwnUpload(t *testing.T) {
-	c, d, _, _, now := newClient(t)
+	c, d, _, k, now := newClient(t)
 	conn := welcomed(c, d, &wire.Welcome{Version: 1, Epoch: 7}, now)
-	conn.Backlog = 1000 // our push is on the wire
+	deliver(c, conn, &wire.Joined{Handle: 1}, now)
+	for i := range 50 {
+		if _, err := c.Announce(k.ID(), fmt.Appendf(nil, "cap-%d", i), now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Tick(now.Add(time.Second))               // held announces go out
+	conn.Backlog = int(c.Stats().BytesOut / 2) // half our push is still queued
 	idle := c.idle
-	now = now.Add(idle)
+	now = now.Add(idle + time.Millisecond)
 	c.Tick(now)
 	if c.State() != Connected {
 		t.Fatalf("dropped the relay at its idle timeout while our upload drained; state %v", c.State())
