@@ -75,7 +75,10 @@ type Result struct {
 	EvictionLosses uint64 `json:"eviction_losses"`
 	// Overloaded counts awareness and catch-up windows skipped because
 	// the member was told to resync during them (again and again).
-	Overloaded       uint64  `json:"overloaded"`
+	Overloaded uint64 `json:"overloaded"`
+	// ResyncLate counts members told to resync whose sync had not finished
+	// within the resync bound (flooded ones; see sim/resync.go).
+	ResyncLate       uint64  `json:"resync_late"`
 	WallSeconds      float64 `json:"wall_seconds"`
 	EventsPerWallSec float64 `json:"events_per_wall_second"`
 	ReplayCommand    string  `json:"replay_command,omitempty"`
@@ -143,6 +146,7 @@ type world struct {
 	memoryBudget   int64
 	memoryOver     bool
 	resyncsSeen    uint64 // the relay's Stats().Resyncs at the last look
+	resyncLate     uint64
 	relayStart     time.Time
 	checked        [numInv]uint64
 	needless       uint64
@@ -699,6 +703,7 @@ func (w *world) result() Result {
 		Resync: w.checked[invResync]}
 	res.NeedlessReconnects, res.DuplicateDeliveries, res.EvictionLosses = w.needless, w.dupDeliveries, w.evictionLosses
 	res.Overloaded = w.overloaded
+	res.ResyncLate = w.resyncLate
 	if !w.sc.Forger && res.ForgedRefused > 0 {
 		res.Violations = append(res.Violations, fmt.Sprintf("fabrication: clients refused %d entries that did not open, with no forger in the run", res.ForgedRefused))
 	}
