@@ -293,6 +293,12 @@ func runCompare(out, progress io.Writer, cfg sim.CompareConfig, parallel int, pl
 	if v := c.Violations(); len(v) > 0 {
 		return fmt.Errorf("%d violations: %w", len(v), errViolations)
 	}
+	if missed := c.MissedTargets(cfg); len(missed) > 0 {
+		for _, m := range missed {
+			fmt.Fprintf(progress, "TARGET MISSED %s\n", m)
+		}
+		return fmt.Errorf("%d relay-value targets missed: %w", len(missed), errViolations)
+	}
 	return nil
 }
 
