@@ -19,10 +19,11 @@ import (
 //     relay, nothing sent to one);
 //   - with_relay_crashing: the relay crashed, and awareness p50, p99 and
 //     max are no worse than listing alone;
-//   - with_relay_partitioned: awareness p99 no worse than listing alone,
-//     and max no worse than listing alone's plus the time a partitioned
-//     instance takes to notice its link is dead (the relay's idle timeout)
-//     and one listing interval (with its 10% jitter): it then lists.
+//   - with_relay_partitioned: awareness max no worse than listing alone's
+//     plus the time a partitioned instance takes to notice its link is
+//     dead (the relay's idle timeout) and one listing interval (with its
+//     10% jitter): it then lists. (Its p99 is not a target: with few
+//     instances it is the max.)
 
 // MissedTargets lists every target a variant missed, with the figures.
 func (c *Comparison) MissedTargets(cfg CompareConfig) []string {
@@ -60,9 +61,9 @@ func (c *Comparison) MissedTargets(cfg CompareConfig) []string {
 		miss(WithRelayCrashing, "awareness p50/p99/max %.3f/%.3f/%.3fs, listing alone %.3f/%.3f/%.3fs: want no worse",
 			crash.AwarenessP50, crash.AwarenessP99, crash.AwarenessMax, without.AwarenessP50, without.AwarenessP99, without.AwarenessMax)
 	}
-	if part.AwarenessP99 > without.AwarenessP99 || part.AwarenessMax > without.AwarenessMax+notice.Seconds() {
-		miss(WithRelayPartitioned, "awareness p99/max %.3f/%.3fs, listing alone %.3f/%.3fs: want p99 no worse, max within %v more",
-			part.AwarenessP99, part.AwarenessMax, without.AwarenessP99, without.AwarenessMax, notice)
+	if part.AwarenessMax > without.AwarenessMax+notice.Seconds() {
+		miss(WithRelayPartitioned, "awareness max %.3fs, listing alone %.3fs: want within %v more",
+			part.AwarenessMax, without.AwarenessMax, notice)
 	}
 	return out
 }
