@@ -1,6 +1,7 @@
 package client
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -266,5 +267,39 @@ func TestCaughtUpWaitsForPushedEntries(t *testing.T) {
 	deliver(c, conn, &wire.Pong{Data: ping.Data}, now)
 	if obs.n != 1 {
 		t.Fatalf("CaughtUp fired %d times after the barrier Pong, want 1", obs.n)
+	}
+}
+
+// A relay that says nothing while the client's own upload still drains is
+// not silent: the client's Ping waits behind its bytes. Once they stop
+// leaving, the idle timeout holds (found by the simulator's churn check,
+// seed 4013).
+func TestIdleWaitsForOwnUpload(t *testing.T) {
+	c, d, _, k, now := newClient(t)
+	conn := welcomed(c, d, &wire.Welcome{Version: 1, Epoch: 7}, now)
+	deliver(c, conn, &wire.Joined{Handle: 1}, now)
+	for i := range 50 {
+		if _, err := c.Announce(k.ID(), fmt.Appendf(nil, "cap-%d", i), now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Tick(now.Add(time.Second))               // held announces go out
+	conn.Backlog = int(c.Stats().BytesOut / 2) // half our push is still queued
+	idle := c.idle
+	now = now.Add(idle + time.Millisecond)
+	c.Tick(now)
+	if c.State() != Connected {
+		t.Fatalf("dropped the relay at its idle timeout while our upload drained; state %v", c.State())
+	}
+	// Nothing more leaves: the link is dead, what is sent stays queued.
+	for range 10 {
+		conn.Backlog += len(conn.Sent)
+		conn.Sent = nil
+		at, _ := c.Deadline()
+		now = at
+		c.Tick(now)
+	}
+	if c.State() == Connected {
+		t.Fatalf("still connected %v after the relay went silent with nothing leaving", now.Sub(time.Unix(5000, 0)))
 	}
 }

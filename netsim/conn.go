@@ -222,6 +222,17 @@ func (n *Network) Conns() []transport.Conn {
 	return out
 }
 
+// Peer returns the other end of c, for checkers that ask a core about the
+// connection it sees; nil before the peer accepted or for a Conn of
+// another network.
+func Peer(c transport.Conn) transport.Conn {
+	e, ok := c.(*end)
+	if !ok || e.c.ends[1-e.side] == nil {
+		return nil
+	}
+	return e.c.ends[1-e.side]
+}
+
 // PeerQueued reports the bytes c's peer has queued towards c that the
 // network has not yet taken, for checkers that bound delivery times. It is
 // 0 for a Conn of another network.

@@ -3,7 +3,9 @@ package netsim
 import (
 	"container/heap"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"strconv"
 	"time"
 
 	"github.com/cosnim/relays/transport"
@@ -92,6 +94,8 @@ type Network struct {
 	seq   uint64
 	queue eventHeap
 	trace func(string)
+	tw    io.Writer // SetTraceWriter's; lines end with '\n'
+	tbuf  []byte    // the line being traced, reused
 	stats Stats
 
 	nodes     []*Node
@@ -134,6 +138,13 @@ func (n *Network) Rand() *rand.Rand { return n.rng }
 // SetTrace sets the function that receives one line per delivered event
 // and per fault action; nil turns tracing off.
 func (n *Network) SetTrace(w func(line string)) { n.trace = w }
+
+// SetTraceWriter sets a writer that receives the same lines as SetTrace's
+// function, each ending in a newline, from a reused buffer (no allocation
+// per line); nil turns it off.
+func (n *Network) SetTraceWriter(w io.Writer) { n.tw = w }
+
+func (n *Network) tracing() bool { return n.trace != nil || n.tw != nil }
 
 // Events reports the number of events processed.
 func (n *Network) Events() uint64 { return n.stats.Events }
@@ -214,12 +225,64 @@ func (n *Network) xmit(size int) time.Duration {
 
 // tracef emits one trace line for who ("net" for network actions).
 func (n *Network) tracef(who string, format string, args ...any) {
-	if n.trace == nil {
+	if !n.tracing() {
 		return
 	}
-	s := n.now / time.Second
-	ns := n.now % time.Second
-	n.trace(fmt.Sprintf("t=%06d.%09d %s ", s, ns, who) + fmt.Sprintf(format, args...))
+	n.emit(fmt.Appendf(n.traceHead(who), format, args...))
+}
+
+// traceHead starts a line in n.tbuf: the time stamp and who.
+func (n *Network) traceHead(who string) []byte {
+	b := append(n.tbuf[:0], "t="...)
+	b = appendPadded(b, uint64(n.now/time.Second), 6)
+	b = append(b, '.')
+	b = appendPadded(b, uint64(n.now%time.Second), 9)
+	b = append(b, ' ')
+	b = append(b, who...)
+	return append(b, ' ')
+}
+
+// appendPadded appends v in decimal, zero-padded to width digits.
+func appendPadded(b []byte, v uint64, width int) []byte {
+	var d [20]byte
+	s := strconv.AppendUint(d[:0], v, 10)
+	for i := len(s); i < width; i++ {
+		b = append(b, '0')
+	}
+	return append(b, s...)
+}
+
+// emit hands a finished line to the trace.
+func (n *Network) emit(b []byte) {
+	if n.trace != nil {
+		n.trace(string(b))
+	}
+	if n.tw != nil {
+		b = append(b, '\n')
+		n.tw.Write(b)
+	}
+	n.tbuf = b[:0]
+}
+
+// traceData traces a delivery without fmt: it is most of the trace.
+func (n *Network) traceData(who string, id uint64, from string, size int) {
+	if !n.tracing() {
+		return
+	}
+	b := append(n.traceHead(who), "data conn="...)
+	b = strconv.AppendUint(b, id, 10)
+	b = append(b, " from="...)
+	b = append(b, from...)
+	b = append(b, " n="...)
+	n.emit(strconv.AppendInt(b, int64(size), 10))
+}
+
+// traceWord traces a line of one word (tick).
+func (n *Network) traceWord(who, word string) {
+	if !n.tracing() {
+		return
+	}
+	n.emit(append(n.traceHead(who), word...))
 }
 
 // errName is the short name of a transport error in the trace.

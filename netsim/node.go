@@ -232,7 +232,7 @@ func (n *Network) tick(nd *Node) {
 		return
 	}
 	n.stats.Ticks++
-	n.tracef(nd.name, "tick")
+	n.traceWord(nd.name, "tick")
 	nd.h.Tick(nd.Now())
 	n.rearm(nd, true)
 }

@@ -217,7 +217,7 @@ func (n *Network) arriveData(p *pipe, b []byte) {
 	}
 	n.stats.Messages++
 	n.stats.BytesDelivered += uint64(len(b))
-	n.tracef(r.node().name, "data conn=%d from=%s n=%d", p.c.id, p.from().name, len(b))
+	n.traceData(r.node().name, p.c.id, p.from().name, len(b))
 	n.notify(r, func(h transport.Handler, now time.Time) { h.Data(r, b, now) })
 }
 

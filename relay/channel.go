@@ -154,6 +154,7 @@ func (r *Relay) fanout(from *member, fresh []roster.Entry) {
 func (r *Relay) hold(m *member, entries []roster.Entry) {
 	if len(m.pending)+len(entries) > r.cfg.PendingEntries {
 		r.stats.Resyncs++
+		m.overflows++
 		r.stats.PendingDropped += uint64(len(m.pending) + len(entries))
 		r.pendingCount -= int64(len(m.pending))
 		m.pending = nil
@@ -165,6 +166,9 @@ func (r *Relay) hold(m *member, entries []roster.Entry) {
 			r.sendError(m.c, wire.CodeResync, m.handle, false, "too many entries pending for a slow reader: sync again")
 		}
 		return
+	}
+	if !m.held {
+		r.holdRetry(m)
 	}
 	m.pending = append(m.pending, entries...)
 	r.pendingCount += int64(len(entries))
@@ -188,6 +192,59 @@ func (r *Relay) flushPending(m *member) {
 	}
 	if len(m.pending) == 0 {
 		m.pending = nil
+	}
+}
+
+// heldRetry is how often Tick retries flushing held entries and
+// answering deferred syncs. Writable comes only for a queue that passed
+// the driver's own high-water mark, and the next fan-out or sync may never
+// come: without it a member whose queue drained kept its pending entries
+// until the next announce (found by the simulator: seeds 496, 1890, 1927
+// never converged).
+const heldRetry = 20 * time.Millisecond
+
+// holdRetry schedules a flush of m's entries, about to be held.
+func (r *Relay) holdRetry(m *member) {
+	m.held = true
+	r.held = append(r.held, m)
+	r.armRetry()
+}
+
+func (r *Relay) armRetry() {
+	if r.flushAt.IsZero() {
+		r.flushAt = r.now.Add(heldRetry)
+	}
+}
+
+// retryHeld flushes held entries of members, and answers deferred syncs
+// of connections, whose queues have room, and keeps the rest for the next
+// retry.
+func (r *Relay) retryHeld() {
+	keep := r.held[:0]
+	for _, m := range r.held {
+		if !m.c.closed {
+			r.flushPending(m)
+		}
+		if m.held = len(m.pending) > 0 && !m.c.closed; m.held {
+			keep = append(keep, m)
+		}
+	}
+	clear(r.held[len(keep):])
+	r.held = keep
+	wait := r.waiting[:0]
+	for _, c := range r.waiting {
+		if !c.closed {
+			r.answerDeferred(c)
+		}
+		if c.waiting = len(c.deferred) > 0 && !c.closed; c.waiting {
+			wait = append(wait, c)
+		}
+	}
+	clear(r.waiting[len(wait):])
+	r.waiting = wait
+	r.flushAt = time.Time{}
+	if len(keep) > 0 || len(wait) > 0 {
+		r.armRetry()
 	}
 }
 

@@ -327,6 +327,11 @@ func (r *Relay) deferSync(c *conn, f *wire.Sync) {
 		return
 	}
 	r.stats.SyncsDeferred++
+	if !c.waiting {
+		c.waiting = true
+		r.waiting = append(r.waiting, c)
+		r.armRetry()
+	}
 	c.deferred = append(c.deferred, p)
 	c.deferredBytes += len(p)
 }

@@ -3,6 +3,7 @@ package relay
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/cosnim/relays/roster"
 	"github.com/cosnim/relays/wire"
@@ -114,6 +115,30 @@ func TestDeferredSyncAnsweredWhenDrained(t *testing.T) {
 	h.r.Writable(c, h.now)
 	if n := deltaEntries(c.Frames(t)); n != 50 {
 		t.Fatalf("after draining got %d entries, want 50", n)
+	}
+}
+
+// A deferred sync is answered once the queue drains even with no Writable
+// (the queue never passed the driver's own high-water mark): else the
+// member's resync waited for anti-entropy (found by the simulator's resync
+// check, seed 434).
+func TestDeferredSyncAnsweredWithoutWritable(t *testing.T) {
+	h, k := filledChannel(t, Config{}, 50)
+	c := h.member("slow", k, 1)
+	c.Backlog = h.r.cfg.HighWater + 1
+	h.send(c, &wire.Sync{Handle: 1, Session: 1, Msg: emptyClaim})
+	if fs := c.Frames(t); len(fs) != 0 {
+		t.Fatalf("answered a member over its high water: %+v", fs)
+	}
+	c.Backlog = 0
+	at, ok := h.r.Deadline()
+	if !ok || at.After(h.now.Add(time.Second)) {
+		t.Fatalf("Deadline() = %v, %v with a sync deferred; want a retry within 1s", at, ok)
+	}
+	h.now = at
+	h.r.Tick(h.now)
+	if n := deltaEntries(c.Frames(t)); n != 50 {
+		t.Fatalf("after the retry got %d entries, want 50", n)
 	}
 }
 

@@ -166,3 +166,38 @@ func TestResyncAfterEvictionAsksForRescan(t *testing.T) {
 		t.Fatalf("slow member after eviction got errors %v, want %v", codes, want)
 	}
 }
+
+// Entries held for a member that was slow reach it once its queue drains,
+// even with no Writable (its queue never passed the driver's high-water
+// mark) and no later announce (found by the simulator: seeds 496, 1890,
+// 1927 never converged).
+func TestHeldEntriesFlushedWithoutWritable(t *testing.T) {
+	h := newHarness(t, Config{PendingEntries: 5, HighWater: 100})
+	k := keys(t, "hub")
+	a := h.member("a", k, 1)
+	b := h.member("b", k, 1)
+	b.Backlog = 1000
+	h.send(a, &wire.Announce{Handle: 1, Seq: 1, Entries: [][]byte{seal(t, k, "x").Sealed}})
+	if fs := b.Frames(t); len(fs) != 0 {
+		t.Fatalf("slow member was sent %d frames while over high water", len(fs))
+	}
+	b.Backlog = 0 // drained, below any driver's low-water mark: no Writable
+	at, ok := h.r.Deadline()
+	if !ok || at.After(h.now.Add(time.Second)) {
+		t.Fatalf("Deadline() = %v, %v with entries held; want a retry within 1s", at, ok)
+	}
+	h.now = at
+	h.r.Tick(h.now)
+	n := 0
+	for _, f := range b.Frames(t) {
+		if d, ok := f.(*wire.Deliver); ok {
+			n += len(d.Entries)
+		}
+	}
+	if n != 1 {
+		t.Fatalf("after the retry the member got %d held entries, want 1", n)
+	}
+	if _, pending := h.r.Usage(); pending != 0 {
+		t.Errorf("pending = %d after the flush, want 0", pending)
+	}
+}

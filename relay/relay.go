@@ -40,6 +40,11 @@ type Relay struct {
 	fannedOut  uint64    // entries fanned out since the last Ready
 	now        time.Time // of the event being handled; set by at, read by everything below the event methods
 	sweepAt    time.Time // when idle channels are next looked at; zero if none
+	// held lists members with pending entries, in the order they got
+	// them; flushAt is when Tick next tries to flush them (zero if none).
+	held    []*member
+	waiting []*conn // connections with deferred syncs, retried with held
+	flushAt time.Time
 	// forgot is set once an idle channel was forgotten: a channel created
 	// after that may be one whose entries were dropped, so its cache
 	// cannot claim to hold everything since the epoch began.
@@ -94,6 +99,7 @@ type conn struct {
 	// their size, bounded by maxDeferred.
 	deferred      [][]byte
 	deferredBytes int
+	waiting       bool // listed in Relay.waiting
 	closing       bool // the final Error may pass SendQueue
 }
 
@@ -103,6 +109,10 @@ type member struct {
 	ch      *channel
 	handle  uint32
 	pending []roster.Entry // merged entries held back while the member is slow
+	held    bool           // listed in Relay.held
+	// overflows counts times pending overflowed (the member lost entries
+	// and should sync again), for checkers (Overflows).
+	overflows uint64
 }
 
 // New returns a relay core. Its epoch is drawn from rng, so a restarted relay
@@ -234,6 +244,9 @@ func (r *Relay) Tick(now time.Time) {
 	if !r.sweepAt.IsZero() && !now.Before(r.sweepAt) {
 		r.sweep()
 	}
+	if !r.flushAt.IsZero() && !now.Before(r.flushAt) {
+		r.retryHeld()
+	}
 	for {
 		c, ok := r.timers.PopDue(now)
 		if !ok {
@@ -262,8 +275,10 @@ func (r *Relay) Tick(now time.Time) {
 // Deadline reports when Tick is next due.
 func (r *Relay) Deadline() (time.Time, bool) {
 	t, ok := r.timers.Next()
-	if !r.sweepAt.IsZero() && (!ok || r.sweepAt.Before(t)) {
-		return r.sweepAt, true
+	for _, at := range [...]time.Time{r.sweepAt, r.flushAt} {
+		if !at.IsZero() && (!ok || at.Before(t)) {
+			t, ok = at, true
+		}
 	}
 	return t, ok
 }

@@ -1,6 +1,9 @@
 package relay
 
-import "github.com/cosnim/relays/roster"
+import (
+	"github.com/cosnim/relays/roster"
+	"github.com/cosnim/relays/transport"
+)
 
 // Cached returns the relay's cache of channel id and whether it is
 // complete (nothing evicted since the channel was created), for checkers
@@ -12,4 +15,20 @@ func (r *Relay) Cached(id roster.ChannelID) (cache *roster.Set, complete, ok boo
 		return nil, false, false
 	}
 	return &ch.cache, ch.complete, true
+}
+
+// Overflows counts the times the member of channel id on connection tc had
+// more entries pending than the cap, lost them and was to be told to sync
+// again, for checkers that hold the member to it; 0 for no such member.
+func (r *Relay) Overflows(tc transport.Conn, id roster.ChannelID) uint64 {
+	c := r.conns[tc]
+	if c == nil {
+		return 0
+	}
+	for _, m := range c.members {
+		if m.ch.id == id {
+			return m.overflows
+		}
+	}
+	return 0
 }

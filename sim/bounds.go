@@ -133,13 +133,30 @@ func (w *world) backlog() int {
 // barrier Ping (3 more); each round is a round trip. The entries and IDs
 // exchanged (at most n each way) add their wire time.
 func (w *world) catchUpBound(n int) time.Duration {
+	rounds := syncRounds(n)
+	perEntry := w.entryBytes + 40
+	return time.Duration(rounds)*2*w.owMax + w.xmit(2*n*perEntry+4*w.maxFrame()) + boundSlack
+}
+
+// syncRounds is the round trips of a catch-up of sets of up to n entries
+// (catchUpBound).
+func syncRounds(n int) int {
 	rounds := 4
 	if n > 16 {
 		rounds += (bits.Len(uint(n/16)) + 3) / 4
 	}
-	rounds++ // the join itself: Join out, Joined back
-	perEntry := w.entryBytes + 40
-	return time.Duration(rounds)*2*w.owMax + w.xmit(2*n*perEntry+4*w.maxFrame()) + boundSlack
+	return rounds + 1 // the join itself: Join out, Joined back
+}
+
+// resyncBound is catchUpBound for a member the relay found slow: every
+// reply of its sync may wait behind a queue the relay fills up to its
+// high-water mark (plus a frame) with other members' entries.
+func (w *world) resyncBound(n int) time.Duration {
+	hw := w.sc.Caps.HighWater
+	if hw == 0 {
+		hw = 64 << 10
+	}
+	return w.catchUpBound(n) + time.Duration(syncRounds(n))*w.xmit(hw+w.maxFrame())
 }
 
 // reconnectBound is how long a client whose link was cut (reset, relay

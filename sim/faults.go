@@ -274,15 +274,6 @@ func sortFaults(fs []Fault) {
 	})
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m { // sorted: below
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
-
 // setFailpoint turns a failpoint on or off in the registry of the core it
 // belongs to (relay/... on the relay, client/... on every client).
 func (w *world) setFailpoint(name string, on bool) {

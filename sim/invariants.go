@@ -221,10 +221,23 @@ func (w *world) onWelcome(c *simClient, f *wire.Welcome) {
 		}
 	}
 	bound := w.catchUpBound(n) + w.xmit(c.tap.queued())
-	w.net.At(t0.Add(bound), func() {
+	var judge func(from time.Time, rearms int)
+	judge = func(from time.Time, rearms int) {
 		now := w.net.Now()
 		if w.relayGen != relayGen || !w.relayUp || !c.up || !c.tap.same(gen) ||
 			w.touch.touched([]string{c.name}, t0, now, 0, false) {
+			return
+		}
+		if r := c.tap.resync; r.After(from) && w.catchUpLate(c, need) {
+			// Told to resync during the catch-up (its queue overflowed
+			// while it caught up): the sync starts over, so the bound
+			// does too (sim seed 1114). Past a few rounds it is counted
+			// as overloaded, as awareness does.
+			if rearms == maxRearms {
+				w.overloaded++
+				return
+			}
+			w.net.At(r.Add(bound), func() { judge(r, rearms+1) })
 			return
 		}
 		w.checked[invCatchUp]++
@@ -237,14 +250,67 @@ func (w *world) onWelcome(c *simClient, f *wire.Welcome) {
 				w.violate("catch-up: %s did not finish a sync of channel %d within %v of its Welcome at t=%s", c.name, ch, bound, w.stampOf(t0))
 				return
 			}
-			mine, cache := c.rosterOf(ch), w.relayCache(ch)
-			for _, id := range need[i] {
-				if !mine.Has(id) && cache != nil && cache.Has(id) {
-					w.violate("catch-up: %s lacks %s, which the relay held at its Welcome at t=%s, %v later (bound %v)",
-						c.name, w.refOf(id, ""), w.stampOf(t0), now.Sub(t0), bound)
-					return
+			if id, ok := w.lacksHeld(c, ch, need[i]); ok {
+				if r := c.rescanAt[ch]; !r.Before(t0) {
+					// The cache evicted during the sync (it may hold the
+					// entry again, pushed back by another member) and said
+					// so: the client lists storage, at the latest in its
+					// next listing round (sim seeds 1114, 1290).
+					w.judgeListed(c, ch, need[i], t0, r, gen, relayGen)
+					continue
 				}
+				w.violate("catch-up: %s lacks %s, which the relay held at its Welcome at t=%s, %v later (bound %v)",
+					c.name, w.refOf(id, ""), w.stampOf(t0), now.Sub(t0), bound)
+				return
 			}
+		}
+	}
+	w.net.At(t0.Add(bound), func() { judge(t0.Add(-1), 0) })
+}
+
+// maxRearms is how many resyncs in a row a catch-up check waits out.
+const maxRearms = 3
+
+// catchUpLate reports whether c has not yet rejoined, synced or received
+// need in every channel.
+func (w *world) catchUpLate(c *simClient, need [][]roster.ID) bool {
+	for i, ch := range c.chans {
+		if !c.tap.joined[i] || c.tap.caught[i].IsZero() {
+			return true
+		}
+		if _, ok := w.lacksHeld(c, ch, need[i]); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// lacksHeld returns an entry of ids that c lacks in ch while the relay's
+// cache holds it.
+func (w *world) lacksHeld(c *simClient, ch int, ids []roster.ID) (roster.ID, bool) {
+	mine, cache := c.rosterOf(ch), w.relayCache(ch)
+	for _, id := range ids {
+		if !mine.Has(id) && cache != nil && cache.Has(id) {
+			return id, true
+		}
+	}
+	return roster.ID{}, false
+}
+
+// judgeListed checks that a client told to rescan at r holds ids after
+// its listing: one listing round (listEvery, if one was under way) and
+// the listing itself.
+func (w *world) judgeListed(c *simClient, ch int, ids []roster.ID, t0, r time.Time, gen, relayGen int) {
+	bound := listEvery + listLatency + boundSlack
+	w.net.At(r.Add(bound), func() {
+		now := w.net.Now()
+		if w.relayGen != relayGen || !w.relayUp || !c.up || !c.tap.same(gen) ||
+			w.touch.touched([]string{c.name}, t0, now, 0, false) {
+			return
+		}
+		if id, ok := w.lacksHeld(c, ch, ids); ok {
+			w.violate("catch-up: %s lacks %s, which the relay held at its Welcome at t=%s, %v after the relay told it to rescan (bound %v)",
+				c.name, w.refOf(id, ""), w.stampOf(t0), now.Sub(r), bound)
 		}
 	})
 }
@@ -316,14 +382,40 @@ func (w *world) checkEpoch() {
 				w.violate("epoch: %s did not observe the relay's new epoch within %v of its restart at t=%s", c.name, bound, w.stampOf(up))
 				continue
 			}
-			for i, ch := range c.chans {
-				if !c.tap.connected() || c.tap.caught[i].Before(up) {
-					w.violate("epoch: %s did not finish a full catch-up of channel %d within %v of the relay's restart at t=%s", c.name, ch, bound, w.stampOf(up))
-					break
-				}
-			}
+			w.judgeEpochCatchUp(c, up, since, span, relayGen, bound, n, 0)
 		}
 	})
+}
+
+// judgeEpochCatchUp checks that c finished a sync of every channel since
+// the relay came back at up. A client told to resync meanwhile starts its
+// sync over, so the judgement waits a resync bound past the last Resync,
+// up to maxRearms times (sim seed 2338).
+func (w *world) judgeEpochCatchUp(c *simClient, up, since time.Time, span, relayGen int, bound time.Duration, n, rearms int) {
+	for i, ch := range c.chans {
+		if c.tap.connected() && !c.tap.caught[i].Before(up) {
+			continue
+		}
+		if r := c.tap.resync; c.tap.connected() && r.After(up) && r.After(c.tap.caught[i]) {
+			if rearms == maxRearms {
+				w.overloaded++
+				return
+			}
+			gen := c.tap.gen
+			wait := w.resyncBound(n) + w.xmit(c.tap.queued())
+			w.net.At(r.Add(wait), func() {
+				now := w.net.Now()
+				if w.relayGen != relayGen || !w.relayUp || !c.up || !c.tap.same(gen) ||
+					w.touch.touched([]string{c.name}, since, now, span, true) {
+					return
+				}
+				w.judgeEpochCatchUp(c, up, since, span, relayGen, bound+now.Sub(up.Add(bound)), n, rearms+1)
+			})
+			return
+		}
+		w.violate("epoch: %s did not finish a full catch-up of channel %d within %v of the relay's restart at t=%s", c.name, ch, bound, w.stampOf(up))
+		return
+	}
 }
 
 // checkReconnect arms the rejoin part of invariant 2 for a reset: a client
@@ -389,6 +481,7 @@ func (t relayTap) Deadline() (time.Time, bool) { return t.w.relay.Deadline() }
 
 func (t relayTap) check() {
 	w := t.w
+	w.noteOverflows()
 	if m := w.relay.Memory(); m > w.memoryBudget && !w.memoryOver {
 		w.memoryOver = true
 		w.violate("boundedness: relay accounts %d bytes, over its budget of %d", m, w.memoryBudget)

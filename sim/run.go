@@ -73,9 +73,12 @@ type Result struct {
 	// EvictionLosses counts entries a member could not get back from a
 	// relay whose cache evicted them (it must list storage).
 	EvictionLosses uint64 `json:"eviction_losses"`
-	// Overloaded counts awareness windows skipped because the member was
-	// told to resync during them.
-	Overloaded       uint64  `json:"overloaded"`
+	// Overloaded counts awareness and catch-up windows skipped because
+	// the member was told to resync during them (again and again).
+	Overloaded uint64 `json:"overloaded"`
+	// ResyncLate counts members told to resync whose sync had not finished
+	// within the resync bound (flooded ones; see sim/resync.go).
+	ResyncLate       uint64  `json:"resync_late"`
 	WallSeconds      float64 `json:"wall_seconds"`
 	EventsPerWallSec float64 `json:"events_per_wall_second"`
 	ReplayCommand    string  `json:"replay_command,omitempty"`
@@ -86,12 +89,14 @@ type Checks struct {
 	Awareness uint64 `json:"awareness"`
 	CatchUp   uint64 `json:"catch_up"`
 	Epoch     uint64 `json:"epoch"`
+	Resync    uint64 `json:"resync"`
 }
 
 const (
 	invAwareness = iota
 	invCatchUp
 	invEpoch
+	invResync
 	numInv
 )
 
@@ -123,8 +128,11 @@ type world struct {
 	faults     int
 
 	// What the invariant checkers keep (invariants.go, bounds.go).
-	touch          touches
-	entries        map[roster.ID]entryInfo
+	touch   touches
+	entries map[roster.ID]entryInfo
+	// bySealed maps sealed bytes to IDs, so the wire tap needs no second
+	// hash of what the client core hashes anyway.
+	bySealed       map[string]roster.ID
 	ids            [][]roster.ID        // per channel, announce order
 	sorted         [][]roster.ID        // per channel, sorted; nil when stale
 	model          []map[roster.ID]bool // per channel: held by the relay in this incarnation
@@ -137,6 +145,8 @@ type world struct {
 	entryBytes     int // sealed bytes of the largest entry
 	memoryBudget   int64
 	memoryOver     bool
+	resyncsSeen    uint64 // the relay's Stats().Resyncs at the last look
+	resyncLate     uint64
 	relayStart     time.Time
 	checked        [numInv]uint64
 	needless       uint64
@@ -165,6 +175,7 @@ type simClient struct {
 	reconnects uint64
 	seqs       map[uint32]roster.ID // announce sequence → entry, for Acked
 	listing    map[int]bool         // channels being listed periodically
+	rescanAt   map[int]time.Time    // channel → the last Rescan the relay sent
 }
 
 // chanIndex is the index of channel ch in c.chans, or -1.
@@ -201,7 +212,7 @@ func newWorld(sc Scenario, opt Options) *world {
 	if sc.Timing == (Timing{}) {
 		sc.Timing = shortTiming
 	}
-	w := &world{sc: sc, opt: opt, byName: map[string]*simClient{}, entries: map[roster.ID]entryInfo{}}
+	w := &world{sc: sc, opt: opt, byName: map[string]*simClient{}, entries: map[roster.ID]entryInfo{}, bySealed: map[string]roster.ID{}}
 	w.healBound = sc.Timing.healBound()
 	w.touch.relaySpan = -1
 	w.hash = sha256.New()
@@ -221,7 +232,7 @@ func newWorld(sc Scenario, opt Options) *world {
 	if w.bandwidth == 0 {
 		w.bandwidth = 100 << 20 // netsim's default
 	}
-	w.net.SetTrace(func(line string) { io.WriteString(w.trace, line+"\n") })
+	w.net.SetTraceWriter(w.trace)
 	w.rng = rand.New(rand.NewPCG(sc.Seed, 0x51de))
 	w.healAt = w.net.Now().Add(sc.Chaos)
 
@@ -278,6 +289,7 @@ func (w *world) addClient(name string, chans []int, onDisk func(name string, ch 
 	}
 	c.tap = newTap(c)
 	c.listing = map[int]bool{}
+	c.rescanAt = map[int]time.Time{}
 	c.node = w.net.AddNode(c.name)
 	w.clients = append(w.clients, c)
 	w.byName[c.name] = c
@@ -312,7 +324,11 @@ func (w *world) relayConfig() relay.Config {
 		HighWater:         firstNonZero(caps.HighWater, 64<<10),
 		// Short, so partitions outlast it and channels are forgotten.
 		ChannelIdleTimeout: max(8*time.Second, 2*t.Idle),
-		Faults:             w.relayFaults,
+		// Scenarios join at most 3 channels per connection; a small cap
+		// keeps the swarm's join proofs (a signature each, signed and
+		// checked again at every reconnect) from dominating run time.
+		MaxChannels: 8,
+		Faults:      w.relayFaults,
 	}
 	return cfg.WithDefaults()
 }
@@ -336,6 +352,7 @@ func (w *world) startRelay() {
 	w.relayGen++
 	w.relayStart = w.net.Now()
 	w.memoryOver = false
+	w.resyncsSeen = 0
 	for ch := range w.model {
 		w.model[ch] = nil
 	}
@@ -511,6 +528,7 @@ func (c *simClient) announceIn(ch int, ref string) error {
 func (w *world) record(ch int, ref string, e roster.Entry, by *simClient) {
 	w.announced[ch][ref] = true
 	w.entries[e.ID] = entryInfo{ch: ch, ref: ref, by: by}
+	w.bySealed[string(e.Sealed)] = e.ID
 	w.ids[ch] = append(w.ids[ch], e.ID)
 	w.sorted[ch] = nil
 	w.entryBytes = max(w.entryBytes, len(e.Sealed))
@@ -681,9 +699,11 @@ func (w *world) result() Result {
 		res.Reconnects += c.reconnects
 	}
 	res.Class = w.sc.Class
-	res.Checked = Checks{Awareness: w.checked[invAwareness], CatchUp: w.checked[invCatchUp], Epoch: w.checked[invEpoch]}
+	res.Checked = Checks{Awareness: w.checked[invAwareness], CatchUp: w.checked[invCatchUp], Epoch: w.checked[invEpoch],
+		Resync: w.checked[invResync]}
 	res.NeedlessReconnects, res.DuplicateDeliveries, res.EvictionLosses = w.needless, w.dupDeliveries, w.evictionLosses
 	res.Overloaded = w.overloaded
+	res.ResyncLate = w.resyncLate
 	if !w.sc.Forger && res.ForgedRefused > 0 {
 		res.Violations = append(res.Violations, fmt.Sprintf("fabrication: clients refused %d entries that did not open, with no forger in the run", res.ForgedRefused))
 	}
@@ -757,6 +777,9 @@ func (c *simClient) chanOf(id roster.ChannelID) int {
 }
 func (c *simClient) Problem(id roster.ChannelID, code wire.Code, text string, now time.Time) {
 	c.w.logf("%s problem %v %s", c.name, code, text)
+	if ch := c.chanOf(id); ch >= 0 && code == wire.CodeRescan {
+		c.rescanAt[ch] = now
+	}
 	if ch := c.chanOf(id); ch >= 0 && code == wire.CodeRescan && !c.listing[ch] {
 		c.listing[ch] = true
 		c.keepListing(ch)

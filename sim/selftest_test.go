@@ -30,6 +30,9 @@ var selfTests = []struct {
 	{relay.FailFirstFrameOnly, "catch-up:", []uint64{1, 6}},
 	{relay.FailKeepComplete, "catch-up:", []uint64{18}},
 	{client.FailNoBackoffReset, "catch-up:", []uint64{2, 8}},
+	// 2b. Resync: a member whose pending overflowed syncs again.
+	{relay.FailNoResync, "resync:", []uint64{16, 18}},
+	{client.FailIgnoreResync, "resync:", []uint64{16, 18}},
 	// 3. Epoch.
 	{relay.FailStaleEpoch, "epoch:", []uint64{2, 5}},
 	{client.FailRejoinFirstOnly, "epoch:", []uint64{2, 5}},

@@ -17,21 +17,33 @@ import (
 // It also keeps the connection's state as the checkers see it.
 type tap struct {
 	c       *simClient
-	conn    transport.Conn      // the core's connection, nil between connections
-	gen     int                 // connections opened so far
-	relay   int                 // relay incarnation conn was opened to
-	resync  time.Time           // last Resync the relay sent on conn
-	welcome time.Time           // Welcome on conn; zero before
-	joined  []bool              // by index of c.chans, on conn
-	caught  []time.Time         // latest CaughtUp on conn, by index of c.chans
-	sent    map[roster.ID]bool  // entries this client announced on conn
-	dups    map[roster.ID]uint8 // Deliver count per entry on conn
-	rd      wire.Reader
-	fr      wire.Frames
+	conn    transport.Conn // the core's connection, nil between connections
+	gen     int            // connections opened so far
+	relay   int            // relay incarnation conn was opened to
+	resync  time.Time      // last Resync the relay sent on conn
+	welcome time.Time      // Welcome on conn; zero before
+	joined  []bool         // by index of c.chans, on conn
+	caught  []time.Time    // latest CaughtUp on conn, by index of c.chans
+	// overflows and overflowAt are the relay's pending overflows of each
+	// channel's member on conn, and the latest one's time; resyncArmed
+	// marks a resync check waiting (resync.go).
+	overflows   []uint64
+	overflowAt  []time.Time
+	resyncArmed []bool
+	rx          int                 // bytes received from the relay on conn
+	resyncAt    []time.Time         // last Resync for each channel index on conn
+	resyncSeen  bool                // a Resync for a joined channel in this Data
+	sent        map[roster.ID]bool  // entries this client announced on conn
+	dups        map[roster.ID]uint8 // Deliver count per entry on conn
+	rd          wire.Reader
+	fr          wire.Frames
 }
 
 func newTap(c *simClient) *tap {
-	return &tap{c: c, joined: make([]bool, len(c.chans)), caught: make([]time.Time, len(c.chans))}
+	n := len(c.chans)
+	return &tap{c: c, joined: make([]bool, n), caught: make([]time.Time, n),
+		overflows: make([]uint64, n), overflowAt: make([]time.Time, n), resyncArmed: make([]bool, n),
+		resyncAt: make([]time.Time, n)}
 }
 
 var _ transport.Handler = (*tap)(nil)
@@ -44,6 +56,11 @@ func (t *tap) Open(tc transport.Conn, now time.Time) {
 		t.welcome = time.Time{}
 		clear(t.joined)
 		clear(t.caught)
+		clear(t.overflows)
+		clear(t.overflowAt)
+		clear(t.resyncArmed)
+		clear(t.resyncAt)
+		t.rx = 0
 		t.sent, t.dups = nil, nil
 		t.rd = wire.Reader{Max: 1 << 24}
 	}
@@ -51,13 +68,20 @@ func (t *tap) Open(tc transport.Conn, now time.Time) {
 }
 
 func (t *tap) Data(tc transport.Conn, b []byte, now time.Time) {
+	syncs := t.c.core.Stats().Syncs
+	t.resyncSeen = false
 	if tc == t.conn {
+		t.rx += len(b)
 		if err := t.rd.Feed(b, t.frame); err != nil {
 			t.c.w.violate("wire: %s got bytes from the relay that do not frame: %v", t.c.name, err)
 			t.conn = nil
 		}
 	}
 	t.c.core.Data(tc, b, now)
+	if t.resyncSeen && t.c.core.Stats().Syncs == syncs {
+		t.c.w.checked[invResync]++
+		t.c.w.violate("resync: %s was told to sync a channel again and started no sync", t.c.name)
+	}
 }
 
 func (t *tap) Writable(tc transport.Conn, now time.Time) { t.c.core.Writable(tc, now) }
@@ -113,6 +137,10 @@ func (t *tap) frame(typ wire.Type, p []byte) error {
 	case *wire.Error:
 		if f.Code == wire.CodeResync {
 			t.resync = w.net.Now()
+			if i := int(f.Handle) - 1; i >= 0 && i < len(t.joined) && t.joined[i] {
+				t.resyncAt[i] = t.resync
+				t.resyncSeen = true
+			}
 		}
 		w.scriptf("relay→%s error %v handle=%d", t.c.name, f.Code, f.Handle)
 	case *wire.Drain:
@@ -146,8 +174,8 @@ func (t *tap) entries(kind string, handle uint32, sealed [][]byte) {
 	ch := c.chans[i]
 	var refs []string
 	for _, s := range sealed {
-		id := roster.NewEntry(s).ID
-		info, ok := w.entries[id]
+		id, ok := w.bySealed[string(s)]
+		info := w.entries[id]
 		switch {
 		case !ok && w.sc.Forger && ch == 0:
 			refs = append(refs, "(forged)")

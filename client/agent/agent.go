@@ -97,6 +97,7 @@ type Agent struct {
 	state    client.State
 	hubs     map[string]*hubState
 	byID     map[roster.ChannelID]*hubState
+	listings client.Listings // the hubs' policies, as the core's events route to them
 	acked    map[uint32]bool // seqs waited for that the relay acked
 	waiting  map[uint32]bool // seqs being waited for
 	overflow uint64
@@ -209,6 +210,7 @@ func (a *Agent) Join(hub string) error {
 		policy.RelayConnected(time.Now())
 	}
 	h := &hubState{name: hub, keys: keys, policy: policy}
+	a.listings.Add(keys.ID(), policy)
 	a.hubs[hub] = h
 	a.byID[keys.ID()] = h
 	a.mu.Unlock()
@@ -452,20 +454,6 @@ func (a *Agent) withPolicy(hub string, f func(p *client.ListPolicy, now time.Tim
 	return nil
 }
 
-// policiesLocked returns the policies an event about channel id concerns:
-// its hub's, or every hub's for an event about the link. Order does not
-// matter: each hub's schedule is its own.
-func (a *Agent) policiesLocked(id roster.ChannelID) []*client.ListPolicy {
-	if h := a.byID[id]; h != nil {
-		return []*client.ListPolicy{h.policy}
-	}
-	all := make([]*client.ListPolicy, 0, len(a.hubs))
-	for _, h := range a.hubs { // sorted: order-free, see above
-		all = append(all, h.policy)
-	}
-	return all
-}
-
 // Close stops the Agent: it closes the link, stops reconnecting, waits for
 // its goroutines and closes Entries. It is safe to call more than once.
 func (a *Agent) Close() error {
@@ -510,9 +498,7 @@ func (o *agentObserver) StateChanged(s client.State, now time.Time) {
 	a := (*Agent)(o)
 	a.mu.Lock()
 	a.state = s
-	for _, p := range a.policiesLocked(roster.ChannelID{}) {
-		p.StateChanged(s, now)
-	}
+	a.listings.StateChanged(s, now)
 	if s != client.Connected {
 		for _, h := range a.hubs { // sorted: order-free flag reset
 			h.synced = false
@@ -528,18 +514,16 @@ func (o *agentObserver) CaughtUp(id roster.ChannelID, now time.Time) {
 	if h := a.byID[id]; h != nil {
 		h.synced = true
 		h.syncGen++
-		h.policy.RelayCaughtUp(now)
 	}
+	a.listings.CaughtUp(id, now)
 	a.notifyLocked()
 	a.mu.Unlock()
 }
 
-func (o *agentObserver) EpochChanged(_ uint64, now time.Time) {
+func (o *agentObserver) EpochChanged(epoch uint64, now time.Time) {
 	a := (*Agent)(o)
 	a.mu.Lock()
-	for _, p := range a.policiesLocked(roster.ChannelID{}) {
-		p.EpochChanged(now)
-	}
+	a.listings.EpochChanged(epoch, now)
 	a.notifyLocked()
 	a.mu.Unlock()
 }
@@ -557,9 +541,7 @@ func (o *agentObserver) Acked(_ roster.ChannelID, seq uint32, _ time.Time) {
 func (o *agentObserver) Problem(id roster.ChannelID, code wire.Code, text string, now time.Time) {
 	a := (*Agent)(o)
 	a.mu.Lock()
-	for _, p := range a.policiesLocked(id) {
-		p.Problem(code, now)
-	}
+	a.listings.Problem(id, code, text, now)
 	a.problems = append(a.problems, code.String()+": "+text)
 	if len(a.problems) > 16 {
 		a.problems = a.problems[len(a.problems)-16:]

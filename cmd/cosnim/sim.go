@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cosnim/relays/sim"
+	"github.com/cosnim/relays/sim/value"
 )
 
 func newSimCmd() *cobra.Command {
@@ -31,7 +32,7 @@ func newSimCmd() *cobra.Command {
 		parallel   int
 		compare    bool
 		plots      string
-		ccfg       = sim.DefaultCompareConfig()
+		ccfg       = value.DefaultCompareConfig()
 	)
 	cmd := &cobra.Command{
 		Use:   "sim",
@@ -263,11 +264,11 @@ func pct(sorted []float64, p int) float64 {
 	return sorted[min(max(i-1, 0), len(sorted)-1)]
 }
 
-func runCompare(out, progress io.Writer, cfg sim.CompareConfig, parallel int, plots string, asJSON bool) error {
+func runCompare(out, progress io.Writer, cfg value.CompareConfig, parallel int, plots string, asJSON bool) error {
 	done := 0
-	c, err := sim.Compare(cfg, parallel, func(v sim.Variant) {
+	c, err := value.Compare(cfg, parallel, func(v value.Variant) {
 		done++
-		fmt.Fprintf(progress, "sim compare: %d/%d runs (%s done)\n", done, len(sim.Variants), v)
+		fmt.Fprintf(progress, "sim compare: %d/%d runs (%s done)\n", done, len(value.Variants), v)
 	})
 	if err != nil {
 		return err
@@ -292,6 +293,12 @@ func runCompare(out, progress io.Writer, cfg sim.CompareConfig, parallel int, pl
 	}
 	if v := c.Violations(); len(v) > 0 {
 		return fmt.Errorf("%d violations: %w", len(v), errViolations)
+	}
+	if missed := c.MissedTargets(cfg); len(missed) > 0 {
+		for _, m := range missed {
+			fmt.Fprintf(progress, "TARGET MISSED %s\n", m)
+		}
+		return fmt.Errorf("%d relay-value targets missed: %w", len(missed), errViolations)
 	}
 	return nil
 }

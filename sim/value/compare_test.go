@@ -1,4 +1,4 @@
-package sim
+package value
 
 import (
 	"bytes"
@@ -23,31 +23,30 @@ func TestRelayValueTargets(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		with, without, crash := c.WithRelay, c.WithoutRelay, c.WithRelayCrashing
-		for _, m := range c.Measures() {
-			if m.MissedCapsules != 0 || len(m.Violations) != 0 {
-				t.Errorf("seed %d %s: %d missed capsules, violations %v; want none", seed, m.Variant, m.MissedCapsules, m.Violations)
-			}
-			if m.Capsules != with.Capsules {
-				t.Errorf("seed %d %s: %d capsules, want %d as with the relay (same workload)", seed, m.Variant, m.Capsules, with.Capsules)
-			}
+		for _, m := range c.MissedTargets(cfg) {
+			t.Errorf("seed %d: %s", seed, m)
 		}
-		if with.AwarenessP99*100 > without.AwarenessP99 {
-			t.Errorf("seed %d: p99 awareness %.4fs with a relay, %.1fs without: want at least 100x lower", seed, with.AwarenessP99, without.AwarenessP99)
+		// Three crashes in 40 minutes, one each CrashEvery (10m) after the
+		// first period.
+		if c.WithRelayCrashing.Faults < 3 {
+			t.Errorf("seed %d: relay crashed %d times, want 3", seed, c.WithRelayCrashing.Faults)
 		}
-		if with.ListQueriesPerInstanceHour*10 > without.ListQueriesPerInstanceHour {
-			t.Errorf("seed %d: %.1f list queries per instance-hour with a relay, %.1f without: want at least 10x fewer", seed, with.ListQueriesPerInstanceHour, without.ListQueriesPerInstanceHour)
-		}
-		if crash.Faults < 3 {
-			t.Errorf("seed %d: relay crashed %d times, want 3", seed, crash.Faults)
-		}
-		if crash.AwarenessP50 > without.AwarenessP50 || crash.AwarenessP99 > without.AwarenessP99 || crash.AwarenessMax > without.AwarenessMax {
-			t.Errorf("seed %d: awareness with a crashing relay p50/p99/max %.3f/%.3f/%.3fs, listing alone %.3f/%.3f/%.3fs: want no worse",
-				seed, crash.AwarenessP50, crash.AwarenessP99, crash.AwarenessMax, without.AwarenessP50, without.AwarenessP99, without.AwarenessMax)
-		}
-		if with.CatchUp >= without.CatchUp {
-			t.Errorf("seed %d: command catch-up %.3fs with a relay, %.3fs without: want faster", seed, with.CatchUp, without.CatchUp)
-		}
+	}
+}
+
+// MissedTargets reports a variant that misses its targets.
+func TestMissedTargetsReports(t *testing.T) {
+	var c Comparison
+	c.WithoutRelay.AwarenessP99, c.WithoutRelay.AwarenessMax, c.WithoutRelay.ListQueriesPerInstanceHour, c.WithoutRelay.CatchUp = 60, 70, 60, 10
+	c.WithRelay.AwarenessP99, c.WithRelay.ListQueriesPerInstanceHour, c.WithRelay.CatchUp = 0.1, 1, 1
+	c.WithRelayCrashing.Faults = 1
+	cfg := DefaultCompareConfig()
+	if m := c.MissedTargets(cfg); len(m) != 0 {
+		t.Fatalf("targets met, got misses %q", m)
+	}
+	c.WithRelayPartitioned.AwarenessMax = 70 + 45 + 66 + 1
+	if m := c.MissedTargets(cfg); len(m) != 1 || !strings.HasPrefix(m[0], string(WithRelayPartitioned)) {
+		t.Fatalf("partitioned awareness max worse than listing alone: got misses %q, want one of %s", m, WithRelayPartitioned)
 	}
 }
 

@@ -1,4 +1,4 @@
-package sim
+package value
 
 import (
 	"fmt"
@@ -18,12 +18,11 @@ type instance struct {
 	w       *cworld
 	name    string
 	node    *netsim.Node
-	core    *client.Client           // joined to every hub, on one relay connection
-	hubOf   map[roster.ChannelID]int // lookups only
-	policy  []*client.ListPolicy     // per hub
-	armed   []time.Time              // per hub: the wake-up scheduled for its policy
-	listing []bool                   // per hub: a listing in progress
-	known   []bool                   // by capsule index
+	core    *client.Client  // joined to every hub, on one relay connection
+	lists   client.Listings // per hub, in w.keys order; routes the core's events as the Agent does
+	armed   []time.Time     // per hub: the wake-up scheduled for its policy
+	listing []bool          // per hub: a listing in progress
+	known   []bool          // by capsule index
 	nKnown  int
 	live    bool
 
@@ -44,7 +43,7 @@ type instance struct {
 // startInstance adds and starts an instance: a node, a client core joined
 // to every hub, and per hub a ListPolicy.
 func (w *cworld) startInstance(name string, command bool) *instance {
-	in := &instance{w: w, name: name, command: command, live: true, hubOf: map[roster.ChannelID]int{}}
+	in := &instance{w: w, name: name, command: command, live: true}
 	in.node = w.net.AddNode(name)
 	now := w.net.Now()
 	in.started = now
@@ -65,8 +64,9 @@ func (w *cworld) startInstance(name string, command bool) *instance {
 		if err != nil {
 			panic(err)
 		}
-		in.hubOf[k.ID()] = h
-		in.policy = append(in.policy, p)
+		if in.lists.Add(k.ID(), p) != h {
+			panic("sim: hubs out of order")
+		}
 	}
 	if command {
 		for _, c := range w.caps {
@@ -100,7 +100,7 @@ func (in *instance) arm(h int) {
 	if !in.live || in.listing[h] {
 		return
 	}
-	t := in.policy[h].Next()
+	t := in.lists.Policy(h).Next()
 	if t.Equal(in.armed[h]) {
 		return
 	}
@@ -118,12 +118,12 @@ func (in *instance) arm(h int) {
 func (in *instance) maybeList(h int) {
 	w := in.w
 	now := w.net.Now()
-	if !in.live || in.listing[h] || !in.policy[h].Due(now) {
+	if !in.live || in.listing[h] || !in.lists.Policy(h).Due(now) {
 		in.arm(h)
 		return
 	}
 	in.listing[h] = true
-	in.policy[h].ListingStarted(now)
+	in.lists.Policy(h).ListingStarted(now)
 	l := w.storage[h].List(now)
 	if !w.workloadOver {
 		in.queries += uint64(l.Pages)
@@ -147,7 +147,7 @@ func (in *instance) maybeList(h int) {
 			_, _ = in.core.Announce(w.keys[h].ID(), ref, done)
 		}
 		in.listing[h] = false
-		in.policy[h].ListingDone(done)
+		in.lists.Policy(h).ListingDone(done)
 		in.arm(h)
 	})
 }
@@ -212,21 +212,10 @@ func (in *instance) checkCaughtUp(now time.Time) {
 	}
 }
 
-// instObserver hears the instance's client core and feeds the listing
-// policies: of the hub an event names, or of every hub for link events.
+// instObserver hears the instance's client core and hands its events to
+// client.Listings, the routing the Agent ships, then re-arms the wake-ups
+// of the policies an event may have moved (every hub's: arming is cheap).
 type instObserver instance
-
-// hubs returns the hubs an event about channel id concerns.
-func (o *instObserver) hubs(id roster.ChannelID) []int {
-	if h, ok := o.hubOf[id]; ok {
-		return []int{h}
-	}
-	all := make([]int, len(o.policy))
-	for h := range all {
-		all[h] = h
-	}
-	return all
-}
 
 func (o *instObserver) Learned(_ roster.ChannelID, refs [][]byte, now time.Time) {
 	in := (*instance)(o)
@@ -239,34 +228,32 @@ func (o *instObserver) Learned(_ roster.ChannelID, refs [][]byte, now time.Time)
 	}
 }
 
-func (o *instObserver) StateChanged(s client.State, now time.Time) {
-	for h := range o.policy {
-		o.policy[h].StateChanged(s, now)
+func (o *instObserver) armAll() {
+	for h := range o.lists.Len() {
 		(*instance)(o).arm(h)
 	}
+}
+
+func (o *instObserver) StateChanged(s client.State, now time.Time) {
+	o.lists.StateChanged(s, now)
+	o.armAll()
 }
 
 func (o *instObserver) CaughtUp(id roster.ChannelID, now time.Time) {
-	for _, h := range o.hubs(id) {
-		o.policy[h].RelayCaughtUp(now)
-		(*instance)(o).arm(h)
-	}
+	o.lists.CaughtUp(id, now)
+	o.armAll()
 }
 
-func (o *instObserver) EpochChanged(_ uint64, now time.Time) {
-	for h := range o.policy {
-		o.policy[h].EpochChanged(now)
-		(*instance)(o).arm(h)
-	}
+func (o *instObserver) EpochChanged(epoch uint64, now time.Time) {
+	o.lists.EpochChanged(epoch, now)
+	o.armAll()
 }
 
 func (o *instObserver) Acked(roster.ChannelID, uint32, time.Time) {}
 
-func (o *instObserver) Problem(id roster.ChannelID, code wire.Code, _ string, now time.Time) {
-	for _, h := range o.hubs(id) {
-		o.policy[h].Problem(code, now)
-		(*instance)(o).arm(h)
-	}
+func (o *instObserver) Problem(id roster.ChannelID, code wire.Code, text string, now time.Time) {
+	o.lists.Problem(id, code, text, now)
+	o.armAll()
 }
 
 var _ client.Observer = (*instObserver)(nil)
