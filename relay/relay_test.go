@@ -393,13 +393,7 @@ func TestSlowMemberGetsMergedThenResync(t *testing.T) {
 	}
 	b.Backlog = 0
 	h.r.Writable(b, h.now)
-	n := 0
-	for _, f := range b.Frames(t) {
-		if d, ok := f.(*wire.Deliver); ok {
-			n += len(d.Entries)
-		}
-	}
-	if n != 3 {
+	if n := deliverEntries(b.Frames(t)); n != 3 {
 		t.Fatalf("after Writable the member got %d held entries, want 3", n)
 	}
 	b.Backlog = 1000
