@@ -14,22 +14,24 @@ import (
 var emptyClaim = roster.SyncMsg{Ranges: []roster.Range{{Mode: roster.ModeFingerprint}}}
 
 // deltaEntries counts entries in Delta frames.
-func deltaEntries(fs []wire.Frame) int {
-	n := 0
-	for _, f := range fs {
-		if d, ok := f.(*wire.Delta); ok {
-			n += len(d.Entries)
-		}
-	}
-	return n
-}
+func deltaEntries(fs []wire.Frame) int { return entriesIn(fs, wire.TypeDelta) }
 
 // deliverEntries counts entries in Deliver frames.
-func deliverEntries(fs []wire.Frame) int {
+func deliverEntries(fs []wire.Frame) int { return entriesIn(fs, wire.TypeDeliver) }
+
+// entriesIn counts the entries of the Delta or Deliver frames of type t.
+func entriesIn(fs []wire.Frame, t wire.Type) int {
 	n := 0
 	for _, f := range fs {
-		if d, ok := f.(*wire.Deliver); ok {
-			n += len(d.Entries)
+		switch f := f.(type) {
+		case *wire.Delta:
+			if t == wire.TypeDelta {
+				n += len(f.Entries)
+			}
+		case *wire.Deliver:
+			if t == wire.TypeDeliver {
+				n += len(f.Entries)
+			}
 		}
 	}
 	return n

@@ -13,18 +13,45 @@ import (
 // forger holds channel 0's join key (as if it leaked) but not its seal key,
 // and announces entries it made up. Clients must refuse every one.
 type forger struct {
-	w     *world
-	node  *netsim.Node
+	peer
 	rng   *rand.Rand
-	conn  transport.Conn
 	rd    wire.Reader
-	next  time.Time
 	ready bool
 	buf   []byte
 }
 
+// peer is what the simulator's own wire clients (the forger and the
+// hostile clients) share: one connection at a time, and an action at most
+// once a second until the heal.
+type peer struct {
+	w    *world
+	node *netsim.Node
+	conn transport.Conn
+	next time.Time // next action
+}
+
+// Writable implements transport.Handler: these peers never wait to write.
+func (p *peer) Writable(transport.Conn, time.Time) {}
+
+// Closed forgets the connection and acts again a second later.
+func (p *peer) Closed(c transport.Conn, err error, now time.Time) {
+	if c == p.conn {
+		p.conn = nil
+		p.next = now.Add(time.Second)
+	}
+}
+
+// due reports whether it is time to act, and if so schedules the next.
+func (p *peer) due(now time.Time) bool {
+	if now.Before(p.next) || p.w.healed {
+		return false
+	}
+	p.next = now.Add(time.Second)
+	return true
+}
+
 func newForger(w *world) {
-	f := &forger{w: w, node: w.net.AddNode("forger"), rng: w.coreRand()}
+	f := &forger{peer: peer{w: w, node: w.net.AddNode("forger")}, rng: w.coreRand()}
 	f.node.SetHandler(f)
 	f.redial(w.net.Now())
 }
@@ -70,20 +97,10 @@ func (f *forger) Data(c transport.Conn, b []byte, now time.Time) {
 	})
 }
 
-func (f *forger) Writable(transport.Conn, time.Time) {}
-
-func (f *forger) Closed(c transport.Conn, err error, now time.Time) {
-	if c == f.conn {
-		f.conn = nil
-		f.next = now.Add(time.Second)
-	}
-}
-
 func (f *forger) Tick(now time.Time) {
-	if now.Before(f.next) || f.w.healed {
+	if !f.due(now) {
 		return
 	}
-	f.next = now.Add(time.Second)
 	if f.conn == nil {
 		f.redial(now)
 		return

@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/cosnim/relays/netsim"
 	"github.com/cosnim/relays/roster"
 	"github.com/cosnim/relays/transport"
 	"github.com/cosnim/relays/wire"
@@ -45,15 +44,12 @@ var hostileKinds = []HostileKind{HostileBadProof, HostileReplayedProof, HostileM
 
 // hostile is one hostile client.
 type hostile struct {
-	w        *world
+	peer
 	kind     HostileKind
 	name     string
-	node     *netsim.Node
 	rng      *rand.Rand
-	conn     transport.Conn
 	rd       wire.Reader
 	fr       wire.Frames
-	next     time.Time // next action
 	joined   bool
 	lastSent time.Time
 	oldNonce [roster.JoinNonceSize]byte
@@ -62,7 +58,7 @@ type hostile struct {
 }
 
 func newHostile(w *world, i int, k HostileKind) {
-	h := &hostile{w: w, kind: k, name: fmt.Sprintf("h%d-%s", i, k), rng: w.coreRand()}
+	h := &hostile{peer: peer{w: w}, kind: k, name: fmt.Sprintf("h%d-%s", i, k), rng: w.coreRand()}
 	h.node = w.net.AddNode(h.name)
 	n := 1
 	if k == HostileSwarm {
@@ -186,20 +182,10 @@ func (h *hostile) armMuteCheck() {
 	})
 }
 
-func (h *hostile) Writable(transport.Conn, time.Time) {}
-
-func (h *hostile) Closed(c transport.Conn, err error, now time.Time) {
-	if c == h.conn {
-		h.conn = nil
-		h.next = now.Add(time.Second)
-	}
-}
-
 func (h *hostile) Tick(now time.Time) {
-	if now.Before(h.next) || h.w.healed {
+	if !h.due(now) {
 		return
 	}
-	h.next = now.Add(time.Second)
 	if h.conn == nil {
 		h.joined = false
 		h.rd = wire.Reader{Max: 1 << 24}
