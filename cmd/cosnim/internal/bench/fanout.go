@@ -58,16 +58,23 @@ func runFanout(ctx context.Context, t Target, o Options) (*Result, error) {
 	before, ok := t.Usage()
 	f.start = time.Now()
 	f.run()
+	r := f.finish(t, before, ok, "entries")
+	r.Retries = retries.Load()
+	return r, nil
+}
+
+// finish sums the run up against the server's usage since before, and
+// reports an incomplete delivery of what (entries, messages) as an error.
+func (f *fanout) finish(t Target, before Usage, ok bool, what string) *Result {
 	after, _ := t.Usage()
 	r, end := f.result()
-	r.Retries = retries.Load()
 	r.setUsage(t, before, after, ok, end)
 	f.e.fill(r)
 	if r.Delivered < r.Expected && r.Errors == 0 {
-		f.e.add(fmt.Errorf("delivered %d of %d entries", r.Delivered, r.Expected))
+		f.e.add(fmt.Errorf("delivered %d of %d %s", r.Delivered, r.Expected, what))
 		f.e.fill(r)
 	}
-	return r, nil
+	return r
 }
 
 // run publishes and waits until every subscriber has every entry, or has

@@ -122,15 +122,8 @@ func runNATSFanout(ctx context.Context, t *natsTarget, o Options) (*Result, erro
 		})
 	}
 	f.await(want, &pwg, &wg)
-	after, _ := t.Usage()
-	r, end := f.result()
+	r := f.finish(t, before, ok, "messages")
 	r.Batch = 1
-	r.setUsage(t, before, after, ok, end)
-	f.e.fill(r)
-	if r.Delivered < r.Expected && r.Errors == 0 {
-		f.e.add(fmt.Errorf("delivered %d of %d messages", r.Delivered, r.Expected))
-		f.e.fill(r)
-	}
 	return r, nil
 }
 
