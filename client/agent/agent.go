@@ -102,6 +102,7 @@ type Agent struct {
 	waiting  map[uint32]bool // seqs being waited for
 	overflow uint64
 	problems []string // latest problems from the relay, newest last (bounded)
+	lastErr  error    // why the last connection ended or dial failed
 	changed  chan struct{}
 	listing  client.ListConfig
 	listRand *rand.Rand // jitter for the listing policies
@@ -117,7 +118,21 @@ type hubState struct {
 }
 
 // handlerRef lets the Loop be built before the core it feeds.
-type handlerRef struct{ transport.Handler }
+// It also keeps why the last connection ended or dial failed (LastError).
+type handlerRef struct {
+	transport.Handler
+	a *Agent
+}
+
+// Closed records the reason, then hands the event to the core.
+func (h *handlerRef) Closed(c transport.Conn, err error, now time.Time) {
+	if err != nil {
+		h.a.mu.Lock()
+		h.a.lastErr = err
+		h.a.mu.Unlock()
+	}
+	h.Handler.Closed(c, err, now)
+}
 
 // New starts an Agent; it begins connecting at once and returns
 // without waiting.
@@ -146,7 +161,7 @@ func New(opts Options) (*Agent, error) {
 		waiting: make(map[uint32]bool),
 		changed: make(chan struct{}),
 	}
-	ref := &handlerRef{}
+	ref := &handlerRef{a: a}
 	loop := tcp.NewLoop(ref, tcp.LoopOptions{
 		Logger:      opts.Logger,
 		DialTimeout: opts.ConnectTimeout,
@@ -408,6 +423,14 @@ func (a *Agent) Epoch() (epoch uint64, ok bool) {
 func (a *Agent) Stats() (st client.Stats) {
 	a.do(func(c *client.Client, _ time.Time) error { st = c.Stats(); return nil })
 	return st
+}
+
+// LastError reports why the relay connection last ended or a dial last
+// failed (a TLS verification error, a refused dial, ...); nil if none has.
+func (a *Agent) LastError() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.lastErr
 }
 
 // Problems returns the latest error reports from the relay (at most 16),

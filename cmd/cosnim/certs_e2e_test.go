@@ -126,6 +126,11 @@ func TestClientSeesRelayCertificateDates(t *testing.T) {
 			if tc.name == "expired" && !strings.Contains(stderr, leafEnd.UTC().Format(certDay)) {
 				t.Errorf("ping: stderr %q lacks the end date %s", stderr, leafEnd.UTC().Format(certDay))
 			}
+			// Through the Agent too: announce says why it could not reach the relay.
+			code, _, stderr = kitRun(t, "relay", "announce", "r", "--config", cfg, "--hub", "h", "--timeout", "2s", "x")
+			if code == 0 || !strings.Contains(stderr, want) || strings.Contains(stderr, "ca_cert_file") {
+				t.Errorf("announce: code %d, stderr %q; want non-zero, %q and no mention of ca_cert_file", code, stderr, want)
+			}
 			r.waitLog(t, tc.relayLogs)
 			for _, s := range []string{"reason=client_bad_certificate", `client_alert="tls: bad certificate"`} {
 				if !strings.Contains(r.stderr.String(), s) {

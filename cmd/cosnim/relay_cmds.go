@@ -393,6 +393,9 @@ The continuum secret comes from --continuum-key-file or $COSNIM_CONTINUUM_KEY.`,
 
 func announceIDs(ctx context.Context, a *agent.Agent, hub string, ids []string, res *announceResult) error {
 	if err := a.WaitCaughtUp(ctx, hub); err != nil {
+		if last := a.LastError(); last != nil {
+			return fmt.Errorf("could not reach the relay (state %s): %w; last attempt: %w", a.State(), err, explainDial(last, true))
+		}
 		return fmt.Errorf("could not reach the relay (state %s): %w", a.State(), err)
 	}
 	for _, id := range ids {
