@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"time"
@@ -17,6 +18,18 @@ import (
 	"github.com/cosnim/relays/sim"
 	"github.com/cosnim/relays/sim/value"
 )
+
+// simGCPercent is the GC target of simulation runs, unless GOGC says
+// otherwise: they make much short-lived garbage and hold little, and at
+// 400 the collector costs a fifth less (`cosnim sim --seeds 2000`: 68 s
+// wall at the default, 56 s at 400, on 2 cores).
+const simGCPercent = 400
+
+func setSimGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(simGCPercent)
+	}
+}
 
 func newSimCmd() *cobra.Command {
 	var (
@@ -52,6 +65,7 @@ replays it; add --timeline to write what happened as a readable timeline.`,
   cosnim sim --compare --plots plots/`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			setSimGC()
 			out := cmd.OutOrStdout()
 			switch {
 			case compare:
