@@ -13,10 +13,9 @@ import (
 )
 
 type harness struct {
-	t    *testing.T
-	r    *Relay
-	now  time.Time
-	last *transporttest.Conn // the connection rejoin made
+	t   *testing.T
+	r   *Relay
+	now time.Time
 }
 
 func newHarness(t *testing.T, cfg Config) *harness {
@@ -61,11 +60,10 @@ func (h *harness) join(c *transporttest.Conn, w *wire.Welcome, k *roster.Keys, h
 
 // member connects name and joins it to k's channel on handle.
 // rejoin connects name and joins k's channel under handle 1, returning
-// the Joined whatever its flags (h.last is the connection).
-func (h *harness) rejoin(name string, k *roster.Keys) *wire.Joined {
+// the connection and the Joined whatever its flags.
+func (h *harness) rejoin(name string, k *roster.Keys) (*transporttest.Conn, *wire.Joined) {
 	h.t.Helper()
 	c, w := h.connect(name)
-	h.last = c
 	pub, sig := k.JoinProof(w.Nonce)
 	h.send(c, &wire.Join{Handle: 1, Channel: k.ID(), Pub: pub, Sig: sig})
 	fs := c.Frames(h.t)
@@ -73,7 +71,7 @@ func (h *harness) rejoin(name string, k *roster.Keys) *wire.Joined {
 	if !ok {
 		h.t.Fatalf("%s: got %+v, want Joined", name, fs[0])
 	}
-	return j
+	return c, j
 }
 
 // idleFor moves time on by d in 45 s steps, ticking whatever is due.
@@ -482,10 +480,11 @@ func TestIdleChannelsAreForgotten(t *testing.T) {
 	}
 	// Back within the timeout: the cache is still there.
 	h.now = h.now.Add(30 * time.Second)
-	if j := h.rejoin("b", k); j.Cached != 1 {
+	b, j := h.rejoin("b", k)
+	if j.Cached != 1 {
 		t.Fatalf("rejoin got %+v, want Joined with 1 cached entry", j)
 	}
-	h.r.Closed(h.last, nil, h.now)
+	h.r.Closed(b, nil, h.now)
 	// Gone a full timeout later.
 	h.idleFor(135 * time.Second)
 	if h.r.ChannelCount() != 0 {
@@ -553,7 +552,7 @@ func TestForgottenChannelComesBackIncomplete(t *testing.T) {
 	if h.r.ChannelCount() != 0 {
 		t.Fatal("channel not forgotten")
 	}
-	if j := h.rejoin("b", k); j.Flags&wire.JoinedComplete != 0 {
+	if _, j := h.rejoin("b", k); j.Flags&wire.JoinedComplete != 0 {
 		t.Fatal("a forgotten channel came back flagged complete")
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cosnim/relays/internal/testpki"
+	"github.com/cosnim/relays/internal/testutil"
 )
 
 const certDay = "2006-01-02 15:04 MST"
@@ -35,7 +36,7 @@ func tlsRelayYAML(port int, ca, cert, key string) string {
 func TestConfigCheckCertificateDates(t *testing.T) {
 	p := testpki.NewPKI(t)
 	dir := t.TempDir()
-	soon := kitWrite(t, dir, "soon.yaml", tlsRelayYAML(kitPort(t), p.CA.File, p.ServerCert, p.ServerKey))
+	soon := kitWrite(t, dir, "soon.yaml", tlsRelayYAML(testutil.FreePort(t), p.CA.File, p.ServerCert, p.ServerKey))
 	code, stdout, stderr := kitRun(t, "config", "check", "--config", soon)
 	want := fmt.Sprintf("%s in %s expires on %s", `"CN=relay,O=cosnim test"`, p.ServerCert, p.Server.NotAfter.UTC().Format(certDay))
 	if code != 0 || stdout != "ok: 1 relays (r)\n" || !strings.Contains(stderr, "warning: "+soon) || !strings.Contains(stderr, want) {
@@ -48,7 +49,7 @@ func TestConfigCheckCertificateDates(t *testing.T) {
 	}
 
 	cert, key, leaf := p.CA.Issue(t, p.Dir, "expired", testpki.Leaf{CN: "relay", Server: true, Expired: true})
-	expired := kitWrite(t, dir, "expired.yaml", tlsRelayYAML(kitPort(t), p.CA.File, cert, key))
+	expired := kitWrite(t, dir, "expired.yaml", tlsRelayYAML(testutil.FreePort(t), p.CA.File, cert, key))
 	want = fmt.Sprintf("relays.r.server.ssl_cert_file: certificate %q in %s expired on %s", "CN=relay,O=cosnim test", cert, leaf.NotAfter.UTC().Format(certDay))
 	code, _, stderr = kitRun(t, "config", "check", "--config", expired)
 	if code == 0 || !strings.Contains(stderr, want) {
@@ -61,7 +62,7 @@ func TestConfigCheckCertificateDates(t *testing.T) {
 
 	// A client certificate (cert_file) is checked as well.
 	ccert, ckey, _ := p.CA.Issue(t, p.Dir, "client-expired", testpki.Leaf{CN: "instance", Expired: true})
-	text := strings.Replace(tlsRelayYAML(kitPort(t), p.CA.File, p.ServerCert, p.ServerKey), "      server_name: localhost\n",
+	text := strings.Replace(tlsRelayYAML(testutil.FreePort(t), p.CA.File, p.ServerCert, p.ServerKey), "      server_name: localhost\n",
 		"      server_name: localhost\n      cert_file: "+ccert+"\n      key_file: "+ckey+"\n", 1)
 	code, _, stderr = kitRun(t, "config", "check", "--config", kitWrite(t, dir, "client.yaml", text))
 	if code == 0 || !strings.Contains(stderr, "relays.r.client.cert_file: certificate") || !strings.Contains(stderr, ccert+" expired on") {
@@ -95,7 +96,7 @@ func TestClientSeesRelayCertificateDates(t *testing.T) {
 		return leaf.NotAfter
 	}
 	notAfter := install(testpki.Leaf{CN: "relay", Server: true})
-	cfg := kitWrite(t, dir, "cosnim.yaml", tlsRelayYAML(kitPort(t), p.CA.File, cert, key))
+	cfg := kitWrite(t, dir, "cosnim.yaml", tlsRelayYAML(testutil.FreePort(t), p.CA.File, cert, key))
 	r := startKitRelay(t, "r", "--config", cfg)
 	r.waitLog(t, `msg="relay listening"`)
 	if !strings.Contains(r.stderr.String(), "certificate expires soon") || !strings.Contains(r.stderr.String(), notAfter.UTC().Format(certDay)) {

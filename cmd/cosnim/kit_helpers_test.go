@@ -26,9 +26,6 @@ func TestMain(m *testing.M) { testutil.Main(m) }
 // kitBinary builds cmd/cosnim once per test binary and returns its path.
 func kitBinary(t *testing.T) string { return testutil.Build(t, ".") }
 
-// kitPort returns a loopback port that was free a moment ago.
-func kitPort(t *testing.T) int { return testutil.FreePort(t) }
-
 // kitWrite writes text to dir/name and returns the path.
 func kitWrite(t *testing.T, dir, name, text string) string {
 	t.Helper()
@@ -90,7 +87,7 @@ func plainRelayYAML(port, metricsPort int, extra string) string {
 // and waits until it listens; it returns both ports and the config file.
 func startOpsRelay(t *testing.T) (port, metricsPort int, cfg string) {
 	t.Helper()
-	port, metricsPort = kitPort(t), kitPort(t)
+	port, metricsPort = testutil.FreePort(t), testutil.FreePort(t)
 	cfg = kitWrite(t, t.TempDir(), "cosnim.yaml", plainRelayYAML(port, metricsPort, ""))
 	startKitRelay(t, "r", "--config", cfg).waitLog(t, `msg="relay listening"`)
 	return port, metricsPort, cfg

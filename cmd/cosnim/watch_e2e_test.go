@@ -112,7 +112,7 @@ func TestWatchPrintsEveryEntry(t *testing.T) {
 // no --hub is given; with none configured, --hub is required, clearly.
 func TestHubDefaults(t *testing.T) {
 	dir := t.TempDir()
-	port := kitPort(t)
+	port := testutil.FreePort(t)
 	two := kitWrite(t, dir, "two.yaml", plainRelayYAML(port, 0, "capsule_hubs:\n  hub-a:\n    relay: r\n  hub-b:\n    relay: r\n  hub-x: {}\n"))
 	one := kitWrite(t, dir, "one.yaml", plainRelayYAML(port, 0, "continuum:\n  relay: r\ncapsule_hubs:\n  hub-a: {}\n"))
 	none := kitWrite(t, dir, "none.yaml", plainRelayYAML(port, 0, ""))
