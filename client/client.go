@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cosnim/relays/internal/defaults"
+	"github.com/cosnim/relays/internal/fault"
 	"github.com/cosnim/relays/internal/timerq"
 	"github.com/cosnim/relays/roster"
 	"github.com/cosnim/relays/transport"
@@ -328,7 +329,11 @@ func (c *Client) Tick(now time.Time) {
 				if t.ch.joined && t.ch.outstanding == 0 {
 					c.startSync(t.ch)
 				}
-				c.timers.Add(now.Add(c.jitter(c.cfg.AntiEntropy)), t)
+				next := c.jitter(c.cfg.AntiEntropy)
+				if _, ok := fault.Hit(c.cfg.Faults, FailAntiEntropyStorm); ok {
+					next /= 10
+				}
+				c.timers.Add(now.Add(next), t)
 			}
 			continue
 		}

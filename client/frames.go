@@ -25,6 +25,14 @@ const (
 	FailRejoinFirstOnly = "client/rejoin-first-only"
 	// FailIgnoreResync ignores a relay's request to sync again.
 	FailIgnoreResync = "client/ignore-resync"
+	// FailSyncOnAck starts a sync of the channel on every Ack: a catch-up
+	// nothing asked for.
+	FailSyncOnAck = "client/sync-on-ack"
+	// FailAntiEntropyStorm runs anti-entropy ten times as often as set.
+	FailAntiEntropyStorm = "client/anti-entropy-storm"
+	// FailResyncNotSent starts the sync a Resync asks for but loses its
+	// first message, so it never finishes.
+	FailResyncNotSent = "client/resync-not-sent"
 )
 
 // handleFrame decodes a frame in the shared step and hands it to the
@@ -86,6 +94,9 @@ func (c *Client) handleJoined(f *wire.Joined, now time.Time) {
 func (c *Client) handleAck(f *wire.Ack, now time.Time) {
 	if ch := c.channelOf(f.Handle); ch != nil {
 		c.obs.Acked(ch.id, f.Seq, now)
+		if _, ok := fault.Hit(c.cfg.Faults, FailSyncOnAck); ok && ch.joined && ch.outstanding == 0 {
+			c.startSync(ch)
+		}
 	}
 }
 
@@ -267,6 +278,12 @@ func (c *Client) handleError(f *wire.Error, now time.Time) error {
 		return nil
 	}
 	if f.Code == wire.CodeResync && ch != nil && ch.joined {
+		if _, ok := fault.Hit(c.cfg.Faults, FailResyncNotSent); ok {
+			ch.session++
+			ch.outstanding = 1
+			c.stats.Syncs++
+			return nil
+		}
 		c.startSync(ch)
 	}
 	return nil

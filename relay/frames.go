@@ -36,6 +36,9 @@ const (
 	FailDropSyncRange = "relay/drop-sync-range"
 	// FailFirstFrameOnly sends only the first Delta frame of a sync reply.
 	FailFirstFrameOnly = "relay/first-frame-only"
+	// FailSpuriousResync tells an announcer to sync again after every
+	// Announce, though it lost nothing.
+	FailSpuriousResync = "relay/spurious-resync"
 )
 
 // handleFrame checks a frame against the connection's limits and state,
@@ -266,6 +269,9 @@ func (r *Relay) handleAnnounce(c *conn, f *wire.Announce) {
 	}
 	r.ack = wire.Ack{Handle: f.Handle, Seq: f.Seq}
 	r.send(c, &r.ack)
+	if _, ok := fault.Hit(r.cfg.Faults, FailSpuriousResync); ok {
+		r.sendError(c, wire.CodeResync, f.Handle, false, "sync again")
+	}
 }
 
 func (r *Relay) handleDelta(c *conn, f *wire.Delta) {

@@ -89,6 +89,14 @@ type Caps struct {
 // aeOff stands for "anti-entropy off" in client configs: longer than any run.
 const aeOff = 1000 * time.Hour
 
+// aePeriod is the clients' anti-entropy period as their configs hold it.
+func (w *world) aePeriod() time.Duration {
+	if w.sc.Timing.AntiEntropy == 0 {
+		return aeOff
+	}
+	return w.sc.Timing.AntiEntropy
+}
+
 // healBound is how long after faults stop every live client must hold the
 // union of its channel: the idle timeout (to notice a dead link), the
 // maximum backoff (to reconnect), two anti-entropy periods (for a client

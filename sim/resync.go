@@ -13,8 +13,9 @@ import (
 // (the relay drops without telling) and client/ignore-resync (the client
 // does not act on it) break it.
 
-// The finish is counted (Result.ResyncLate) rather than judged; see
-// armResync.
+// A flooded member's sync can outlast that bound (its replies queue behind
+// the flood): such a finish is counted (Result.ResyncLate) and judged
+// again when the run ends, against the heal bound (judgeLateResyncs).
 
 // noteOverflows runs after relay events: if the relay counted a new
 // overflow, it finds the members it hit and arms their checks.
@@ -111,10 +112,49 @@ func (w *world) armResync(c *simClient, i int, t0 time.Time, rearms int) {
 			return
 		}
 		// Told, and (the tap checks) it started a sync at once, but a
-		// flooded member's sync can take longer than this bound: counted,
-		// not judged (5000 seeds found 8, all small-caps, all finishing
-		// later; a sync that never finished was a relay bug, seed 434).
+		// flooded member's sync can take longer than this bound (5000
+		// seeds found 8, all small-caps, all finishing later); one that
+		// never finishes is a bug (the relay's, seed 434): judged at the end.
 		w.resyncLate++
+		w.lateResyncs = append(w.lateResyncs, lateResync{c: c, i: i, t0: t0, gen: gen})
 	}
 	w.net.At(t0.Add(bound), judge)
+}
+
+// lateResync is a resync that had not finished within its bound.
+type lateResync struct {
+	c   *simClient
+	i   int
+	t0  time.Time
+	gen int
+}
+
+// unfinished reports whether l's member, still on the same connection,
+// has not finished a sync since it was told to.
+func (l lateResync) unfinished() bool {
+	return l.c.tap.same(l.gen) && !l.c.tap.caught[l.i].After(l.t0)
+}
+
+// judgeLateResyncs runs on, at most the heal bound, while a late resync
+// is unfinished, and reports those that never finish.
+func (w *world) judgeLateResyncs() {
+	waiting := func() bool {
+		for _, l := range w.lateResyncs {
+			if l.unfinished() {
+				return true
+			}
+		}
+		return false
+	}
+	end := w.net.Now().Add(w.healBound)
+	for waiting() && w.net.Now().Before(end) {
+		w.net.RunUntil(w.net.Now().Add(checkEvery))
+	}
+	for _, l := range w.lateResyncs {
+		if l.unfinished() {
+			w.checked[invResync]++
+			w.violate("resync: %s was told to sync channel %d again at t=%s and had not finished one when the run ended",
+				l.c.name, l.c.chans[l.i], w.stampOf(l.t0))
+		}
+	}
 }

@@ -65,10 +65,16 @@ type Result struct {
 	ForgedRefused  uint64   `json:"forged_refused"`
 	Class          Class    `json:"class"`
 	// Checked counts the windows each timing invariant was judged over.
-	Checked             Checks `json:"checked"`
-	Reconnects          uint64 `json:"reconnects"`
-	NeedlessReconnects  uint64 `json:"needless_reconnects"`
-	DuplicateDeliveries uint64 `json:"duplicate_deliveries"`
+	Checked            Checks `json:"checked"`
+	Reconnects         uint64 `json:"reconnects"`
+	NeedlessReconnects uint64 `json:"needless_reconnects"`
+	// CatchUps counts syncs started by a Joined or a Resync;
+	// NeedlessCatchUps those nothing asked for (sim/churn.go).
+	CatchUps         uint64 `json:"catch_ups"`
+	NeedlessCatchUps uint64 `json:"needless_catch_ups"`
+	// Churn has each client's counts, by name.
+	Churn               map[string]ClientChurn `json:"churn,omitempty"`
+	DuplicateDeliveries uint64                 `json:"duplicate_deliveries"`
 	// EvictionLosses counts entries a member could not get back from a
 	// relay whose cache evicted them (it must list storage).
 	EvictionLosses uint64 `json:"eviction_losses"`
@@ -146,6 +152,7 @@ type world struct {
 	memoryOver     bool
 	resyncsSeen    uint64 // the relay's Stats().Resyncs at the last look
 	resyncLate     uint64
+	lateResyncs    []lateResync
 	relayStart     time.Time
 	checked        [numInv]uint64
 	needless       uint64
@@ -172,6 +179,7 @@ type simClient struct {
 	tap        *tap
 	epochAt    time.Time // last EpochChanged
 	reconnects uint64
+	churn      churn
 	seqs       map[uint32]roster.ID // announce sequence → entry, for Acked
 	listing    map[int]bool         // channels being listed periodically
 	rescanAt   map[int]time.Time    // channel → the last Rescan the relay sent
@@ -199,6 +207,7 @@ func Run(sc Scenario, opt Options) Result {
 		w.net.RunUntil(w.net.Now().Add(checkEvery))
 		w.check()
 	}
+	w.judgeLateResyncs()
 	res := w.result()
 	res.WallSeconds = time.Since(start).Seconds()
 	if res.WallSeconds > 0 {
@@ -380,10 +389,7 @@ func (w *world) relayDown() {
 func (c *simClient) start() {
 	w := c.w
 	t := w.sc.Timing
-	ae := t.AntiEntropy
-	if ae == 0 {
-		ae = aeOff
-	}
+	ae := w.aePeriod()
 	cfg := client.Config{
 		Addrs:          []string{relayAddr},
 		Agent:          c.name,
@@ -402,6 +408,7 @@ func (c *simClient) start() {
 	}
 	c.core = core
 	now := c.node.Now()
+	c.churn.aeSyncs, c.churn.aeStart = 0, now
 	for i, ch := range c.chans {
 		if err := core.Join(w.keys[ch], c.saved[i], now); err != nil {
 			panic(err)
@@ -696,6 +703,12 @@ func (w *world) result() Result {
 	for _, c := range w.clients {
 		res.ForgedRefused += c.core.Stats().Forged
 		res.Reconnects += c.reconnects
+		res.CatchUps += c.churn.catchUps
+		res.NeedlessCatchUps += c.churn.needless
+		if res.Churn == nil {
+			res.Churn = map[string]ClientChurn{}
+		}
+		res.Churn[c.name] = ClientChurn{Reconnects: c.reconnects, CatchUps: c.churn.catchUps, NeedlessCatchUps: c.churn.needless}
 	}
 	res.Class = w.sc.Class
 	res.Checked = Checks{Awareness: w.checked[invAwareness], CatchUp: w.checked[invCatchUp], Epoch: w.checked[invEpoch],

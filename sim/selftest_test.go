@@ -33,6 +33,7 @@ var selfTests = []struct {
 	// 2b. Resync: a member whose pending overflowed syncs again.
 	{relay.FailNoResync, "resync:", []uint64{16, 18}},
 	{client.FailIgnoreResync, "resync:", []uint64{16, 18}},
+	{client.FailResyncNotSent, "resync:", []uint64{3}},
 	// 3. Epoch.
 	{relay.FailStaleEpoch, "epoch:", []uint64{2, 5}},
 	{client.FailRejoinFirstOnly, "epoch:", []uint64{2, 5}},
@@ -47,6 +48,9 @@ var selfTests = []struct {
 	{relay.FailNoIdleTimeout, "boundedness:", []uint64{19}},
 	// 7. Churn.
 	{client.FailIdleBelowHeartbeat, "churn:", []uint64{2, 5}},
+	{client.FailSyncOnAck, "churn:", []uint64{2, 5}},
+	{client.FailAntiEntropyStorm, "churn:", []uint64{2, 4}},
+	{relay.FailSpuriousResync, "churn:", []uint64{2, 5}},
 }
 
 func hasViolation(vs []string, prefix string) bool {

@@ -33,6 +33,8 @@ type tap struct {
 	rx          int                 // bytes received from the relay on conn
 	resyncAt    []time.Time         // last Resync for each channel index on conn
 	resyncSeen  bool                // a Resync for a joined channel in this Data
+	resyncs     []int               // Resyncs for each channel index since its Joined on conn
+	causes      int                 // Joined and Resync frames in this Data: syncs they allow
 	sent        map[roster.ID]bool  // entries this client announced on conn
 	dups        map[roster.ID]uint8 // Deliver count per entry on conn
 	rd          wire.Reader
@@ -43,7 +45,7 @@ func newTap(c *simClient) *tap {
 	n := len(c.chans)
 	return &tap{c: c, joined: make([]bool, n), caught: make([]time.Time, n),
 		overflows: make([]uint64, n), overflowAt: make([]time.Time, n), resyncArmed: make([]bool, n),
-		resyncAt: make([]time.Time, n)}
+		resyncAt: make([]time.Time, n), resyncs: make([]int, n)}
 }
 
 var _ transport.Handler = (*tap)(nil)
@@ -60,6 +62,7 @@ func (t *tap) Open(tc transport.Conn, now time.Time) {
 		clear(t.overflowAt)
 		clear(t.resyncArmed)
 		clear(t.resyncAt)
+		clear(t.resyncs)
 		t.rx = 0
 		t.sent, t.dups = nil, nil
 		t.rd = wire.Reader{Max: 1 << 24}
@@ -70,6 +73,7 @@ func (t *tap) Open(tc transport.Conn, now time.Time) {
 func (t *tap) Data(tc transport.Conn, b []byte, now time.Time) {
 	syncs := t.c.core.Stats().Syncs
 	t.resyncSeen = false
+	t.causes = 0
 	if tc == t.conn {
 		t.rx += len(b)
 		if err := t.rd.Feed(b, t.frame); err != nil {
@@ -78,6 +82,7 @@ func (t *tap) Data(tc transport.Conn, b []byte, now time.Time) {
 		}
 	}
 	t.c.core.Data(tc, b, now)
+	t.c.w.noteDataSyncs(t.c, int(t.c.core.Stats().Syncs-syncs), t.causes)
 	if t.resyncSeen && t.c.core.Stats().Syncs == syncs {
 		t.c.w.checked[invResync]++
 		t.c.w.violate("resync: %s was told to sync a channel again and started no sync", t.c.name)
@@ -88,7 +93,11 @@ func (t *tap) Writable(tc transport.Conn, now time.Time) { t.c.core.Writable(tc,
 func (t *tap) Closed(tc transport.Conn, err error, now time.Time) {
 	t.c.core.Closed(tc, err, now)
 }
-func (t *tap) Tick(now time.Time)          { t.c.core.Tick(now) }
+func (t *tap) Tick(now time.Time) {
+	syncs := t.c.core.Stats().Syncs
+	t.c.core.Tick(now)
+	t.c.w.noteTickSyncs(t.c, int(t.c.core.Stats().Syncs-syncs))
+}
 func (t *tap) Deadline() (time.Time, bool) { return t.c.core.Deadline() }
 func (t *tap) queued() int                 { return t.conn.Queued() + netsim.PeerQueued(t.conn) }
 func (t *tap) connected() bool             { return t.conn != nil && !t.welcome.IsZero() }
@@ -127,6 +136,10 @@ func (t *tap) frame(typ wire.Type, p []byte) error {
 			w.violate("handle mapping: %s got Joined for handle %d, which it never asked to join", t.c.name, f.Handle)
 			return nil
 		}
+		if !t.joined[i] {
+			t.causes++
+			t.resyncs[i] = 0 // a new membership at the relay
+		}
 		t.joined[i] = true
 		w.onJoined(t.c, i, f)
 		w.scriptf("relay→%s joined %s cached=%d%s", t.c.name, t.chanName(i), f.Cached, completeFlag(f.Flags))
@@ -140,6 +153,8 @@ func (t *tap) frame(typ wire.Type, p []byte) error {
 			if i := int(f.Handle) - 1; i >= 0 && i < len(t.joined) && t.joined[i] {
 				t.resyncAt[i] = t.resync
 				t.resyncSeen = true
+				t.causes++
+				w.noteResync(t.c, i)
 			}
 		}
 		w.scriptf("relay→%s error %v handle=%d", t.c.name, f.Code, f.Handle)

@@ -179,6 +179,10 @@ type summary struct {
 	Messages         uint64       `json:"messages"`
 	Bytes            uint64       `json:"bytes"`
 	Faults           int          `json:"faults"`
+	Reconnects       uint64       `json:"reconnects"`
+	CatchUps         uint64       `json:"catch_ups"`
+	NeedlessCatchUps uint64       `json:"needless_catch_ups"`
+	ResyncLate       uint64       `json:"resync_late"`
 	WallSeconds      float64      `json:"wall_seconds"`
 	EventsPerWallSec float64      `json:"events_per_wall_second"`
 	Failures         []sim.Result `json:"failures,omitempty"`
@@ -232,6 +236,10 @@ func runMany(out, progress io.Writer, first uint64, n, parallel int, failpoints 
 		s.Messages += r.Messages
 		s.Bytes += r.Bytes
 		s.Faults += r.Faults
+		s.Reconnects += r.Reconnects
+		s.CatchUps += r.CatchUps
+		s.NeedlessCatchUps += r.NeedlessCatchUps
+		s.ResyncLate += r.ResyncLate
 		if r.Converged {
 			conv = append(conv, r.ConvergedAfter)
 		}
@@ -258,6 +266,7 @@ func runMany(out, progress io.Writer, first uint64, n, parallel int, failpoints 
 		fmt.Fprintf(out, "%-28s %d\n", "failed", len(s.Failed))
 		fmt.Fprintf(out, "%-28s p50 %.2fs  p90 %.2fs  p99 %.2fs  max %.2fs\n", "convergence after heal", s.ConvergeP50, s.ConvergeP90, s.ConvergeP99, s.ConvergeMax)
 		fmt.Fprintf(out, "%-28s %d\n", "faults injected", s.Faults)
+		fmt.Fprintf(out, "%-28s %d reconnects, %d catch-ups, %d needless, %d resyncs late\n", "churn", s.Reconnects, s.CatchUps, s.NeedlessCatchUps, s.ResyncLate)
 		fmt.Fprintf(out, "%-28s %d messages, %d bytes\n", "network", s.Messages, s.Bytes)
 		fmt.Fprintf(out, "%-28s %d events, %.0f per wall second, %.1fs wall\n", "simulator", s.Events, s.EventsPerWallSec, s.WallSeconds)
 		for _, r := range s.Failures {

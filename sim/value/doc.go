@@ -20,9 +20,9 @@
 // joins. It writes a capsule (to a hub drawn from the workload source) into
 // storage first and then announces it through the client core, so the
 // relay's fan-out may beat the storage's visibility. It lists each hub when
-// that hub's client.ListPolicy says so, feeding the policy every event the
+// that hub's client.ListPolicy says so, the policy fed every event the
 // core reports (link state, catch-up, epoch change, rescan and resync
-// problems); capsules a listing finds that it did not know are announced
+// problems) through client.Listings, the routing the Agent ships; capsules a listing finds that it did not know are announced
 // too, so that a relay that restarted relearns those of instances that are
 // gone. It learns of others' capsules from the relay (Observer.Learned) or
 // by listing, whichever comes first. Without a relay the same code runs
@@ -40,7 +40,10 @@
 // After it, faults stop and the run continues until every live instance
 // knows every capsule in storage, up to CompareConfig.SettleBound; the
 // invariant is that none is missed, whatever the relay did
-// (Measure.MissedCapsules must be 0).
+// (Measure.MissedCapsules must be 0), and each variant has stated targets
+// (targets.go: awareness percentiles, list queries, catch-up time) that
+// Comparison.MissedTargets checks: `cosnim sim --compare` prints TARGET
+// MISSED and exits non-zero on any, as TestRelayValueTargets fails.
 package value
 
 // The relay's node and address on the simulated network.
