@@ -30,6 +30,12 @@ var (
 	ErrDown = errors.New("backbone: not connected")
 )
 
+// RequestTimeout is how long a driver waits for the first reply to a
+// Request before reporting ErrTimeout. The relay core holds a Joined for a
+// channel it is reconciling at most this long, so it is one value for
+// every driver.
+const RequestTimeout = 2 * time.Second
+
 // Bus is the backbone as the relay core sees it. Its methods never block
 // and are called only from the core's event context; each copies data, so
 // the caller may reuse it at once. While the bus is down, publishes are

@@ -14,9 +14,10 @@ type Node struct {
 	n       *Network
 	name    string
 	h       transport.Handler
-	inc     uint64   // incarnation, bumped by Crash
-	crashed bool     // between Crash and Restart
-	addrs   []string // addresses listened on in this incarnation
+	inc     uint64     // incarnation, bumped by Crash
+	crashed bool       // between Crash and Restart
+	addrs   []string   // addresses listened on in this incarnation
+	ports   []*BusPort // its connections to buses (bus.go)
 
 	// drift: now_node = start + (t-start)*(1e6+ppm)/1e6 + offset, never
 	// below floor (the reading when the drift last changed).
@@ -95,6 +96,9 @@ func (nd *Node) Crash() {
 		}
 	}
 	nd.addrs = nil
+	for _, p := range nd.ports {
+		p.nodeCrashed()
+	}
 	for _, c := range n.conns {
 		for side, e := range c.ends {
 			if e == nil || c.nodes[side] != nd || e.state == stDead {

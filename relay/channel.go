@@ -51,12 +51,20 @@ type channel struct {
 	bytes      int64     // cache size, as the memory budget counts it
 	// emptySince is when the last member left; zero while it has members.
 	emptySince time.Time
+	bb         bbChannel // backbone state (backbone.go)
 }
 
 // accept stores the new entries among sealed (which alias a read buffer)
-// and, if fan is set, fans them out to the other members of m's channel.
+// from member m and, if fan is set, fans them out to the other members of
+// its channel. New entries are published on the backbone.
 func (r *Relay) accept(m *member, sealed [][]byte, fan bool) {
-	ch := m.ch
+	r.store(m.ch, m, sealed, fan, r.cfg.Backbone != nil)
+}
+
+// store adds the new entries among sealed to ch's cache, fans them out to
+// its members but from (nil for entries from the backbone) if fan is set,
+// and queues them for the backbone if publish is set.
+func (r *Relay) store(ch *channel, from *member, sealed [][]byte, fan, publish bool) {
 	fresh := r.freshScratch[:0]
 	for _, s := range sealed {
 		e := roster.NewEntry(s)
@@ -71,13 +79,16 @@ func (r *Relay) accept(m *member, sealed [][]byte, fan bool) {
 	}
 	r.freshScratch = fresh[:0]
 	r.stats.EntriesIn += uint64(len(fresh))
+	if len(fresh) > 0 && publish {
+		r.queuePublish(ch, fresh)
+	}
 	if len(fresh) == 0 || !fan {
 		return
 	}
 	if _, ok := fault.Hit(r.cfg.Faults, FailSkipFanout); ok {
 		return
 	}
-	r.fanout(m, fresh)
+	r.fanout(ch, from, fresh)
 }
 
 // cached is an entry's place in the eviction order; its size spares
@@ -104,9 +115,10 @@ func (r *Relay) stored(ch *channel, e roster.Entry) {
 	}
 }
 
-// fanout sends fresh entries to every member of the channel but the sender.
-// Members that are slow get them merged into their pending set instead.
-func (r *Relay) fanout(from *member, fresh []roster.Entry) {
+// fanout sends fresh entries to every member of ch but the sender from
+// (nil for none). Members that are slow get them merged into their
+// pending set instead.
+func (r *Relay) fanout(ch *channel, from *member, fresh []roster.Entry) {
 	_, forceSlow := fault.Hit(r.cfg.Faults, FailSlowWriter)
 	_, echo := fault.Hit(r.cfg.Faults, FailEchoAnnouncer)
 	_, wrongHandle := fault.Hit(r.cfg.Faults, FailWrongHandle)
@@ -117,7 +129,7 @@ func (r *Relay) fanout(from *member, fresh []roster.Entry) {
 		}
 	}
 	var frames [][]byte // encoded once, handle patched per member
-	for _, m := range from.ch.members {
+	for _, m := range ch.members {
 		if (m == from && !echo) || m.c.closed {
 			continue
 		}
@@ -326,6 +338,7 @@ func (r *Relay) sweep() {
 		due := ch.emptySince.Add(r.cfg.ChannelIdleTimeout)
 		if !r.now.Before(due) {
 			delete(r.channels, id)
+			r.bbForget(ch)
 			r.forgot = true
 			r.cachedBytes -= ch.bytes
 			r.stats.ChannelsForgotten++

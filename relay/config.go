@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/cosnim/relays/backbone"
 	"github.com/cosnim/relays/internal/fault"
 	"github.com/cosnim/relays/wire"
 )
@@ -50,6 +51,18 @@ type Config struct {
 	// Off, the core verifies inline, as a deterministic simulation needs.
 	AsyncJoinChecks bool
 
+	// Backbone links this relay to the others of its pool (backbone.go);
+	// nil for none, and then nothing below changes anything.
+	Backbone backbone.Bus
+	// BackbonePrefix starts every backbone subject (ChannelSubject,
+	// SyncSubject); DefaultBackbonePrefix unless set. CheckBackbonePrefix
+	// gives its rule.
+	BackbonePrefix string
+	// BackboneAntiEntropy is how often each channel with members is
+	// reconciled with the pool's other relays; DefaultBackboneAntiEntropy
+	// unless set. Not advertised: clients need not know it.
+	BackboneAntiEntropy time.Duration
+
 	// Logger receives operator logs; nil discards them.
 	Logger *slog.Logger
 	// Faults turns on failpoints by name; nil in production.
@@ -62,7 +75,7 @@ const DefaultHighWater = 256 << 10
 
 // DefaultConfig returns the documented defaults (Limits).
 func DefaultConfig() Config {
-	c := Config{HighWater: DefaultHighWater}
+	c := Config{HighWater: DefaultHighWater, BackbonePrefix: DefaultBackbonePrefix, BackboneAntiEntropy: DefaultBackboneAntiEntropy}
 	for _, l := range limitTable {
 		l.Set(&c, l.Default)
 	}
@@ -79,6 +92,12 @@ func (c Config) WithDefaults() Config {
 	if c.HighWater == 0 {
 		c.HighWater = DefaultHighWater
 	}
+	if c.BackbonePrefix == "" {
+		c.BackbonePrefix = DefaultBackbonePrefix
+	}
+	if c.BackboneAntiEntropy == 0 {
+		c.BackboneAntiEntropy = DefaultBackboneAntiEntropy
+	}
 	return c
 }
 
@@ -94,6 +113,12 @@ func (c Config) Validate() error {
 	}
 	if c.HighWater < 1 {
 		errs = append(errs, &LimitError{Msg: fmt.Sprintf("high water (%d) must be greater than 0", c.HighWater)})
+	}
+	if err := CheckBackbonePrefix(c.BackbonePrefix); err != nil {
+		errs = append(errs, err)
+	}
+	if c.BackboneAntiEntropy <= 0 {
+		errs = append(errs, &LimitError{Msg: fmt.Sprintf("backbone anti-entropy interval (%v) must be greater than 0", c.BackboneAntiEntropy)})
 	}
 	return errors.Join(errs...)
 }

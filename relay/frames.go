@@ -202,6 +202,7 @@ func (r *Relay) JoinChecked(j JoinCheck, ok bool, now time.Time) {
 	}
 	c.verifying = slices.Delete(c.verifying, i, i+1)
 	r.finishJoin(c, &j.Join, ok)
+	r.flushBackbone()
 }
 
 // finishJoin adds the membership of a join whose proof was checked.
@@ -228,16 +229,18 @@ func (r *Relay) finishJoin(c *conn, f *wire.Join, verified bool) {
 		ch = &channel{id: f.Channel, complete: !r.forgot}
 		r.channels[f.Channel] = ch
 		r.stats.Channels++
+		r.bbLearn(ch)
+	} else {
+		r.bbJoined(ch)
 	}
 	ch.emptySince = time.Time{}
 	m := &member{c: c, ch: ch, handle: f.Handle}
 	c.members = append(c.members, m)
 	ch.members = append(ch.members, m)
-	var flags uint8
-	if ch.complete {
-		flags |= wire.JoinedComplete
+	if r.bbHold(ch, m) {
+		return // Joined when the first reconciliation ends (backbone.go)
 	}
-	r.send(c, &wire.Joined{Handle: f.Handle, Cached: uint32(ch.cache.Len()), Flags: flags})
+	r.send(c, &wire.Joined{Handle: f.Handle, Cached: uint32(ch.cache.Len()), Flags: r.joinedFlags(ch)})
 }
 
 // member finds c's membership for handle, or tells the peer it has none.

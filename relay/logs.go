@@ -19,10 +19,11 @@ const (
 	logClosing
 	logJoinDenied
 	logClientError
+	logBackboneBad
 	numLogKinds
 )
 
-var logKindNames = [numLogKinds]string{"connection refused", "closing connection", "join denied: bad channel proof", "client reported error"}
+var logKindNames = [numLogKinds]string{"connection refused", "closing connection", "join denied: bad channel proof", "client reported error", "bad backbone message dropped"}
 
 // logGate counts one kind's lines in the current window.
 type logGate struct {

@@ -112,6 +112,7 @@ func (r *Relay) forgetEmpty() {
 	for id, ch := range r.channels { // sorted: deletions only
 		if len(ch.members) == 0 && ch.cache.Len() == 0 {
 			delete(r.channels, id)
+			r.bbForget(ch)
 			r.stats.ChannelsForgotten++
 			// One that had entries comes back unable to say it holds
 			// them all.

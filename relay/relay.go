@@ -71,6 +71,18 @@ type Relay struct {
 	// does not allocate.
 	decoded wire.Frames
 
+	// Backbone (backbone.go): whether the bus is up, reconciliations in
+	// flight by request id (lookups only), anti-entropy and Joined-hold
+	// timers, channels with entries to publish at the end of the event,
+	// and scratch for encoding.
+	bbUp     bool
+	bbNextID uint64
+	bbReqs   map[uint64]*channel
+	bbTimers timerq.Queue[*channel]
+	bbDirty  []*channel
+	bbBuf    []byte
+	bbSync   []byte
+
 	// Frames of the per-frame path, kept here so that handing them to
 	// wire.Append as a wire.Frame does not allocate.
 	ack     wire.Ack
@@ -132,6 +144,7 @@ func New(cfg Config, rng *rand.Rand) (*Relay, error) {
 		stats:    Stats{ErrorsSent: map[wire.Code]uint64{}, HandshakeFailures: map[wire.Code]uint64{}},
 		channels: make(map[roster.ChannelID]*channel),
 		accepts:  rate.NewLimiter(rate.Limit(cfg.AcceptRate), cfg.AcceptRate),
+		bbReqs:   make(map[uint64]*channel),
 	}
 	return r, nil
 }
@@ -211,6 +224,7 @@ func (r *Relay) Data(tc transport.Conn, b []byte, now time.Time) {
 	if err != nil && !c.closed {
 		r.failConn(c, err)
 	}
+	r.flushBackbone()
 }
 
 // Writable flushes entries held back for a member that was slow.
@@ -224,6 +238,7 @@ func (r *Relay) Writable(tc transport.Conn, now time.Time) {
 		r.flushPending(m)
 	}
 	r.answerDeferred(c)
+	r.flushBackbone()
 }
 
 // Closed forgets a connection that died.
@@ -247,6 +262,10 @@ func (r *Relay) Tick(now time.Time) {
 	if !r.flushAt.IsZero() && !now.Before(r.flushAt) {
 		r.retryHeld()
 	}
+	if r.cfg.Backbone != nil {
+		r.bbTick()
+	}
+	defer r.flushBackbone()
 	for {
 		c, ok := r.timers.PopDue(now)
 		if !ok {
@@ -275,7 +294,8 @@ func (r *Relay) Tick(now time.Time) {
 // Deadline reports when Tick is next due.
 func (r *Relay) Deadline() (time.Time, bool) {
 	t, ok := r.timers.Next()
-	for _, at := range [...]time.Time{r.sweepAt, r.flushAt} {
+	bbAt, _ := r.bbTimers.Next()
+	for _, at := range [...]time.Time{r.sweepAt, r.flushAt, bbAt} {
 		if !at.IsZero() && (!ok || at.Before(t)) {
 			t, ok = at, true
 		}

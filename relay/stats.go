@@ -32,7 +32,20 @@ type Stats struct {
 	QueueFull         uint64 // connections closed with their send queue over SendQueue
 	ShedConns         uint64 // connections closed as the costliest when the budget was reached
 	SyncsDeferred     uint64 // sync messages held until a connection's queue drained
-	ErrorsSent        map[wire.Code]uint64
+	// Backbone (backbone.go); all zero without one.
+	BackboneUp               bool   // the bus is connected now
+	BackboneDowns            uint64 // times the bus was lost
+	BackbonePublished        uint64 // messages published on channel subjects
+	BackbonePublishedEntries uint64 // entries in them
+	BackboneDropped          uint64 // entries not published because the bus was down
+	BackboneReceived         uint64 // messages received on subscribed subjects
+	BackboneEntries          uint64 // new entries stored from the bus (publishes and reconciliations)
+	BackboneBad              uint64 // messages or replies dropped as oversized or undecodable
+	BackboneSyncsAnswered    uint64 // reconciliation requests of peers answered
+	BackboneReconciles       uint64 // reconciliations started
+	BackboneReconciled       uint64 // reconciliations that ended in agreement, or found no peer
+	BackboneReconcileFailed  uint64 // reconciliations that timed out, lost the bus, got a bad reply or hit the round limit
+	ErrorsSent               map[wire.Code]uint64
 	// HandshakeFailures counts refused handshakes by reason.
 	HandshakeFailures map[wire.Code]uint64
 }
