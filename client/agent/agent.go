@@ -115,6 +115,8 @@ type Learned struct {
 // Agent is the client API that instances embed. It runs the client core in
 // a tcp.Loop: it connects at once, reconnects with backoff and
 // jitter, honours the relay's Drain, and catches up after every reconnect.
+// Given Options.Pool it runs client.Pool instead, in the same one loop:
+// one connection per relay its hubs need, each hub on its homes.
 // No method blocks on a slow or absent relay except the Wait ones, which
 // take a context.
 //
