@@ -244,7 +244,11 @@ func (c *Client) sendEntries(ch *channel, session uint32, entries []roster.Entry
 // handleDrain leaves a relay that is going away, reconnecting after its
 // delay.
 func (c *Client) handleDrain(f *wire.Drain, now time.Time) {
-	c.addrs, c.addrIdx = drainOrder(c.addrs, c.addrs[c.addrIdx], f.Alternates), 0
+	alternates := f.Alternates
+	if c.cfg.NoAlternates {
+		alternates = nil
+	}
+	c.addrs, c.addrIdx = drainOrder(c.addrs, c.addrs[c.addrIdx], alternates), 0
 	delay := time.Duration(f.AfterMillis) * time.Millisecond
 	if f.JitterMillis > 0 {
 		delay += time.Duration(c.rng.Int64N(int64(f.JitterMillis)*int64(time.Millisecond) + 1))

@@ -104,7 +104,9 @@ func (c PoolConfig) Validate() error {
 // homes: the first Homes relays of that order that are reachable. A relay
 // is unreachable while its Client is not Connected and has failed (a dial,
 // handshake or connection lost) since it last was, and until the
-// reconnect-after of its last Drain. A lost home is replaced at once by the
+// reconnect-after of its last Drain (whose alternates are ignored: the
+// channels go to the next relays of their order, where every member of the
+// channel goes, drained relay's or not). A lost home is replaced at once by the
 // next reachable relay; a relay preferred over a current home takes its
 // place only once it has stayed Connected for Hysteresis. Announces go to
 // every home; what one home delivers is merged into the pool's roster and

@@ -175,6 +175,7 @@ func (p *Pool) startRelay(r *poolRelay, now time.Time) {
 	cfg := p.cfg.Client
 	cfg.Addrs = r.addrs
 	cfg.Logger = r.log
+	cfg.NoAlternates = true
 	cl, err := New(cfg, r, p.rng, r)
 	if err != nil {
 		// Validate checked this configuration in NewPool.

@@ -282,7 +282,9 @@ func TestPoolHonoursDrain(t *testing.T) {
 	first := order[0]
 	const after = 3 * time.Second
 	drainAt := w.net.Now()
-	w.relays[first].Drain(drainAt, after, 0, nil)
+	// Alternates naming another relay of the pool are ignored: the pool's
+	// order places the channels.
+	w.relays[first].Drain(drainAt, after, 0, []string{addrOf(order[2])})
 	w.net.Node(first).SetHandler(w.relays[first])
 	w.net.RunFor(500 * time.Millisecond)
 	if got := a.homes(); !slices.Equal(got, order[1:]) {
@@ -301,6 +303,9 @@ func TestPoolHonoursDrain(t *testing.T) {
 	w.net.RunUntil(drainAt.Add(after + time.Second + testHysteresis))
 	if got := a.homes(); !slices.Equal(got, order[:2]) {
 		t.Fatalf("homes %q once the drain ended, want %q", got, order[:2])
+	}
+	if n := w.relays[first].Conns(); n != 1 {
+		t.Fatalf("%s has %d connections once back, want a's one (a Drain alternate redirected it)", first, n)
 	}
 }
 
