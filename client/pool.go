@@ -142,6 +142,7 @@ type Pool struct {
 	started bool
 	seq     uint32
 	wake    time.Time // next hysteresis or drain end to look at; zero if none
+	dirty   bool      // a relay's state changed, or a channel came, since settle
 	base    Stats     // counters of Clients since stopped
 }
 
@@ -209,7 +210,7 @@ func (p *Pool) Start(now time.Time) {
 	if p.state == Stopped {
 		return
 	}
-	p.started = true
+	p.started, p.dirty = true, true
 	p.settle(now)
 }
 
@@ -233,6 +234,7 @@ func (p *Pool) Join(keys *roster.Keys, known []roster.Entry, now time.Time) erro
 	}
 	p.chans = append(p.chans, pc)
 	p.byID[pc.id] = pc
+	p.dirty = true
 	p.settle(now)
 	return nil
 }

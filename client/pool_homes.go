@@ -10,13 +10,15 @@ import (
 )
 
 // settle brings every channel's homes and the running relays in line with
-// what the pool knows, after every event. Relay Clients report to the pool
+// what the pool knows, after every event that changed it (a relay's state,
+// a join) or reached the time of a hysteresis or drain end. Relay Clients report to the pool
 // during their events; acting on a report (stopping the Client that made
 // it, say) waits for here, outside them.
 func (p *Pool) settle(now time.Time) {
-	if !p.started {
+	if !p.started || !p.dirty && (p.wake.IsZero() || now.Before(p.wake)) {
 		return
 	}
+	p.dirty = false
 	chans := p.chans
 	if len(chans) == 0 {
 		chans = []*poolChannel{&p.idle}
@@ -241,6 +243,7 @@ func (r *poolRelay) StateChanged(s State, now time.Time) {
 		return // stopped by the pool
 	}
 	r.state = s
+	r.p.dirty = true
 	switch s {
 	case Connected:
 		r.failed, r.since = false, now
