@@ -356,3 +356,27 @@ func TestPoolConfigValidate(t *testing.T) {
 		t.Errorf("default homes of 3 relays = %d, want 2", got)
 	}
 }
+
+// The same run replays byte for byte: the pool draws on nothing but its
+// rng and the events it is handed.
+func TestPoolRunsReplay(t *testing.T) {
+	run := func() []string {
+		w := newPoolWorld(t, 3)
+		var trace []string
+		w.net.SetTrace(func(line string) { trace = append(trace, line) })
+		a, b := w.member("a", 2), w.member("b", 2)
+		w.net.RunFor(time.Second)
+		w.net.Node(w.order()[0]).Crash()
+		b.announce("x")
+		w.net.RunFor(2 * time.Second)
+		w.startRelay(w.order()[0])
+		w.net.RunFor(testHysteresis + 2*time.Second)
+		a.announce("y")
+		w.net.RunFor(time.Second)
+		return trace
+	}
+	first, second := run(), run()
+	if len(first) == 0 || !slices.Equal(first, second) {
+		t.Fatalf("two runs differ (%d and %d trace lines)", len(first), len(second))
+	}
+}
