@@ -25,6 +25,10 @@ type channel struct {
 	barrier     uint64   // Ping data whose Pong ends the sync, if pushed
 	held        [][]byte // sealed announces waiting for AnnounceDelay
 	heldSeq     uint32   // the seq they will carry
+	// left marks a channel given up by Leave: its handle stays taken
+	// until the connection it was left on ends (the relay may still send
+	// on it), then free lets Join reuse the slot.
+	left, free bool
 }
 
 func (c *Client) sendJoin(ch *channel) {
@@ -44,7 +48,16 @@ func (c *Client) startSync(ch *channel) {
 	c.send(&wire.Sync{Handle: ch.handle, Session: ch.session, Msg: msg})
 }
 
+// channelOf returns the joined channel of handle, or nil.
 func (c *Client) channelOf(handle uint32) *channel {
+	if ch := c.slot(handle); ch != nil && !ch.left {
+		return ch
+	}
+	return nil
+}
+
+// slot returns the channel that holds handle, left or not, or nil.
+func (c *Client) slot(handle uint32) *channel {
 	if handle == 0 || int(handle) > len(c.channels) {
 		return nil
 	}

@@ -86,6 +86,8 @@ type Client struct {
 	hb, idle time.Duration // from Welcome, else config
 	maxEntry int           // from Welcome; 0 until then
 	nonce    [roster.JoinNonceSize]byte
+	// drainUntil is when the relay's last Drain lets us reconnect.
+	drainUntil time.Time
 
 	channels []*channel // in Join order; handle = index+1
 	byID     map[roster.ChannelID]*channel
@@ -166,7 +168,12 @@ func (c *Client) Join(keys *roster.Keys, known []roster.Entry, now time.Time) er
 	for _, e := range known {
 		ch.roster.Add(e)
 	}
-	c.channels = append(c.channels, ch)
+	if i := c.freeSlot(); i >= 0 {
+		ch.handle = uint32(i + 1)
+		c.channels[i] = ch
+	} else {
+		c.channels = append(c.channels, ch)
+	}
 	c.byID[ch.id] = ch
 	if c.state == Connected {
 		c.sendJoin(ch)
@@ -174,6 +181,63 @@ func (c *Client) Join(keys *roster.Keys, known []roster.Entry, now time.Time) er
 	c.timers.Add(now.Add(c.jitter(c.cfg.AntiEntropy)), timer{kind: tAntiEntropy, ch: ch})
 	return nil
 }
+
+// freeSlot returns the index of a left channel whose handle may be
+// reused, or -1.
+func (c *Client) freeSlot() int {
+	for i, ch := range c.channels {
+		if ch.free {
+			return i
+		}
+	}
+	return -1
+}
+
+// Leave gives up a channel: the relay is told (wire.Leave) if it has or is
+// granting the join, and the client forgets the channel and its roster.
+// The handle is reused by a later Join once the connection it was left on
+// has ended, so a relay's late frames on it never reach another channel.
+func (c *Client) Leave(id roster.ChannelID, now time.Time) error {
+	ch := c.byID[id]
+	if ch == nil {
+		return fmt.Errorf("client: channel %x not joined", id.Short())
+	}
+	delete(c.byID, id)
+	ch.left = true
+	ch.held, ch.outstanding, ch.barrier, ch.pushed = nil, 0, 0, false
+	switch {
+	case c.state != Connected:
+		ch.free = true
+	case ch.joined:
+		c.send(&wire.Leave{Handle: ch.handle})
+		// Otherwise the Join is still being checked: handleJoined sends
+		// the Leave when it is granted.
+	}
+	ch.joined = false
+	return nil
+}
+
+// Merge adds entries (sealed with the channel's keys, e.g. learned over
+// another relay of a pool) to the channel's roster without sending them
+// and without telling the Observer; the next sync with the relay pushes
+// those it lacks. It returns how many were new.
+func (c *Client) Merge(id roster.ChannelID, entries []roster.Entry) (int, error) {
+	ch := c.byID[id]
+	if ch == nil {
+		return 0, fmt.Errorf("client: channel %x not joined", id.Short())
+	}
+	n := 0
+	for _, e := range entries {
+		if ch.roster.Add(e) {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// DrainUntil reports when the relay's last Drain frame allows
+// reconnecting (zero if it never drained).
+func (c *Client) DrainUntil() time.Time { return c.drainUntil }
 
 // Announce seals ref, adds it to the roster at once and sends it to the
 // relay if connected (else the next sync carries it). It returns the
@@ -325,7 +389,7 @@ func (c *Client) Tick(now time.Time) {
 		}
 		switch t.kind {
 		case tAntiEntropy:
-			if c.state != Stopped {
+			if c.state != Stopped && !t.ch.left {
 				if t.ch.joined && t.ch.outstanding == 0 {
 					c.startSync(t.ch)
 				}
@@ -425,6 +489,7 @@ func (c *Client) lost(now time.Time, delay time.Duration) {
 	c.conn = nil
 	c.gen++
 	for _, ch := range c.channels {
+		ch.free = ch.free || ch.left
 		ch.joined = false
 		ch.outstanding = 0
 		ch.pushed, ch.barrier = false, 0

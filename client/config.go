@@ -30,6 +30,10 @@ type Config struct {
 	// so that those made close together leave in one Announce frame (the
 	// relay then pays per frame, not per entry); 0 sends each at once.
 	AnnounceDelay time.Duration
+	// NoAlternates ignores the alternates of a relay's Drain: a Pool
+	// sets it, since its rendezvous order, which every member of a channel
+	// shares, chooses where the channels go.
+	NoAlternates bool
 
 	Logger *slog.Logger
 	Faults fault.Set

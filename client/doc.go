@@ -13,6 +13,14 @@
 // honours a relay's Drain. Relays are optional: a client that cannot reach
 // one keeps its roster and works on.
 //
+// Pool runs one Client per relay of a pool: each channel orders the pool
+// by rendezvous hashing (RendezvousWeight) and is joined on its first
+// reachable relays (its homes), with failover, a hysteresis before moving
+// back, and drains honoured; what one home delivers is merged into the
+// others (Client.Merge) and reported once. It is a transport.Handler like
+// Client, so one driver loop, or the simulator, carries all its
+// connections.
+//
 // The Agent that runs this core on real sockets is package client/agent;
 // ListPolicy, which schedules storage listings from the core's events, is
 // pure and lives here so that the simulator runs the same code.

@@ -78,6 +78,12 @@ func (c *Client) handleFrame(t wire.Type, p []byte, now time.Time) error {
 }
 
 func (c *Client) handleJoined(f *wire.Joined, now time.Time) {
+	if s := c.slot(f.Handle); s != nil && s.left {
+		if !s.free { // left while the relay checked the join
+			c.send(&wire.Leave{Handle: f.Handle})
+		}
+		return
+	}
 	ch := c.channelOf(f.Handle)
 	if ch == nil || ch.joined {
 		return
@@ -155,6 +161,9 @@ func (c *Client) handleWelcome(f *wire.Welcome, now time.Time) {
 	c.timers.Add(now.Add(c.idle), timer{kind: tIdle, gen: c.gen})
 	_, firstOnly := fault.Hit(c.cfg.Faults, FailRejoinFirstOnly)
 	for i, ch := range c.channels {
+		if ch.left {
+			continue
+		}
 		if firstOnly && c.stats.Reconnects > 0 && i > 0 {
 			break
 		}
@@ -246,11 +255,16 @@ func (c *Client) sendEntries(ch *channel, session uint32, entries []roster.Entry
 // handleDrain leaves a relay that is going away, reconnecting after its
 // delay.
 func (c *Client) handleDrain(f *wire.Drain, now time.Time) {
-	c.addrs, c.addrIdx = drainOrder(c.addrs, c.addrs[c.addrIdx], f.Alternates), 0
+	alternates := f.Alternates
+	if c.cfg.NoAlternates {
+		alternates = nil
+	}
+	c.addrs, c.addrIdx = drainOrder(c.addrs, c.addrs[c.addrIdx], alternates), 0
 	delay := time.Duration(f.AfterMillis) * time.Millisecond
 	if f.JitterMillis > 0 {
 		delay += time.Duration(c.rng.Int64N(int64(f.JitterMillis)*int64(time.Millisecond) + 1))
 	}
+	c.drainUntil = now.Add(max(delay, time.Millisecond))
 	c.log.Info("relay draining", "relay", c.addrs[len(c.addrs)-1], "reconnect_in", delay)
 	c.obs.Problem(roster.ChannelID{}, wire.CodeShuttingDown, fmt.Sprintf("relay draining: reconnecting in %v", delay.Round(time.Millisecond)), now)
 	if c.conn != nil {

@@ -43,6 +43,17 @@ type Options struct {
 	// TLS, when not nil, makes the Agent dial TLS (tcps://); build it with
 	// tcp.ClientTLSConfig.
 	TLS *tls.Config
+	// Pool, when not empty, names the relays of a pool (see client.Pool),
+	// and Addrs and TLS are unused: each hub is joined on its Homes
+	// relays of the pool, in its rendezvous order, over one connection
+	// per relay the Agent needs.
+	Pool []Relay
+	// Homes is how many relays of the pool each hub is joined on (default
+	// client.DefaultHomes of the pool's size).
+	Homes int
+	// Hysteresis is how long a preferred relay must stay connected before
+	// hubs move back to it (default client.DefaultHysteresis).
+	Hysteresis time.Duration
 	// Secret is the continuum secret; channel keys derive from it after
 	// secret.Stretch (once per process and secret).
 	Secret []byte
@@ -66,6 +77,34 @@ type Options struct {
 	Listing client.ListConfig
 }
 
+// Relay is one relay of a pool.
+type Relay struct {
+	// Name orders the pool: every instance must name a relay alike.
+	Name string
+	// Addrs are its HOST:PORT addresses, tried in turn.
+	Addrs []string
+	// TLS, when not nil, dials it with TLS (see Options.TLS).
+	TLS *tls.Config
+}
+
+// core is what the Agent needs of its core: a client.Client for one
+// relay, a client.Pool for a pool.
+type core interface {
+	transport.Handler
+	Start(now time.Time)
+	Stop(now time.Time)
+	Join(keys *roster.Keys, known []roster.Entry, now time.Time) error
+	Announce(id roster.ChannelID, ref []byte, now time.Time) (uint32, error)
+	Roster(id roster.ChannelID) *roster.Set
+	Epoch() (uint64, bool)
+	Stats() client.Stats
+}
+
+var (
+	_ core = (*client.Client)(nil)
+	_ core = (*client.Pool)(nil)
+)
+
 // Learned is one capsule reference received from the relay.
 type Learned struct {
 	Hub  string
@@ -76,6 +115,8 @@ type Learned struct {
 // Agent is the client API that instances embed. It runs the client core in
 // a tcp.Loop: it connects at once, reconnects with backoff and
 // jitter, honours the relay's Drain, and catches up after every reconnect.
+// Given Options.Pool it runs client.Pool instead, in the same one loop:
+// one connection per relay its hubs need, each hub on its homes.
 // No method blocks on a slow or absent relay except the Wait ones, which
 // take a context.
 //
@@ -87,7 +128,8 @@ type Learned struct {
 // Agent is safe for concurrent use.
 type Agent struct {
 	loop      *tcp.Loop
-	core      *client.Client
+	core      core
+	pool      *client.Pool // the core, if a pool
 	secret    []byte
 	entries   chan Learned
 	closeOnce sync.Once
@@ -170,7 +212,7 @@ func New(opts Options) (*Agent, error) {
 	crand.Read(seed[:])
 	rng := rand.New(rand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:])))
 	a.listRand = rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64()))
-	core, err := client.New(client.Config{
+	cfg := client.Config{
 		Addrs:          opts.Addrs,
 		Agent:          opts.Agent,
 		BackoffMin:     opts.BackoffMin,
@@ -178,15 +220,32 @@ func New(opts Options) (*Agent, error) {
 		ConnectTimeout: opts.ConnectTimeout,
 		AnnounceDelay:  announceDelay(opts.AnnounceDelay),
 		Logger:         opts.Logger,
-	}, loop.Dialer(tcp.NetDialer(opts.TLS)), rng, (*agentObserver)(a))
+	}
+	var c core
+	if len(opts.Pool) > 0 {
+		a.pool, err = newPool(opts, cfg, loop, rng, (*agentObserver)(a))
+		c = a.pool
+	} else {
+		c, err = client.New(cfg, loop.Dialer(tcp.NetDialer(opts.TLS)), rng, (*agentObserver)(a))
+	}
 	if err != nil {
 		loop.Close()
 		return nil, err
 	}
-	ref.Handler = core
-	a.loop, a.core = loop, core
-	loop.Do(func() { core.Start(time.Now()) })
+	ref.Handler = c
+	a.loop, a.core = loop, c
+	loop.Do(func() { c.Start(time.Now()) })
 	return a, nil
+}
+
+// newPool builds the pool core: one loop carries every relay's
+// connection, the pool routing each event to the relay that dialed it.
+func newPool(opts Options, cfg client.Config, loop *tcp.Loop, rng *rand.Rand, obs client.Observer) (*client.Pool, error) {
+	pc := client.PoolConfig{Homes: opts.Homes, Hysteresis: opts.Hysteresis, Client: cfg}
+	for _, r := range opts.Pool {
+		pc.Relays = append(pc.Relays, client.PoolRelay{Name: r.Name, Addrs: r.Addrs, Dialer: loop.Dialer(tcp.NetDialer(r.TLS))})
+	}
+	return client.NewPool(pc, nil, rng, obs)
 }
 
 // announceDelay maps Options.AnnounceDelay to the core's setting.
@@ -229,11 +288,11 @@ func (a *Agent) Join(hub string) error {
 	a.hubs[hub] = h
 	a.byID[keys.ID()] = h
 	a.mu.Unlock()
-	return a.do(func(c *client.Client, now time.Time) error { return c.Join(keys, nil, now) })
+	return a.do(func(c core, now time.Time) error { return c.Join(keys, nil, now) })
 }
 
 // do runs f in the core's event context.
-func (a *Agent) do(f func(c *client.Client, now time.Time) error) error {
+func (a *Agent) do(f func(c core, now time.Time) error) error {
 	err := ErrClosed
 	a.loop.Do(func() { err = f(a.core, time.Now()) })
 	return err
@@ -260,7 +319,7 @@ func (a *Agent) Announce(hub string, ref []byte) error {
 	if err != nil {
 		return err
 	}
-	return a.do(func(c *client.Client, now time.Time) error {
+	return a.do(func(c core, now time.Time) error {
 		_, err := c.Announce(h.keys.ID(), ref, now)
 		return err
 	})
@@ -284,7 +343,7 @@ func (a *Agent) AnnounceAndWait(ctx context.Context, hub string, ref []byte) err
 		var seq uint32
 		var gen uint64
 		sent := false
-		err := a.do(func(c *client.Client, now time.Time) error {
+		err := a.do(func(c core, now time.Time) error {
 			a.mu.Lock()
 			ok := ready()
 			gen = h.syncGen
@@ -360,7 +419,8 @@ func (a *Agent) WaitConnected(ctx context.Context) error {
 }
 
 // WaitCaughtUp waits until hub's roster holds everything the relay had
-// on the current connection.
+// on the current connection. With a pool: everything one of hub's homes
+// had, since the pool last had a home connected.
 func (a *Agent) WaitCaughtUp(ctx context.Context, hub string) error {
 	h, err := a.hub(hub)
 	if err != nil {
@@ -389,7 +449,7 @@ func (a *Agent) Known(hub string) ([][]byte, error) {
 		return nil, err
 	}
 	var refs [][]byte
-	err = a.do(func(c *client.Client, _ time.Time) error {
+	err = a.do(func(c core, _ time.Time) error {
 		set := c.Roster(h.keys.ID())
 		if set == nil {
 			return nil
@@ -406,7 +466,19 @@ func (a *Agent) Known(hub string) ([][]byte, error) {
 	return refs, err
 }
 
-// State reports the link state.
+// Relays reports the pool's relays (see client.Pool.Relays); nil without
+// a pool.
+func (a *Agent) Relays() []client.RelayStatus {
+	if a.pool == nil {
+		return nil
+	}
+	var st []client.RelayStatus
+	a.loop.Do(func() { st = a.pool.Relays() })
+	return st
+}
+
+// State reports the link state; with a pool, Connected while any hub's
+// home is.
 func (a *Agent) State() client.State {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -415,13 +487,13 @@ func (a *Agent) State() client.State {
 
 // Epoch reports the epoch of the relay last connected to.
 func (a *Agent) Epoch() (epoch uint64, ok bool) {
-	a.do(func(c *client.Client, _ time.Time) error { epoch, ok = c.Epoch(); return nil })
+	a.do(func(c core, _ time.Time) error { epoch, ok = c.Epoch(); return nil })
 	return epoch, ok
 }
 
 // Stats returns the core's counters.
 func (a *Agent) Stats() (st client.Stats) {
-	a.do(func(c *client.Client, _ time.Time) error { st = c.Stats(); return nil })
+	a.do(func(c core, _ time.Time) error { st = c.Stats(); return nil })
 	return st
 }
 

@@ -11,12 +11,12 @@ import (
 )
 
 // relayHubs lists, sorted, the capsule hubs of f that use relay name:
-// those whose relay is name, and those naming no relay when the
-// continuum's relay is name.
+// those whose relay (or pool) names it, and those naming no relay when
+// the continuum's does.
 func relayHubs(f *config.File, name string) []string {
 	var hubs []string
-	for hub, h := range f.CapsuleHubs { // sorted: below
-		if h.Relay == name || (h.Relay == "" && f.Continuum.Relay == name) {
+	for hub := range f.CapsuleHubs { // sorted: below
+		if f.HubRelay(hub).Has(name) {
 			hubs = append(hubs, hub)
 		}
 	}

@@ -191,7 +191,7 @@ func TestFullFile(t *testing.T) {
 	if diff := cmp.Diff(&want, main); diff != "" {
 		t.Errorf("relay main (-want +got):\n%s", diff)
 	}
-	if f.Continuum.Relay != "main" || f.CapsuleHubs["local-disk"].Relay != "plain" {
+	if f.Continuum.Relay.String() != "main" || f.CapsuleHubs["local-disk"].Relay.String() != "plain" {
 		t.Errorf("continuum/hubs: %+v %+v", f.Continuum, f.CapsuleHubs)
 	}
 }

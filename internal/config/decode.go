@@ -332,6 +332,11 @@ func (d *decoder) walk(n *yaml.Node, t reflect.Type, path string) any {
 	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
 		return nil
 	}
+	if t == relayRefType {
+		if v, ok := d.walkRelayRef(n, path); ok {
+			return v
+		}
+	}
 	switch {
 	case t.Kind() == reflect.Struct && t != durationType:
 		if n.Kind != yaml.MappingNode {

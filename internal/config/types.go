@@ -49,14 +49,14 @@ func (s Source) String() string {
 
 // Continuum is the continuum section. Only its relay parameter concerns relays.
 type Continuum struct {
-	// Relay names the relay the continuum uses; "" for none.
-	Relay string `mapstructure:"relay"`
+	// Relay names the relay or pool the continuum uses; none if empty.
+	Relay RelayRef `mapstructure:"relay"`
 }
 
 // CapsuleHub is one capsule hub section. Only its relay parameter concerns relays.
 type CapsuleHub struct {
-	// Relay names the relay the hub uses; "" for none.
-	Relay string `mapstructure:"relay"`
+	// Relay names the relay or pool the hub uses; if empty, the continuum's.
+	Relay RelayRef `mapstructure:"relay"`
 }
 
 // Relay is one entry of the relays section.

@@ -28,15 +28,6 @@ func (d *decoder) validate(f *File, dir string) {
 	}
 }
 
-func (d *decoder) checkRelayRef(f *File, name, path string) {
-	if name == "" {
-		return
-	}
-	if _, ok := f.Relays[name]; !ok {
-		d.failAt(path, newProblem(ErrUndefinedRelay, "relay %q is not defined (%s)", name, definedList(f.RelayNames())))
-	}
-}
-
 func (d *decoder) validateClient(c *Client, p, dir string) {
 	addr, tls, ok := d.parseRelayURL(c.URL, p+".url", false)
 	c.Address, c.TLS = addr, tls
