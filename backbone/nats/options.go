@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
 	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 
 	"github.com/cosnim/relays/internal/defaults"
 )
@@ -120,6 +122,19 @@ func CheckSubjectPrefix(p string) error {
 		if strings.ContainsAny(tok, "*> \t\r\n") {
 			return fmt.Errorf("%q: tokens may not hold *, > or white space", p)
 		}
+	}
+	return nil
+}
+
+// CheckKeyFile checks that a creds or nkey seed file holds a user's
+// nkey seed, as nats.go will need at each connect.
+func CheckKeyFile(name string) error {
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return err
+	}
+	if _, err := nkeys.ParseDecoratedUserNKey(data); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
 	}
 	return nil
 }
