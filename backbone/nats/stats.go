@@ -5,29 +5,34 @@ type Stats struct {
 	// Connected reports a live connection to URL (a server, without
 	// credentials; "" while down). LastError is the latest error nats.go
 	// reported (a failed dial, a refused login, a lost connection).
-	Connected bool
-	URL       string
-	LastError string
+	Connected bool   `json:"connected"`
+	URL       string `json:"url"`
+	LastError string `json:"last_error"`
 	// Published counts messages handed to NATS (publishes, requests and
 	// replies) and PublishedBytes their payloads; Received and
 	// ReceivedBytes the messages delivered to the core (replies aside).
-	Published, PublishedBytes uint64
-	Received, ReceivedBytes   uint64
+	Published      uint64 `json:"published"`
+	PublishedBytes uint64 `json:"published_bytes"`
+	Received       uint64 `json:"received"`
+	ReceivedBytes  uint64 `json:"received_bytes"`
 	// Dropped counts messages never handed to NATS: the outbox was full,
 	// the first connection was not made yet, or nats.go refused them (its
 	// reconnect buffer was full).
-	Dropped uint64
+	Dropped uint64 `json:"dropped"`
 	// SlowConsumer counts times NATS began dropping messages the relay did
 	// not take in time; SlowConsumerDrops the messages it dropped.
-	SlowConsumer, SlowConsumerDrops uint64
+	SlowConsumer      uint64 `json:"slow_consumer"`
+	SlowConsumerDrops uint64 `json:"slow_consumer_dropped"`
 	// Connects, Reconnects and Disconnects count connection events.
-	Connects, Reconnects, Disconnects uint64
+	Connects    uint64 `json:"connects"`
+	Reconnects  uint64 `json:"reconnects"`
+	Disconnects uint64 `json:"disconnects"`
 	// Requests counts requests; the next three count those that failed,
 	// by reason.
-	Requests             uint64
-	RequestsNoResponders uint64
-	RequestsTimeout      uint64
-	RequestsDown         uint64
+	Requests             uint64 `json:"requests"`
+	RequestsNoResponders uint64 `json:"requests_no_responders"`
+	RequestsTimeout      uint64 `json:"requests_timed_out"`
+	RequestsDown         uint64 `json:"requests_down"`
 }
 
 // Stats returns the Bus's counters.
