@@ -359,3 +359,34 @@ func TestReconnectDelay(t *testing.T) {
 		}
 	}
 }
+
+// TestBoundedQueues: a core that takes nothing makes NATS drop (counted as
+// slow consumer) instead of stalling the connection, and what does not fit
+// the outbox is dropped and counted, not queued without bound.
+func TestBoundedQueues(t *testing.T) {
+	srv := testnats.Start(t, testnats.Options(t))
+	a, ca := startBus(t, Options{URLs: []string{srv.URL()}, PendingMsgs: 2})
+	b, cb := startBus(t, Options{URLs: []string{srv.URL()}, OutboxBytes: 4096})
+	ca.call(func() { a.Subscribe("cosnim.ch") })
+	a.waitSubscribed(t, 1)
+
+	ca.mu.Lock() // the core is busy: a's reader cannot deliver
+	for range 50 {
+		cb.call(func() { b.Publish("cosnim.ch", []byte("x")) })
+		time.Sleep(time.Millisecond) // a few turns of b's writer, so none is dropped by b
+	}
+	waitFor(t, "slow-consumer drops", func() bool { return a.Stats().SlowConsumerDrops > 0 })
+	ca.mu.Unlock()
+	if st := a.Stats(); st.SlowConsumer == 0 {
+		t.Errorf("a stats %+v, want a slow consumer counted", st)
+	}
+	waitFor(t, "b's 50 publishes handed to NATS", func() bool { return b.Stats().Published == 50 })
+	if st := b.Stats(); st.Dropped != 0 {
+		t.Errorf("b stats %+v, want none dropped", st)
+	}
+
+	cb.call(func() { b.Publish("cosnim.ch", make([]byte, 8192)) })
+	if st := b.Stats(); st.Dropped != 1 {
+		t.Errorf("a publish larger than the outbox: dropped %d, want 1", st.Dropped)
+	}
+}
