@@ -35,19 +35,22 @@ type Bus struct {
 	wg     sync.WaitGroup   // the writer and the reader
 	flight sync.WaitGroup   // deliveries in progress
 
-	mu        sync.Mutex // guards the following
-	h         backbone.Handler
-	run       func(func())
-	started   bool
-	closed    bool
-	nc        *natsgo.Conn // nil until the first Connect returns
-	inboxSub  *natsgo.Subscription
-	up        bool
-	url       string // connected server, redacted
-	lastErr   string
-	outbox    []op
-	queued    int                             // bytes in outbox
-	failed    []uint64                        // request ids to fail with ErrDown
+	mu       sync.Mutex // guards the following
+	h        backbone.Handler
+	run      func(func())
+	started  bool
+	closed   bool
+	nc       *natsgo.Conn // nil until the first Connect returns
+	inboxSub *natsgo.Subscription
+	up       bool
+	url      string // connected server, redacted
+	lastErr  string
+	outbox   []op
+	queued   int // bytes in outbox
+	// failed holds request ids to fail with ErrDown. Each must get its
+	// Response, so it has no cap of its own: it holds at most the requests
+	// the core made since the writer's last turn, which empties it.
+	failed    []uint64
 	wanted    map[string]bool                 // subjects the core subscribed to
 	subs      map[string]*natsgo.Subscription // subjects the writer subscribed to
 	pending   map[uint64]*request             // by token

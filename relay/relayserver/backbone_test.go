@@ -5,8 +5,8 @@ import (
 	"time"
 
 	"github.com/cosnim/relays/backbone"
-	"github.com/cosnim/relays/client/agent"
 	natsbus "github.com/cosnim/relays/backbone/nats"
+	"github.com/cosnim/relays/client/agent"
 	"github.com/cosnim/relays/internal/testnats"
 	"github.com/cosnim/relays/internal/testrelay"
 	"github.com/cosnim/relays/relay"
