@@ -14,7 +14,7 @@ build:
 	$(GO) build -o bin/cosnim ./cmd/cosnim
 
 # The drivers (real sockets, goroutines) run again under the race detector.
-RACEPKGS = ./transport/tcp ./relay/relayserver ./client/agent ./cmd/cosnim/internal/bench
+RACEPKGS = ./transport/tcp ./backbone/nats ./relay/relayserver ./client/agent ./cmd/cosnim/internal/bench
 
 test:
 	$(GO) vet $(PKGS)

@@ -35,6 +35,11 @@ func serverConfig(rc *config.Relay, log *slog.Logger) (relayserver.Config, error
 		Logger:     log,
 		DrainGrace: sv.DrainGrace,
 	}
+	if sv.Backbone.Enabled() {
+		o := sv.Backbone.Options()
+		o.Name = "cosnim relay " + rc.Name // how NATS monitoring names the connection
+		cfg.Backbone, cfg.BackbonePrefix = &o, sv.Backbone.SubjectPrefix
+	}
 	if sv.MetricsURL != "" {
 		u, err := url.Parse(sv.MetricsURL)
 		if err != nil {

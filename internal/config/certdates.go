@@ -53,6 +53,7 @@ func CertDates(f *File, now time.Time, relays []string, s Sections) (warnings Er
 		}
 		if s&ServerSection != 0 {
 			files = append(files, [2]string{p + ".server.ssl_cert_file", r.Server.SSLCertFile}, [2]string{p + ".server.client_ca_file", r.Server.ClientCAFile})
+			files = append(files, backboneCertFiles(&r.Server.Backbone, p+".server.backbone")...)
 		}
 		for _, kf := range files {
 			if kf[1] == "" {

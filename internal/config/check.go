@@ -27,6 +27,7 @@ func Check(f *File) error {
 		d.checkPair(c.CertFile, c.KeyFile, p+".client.cert_file")
 		d.checkPair(s.SSLCertFile, s.PrivateKeyFile, p+".server.ssl_cert_file")
 		d.checkCAs(s.ClientCAFile, p+".server.client_ca_file")
+		d.checkBackbone(&s.Backbone, p+".server.backbone")
 	}
 	var dates Errors
 	if _, err := CertDates(f, time.Now(), nil, ClientSection|ServerSection); errors.As(err, &dates) {

@@ -33,6 +33,7 @@ func Defaults() Relay {
 		Server: Server{
 			DrainGrace: 10 * time.Second,
 			Limits:     relay.DefaultConfig(),
+			Backbone:   defaultBackbone(),
 		},
 	}
 }

@@ -121,6 +121,9 @@ type Server struct {
 	// clients. Its keys (server.limits), defaults and rules are relay.Limits;
 	// Load validates it with relay.Config.Validate, as relay.New does.
 	Limits relay.Config `mapstructure:"limits"`
+	// Backbone links this relay to the other relays of its pool over NATS
+	// (server.backbone; see Backbone).
+	Backbone Backbone `mapstructure:"backbone"`
 
 	// Address is HOST:PORT taken from URL (port defaulted). Set by Load.
 	Address string `mapstructure:"-"`

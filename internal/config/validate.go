@@ -97,6 +97,7 @@ func (d *decoder) validateServer(s *Server, p, dir string) {
 		d.failAt(p+".drain_grace", newProblem(ErrInvalid, "must not be negative"))
 	}
 	d.validateLimits(s.Limits, p+".limits")
+	d.validateBackbone(&s.Backbone, p+".backbone", dir)
 }
 
 // validateLimits applies the relay's own rules (relay.Config.Validate),

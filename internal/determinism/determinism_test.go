@@ -338,3 +338,26 @@ func exportImporter(fset *token.FileSet, pkgs ...string) (types.Importer, error)
 	}
 	return importer.ForCompiler(fset, "gc", lookup), nil
 }
+
+// TestBinaryLinksNoNATSServer: the NATS server is for tests only; the
+// relay binary links the NATS client and no server, and no core reaches
+// the NATS driver.
+func TestBinaryLinksNoNATSServer(t *testing.T) {
+	const mod = "github.com/cosnim/relays/"
+	deps := goListDeps(t, mod+"cmd/cosnim")
+	if !slices.Contains(deps, "github.com/nats-io/nats.go") {
+		t.Errorf("cmd/cosnim's deps lack nats.go: the check cannot see the backbone driver")
+	}
+	for _, d := range deps {
+		if strings.HasPrefix(d, "github.com/nats-io/nats-server") || d == mod+"internal/testnats" {
+			t.Errorf("cmd/cosnim links %s, which is for tests only", d)
+		}
+	}
+	for _, dir := range append([]string{"backbone"}, cores...) {
+		for _, d := range goListDeps(t, mod+dir) {
+			if strings.HasPrefix(d, "github.com/nats-io/") || d == mod+"backbone/nats" {
+				t.Errorf("%s imports %s (transitively); keep it in the backbone driver", dir, d)
+			}
+		}
+	}
+}

@@ -141,6 +141,9 @@ type Status struct {
 	// TopChannels are the channels with the most cached bytes, at most
 	// relay.MaxTopChannels.
 	TopChannels []relay.ChannelTop `json:"top_channels"`
+	// Backbone is the NATS link to the pool's other relays; absent
+	// without one.
+	Backbone *BackboneStatus `json:"backbone,omitempty"`
 }
 
 // MemoryStatus is /status's memory object.
@@ -195,6 +198,9 @@ func (s *Server) status(rt *rateTracker) (Status, bool) {
 	}
 	if a := s.Addr(); a != nil {
 		out.Listen = a.String()
+	}
+	if s.bb != nil {
+		out.Backbone = s.bb.status()
 	}
 	rt.mu.Lock()
 	since, prev := rt.at, rt.prev
@@ -266,6 +272,9 @@ func (c *relayCollector) Describe(ch chan<- *prometheus.Desc) {
 		descFrameBytes, descRateLimited, descShed, descForgotten, descMemory, descMemoryBudget, descBuildInfo} {
 		ch <- d
 	}
+	for _, d := range backboneDescs {
+		ch <- d
+	}
 }
 
 func (c *relayCollector) Collect(ch chan<- prometheus.Metric) {
@@ -282,6 +291,9 @@ func (c *relayCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}
 	gauge(descUp, up)
+	if s.bb != nil {
+		s.bb.collect(ch)
+	}
 	bi := buildinfo.Get()
 	gauge(descBuildInfo, 1, bi.Version, bi.Revision, bi.GoVersion)
 	var mem int64

@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	natsbus "github.com/cosnim/relays/backbone/nats"
 	"github.com/cosnim/relays/internal/buildinfo"
 	"github.com/cosnim/relays/internal/defaults"
 	"github.com/cosnim/relays/internal/ratelog"
@@ -58,6 +59,14 @@ type Config struct {
 	// reconnects after DrainAfter plus a random delay up to DrainJitter
 	// (defaults 1s and 4s), so a restarted relay is not stampeded.
 	DrainAfter, DrainJitter time.Duration
+	// Backbone, when not nil, links this relay to the other relays of its
+	// pool over NATS: the server builds the driver, hands it to the core
+	// and connects in the background at Run, so the relay serves its local
+	// members while NATS is unreachable. Its Logger is the server's.
+	Backbone *natsbus.Options
+	// BackbonePrefix starts the backbone's subjects; "" is the core's
+	// default.
+	BackbonePrefix string
 }
 
 // Server runs a relay core on a real listener: the production driver.
@@ -72,6 +81,7 @@ type Server struct {
 	started time.Time
 	tlsFail tlsFailures
 	fanout  prometheus.Histogram
+	bb      *backboneLink // nil without a backbone
 
 	listening chan struct{} // closed once Addr is valid
 	closeReq  chan struct{} // closed by Close
@@ -105,11 +115,24 @@ func New(cfg Config) (*Server, error) {
 	if cfg.TLS != nil {
 		cfg.Relay.ConnBytes = tlsConnBytes
 	}
+	var bb *backboneLink
+	if cfg.Backbone != nil {
+		var err error
+		if bb, err = newBackbone(*cfg.Backbone, cfg.BackbonePrefix, &cfg.Relay, log); err != nil {
+			return nil, err
+		}
+	}
 	core, err := relay.New(cfg.Relay, rand.New(cryptoSource()))
 	if err != nil {
 		return nil, err
 	}
+	if bb != nil {
+		if bb.h, err = backboneHandler(core); err != nil {
+			return nil, err
+		}
+	}
 	s := &Server{
+		bb:        bb,
 		cfg:       cfg,
 		log:       log,
 		core:      core,
@@ -214,6 +237,9 @@ func (s *Server) Run(ctx context.Context) error {
 	s.running = true
 	s.mu.Unlock()
 
+	if s.bb != nil {
+		defer s.bb.close() // no-op once closed below; covers the early returns
+	}
 	raw, err := net.Listen("tcp", s.cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("relay: listen: %w", err)
@@ -243,6 +269,11 @@ func (s *Server) Run(ctx context.Context) error {
 		loop.Do(func() { s.core.JoinChecked(jc, ok, time.Now()) })
 	})
 	core.checkJoins = joins.add
+	if s.bb != nil {
+		// Backbone events enter the core like transport events: one
+		// event under the loop, then what the core left in Ready.
+		s.bb.start(func(f func()) { loop.Do(func() { core.event(f) }) })
+	}
 	s.started = time.Now()
 	s.mu.Lock()
 	s.loop = loop
@@ -268,6 +299,9 @@ func (s *Server) Run(ctx context.Context) error {
 	case err := <-served:
 		s.draining.Store(true)
 		result = fmt.Errorf("relay: accept: %w", err)
+	}
+	if s.bb != nil {
+		s.bb.close() // before the loop: deliveries in flight need it
 	}
 	loop.Close()
 	joins.close()
@@ -397,8 +431,14 @@ type timedCore struct {
 }
 
 func (t *timedCore) Data(c transport.Conn, b []byte, now time.Time) {
+	t.event(func() { t.Relay.Data(c, b, now) })
+}
+
+// event runs f, an event of the core (bytes read, backbone messages), and
+// acts on what it left in Ready.
+func (t *timedCore) event(f func()) {
 	start := time.Now()
-	t.Relay.Data(c, b, now)
+	f()
 	rd := t.Ready()
 	if rd.FannedOut > 0 {
 		t.fanout.Observe(time.Since(start).Seconds())
