@@ -339,16 +339,6 @@ func TestNewRefuses(t *testing.T) {
 	}
 }
 
-func TestCheckSubjectPrefix(t *testing.T) {
-	for p, ok := range map[string]bool{ // sorted: each case alone
-		"cosnim": true, "cosnim.prod": true, "": false, ".cosnim": false, "cosnim.": false,
-		"a..b": false, "cos*": false, "cos>": false, "cos nim": false,
-	} {
-		if err := CheckSubjectPrefix(p); (err == nil) != ok {
-			t.Errorf("CheckSubjectPrefix(%q) = %v, want ok=%v", p, err, ok)
-		}
-	}
-}
 
 func TestReconnectDelay(t *testing.T) {
 	b := &Bus{opt: Options{ReconnectMin: 100 * time.Millisecond, ReconnectMax: time.Second}}

@@ -1,23 +1,22 @@
 package nats
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
 	"os"
-	"strings"
 	"time"
 
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 
+	"github.com/cosnim/relays/backbone"
 	"github.com/cosnim/relays/internal/defaults"
 )
 
 // Defaults for Options.
 const (
-	DefaultRequestTimeout = 2 * time.Second
+	DefaultRequestTimeout = backbone.RequestTimeout
 	DefaultReconnectMin   = 100 * time.Millisecond
 	DefaultReconnectMax   = 5 * time.Second
 	DefaultConnectTimeout = 5 * time.Second
@@ -105,23 +104,6 @@ func CheckURL(raw string) error {
 		return fmt.Errorf("%q has no host", raw)
 	case u.Path != "" && u.Path != "/", u.RawQuery != "", u.Fragment != "":
 		return fmt.Errorf("%q: only nats://HOST[:PORT] or tls://HOST[:PORT]", raw)
-	}
-	return nil
-}
-
-// CheckSubjectPrefix checks a subject prefix: NATS tokens separated by
-// dots, without wildcards or white space.
-func CheckSubjectPrefix(p string) error {
-	if p == "" {
-		return errors.New("must not be empty")
-	}
-	for tok := range strings.SplitSeq(p, ".") {
-		if tok == "" {
-			return fmt.Errorf("%q has an empty token (a leading, trailing or double dot)", p)
-		}
-		if strings.ContainsAny(tok, "*> \t\r\n") {
-			return fmt.Errorf("%q: tokens may not hold *, > or white space", p)
-		}
 	}
 	return nil
 }

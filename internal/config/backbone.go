@@ -5,6 +5,7 @@ import (
 	"time"
 
 	natsbus "github.com/cosnim/relays/backbone/nats"
+	"github.com/cosnim/relays/relay"
 )
 
 // Backbone is a relay's server.backbone section: the NATS servers that
@@ -44,7 +45,7 @@ func (b *Backbone) Enabled() bool { return len(b.Servers) > 0 }
 
 // defaultBackbone is the backbone section's defaults (no backbone).
 func defaultBackbone() Backbone {
-	return Backbone{RequestTimeout: natsbus.DefaultRequestTimeout}
+	return Backbone{RequestTimeout: natsbus.DefaultRequestTimeout, SubjectPrefix: relay.DefaultBackbonePrefix}
 }
 
 // Options maps the section onto the NATS driver's options.
@@ -79,7 +80,7 @@ func (d *decoder) validateBackbone(b *Backbone, p, dir string) {
 		for _, k := range []struct{ key, v string }{
 			{"ca_cert_file", b.CACertFile}, {"cert_file", b.CertFile}, {"key_file", b.KeyFile},
 			{"creds_file", b.CredsFile}, {"nkey_seed_file", b.NKeySeedFile}, {"user", b.User},
-			{"password", b.Password}, {"subject_prefix", b.SubjectPrefix},
+			{"password", b.Password},
 		} {
 			if k.v != "" {
 				d.failAt(p+"."+k.key, newProblem(ErrRequired, "%s is set but the backbone has no url (or urls)", k.key))
@@ -110,7 +111,7 @@ func (d *decoder) validateBackbone(b *Backbone, p, dir string) {
 		d.failAt(p+".password", newProblem(ErrRequired, "password is set but user is not"))
 	}
 	if b.SubjectPrefix != "" {
-		if err := natsbus.CheckSubjectPrefix(b.SubjectPrefix); err != nil {
+		if err := relay.CheckBackbonePrefix(b.SubjectPrefix); err != nil {
 			d.failAt(p+".subject_prefix", newProblem(ErrInvalid, "%v", err))
 		}
 	}

@@ -111,7 +111,7 @@ func TestBackboneErrors(t *testing.T) {
 		{"creds and user", "url: nats://h\ncreds_file: " + notPEM + "\nuser: u\n", ErrInvalid, 10, "user", "creds_file and user"},
 		{"cert without key", "url: tls://h\ncert_file: " + notPEM + "\n", ErrRequired, 9, "cert_file", "key_file is not"},
 		{"missing file", "url: tls://h\nca_cert_file: nowhere.pem\n", ErrFileNotFound, 9, "ca_cert_file", "nowhere.pem"},
-		{"wildcard prefix", "url: nats://h\nsubject_prefix: cosnim.*\n", ErrInvalid, 9, "subject_prefix", "may not hold"},
+		{"wildcard prefix", "url: nats://h\nsubject_prefix: cosnim.*\n", ErrInvalid, 9, "subject_prefix", "holds '*'"},
 		{"zero timeout", "url: nats://h\nrequest_timeout: 0s\n", ErrInvalid, 9, "request_timeout", "greater than 0"},
 	}
 	for _, tt := range tests {

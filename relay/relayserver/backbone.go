@@ -1,9 +1,7 @@
 package relayserver
 
 import (
-	"errors"
 	"log/slog"
-	"reflect"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -11,9 +9,6 @@ import (
 	natsbus "github.com/cosnim/relays/backbone/nats"
 	"github.com/cosnim/relays/relay"
 )
-
-// errNoBackboneCore is returned by New for a backbone the core cannot use.
-var errNoBackboneCore = errors.New("relay: this relay core has no backbone support")
 
 // backboneLink is the server's side of a backbone: the NATS driver and
 // the core it feeds.
@@ -34,39 +29,23 @@ func newBackbone(o natsbus.Options, prefix string, rc *relay.Config, log *slog.L
 	if err != nil {
 		return nil, err
 	}
-	if !attachBackbone(rc, bus, prefix) {
-		return nil, errNoBackboneCore
-	}
+	attachBackbone(rc, bus, prefix)
 	return &backboneLink{bus: bus}, nil
 }
 
-// attachBackbone sets the core's Config.Backbone and, when prefix is not
-// empty, Config.BackbonePrefix; it reports false when relay.Config has no
-// such fields. By name, so that this driver builds against a core with or
-// without the backbone; once both are in one tree this is the two
-// assignments it stands for.
-var attachBackbone = func(rc *relay.Config, bus backbone.Bus, prefix string) bool {
-	v := reflect.ValueOf(rc).Elem()
-	f, p := v.FieldByName("Backbone"), v.FieldByName("BackbonePrefix")
-	if !f.IsValid() || !p.IsValid() || p.Kind() != reflect.String || !reflect.TypeOf(bus).AssignableTo(f.Type()) {
-		return false
-	}
-	f.Set(reflect.ValueOf(bus))
+// attachBackbone hands the driver to the core's Config, with prefix
+// unless it is "" (the core's default). A variable, as backboneHandler is,
+// so that tests can wire the driver to a stand-in.
+var attachBackbone = func(rc *relay.Config, bus backbone.Bus, prefix string) {
+	rc.Backbone = bus
 	if prefix != "" {
-		p.SetString(prefix)
+		rc.BackbonePrefix = prefix
 	}
-	return true
 }
 
 // backboneHandler is the core as the driver feeds it. (A variable, as
 // attachBackbone is, so that tests can wire the driver to a stand-in.)
-var backboneHandler = func(core *relay.Relay) (backbone.Handler, error) {
-	h, ok := any(core).(backbone.Handler)
-	if !ok {
-		return nil, errNoBackboneCore
-	}
-	return h, nil
-}
+var backboneHandler = func(core *relay.Relay) (backbone.Handler, error) { return core, nil }
 
 // start connects in the background; run enters the core's event context.
 func (b *backboneLink) start(run func(func())) { b.bus.Start(b.h, run) }
@@ -79,10 +58,18 @@ type BackboneStatus struct {
 	// URLs are the configured servers, without credentials.
 	URLs []string `json:"urls"`
 	natsbus.Stats
+	// What the core sent and learnt over it.
+	EntriesPublished uint64 `json:"entries_published"`
+	EntriesLearnt    uint64 `json:"entries_learnt"`
+	EntriesDropped   uint64 `json:"entries_dropped"`
+	Reconciliations  uint64 `json:"reconciliations"`
+	ReconcilesFailed uint64 `json:"reconciliations_failed"`
 }
 
-func (b *backboneLink) status() *BackboneStatus {
-	return &BackboneStatus{URLs: b.bus.URLs(), Stats: b.bus.Stats()}
+func (b *backboneLink) status(st relay.Stats) *BackboneStatus {
+	return &BackboneStatus{URLs: b.bus.URLs(), Stats: b.bus.Stats(),
+		EntriesPublished: st.BackbonePublishedEntries, EntriesLearnt: st.BackboneEntries, EntriesDropped: st.BackboneDropped,
+		Reconciliations: st.BackboneReconciles, ReconcilesFailed: st.BackboneReconcileFailed}
 }
 
 var (
@@ -96,11 +83,37 @@ var (
 	descBBReqFailures = desc("backbone_request_failures_total", "Relay-to-relay requests without a reply, by reason.", "reason")
 )
 
-var backboneDescs = []*prometheus.Desc{descBBConnected, descBBMessages, descBBBytes, descBBDropped, descBBSlow,
+var (
+	descBBEntries    = desc("backbone_entries_total", "Entries over the backbone by direction: published from local members, new ones stored from peers.", "direction")
+	descBBDroppedEnt = desc("backbone_entries_dropped_total", "Entries of local members not published because the backbone was down (reconciliation repairs them).")
+	descBBBad        = desc("backbone_bad_messages_total", "Backbone messages or replies dropped as oversized or undecodable.")
+	descBBReconciles = desc("backbone_reconciliations_total", "Relay-to-relay reconciliations by outcome: started, agreed (or no peer), failed.", "outcome")
+)
+
+var backboneDescs = []*prometheus.Desc{descBBEntries, descBBDroppedEnt, descBBBad, descBBReconciles, descBBConnected, descBBMessages, descBBBytes, descBBDropped, descBBSlow,
 	descBBConnEvents, descBBRequests, descBBReqFailures}
 
-// collect adds the driver's counters to a scrape.
-func (b *backboneLink) collect(ch chan<- prometheus.Metric) {
+// collect adds the driver's counters, and the core's backbone counters
+// from st, to a scrape.
+func (b *backboneLink) collect(ch chan<- prometheus.Metric, st relay.Stats) {
+	b.collectCore(ch, st)
+	b.collectDriver(ch)
+}
+
+func (b *backboneLink) collectCore(ch chan<- prometheus.Metric, st relay.Stats) {
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	counter(descBBEntries, st.BackbonePublishedEntries, "out")
+	counter(descBBEntries, st.BackboneEntries, "in")
+	counter(descBBDroppedEnt, st.BackboneDropped)
+	counter(descBBBad, st.BackboneBad)
+	counter(descBBReconciles, st.BackboneReconciles, "started")
+	counter(descBBReconciles, st.BackboneReconciled, "agreed")
+	counter(descBBReconciles, st.BackboneReconcileFailed, "failed")
+}
+
+func (b *backboneLink) collectDriver(ch chan<- prometheus.Metric) {
 	st := b.bus.Stats()
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)

@@ -58,7 +58,7 @@ func runWithStandIn(t *testing.T, o natsbus.Options, log *slog.Logger) (s *Serve
 	t.Helper()
 	c = &standIn{events: make(chan string, 100)}
 	attach, handler := attachBackbone, backboneHandler
-	attachBackbone = func(*relay.Config, backbone.Bus, string) bool { return true }
+	attachBackbone = func(*relay.Config, backbone.Bus, string) {}
 	backboneHandler = func(*relay.Relay) (backbone.Handler, error) { return c, nil }
 	t.Cleanup(func() { attachBackbone, backboneHandler = attach, handler })
 	o.ReconnectMin, o.ReconnectMax = 20*time.Millisecond, 100*time.Millisecond

@@ -200,7 +200,7 @@ func (s *Server) status(rt *rateTracker) (Status, bool) {
 		out.Listen = a.String()
 	}
 	if s.bb != nil {
-		out.Backbone = s.bb.status()
+		out.Backbone = s.bb.status(st)
 	}
 	rt.mu.Lock()
 	since, prev := rt.at, rt.prev
@@ -292,7 +292,7 @@ func (c *relayCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(descUp, up)
 	if s.bb != nil {
-		s.bb.collect(ch)
+		s.bb.collect(ch, st)
 	}
 	bi := buildinfo.Get()
 	gauge(descBuildInfo, 1, bi.Version, bi.Revision, bi.GoVersion)
