@@ -62,6 +62,10 @@ func TestTopOnTerminal(t *testing.T) {
 	if code := p.exitCode(t); code != 0 {
 		t.Fatalf("top exited %d after q", code)
 	}
+	// The pty's reader may still be copying top's last bytes.
+	for end := time.Now().Add(2 * time.Second); !strings.Contains(p.out.String(), "\x1b[?25h") && time.Now().Before(end); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if !strings.Contains(p.out.String(), "\x1b[?25h") {
 		t.Errorf("top did not show the cursor again")
 	}
