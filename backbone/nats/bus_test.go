@@ -339,7 +339,6 @@ func TestNewRefuses(t *testing.T) {
 	}
 }
 
-
 func TestReconnectDelay(t *testing.T) {
 	b := &Bus{opt: Options{ReconnectMin: 100 * time.Millisecond, ReconnectMax: time.Second}}
 	want := []time.Duration{100, 100, 200, 400, 800, 1000, 1000}
