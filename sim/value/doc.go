@@ -46,8 +46,10 @@
 // MISSED and exits non-zero on any, as TestRelayValueTargets fails.
 package value
 
-// The relay's node and address on the simulated network.
+// The relay's node and address on the simulated network; a pool's relays
+// are relayName-1, relayName-2, ... on relayPort.
 const (
 	relayName = "relay"
-	relayAddr = "relay:7420"
+	relayPort = ":7420"
+	relayAddr = relayName + relayPort
 )
