@@ -120,6 +120,7 @@ type reconcile struct {
 	rounds       int
 	partial      bool // a message of the exchange left something out
 	peerComplete bool // every reply said its cache was complete
+	askedAgain   bool // a first reconciliation ran again after a reply not complete
 }
 
 // bbLearn subscribes to a new channel's subjects and, with the bus up,
@@ -503,6 +504,15 @@ func (r *Relay) Response(id uint64, data []byte, err error, now time.Time) {
 			return
 		}
 		rc.partial = false
+		r.requestPeers(ch, nil, ch.cache.StartSync())
+	case ch.bb.unsure && !rc.peerComplete && !rc.askedAgain:
+		// The peer may have answered while still in its own first
+		// reconciliation: ask once more before telling members.
+		if rc.rounds >= backboneMaxRounds {
+			r.endReconcile(ch, errTooManyRounds)
+			return
+		}
+		rc.askedAgain, rc.peerComplete = true, true
 		r.requestPeers(ch, nil, ch.cache.StartSync())
 	default:
 		r.endReconcile(ch, nil)

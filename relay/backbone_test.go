@@ -512,11 +512,13 @@ func TestBackboneLearningPeerDoesNotLeaveChannelIncomplete(t *testing.T) {
 		h.send(c, &wire.Join{Handle: 1, Channel: k.ID(), Pub: pub, Sig: sig})
 		return c
 	}
-	join(hs[0], "m0") // relay 0 finds no responder: its answer is queued
-	join(hs[1], "m1") // relay 1's request reaches relay 0
-	// Relay 1's request overtakes relay 0's "no responders", as on a bus
-	// where the one takes one delivery and the other two.
-	slices.Reverse(hb.queue)
+	join(hs[0], "m0") // relay 0 finds no responder: its answer is held back
+	noResponders := hb.queue
+	hb.queue = nil
+	// Relay 1's requests reach relay 0 while it still reconciles.
+	join(hs[1], "m1")
+	hb.run(t)
+	hb.queue = noResponders
 	hb.run(t)
 	hb.now = hb.now.Add(DefaultBackboneAntiEntropy)
 	for _, h := range hs {
@@ -532,6 +534,33 @@ func TestBackboneLearningPeerDoesNotLeaveChannelIncomplete(t *testing.T) {
 	}
 	if j.Flags&wire.JoinedComplete == 0 {
 		t.Fatalf("got %+v after both relays reconciled, want complete: nothing was ever lost", j)
+	}
+}
+
+// When a relay's first request is answered by a peer that was still in its
+// own first reconciliation, it asks once more before releasing Joined: by
+// then the peer knows, and the first members are told complete.
+func TestBackboneFirstReconcileAsksLearningPeerAgain(t *testing.T) {
+	hb, hs := newHub(t, 2, Config{})
+	k := keys(t, "hub")
+	join := func(h *harness, name string) *transporttest.Conn {
+		c, w := h.connect(name)
+		pub, sig := k.JoinProof(w.Nonce)
+		h.send(c, &wire.Join{Handle: 1, Channel: k.ID(), Pub: pub, Sig: sig})
+		return c
+	}
+	join(hs[0], "m0")
+	c := join(hs[1], "m1")
+	// Relay 1's request overtakes relay 0's "no responders", as on a bus
+	// where the one takes one delivery and the other two.
+	slices.Reverse(hb.queue)
+	hb.run(t)
+	j, err := lastJoined(c.Frames(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.Flags&wire.JoinedComplete == 0 {
+		t.Fatalf("got %+v, want complete: the peer only had not finished reconciling", j)
 	}
 }
 
