@@ -465,11 +465,25 @@ func pctDur(sorted []time.Duration, p int) time.Duration {
 	return sorted[min(max(i-1, 0), len(sorted)-1)]
 }
 
-// WriteTable prints the comparison side by side.
+// WriteTable prints the comparison side by side, the single-relay
+// variants first, then the pool variants.
 func (c *Comparison) WriteTable(out io.Writer) {
-	ms := c.Measures()
-	fmt.Fprintf(out, "relay value: seed %d, %d instances, %d hubs, %.0f virtual minutes\n\n", c.Seed, c.Instances, c.Hubs, c.VirtualSeconds/60)
-	fmt.Fprintf(out, "%-30s", "")
+	all := c.Measures()
+	fmt.Fprintf(out, "relay value: seed %d, %d instances, %d hubs, %.0f virtual minutes\n", c.Seed, c.Instances, c.Hubs, c.VirtualSeconds/60)
+	for len(all) > 0 {
+		n := min(len(all), 4)
+		writeTable(out, all[:n])
+		all = all[n:]
+	}
+	for _, m := range c.Measures() {
+		for _, v := range m.Violations {
+			fmt.Fprintf(out, "VIOLATION %s: %s\n", m.Variant, v)
+		}
+	}
+}
+
+func writeTable(out io.Writer, ms []*Measure) {
+	fmt.Fprintf(out, "\n%-30s", "")
 	for _, m := range ms {
 		fmt.Fprintf(out, " %22s", m.Variant)
 	}
@@ -496,6 +510,8 @@ func (c *Comparison) WriteTable(out io.Writer) {
 	row("command catch-up p50", func(m *Measure) string { return secs(m.CatchUp) })
 	row("command catch-up max", func(m *Measure) string { return secs(m.CatchUpMax) })
 	row("relay bytes sent /instance", func(m *Measure) string { return fmt.Sprintf("%.0f KB", m.BytesSentPerInstance/1000) })
+	row("relay bytes in+out, all", func(m *Measure) string { return fmt.Sprintf("%.1f MB", float64(m.RelayBytes)/1e6) })
+	row("relays delivering", func(m *Measure) string { return fmt.Sprint(m.RelaysDelivering) })
 	row("listing bytes /instance", func(m *Measure) string { return fmt.Sprintf("%.0f KB", m.ListBytesPerInstance/1000) })
 	row("learned via relay", func(m *Measure) string { return fmt.Sprintf("%.1f%%", 100*m.LearnedViaRelay) })
 	row("faults", func(m *Measure) string { return fmt.Sprint(m.Faults) })
@@ -503,11 +519,6 @@ func (c *Comparison) WriteTable(out io.Writer) {
 	row("missed capsules", func(m *Measure) string { return fmt.Sprint(m.MissedCapsules) })
 	row("all known after workload", func(m *Measure) string { return secs(m.SettledAfter) })
 	row("wall time", func(m *Measure) string { return fmt.Sprintf("%.1fs", m.WallSeconds) })
-	for _, m := range ms {
-		for _, v := range m.Violations {
-			fmt.Fprintf(out, "VIOLATION %s: %s\n", m.Variant, v)
-		}
-	}
 }
 
 // Violations lists every variant's violations, prefixed by its name.
