@@ -123,8 +123,10 @@ func (c PoolConfig) Validate() error {
 // The Observer hears, for the pool as a whole: Learned once per reference;
 // StateChanged Connected while any home is connected, else Connecting
 // while any relay is, else Disconnected (Stopped after Stop); CaughtUp when
-// any home of the channel caught up; EpochChanged and Problem from every
-// relay; Acked with the pool's own sequence numbers (Pool.Announce's), once,
+// any home of the channel caught up; EpochChanged from every relay with
+// Homes 1, else only while some channel has no connected home but that
+// relay (one that restarted while other homes held every channel forgot
+// nothing the pool needs); Problem from every relay; Acked with the pool's own sequence numbers (Pool.Announce's), once,
 // on the first home's ack.
 type Pool struct {
 	cfg    PoolConfig

@@ -262,9 +262,30 @@ func (r *poolRelay) CaughtUp(id roster.ChannelID, now time.Time) {
 }
 
 func (r *poolRelay) EpochChanged(epoch uint64, now time.Time) {
-	if r.cl != nil {
-		r.p.obs.EpochChanged(epoch, now)
+	if r.cl == nil {
+		return
 	}
+	if !r.p.epochMatters(r) {
+		r.log.Info("pool: relay restarted; other homes held its channels", "epoch", epoch)
+		return
+	}
+	r.p.obs.EpochChanged(epoch, now)
+}
+
+// epochMatters reports whether r's new epoch may have cost the pool
+// entries: always with one home per channel (a channel homed on r had
+// none while r was lost), else when a channel has no connected home but r.
+func (p *Pool) epochMatters(r *poolRelay) bool {
+	if p.cfg.Homes == 1 {
+		return true
+	}
+	i := slices.Index(p.relays, r)
+	for _, pc := range p.chans {
+		if !slices.ContainsFunc(pc.homes, func(j int) bool { return j != i && p.relays[j].state == Connected }) {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *poolRelay) Acked(id roster.ChannelID, seq uint32, now time.Time) {

@@ -63,6 +63,7 @@ type member struct {
 	p       *client.Pool
 	learned map[string]int
 	acked   []uint32
+	epochs  int
 }
 
 func (m *member) Learned(_ roster.ChannelID, refs [][]byte, _ time.Time) {
@@ -72,7 +73,7 @@ func (m *member) Learned(_ roster.ChannelID, refs [][]byte, _ time.Time) {
 }
 func (m *member) StateChanged(client.State, time.Time)                   {}
 func (m *member) CaughtUp(roster.ChannelID, time.Time)                   {}
-func (m *member) EpochChanged(uint64, time.Time)                         {}
+func (m *member) EpochChanged(uint64, time.Time)                         { m.epochs++ }
 func (m *member) Acked(_ roster.ChannelID, seq uint32, _ time.Time)      { m.acked = append(m.acked, seq) }
 func (m *member) Problem(roster.ChannelID, wire.Code, string, time.Time) {}
 
@@ -271,6 +272,38 @@ func TestPoolFailsOverAndMovesBackAfterHysteresis(t *testing.T) {
 	w.net.RunFor(time.Second)
 	if b.learned["after"] != 1 {
 		t.Fatalf("b learned %v after the move back, want \"after\"", b.learned)
+	}
+}
+
+// A relay that restarted forgot nothing the pool needs while another home
+// of each of its channels stayed connected: the pool does not report its
+// new epoch (which would make an instance list storage needlessly). A
+// relay that was a channel's only home does report it.
+func TestPoolEpochChangeOnlyWhenNoOtherHomeHeld(t *testing.T) {
+	w := newPoolWorld(t, 3)
+	a := w.member("a", 2)
+	w.net.RunFor(time.Second)
+	first := w.order()[0]
+	w.net.Node(first).Crash()
+	w.net.RunFor(time.Second)
+	w.startRelay(first)
+	w.net.RunFor(time.Second + testHysteresis)
+	if got := a.homes(); !slices.Equal(got, w.order()[:2]) {
+		t.Fatalf("homes %q, want back on %q", got, w.order()[:2])
+	}
+	if a.epochs != 0 {
+		t.Fatalf("%d epoch changes reported, want none: the other home held the channel", a.epochs)
+	}
+
+	w = newPoolWorld(t, 1)
+	a = w.member("a", 1)
+	w.net.RunFor(time.Second)
+	w.net.Node("r1").Crash()
+	w.net.RunFor(time.Second)
+	w.startRelay("r1")
+	w.net.RunFor(time.Second)
+	if a.epochs != 1 {
+		t.Fatalf("%d epoch changes reported by the only home, want 1", a.epochs)
 	}
 }
 

@@ -99,7 +99,13 @@ type bbChannel struct {
 	learnt bool
 	// unsure is set for a channel created while the bus was up until its
 	// first reconciliation ends: Joined does not claim it complete.
-	unsure    bool
+	unsure bool
+	// peerLoss is set when the first reconciliation ended with a reply not
+	// saying complete: the cache holds only what that peer held. A later
+	// reconciliation whose every reply says complete clears it; a peer
+	// still reconciling itself when it answered lost nothing, it only did
+	// not know yet.
+	peerLoss  bool
 	stale     bool // the bus came back while it had no member: reconcile at the next join
 	sync      *reconcile
 	heldJoins []*member // Joined frames waiting for the first reconciliation
@@ -114,6 +120,7 @@ type reconcile struct {
 	rounds       int
 	partial      bool // a message of the exchange left something out
 	peerComplete bool // every reply said its cache was complete
+	askedAgain   bool // a first reconciliation ran again after a reply not complete
 }
 
 // bbLearn subscribes to a new channel's subjects and, with the bus up,
@@ -170,7 +177,7 @@ func (r *Relay) bbHold(ch *channel, m *member) bool {
 // joinedFlags are the flags of a Joined for ch.
 func (r *Relay) joinedFlags(ch *channel) uint8 {
 	_, overclaim := fault.Hit(r.cfg.Faults, FailNoBackboneHold)
-	if ch.complete && (!ch.bb.unsure || overclaim) {
+	if ch.complete && (!ch.bb.unsure && !ch.bb.peerLoss || overclaim) {
 		return wire.JoinedComplete
 	}
 	return 0
@@ -411,7 +418,7 @@ func (r *Relay) answerPeer(ch *channel, m backbone.Msg) {
 		out, give = ch.cache.ReplySyncLimit(&msg.Msg, r.cfg.SyncReplyEntries)
 	}
 	joined := &wire.Joined{Cached: uint32(ch.cache.Len())}
-	if ch.complete && ch.bb.learnt && !ch.bb.unsure {
+	if ch.complete && ch.bb.learnt && !ch.bb.unsure && !ch.bb.peerLoss {
 		joined.Flags |= wire.JoinedComplete
 	}
 	data, partial := r.encodeSyncMessage(joined, msg.Session, give, out)
@@ -498,6 +505,15 @@ func (r *Relay) Response(id uint64, data []byte, err error, now time.Time) {
 		}
 		rc.partial = false
 		r.requestPeers(ch, nil, ch.cache.StartSync())
+	case ch.bb.unsure && !rc.peerComplete && !rc.askedAgain:
+		// The peer may have answered while still in its own first
+		// reconciliation: ask once more before telling members.
+		if rc.rounds >= backboneMaxRounds {
+			r.endReconcile(ch, errTooManyRounds)
+			return
+		}
+		rc.askedAgain, rc.peerComplete = true, true
+		r.requestPeers(ch, nil, ch.cache.StartSync())
 	default:
 		r.endReconcile(ch, nil)
 	}
@@ -518,8 +534,13 @@ func (r *Relay) endReconcile(ch *channel, err error) {
 	switch {
 	case err == nil:
 		r.stats.BackboneReconciled++
-		if ch.bb.unsure {
-			ch.complete = ch.complete && rc.peerComplete
+		if ch.bb.unsure || rc.peerComplete {
+			ch.bb.peerLoss = !rc.peerComplete
+		}
+		if ch.bb.unsure && rc.peerComplete && !ch.evictedAny {
+			// What the relay forgot of the channel before, a complete peer
+			// held: the cache holds it again.
+			ch.complete = true
 		}
 		ch.bb.learnt, ch.bb.unsure = true, false
 	case errors.Is(err, backbone.ErrNoResponders):

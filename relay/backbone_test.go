@@ -498,6 +498,101 @@ func TestBackboneJoinedIncompleteAfterIncompletePeer(t *testing.T) {
 	}
 }
 
+// Two relays that create a channel within a round trip of each other: the
+// one whose request the other answers while still reconciling itself hears
+// "not complete" from a peer that lost nothing. That holds its first
+// members' Joined short of complete, but the next reconciliation, answered
+// by a peer that has since reconciled, makes the channel complete again.
+func TestBackboneLearningPeerDoesNotLeaveChannelIncomplete(t *testing.T) {
+	hb, hs := newHub(t, 2, Config{})
+	k := keys(t, "hub")
+	join := func(h *harness, name string) *transporttest.Conn {
+		c, w := h.connect(name)
+		pub, sig := k.JoinProof(w.Nonce)
+		h.send(c, &wire.Join{Handle: 1, Channel: k.ID(), Pub: pub, Sig: sig})
+		return c
+	}
+	join(hs[0], "m0") // relay 0 finds no responder: its answer is held back
+	noResponders := hb.queue
+	hb.queue = nil
+	// Relay 1's requests reach relay 0 while it still reconciles.
+	join(hs[1], "m1")
+	hb.run(t)
+	hb.queue = noResponders
+	hb.run(t)
+	hb.now = hb.now.Add(DefaultBackboneAntiEntropy)
+	for _, h := range hs {
+		h.now = hb.now
+		h.r.Tick(hb.now)
+		hb.run(t)
+	}
+	c := join(hs[1], "m2")
+	hb.run(t)
+	j, err := lastJoined(c.Frames(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.Flags&wire.JoinedComplete == 0 {
+		t.Fatalf("got %+v after both relays reconciled, want complete: nothing was ever lost", j)
+	}
+}
+
+// When a relay's first request is answered by a peer that was still in its
+// own first reconciliation, it asks once more before releasing Joined: by
+// then the peer knows, and the first members are told complete.
+func TestBackboneFirstReconcileAsksLearningPeerAgain(t *testing.T) {
+	hb, hs := newHub(t, 2, Config{})
+	k := keys(t, "hub")
+	join := func(h *harness, name string) *transporttest.Conn {
+		c, w := h.connect(name)
+		pub, sig := k.JoinProof(w.Nonce)
+		h.send(c, &wire.Join{Handle: 1, Channel: k.ID(), Pub: pub, Sig: sig})
+		return c
+	}
+	join(hs[0], "m0")
+	c := join(hs[1], "m1")
+	// Relay 1's request overtakes relay 0's "no responders", as on a bus
+	// where the one takes one delivery and the other two.
+	slices.Reverse(hb.queue)
+	hb.run(t)
+	j, err := lastJoined(c.Frames(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.Flags&wire.JoinedComplete == 0 {
+		t.Fatalf("got %+v, want complete: the peer only had not finished reconciling", j)
+	}
+}
+
+// A relay that forgot an idle channel relearns it from a complete peer
+// when a member joins again, and may then say so: what it forgot, the
+// peer held.
+func TestBackboneForgottenChannelCompleteAgainFromPeer(t *testing.T) {
+	hb, hs := newHub(t, 2, Config{ChannelIdleTimeout: time.Minute})
+	k := keys(t, "hub")
+	announceAll(t, hb, hs[1], "m1", k, []string{"a", "b", "c"})
+	c0 := announceAll(t, hb, hs[0], "m0", k, []string{"d"})
+	hs[0].send(c0, &wire.Leave{Handle: 1})
+	hb.now = hb.now.Add(2 * time.Minute)
+	hs[0].now = hb.now
+	hs[0].r.Tick(hb.now)
+	hb.run(t)
+	if _, _, ok := hs[0].r.Cached(k.ID()); ok {
+		t.Fatal("idle channel not forgotten")
+	}
+	c, w := hs[0].connect("m2")
+	pub, sig := k.JoinProof(w.Nonce)
+	hs[0].send(c, &wire.Join{Handle: 1, Channel: k.ID(), Pub: pub, Sig: sig})
+	hb.run(t)
+	j, err := lastJoined(c.Frames(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.Cached != 4 || j.Flags&wire.JoinedComplete == 0 {
+		t.Fatalf("got %+v, want the peer's 4 entries, complete", j)
+	}
+}
+
 // A reconciliation nobody answers holds Joined at most RequestTimeout,
 // then lets it go without claiming completeness.
 func TestBackboneJoinedHeldAtMostRequestTimeout(t *testing.T) {

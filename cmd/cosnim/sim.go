@@ -99,7 +99,7 @@ replays it; add --timeline to write what happened as a readable timeline.`,
 	f.BoolVar(&rewrite, "rewrite", false, "with --scenario: rewrite the expected output in the file")
 	f.StringSliceVar(&failpoints, "failpoint", nil, "turn on a failpoint for the whole run (self-tests), e.g. relay/empty-sync-reply")
 	f.IntVar(&parallel, "parallel", 0, "simulations run at once (default: number of CPUs)")
-	f.BoolVar(&compare, "compare", false, "run one seeded workload with the relay, without it, with it crashing and partitioned, and compare (the relay's value)")
+	f.BoolVar(&compare, "compare", false, "run one seeded workload with the relay, without it, with it crashing and partitioned, and with pools of relays, and compare (the relay's value)")
 	f.StringVar(&plots, "plots", "", "with --compare: write SVG plots of awareness latency over time into this directory")
 	f.IntVar(&ccfg.Instances, "instances", ccfg.Instances, "with --compare: long-running instances")
 	f.IntVar(&ccfg.Hubs, "hubs", ccfg.Hubs, "with --compare: capsule hubs, all joined by every instance")

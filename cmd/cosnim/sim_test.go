@@ -6,6 +6,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/cosnim/relays/sim/value"
 )
 
 func runRoot(t *testing.T, args ...string) (string, error) {
@@ -87,7 +89,8 @@ func TestSimCompareJSON(t *testing.T) {
 	args := []string{"sim", "--compare", "--json", "--instances", "6", "--hubs", "2", "--duration", "11m", "--plots", dir}
 	wantSameTwice(t, "sim --compare", func() map[string]any {
 		m, out := runRootJSON(t, args...)
-		for _, v := range []string{"with_relay", "without_relay", "with_relay_crashing", "with_relay_partitioned"} {
+		for _, variant := range value.Variants {
+			v := string(variant)
 			blk, ok := m[v].(map[string]any)
 			if !ok {
 				t.Fatalf("JSON lacks %q: %s", v, out)

@@ -6,13 +6,11 @@ import (
 	"io"
 	"math/rand/v2"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/cosnim/relays/client"
 	"github.com/cosnim/relays/netsim"
-	"github.com/cosnim/relays/relay"
 	"github.com/cosnim/relays/roster"
 )
 
@@ -42,6 +40,8 @@ type CompareConfig struct {
 	PartitionEvery     time.Duration
 	PartitionFor       time.Duration
 	PartitionInstances int
+	// PoolRelays is the number of relays of the pool variants (default 3).
+	PoolRelays int
 }
 
 // DefaultCompareConfig returns the default workload of `cosnim sim
@@ -52,6 +52,7 @@ func DefaultCompareConfig() CompareConfig {
 		Storage: DefaultStorageConfig(), List: client.DefaultListConfig(),
 		CrashEvery: 10 * time.Minute, CrashDown: 5 * time.Second,
 		PartitionEvery: 10 * time.Minute, PartitionFor: 2 * time.Minute, // PartitionInstances: a fifth of Instances
+		PoolRelays: 3,
 	}
 }
 
@@ -77,6 +78,7 @@ func (c CompareConfig) WithDefaults() CompareConfig {
 	setDur(&c.CrashDown, d.CrashDown)
 	setDur(&c.PartitionEvery, d.PartitionEvery)
 	setDur(&c.PartitionFor, d.PartitionFor)
+	setInt(&c.PoolRelays, d.PoolRelays)
 	if c.PartitionInstances == 0 {
 		c.PartitionInstances = max(1, c.Instances/5)
 	}
@@ -96,6 +98,8 @@ func (c CompareConfig) Validate() error {
 		return errors.New("sim: compare: a fault must end before the next starts")
 	case c.PartitionInstances > c.Instances:
 		return errors.New("sim: compare: more partitioned instances than instances")
+	case c.PoolRelays < 2 || c.PoolRelays > client.MaxPoolRelays:
+		return fmt.Errorf("sim: compare: pool variants need 2 to %d relays, got %d", client.MaxPoolRelays, c.PoolRelays)
 	}
 	if err := c.Storage.Validate(); err != nil {
 		return err
@@ -116,16 +120,33 @@ func (c CompareConfig) SettleBound() time.Duration {
 // Variant names one run of a comparison.
 type Variant string
 
-// The variants, in the order reports show them.
+// The variants, in the order reports show them. The first four run one
+// relay (or none); the pool variants run CompareConfig.PoolRelays relays
+// ("relay-1", ...) and instances that use a client.Pool over them.
 const (
 	WithRelay            Variant = "with_relay"
 	WithoutRelay         Variant = "without_relay"
 	WithRelayCrashing    Variant = "with_relay_crashing"
 	WithRelayPartitioned Variant = "with_relay_partitioned"
+	// PoolPartitioned: relays on a backbone, homes 2, the partitions of
+	// with_relay_partitioned each from one relay of the pool (in turn).
+	PoolPartitioned Variant = "pool_partitioned"
+	// PoolCrashing: relays on a backbone, homes 2, the crashes of
+	// with_relay_crashing each of one relay of the pool (in turn).
+	PoolCrashing Variant = "pool_crashing"
+	// PoolHealthyHomes1 and PoolHealthyHomes2: no backbone, no fault,
+	// homes 1 and 2, to weigh what a second home costs the relays. Without
+	// a backbone and with homes 1, the members of a channel still all
+	// prefer the same relay (rendezvous order), so they hear each other.
+	PoolHealthyHomes1 Variant = "pool_healthy_homes1"
+	PoolHealthyHomes2 Variant = "pool_healthy_homes2"
 )
 
 // Variants lists every variant.
-var Variants = []Variant{WithRelay, WithoutRelay, WithRelayCrashing, WithRelayPartitioned}
+var Variants = []Variant{
+	WithRelay, WithoutRelay, WithRelayCrashing, WithRelayPartitioned,
+	PoolPartitioned, PoolCrashing, PoolHealthyHomes1, PoolHealthyHomes2,
+}
 
 // Measure is what one variant measured. Times are virtual.
 type Measure struct {
@@ -150,6 +171,13 @@ type Measure struct {
 	// LearnedViaRelay is the share of capsules written by others that
 	// instances learned first from the relay rather than by listing.
 	LearnedViaRelay float64 `json:"learned_via_relay"`
+	// RelayBytes sums, over the relays and their restarts, the bytes they
+	// received from and sent to instances during the workload (backbone
+	// traffic not included).
+	RelayBytes uint64 `json:"relay_bytes"`
+	// RelaysDelivering counts the relays that fanned entries out to
+	// members during the workload.
+	RelaysDelivering int `json:"relays_delivering"`
 	// MissedCapsules counts capsules in storage that some live instance
 	// still did not know SettleBound after the workload: the invariant
 	// wants 0.
@@ -177,12 +205,20 @@ type Comparison struct {
 	WithoutRelay         Measure `json:"without_relay"`
 	WithRelayCrashing    Measure `json:"with_relay_crashing"`
 	WithRelayPartitioned Measure `json:"with_relay_partitioned"`
+	PoolPartitioned      Measure `json:"pool_partitioned"`
+	PoolCrashing         Measure `json:"pool_crashing"`
+	PoolHealthyHomes1    Measure `json:"pool_healthy_homes1"`
+	PoolHealthyHomes2    Measure `json:"pool_healthy_homes2"`
 	WallSeconds          float64 `json:"wall_seconds"`
 }
 
-// Measures returns the variants' measures in report order.
+// Measures returns the variants' measures in report order (that of
+// Variants).
 func (c *Comparison) Measures() []*Measure {
-	return []*Measure{&c.WithRelay, &c.WithoutRelay, &c.WithRelayCrashing, &c.WithRelayPartitioned}
+	return []*Measure{
+		&c.WithRelay, &c.WithoutRelay, &c.WithRelayCrashing, &c.WithRelayPartitioned,
+		&c.PoolPartitioned, &c.PoolCrashing, &c.PoolHealthyHomes1, &c.PoolHealthyHomes2,
+	}
 }
 
 // Compare runs every variant of cfg, at most parallel at once (at least
@@ -246,6 +282,7 @@ type faultMark struct {
 type cworld struct {
 	cfg          CompareConfig
 	variant      Variant
+	spec         variantSpec
 	net          *netsim.Network
 	rng          *rand.Rand // cores' sources
 	workloadRand *rand.Rand // the workload's draws: the same in every variant
@@ -256,9 +293,7 @@ type cworld struct {
 	caps    []capsule
 	byRef   map[string]int
 
-	relayNode *netsim.Node
-	relay     *relay.Relay
-	relayUp   bool
+	relays []*simRelay
 
 	instances    []*instance // long-running
 	commands     []*instance
@@ -267,13 +302,15 @@ type cworld struct {
 	faults       int
 	workloadOver bool
 	bytesSent    uint64
+	relayBytes   uint64
+	delivering   int
 }
 
 // RunVariant runs one variant of a comparison.
 func RunVariant(cfg CompareConfig, v Variant) Measure {
 	wall := time.Now()
 	cfg = cfg.WithDefaults()
-	w := &cworld{cfg: cfg, variant: v, byRef: map[string]int{}}
+	w := &cworld{cfg: cfg, variant: v, spec: v.spec(cfg), byRef: map[string]int{}}
 	w.net = netsim.New(cfg.Seed, netsim.Options{RecordBytes: -1})
 	w.start = w.net.Now()
 	w.rng = rand.New(rand.NewPCG(cfg.Seed, 0xc0de))
@@ -291,10 +328,7 @@ func RunVariant(cfg CompareConfig, v Variant) Measure {
 		w.keys = append(w.keys, k)
 		w.storage = append(w.storage, st)
 	}
-	if v != WithoutRelay {
-		w.relayNode = w.net.AddNode(relayName)
-		w.startRelay()
-	}
+	w.addRelays()
 	for i := range cfg.Instances {
 		w.instances = append(w.instances, w.startInstance(fmt.Sprintf("i%02d", i), false))
 	}
@@ -311,21 +345,6 @@ func RunVariant(cfg CompareConfig, v Variant) Measure {
 }
 
 func (w *cworld) coreRand() *rand.Rand { return rand.New(rand.NewPCG(w.rng.Uint64(), w.rng.Uint64())) }
-
-func (w *cworld) startRelay() {
-	r, err := relay.New(relay.Config{}, w.coreRand())
-	if err != nil {
-		panic(err)
-	}
-	w.relay = r
-	if w.net.Events() > 0 {
-		w.relayNode.Restart(r)
-	} else {
-		w.relayNode.SetHandler(r)
-	}
-	w.relayNode.Listen(relayAddr)
-	w.relayUp = true
-}
 
 // scheduleWorkload draws every write (time, hub) and every command start
 // up front, from the workload source alone.
@@ -350,40 +369,6 @@ func (w *cworld) scheduleWorkload() {
 	}
 }
 
-// scheduleFaults sets up the variant's faults.
-func (w *cworld) scheduleFaults() {
-	cfg := w.cfg
-	switch w.variant {
-	case WithRelayCrashing:
-		for t := cfg.CrashEvery; t < cfg.Duration; t += cfg.CrashEvery {
-			w.marks = append(w.marks, faultMark{from: t, to: t + cfg.CrashDown, what: "relay crash"})
-			w.net.At(w.start.Add(t), func() {
-				if w.relayUp {
-					w.faults++
-					w.relayNode.Crash()
-					w.relayUp = false
-					w.net.At(w.net.Now().Add(cfg.CrashDown), w.startRelay)
-				}
-			})
-		}
-	case WithRelayPartitioned:
-		k := 0
-		for t := cfg.PartitionEvery / 2; t < cfg.Duration; t += cfg.PartitionEvery {
-			var names []string
-			for j := range cfg.PartitionInstances {
-				names = append(names, w.instances[(k*cfg.PartitionInstances+j)%len(w.instances)].name)
-			}
-			k++
-			w.marks = append(w.marks, faultMark{from: t, to: t + cfg.PartitionFor, what: "partition " + strings.Join(names[:1], "") + "+"})
-			w.net.At(w.start.Add(t), func() {
-				w.faults++
-				w.net.Partition(names, []string{relayName})
-				w.net.At(w.net.Now().Add(cfg.PartitionFor), w.net.Heal)
-			})
-		}
-	}
-}
-
 // endWorkload stops writes and faults; what is counted per hour stops here.
 func (w *cworld) endWorkload() {
 	w.workloadOver = true
@@ -391,6 +376,7 @@ func (w *cworld) endWorkload() {
 	for _, in := range w.instances {
 		w.bytesSent += in.core.Stats().BytesOut
 	}
+	w.relayBytes, w.delivering = w.relayCounts()
 }
 
 // settle runs until every live instance knows every capsule, or until the
@@ -437,6 +423,7 @@ func (w *cworld) measure() Measure {
 	m.ListQueriesPerInstanceHour = float64(queries) / n / cfg.Duration.Hours()
 	m.ListBytesPerInstance = float64(listBytes) / n
 	m.BytesSentPerInstance = float64(w.bytesSent) / n
+	m.RelayBytes, m.RelaysDelivering = w.relayBytes, w.delivering
 	if viaRelay+viaList > 0 {
 		m.LearnedViaRelay = float64(viaRelay) / float64(viaRelay+viaList)
 	}
@@ -478,11 +465,25 @@ func pctDur(sorted []time.Duration, p int) time.Duration {
 	return sorted[min(max(i-1, 0), len(sorted)-1)]
 }
 
-// WriteTable prints the comparison side by side.
+// WriteTable prints the comparison side by side, the single-relay
+// variants first, then the pool variants.
 func (c *Comparison) WriteTable(out io.Writer) {
-	ms := c.Measures()
-	fmt.Fprintf(out, "relay value: seed %d, %d instances, %d hubs, %.0f virtual minutes\n\n", c.Seed, c.Instances, c.Hubs, c.VirtualSeconds/60)
-	fmt.Fprintf(out, "%-30s", "")
+	all := c.Measures()
+	fmt.Fprintf(out, "relay value: seed %d, %d instances, %d hubs, %.0f virtual minutes\n", c.Seed, c.Instances, c.Hubs, c.VirtualSeconds/60)
+	for len(all) > 0 {
+		n := min(len(all), 4)
+		writeTable(out, all[:n])
+		all = all[n:]
+	}
+	for _, m := range c.Measures() {
+		for _, v := range m.Violations {
+			fmt.Fprintf(out, "VIOLATION %s: %s\n", m.Variant, v)
+		}
+	}
+}
+
+func writeTable(out io.Writer, ms []*Measure) {
+	fmt.Fprintf(out, "\n%-30s", "")
 	for _, m := range ms {
 		fmt.Fprintf(out, " %22s", m.Variant)
 	}
@@ -509,6 +510,8 @@ func (c *Comparison) WriteTable(out io.Writer) {
 	row("command catch-up p50", func(m *Measure) string { return secs(m.CatchUp) })
 	row("command catch-up max", func(m *Measure) string { return secs(m.CatchUpMax) })
 	row("relay bytes sent /instance", func(m *Measure) string { return fmt.Sprintf("%.0f KB", m.BytesSentPerInstance/1000) })
+	row("relay bytes in+out, all", func(m *Measure) string { return fmt.Sprintf("%.1f MB", float64(m.RelayBytes)/1e6) })
+	row("relays delivering", func(m *Measure) string { return fmt.Sprint(m.RelaysDelivering) })
 	row("listing bytes /instance", func(m *Measure) string { return fmt.Sprintf("%.0f KB", m.ListBytesPerInstance/1000) })
 	row("learned via relay", func(m *Measure) string { return fmt.Sprintf("%.1f%%", 100*m.LearnedViaRelay) })
 	row("faults", func(m *Measure) string { return fmt.Sprint(m.Faults) })
@@ -516,11 +519,6 @@ func (c *Comparison) WriteTable(out io.Writer) {
 	row("missed capsules", func(m *Measure) string { return fmt.Sprint(m.MissedCapsules) })
 	row("all known after workload", func(m *Measure) string { return secs(m.SettledAfter) })
 	row("wall time", func(m *Measure) string { return fmt.Sprintf("%.1fs", m.WallSeconds) })
-	for _, m := range ms {
-		for _, v := range m.Violations {
-			fmt.Fprintf(out, "VIOLATION %s: %s\n", m.Variant, v)
-		}
-	}
 }
 
 // Violations lists every variant's violations, prefixed by its name.

@@ -31,6 +31,16 @@ func TestRelayValueTargets(t *testing.T) {
 		if c.WithRelayCrashing.Faults < 3 {
 			t.Errorf("seed %d: relay crashed %d times, want 3", seed, c.WithRelayCrashing.Faults)
 		}
+		if c.PoolCrashing.Faults < 3 {
+			t.Errorf("seed %d: pool relays crashed %d times, want 3", seed, c.PoolCrashing.Faults)
+		}
+		// Pools spread: every variant's members hear through more than
+		// one relay (the instances cut from one relay, through the others).
+		for _, m := range c.Measures()[4:] {
+			if m.RelaysDelivering < 2 {
+				t.Errorf("seed %d: %s: %d relays delivered entries, want at least 2", seed, m.Variant, m.RelaysDelivering)
+			}
+		}
 	}
 }
 
@@ -40,6 +50,9 @@ func TestMissedTargetsReports(t *testing.T) {
 	c.WithoutRelay.AwarenessP99, c.WithoutRelay.AwarenessMax, c.WithoutRelay.ListQueriesPerInstanceHour, c.WithoutRelay.CatchUp = 60, 70, 60, 10
 	c.WithRelay.AwarenessP99, c.WithRelay.ListQueriesPerInstanceHour, c.WithRelay.CatchUp = 0.1, 1, 1
 	c.WithRelayCrashing.Faults = 1
+	c.PoolPartitioned.AwarenessP99, c.PoolPartitioned.AwarenessMax = 0.002, 0.003
+	c.PoolCrashing.Faults, c.PoolCrashing.AwarenessP99 = 1, 0.002
+	c.PoolHealthyHomes1.RelayBytes, c.PoolHealthyHomes2.RelayBytes = 1000, 2200
 	cfg := DefaultCompareConfig()
 	if m := c.MissedTargets(cfg); len(m) != 0 {
 		t.Fatalf("targets met, got misses %q", m)
@@ -47,6 +60,25 @@ func TestMissedTargetsReports(t *testing.T) {
 	c.WithRelayPartitioned.AwarenessMax = 70 + 45 + 66 + 1
 	if m := c.MissedTargets(cfg); len(m) != 1 || !strings.HasPrefix(m[0], string(WithRelayPartitioned)) {
 		t.Fatalf("partitioned awareness max worse than listing alone: got misses %q, want one of %s", m, WithRelayPartitioned)
+	}
+	c.WithRelayPartitioned.AwarenessMax = 0
+	for _, tc := range []struct {
+		v   Variant
+		set func(c *Comparison)
+	}{
+		{PoolPartitioned, func(c *Comparison) { c.PoolPartitioned.AwarenessP99 = 0.1 }},
+		{PoolPartitioned, func(c *Comparison) { c.PoolPartitioned.AwarenessMax = 2 }},
+		{PoolPartitioned, func(c *Comparison) { c.PoolPartitioned.ListQueriesPerInstanceHour = 1.21 }},
+		{PoolCrashing, func(c *Comparison) { c.PoolCrashing.Faults = 0 }},
+		{PoolCrashing, func(c *Comparison) { c.PoolCrashing.AwarenessP99 = 0.1 }},
+		{PoolCrashing, func(c *Comparison) { c.PoolCrashing.ListQueriesPerInstanceHour = 1.21 }},
+		{PoolHealthyHomes2, func(c *Comparison) { c.PoolHealthyHomes2.RelayBytes = 2201 }},
+	} {
+		d := c
+		tc.set(&d)
+		if m := d.MissedTargets(cfg); len(m) != 1 || !strings.HasPrefix(m[0], string(tc.v)+":") {
+			t.Errorf("got misses %q, want one of %s", m, tc.v)
+		}
 	}
 }
 

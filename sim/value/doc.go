@@ -4,7 +4,9 @@
 //
 // Compare (cosnim sim --compare) runs one seeded workload once per Variant
 // (with a relay, without one, with the relay crashing, with instances
-// partitioned from it) and measures what the relay buys: awareness latency,
+// partitioned from it, and pools of relays with and without a netsim
+// backbone, whose instances run a client.Pool; see relays.go for how the
+// pool variants' faults are spread over the relays) and measures what the relay buys: awareness latency,
 // list queries, a starting command's catch-up time, bytes.
 //
 // Storage models the cloud storage of one capsule hub. A write is stored
@@ -27,8 +29,9 @@
 // gone. It learns of others' capsules from the relay (Observer.Learned) or
 // by listing, whichever comes first. Without a relay the same code runs
 // with no relay listening: dials are refused and the instance lives on its
-// listings. Each hub has its own client core and relay connection, all on
-// the instance's one node (see startInstance for why).
+// listings. An instance runs one client core joined to every hub: a
+// client.Client on one relay connection, or a client.Pool in the pool
+// variants.
 //
 // Commands are instances that start during the workload with nothing known
 // and exit once they know every capsule that was visible in storage when
@@ -46,8 +49,10 @@
 // MISSED and exits non-zero on any, as TestRelayValueTargets fails.
 package value
 
-// The relay's node and address on the simulated network.
+// The relay's node and address on the simulated network; a pool's relays
+// are relayName-1, relayName-2, ... on relayPort.
 const (
 	relayName = "relay"
-	relayAddr = "relay:7420"
+	relayPort = ":7420"
+	relayAddr = relayName + relayPort
 )

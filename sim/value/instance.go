@@ -7,6 +7,7 @@ import (
 	"github.com/cosnim/relays/client"
 	"github.com/cosnim/relays/netsim"
 	"github.com/cosnim/relays/roster"
+	"github.com/cosnim/relays/transport"
 	"github.com/cosnim/relays/wire"
 )
 
@@ -18,7 +19,7 @@ type instance struct {
 	w       *cworld
 	name    string
 	node    *netsim.Node
-	core    *client.Client  // joined to every hub, on one relay connection
+	core    core            // joined to every hub
 	lists   client.Listings // per hub, in w.keys order; routes the core's events as the Agent does
 	armed   []time.Time     // per hub: the wake-up scheduled for its policy
 	listing []bool          // per hub: a listing in progress
@@ -51,10 +52,7 @@ func (w *cworld) startInstance(name string, command bool) *instance {
 	in.armed = make([]time.Time, hubs)
 	in.listing = make([]bool, hubs)
 	in.known = make([]bool, len(w.caps), len(w.caps)+64)
-	core, err := client.New(client.Config{Addrs: []string{relayAddr}, Agent: name}, in.node.Dialer(), w.coreRand(), (*instObserver)(in))
-	if err != nil {
-		panic(err)
-	}
+	core := w.newCore(in)
 	in.core = core
 	for h, k := range w.keys {
 		if err := core.Join(k, nil, now); err != nil {
@@ -210,6 +208,39 @@ func (in *instance) checkCaughtUp(now time.Time) {
 		in.caughtUp = now.Sub(in.started)
 		in.w.net.At(now.Add(time.Second), in.stop)
 	}
+}
+
+// core is what an instance needs of its client core: a client.Client on
+// one relay connection, or a client.Pool over the variant's relays.
+type core interface {
+	transport.Handler
+	Join(keys *roster.Keys, known []roster.Entry, now time.Time) error
+	Announce(id roster.ChannelID, ref []byte, now time.Time) (uint32, error)
+	Start(now time.Time)
+	Stop(now time.Time)
+	Stats() client.Stats
+}
+
+var (
+	_ core = (*client.Client)(nil)
+	_ core = (*client.Pool)(nil)
+)
+
+// newCore returns in's client core for the variant, observed by in.
+func (w *cworld) newCore(in *instance) core {
+	obs := (*instObserver)(in)
+	if w.spec.pool {
+		p, err := client.NewPool(w.poolConfig(in.name), in.node.Dialer(), w.coreRand(), obs)
+		if err != nil {
+			panic(err)
+		}
+		return p
+	}
+	c, err := client.New(client.Config{Addrs: []string{relayAddr}, Agent: in.name}, in.node.Dialer(), w.coreRand(), obs)
+	if err != nil {
+		panic(err)
+	}
+	return c
 }
 
 // instObserver hears the instance's client core and hands its events to

@@ -2,6 +2,7 @@ package value
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/cosnim/relays/relay"
 )
@@ -24,6 +25,20 @@ import (
 //     dead (the relay's idle timeout) and one listing interval (with its
 //     10% jitter): it then lists. (Its p99 is not a target: with few
 //     instances it is the max.)
+//   - pool_partitioned (issue 13): p99 awareness under poolP99, max under
+//     poolPartitionedMax; pool_crashing: a relay crashed, p99 under
+//     poolP99; both: list queries per instance-hour at most poolListRatio
+//     times with_relay's (the healthy single relay);
+//   - pool_healthy_homes2: relay bytes at most homesBytesRatio times
+//     pool_healthy_homes1's.
+
+// The pool targets of issue 13.
+const (
+	poolP99            = 100 * time.Millisecond
+	poolPartitionedMax = 2 * time.Second
+	poolListRatio      = 1.2
+	homesBytesRatio    = 2.2
+)
 
 // MissedTargets lists every target a variant missed, with the figures.
 func (c *Comparison) MissedTargets(cfg CompareConfig) []string {
@@ -64,6 +79,29 @@ func (c *Comparison) MissedTargets(cfg CompareConfig) []string {
 	if part.AwarenessMax > without.AwarenessMax+notice.Seconds() {
 		miss(WithRelayPartitioned, "awareness max %.3fs, listing alone %.3fs: want within %v more",
 			part.AwarenessMax, without.AwarenessMax, notice)
+	}
+	pp, pc := &c.PoolPartitioned, &c.PoolCrashing
+	if pp.AwarenessP99 >= poolP99.Seconds() || pp.AwarenessMax >= poolPartitionedMax.Seconds() {
+		miss(PoolPartitioned, "awareness p99/max %.4f/%.3fs: want under %v/%v", pp.AwarenessP99, pp.AwarenessMax, poolP99, poolPartitionedMax)
+	}
+	if pc.Faults == 0 {
+		miss(PoolCrashing, "no relay crashed")
+	}
+	if pc.AwarenessP99 >= poolP99.Seconds() {
+		miss(PoolCrashing, "awareness p99 %.4fs: want under %v", pc.AwarenessP99, poolP99)
+	}
+	for _, vm := range []struct {
+		v Variant
+		m *Measure
+	}{{PoolPartitioned, pp}, {PoolCrashing, pc}} {
+		v, m := vm.v, vm.m
+		if m.ListQueriesPerInstanceHour > poolListRatio*with.ListQueriesPerInstanceHour {
+			miss(v, "%.1f list queries per instance-hour, %.1f with a healthy relay: want at most %.1fx", m.ListQueriesPerInstanceHour, with.ListQueriesPerInstanceHour, poolListRatio)
+		}
+	}
+	h1, h2 := &c.PoolHealthyHomes1, &c.PoolHealthyHomes2
+	if float64(h2.RelayBytes) > homesBytesRatio*float64(h1.RelayBytes) {
+		miss(PoolHealthyHomes2, "relay bytes %d, %d with homes 1: want at most %.1fx", h2.RelayBytes, h1.RelayBytes, homesBytesRatio)
 	}
 	return out
 }
