@@ -54,17 +54,6 @@ func hubsPreferring(t *testing.T, names []string) (hubs [2]string, first [2]stri
 	return hubs, first
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(apiTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func knows(a *agent.Agent, hub, ref string) bool {
 	refs, err := a.Known(hub)
 	return err == nil && slices.ContainsFunc(refs, func(r []byte) bool { return string(r) == ref })
@@ -125,11 +114,11 @@ func TestAgentPoolFailsOverAcrossRealRelays(t *testing.T) {
 		if err := a.AnnounceAndWait(ctx, h, []byte("before-"+h)); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, fmt.Sprintf("b to learn hub %d's announce", i), func() bool { return knows(b, h, "before-"+h) })
+		testutil.WaitFor(t, apiTimeout, fmt.Sprintf("b to learn hub %d's announce", i), func() bool { return knows(b, h, "before-"+h) })
 	}
 
 	stops[first[0]]()
-	waitFor(t, "hub 0 to fail over", func() bool {
+	testutil.WaitFor(t, apiTimeout, "hub 0 to fail over", func() bool {
 		for _, r := range a.Relays() {
 			if r.Name == first[0] && r.Failed {
 				return true
@@ -145,7 +134,7 @@ func TestAgentPoolFailsOverAcrossRealRelays(t *testing.T) {
 	if err := b.Announce(hubs[0], []byte("after")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "a to learn the announce made after the failover", func() bool { return knows(a, hubs[0], "after") })
+	testutil.WaitFor(t, apiTimeout, "a to learn the announce made after the failover", func() bool { return knows(a, hubs[0], "after") })
 	for _, ag := range []*agent.Agent{a, b} {
 		for _, h := range hubs {
 			if !knows(ag, h, "before-"+h) {
@@ -153,7 +142,7 @@ func TestAgentPoolFailsOverAcrossRealRelays(t *testing.T) {
 			}
 		}
 	}
-	waitFor(t, "the stopped relay to home nothing", func() bool {
+	testutil.WaitFor(t, apiTimeout, "the stopped relay to home nothing", func() bool {
 		for _, r := range a.Relays() {
 			if r.Name == first[0] {
 				return len(r.Channels) == 0

@@ -101,9 +101,7 @@ func (b *backboneLink) collect(ch chan<- prometheus.Metric, st relay.Stats) {
 }
 
 func (b *backboneLink) collectCore(ch chan<- prometheus.Metric, st relay.Stats) {
-	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
-	}
+	counter := counterTo(ch)
 	counter(descBBEntries, st.BackbonePublishedEntries, "out")
 	counter(descBBEntries, st.BackboneEntries, "in")
 	counter(descBBDroppedEnt, st.BackboneDropped)
@@ -113,14 +111,19 @@ func (b *backboneLink) collectCore(ch chan<- prometheus.Metric, st relay.Stats) 
 	counter(descBBReconciles, st.BackboneReconcileFailed, "failed")
 }
 
+// counterTo sends counter samples to a scrape.
+func counterTo(ch chan<- prometheus.Metric) func(d *prometheus.Desc, v uint64, labels ...string) {
+	return func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+}
+
 func (b *backboneLink) collectDriver(ch chan<- prometheus.Metric) {
 	st := b.bus.Stats()
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
-	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
-	}
+	counter := counterTo(ch)
 	up := 0.0
 	if st.Connected {
 		up = 1
