@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cosnim/relays/internal/defaults"
+	"github.com/cosnim/relays/internal/fault"
 	"github.com/cosnim/relays/roster"
 	"github.com/cosnim/relays/transport"
 )
@@ -20,6 +21,10 @@ const DefaultHysteresis = 10 * time.Second
 
 // MaxPoolRelays bounds the relays of one pool.
 const MaxPoolRelays = 64
+
+// FailPoolFirstHomeOnly sends announces to a channel's first home only,
+// leaving its other homes to learn them from the backbone or a sync.
+const FailPoolFirstHomeOnly = "client/pool-first-home-only"
 
 // maxPendingAcks bounds the announces a pool remembers per relay while
 // waiting for their acks; the oldest are forgotten first (a catch-up
@@ -259,7 +264,11 @@ func (p *Pool) Announce(id roster.ChannelID, ref []byte, now time.Time) (uint32,
 	p.seq++
 	sent := false
 	var first error
-	for _, i := range pc.homes {
+	homes := pc.homes
+	if _, ok := fault.Hit(p.cfg.Client.Faults, FailPoolFirstHomeOnly); ok {
+		homes = homes[:min(len(homes), 1)]
+	}
+	for _, i := range homes {
 		r := p.relays[i]
 		s, err := r.cl.Announce(id, ref, now)
 		if err != nil && first == nil {
@@ -352,6 +361,9 @@ type ChannelStatus struct {
 	ID    roster.ChannelID
 	Order []string // the rendezvous order, preferred first
 	Homes []string // the relays it is joined on, in that order
+	// Joined are the homes whose relay has confirmed the join (Joined
+	// received on the current connection), in that order.
+	Joined []string
 }
 
 // Relays reports every relay, in configuration order.
@@ -377,6 +389,13 @@ func (p *Pool) Channels() []ChannelStatus {
 	out := make([]ChannelStatus, len(p.chans))
 	for i, pc := range p.chans {
 		out[i] = ChannelStatus{ID: pc.id, Order: p.namesOf(pc.order), Homes: p.namesOf(pc.homes)}
+		for _, h := range pc.homes {
+			if cl := p.relays[h].cl; cl != nil && cl.state == Connected {
+				if ch := cl.byID[pc.id]; ch != nil && ch.joined {
+					out[i].Joined = append(out[i].Joined, p.names[h])
+				}
+			}
+		}
 	}
 	return out
 }

@@ -197,6 +197,9 @@ func (c *simClient) chanIndex(ch int) int {
 
 // Run runs a scenario and checks the invariants.
 func Run(sc Scenario, opt Options) Result {
+	if sc.Pool != nil {
+		return runPool(sc, opt)
+	}
 	start := time.Now()
 	w := newWorld(sc, opt)
 	w.schedule()
@@ -320,14 +323,18 @@ func (w *world) coreRand() *rand.Rand {
 }
 
 // relayConfig is the relay's configuration in this scenario.
-func (w *world) relayConfig() relay.Config {
-	t, caps := w.sc.Timing, w.sc.Caps
+func (w *world) relayConfig() relay.Config { return relayConfigFor(w.sc, w.opt, w.relayFaults) }
+
+// relayConfigFor is a relay's configuration in scenario sc, with failpoint
+// registry faults.
+func relayConfigFor(sc Scenario, opt Options, faults *registry.Points) relay.Config {
+	t, caps := sc.Timing, sc.Caps
 	cfg := relay.Config{
 		HeartbeatInterval: t.Heartbeat,
 		IdleTimeout:       t.Idle,
 		HandshakeTimeout:  2 * time.Second,
-		CacheEntries:      firstNonZero(w.opt.CacheEntries, caps.CacheEntries),
-		PendingEntries:    firstNonZero(w.opt.PendingEntries, caps.PendingEntries),
+		CacheEntries:      firstNonZero(opt.CacheEntries, caps.CacheEntries),
+		PendingEntries:    firstNonZero(opt.PendingEntries, caps.PendingEntries),
 		MaxFrameSize:      caps.MaxFrameSize,
 		HighWater:         firstNonZero(caps.HighWater, 64<<10),
 		// Short, so partitions outlast it and channels are forgotten.
@@ -336,7 +343,9 @@ func (w *world) relayConfig() relay.Config {
 		// keeps the swarm's join proofs (a signature each, signed and
 		// checked again at every reconnect) from dominating run time.
 		MaxChannels: 8,
-		Faults:      w.relayFaults,
+	}
+	if faults != nil {
+		cfg.Faults = faults
 	}
 	return cfg.WithDefaults()
 }
@@ -388,19 +397,8 @@ func (w *world) relayDown() {
 
 func (c *simClient) start() {
 	w := c.w
-	t := w.sc.Timing
-	ae := w.aePeriod()
-	cfg := client.Config{
-		Addrs:          []string{relayAddr},
-		Agent:          c.name,
-		BackoffMin:     t.BackoffMin,
-		BackoffMax:     t.BackoffMax,
-		ConnectTimeout: 2 * time.Second,
-		AntiEntropy:    ae,
-		Heartbeat:      t.Heartbeat,
-		IdleTimeout:    t.Idle,
-		Faults:         c.faults,
-	}
+	cfg := clientConfigFor(w.sc.Timing, w.aePeriod(), c.name, c.faults)
+	cfg.Addrs = []string{relayAddr}
 	c.dialed.d = c.node.Dialer()
 	core, err := client.New(cfg, &c.dialed, w.coreRand(), c)
 	if err != nil {
@@ -445,6 +443,21 @@ func (w *world) lateStart(c *simClient) time.Time {
 		}
 	}
 	return time.Time{}
+}
+
+// clientConfigFor is a client core's configuration with timing t and
+// anti-entropy period ae, without addresses.
+func clientConfigFor(t Timing, ae time.Duration, name string, faults *registry.Points) client.Config {
+	return client.Config{
+		Agent:          name,
+		BackoffMin:     t.BackoffMin,
+		BackoffMax:     t.BackoffMax,
+		ConnectTimeout: 2 * time.Second,
+		AntiEntropy:    ae,
+		Heartbeat:      t.Heartbeat,
+		IdleTimeout:    t.Idle,
+		Faults:         faults,
+	}
 }
 
 // roster returns the client's roster for its first channel.
