@@ -390,7 +390,7 @@ func (p *Pool) Channels() []ChannelStatus {
 	for i, pc := range p.chans {
 		out[i] = ChannelStatus{ID: pc.id, Order: p.namesOf(pc.order), Homes: p.namesOf(pc.homes)}
 		for _, h := range pc.homes {
-			if cl := p.relays[h].cl; cl != nil && cl.state == Connected {
+			if cl := p.relays[h].cl; cl != nil {
 				if ch := cl.byID[pc.id]; ch != nil && ch.joined {
 					out[i].Joined = append(out[i].Joined, p.names[h])
 				}

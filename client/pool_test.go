@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cosnim/relays/client"
+	"github.com/cosnim/relays/internal/fault/registry"
 	"github.com/cosnim/relays/netsim"
 	"github.com/cosnim/relays/relay"
 	"github.com/cosnim/relays/roster"
@@ -78,9 +79,15 @@ func (m *member) Problem(roster.ChannelID, wire.Code, string, time.Time) {}
 
 func (w *poolWorld) member(name string, homes int) *member {
 	w.t.Helper()
+	return w.memberWith(name, homes, nil)
+}
+
+// memberWith is member with a failpoint registry for its relay Clients.
+func (w *poolWorld) memberWith(name string, homes int, faults *registry.Points) *member {
+	w.t.Helper()
 	m := &member{w: w, node: w.net.AddNode(name), learned: map[string]int{}}
 	cfg := client.PoolConfig{Homes: homes, Hysteresis: testHysteresis,
-		Client: client.Config{BackoffMin: 100 * time.Millisecond, BackoffMax: 500 * time.Millisecond}}
+		Client: client.Config{BackoffMin: 100 * time.Millisecond, BackoffMax: 500 * time.Millisecond, Faults: faults}}
 	for _, n := range w.names {
 		cfg.Relays = append(cfg.Relays, client.PoolRelay{Name: n, Addrs: []string{addrOf(n)}})
 	}
@@ -181,6 +188,45 @@ func TestPoolAnnouncesToEveryHome(t *testing.T) {
 	}
 	if len(m.acked) != 1 {
 		t.Fatalf("acks %v, want the pool's one seq once although both homes acked", m.acked)
+	}
+}
+
+// The failpoint the simulator's self-test uses must do what it says: the
+// second home never gets the announce.
+func TestPoolFirstHomeOnlyFailpoint(t *testing.T) {
+	w := newPoolWorld(t, 3)
+	faults := registry.New()
+	if err := faults.Enable(client.FailPoolFirstHomeOnly, "return(true)"); err != nil {
+		t.Fatal(err)
+	}
+	m := w.memberWith("a", 2, faults)
+	w.net.RunFor(time.Second)
+	spies := []*member{w.spy(m.homes()[0]), w.spy(m.homes()[1])}
+	w.net.RunFor(time.Second)
+	m.announce("cap-1")
+	w.net.RunFor(time.Second)
+	if spies[0].learned["cap-1"] != 1 || spies[1].learned["cap-1"] != 0 {
+		t.Fatalf("first home's spy learned %v, second's %v: want cap-1 on the first only", spies[0].learned, spies[1].learned)
+	}
+}
+
+// Channels reports as joined the homes whose relay confirmed the join on
+// the current connection, and no others.
+func TestPoolChannelsReportJoined(t *testing.T) {
+	w := newPoolWorld(t, 3)
+	m := w.member("a", 2)
+	if got := m.p.Channels()[0].Joined; len(got) != 0 {
+		t.Fatalf("joined %q before any connection", got)
+	}
+	w.net.RunFor(time.Second)
+	homes := m.homes()
+	if got := m.p.Channels()[0].Joined; !slices.Equal(got, homes) {
+		t.Fatalf("joined %q, want the homes %q", got, homes)
+	}
+	w.net.Node(homes[0]).Crash()
+	w.net.RunFor(50 * time.Millisecond)
+	if got := m.p.Channels()[0].Joined; slices.Contains(got, homes[0]) {
+		t.Fatalf("joined %q still lists %s, which crashed", got, homes[0])
 	}
 }
 

@@ -97,8 +97,10 @@ type poolWorld struct {
 	keys      []*roster.Keys
 	announced []map[string]bool
 	ids       [][]roster.ID
-	clients   []*poolClient
-	byName    map[string]*simRelay
+	// announcedAt is when each entry was announced (lookups only).
+	announcedAt map[roster.ID]time.Time
+	clients     []*poolClient
+	byName      map[string]*simRelay
 
 	healed     bool
 	healAt     time.Time
@@ -112,7 +114,6 @@ type poolWorld struct {
 	owMax      time.Duration
 	entryBytes int
 	checked    [numInv]uint64
-	reconnects uint64
 	needless   uint64
 }
 
@@ -150,6 +151,7 @@ type poolClient struct {
 	homes, joined []string
 	homesGen      int
 	reconnects    uint64
+	waits         []*bbWait // joins waiting for their first catch-up
 }
 
 func runPool(sc Scenario, opt Options) Result {
@@ -172,7 +174,7 @@ func runPool(sc Scenario, opt Options) Result {
 }
 
 func newPoolWorld(sc Scenario, opt Options) *poolWorld {
-	w := &poolWorld{sc: sc, opt: opt, byName: map[string]*simRelay{}}
+	w := &poolWorld{sc: sc, opt: opt, byName: map[string]*simRelay{}, announcedAt: map[roster.ID]time.Time{}}
 	w.touch.relaySpan = -1
 	w.hash = sha256.New()
 	w.trace = w.hash
@@ -391,15 +393,6 @@ func (w *poolWorld) relay(name string) *simRelay {
 	return r
 }
 
-func (w *poolWorld) client(name string) *poolClient {
-	for _, c := range w.clients {
-		if c.name == name {
-			return c
-		}
-	}
-	panic(fmt.Sprintf("no client %q", name))
-}
-
 // heal ends the chaos phase: every partition and bus fault is lifted,
 // down and draining relays start again.
 func (w *poolWorld) heal() {
@@ -437,6 +430,7 @@ func (c *poolClient) announce() {
 	e, _ := k.Seal([]byte(ref))
 	w.announced[c.ch][ref] = true
 	w.ids[c.ch] = append(w.ids[c.ch], e.ID)
+	w.announcedAt[e.ID] = w.net.Now()
 	w.entryBytes = max(w.entryBytes, len(e.Sealed))
 	w.announces++
 	w.logf("announce %s %s", c.name, ref)
@@ -683,7 +677,7 @@ func (o poolObserver) Learned(id roster.ChannelID, refs [][]byte, _ time.Time) {
 	}
 }
 func (poolObserver) StateChanged(client.State, time.Time)                   {}
-func (poolObserver) CaughtUp(roster.ChannelID, time.Time)                   {}
+func (o poolObserver) CaughtUp(roster.ChannelID, time.Time)                 { o.c.caughtUp() }
 func (poolObserver) EpochChanged(uint64, time.Time)                         {}
 func (poolObserver) Acked(roster.ChannelID, uint32, time.Time)              {}
 func (poolObserver) Problem(roster.ChannelID, wire.Code, string, time.Time) {}

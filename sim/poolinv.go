@@ -166,6 +166,17 @@ func (w *poolWorld) checkBackboneCatchUp(r *simRelay, ms []*poolClient, why stri
 		rel := []string{r.name}
 		s := w.snap([]*poolClient{m}, rel, append([]*simRelay{r}, peers...), true)
 		bound := w.backboneCatchUpBound(len(w.ids[m.ch]))
+		if why == "joined" {
+			// What reached the peers before r could have reconciled must
+			// be in m's first catch-up from r (below, caughtUp).
+			var old []roster.ID
+			for _, id := range want {
+				if !w.announcedAt[id].After(s.from.Add(-bound)) {
+					old = append(old, id)
+				}
+			}
+			m.waits = append(m.waits, &bbWait{relay: r, snap: s, want: old})
+		}
 		w.net.At(s.from.Add(bound), func() {
 			if !w.still(s) || !slices.Contains(m.joined, r.name) {
 				return
@@ -192,4 +203,36 @@ func (w *poolWorld) backboneCatchUpBound(n int) time.Duration {
 	rounds := time.Duration(syncRounds(n))
 	wire := xmitAt(2*n*(w.entryBytes+40)+4*(64<<10), netsimBandwidth)
 	return rounds*2*busMax + rounds*2*w.owMax + 2*wire + boundSlack
+}
+
+// bbWait is a member's join of a relay on a backbone, waiting for its
+// first catch-up there.
+type bbWait struct {
+	relay *simRelay
+	snap  *poolSnap
+	want  []roster.ID
+}
+
+// caughtUp checks, when c's pool reports a finished sync, that a member
+// joined on one relay only holds what every peer of that relay held, up
+// to a catch-up bound before it joined: the relay holds a member's Joined
+// until it reconciled a new channel with a peer, so the sync that follows
+// carries it all.
+func (c *poolClient) caughtUp() {
+	w := c.w
+	waits := c.waits
+	c.waits = nil
+	for _, bw := range waits {
+		if len(c.joined) != 1 || c.joined[0] != bw.relay.name || !w.still(bw.snap) {
+			continue
+		}
+		w.checked[invCatchUp]++
+		for _, id := range bw.want {
+			if !c.roster().Has(id) {
+				w.violate("catch-up: %s caught up with %s lacking an entry every peer held before it joined at t=%s",
+					c.name, bw.relay.name, w.stampOf(bw.snap.from))
+				break
+			}
+		}
+	}
 }
