@@ -26,6 +26,10 @@ const MaxPoolRelays = 64
 // leaving its other homes to learn them from the backbone or a sync.
 const FailPoolFirstHomeOnly = "client/pool-first-home-only"
 
+// FailPoolNoFailover keeps a channel's first homes for good: a lost home
+// is never replaced.
+const FailPoolNoFailover = "client/pool-no-failover"
+
 // maxPendingAcks bounds the announces a pool remembers per relay while
 // waiting for their acks; the oldest are forgotten first (a catch-up
 // carries them all the same).

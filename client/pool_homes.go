@@ -4,6 +4,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/cosnim/relays/internal/fault"
 	"github.com/cosnim/relays/roster"
 	"github.com/cosnim/relays/transport"
 	"github.com/cosnim/relays/wire"
@@ -85,6 +86,9 @@ func (p *Pool) rehome(pc *poolChannel, now time.Time) {
 // preferred over a home and connected for Hysteresis takes the place of
 // the least preferred home.
 func (p *Pool) choose(pc *poolChannel, now time.Time) []int {
+	if _, ok := fault.Hit(p.cfg.Client.Faults, FailPoolNoFailover); ok && len(pc.homes) > 0 {
+		return pc.homes
+	}
 	keep := 0
 	for _, i := range pc.homes {
 		if p.reachable(p.relays[i], now) {

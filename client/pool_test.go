@@ -276,6 +276,24 @@ func TestPoolMergeDoesNotReannounce(t *testing.T) {
 	}
 }
 
+// The failpoint the simulator's failover self-test uses must do what it
+// says: a lost home stays a home.
+func TestPoolNoFailoverFailpoint(t *testing.T) {
+	w := newPoolWorld(t, 3)
+	faults := registry.New()
+	if err := faults.Enable(client.FailPoolNoFailover, "return(true)"); err != nil {
+		t.Fatal(err)
+	}
+	a := w.memberWith("a", 2, faults)
+	w.net.RunFor(time.Second)
+	order := w.order()
+	w.net.Node(order[0]).Crash()
+	w.net.RunFor(time.Second)
+	if got := a.homes(); !slices.Equal(got, order[:2]) {
+		t.Fatalf("homes %q after %s crashed, want %q kept", got, order[0], order[:2])
+	}
+}
+
 func TestPoolFailsOverAndMovesBackAfterHysteresis(t *testing.T) {
 	w := newPoolWorld(t, 3)
 	a, b := w.member("a", 2), w.member("b", 2)

@@ -152,6 +152,9 @@ type poolClient struct {
 	homesGen      int
 	reconnects    uint64
 	waits         []*bbWait // joins waiting for their first catch-up
+	// atLeast[k] is the last time the channel had k or more joined homes.
+	atLeast  []time.Time
+	reported time.Time // the last failover violation
 }
 
 func runPool(sc Scenario, opt Options) Result {
@@ -310,6 +313,10 @@ func (w *poolWorld) addClient(name string, ch int) {
 		conns: map[transport.Conn]string{}, connGen: map[string]int{}, openAt: map[string]time.Time{},
 		openBy: map[string]*client.Client{}}
 	c.node = w.net.AddNode(name)
+	c.atLeast = make([]time.Time, w.sc.Pool.Homes+1)
+	for k := range c.atLeast {
+		c.atLeast[k] = w.net.Now()
+	}
 	cfg := client.PoolConfig{Homes: w.sc.Pool.Homes, Hysteresis: w.sc.Pool.Hysteresis,
 		Client: clientConfigFor(w.sc.Timing, aePeriodOf(w.sc.Timing), name, c.faults)}
 	for _, r := range w.relays {
@@ -448,6 +455,9 @@ func (c *poolClient) announce() {
 // observe notes changes of c's homes after an event.
 func (c *poolClient) observe() {
 	st := c.pool.Channels()[0]
+	for k := 1; k <= len(st.Joined) && k < len(c.atLeast); k++ {
+		c.atLeast[k] = c.w.net.Now()
+	}
 	if !slices.Equal(st.Homes, c.homes) || !slices.Equal(st.Joined, c.joined) {
 		fresh := []string{}
 		for _, r := range st.Joined {
@@ -477,6 +487,8 @@ func (w *poolWorld) check() {
 	}
 	all := true
 	for _, c := range w.clients {
+		c.observe()
+		w.checkFailover(c)
 		n := c.roster().Len()
 		if n < c.last {
 			w.violate("monotonic: %s roster of channel %d shrank from %d to %d", c.name, c.ch, c.last, n)
@@ -536,7 +548,7 @@ func (w *poolWorld) result() Result {
 		res.Churn[c.name] = ClientChurn{Reconnects: c.reconnects}
 	}
 	res.NeedlessReconnects = w.needless
-	res.Checked = Checks{Awareness: w.checked[invAwareness], CatchUp: w.checked[invCatchUp]}
+	res.Checked = Checks{Awareness: w.checked[invAwareness], CatchUp: w.checked[invCatchUp], Failover: w.checked[invFailover]}
 	res.Violations = append([]string{}, w.violations...)
 	if res.ForgedRefused > 0 {
 		res.Violations = append(res.Violations, fmt.Sprintf("fabrication: clients refused %d entries that did not open, with no forger in the run", res.ForgedRefused))

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/cosnim/relays/backbone"
+
 	"github.com/cosnim/relays/roster"
 )
 
@@ -235,4 +237,47 @@ func (c *poolClient) caughtUp() {
 			}
 		}
 	}
+}
+
+// failoverBound is how long a pool may lack a joined home while a relay
+// it reaches is up: the idle timeout (to notice a home cut off), the
+// maximum backoff (to reconnect to a relay that was down before the
+// window), the connect timeout (a dial to the lost home in flight), a
+// backbone reconciliation holding the Joined (backbone.RequestTimeout),
+// and a second of slack for the handshake and join round trips.
+func (w *poolWorld) failoverBound() time.Duration {
+	t := w.sc.Timing
+	return t.Idle + t.BackoffMax + clientConfigFor(t, 0, "", nil).ConnectTimeout + backbone.RequestTimeout + time.Second
+}
+
+// checkFailover is invariant (g), failover: a client has as many joined
+// homes as its pool's homes, or as the relays it reaches if fewer, within
+// failoverBound. A relay counts as reached when it, the client and the
+// link between them were untouched over the whole bound.
+func (w *poolWorld) checkFailover(c *poolClient) {
+	now := w.net.Now()
+	b := w.failoverBound()
+	from := now.Add(-b)
+	if from.Before(w.start()) {
+		return
+	}
+	reach := 0
+	var names []string
+	for _, r := range w.relays {
+		if r.up && !w.touch.touched([]string{c.name, r.name, pairName(c.name, r.name)}, from, now, 0, true) {
+			reach++
+			names = append(names, r.name)
+		}
+	}
+	want := min(reach, w.sc.Pool.Homes)
+	if want == 0 {
+		return
+	}
+	w.checked[invFailover]++
+	if !c.atLeast[want].Before(from) || !c.reported.Before(from) {
+		return
+	}
+	c.reported = now
+	w.violate("failover: %s has had fewer than %d joined homes (now %q) for %v while it reached %q",
+		c.name, want, c.joined, now.Sub(c.atLeast[want]), names)
 }

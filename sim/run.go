@@ -95,6 +95,9 @@ type Checks struct {
 	CatchUp   uint64 `json:"catch_up"`
 	Epoch     uint64 `json:"epoch"`
 	Resync    uint64 `json:"resync"`
+	// Failover counts pool clients' checks of their joined homes
+	// (sim/poolinv.go).
+	Failover uint64 `json:"failover,omitempty"`
 }
 
 const (
@@ -102,6 +105,7 @@ const (
 	invCatchUp
 	invEpoch
 	invResync
+	invFailover
 	numInv
 )
 

@@ -56,6 +56,7 @@ var selfTests = []struct {
 	{client.FailPoolFirstHomeOnly, "awareness:", []uint64{65, 144}},
 	{relay.FailNoBackboneReconcile, "catch-up:", []uint64{29, 194}},
 	{client.FailIdleBelowHeartbeat, "churn:", []uint64{14, 29}},
+	{client.FailPoolNoFailover, "failover:", []uint64{46, 52}},
 }
 
 func hasViolation(vs []string, prefix string) bool {
