@@ -115,6 +115,7 @@ type poolWorld struct {
 	entryBytes int
 	checked    [numInv]uint64
 	needless   uint64
+	rescans    uint64
 }
 
 // simRelay is one relay of the pool.
@@ -547,7 +548,7 @@ func (w *poolWorld) result() Result {
 		res.Reconnects += c.reconnects
 		res.Churn[c.name] = ClientChurn{Reconnects: c.reconnects}
 	}
-	res.NeedlessReconnects = w.needless
+	res.NeedlessReconnects, res.Rescans = w.needless, w.rescans
 	res.Checked = Checks{Awareness: w.checked[invAwareness], CatchUp: w.checked[invCatchUp], Failover: w.checked[invFailover]}
 	res.Violations = append([]string{}, w.violations...)
 	if res.ForgedRefused > 0 {
@@ -688,8 +689,14 @@ func (o poolObserver) Learned(id roster.ChannelID, refs [][]byte, _ time.Time) {
 		}
 	}
 }
-func (poolObserver) StateChanged(client.State, time.Time)                   {}
-func (o poolObserver) CaughtUp(roster.ChannelID, time.Time)                 { o.c.caughtUp() }
-func (poolObserver) EpochChanged(uint64, time.Time)                         {}
-func (poolObserver) Acked(roster.ChannelID, uint32, time.Time)              {}
-func (poolObserver) Problem(roster.ChannelID, wire.Code, string, time.Time) {}
+func (poolObserver) StateChanged(client.State, time.Time)      {}
+func (o poolObserver) CaughtUp(roster.ChannelID, time.Time)    { o.c.caughtUp() }
+func (poolObserver) EpochChanged(uint64, time.Time)            {}
+func (poolObserver) Acked(roster.ChannelID, uint32, time.Time) {}
+
+// Problem counts the relays' Rescans: "list storage" (Result.Rescans).
+func (o poolObserver) Problem(_ roster.ChannelID, code wire.Code, _ string, _ time.Time) {
+	if code == wire.CodeRescan {
+		o.c.w.rescans++
+	}
+}

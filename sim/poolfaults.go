@@ -113,8 +113,9 @@ func applyPoolDrain(w *poolWorld, f Fault) {
 	w.touch.untilRestart(r.name, w.net.Now())
 	r.core.Drain(w.net.Now(), 500*time.Millisecond, time.Second, nil)
 	r.node.SetHandler(poolRelayTap{w, r}) // re-arm its timer
+	gen := r.gen
 	w.later(f.Duration, func() {
-		if r.up {
+		if r.up && r.gen == gen { // not restarted meanwhile by a crash
 			r.node.Crash()
 			r.up = false
 			w.startRelay(r)

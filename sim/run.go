@@ -83,7 +83,10 @@ type Result struct {
 	Overloaded uint64 `json:"overloaded"`
 	// ResyncLate counts members told to resync whose sync had not finished
 	// within the resync bound (flooded ones; see sim/resync.go).
-	ResyncLate       uint64  `json:"resync_late"`
+	ResyncLate uint64 `json:"resync_late"`
+	// Rescans counts the Rescans pool clients were told (a Joined not
+	// flagged complete: list storage); pool runs only.
+	Rescans          uint64  `json:"rescans,omitempty"`
 	WallSeconds      float64 `json:"wall_seconds"`
 	EventsPerWallSec float64 `json:"events_per_wall_second"`
 	ReplayCommand    string  `json:"replay_command,omitempty"`
