@@ -160,7 +160,12 @@ type poolChannel struct {
 	id    roster.ChannelID
 	order []int // relay indexes, preferred first
 	homes []int // in order
-	view  roster.Set
+	// deferred are homes chosen but not joined yet: they wait for the
+	// Joined of waitOn, the last home joined, until waitUntil (rehome).
+	deferred  []int
+	waitOn    *poolRelay
+	waitUntil time.Time
+	view      roster.Set
 }
 
 // poolRelay is one relay of the pool: its Client while running, and what
@@ -394,10 +399,8 @@ func (p *Pool) Channels() []ChannelStatus {
 	for i, pc := range p.chans {
 		out[i] = ChannelStatus{ID: pc.id, Order: p.namesOf(pc.order), Homes: p.namesOf(pc.homes)}
 		for _, h := range pc.homes {
-			if cl := p.relays[h].cl; cl != nil {
-				if ch := cl.byID[pc.id]; ch != nil && ch.joined {
-					out[i].Joined = append(out[i].Joined, p.names[h])
-				}
+			if p.joinedOn(pc, p.relays[h]) {
+				out[i].Joined = append(out[i].Joined, p.names[h])
 			}
 		}
 	}
@@ -441,6 +444,11 @@ func (p *Pool) Open(tc transport.Conn, now time.Time) {
 func (p *Pool) Data(tc transport.Conn, b []byte, now time.Time) {
 	if r := p.owner(tc); r != nil {
 		r.cl.Data(tc, b, now)
+		for _, pc := range p.chans {
+			if pc.waitOn == r && len(pc.deferred) > 0 && p.joinedOn(pc, r) {
+				p.dirty = true // its deferred homes may join now
+			}
+		}
 		p.settle(now)
 	}
 }

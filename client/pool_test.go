@@ -45,6 +45,34 @@ func newPoolWorld(t *testing.T, n int) *poolWorld {
 
 func addrOf(name string) string { return name + ":7420" }
 
+// newBackbonePool is newPoolWorld with the relays on a simulated backbone.
+func newBackbonePool(t *testing.T, n int) *poolWorld {
+	t.Helper()
+	w := &poolWorld{t: t, net: netsim.New(7, netsim.Options{}), relays: map[string]*relay.Relay{}}
+	bus := w.net.NewBus("nats", netsim.BusOptions{})
+	for i := range n {
+		name := fmt.Sprintf("r%d", i+1)
+		w.names = append(w.names, name)
+		nd := w.net.AddNode(name)
+		port := bus.Attach(nd)
+		r, err := relay.New(relay.Config{Backbone: port}, rand.New(rand.NewPCG(uint64(i), 1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.relays[name] = r
+		nd.SetHandler(r)
+		nd.Listen(addrOf(name))
+		port.SetHandler(r)
+	}
+	k, err := roster.DeriveKeys([]byte("pool secret"), "hub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.keys = k
+	w.net.RunFor(10 * time.Millisecond) // the relays get the bus
+	return w
+}
+
 // startRelay (re)starts relay name with an empty memory.
 func (w *poolWorld) startRelay(name string) {
 	r, err := relay.New(relay.Config{}, rand.New(rand.NewPCG(uint64(len(w.relays)), w.net.Events())))
@@ -59,11 +87,12 @@ func (w *poolWorld) startRelay(name string) {
 
 // member is a pool core on its own node, with what its Observer heard.
 type member struct {
-	w       *poolWorld
-	node    *netsim.Node
-	p       *client.Pool
-	learned map[string]int
-	acked   []uint32
+	w        *poolWorld
+	node     *netsim.Node
+	p        *client.Pool
+	learned  map[string]int
+	acked    []uint32
+	problems []wire.Code
 }
 
 func (m *member) Learned(_ roster.ChannelID, refs [][]byte, _ time.Time) {
@@ -71,11 +100,13 @@ func (m *member) Learned(_ roster.ChannelID, refs [][]byte, _ time.Time) {
 		m.learned[string(r)]++
 	}
 }
-func (m *member) StateChanged(client.State, time.Time)                   {}
-func (m *member) CaughtUp(roster.ChannelID, time.Time)                   {}
-func (m *member) EpochChanged(uint64, time.Time)                         {}
-func (m *member) Acked(_ roster.ChannelID, seq uint32, _ time.Time)      { m.acked = append(m.acked, seq) }
-func (m *member) Problem(roster.ChannelID, wire.Code, string, time.Time) {}
+func (m *member) StateChanged(client.State, time.Time)              {}
+func (m *member) CaughtUp(roster.ChannelID, time.Time)              {}
+func (m *member) EpochChanged(uint64, time.Time)                    {}
+func (m *member) Acked(_ roster.ChannelID, seq uint32, _ time.Time) { m.acked = append(m.acked, seq) }
+func (m *member) Problem(_ roster.ChannelID, code wire.Code, _ string, _ time.Time) {
+	m.problems = append(m.problems, code)
+}
 
 func (w *poolWorld) member(name string, homes int) *member {
 	w.t.Helper()
@@ -227,6 +258,24 @@ func TestPoolChannelsReportJoined(t *testing.T) {
 	w.net.RunFor(50 * time.Millisecond)
 	if got := m.p.Channels()[0].Joined; slices.Contains(got, homes[0]) {
 		t.Fatalf("joined %q still lists %s, which crashed", got, homes[0])
+	}
+}
+
+// A pool joining two homes on a backbone at once must not make the two
+// relays reconcile the new channel with each other while both are unsure
+// of it: each would end up claiming an incomplete cache, and every member
+// be told to list storage, though nothing was ever lost.
+func TestPoolJoinsNewHomesOneAtATime(t *testing.T) {
+	w := newBackbonePool(t, 2)
+	a, b := w.member("a", 2), w.member("b", 2)
+	w.net.RunFor(time.Second)
+	for _, m := range []*member{a, b} {
+		if got := m.p.Channels()[0].Joined; len(got) != 2 {
+			t.Fatalf("joined %q, want both homes", got)
+		}
+		if slices.Contains(m.problems, wire.CodeRescan) {
+			t.Fatalf("told to list storage (problems %v) though no relay lost anything", m.problems)
+		}
 	}
 }
 
