@@ -201,6 +201,7 @@ type classSummary struct {
 	// Awareness and CatchUp count the windows judged (sim.Checks).
 	Awareness uint64 `json:"awareness_windows"`
 	CatchUp   uint64 `json:"catch_up_windows"`
+	Failover  uint64 `json:"failover_checks,omitempty"`
 	conv      []float64
 }
 
@@ -258,6 +259,7 @@ func runMany(out, progress io.Writer, first uint64, n, parallel int, failpoints 
 		cs.Events += r.Events
 		cs.Awareness += r.Checked.Awareness
 		cs.CatchUp += r.Checked.CatchUp
+		cs.Failover += r.Checked.Failover
 		if r.Converged {
 			cs.conv = append(cs.conv, r.ConvergedAfter)
 		}
@@ -311,8 +313,12 @@ func runMany(out, progress io.Writer, first uint64, n, parallel int, failpoints 
 		classes := slices.Sorted(maps.Keys(s.Classes))
 		for _, c := range classes {
 			cs := s.Classes[c]
-			fmt.Fprintf(out, "%-28s %d runs, %d failed, %d events, convergence p50 %.2fs max %.2fs, %d awareness and %d catch-up windows\n",
+			fmt.Fprintf(out, "%-28s %d runs, %d failed, %d events, convergence p50 %.2fs max %.2fs, %d awareness and %d catch-up windows",
 				"class "+string(c), cs.Runs, cs.Failed, cs.Events, cs.ConvergeP50, cs.ConvergeMax, cs.Awareness, cs.CatchUp)
+			if cs.Failover > 0 {
+				fmt.Fprintf(out, ", %d failover checks", cs.Failover)
+			}
+			fmt.Fprintln(out)
 		}
 		for _, r := range s.Failures {
 			fmt.Fprintf(out, "\nFAILED seed %d: %d violations, first: %s\n  replay: %s\n", r.Seed, len(r.Violations), r.Violations[0], r.ReplayCommand)
