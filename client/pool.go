@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cosnim/relays/internal/defaults"
+	"github.com/cosnim/relays/internal/fault"
 	"github.com/cosnim/relays/roster"
 	"github.com/cosnim/relays/transport"
 )
@@ -20,6 +21,14 @@ const DefaultHysteresis = 10 * time.Second
 
 // MaxPoolRelays bounds the relays of one pool.
 const MaxPoolRelays = 64
+
+// FailPoolFirstHomeOnly sends announces to a channel's first home only,
+// leaving its other homes to learn them from the backbone or a sync.
+const FailPoolFirstHomeOnly = "client/pool-first-home-only"
+
+// FailPoolNoFailover keeps a channel's first homes for good: a lost home
+// is never replaced.
+const FailPoolNoFailover = "client/pool-no-failover"
 
 // maxPendingAcks bounds the announces a pool remembers per relay while
 // waiting for their acks; the oldest are forgotten first (a catch-up
@@ -153,7 +162,12 @@ type poolChannel struct {
 	id    roster.ChannelID
 	order []int // relay indexes, preferred first
 	homes []int // in order
-	view  roster.Set
+	// deferred are homes chosen but not joined yet: they wait for the
+	// Joined of waitOn, the last home joined, until waitUntil (rehome).
+	deferred  []int
+	waitOn    *poolRelay
+	waitUntil time.Time
+	view      roster.Set
 }
 
 // poolRelay is one relay of the pool: its Client while running, and what
@@ -261,7 +275,11 @@ func (p *Pool) Announce(id roster.ChannelID, ref []byte, now time.Time) (uint32,
 	p.seq++
 	sent := false
 	var first error
-	for _, i := range pc.homes {
+	homes := pc.homes
+	if _, ok := fault.Hit(p.cfg.Client.Faults, FailPoolFirstHomeOnly); ok {
+		homes = homes[:min(len(homes), 1)]
+	}
+	for _, i := range homes {
 		r := p.relays[i]
 		s, err := r.cl.Announce(id, ref, now)
 		if err != nil && first == nil {
@@ -354,6 +372,9 @@ type ChannelStatus struct {
 	ID    roster.ChannelID
 	Order []string // the rendezvous order, preferred first
 	Homes []string // the relays it is joined on, in that order
+	// Joined are the homes whose relay has confirmed the join (Joined
+	// received on the current connection), in that order.
+	Joined []string
 }
 
 // Relays reports every relay, in configuration order.
@@ -379,6 +400,11 @@ func (p *Pool) Channels() []ChannelStatus {
 	out := make([]ChannelStatus, len(p.chans))
 	for i, pc := range p.chans {
 		out[i] = ChannelStatus{ID: pc.id, Order: p.namesOf(pc.order), Homes: p.namesOf(pc.homes)}
+		for _, h := range pc.homes {
+			if p.joinedOn(pc, p.relays[h]) {
+				out[i].Joined = append(out[i].Joined, p.names[h])
+			}
+		}
 	}
 	return out
 }
@@ -420,6 +446,11 @@ func (p *Pool) Open(tc transport.Conn, now time.Time) {
 func (p *Pool) Data(tc transport.Conn, b []byte, now time.Time) {
 	if r := p.owner(tc); r != nil {
 		r.cl.Data(tc, b, now)
+		for _, pc := range p.chans {
+			if pc.waitOn == r && len(pc.deferred) > 0 && p.joinedOn(pc, r) {
+				p.dirty = true // its deferred homes may join now
+			}
+		}
 		p.settle(now)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/cosnim/relays/internal/fault"
 	"github.com/cosnim/relays/roster"
 	"github.com/cosnim/relays/transport"
 	"github.com/cosnim/relays/wire"
@@ -49,23 +50,46 @@ func (p *Pool) settle(now time.Time) {
 	p.setState(p.aggregate(chans), now)
 }
 
+// joinStagger bounds how long a channel's next new home waits for the
+// Joined of the one joined before it (rehome).
+const joinStagger = time.Second
+
 // rehome chooses pc's homes, joins the new ones, then leaves the old.
+//
+// New homes are joined one at a time: the next waits until the relay
+// joined before it sent its Joined, or joinStagger passed. A relay on a
+// backbone sends Joined once it reconciled a new channel with its peers;
+// two relays creating the channel at once would each reconcile with the
+// other while both are unsure, and both end up claiming an incomplete
+// cache (every member told to list storage). The waiting relays' Clients
+// run meanwhile, so their connections are ready.
 func (p *Pool) rehome(pc *poolChannel, now time.Time) {
 	target := p.choose(pc, now)
-	if slices.Equal(target, pc.homes) {
+	if slices.Equal(target, pc.homes) && len(pc.deferred) == 0 {
 		return
 	}
+	homes := make([]int, 0, len(target))
+	pc.deferred = pc.deferred[:0]
 	for _, i := range target {
-		if slices.Contains(pc.homes, i) || pc.keys == nil {
-			continue
-		}
 		r := p.relays[i]
-		if r.cl == nil {
+		switch {
+		case slices.Contains(pc.homes, i) || pc.keys == nil:
+			homes = append(homes, i)
+			continue
+		case r.cl == nil:
 			p.startRelay(r, now)
+		}
+		if w := pc.waitOn; w != nil && now.Before(pc.waitUntil) && w.cl != nil &&
+			slices.Contains(homes, slices.Index(p.relays, w)) && !p.joinedOn(pc, w) {
+			pc.deferred = append(pc.deferred, i)
+			p.wakeAt(pc.waitUntil)
+			continue
 		}
 		if err := r.cl.Join(pc.keys, pc.view.Entries(), now); err != nil {
 			r.log.Warn("pool: join failed", "err", err)
 		}
+		homes = append(homes, i)
+		pc.waitOn, pc.waitUntil = r, now.Add(joinStagger)
 	}
 	for _, i := range pc.homes {
 		if slices.Contains(target, i) || pc.keys == nil {
@@ -77,7 +101,17 @@ func (p *Pool) rehome(pc *poolChannel, now time.Time) {
 			}
 		}
 	}
-	pc.homes = target
+	pc.homes = homes
+}
+
+// joinedOn reports whether r's Client has pc joined (its Joined arrived
+// on the current connection).
+func (p *Pool) joinedOn(pc *poolChannel, r *poolRelay) bool {
+	if r.cl == nil {
+		return false
+	}
+	ch := r.cl.byID[pc.id]
+	return ch != nil && ch.joined
 }
 
 // choose is pc's homes: its current homes that are still reachable, and,
@@ -85,6 +119,9 @@ func (p *Pool) rehome(pc *poolChannel, now time.Time) {
 // preferred over a home and connected for Hysteresis takes the place of
 // the least preferred home.
 func (p *Pool) choose(pc *poolChannel, now time.Time) []int {
+	if _, ok := fault.Hit(p.cfg.Client.Faults, FailPoolNoFailover); ok && len(pc.homes) == p.homes(pc) {
+		return pc.homes
+	}
 	keep := 0
 	for _, i := range pc.homes {
 		if p.reachable(p.relays[i], now) {
@@ -133,8 +170,11 @@ func (p *Pool) settled(r *poolRelay, now time.Time) bool {
 // prefers over one, or all of them while it lacks homes.
 func (p *Pool) markWanted(pc *poolChannel, wanted []bool) {
 	last := len(pc.order) - 1
-	if len(pc.homes) == p.homes(pc) {
-		last = slices.Index(pc.order, pc.homes[len(pc.homes)-1])
+	if len(pc.homes)+len(pc.deferred) == p.homes(pc) {
+		last = 0
+		for _, i := range slices.Concat(pc.homes, pc.deferred) {
+			last = max(last, slices.Index(pc.order, i))
+		}
 	}
 	for _, i := range pc.order[:last+1] {
 		wanted[i] = true

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cosnim/relays/client"
+	"github.com/cosnim/relays/internal/fault/registry"
 	"github.com/cosnim/relays/netsim"
 	"github.com/cosnim/relays/relay"
 	"github.com/cosnim/relays/roster"
@@ -44,6 +45,34 @@ func newPoolWorld(t *testing.T, n int) *poolWorld {
 
 func addrOf(name string) string { return name + ":7420" }
 
+// newBackbonePool is newPoolWorld with the relays on a simulated backbone.
+func newBackbonePool(t *testing.T, n int) *poolWorld {
+	t.Helper()
+	w := &poolWorld{t: t, net: netsim.New(7, netsim.Options{}), relays: map[string]*relay.Relay{}}
+	bus := w.net.NewBus("nats", netsim.BusOptions{})
+	for i := range n {
+		name := fmt.Sprintf("r%d", i+1)
+		w.names = append(w.names, name)
+		nd := w.net.AddNode(name)
+		port := bus.Attach(nd)
+		r, err := relay.New(relay.Config{Backbone: port}, rand.New(rand.NewPCG(uint64(i), 1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.relays[name] = r
+		nd.SetHandler(r)
+		nd.Listen(addrOf(name))
+		port.SetHandler(r)
+	}
+	k, err := roster.DeriveKeys([]byte("pool secret"), "hub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.keys = k
+	w.net.RunFor(10 * time.Millisecond) // the relays get the bus
+	return w
+}
+
 // startRelay (re)starts relay name with an empty memory.
 func (w *poolWorld) startRelay(name string) {
 	r, err := relay.New(relay.Config{}, rand.New(rand.NewPCG(uint64(len(w.relays)), w.net.Events())))
@@ -58,12 +87,13 @@ func (w *poolWorld) startRelay(name string) {
 
 // member is a pool core on its own node, with what its Observer heard.
 type member struct {
-	w       *poolWorld
-	node    *netsim.Node
-	p       *client.Pool
-	learned map[string]int
-	acked   []uint32
-	epochs  int
+	w        *poolWorld
+	node     *netsim.Node
+	p        *client.Pool
+	learned  map[string]int
+	acked    []uint32
+	epochs   int
+	problems []wire.Code
 }
 
 func (m *member) Learned(_ roster.ChannelID, refs [][]byte, _ time.Time) {
@@ -71,17 +101,25 @@ func (m *member) Learned(_ roster.ChannelID, refs [][]byte, _ time.Time) {
 		m.learned[string(r)]++
 	}
 }
-func (m *member) StateChanged(client.State, time.Time)                   {}
-func (m *member) CaughtUp(roster.ChannelID, time.Time)                   {}
-func (m *member) EpochChanged(uint64, time.Time)                         { m.epochs++ }
-func (m *member) Acked(_ roster.ChannelID, seq uint32, _ time.Time)      { m.acked = append(m.acked, seq) }
-func (m *member) Problem(roster.ChannelID, wire.Code, string, time.Time) {}
+func (m *member) StateChanged(client.State, time.Time)              {}
+func (m *member) CaughtUp(roster.ChannelID, time.Time)              {}
+func (m *member) EpochChanged(uint64, time.Time)                    { m.epochs++ }
+func (m *member) Acked(_ roster.ChannelID, seq uint32, _ time.Time) { m.acked = append(m.acked, seq) }
+func (m *member) Problem(_ roster.ChannelID, code wire.Code, _ string, _ time.Time) {
+	m.problems = append(m.problems, code)
+}
 
 func (w *poolWorld) member(name string, homes int) *member {
 	w.t.Helper()
+	return w.memberWith(name, homes, nil)
+}
+
+// memberWith is member with a failpoint registry for its relay Clients.
+func (w *poolWorld) memberWith(name string, homes int, faults *registry.Points) *member {
+	w.t.Helper()
 	m := &member{w: w, node: w.net.AddNode(name), learned: map[string]int{}}
 	cfg := client.PoolConfig{Homes: homes, Hysteresis: testHysteresis,
-		Client: client.Config{BackoffMin: 100 * time.Millisecond, BackoffMax: 500 * time.Millisecond}}
+		Client: client.Config{BackoffMin: 100 * time.Millisecond, BackoffMax: 500 * time.Millisecond, Faults: faults}}
 	for _, n := range w.names {
 		cfg.Relays = append(cfg.Relays, client.PoolRelay{Name: n, Addrs: []string{addrOf(n)}})
 	}
@@ -185,6 +223,63 @@ func TestPoolAnnouncesToEveryHome(t *testing.T) {
 	}
 }
 
+// The failpoint the simulator's self-test uses must do what it says: the
+// second home never gets the announce.
+func TestPoolFirstHomeOnlyFailpoint(t *testing.T) {
+	w := newPoolWorld(t, 3)
+	faults := registry.New()
+	if err := faults.Enable(client.FailPoolFirstHomeOnly, "return(true)"); err != nil {
+		t.Fatal(err)
+	}
+	m := w.memberWith("a", 2, faults)
+	w.net.RunFor(time.Second)
+	spies := []*member{w.spy(m.homes()[0]), w.spy(m.homes()[1])}
+	w.net.RunFor(time.Second)
+	m.announce("cap-1")
+	w.net.RunFor(time.Second)
+	if spies[0].learned["cap-1"] != 1 || spies[1].learned["cap-1"] != 0 {
+		t.Fatalf("first home's spy learned %v, second's %v: want cap-1 on the first only", spies[0].learned, spies[1].learned)
+	}
+}
+
+// Channels reports as joined the homes whose relay confirmed the join on
+// the current connection, and no others.
+func TestPoolChannelsReportJoined(t *testing.T) {
+	w := newPoolWorld(t, 3)
+	m := w.member("a", 2)
+	if got := m.p.Channels()[0].Joined; len(got) != 0 {
+		t.Fatalf("joined %q before any connection", got)
+	}
+	w.net.RunFor(time.Second)
+	homes := m.homes()
+	if got := m.p.Channels()[0].Joined; !slices.Equal(got, homes) {
+		t.Fatalf("joined %q, want the homes %q", got, homes)
+	}
+	w.net.Node(homes[0]).Crash()
+	w.net.RunFor(50 * time.Millisecond)
+	if got := m.p.Channels()[0].Joined; slices.Contains(got, homes[0]) {
+		t.Fatalf("joined %q still lists %s, which crashed", got, homes[0])
+	}
+}
+
+// A pool joining two homes on a backbone at once must not make the two
+// relays reconcile the new channel with each other while both are unsure
+// of it: each would end up claiming an incomplete cache, and every member
+// be told to list storage, though nothing was ever lost.
+func TestPoolJoinsNewHomesOneAtATime(t *testing.T) {
+	w := newBackbonePool(t, 2)
+	a, b := w.member("a", 2), w.member("b", 2)
+	w.net.RunFor(time.Second)
+	for _, m := range []*member{a, b} {
+		if got := m.p.Channels()[0].Joined; len(got) != 2 {
+			t.Fatalf("joined %q, want both homes", got)
+		}
+		if slices.Contains(m.problems, wire.CodeRescan) {
+			t.Fatalf("told to list storage (problems %v) though no relay lost anything", m.problems)
+		}
+	}
+}
+
 func TestPoolDedupesAndMergesLearned(t *testing.T) {
 	w := newPoolWorld(t, 3)
 	a, b := w.member("a", 2), w.member("b", 2)
@@ -228,6 +323,24 @@ func TestPoolMergeDoesNotReannounce(t *testing.T) {
 	w.net.RunFor(40 * time.Second) // past the anti-entropy period
 	if spy.learned["cap-1"] != 1 {
 		t.Fatalf("%s never got cap-1: the sync did not push the merged entry", order[1])
+	}
+}
+
+// The failpoint the simulator's failover self-test uses must do what it
+// says: a lost home stays a home.
+func TestPoolNoFailoverFailpoint(t *testing.T) {
+	w := newPoolWorld(t, 3)
+	faults := registry.New()
+	if err := faults.Enable(client.FailPoolNoFailover, "return(true)"); err != nil {
+		t.Fatal(err)
+	}
+	a := w.memberWith("a", 2, faults)
+	w.net.RunFor(time.Second)
+	order := w.order()
+	w.net.Node(order[0]).Crash()
+	w.net.RunFor(time.Second)
+	if got := a.homes(); !slices.Equal(got, order[:2]) {
+		t.Fatalf("homes %q after %s crashed, want %q kept", got, order[0], order[:2])
 	}
 }
 

@@ -31,31 +31,63 @@ const (
 	ClassProdTimings Class = "prod-timings"
 	// ClassHostile: hostile clients beside the honest ones (see hostile.go).
 	ClassHostile Class = "hostile"
+	// ClassPool: pools of 2–3 relays with 1 or 2 homes, with or without a
+	// backbone, and clients running client.Pool (pool.go).
+	ClassPool Class = "pool"
 )
 
-// classShares lists the classes with their share of seeds; shares sum to 100.
+// classShares lists the classes with their share of seeds; shares sum to
+// 100. A class carved from another takes its share out of that class's
+// draw, by a second draw of its own (carveSalt), so that adding it left
+// every seed of the other classes where it was.
 var classShares = []struct {
-	class Class
-	share int
+	class      Class
+	share      int
+	carvedFrom Class
 }{
-	{ClassDefault, 35},
-	{ClassAEOff, 10},
-	{ClassAEProd, 10},
-	{ClassSmallCaps, 15},
-	{ClassLargeRoster, 10},
-	{ClassProdTimings, 10},
-	{ClassHostile, 10},
+	{ClassDefault, 23, ""},
+	{ClassPool, 12, ClassDefault},
+	{ClassAEOff, 10, ""},
+	{ClassAEProd, 10, ""},
+	{ClassSmallCaps, 15, ""},
+	{ClassLargeRoster, 10, ""},
+	{ClassProdTimings, 10, ""},
+	{ClassHostile, 10, ""},
 }
+
+// carveSalt seeds the draw between a class and those carved from it. Its
+// value keeps the seeds that tests name (42, the self-tests', 1..12) in
+// the classes they had before ClassPool.
+const carveSalt = 0xca89
 
 // classOf draws a seed's class from a stream of its own, so that changes
 // to the generator never move a seed to another class.
 func classOf(seed uint64) Class {
 	n := rand.New(rand.NewPCG(seed, 0xc1a55)).IntN(100)
 	for _, cs := range classShares {
-		if n < cs.share {
-			return cs.class
+		if cs.carvedFrom != "" {
+			continue
 		}
-		n -= cs.share
+		whole := cs.share
+		for _, o := range classShares {
+			if o.carvedFrom == cs.class {
+				whole += o.share
+			}
+		}
+		if n >= whole {
+			n -= whole
+			continue
+		}
+		m := rand.New(rand.NewPCG(seed, carveSalt)).IntN(whole)
+		for _, o := range classShares {
+			if o.carvedFrom == cs.class {
+				if m < o.share {
+					return o.class
+				}
+				m -= o.share
+			}
+		}
+		return cs.class
 	}
 	return ClassDefault
 }
@@ -90,11 +122,13 @@ type Caps struct {
 const aeOff = 1000 * time.Hour
 
 // aePeriod is the clients' anti-entropy period as their configs hold it.
-func (w *world) aePeriod() time.Duration {
-	if w.sc.Timing.AntiEntropy == 0 {
+func (w *world) aePeriod() time.Duration { return aePeriodOf(w.sc.Timing) }
+
+func aePeriodOf(t Timing) time.Duration {
+	if t.AntiEntropy == 0 {
 		return aeOff
 	}
-	return w.sc.Timing.AntiEntropy
+	return t.AntiEntropy
 }
 
 // healBound is how long after faults stop every live client must hold the

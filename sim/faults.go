@@ -29,6 +29,29 @@ type faultSpec struct {
 	// usage documents the script verb, which is the kind's name; its
 	// arguments are clients, failpoint names and durations in any order.
 	usage string
+	// in says which worlds draw the kind: inOne (the one-relay world;
+	// also when zero), inPool (pool scenarios, see pool.go), or both.
+	in uint8
+	// poolApply acts on a pool world.
+	poolApply func(w *poolWorld, f Fault)
+}
+
+// Worlds a fault kind is drawn in (faultSpec.in).
+const (
+	inOne uint8 = 1 << iota
+	inPool
+)
+
+// drawnIn reports whether spec's kind is drawn for sc.
+func (spec *faultSpec) drawnIn(sc *Scenario) bool {
+	in := spec.in
+	if in == 0 {
+		in = inOne
+	}
+	if sc.Pool != nil {
+		return in&inPool != 0
+	}
+	return in&inOne != 0
 }
 
 // genCtx is what a kind's generator draws from.
@@ -36,7 +59,10 @@ type genCtx struct {
 	rng     *rand.Rand
 	sc      *Scenario
 	clients []string
+	relays  []string // pool scenarios' relays
 }
+
+func (g *genCtx) pickRelay() string { return g.relays[g.rng.IntN(len(g.relays))] }
 
 func (g *genCtx) pick() string { return g.clients[g.rng.IntN(len(g.clients))] }
 
@@ -88,9 +114,13 @@ var faultRegistry = []faultSpec{
 				w.touch.node(t, w.net.Now(), end.Add(settle), id)
 			}
 		}},
-	{kind: FaultHeal, max: 1, usage: "heal",
+	{kind: FaultHeal, max: 1, usage: "heal", in: inOne | inPool,
 		gen: func(*genCtx, *Fault) bool { return true },
 		apply: func(w *world, f Fault) {
+			w.net.Heal()
+			w.touch.heal(w.net.Now())
+		},
+		poolApply: func(w *poolWorld, f Fault) {
 			w.net.Heal()
 			w.touch.heal(w.net.Now())
 		}},
@@ -159,6 +189,25 @@ var faultRegistry = []faultSpec{
 	{kind: FaultDrainRelay, max: 1, usage: "drain GRACE",
 		gen:   func(g *genCtx, f *Fault) bool { f.Duration = g.dur(); return true },
 		apply: applyDrain},
+	// Pool scenarios (pool.go, poolfaults.go).
+	{kind: FaultPoolCrash, max: 2, usage: "relay-crash RELAY [DOWNTIME]", in: inPool,
+		gen:       func(g *genCtx, f *Fault) bool { f.Targets, f.Duration = []string{g.pickRelay()}, g.dur(); return true },
+		poolApply: applyPoolCrash},
+	{kind: FaultPoolCut, max: 2, usage: "relay-cut CLIENT RELAY...", in: inPool,
+		gen:       genPoolCut,
+		poolApply: applyPoolCut},
+	{kind: FaultBusCut, max: 1, usage: "bus-cut RELAY [DURATION]", in: inPool,
+		gen: func(g *genCtx, f *Fault) bool {
+			f.Targets, f.Duration = []string{g.pickRelay()}, g.dur()
+			return g.sc.Pool.Backbone
+		},
+		poolApply: applyBusCut},
+	{kind: FaultBusCrash, max: 1, usage: "bus-crash [DOWNTIME]", in: inPool,
+		gen:       func(g *genCtx, f *Fault) bool { f.Duration = g.dur(); return g.sc.Pool.Backbone },
+		poolApply: applyBusCrash},
+	{kind: FaultPoolDrain, max: 1, usage: "relay-drain RELAY GRACE", in: inPool,
+		gen:       func(g *genCtx, f *Fault) bool { f.Targets, f.Duration = []string{g.pickRelay()}, g.dur(); return true },
+		poolApply: applyPoolDrain},
 }
 
 // specOf finds a kind's registry entry.
@@ -174,10 +223,19 @@ func specOf(k FaultKind) *faultSpec {
 // genFaults draws every kind's faults from its own stream.
 func genFaults(sc *Scenario, clients []string) []Fault {
 	var out []Fault
+	var relays []string
+	if sc.Pool != nil {
+		for i := range sc.Pool.Relays {
+			relays = append(relays, PoolRelayName(i))
+		}
+	}
 	for _, spec := range faultRegistry {
+		if !spec.drawnIn(sc) {
+			continue
+		}
 		h := fnv.New64a()
 		h.Write([]byte(spec.kind))
-		g := &genCtx{rng: rand.New(rand.NewPCG(sc.Seed, h.Sum64())), sc: sc, clients: clients}
+		g := &genCtx{rng: rand.New(rand.NewPCG(sc.Seed, h.Sum64())), sc: sc, clients: clients, relays: relays}
 		for range g.rng.IntN(spec.max + 1) {
 			f := Fault{At: time.Duration(g.rng.Int64N(int64(sc.Chaos))), Kind: spec.kind}
 			if spec.gen(g, &f) {
@@ -246,6 +304,9 @@ func parseFault(verb string, args []string) (Fault, error) {
 	if spec == nil {
 		return Fault{}, fmt.Errorf("unknown fault %q", verb)
 	}
+	if spec.apply == nil {
+		return Fault{}, fmt.Errorf("fault %q runs in pool scenarios only; scripts run one relay", verb)
+	}
 	f := Fault{Kind: spec.kind}
 	for _, a := range args {
 		if d, err := time.ParseDuration(a); err == nil {
@@ -254,7 +315,7 @@ func parseFault(verb string, args []string) (Fault, error) {
 		}
 		f.Targets = append(f.Targets, a)
 	}
-	if strings.Contains(spec.usage, "CLIENT") || strings.Contains(spec.usage, "FAILPOINT") {
+	if strings.Contains(spec.usage, "CLIENT") || strings.Contains(spec.usage, "FAILPOINT") || strings.Contains(spec.usage, "RELAY") {
 		if len(f.Targets) == 0 {
 			return Fault{}, fmt.Errorf("usage: %s", spec.usage)
 		}

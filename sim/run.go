@@ -83,7 +83,10 @@ type Result struct {
 	Overloaded uint64 `json:"overloaded"`
 	// ResyncLate counts members told to resync whose sync had not finished
 	// within the resync bound (flooded ones; see sim/resync.go).
-	ResyncLate       uint64  `json:"resync_late"`
+	ResyncLate uint64 `json:"resync_late"`
+	// Rescans counts the Rescans pool clients were told (a Joined not
+	// flagged complete: list storage); pool runs only.
+	Rescans          uint64  `json:"rescans,omitempty"`
 	WallSeconds      float64 `json:"wall_seconds"`
 	EventsPerWallSec float64 `json:"events_per_wall_second"`
 	ReplayCommand    string  `json:"replay_command,omitempty"`
@@ -95,6 +98,9 @@ type Checks struct {
 	CatchUp   uint64 `json:"catch_up"`
 	Epoch     uint64 `json:"epoch"`
 	Resync    uint64 `json:"resync"`
+	// Failover counts pool clients' checks of their joined homes
+	// (sim/poolinv.go).
+	Failover uint64 `json:"failover,omitempty"`
 }
 
 const (
@@ -102,6 +108,7 @@ const (
 	invCatchUp
 	invEpoch
 	invResync
+	invFailover
 	numInv
 )
 
@@ -197,6 +204,9 @@ func (c *simClient) chanIndex(ch int) int {
 
 // Run runs a scenario and checks the invariants.
 func Run(sc Scenario, opt Options) Result {
+	if sc.Pool != nil {
+		return runPool(sc, opt)
+	}
 	start := time.Now()
 	w := newWorld(sc, opt)
 	w.schedule()
@@ -320,14 +330,18 @@ func (w *world) coreRand() *rand.Rand {
 }
 
 // relayConfig is the relay's configuration in this scenario.
-func (w *world) relayConfig() relay.Config {
-	t, caps := w.sc.Timing, w.sc.Caps
+func (w *world) relayConfig() relay.Config { return relayConfigFor(w.sc, w.opt, w.relayFaults) }
+
+// relayConfigFor is a relay's configuration in scenario sc, with failpoint
+// registry faults.
+func relayConfigFor(sc Scenario, opt Options, faults *registry.Points) relay.Config {
+	t, caps := sc.Timing, sc.Caps
 	cfg := relay.Config{
 		HeartbeatInterval: t.Heartbeat,
 		IdleTimeout:       t.Idle,
 		HandshakeTimeout:  2 * time.Second,
-		CacheEntries:      firstNonZero(w.opt.CacheEntries, caps.CacheEntries),
-		PendingEntries:    firstNonZero(w.opt.PendingEntries, caps.PendingEntries),
+		CacheEntries:      firstNonZero(opt.CacheEntries, caps.CacheEntries),
+		PendingEntries:    firstNonZero(opt.PendingEntries, caps.PendingEntries),
 		MaxFrameSize:      caps.MaxFrameSize,
 		HighWater:         firstNonZero(caps.HighWater, 64<<10),
 		// Short, so partitions outlast it and channels are forgotten.
@@ -336,7 +350,9 @@ func (w *world) relayConfig() relay.Config {
 		// keeps the swarm's join proofs (a signature each, signed and
 		// checked again at every reconnect) from dominating run time.
 		MaxChannels: 8,
-		Faults:      w.relayFaults,
+	}
+	if faults != nil {
+		cfg.Faults = faults
 	}
 	return cfg.WithDefaults()
 }
@@ -388,19 +404,8 @@ func (w *world) relayDown() {
 
 func (c *simClient) start() {
 	w := c.w
-	t := w.sc.Timing
-	ae := w.aePeriod()
-	cfg := client.Config{
-		Addrs:          []string{relayAddr},
-		Agent:          c.name,
-		BackoffMin:     t.BackoffMin,
-		BackoffMax:     t.BackoffMax,
-		ConnectTimeout: 2 * time.Second,
-		AntiEntropy:    ae,
-		Heartbeat:      t.Heartbeat,
-		IdleTimeout:    t.Idle,
-		Faults:         c.faults,
-	}
+	cfg := clientConfigFor(w.sc.Timing, w.aePeriod(), c.name, c.faults)
+	cfg.Addrs = []string{relayAddr}
 	c.dialed.d = c.node.Dialer()
 	core, err := client.New(cfg, &c.dialed, w.coreRand(), c)
 	if err != nil {
@@ -445,6 +450,21 @@ func (w *world) lateStart(c *simClient) time.Time {
 		}
 	}
 	return time.Time{}
+}
+
+// clientConfigFor is a client core's configuration with timing t and
+// anti-entropy period ae, without addresses.
+func clientConfigFor(t Timing, ae time.Duration, name string, faults *registry.Points) client.Config {
+	return client.Config{
+		Agent:          name,
+		BackoffMin:     t.BackoffMin,
+		BackoffMax:     t.BackoffMax,
+		ConnectTimeout: 2 * time.Second,
+		AntiEntropy:    ae,
+		Heartbeat:      t.Heartbeat,
+		IdleTimeout:    t.Idle,
+		Faults:         faults,
+	}
 }
 
 // roster returns the client's roster for its first channel.

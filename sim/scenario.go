@@ -43,6 +43,8 @@ type Scenario struct {
 	Hostile []HostileKind
 	// Failpoints lists failpoints turned on for the whole run (self-tests).
 	Failpoints []string
+	// Pool, if set, runs the scenario on a pool of relays (ClassPool).
+	Pool *PoolSpec
 }
 
 // FaultKind names a fault; it is also the fault's script verb.
@@ -101,6 +103,9 @@ func SpanningName(i int) string { return fmt.Sprintf("m%d", i) }
 // the same scenario. The seed's class (classOf) sets timing, caps and
 // workload; the faults come from the fault registry (genFaults).
 func Generate(seed uint64) Scenario {
+	if classOf(seed) == ClassPool {
+		return generatePool(seed)
+	}
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 	sc := Scenario{
 		Seed:              seed,

@@ -51,6 +51,12 @@ var selfTests = []struct {
 	{client.FailSyncOnAck, "churn:", []uint64{2, 5}},
 	{client.FailAntiEntropyStorm, "churn:", []uint64{2, 4}},
 	{relay.FailSpuriousResync, "churn:", []uint64{2, 5}},
+	// Pools (seeds of ClassPool; sim/poolinv.go).
+	{relay.FailNoBackbonePublish, "awareness:", []uint64{29, 91}},
+	{client.FailPoolFirstHomeOnly, "awareness:", []uint64{65, 144}},
+	{relay.FailNoBackboneReconcile, "catch-up:", []uint64{29, 194}},
+	{client.FailIdleBelowHeartbeat, "churn:", []uint64{14, 29}},
+	{client.FailPoolNoFailover, "failover:", []uint64{46, 52}},
 }
 
 func hasViolation(vs []string, prefix string) bool {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -186,6 +187,22 @@ type summary struct {
 	WallSeconds      float64      `json:"wall_seconds"`
 	EventsPerWallSec float64      `json:"events_per_wall_second"`
 	Failures         []sim.Result `json:"failures,omitempty"`
+	// Classes breaks the runs down by seed class.
+	Classes map[sim.Class]*classSummary `json:"classes"`
+}
+
+// classSummary is one seed class's share of a --seeds run.
+type classSummary struct {
+	Runs        int     `json:"runs"`
+	Failed      int     `json:"failed"`
+	Events      uint64  `json:"events"`
+	ConvergeP50 float64 `json:"converge_p50_seconds"`
+	ConvergeMax float64 `json:"converge_max_seconds"`
+	// Awareness and CatchUp count the windows judged (sim.Checks).
+	Awareness uint64 `json:"awareness_windows"`
+	CatchUp   uint64 `json:"catch_up_windows"`
+	Failover  uint64 `json:"failover_checks,omitempty"`
+	conv      []float64
 }
 
 func runMany(out, progress io.Writer, first uint64, n, parallel int, failpoints []string, asJSON bool) error {
@@ -231,7 +248,24 @@ func runMany(out, progress io.Writer, first uint64, n, parallel int, failpoints 
 	var s summary
 	s.Runs = n
 	var conv []float64
+	s.Classes = map[sim.Class]*classSummary{}
 	for _, r := range results {
+		cs := s.Classes[r.Class]
+		if cs == nil {
+			cs = &classSummary{}
+			s.Classes[r.Class] = cs
+		}
+		cs.Runs++
+		cs.Events += r.Events
+		cs.Awareness += r.Checked.Awareness
+		cs.CatchUp += r.Checked.CatchUp
+		cs.Failover += r.Checked.Failover
+		if r.Converged {
+			cs.conv = append(cs.conv, r.ConvergedAfter)
+		}
+		if len(r.Violations) > 0 {
+			cs.Failed++
+		}
 		s.Events += r.Events
 		s.Messages += r.Messages
 		s.Bytes += r.Bytes
@@ -246,6 +280,13 @@ func runMany(out, progress io.Writer, first uint64, n, parallel int, failpoints 
 		if len(r.Violations) > 0 {
 			s.Failed = append(s.Failed, r.Seed)
 			s.Failures = append(s.Failures, r)
+		}
+	}
+	for _, cs := range s.Classes { // sorted: each class alone
+		slices.Sort(cs.conv)
+		cs.ConvergeP50 = pct(cs.conv, 50)
+		if len(cs.conv) > 0 {
+			cs.ConvergeMax = cs.conv[len(cs.conv)-1]
 		}
 	}
 	slices.Sort(conv)
@@ -269,6 +310,16 @@ func runMany(out, progress io.Writer, first uint64, n, parallel int, failpoints 
 		fmt.Fprintf(out, "%-28s %d reconnects, %d catch-ups, %d needless, %d resyncs late\n", "churn", s.Reconnects, s.CatchUps, s.NeedlessCatchUps, s.ResyncLate)
 		fmt.Fprintf(out, "%-28s %d messages, %d bytes\n", "network", s.Messages, s.Bytes)
 		fmt.Fprintf(out, "%-28s %d events, %.0f per wall second, %.1fs wall\n", "simulator", s.Events, s.EventsPerWallSec, s.WallSeconds)
+		classes := slices.Sorted(maps.Keys(s.Classes))
+		for _, c := range classes {
+			cs := s.Classes[c]
+			fmt.Fprintf(out, "%-28s %d runs, %d failed, %d events, convergence p50 %.2fs max %.2fs, %d awareness and %d catch-up windows",
+				"class "+string(c), cs.Runs, cs.Failed, cs.Events, cs.ConvergeP50, cs.ConvergeMax, cs.Awareness, cs.CatchUp)
+			if cs.Failover > 0 {
+				fmt.Fprintf(out, ", %d failover checks", cs.Failover)
+			}
+			fmt.Fprintln(out)
+		}
 		for _, r := range s.Failures {
 			fmt.Fprintf(out, "\nFAILED seed %d: %d violations, first: %s\n  replay: %s\n", r.Seed, len(r.Violations), r.Violations[0], r.ReplayCommand)
 		}
