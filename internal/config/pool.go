@@ -142,4 +142,37 @@ func (d *decoder) checkRelayRef(f *File, r RelayRef, path string) {
 	if r.Hysteresis < 0 {
 		d.failAt(joinPath(path, "hysteresis"), newProblem(ErrInvalid, "hysteresis must not be negative"))
 	}
+	d.checkPoolBackbone(f, r, at)
+}
+
+// checkPoolBackbone checks that the relays of a pool share one backbone:
+// all of them or none name one, all on the same subject prefix (relays on
+// different prefixes never hear each other). Their server lists may
+// differ: each may name its nearest NATS node first.
+func (d *decoder) checkPoolBackbone(f *File, r RelayRef, at string) {
+	var with, without []string
+	prefixes := map[string][]string{}
+	for _, name := range r.Pool {
+		rel, ok := f.Relays[name]
+		if !ok {
+			continue // reported above
+		}
+		if b := rel.Server.Backbone; b.Enabled() {
+			with = append(with, name)
+			prefixes[b.SubjectPrefix] = append(prefixes[b.SubjectPrefix], name)
+		} else {
+			without = append(without, name)
+		}
+	}
+	switch {
+	case len(with) > 0 && len(without) > 0:
+		d.failAt(at, newProblem(ErrInvalid, "relays of one pool share one backbone: %s name one (server.backbone), %s do not",
+			strings.Join(with, ", "), strings.Join(without, ", ")))
+	case len(prefixes) > 1:
+		var parts []string
+		for _, p := range sortedKeys(prefixes) {
+			parts = append(parts, fmt.Sprintf("%s on %q", strings.Join(prefixes[p], ", "), p))
+		}
+		d.failAt(at, newProblem(ErrInvalid, "relays of one pool share one backbone subject_prefix: %s", strings.Join(parts, "; ")))
+	}
 }

@@ -101,3 +101,38 @@ func TestRelayRefErrors(t *testing.T) {
 		})
 	}
 }
+
+// A pool's relays share one backbone: all or none, on one prefix.
+func TestPoolSharesOneBackbone(t *testing.T) {
+	relays := func(bb ...string) string {
+		var b strings.Builder
+		b.WriteString("relays:\n")
+		for i, x := range bb {
+			fmt.Fprintf(&b, "  east-%d:\n    client:\n      url: tcp://h%d\n    server:\n      url: tcp://:%d\n", i+1, i+1, 7421+i)
+			if x != "" {
+				fmt.Fprintf(&b, "      backbone: {url: nats://n:4222, subject_prefix: %s}\n", x)
+			}
+		}
+		return b.String()
+	}
+	pool := "continuum:\n  relay: [east-1, east-2, east-3]\n"
+	for _, tt := range []struct {
+		name, yaml, want string
+	}{
+		{"all on one prefix", relays("cosnim", "cosnim", "cosnim") + pool, ""},
+		{"none", relays("", "", "") + pool, ""},
+		{"some", relays("cosnim", "", "cosnim") + pool, "east-1, east-3 name one (server.backbone), east-2 do not"},
+		{"two prefixes", relays("a", "b", "a") + pool, `east-1, east-3 on "a"; east-2 on "b"`},
+		{"separate pools may differ", relays("a", "b", "") + "capsule_hubs:\n  x: {relay: east-1}\n  y: {relay: east-2}\n  z: {relay: east-3}\n", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.yaml), "")
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "continuum.relay")):
+				t.Fatalf("got %v, want an error at continuum.relay with %q", err, tt.want)
+			}
+		})
+	}
+}
