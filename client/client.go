@@ -86,8 +86,10 @@ type Client struct {
 	hb, idle time.Duration // from Welcome, else config
 	maxEntry int           // from Welcome; 0 until then
 	nonce    [roster.JoinNonceSize]byte
-	// drainUntil is when the relay's last Drain lets us reconnect.
-	drainUntil time.Time
+	// drainUntil is when the relay's last Drain lets us reconnect;
+	// drainAlternates are the relays it named instead.
+	drainUntil      time.Time
+	drainAlternates []string
 
 	channels []*channel // in Join order; handle = index+1
 	byID     map[roster.ChannelID]*channel
@@ -238,6 +240,10 @@ func (c *Client) Merge(id roster.ChannelID, entries []roster.Entry) (int, error)
 // DrainUntil reports when the relay's last Drain frame allows
 // reconnecting (zero if it never drained).
 func (c *Client) DrainUntil() time.Time { return c.drainUntil }
+
+// DrainAlternates returns the addresses the relay's last Drain named to
+// reconnect to instead (nil if none); the caller must not modify them.
+func (c *Client) DrainAlternates() []string { return c.drainAlternates }
 
 // Announce seals ref, adds it to the roster at once and sends it to the
 // relay if connected (else the next sync carries it). It returns the

@@ -30,9 +30,9 @@ type Config struct {
 	// so that those made close together leave in one Announce frame (the
 	// relay then pays per frame, not per entry); 0 sends each at once.
 	AnnounceDelay time.Duration
-	// NoAlternates ignores the alternates of a relay's Drain: a Pool
-	// sets it, since its rendezvous order, which every member of a channel
-	// shares, chooses where the channels go.
+	// NoAlternates keeps the alternates of a relay's Drain out of the
+	// address list: a Pool sets it and places channels on the alternates
+	// that are relays of the pool itself.
 	NoAlternates bool
 
 	Logger *slog.Logger

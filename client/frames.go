@@ -256,6 +256,7 @@ func (c *Client) sendEntries(ch *channel, session uint32, entries []roster.Entry
 // delay.
 func (c *Client) handleDrain(f *wire.Drain, now time.Time) {
 	alternates := f.Alternates
+	c.drainAlternates = append(c.drainAlternates[:0], f.Alternates...)
 	if c.cfg.NoAlternates {
 		alternates = nil
 	}

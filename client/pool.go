@@ -113,10 +113,11 @@ func (c PoolConfig) Validate() error {
 // homes: the first Homes relays of that order that are reachable. A relay
 // is unreachable while its Client is not Connected and has failed (a dial,
 // handshake or connection lost) since it last was, and until the
-// reconnect-after of its last Drain (whose alternates are ignored: the
-// channels go to the next relays of their order, where every member of the
-// channel goes, drained relay's or not). A lost home is replaced at once by the
-// next reachable relay; a relay preferred over a current home takes its
+// reconnect-after of its last Drain. A drained home is replaced first by
+// the reachable relays of the pool its Drain named as alternates (every
+// member on that relay got the same list, so they move together; an
+// alternate outside the pool is ignored), else by the next of its order.
+// A lost home is replaced at once by the next reachable relay; a relay preferred over a current home takes its
 // place only once it has stayed Connected for Hysteresis. Announces go to
 // every home; what one home delivers is merged into the pool's roster and
 // the other homes' (Client.Merge, never re-announced: their next sync
@@ -185,6 +186,9 @@ type poolRelay struct {
 	failed     bool      // failed since it was last connected
 	since      time.Time // connected since
 	drainUntil time.Time
+	// alternates are the relays of the pool its last Drain named, in the
+	// Drain's order; cleared once it is connected again.
+	alternates []int
 	acks       []poolAck
 }
 

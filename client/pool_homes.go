@@ -130,12 +130,25 @@ func (p *Pool) choose(pc *poolChannel, now time.Time) []int {
 	}
 	need := p.homes(pc) - keep
 	target := make([]int, 0, p.homes(pc))
+	// A drained home's alternates in the pool come first: the operator
+	// named them.
+	for _, h := range pc.homes {
+		if d := p.relays[h]; now.Before(d.drainUntil) {
+			for _, i := range d.alternates {
+				if need > 0 && p.reachable(p.relays[i], now) && !slices.Contains(pc.homes, i) && !slices.Contains(target, i) {
+					target = append(target, i)
+					need--
+				}
+			}
+		}
+	}
 	for _, i := range pc.order {
 		if len(target) == p.homes(pc) {
 			break
 		}
 		r := p.relays[i]
 		switch {
+		case slices.Contains(target, i):
 		case !p.reachable(r, now):
 		case slices.Contains(pc.homes, i), p.settled(r, now):
 			target = append(target, i)
@@ -286,11 +299,12 @@ func (r *poolRelay) StateChanged(s State, now time.Time) {
 	r.p.dirty = true
 	switch s {
 	case Connected:
-		r.failed, r.since = false, now
+		r.failed, r.since, r.alternates = false, now, nil
 	case Disconnected:
 		r.failed, r.acks = true, nil
 		if d := r.cl.DrainUntil(); d.After(now) {
 			r.drainUntil = d
+			r.alternates = r.p.relaysAt(r.cl.DrainAlternates(), r)
 		}
 	}
 }
@@ -349,4 +363,18 @@ func (r *poolRelay) Problem(id roster.ChannelID, code wire.Code, text string, no
 	if r.cl != nil {
 		r.p.obs.Problem(id, code, r.name+": "+text, now)
 	}
+}
+
+// relaysAt lists, in order and once each, the relays of the pool other
+// than except that have one of addrs among their addresses.
+func (p *Pool) relaysAt(addrs []string, except *poolRelay) []int {
+	var out []int
+	for _, a := range addrs {
+		for i, r := range p.relays {
+			if r != except && slices.Contains(r.addrs, a) && !slices.Contains(out, i) {
+				out = append(out, i)
+			}
+		}
+	}
+	return out
 }

@@ -428,8 +428,8 @@ func TestPoolHonoursDrain(t *testing.T) {
 	first := order[0]
 	const after = 3 * time.Second
 	drainAt := w.net.Now()
-	// Alternates naming another relay of the pool are ignored: the pool's
-	// order places the channels.
+	// With two homes the alternate, order[2], is the next of the order
+	// too (TestPoolPlacesDrainedChannelsOnAlternates tells them apart).
 	w.relays[first].Drain(drainAt, after, 0, []string{addrOf(order[2])})
 	w.net.Node(first).SetHandler(w.relays[first])
 	w.net.RunFor(500 * time.Millisecond)
@@ -452,6 +452,34 @@ func TestPoolHonoursDrain(t *testing.T) {
 	}
 	if n := w.relays[first].Conns(); n != 1 {
 		t.Fatalf("%s has %d connections once back, want a's one (a Drain alternate redirected it)", first, n)
+	}
+}
+
+// A drained home goes to the Drain's alternates that are relays of the
+// pool, before the next of the order; alternates outside the pool are
+// skipped.
+func TestPoolPlacesDrainedChannelsOnAlternates(t *testing.T) {
+	for _, tt := range []struct {
+		name       string
+		alternates func(order []string) []string
+		want       func(order []string) string
+	}{
+		{"an alternate of the pool", func(o []string) []string { return []string{"elsewhere:7420", addrOf(o[2])} },
+			func(o []string) string { return o[2] }},
+		{"none in the pool", func([]string) []string { return []string{"elsewhere:7420"} },
+			func(o []string) string { return o[1] }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newPoolWorld(t, 3)
+			a := w.member("a", 1)
+			w.net.RunFor(time.Second)
+			order := w.order()
+			w.relays[order[0]].Drain(w.net.Now(), 3*time.Second, 0, tt.alternates(order))
+			w.net.RunFor(500 * time.Millisecond)
+			if got := a.homes(); !slices.Equal(got, []string{tt.want(order)}) {
+				t.Fatalf("home %q after %s drained, want %q", got, order[0], tt.want(order))
+			}
+		})
 	}
 }
 

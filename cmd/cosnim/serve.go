@@ -30,10 +30,11 @@ func serveRelay(ctx context.Context, name string, rc *config.Relay, log *slog.Lo
 func serverConfig(rc *config.Relay, log *slog.Logger) (relayserver.Config, error) {
 	sv := rc.Server
 	cfg := relayserver.Config{
-		Relay:      sv.Limits, // already checked by relay.Config.Validate in config.Load
-		Addr:       sv.Address,
-		Logger:     log,
-		DrainGrace: sv.DrainGrace,
+		Relay:           sv.Limits, // already checked by relay.Config.Validate in config.Load
+		Addr:            sv.Address,
+		Logger:          log,
+		DrainGrace:      sv.DrainGrace,
+		DrainAlternates: sv.DrainAddrs,
 	}
 	if sv.Backbone.Enabled() {
 		o := sv.Backbone.Options()

@@ -2,7 +2,9 @@ package config
 
 import (
 	_ "embed"
-	"time"
+
+	"github.com/cosnim/relays/client"
+	"github.com/cosnim/relays/relay/relayserver"
 
 	"github.com/cosnim/relays/relay"
 )
@@ -24,14 +26,15 @@ var defaultYAML []byte
 // defaults are defined, and the limits come from relay.Limits;
 // docs/CONFIG.md carries the same tables (tests keep them in step).
 func Defaults() Relay {
+	cc := client.DefaultConfig()
 	return Relay{
 		Client: Client{
-			ConnectTimeout: 5 * time.Second,
-			BackoffMin:     100 * time.Millisecond,
-			BackoffMax:     30 * time.Second,
+			ConnectTimeout: cc.ConnectTimeout,
+			BackoffMin:     cc.BackoffMin,
+			BackoffMax:     cc.BackoffMax,
 		},
 		Server: Server{
-			DrainGrace: 10 * time.Second,
+			DrainGrace: relayserver.DefaultDrainGrace,
 			Limits:     relay.DefaultConfig(),
 			Backbone:   defaultBackbone(),
 		},

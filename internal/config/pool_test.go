@@ -136,3 +136,23 @@ func TestPoolSharesOneBackbone(t *testing.T) {
 		})
 	}
 }
+
+// server.drain_alternates names relays; Load gives their client addresses.
+func TestDrainAlternates(t *testing.T) {
+	f, err := Parse([]byte(poolBase+"    # east-3's server section continues\n      drain_alternates: [east-2, east-1]\n"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.Relays["east-3"].Server.DrainAddrs; !slices.Equal(got, []string{"h2:7420", "h1:7420"}) {
+		t.Errorf("east-3 drains to %q, want h2:7420 h1:7420", got)
+	}
+	for _, tt := range []struct{ alt, want string }{
+		{"east-4", "relay \"east-4\" is not defined"},
+		{"east-3", "names itself"},
+	} {
+		_, err := Parse([]byte(poolBase+"      drain_alternates: ["+tt.alt+"]\n"), "")
+		if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "relays.east-3.server.drain_alternates.0") {
+			t.Errorf("drain_alternates [%s]: got %v, want %q at relays.east-3.server.drain_alternates.0", tt.alt, err, tt.want)
+		}
+	}
+}

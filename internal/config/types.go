@@ -117,6 +117,11 @@ type Server struct {
 	MetricsURL string `mapstructure:"metrics_url"`
 	// DrainGrace is how long a stopping relay lets connections finish.
 	DrainGrace time.Duration `mapstructure:"drain_grace"`
+	// DrainAlternates names relays (of the relays section) that a stopping
+	// relay's Drain frame tells clients to use instead; DrainAddrs are
+	// their client addresses, filled in by Load.
+	DrainAlternates []string `mapstructure:"drain_alternates"`
+	DrainAddrs      []string `mapstructure:"-"`
 	// Limits caps what the relay accepts; each limit is advertised to
 	// clients. Its keys (server.limits), defaults and rules are relay.Limits;
 	// Load validates it with relay.Config.Validate, as relay.New does.

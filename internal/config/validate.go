@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -21,6 +22,9 @@ func (d *decoder) validate(f *File, dir string) {
 		p := "relays." + name
 		d.validateClient(&r.Client, p+".client", dir)
 		d.validateServer(&r.Server, p+".server", dir)
+	}
+	for _, name := range f.RelayNames() {
+		d.resolveDrainAlternates(f, name)
 	}
 	d.checkRelayRef(f, f.Continuum.Relay, "continuum.relay")
 	for _, hub := range sortedKeys(f.CapsuleHubs) {
@@ -210,4 +214,30 @@ func normalizeAuthorized(a string) (string, error) {
 		parts[i] = strings.ToUpper(k) + "=" + v
 	}
 	return strings.Join(parts, ","), nil
+}
+
+// resolveDrainAlternates turns relay name's server.drain_alternates (names
+// of other relays) into their client addresses.
+func (d *decoder) resolveDrainAlternates(f *File, name string) {
+	r := f.Relays[name]
+	p := "relays." + name + ".server.drain_alternates"
+	defined := f.RelayNames()
+	r.Server.DrainAddrs = nil
+	for i, alt := range r.Server.DrainAlternates {
+		at := joinPath(p, strconv.Itoa(i))
+		other, ok := f.Relays[alt]
+		switch {
+		case alt == name:
+			d.failAt(at, newProblem(ErrInvalid, "relay %q names itself as an alternate", alt))
+		case !ok:
+			msg := fmt.Sprintf("relay %q is not defined (%s)", alt, definedList(defined))
+			if c := closest(alt, defined); c != "" {
+				msg += fmt.Sprintf("; did you mean `%s`?", c)
+			}
+			d.failAt(at, newProblem(ErrUndefinedRelay, "%s", msg))
+		case other.Client.Address != "":
+			r.Server.DrainAddrs = append(r.Server.DrainAddrs, other.Client.Address)
+		}
+	}
+	f.Relays[name] = r
 }

@@ -59,6 +59,9 @@ type Config struct {
 	// reconnects after DrainAfter plus a random delay up to DrainJitter
 	// (defaults 1s and 4s), so a restarted relay is not stampeded.
 	DrainAfter, DrainJitter time.Duration
+	// DrainAlternates are HOST:PORT addresses of relays the Drain frame
+	// names to reconnect to instead; a pool's clients move there first.
+	DrainAlternates []string
 	// Backbone, when not nil, links this relay to the other relays of its
 	// pool over NATS: the server builds the driver, hands it to the core
 	// and connects in the background at Run, so the relay serves its local
@@ -319,7 +322,7 @@ func (s *Server) drain(ln net.Listener, served <-chan error) {
 	<-served
 	var left int
 	s.do(func(r *relay.Relay) {
-		r.Drain(time.Now(), s.cfg.DrainAfter, s.cfg.DrainJitter, nil)
+		r.Drain(time.Now(), s.cfg.DrainAfter, s.cfg.DrainJitter, s.cfg.DrainAlternates)
 		left = r.Conns()
 	})
 	s.log.Info("relay draining", "connections", left, "grace", s.cfg.DrainGrace)
