@@ -34,6 +34,9 @@ const (
 	// FailNoBackboneHold sends Joined of a channel still reconciling at
 	// once, claiming its cache complete.
 	FailNoBackboneHold = "relay/no-backbone-hold"
+	// FailBackboneAnswerAtOnce answers peers at once even when the cache
+	// is not known complete (see BackboneLateAnswer).
+	FailBackboneAnswerAtOnce = "relay/backbone-answer-at-once"
 )
 
 // DefaultBackbonePrefix is Config.BackbonePrefix's default.
@@ -112,7 +115,29 @@ type bbChannel struct {
 	holdUntil time.Time
 	aeAt      time.Time      // next anti-entropy; zero when not armed
 	outbox    []roster.Entry // to publish at the end of the event
+	// late are peers' requests this relay answers BackboneLateAnswer
+	// after they came, its cache not being complete: a complete peer's
+	// reply, the first to arrive, then wins.
+	late []lateAnswer
 }
+
+// lateAnswer is a peer's request waiting for its answer.
+type lateAnswer struct {
+	at          time.Time
+	reply, data string
+}
+
+// BackboneLateAnswer is how long a relay whose cache of a channel is not
+// complete (still reconciling it, or holding only what an incomplete peer
+// held) waits before it answers a peer's request for it. The bus hands
+// the requester the first reply; this lets a complete peer's be that one,
+// else two relays that created the channel together learn only from each
+// other and miss a third's entries until anti-entropy.
+const BackboneLateAnswer = 50 * time.Millisecond
+
+// maxLateAnswers bounds the requests of one channel waiting for a late
+// answer; past it requests are answered at once.
+const maxLateAnswers = 16
 
 // reconcile is one reconciliation with peers, one request in flight.
 type reconcile struct {
@@ -210,7 +235,7 @@ func (r *Relay) bbForget(ch *channel) {
 		delete(r.bbReqs, ch.bb.sync.id)
 		ch.bb.sync = nil
 	}
-	ch.bb.outbox, ch.bb.heldJoins = nil, nil
+	ch.bb.outbox, ch.bb.heldJoins, ch.bb.late = nil, nil, nil
 	r.cfg.Backbone.Unsubscribe(ch.bb.subject)
 	r.cfg.Backbone.Unsubscribe(ch.bb.syncSubject)
 }
@@ -227,6 +252,9 @@ func (r *Relay) bbTick() {
 		}
 		if len(ch.bb.heldJoins) > 0 && !r.now.Before(ch.bb.holdUntil) {
 			r.releaseJoins(ch)
+		}
+		if len(ch.bb.late) > 0 {
+			r.answerLate(ch)
 		}
 		if at := ch.bb.aeAt; !at.IsZero() && !r.now.Before(at) {
 			ch.bb.aeAt = time.Time{}
@@ -406,6 +434,37 @@ func (r *Relay) answerPeer(ch *channel, m backbone.Msg) {
 		r.badMessage("sync message without a reply address")
 		return
 	}
+	if !r.cacheKnownComplete(ch) && len(ch.bb.late) < maxLateAnswers {
+		if _, ok := fault.Hit(r.cfg.Faults, FailBackboneAnswerAtOnce); !ok {
+			at := r.now.Add(BackboneLateAnswer)
+			ch.bb.late = append(ch.bb.late, lateAnswer{at: at, reply: m.Reply, data: string(m.Data)})
+			r.bbTimers.Add(at, ch)
+			return
+		}
+	}
+	r.answerNow(ch, m)
+}
+
+// cacheKnownComplete reports whether ch's cache holds everything announced
+// in the channel since this relay's epoch began, as far as it knows: the
+// complete flag its replies carry.
+func (r *Relay) cacheKnownComplete(ch *channel) bool {
+	return ch.complete && ch.bb.learnt && !ch.bb.unsure && !ch.bb.peerLoss
+}
+
+// answerLate answers ch's late requests that are due.
+func (r *Relay) answerLate(ch *channel) {
+	n := 0
+	for n < len(ch.bb.late) && !r.now.Before(ch.bb.late[n].at) {
+		la := ch.bb.late[n]
+		r.answerNow(ch, backbone.Msg{Subject: ch.bb.syncSubject, Reply: la.reply, Data: []byte(la.data)})
+		n++
+	}
+	ch.bb.late = slices.Delete(ch.bb.late, 0, n)
+}
+
+// answerNow answers a request at once.
+func (r *Relay) answerNow(ch *channel, m backbone.Msg) {
 	push, msg, ok := r.decodeSyncMessage(m.Data, false)
 	if !ok {
 		return
@@ -418,7 +477,7 @@ func (r *Relay) answerPeer(ch *channel, m backbone.Msg) {
 		out, give = ch.cache.ReplySyncLimit(&msg.Msg, r.cfg.SyncReplyEntries)
 	}
 	joined := &wire.Joined{Cached: uint32(ch.cache.Len())}
-	if ch.complete && ch.bb.learnt && !ch.bb.unsure && !ch.bb.peerLoss {
+	if r.cacheKnownComplete(ch) {
 		joined.Flags |= wire.JoinedComplete
 	}
 	data, partial := r.encodeSyncMessage(joined, msg.Session, give, out)

@@ -263,6 +263,9 @@ type hubPort struct {
 	r    *Relay
 	subs map[string]bool
 	down bool
+	// lateRequests makes requests leave one hub step after the call, as
+	// on a bus whose subscriptions arrive before a request sent at once.
+	lateRequests bool
 }
 
 func (p *hubPort) Subscribe(s string)   { p.subs[s] = true }
@@ -286,6 +289,15 @@ func (p *hubPort) send(m backbone.Msg) int {
 }
 
 func (p *hubPort) Request(s string, d []byte, id uint64) {
+	if p.lateRequests {
+		d = bytes.Clone(d)
+		p.h.queue = append(p.h.queue, func() { p.request(s, d, id) })
+		return
+	}
+	p.request(s, d, id)
+}
+
+func (p *hubPort) request(s string, d []byte, id uint64) {
 	answered := false
 	reply := fmt.Sprintf("%p.%d", p, id)
 	p.h.replies[reply] = func(data []byte) {
@@ -310,6 +322,20 @@ func (h *hub) run(t *testing.T) {
 		f := h.queue[0]
 		h.queue = h.queue[1:]
 		f()
+	}
+}
+
+// settle runs the hub, then lets late answers (BackboneLateAnswer) go
+// out, a few times over.
+func (h *hub) settle(t *testing.T, hs []*harness) {
+	h.run(t)
+	for range 8 {
+		h.now = h.now.Add(BackboneLateAnswer)
+		for _, x := range hs {
+			x.now = h.now
+			x.r.Tick(h.now)
+			h.run(t)
+		}
 	}
 }
 
@@ -488,7 +514,7 @@ func TestBackboneJoinedIncompleteAfterIncompletePeer(t *testing.T) {
 	c, w := hs[1].connect("m1")
 	pub, sig := k.JoinProof(w.Nonce)
 	hs[1].send(c, &wire.Join{Handle: 1, Channel: k.ID(), Pub: pub, Sig: sig})
-	hb.run(t)
+	hb.settle(t, hs)
 	j, err := lastJoined(c.Frames(t))
 	if err != nil {
 		t.Fatal(err)
@@ -554,7 +580,7 @@ func TestBackboneFirstReconcileAsksLearningPeerAgain(t *testing.T) {
 	// Relay 1's request overtakes relay 0's "no responders", as on a bus
 	// where the one takes one delivery and the other two.
 	slices.Reverse(hb.queue)
-	hb.run(t)
+	hb.settle(t, hs)
 	j, err := lastJoined(c.Frames(t))
 	if err != nil {
 		t.Fatal(err)
@@ -687,9 +713,47 @@ func TestBackboneFailpointsCaught(t *testing.T) {
 		{FailRepublishBackbone, checkFromBus},
 		{FailNoBackboneReconcile, checkReconcile},
 		{FailNoBackboneHold, checkJoinedWaits},
+		{FailBackboneAnswerAtOnce, checkNewcomersLearnFromHolder},
 	} {
 		if err := tc.check(t, faults{tc.point: true}); err == nil {
 			t.Errorf("%s: the check passed with it on", tc.point)
 		}
+	}
+}
+
+// Two relays that create a channel together, while a third already holds
+// it, would each hear the other newcomer first (the bus hands over the
+// first reply) and miss the third's entries until anti-entropy: a relay
+// whose cache is not known complete answers late (BackboneLateAnswer), so
+// the third's reply wins.
+func checkNewcomersLearnFromHolder(t *testing.T, fs faults) error {
+	hb, hs := newHub(t, 3, Config{Faults: fs})
+	k := keys(t, "hub")
+	var refs []string
+	for i := range 20 {
+		refs = append(refs, fmt.Sprintf("old-%02d", i))
+	}
+	announceAll(t, hb, hs[2], "m2", k, refs)
+	// Requests leave after both newcomers subscribed; the hub delivers in
+	// port order, so each newcomer hears the other before relay 2.
+	hb.ports[0].lateRequests, hb.ports[1].lateRequests = true, true
+	for i, h := range hs[:2] {
+		c, w := h.connect(fmt.Sprint("m", i))
+		c.Discard = true
+		pub, sig := k.JoinProof(w.Nonce)
+		h.send(c, &wire.Join{Handle: 1, Channel: k.ID(), Pub: pub, Sig: sig})
+	}
+	hb.settle(t, hs)
+	for i, h := range hs[:2] {
+		if cache, _, _ := h.r.Cached(k.ID()); cache.Len() != len(refs) {
+			return fmt.Errorf("relay %d holds %d of the %d entries relay 2 held once its first reconciliation ended", i, cache.Len(), len(refs))
+		}
+	}
+	return nil
+}
+
+func TestBackboneNewcomersLearnFromHolder(t *testing.T) {
+	if err := checkNewcomersLearnFromHolder(t, nil); err != nil {
+		t.Fatal(err)
 	}
 }
