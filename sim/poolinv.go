@@ -6,6 +6,7 @@ import (
 
 	"github.com/cosnim/relays/backbone"
 
+	"github.com/cosnim/relays/relay"
 	"github.com/cosnim/relays/roster"
 )
 
@@ -200,11 +201,12 @@ func (w *poolWorld) checkBackboneCatchUp(r *simRelay, ms []*poolClient, why stri
 // rounds as a member's sync (syncRounds), each two bus deliveries, plus
 // the entries' wire time — then for its member to get them: a fan-out
 // (one one-way delay) or the member's own catch-up (syncRounds round
-// trips), and boundSlack.
+// trips), and boundSlack. A peer whose cache is not known complete
+// answers each round relay.BackboneLateAnswer late.
 func (w *poolWorld) backboneCatchUpBound(n int) time.Duration {
 	rounds := time.Duration(syncRounds(n))
 	wire := xmitAt(2*n*(w.entryBytes+40)+4*(64<<10), netsimBandwidth)
-	return rounds*2*busMax + rounds*2*w.owMax + 2*wire + boundSlack
+	return rounds*(2*busMax+relay.BackboneLateAnswer) + rounds*2*w.owMax + 2*wire + boundSlack
 }
 
 // bbWait is a member's join of a relay on a backbone, waiting for its
