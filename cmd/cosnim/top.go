@@ -244,6 +244,16 @@ func renderTop(v *topView) string {
 	p("%-14s %s queued of %s (%d × %s)   closed full %d   syncs deferred %d\n", "send queues",
 		sizeOf(m.Queues), sizeOf(queueCap), st.Connections, sizeOf(st.SendQueue), st.QueueFull, st.SyncsDeferred)
 	p("%-14s merged %d (%.1f/s)   dropped %d   resyncs %d\n", "slow members", st.PendingMerged, v.MergedRate, st.PendingDropped, st.Resyncs)
+	if bb := st.Backbone; bb != nil {
+		link := "DOWN"
+		if bb.Connected {
+			link = "connected to " + bb.URL
+		} else if bb.LastError != "" {
+			link += " (" + bb.LastError + ")"
+		}
+		p("%-14s %s   entries out %d  in %d  dropped %d   reconciliations %d (failed %d)\n", "backbone", link,
+			bb.EntriesPublished, bb.EntriesLearnt, bb.EntriesDropped, bb.Reconciliations, bb.ReconcilesFailed)
+	}
 	p("\ntop channels by cached bytes\n")
 	p("  %-10s %12s %10s %8s\n", "CHANNEL", "BYTES", "ENTRIES", "MEMBERS")
 	for _, c := range st.TopChannels {
