@@ -17,6 +17,9 @@ import (
 	"testing"
 	"time"
 
+	natsbus "github.com/cosnim/relays/backbone/nats"
+	"github.com/cosnim/relays/internal/testnats"
+
 	"github.com/cosnim/relays/client/agent"
 	"github.com/cosnim/relays/internal/testpki"
 	"github.com/cosnim/relays/internal/testutil"
@@ -156,7 +159,11 @@ func configCheck(t *testing.T, data, dir, certFile, keyFile string) {
 // one scrape of /metrics.
 func liveMetrics(t *testing.T) string {
 	t.Helper()
-	s, err := relayserver.New(relayserver.Config{Addr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0"})
+	// With a backbone (a NATS server in process), so its metrics are
+	// exported too.
+	nats := testnats.Start(t, testnats.Options(t))
+	s, err := relayserver.New(relayserver.Config{Addr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0",
+		Backbone: &natsbus.Options{URLs: []string{nats.URL()}}})
 	if err != nil {
 		t.Fatal(err)
 	}

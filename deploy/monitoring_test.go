@@ -135,10 +135,9 @@ func TestAlertRules(t *testing.T) {
 			}
 		}
 	}
-	// The alerts an operator of a relay needs, by name (backbone alerts
-	// come with the backbone).
+	// The alerts an operator of a relay needs, by name.
 	for _, want := range []string{"CosnimRelayDown", "CosnimRelayMemoryHigh", "CosnimRelaySheddingLoad",
-		"CosnimRelayHandshakeFailures", "CosnimRelaySlowMembers", "CosnimRelayResyncs"} {
+		"CosnimRelayHandshakeFailures", "CosnimRelaySlowMembers", "CosnimRelayResyncs", "CosnimRelayBackboneDown"} {
 		if !slices.Contains(alerts, want) {
 			t.Errorf("%s has no alert %s", rulesFile, want)
 		}
