@@ -74,9 +74,25 @@ func (r *Relay) overBudget() bool { return r.memory() > r.cfg.MemoryBudget }
 // first, then evicts the oldest entries of the channel holding the most
 // cached bytes per member: a swarm of self-made channels, one member
 // each, pays before a busy channel shared by many.
+//
+// What no eviction can free (send queues, read buffers, held entries) is
+// held by connections: while it alone passes the mark, the costliest
+// connection is closed first, and caches are evicted only for what they
+// add, so a client that stops reading cannot make the relay drop honest
+// entries. If that is not enough, shed does nothing more until
+// shedRetry has passed, so that stores do not scan every channel each.
 func (r *Relay) shed() {
+	if r.now.Before(r.shedQuietUntil) {
+		return
+	}
 	low := r.cfg.MemoryBudget - r.cfg.MemoryBudget/32
 	r.forgetEmpty()
+	for r.usage().Fixed() > low {
+		if !r.closeCostliestConn() {
+			r.shedQuietUntil = r.now.Add(shedRetry)
+			return // admission stops growth meanwhile
+		}
+	}
 	for r.memory() > low {
 		victim := r.costliest()
 		if victim == nil {
@@ -87,6 +103,10 @@ func (r *Relay) shed() {
 		}
 	}
 }
+
+// shedRetry is how long shed rests after it could not bring what
+// connections hold under the budget.
+const shedRetry = 100 * time.Millisecond
 
 // costliest is the channel with the most cached bytes per member (ties:
 // more bytes, then lower ID), or nil if no cache holds anything.
@@ -170,6 +190,12 @@ func connCost(c *conn) int64 {
 // the costliest connection goes rather than everyone new being refused.
 // It reports whether the estimate is back under the budget.
 func (r *Relay) shedCostliestConn() bool {
+	return r.closeCostliestConn() && r.usage().Fixed() <= r.cfg.MemoryBudget
+}
+
+// closeCostliestConn closes the connection that holds the most, if that
+// is worth several newcomers, and reports whether it closed one.
+func (r *Relay) closeCostliestConn() bool {
 	var worst *conn
 	var most int64
 	for _, c := range r.conns { // sorted: a maximum with ties broken by id
@@ -183,5 +209,5 @@ func (r *Relay) shedCostliestConn() bool {
 	r.stats.ShedConns++
 	r.closeWithError(worst, wire.CodeRelayFull, 0, fmt.Sprintf("relay full: this connection holds the most (%d bytes queued or held)", most))
 	r.sampleQueues()
-	return r.usage().Fixed() <= r.cfg.MemoryBudget
+	return true
 }

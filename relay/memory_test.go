@@ -190,3 +190,32 @@ func TestHeldEntriesFlushedWithoutWritable(t *testing.T) {
 		t.Errorf("pending = %d after the flush, want 0", pending)
 	}
 }
+
+// Connections that stop reading hold memory no eviction can free: past the
+// budget the relay closes the costliest of them, and keeps the honest
+// channels' entries (an outsider cannot make it evict them).
+func TestQueuesOverBudgetCloseConnsNotCaches(t *testing.T) {
+	const budget = 4 << 20
+	h := newHarness(t, Config{MemoryBudget: budget, AcceptRate: 100000})
+	honest := keys(t, "honest")
+	a := h.member("honest-a", honest, 1)
+	h.member("honest-b", honest, 1)
+	announce(t, h, a, honest, "honest", 1000, 200)
+	var stalled []*transporttest.Conn
+	for i := range 2 {
+		c := h.member(fmt.Sprint("stalled-", i), keys(t, fmt.Sprint("own-", i)), 1)
+		c.Backlog = 3 << 20 // stopped reading, under the send-queue cap
+		stalled = append(stalled, c)
+	}
+	h.now = h.now.Add(2 * time.Second) // the next event samples the queues
+	announce(t, h, a, honest, "more", 1, 200)
+	if ch := h.r.channels[honest.ID()]; ch.cache.Len() != 1001 || !ch.complete {
+		t.Errorf("honest channel holds %d of 1001 entries (complete=%v): stalled connections made the relay evict them", ch.cache.Len(), ch.complete)
+	}
+	if !stalled[0].Closed && !stalled[1].Closed {
+		t.Error("no stalled connection closed though their queues hold more than the budget")
+	}
+	if m := h.r.Memory(); m > budget {
+		t.Errorf("estimate %d over the %d budget", m, budget)
+	}
+}

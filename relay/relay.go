@@ -58,6 +58,9 @@ type Relay struct {
 	queuedBytes   int64
 	bufferedBytes int64
 	sampledAt     time.Time
+	// shedQuietUntil is when shed may try again after connections alone
+	// held more than the budget and none was worth closing.
+	shedQuietUntil time.Time
 
 	out           []byte // scratch for encoding frames
 	frameBuf      []byte // scratch for encodeEntries
