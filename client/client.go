@@ -382,7 +382,7 @@ func (c *Client) Closed(tc transport.Conn, err error, now time.Time) {
 	if tc != c.conn {
 		return
 	}
-	c.log.Info("relay connection lost", "relay", c.addrs[c.addrIdx], "err", err)
+	c.log.Info("relay connection lost", "addr", c.addrs[c.addrIdx], "err", err)
 	c.lost(now, 0)
 }
 
@@ -417,7 +417,7 @@ func (c *Client) Tick(now time.Time) {
 			c.dial(now)
 		case tConnectDeadline:
 			if c.state == Connecting {
-				c.log.Info("relay connection timed out", "relay", c.addrs[c.addrIdx])
+				c.log.Info("relay connection timed out", "addr", c.addrs[c.addrIdx])
 				c.drop(now)
 			}
 		case tPing:
@@ -439,7 +439,7 @@ func (c *Client) Tick(now time.Time) {
 				continue
 			}
 			if !now.Before(due) {
-				c.log.Info("relay went silent", "relay", c.addrs[c.addrIdx])
+				c.log.Info("relay went silent", "addr", c.addrs[c.addrIdx])
 				c.drop(now)
 			} else {
 				c.snapshotDrained()

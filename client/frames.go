@@ -266,7 +266,7 @@ func (c *Client) handleDrain(f *wire.Drain, now time.Time) {
 		delay += time.Duration(c.rng.Int64N(int64(f.JitterMillis)*int64(time.Millisecond) + 1))
 	}
 	c.drainUntil = now.Add(max(delay, time.Millisecond))
-	c.log.Info("relay draining", "relay", c.addrs[len(c.addrs)-1], "reconnect_in", delay)
+	c.log.Info("relay draining", "addr", c.addrs[len(c.addrs)-1], "reconnect_in", delay)
 	c.obs.Problem(roster.ChannelID{}, wire.CodeShuttingDown, fmt.Sprintf("relay draining: reconnecting in %v", delay.Round(time.Millisecond)), now)
 	if c.conn != nil {
 		c.conn.Close()
