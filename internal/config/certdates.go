@@ -6,11 +6,13 @@ import (
 	"errors"
 	"os"
 	"time"
+
+	"github.com/cosnim/relays/transport/tcp"
 )
 
-// ExpiryWarning is how long before a certificate's end `config check` and
-// `start relay` start to warn.
-const ExpiryWarning = 30 * 24 * time.Hour
+// ExpiryWarning is how long before a certificate's end it is warned
+// about (tcp.ExpiryWarning: the relay warns on reload alike).
+const ExpiryWarning = tcp.ExpiryWarning
 
 // Sentinels of CertDates.
 var (

@@ -122,15 +122,33 @@ func (r *CertReloader) maybeReloadLocked() {
 	if cs == r.certStamp && ks == r.keyStamp {
 		return
 	}
-	old := r.cert
+	old, oldCS, oldKS := r.cert, r.certStamp, r.keyStamp
 	if err := r.load(); err != nil {
 		r.cert = old
 		r.failLocked(err)
 		return
 	}
+	if leaf := r.cert.Leaf; leaf != nil {
+		now := r.now()
+		if now.After(leaf.NotAfter) || now.Before(leaf.NotBefore) {
+			// Keep the old pair, and look at the files again next time.
+			r.cert, r.certStamp, r.keyStamp = old, oldCS, oldKS
+			r.failLocked(fmt.Errorf("transport: new certificate %q is valid only from %s to %s; keeping the old one",
+				leaf.Subject.String(), leaf.NotBefore.UTC().Format(time.RFC3339), leaf.NotAfter.UTC().Format(time.RFC3339)))
+			return
+		}
+		if left := leaf.NotAfter.Sub(now); left < ExpiryWarning {
+			r.log.Warn("transport: reloaded TLS certificate expires soon", "cert", r.certFile,
+				"not_after", leaf.NotAfter.UTC().Format(time.RFC3339), "days", int(left.Hours()/24))
+		}
+	}
 	r.lastErr = nil
 	r.log.Info("transport: reloaded TLS certificate", "cert", r.certFile)
 }
+
+// ExpiryWarning is how long before a certificate's end the relay, `config
+// check` and `start relay` warn about it.
+const ExpiryWarning = 30 * 24 * time.Hour
 
 func (r *CertReloader) failLocked(err error) {
 	if r.lastErr == nil || r.lastErr.Error() != err.Error() {

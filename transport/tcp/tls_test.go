@@ -275,3 +275,33 @@ func TestExplainDialErrorPassesOthers(t *testing.T) {
 func tls13Listener(ln net.Listener, cfg *tls.Config) net.Listener {
 	return tls.NewListener(SniffListener(ln, true, nil), cfg)
 }
+
+// A reload is refused for a certificate that has expired (or is not valid
+// yet): the old one stays in service. One that expires within
+// ExpiryWarning is served, with a warning.
+func TestCertReloadChecksDates(t *testing.T) {
+	p := testpki.NewPKI(t)
+	r, err := NewCertReloader(p.ServerCert, p.ServerKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &logBuf{}
+	r.SetLogger(logs.logger())
+	r.interval = 0
+	p.CA.Issue(t, p.Dir, "server", testpki.Leaf{CN: "relay", Server: true, Expired: true})
+	c, _ := r.GetCertificate(nil)
+	if c.Leaf.SerialNumber.Cmp(p.Server.SerialNumber) != 0 {
+		t.Fatal("an expired certificate replaced a valid one")
+	}
+	if r.Err() == nil || !strings.Contains(logs.String(), "keeping the old one") {
+		t.Errorf("refusal not reported: Err %v, logs %s", r.Err(), logs.String())
+	}
+	_, _, soon := p.CA.Issue(t, p.Dir, "server", testpki.Leaf{CN: "relay", Server: true, NotAfter: time.Now().Add(ExpiryWarning / 2)})
+	c, _ = r.GetCertificate(nil)
+	if c.Leaf.SerialNumber.Cmp(soon.SerialNumber) != 0 {
+		t.Fatal("a valid certificate that expires soon was not served")
+	}
+	if r.Err() != nil || !strings.Contains(logs.String(), "expires soon") {
+		t.Errorf("no warning for a certificate expiring within %v: Err %v, logs %s", ExpiryWarning, r.Err(), logs.String())
+	}
+}
