@@ -3,6 +3,7 @@ package sim
 import (
 	"time"
 
+	"github.com/cosnim/relays/relay"
 	"github.com/cosnim/relays/roster"
 	"github.com/cosnim/relays/transport"
 	"github.com/cosnim/relays/wire"
@@ -461,26 +462,33 @@ func (w *world) onLost(c *simClient) {
 	w.violate("churn: %s lost its relay connection with no fault touching it", c.name)
 }
 
-// relayTap checks the relay's accounted memory after every event it
-// handles (invariant 6).
-type relayTap struct{ w *world }
+// relayTap checks the relay after every event that can grow what it
+// holds (invariant 6); core is the relay's current incarnation.
+type relayTap struct {
+	core  func() *relay.Relay
+	check func()
+}
 
 var _ transport.Handler = relayTap{}
 
-func (t relayTap) Open(c transport.Conn, now time.Time) { t.w.relay.Open(c, now); t.check() }
+func (t relayTap) Open(c transport.Conn, now time.Time) { t.core().Open(c, now); t.check() }
 func (t relayTap) Data(c transport.Conn, b []byte, now time.Time) {
-	t.w.relay.Data(c, b, now)
+	t.core().Data(c, b, now)
 	t.check()
 }
-func (t relayTap) Writable(c transport.Conn, now time.Time) { t.w.relay.Writable(c, now) }
+func (t relayTap) Writable(c transport.Conn, now time.Time) { t.core().Writable(c, now) }
 func (t relayTap) Closed(c transport.Conn, err error, now time.Time) {
-	t.w.relay.Closed(c, err, now)
+	t.core().Closed(c, err, now)
 }
-func (t relayTap) Tick(now time.Time)          { t.w.relay.Tick(now); t.check() }
-func (t relayTap) Deadline() (time.Time, bool) { return t.w.relay.Deadline() }
+func (t relayTap) Tick(now time.Time)          { t.core().Tick(now); t.check() }
+func (t relayTap) Deadline() (time.Time, bool) { return t.core().Deadline() }
 
-func (t relayTap) check() {
-	w := t.w
+// oneRelayTap is the one-relay world's relayTap.
+func (w *world) oneRelayTap() relayTap {
+	return relayTap{core: func() *relay.Relay { return w.relay }, check: w.checkRelay}
+}
+
+func (w *world) checkRelay() {
 	w.noteOverflows()
 	if m := w.relay.Memory(); m > w.memoryBudget && !w.memoryOver {
 		w.memoryOver = true

@@ -284,9 +284,9 @@ func (w *poolWorld) startRelay(r *simRelay) {
 	r.core, r.budget, r.memOver = core, cfg.MemoryBudget, false
 	r.gen++
 	if r.gen > 1 {
-		r.node.Restart(poolRelayTap{w, r})
+		r.node.Restart(w.relayTap(r))
 	} else {
-		r.node.SetHandler(poolRelayTap{w, r})
+		r.node.SetHandler(w.relayTap(r))
 	}
 	r.node.Listen(r.addr)
 	if r.port != nil {
@@ -566,29 +566,15 @@ func (w *poolWorld) result() Result {
 
 // Taps: the pool world's handlers wrap the cores to watch their events.
 
-type poolRelayTap struct {
-	w *poolWorld
-	r *simRelay
-}
-
-func (t poolRelayTap) Open(c transport.Conn, now time.Time) { t.r.core.Open(c, now); t.check() }
-func (t poolRelayTap) Data(c transport.Conn, b []byte, now time.Time) {
-	t.r.core.Data(c, b, now)
-	t.check()
-}
-func (t poolRelayTap) Writable(c transport.Conn, now time.Time) { t.r.core.Writable(c, now) }
-func (t poolRelayTap) Closed(c transport.Conn, err error, now time.Time) {
-	t.r.core.Closed(c, err, now)
-}
-func (t poolRelayTap) Tick(now time.Time)          { t.r.core.Tick(now); t.check() }
-func (t poolRelayTap) Deadline() (time.Time, bool) { return t.r.core.Deadline() }
-
-// check is invariant (d): the relay's accounted memory under its budget.
-func (t poolRelayTap) check() {
-	if m := t.r.core.Memory(); m > t.r.budget && !t.r.memOver {
-		t.r.memOver = true
-		t.w.violate("boundedness: %s accounts %d bytes, over its budget of %d", t.r.name, m, t.r.budget)
-	}
+// relayTap is r's relayTap: invariant (d), its accounted memory under
+// its budget.
+func (w *poolWorld) relayTap(r *simRelay) relayTap {
+	return relayTap{core: func() *relay.Relay { return r.core }, check: func() {
+		if m := r.core.Memory(); m > r.budget && !r.memOver {
+			r.memOver = true
+			w.violate("boundedness: %s accounts %d bytes, over its budget of %d", r.name, m, r.budget)
+		}
+	}}
 }
 
 // poolBusTap is a relay core's backbone handler: it arms the backbone
@@ -600,7 +586,7 @@ type poolBusTap struct {
 
 func (t poolBusTap) Message(m backbone.Msg, now time.Time) {
 	t.r.core.Message(m, now)
-	poolRelayTap(t).check()
+	t.w.relayTap(t.r).check()
 }
 func (t poolBusTap) Response(id uint64, data []byte, err error, now time.Time) {
 	t.r.core.Response(id, data, err, now)

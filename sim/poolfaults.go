@@ -112,7 +112,7 @@ func applyPoolDrain(w *poolWorld, f Fault) {
 	}
 	w.touch.untilRestart(r.name, w.net.Now())
 	r.core.Drain(w.net.Now(), 500*time.Millisecond, time.Second, nil)
-	r.node.SetHandler(poolRelayTap{w, r}) // re-arm its timer
+	r.node.SetHandler(w.relayTap(r)) // re-arm its timer
 	gen := r.gen
 	w.later(f.Duration, func() {
 		if r.up && r.gen == gen { // not restarted meanwhile by a crash

@@ -381,9 +381,9 @@ func (w *world) startRelay() {
 		w.model[ch] = nil
 	}
 	if w.relayUp || w.net.Events() > 0 {
-		w.relayNode.Restart(relayTap{w})
+		w.relayNode.Restart(w.oneRelayTap())
 	} else {
-		w.relayNode.SetHandler(relayTap{w})
+		w.relayNode.SetHandler(w.oneRelayTap())
 	}
 	w.relayNode.Listen(relayAddr)
 	w.relayUp = true
