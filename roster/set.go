@@ -219,6 +219,9 @@ func (s *Set) remove(id *ID) bool {
 	for d := 0; d <= s.depth; d++ {
 		s.sums[d][prefixOf(id, d)].sub(id)
 	}
+	if s.n == 0 {
+		s.slab, s.slots, s.free = nil, 0, nil // a cache emptied: let the slab go
+	}
 	return true
 }
 

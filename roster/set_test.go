@@ -166,6 +166,18 @@ func TestAddRemoveReuse(t *testing.T) {
 				t.Fatalf("Fingerprint(%v) = %v, want %v", n, f, want)
 			}
 		}
+	}	// Emptied, the set lets its slab go and fills again from scratch.
+	for _, e := range got {
+		s.Remove(e.ID)
+	}
+	if s.Len() != 0 || len(s.Entries()) != 0 || s.Fingerprint(Node{}) != (Fingerprint{}) {
+		t.Fatalf("emptied set: Len %d, %d entries, root %v", s.Len(), len(s.Entries()), s.Fingerprint(Node{}))
+	}
+	for _, e := range got[:2000] {
+		s.Add(e)
+	}
+	if diff := cmp.Diff(modelOf(got[:2000]), s.model()); diff != "" {
+		t.Fatalf("refilled set differs (-want +got):\n%s", diff)
 	}
 }
 
