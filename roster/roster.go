@@ -71,8 +71,8 @@ func (s *Set) Merge(o *Set) int { return s.merge(o) }
 func (s *Set) Entries() []Entry {
 	out := make([]Entry, 0, s.n)
 	for _, b := range s.buckets {
-		for _, k := range b.slots {
-			out = append(out, *s.entry(k))
+		for _, r := range b {
+			out = append(out, *s.entry(r.slot))
 		}
 	}
 	return out

@@ -44,13 +44,12 @@ func TestSearchMatchesBinarySearch(t *testing.T) {
 			s := Set{depth: tc.depth}
 			var bk bucket
 			for i := range b {
-				bk.keys = append(bk.keys, keyOf(&b[i].ID))
-				bk.slots = append(bk.slots, s.alloc(&b[i]))
+				bk = append(bk, ref{keyOf(&b[i].ID), s.alloc(&b[i])})
 			}
 			for q := range 2*n + 2 {
 				id := tc.id(q)
 				want := sort.Search(len(b), func(i int) bool { return bytes.Compare(b[i].ID[:], id[:]) >= 0 })
-				got, ok := search(&s, &bk, &id)
+				got, ok := search(&s, bk, &id)
 				if got != want || ok != (want < len(b) && b[want].ID == id) {
 					t.Fatalf("%s, n=%d, query %d: got %d %v, want %d", tc.name, n, q, got, ok, want)
 				}

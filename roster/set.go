@@ -17,37 +17,33 @@ const (
 )
 
 // bucket holds, sorted by ID, the entries whose IDs share the bucket's
-// prefix: the first 8 bytes of each ID as an integer (what a search
-// reads, a few cache lines for a whole bucket) and, beside it, the entry's
-// place in the set's slab. Neither holds a pointer, so inserts and
-// deletes shift plain words.
-type bucket struct {
-	keys  []uint64
-	slots []uint32
+// prefix, each as a ref: 16 bytes instead of a 56-byte Entry, so a search
+// reads a few cache lines of a whole bucket, and inserts and deletes shift
+// plain words, no pointers.
+type bucket []ref
+
+// ref is an entry of a bucket: the first 8 bytes of its ID as an integer
+// (what searches compare) and its slot in the set's slab.
+type ref struct {
+	key  uint64
+	slot uint32
 }
 
-// minBucketCap is the least room a bucket's arrays get: small buckets
-// grow in fewer steps, two allocations each (keys and slots).
+// minBucketCap is the least room a bucket gets: small buckets grow in
+// fewer steps.
 const minBucketCap = 8
 
-// insert puts key k and slot at index i, growing both arrays together.
-func (b *bucket) insert(i int, k uint64, slot uint32) {
-	if n := len(b.keys); n == cap(b.keys) || n == cap(b.slots) {
-		c := max(2*n, minBucketCap)
-		b.keys = append(make([]uint64, 0, c), b.keys...)
-		b.slots = append(make([]uint32, 0, c), b.slots...)
+// insert puts r at index i.
+func (b *bucket) insert(i int, r ref) {
+	if n := len(*b); n == cap(*b) {
+		*b = append(make(bucket, 0, max(2*n, minBucketCap)), *b...)
 	}
-	b.keys = slices.Insert(b.keys, i, k)
-	b.slots = slices.Insert(b.slots, i, slot)
+	*b = slices.Insert(*b, i, r)
 }
 
-// bucketOf copies keys and slots into a new bucket with room to grow.
-func bucketOf(keys []uint64, slots []uint32) bucket {
-	c := max(len(keys)+len(keys)/2, minBucketCap)
-	return bucket{
-		keys:  append(make([]uint64, 0, c), keys...),
-		slots: append(make([]uint32, 0, c), slots...),
-	}
+// bucketOf copies rs into a new bucket with room to grow.
+func bucketOf(rs []ref) bucket {
+	return append(make(bucket, 0, max(len(rs)+len(rs)/2, minBucketCap)), rs...)
 }
 
 // keyOf returns the first 8 bytes of id as a big-endian integer.
@@ -119,15 +115,14 @@ func (s *Set) release(k uint32) {
 // within a step or two. IDs that are not spread evenly cost at most about
 // twice a binary search. The keys decide every comparison but between IDs
 // that share their first 8 bytes, which read the slab.
-func search(s *Set, b *bucket, id *ID) (int, bool) {
+func search(s *Set, b bucket, id *ID) (int, bool) {
 	depth := s.depth
 	k := keyOf(id)
-	keys := b.keys
 	less := func(i int) bool { // entry i sorts before id
-		mk := keys[i]
-		return mk < k || mk == k && bytes.Compare(s.entry(b.slots[i]).ID[8:], id[8:]) < 0
+		mk := b[i].key
+		return mk < k || mk == k && bytes.Compare(s.entry(b[i].slot).ID[8:], id[8:]) < 0
 	}
-	n := len(keys)
+	n := len(b)
 	lo, hi := 0, n // [:lo] sorts before id, [hi:] does not
 	if n >= 8 {
 		g := int(uint64(n) * ((k << (4 * depth)) >> 32) >> 32)
@@ -167,7 +162,7 @@ func search(s *Set, b *bucket, id *ID) (int, bool) {
 			hi = m
 		}
 	}
-	return lo, lo < n && keys[lo] == k && s.entry(b.slots[lo]).ID == *id
+	return lo, lo < n && b[lo].key == k && s.entry(b[lo].slot).ID == *id
 }
 
 // find locates id: its bucket, its index in the bucket, and whether it is there.
@@ -176,13 +171,13 @@ func (s *Set) find(id *ID) (bucket uint64, i int, ok bool) {
 		return 0, 0, false
 	}
 	bucket = prefixOf(id, s.depth)
-	i, ok = search(s, &s.buckets[bucket], id)
+	i, ok = search(s, s.buckets[bucket], id)
 	return bucket, i, ok
 }
 
 // entryAt returns the i-th entry of bucket p.
 func (s *Set) entryAt(p uint64, i int) *Entry {
-	return s.entry(s.buckets[p].slots[i])
+	return s.entry(s.buckets[p][i].slot)
 }
 
 func (s *Set) add(e Entry) bool {
@@ -194,7 +189,7 @@ func (s *Set) add(e Entry) bool {
 		return false
 	}
 	b := &s.buckets[bi]
-	b.insert(i, keyOf(&e.ID), s.alloc(&e))
+	b.insert(i, ref{keyOf(&e.ID), s.alloc(&e)})
 	s.n++
 	s.addSums(&e.ID)
 	if s.depth < maxBucketDepth && s.n > bucketLoad<<(4*s.depth) {
@@ -208,13 +203,13 @@ func (s *Set) remove(id *ID) bool {
 	if !ok {
 		return false
 	}
-	b := &s.buckets[bi]
-	s.release(b.slots[i])
-	b.keys = slices.Delete(b.keys, i, i+1)
-	b.slots = slices.Delete(b.slots, i, i+1)
-	if len(b.keys) == 0 {
-		*b = bucket{} // let the backing arrays go
+	b := s.buckets[bi]
+	s.release(b[i].slot)
+	b = slices.Delete(b, i, i+1)
+	if len(b) == 0 {
+		b = nil // let the backing array go
 	}
+	s.buckets[bi] = b
 	s.n--
 	for d := 0; d <= s.depth; d++ {
 		s.sums[d][prefixOf(id, d)].sub(id)
@@ -232,61 +227,59 @@ func (s *Set) deepen() {
 	nb := make([]bucket, len(s.buckets)*16)
 	level := make([]acc, len(nb))
 	for p, b := range s.buckets {
-		keys, slots := b.keys, b.slots
-		for len(keys) > 0 {
-			c := keyPrefix(keys[0], nd)
+		for len(b) > 0 {
+			c := keyPrefix(b[0].key, nd)
 			j := 1
-			for j < len(keys) && keyPrefix(keys[j], nd) == c {
+			for j < len(b) && keyPrefix(b[j].key, nd) == c {
 				j++
 			}
-			nb[c] = bucketOf(keys[:j], slots[:j])
-			for _, k := range slots[:j] {
-				level[c].add(&s.entry(k).ID)
+			nb[c] = bucketOf(b[:j])
+			for _, r := range b[:j] {
+				level[c].add(&s.entry(r.slot).ID)
 			}
-			keys, slots = keys[j:], slots[j:]
+			b = b[j:]
 		}
-		s.buckets[p] = bucket{}
+		s.buckets[p] = nil
 	}
 	s.depth, s.buckets = nd, nb
 	s.sums = append(s.sums, level)
 }
 
-// nodeRange returns the slots, in ID order, of the entries of bucket b
-// that lie in n.
-func nodeRange(b *bucket, n Node) []uint32 {
+// nodeRange returns the part of bucket b that lies in n.
+func nodeRange(b bucket, n Node) []ref {
 	d := int(n.Depth)
-	lo, hi := 0, len(b.keys)
+	lo, hi := 0, len(b)
 	// first index with prefix ≥ n.Prefix
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		if keyPrefix(b.keys[m], d) < n.Prefix {
+		if keyPrefix(b[m].key, d) < n.Prefix {
 			lo = m + 1
 		} else {
 			hi = m
 		}
 	}
 	end := lo
-	for end < len(b.keys) && keyPrefix(b.keys[end], d) == n.Prefix {
+	for end < len(b) && keyPrefix(b[end].key, d) == n.Prefix {
 		end++
 	}
-	return b.slots[lo:end]
+	return b[lo:end]
 }
 
-// segments appends to dst the non-empty runs of slots of the entries that
+// segments appends to dst the non-empty runs of refs of the entries that
 // make up n, in ID order. Subtrees with a zero count are skipped without a
 // look at their buckets.
-func (s *Set) segments(dst [][]uint32, n Node) [][]uint32 {
+func (s *Set) segments(dst [][]ref, n Node) [][]ref {
 	if s.depth == 0 || !n.Valid() {
 		return dst
 	}
 	d := int(n.Depth)
 	switch {
 	case d == s.depth:
-		if b := s.buckets[n.Prefix]; len(b.slots) > 0 {
-			dst = append(dst, b.slots)
+		if b := s.buckets[n.Prefix]; len(b) > 0 {
+			dst = append(dst, b)
 		}
 	case d > s.depth:
-		if r := nodeRange(&s.buckets[n.Prefix>>(4*(d-s.depth))], n); len(r) > 0 {
+		if r := nodeRange(s.buckets[n.Prefix>>(4*(d-s.depth))], n); len(r) > 0 {
 			dst = append(dst, r)
 		}
 	default:
@@ -312,8 +305,8 @@ func (s *Set) Fingerprint(n Node) Fingerprint {
 		return s.sums[d][n.Prefix].fingerprint()
 	}
 	var a acc
-	for _, k := range nodeRange(&s.buckets[n.Prefix>>(4*(d-s.depth))], n) {
-		a.add(&s.entry(k).ID)
+	for _, r := range nodeRange(s.buckets[n.Prefix>>(4*(d-s.depth))], n) {
+		a.add(&s.entry(r.slot).ID)
 	}
 	return a.fingerprint()
 }
@@ -326,7 +319,7 @@ func (s *Set) count(n Node) uint64 {
 	if d := int(n.Depth); d <= s.depth {
 		return s.sums[d][n.Prefix].count
 	}
-	return uint64(len(nodeRange(&s.buckets[n.Prefix>>(4*(int(n.Depth)-s.depth))], n)))
+	return uint64(len(nodeRange(s.buckets[n.Prefix>>(4*(int(n.Depth)-s.depth))], n)))
 }
 
 // merge adds o's entries bucket by bucket: o's entries come in ID order, so
@@ -341,19 +334,18 @@ func (s *Set) merge(o *Set) int {
 	}
 	added := 0
 	for _, b := range o.buckets {
-		keys, slots := b.keys, b.slots
-		for len(keys) > 0 {
-			p := keyPrefix(keys[0], s.depth)
+		for len(b) > 0 {
+			p := keyPrefix(b[0].key, s.depth)
 			j := 1
 			if o.depth >= s.depth {
-				j = len(keys) // the whole bucket lies in our bucket p
+				j = len(b) // the whole bucket lies in our bucket p
 			} else {
-				for j < len(keys) && keyPrefix(keys[j], s.depth) == p {
+				for j < len(b) && keyPrefix(b[j].key, s.depth) == p {
 					j++
 				}
 			}
-			added += s.mergeBucket(p, keys[:j], slots[:j], o)
-			keys, slots = keys[j:], slots[j:]
+			added += s.mergeBucket(p, b[:j], o)
+			b = b[j:]
 		}
 	}
 	for s.depth < maxBucketDepth && s.n > bucketLoad<<(4*s.depth) {
@@ -362,27 +354,27 @@ func (s *Set) merge(o *Set) int {
 	return added
 }
 
-// mergeBucket merges the sorted run of entries of src at inSlots (with
-// keys inKeys), all in bucket p, into that bucket.
-func (s *Set) mergeBucket(p uint64, inKeys []uint64, inSlots []uint32, src *Set) int {
-	cur := &s.buckets[p]
+// mergeBucket merges the sorted run in of src's entries, all in bucket p,
+// into that bucket.
+func (s *Set) mergeBucket(p uint64, in []ref, src *Set) int {
+	cur := s.buckets[p]
 	// cmp orders our entry i against the run's entry j.
 	cmp := func(i, j int) int {
-		a, b := cur.keys[i], inKeys[j]
+		a, b := cur[i].key, in[j].key
 		switch {
 		case a < b:
 			return -1
 		case a > b:
 			return 1
 		}
-		return bytes.Compare(s.entry(cur.slots[i]).ID[8:], src.entry(inSlots[j]).ID[8:])
+		return bytes.Compare(s.entry(cur[i].slot).ID[8:], src.entry(in[j].slot).ID[8:])
 	}
 	fresh := 0
-	for i, j := 0, 0; j < len(inKeys); j++ {
-		for i < len(cur.keys) && cmp(i, j) < 0 {
+	for i, j := 0, 0; j < len(in); j++ {
+		for i < len(cur) && cmp(i, j) < 0 {
 			i++
 		}
-		if i < len(cur.keys) && cmp(i, j) == 0 {
+		if i < len(cur) && cmp(i, j) == 0 {
 			i++
 			continue
 		}
@@ -391,22 +383,20 @@ func (s *Set) mergeBucket(p uint64, inKeys []uint64, inSlots []uint32, src *Set)
 	if fresh == 0 {
 		return 0
 	}
-	keys := make([]uint64, 0, len(cur.keys)+fresh)
-	slots := make([]uint32, 0, len(cur.keys)+fresh)
+	out := make(bucket, 0, len(cur)+fresh)
 	take := func(j int) {
-		e := src.entry(inSlots[j])
-		keys = append(keys, inKeys[j])
-		slots = append(slots, s.alloc(e))
+		e := src.entry(in[j].slot)
+		out = append(out, ref{in[j].key, s.alloc(e)})
 		s.addSums(&e.ID)
 	}
 	i, j := 0, 0
-	for i < len(cur.keys) && j < len(inKeys) {
+	for i < len(cur) && j < len(in) {
 		switch c := cmp(i, j); {
 		case c < 0:
-			keys, slots = append(keys, cur.keys[i]), append(slots, cur.slots[i])
+			out = append(out, cur[i])
 			i++
 		case c == 0:
-			keys, slots = append(keys, cur.keys[i]), append(slots, cur.slots[i])
+			out = append(out, cur[i])
 			i++
 			j++
 		default:
@@ -414,11 +404,11 @@ func (s *Set) mergeBucket(p uint64, inKeys []uint64, inSlots []uint32, src *Set)
 			j++
 		}
 	}
-	keys, slots = append(keys, cur.keys[i:]...), append(slots, cur.slots[i:]...)
-	for ; j < len(inKeys); j++ {
+	out = append(out, cur[i:]...)
+	for ; j < len(in); j++ {
 		take(j)
 	}
-	*cur = bucket{keys: keys, slots: slots}
+	s.buckets[p] = out
 	s.n += fresh
 	return fresh
 }

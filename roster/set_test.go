@@ -166,7 +166,7 @@ func TestAddRemoveReuse(t *testing.T) {
 				t.Fatalf("Fingerprint(%v) = %v, want %v", n, f, want)
 			}
 		}
-	}	// Emptied, the set lets its slab go and fills again from scratch.
+	} // Emptied, the set lets its slab go and fills again from scratch.
 	for _, e := range got {
 		s.Remove(e.ID)
 	}

@@ -102,7 +102,7 @@ func (s *Set) ReplySyncLimit(in *SyncMsg, limit int) (out SyncMsg, give []Entry)
 			give = append(give, e)
 		}
 	}
-	var segs [][]uint32
+	var segs [][]ref
 	for i := range in.Ranges {
 		r := &in.Ranges[i]
 		if !r.Node.Valid() {
@@ -144,7 +144,7 @@ func over(want uint64, room int, n Node) bool {
 
 // replyIDs handles a peer's ID list of r.Node, splitting the node instead
 // when what the peer lacks passes room.
-func (s *Set) replyIDs(out *SyncMsg, give []Entry, segs *[][]uint32, r *Range, room int) []Entry {
+func (s *Set) replyIDs(out *SyncMsg, give []Entry, segs *[][]ref, r *Range, room int) []Entry {
 	n := r.Node
 	// We give at least our count minus theirs: split without diffing
 	// when even that is too much.
@@ -189,8 +189,8 @@ func (s *Set) replyFingerprint(out *SyncMsg, give []Entry, r *Range, room int) [
 	case r.FP.Count == 0:
 		// The peer has nothing here: it lacks all of ours.
 		for _, seg := range s.segments(nil, n) {
-			for _, k := range seg {
-				give = append(give, *s.entry(k))
+			for _, r := range seg {
+				give = append(give, *s.entry(r.slot))
 			}
 		}
 		return give
@@ -204,7 +204,7 @@ func (s *Set) replyFingerprint(out *SyncMsg, give []Entry, r *Range, room int) [
 
 // diffIDs handles a peer's full ID list of r.Node, given ours as segs: it
 // gives what the peer lacks and wants what we lack.
-func (s *Set) diffIDs(out *SyncMsg, give []Entry, segs [][]uint32, r *Range) []Entry {
+func (s *Set) diffIDs(out *SyncMsg, give []Entry, segs [][]ref, r *Range) []Entry {
 	theirs := r.IDs
 	if !slices.IsSortedFunc(theirs, compareIDs) {
 		theirs = slices.Clone(theirs)
@@ -224,8 +224,8 @@ func (s *Set) diffIDs(out *SyncMsg, give []Entry, segs [][]uint32, r *Range) []E
 	}
 	t, more := next()
 	for _, seg := range segs {
-		for _, k := range seg {
-			e := s.entry(k)
+		for _, r := range seg {
+			e := s.entry(r.slot)
 			for more && compareIDs(t, e.ID) < 0 {
 				out.Want = append(out.Want, t)
 				t, more = next()
@@ -247,8 +247,8 @@ func (s *Set) diffIDs(out *SyncMsg, give []Entry, segs [][]uint32, r *Range) []E
 // appendIDs appends the IDs of s in n to dst, sorted.
 func (s *Set) appendIDs(dst []ID, n Node) []ID {
 	for _, seg := range s.segments(nil, n) {
-		for _, k := range seg {
-			dst = append(dst, s.entry(k).ID)
+		for _, r := range seg {
+			dst = append(dst, s.entry(r.slot).ID)
 		}
 	}
 	return dst
