@@ -18,6 +18,23 @@ func benchChannel(b testing.TB, n, batch, frames int, slow bool) (*Relay, *trans
 	if err != nil {
 		b.Fatal(err)
 	}
+	pub := benchJoin(b, r, n, slow)
+	out := make([][]byte, frames)
+	for i := range out {
+		f := &wire.Announce{Handle: 1, Seq: uint32(i)}
+		for j := range batch {
+			e := make([]byte, 128)
+			copy(e, fmt.Sprintf("%d/%d", i, j))
+			f.Entries = append(f.Entries, e)
+		}
+		out[i] = wire.Append(nil, f)
+	}
+	return r, pub, out
+}
+
+// benchJoin opens a publisher and n members, all joined to one channel,
+// and returns the publisher; slow members' queues never drain.
+func benchJoin(b testing.TB, r *Relay, n int, slow bool) *transporttest.Conn {
 	k, _ := roster.DeriveKeys([]byte("bench"), "hub")
 	now := time.Unix(1, 0)
 	join := func(c *transporttest.Conn) {
@@ -36,17 +53,7 @@ func benchChannel(b testing.TB, n, batch, frames int, slow bool) (*Relay, *trans
 		}
 		join(m)
 	}
-	out := make([][]byte, frames)
-	for i := range out {
-		f := &wire.Announce{Handle: 1, Seq: uint32(i)}
-		for j := range batch {
-			e := make([]byte, 128)
-			copy(e, fmt.Sprintf("%d/%d", i, j))
-			f.Entries = append(f.Entries, e)
-		}
-		out[i] = wire.Append(nil, f)
-	}
-	return r, pub, out
+	return pub
 }
 
 func benchmarkFanout(b *testing.B, members, batch int, slow bool) {
@@ -64,6 +71,54 @@ func benchmarkFanout(b *testing.B, members, batch int, slow bool) {
 		r.Data(pub, announces[i%frames], now)
 	}
 	b.ReportMetric(float64(b.N*batch*members)/b.Elapsed().Seconds(), "delivered/s")
+}
+
+// BenchmarkFanout10SingleAtCap is BenchmarkFanout10Single with the
+// channel's cache full at the default cap, as in a long run: every entry
+// is inserted and the oldest evicted, two searches of a cache too large
+// for the CPU's caches.
+func BenchmarkFanout10SingleAtCap(b *testing.B) {
+	const frames = 4096
+	r, err := New(Config{FrameRate: 1 << 30, ByteRate: 1 << 30, PendingEntries: 1 << 30}, rand.New(rand.NewPCG(1, 2)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	pub := benchJoin(b, r, 10, false)
+	now := time.Unix(2, 0)
+	seq := uint32(0)
+	announces := func(gen, batch, n int) [][]byte {
+		out := make([][]byte, n)
+		for i := range out {
+			f := &wire.Announce{Handle: 1, Seq: seq}
+			seq++
+			for j := range batch {
+				e := make([]byte, 128)
+				copy(e, fmt.Sprintf("%d/%d/%d", gen, i, j))
+				f.Entries = append(f.Entries, e)
+			}
+			out[i] = wire.Append(nil, f)
+		}
+		return out
+	}
+	fill := r.cfg.CacheEntries/64 + 1
+	for _, f := range announces(0, 64, fill) {
+		r.Data(pub, f, now)
+	}
+	if r.stats.Evicted == 0 {
+		b.Fatal("cache not at its cap")
+	}
+	fs := announces(1, 1, frames)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if i%frames == 0 && i > 0 {
+			b.StopTimer()
+			fs = announces(1+i/frames, 1, frames)
+			b.StartTimer()
+		}
+		r.Data(pub, fs[i%frames], now)
+	}
+	b.ReportMetric(float64(b.N*10)/b.Elapsed().Seconds(), "delivered/s")
 }
 
 func BenchmarkFanout10(b *testing.B)           { benchmarkFanout(b, 10, 64, false) }

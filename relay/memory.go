@@ -162,7 +162,17 @@ func (r *Relay) evictOldest(ch *channel) {
 	}
 	r.stats.Evicted++
 	if ch.evicted > 0 && ch.evicted*2 >= len(ch.order) {
-		ch.order = append([]cached(nil), ch.order[ch.evicted:]...)
+		live := ch.order[ch.evicted:]
+		if len(live)*4 < cap(ch.order) {
+			// Shed most of the cache: let the large array go.
+			ch.order = append([]cached(nil), live...)
+		} else {
+			// At the cap: slide the live half down, no new array to
+			// allocate and grow again.
+			n := copy(ch.order, live)
+			clear(ch.order[n:])
+			ch.order = ch.order[:n]
+		}
 		ch.evicted = 0
 	}
 }

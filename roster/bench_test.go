@@ -35,6 +35,22 @@ func BenchmarkAdd(b *testing.B) {
 	}
 }
 
+// BenchmarkAddRemoveAtCap adds entries to a set held at 10^5 entries by
+// removing the oldest after each Add, as a relay cache at its cap does.
+func BenchmarkAddRemoveAtCap(b *testing.B) {
+	const capacity = 100000
+	es := entriesForBench(2 * capacity)
+	s := setOf(es[:capacity])
+	b.ReportAllocs()
+	i := capacity
+	for b.Loop() {
+		if !s.Add(es[i%len(es)]) || !s.Remove(es[(i-capacity)%len(es)].ID) {
+			b.Fatal("entry present on Add or missing on Remove")
+		}
+		i++
+	}
+}
+
 // BenchmarkMerge merges two sets of n entries that share half of them.
 func BenchmarkMerge(b *testing.B) {
 	for _, n := range benchSizes {

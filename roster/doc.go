@@ -74,19 +74,22 @@
 // # Data structure
 //
 // A Set keeps its entries in buckets keyed by the first 2 to 5 nibbles of
-// the ID, each bucket a slice sorted by ID; there are 256 buckets at first,
-// and they split into 16 each (a cut of a sorted slice) whenever they would
+// the ID, each bucket sorted by ID; there are 256 buckets at first, and
+// they split into 16 each (a cut of a sorted array) whenever they would
 // average more than 32 entries, so a relay cache of 10^4 entries holds 4,096
-// buckets and a roster of 10^6 entries 65,536. Beside them, a running
-// fingerprint of every node down to the bucket depth (1+16+…+16^depth
-// counters, 24 bytes each) is updated by Add and Remove, so the fingerprint
-// of the root and of every split node that sync asks about is a lookup, and
-// a deeper node binary-searches and scans part of one bucket (a few
-// entries). Membership is a binary search in one bucket, so there is no map
-// beside the buckets: this saves the map's memory (an entry costs its 56-byte
-// Entry plus slice slack instead of that plus a map slot of similar size),
-// and Entries, sync ID lists and fingerprints come out in ID order without
-// sorting, independent of insertion order and of Go's map order. Add is a
-// binary search and a short memmove. The zero Set is empty and allocates its
-// buckets at the first Add.
+// buckets and a roster of 10^6 entries 65,536. A bucket holds 16-byte refs:
+// the first 8 bytes of the ID as an integer, which decide almost every
+// comparison, and the entry's slot in a paged slab of Entries (the
+// slots Remove frees are reused). A search reads a few cache lines of
+// a bucket, and inserts and deletes shift words without pointers. Beside
+// them, a running fingerprint of every node down to the bucket depth
+// (1+16+…+16^depth counters, 24 bytes each) is updated by Add and Remove,
+// so the fingerprint of the root and of every split node that sync asks
+// about is a lookup, and a deeper node binary-searches and scans part of
+// one bucket (a few entries). Membership is a search in one bucket, so
+// there is no map beside the buckets: an entry costs its 56-byte Entry and
+// a 16-byte ref plus slack, and Entries, sync ID lists and fingerprints
+// come out in ID order without sorting, independent of insertion order and
+// of Go's map order. The zero Set is empty and allocates its buckets at the
+// first Add.
 package roster

@@ -29,7 +29,13 @@ type Set struct {
 
 	// buckets[p] holds, sorted by ID, the entries whose first depth nibbles
 	// are p; there are 16^depth buckets.
-	buckets [][]Entry
+	buckets []bucket
+
+	// slab holds the entries at the slots the buckets name (slots of
+	// them so far); free lists the empty slots Remove left.
+	slab  [][]Entry
+	slots int
+	free  []uint32
 
 	// sums[d][p] is the running fingerprint of Node{d, p} for every
 	// d ≤ depth: Add adds to depth+1 of them, Remove subtracts.
@@ -51,7 +57,7 @@ func (s *Set) Get(id ID) (Entry, bool) {
 	if !ok {
 		return Entry{}, false
 	}
-	return s.buckets[b][i], true
+	return *s.entryAt(b, i), true
 }
 
 // Add inserts e and reports whether it was new. The set keeps e.Sealed as is
@@ -65,7 +71,9 @@ func (s *Set) Merge(o *Set) int { return s.merge(o) }
 func (s *Set) Entries() []Entry {
 	out := make([]Entry, 0, s.n)
 	for _, b := range s.buckets {
-		out = append(out, b...)
+		for _, r := range b {
+			out = append(out, *s.entry(r.slot))
+		}
 	}
 	return out
 }

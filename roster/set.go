@@ -16,32 +16,114 @@ const (
 	bucketLoad     = 32
 )
 
+// bucket holds, sorted by ID, the entries whose IDs share the bucket's
+// prefix, each as a ref: 16 bytes instead of a 56-byte Entry, so a search
+// reads a few cache lines of a whole bucket, and inserts and deletes shift
+// plain words, no pointers.
+type bucket []ref
+
+// ref is an entry of a bucket: the first 8 bytes of its ID as an integer
+// (what searches compare) and its slot in the set's slab.
+type ref struct {
+	key  uint64
+	slot uint32
+}
+
+// minBucketCap is the least room a bucket gets: small buckets grow in
+// fewer steps.
+const minBucketCap = 8
+
+// insert puts r at index i.
+func (b *bucket) insert(i int, r ref) {
+	if n := len(*b); n == cap(*b) {
+		*b = append(make(bucket, 0, max(2*n, minBucketCap)), *b...)
+	}
+	*b = slices.Insert(*b, i, r)
+}
+
+// bucketOf copies rs into a new bucket with room to grow.
+func bucketOf(rs []ref) bucket {
+	return append(make(bucket, 0, max(len(rs)+len(rs)/2, minBucketCap)), rs...)
+}
+
+// keyOf returns the first 8 bytes of id as a big-endian integer.
+func keyOf(id *ID) uint64 { return binary.BigEndian.Uint64(id[:8]) }
+
+// keyPrefix returns the first depth nibbles of an ID with key k
+// (prefixOf without the ID).
+func keyPrefix(k uint64, depth int) uint64 {
+	if depth == 0 {
+		return 0
+	}
+	return k >> (64 - 4*depth)
+}
+
 func (s *Set) init() {
 	s.depth = minBucketDepth
-	s.buckets = make([][]Entry, 1<<(4*minBucketDepth))
+	s.buckets = make([]bucket, 1<<(4*minBucketDepth))
 	s.sums = make([][]acc, minBucketDepth+1)
 	for d := range s.sums {
 		s.sums[d] = make([]acc, 1<<(4*d))
 	}
 }
 
-// search finds id in the sorted bucket b, whose IDs share their first
-// depth nibbles: its index, or where it would go. IDs are SHA-256
-// outputs, so the bits after the prefix are spread evenly: the first probe
-// is where id would sit in an evenly spread bucket, and a gallop from there
-// brackets it within a step or two, so a search touches two or three cache
-// lines of a large bucket instead of one per halving (the relay searches
-// its cache twice per entry). IDs that are not spread evenly cost at most
-// about twice a binary search. The first 8 bytes, compared as an integer,
-// decide almost every comparison.
-func search(b []Entry, id *ID, depth int) (int, bool) {
-	k := binary.BigEndian.Uint64(id[:8])
-	less := func(i int) bool { // b[i] sorts before id
-		mk := binary.BigEndian.Uint64(b[i].ID[:8])
-		return mk < k || mk == k && bytes.Compare(b[i].ID[8:], id[8:]) < 0
+// The slab is pages of up to slabPage entries, so that it grows without
+// copying what it holds; a small set's only page grows like a slice.
+const (
+	slabBits = 10
+	slabPage = 1 << slabBits
+)
+
+// entry returns the entry at slot k.
+func (s *Set) entry(k uint32) *Entry {
+	return &s.slab[k>>slabBits][k&(slabPage-1)]
+}
+
+// alloc stores e in a free slot of the slab and returns the slot.
+func (s *Set) alloc(e *Entry) uint32 {
+	if n := len(s.free); n > 0 {
+		k := s.free[n-1]
+		s.free = s.free[:n-1]
+		*s.entry(k) = *e
+		return k
+	}
+	k := uint32(s.slots)
+	s.slots++
+	p := int(k >> slabBits)
+	if p == len(s.slab) {
+		s.slab = append(s.slab, nil)
+	}
+	page := s.slab[p]
+	if len(page) == cap(page) {
+		page = slices.Grow(page, min(max(2*cap(page), 8), slabPage)-len(page))
+	}
+	s.slab[p] = append(page, *e)
+	return k
+}
+
+// release empties slot k (so its sealed bytes can be collected) and
+// keeps it for the next alloc.
+func (s *Set) release(k uint32) {
+	*s.entry(k) = Entry{}
+	s.free = append(s.free, k)
+}
+
+// search finds id in bucket b, whose IDs share their first depth nibbles:
+// its index, or where it would go. IDs are SHA-256 outputs, so the bits
+// after the prefix are spread evenly: the first probe is where id would
+// sit in an evenly spread bucket, and a gallop from there brackets it
+// within a step or two. IDs that are not spread evenly cost at most about
+// twice a binary search. The keys decide every comparison but between IDs
+// that share their first 8 bytes, which read the slab.
+func search(s *Set, b bucket, id *ID) (int, bool) {
+	depth := s.depth
+	k := keyOf(id)
+	less := func(i int) bool { // entry i sorts before id
+		mk := b[i].key
+		return mk < k || mk == k && bytes.Compare(s.entry(b[i].slot).ID[8:], id[8:]) < 0
 	}
 	n := len(b)
-	lo, hi := 0, n // b[:lo] sorts before id, b[hi:] does not
+	lo, hi := 0, n // [:lo] sorts before id, [hi:] does not
 	if n >= 8 {
 		g := int(uint64(n) * ((k << (4 * depth)) >> 32) >> 32)
 		if less(g) {
@@ -80,7 +162,7 @@ func search(b []Entry, id *ID, depth int) (int, bool) {
 			hi = m
 		}
 	}
-	return lo, lo < n && b[lo].ID == *id
+	return lo, lo < n && b[lo].key == k && s.entry(b[lo].slot).ID == *id
 }
 
 // find locates id: its bucket, its index in the bucket, and whether it is there.
@@ -89,8 +171,13 @@ func (s *Set) find(id *ID) (bucket uint64, i int, ok bool) {
 		return 0, 0, false
 	}
 	bucket = prefixOf(id, s.depth)
-	i, ok = search(s.buckets[bucket], id, s.depth)
+	i, ok = search(s, s.buckets[bucket], id)
 	return bucket, i, ok
+}
+
+// entryAt returns the i-th entry of bucket p.
+func (s *Set) entryAt(p uint64, i int) *Entry {
+	return s.entry(s.buckets[p][i].slot)
 }
 
 func (s *Set) add(e Entry) bool {
@@ -101,7 +188,8 @@ func (s *Set) add(e Entry) bool {
 	if ok {
 		return false
 	}
-	s.buckets[bi] = slices.Insert(s.buckets[bi], i, e)
+	b := &s.buckets[bi]
+	b.insert(i, ref{keyOf(&e.ID), s.alloc(&e)})
 	s.n++
 	s.addSums(&e.ID)
 	if s.depth < maxBucketDepth && s.n > bucketLoad<<(4*s.depth) {
@@ -116,6 +204,7 @@ func (s *Set) remove(id *ID) bool {
 		return false
 	}
 	b := s.buckets[bi]
+	s.release(b[i].slot)
 	b = slices.Delete(b, i, i+1)
 	if len(b) == 0 {
 		b = nil // let the backing array go
@@ -125,25 +214,28 @@ func (s *Set) remove(id *ID) bool {
 	for d := 0; d <= s.depth; d++ {
 		s.sums[d][prefixOf(id, d)].sub(id)
 	}
+	if s.n == 0 {
+		s.slab, s.slots, s.free = nil, 0, nil // a cache emptied: let the slab go
+	}
 	return true
 }
 
 // deepen splits every bucket into its 16 children and adds the level of
-// sums for the new depth. Each split is a cut of a sorted slice.
+// sums for the new depth. Each split is a cut of a sorted bucket.
 func (s *Set) deepen() {
 	nd := s.depth + 1
-	nb := make([][]Entry, len(s.buckets)*16)
+	nb := make([]bucket, len(s.buckets)*16)
 	level := make([]acc, len(nb))
 	for p, b := range s.buckets {
 		for len(b) > 0 {
-			c := prefixOf(&b[0].ID, nd)
+			c := keyPrefix(b[0].key, nd)
 			j := 1
-			for j < len(b) && prefixOf(&b[j].ID, nd) == c {
+			for j < len(b) && keyPrefix(b[j].key, nd) == c {
 				j++
 			}
-			nb[c] = slices.Clone(b[:j])
-			for k := range nb[c] {
-				level[c].add(&nb[c][k].ID)
+			nb[c] = bucketOf(b[:j])
+			for _, r := range b[:j] {
+				level[c].add(&s.entry(r.slot).ID)
 			}
 			b = b[j:]
 		}
@@ -153,30 +245,30 @@ func (s *Set) deepen() {
 	s.sums = append(s.sums, level)
 }
 
-// nodeRange returns the sub-slice of the sorted bucket b that lies in n.
-func nodeRange(b []Entry, n Node) []Entry {
+// nodeRange returns the part of bucket b that lies in n.
+func nodeRange(b bucket, n Node) []ref {
 	d := int(n.Depth)
 	lo, hi := 0, len(b)
 	// first index with prefix ≥ n.Prefix
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		if prefixOf(&b[m].ID, d) < n.Prefix {
+		if keyPrefix(b[m].key, d) < n.Prefix {
 			lo = m + 1
 		} else {
 			hi = m
 		}
 	}
 	end := lo
-	for end < len(b) && prefixOf(&b[end].ID, d) == n.Prefix {
+	for end < len(b) && keyPrefix(b[end].key, d) == n.Prefix {
 		end++
 	}
 	return b[lo:end]
 }
 
-// segments appends to dst the non-empty runs of entries that make up n, in
-// ID order. Subtrees with a zero count are skipped without a look at their
-// buckets.
-func (s *Set) segments(dst [][]Entry, n Node) [][]Entry {
+// segments appends to dst the non-empty runs of refs of the entries that
+// make up n, in ID order. Subtrees with a zero count are skipped without a
+// look at their buckets.
+func (s *Set) segments(dst [][]ref, n Node) [][]ref {
 	if s.depth == 0 || !n.Valid() {
 		return dst
 	}
@@ -187,8 +279,7 @@ func (s *Set) segments(dst [][]Entry, n Node) [][]Entry {
 			dst = append(dst, b)
 		}
 	case d > s.depth:
-		b := s.buckets[n.Prefix>>(4*(d-s.depth))]
-		if r := nodeRange(b, n); len(r) > 0 {
+		if r := nodeRange(s.buckets[n.Prefix>>(4*(d-s.depth))], n); len(r) > 0 {
 			dst = append(dst, r)
 		}
 	default:
@@ -214,9 +305,8 @@ func (s *Set) Fingerprint(n Node) Fingerprint {
 		return s.sums[d][n.Prefix].fingerprint()
 	}
 	var a acc
-	r := nodeRange(s.buckets[n.Prefix>>(4*(d-s.depth))], n)
-	for i := range r {
-		a.add(&r[i].ID)
+	for _, r := range nodeRange(s.buckets[n.Prefix>>(4*(d-s.depth))], n) {
+		a.add(&s.entry(r.slot).ID)
 	}
 	return a.fingerprint()
 }
@@ -233,8 +323,8 @@ func (s *Set) count(n Node) uint64 {
 }
 
 // merge adds o's entries bucket by bucket: o's entries come in ID order, so
-// each run that falls in one of our buckets is merged with it in one pass
-// and one allocation. Buckets deepen at the end as needed.
+// each run that falls in one of our buckets is merged with it in one pass.
+// Buckets deepen at the end as needed.
 func (s *Set) merge(o *Set) int {
 	if o == nil || o == s || o.n == 0 {
 		return 0
@@ -245,16 +335,16 @@ func (s *Set) merge(o *Set) int {
 	added := 0
 	for _, b := range o.buckets {
 		for len(b) > 0 {
-			p := prefixOf(&b[0].ID, s.depth)
+			p := keyPrefix(b[0].key, s.depth)
 			j := 1
 			if o.depth >= s.depth {
 				j = len(b) // the whole bucket lies in our bucket p
 			} else {
-				for j < len(b) && prefixOf(&b[j].ID, s.depth) == p {
+				for j < len(b) && keyPrefix(b[j].key, s.depth) == p {
 					j++
 				}
 			}
-			added += s.mergeBucket(p, b[:j])
+			added += s.mergeBucket(p, b[:j], o)
 			b = b[j:]
 		}
 	}
@@ -264,23 +354,27 @@ func (s *Set) merge(o *Set) int {
 	return added
 }
 
-// mergeBucket merges the sorted run in, all in bucket p, into that bucket.
-func (s *Set) mergeBucket(p uint64, in []Entry) int {
+// mergeBucket merges the sorted run in of src's entries, all in bucket p,
+// into that bucket.
+func (s *Set) mergeBucket(p uint64, in []ref, src *Set) int {
 	cur := s.buckets[p]
-	if len(cur) == 0 {
-		s.buckets[p] = slices.Clone(in)
-		for i := range in {
-			s.addSums(&in[i].ID)
+	// cmp orders our entry i against the run's entry j.
+	cmp := func(i, j int) int {
+		a, b := cur[i].key, in[j].key
+		switch {
+		case a < b:
+			return -1
+		case a > b:
+			return 1
 		}
-		s.n += len(in)
-		return len(in)
+		return bytes.Compare(s.entry(cur[i].slot).ID[8:], src.entry(in[j].slot).ID[8:])
 	}
 	fresh := 0
 	for i, j := 0, 0; j < len(in); j++ {
-		for i < len(cur) && compareIDs(cur[i].ID, in[j].ID) < 0 {
+		for i < len(cur) && cmp(i, j) < 0 {
 			i++
 		}
-		if i < len(cur) && cur[i].ID == in[j].ID {
+		if i < len(cur) && cmp(i, j) == 0 {
 			i++
 			continue
 		}
@@ -289,10 +383,15 @@ func (s *Set) mergeBucket(p uint64, in []Entry) int {
 	if fresh == 0 {
 		return 0
 	}
-	out := make([]Entry, 0, len(cur)+fresh)
+	out := make(bucket, 0, len(cur)+fresh)
+	take := func(j int) {
+		e := src.entry(in[j].slot)
+		out = append(out, ref{in[j].key, s.alloc(e)})
+		s.addSums(&e.ID)
+	}
 	i, j := 0, 0
 	for i < len(cur) && j < len(in) {
-		switch c := compareIDs(cur[i].ID, in[j].ID); {
+		switch c := cmp(i, j); {
 		case c < 0:
 			out = append(out, cur[i])
 			i++
@@ -301,15 +400,13 @@ func (s *Set) mergeBucket(p uint64, in []Entry) int {
 			i++
 			j++
 		default:
-			out = append(out, in[j])
-			s.addSums(&in[j].ID)
+			take(j)
 			j++
 		}
 	}
 	out = append(out, cur[i:]...)
-	for _, e := range in[j:] {
-		out = append(out, e)
-		s.addSums(&e.ID)
+	for ; j < len(in); j++ {
+		take(j)
 	}
 	s.buckets[p] = out
 	s.n += fresh

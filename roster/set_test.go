@@ -124,6 +124,63 @@ func TestFingerprintLevels(t *testing.T) {
 	}
 }
 
+// TestAddRemoveReuse interleaves Adds and Removes, as a cache at its cap
+// does, so Removes free slots of the slab that later Adds take: the set
+// stays equal to a model, sorted, and its fingerprints to their definition.
+// Half the entries share their first 8 bytes.
+func TestAddRemoveReuse(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	es := append(randEntries(rng, 3000, 8, 40), clusteredEntries(rng, 3000)...)
+	rng.Shuffle(len(es), func(i, j int) { es[i], es[j] = es[j], es[i] })
+	var s Set
+	live := model{}
+	for step := range 40000 {
+		e := es[rng.IntN(len(es))]
+		_, in := live[e.ID]
+		if rng.IntN(2) == 0 {
+			if s.Add(e) == in {
+				t.Fatalf("step %d: Add = %v for an entry present: %v", step, !in, in)
+			}
+			live[e.ID] = string(e.Sealed)
+		} else {
+			if s.Remove(e.ID) != in {
+				t.Fatalf("step %d: Remove = %v for an entry present: %v", step, !in, in)
+			}
+			delete(live, e.ID)
+		}
+		if got, ok := s.Get(e.ID); ok != (s.Has(e.ID)) || ok && string(got.Sealed) != live[e.ID] {
+			t.Fatalf("step %d: Get = %q, %v; want %q", step, got.Sealed, ok, live[e.ID])
+		}
+	}
+	if diff := cmp.Diff(live, s.model()); diff != "" {
+		t.Fatalf("set differs from the model (-want +got):\n%s", diff)
+	}
+	got := s.Entries()
+	if len(got) != s.Len() || !slices.IsSortedFunc(got, func(a, b Entry) int { return compareIDs(a.ID, b.ID) }) {
+		t.Fatalf("Entries: %d entries, Len %d, or not sorted", len(got), s.Len())
+	}
+	for _, e := range got[:100] {
+		for d := 0; d <= MaxDepth; d++ {
+			n := Node{Depth: uint8(d), Prefix: prefixOf(&e.ID, d)}
+			if f, want := s.Fingerprint(n), naiveFingerprint(got, n); f != want {
+				t.Fatalf("Fingerprint(%v) = %v, want %v", n, f, want)
+			}
+		}
+	} // Emptied, the set lets its slab go and fills again from scratch.
+	for _, e := range got {
+		s.Remove(e.ID)
+	}
+	if s.Len() != 0 || len(s.Entries()) != 0 || s.Fingerprint(Node{}) != (Fingerprint{}) {
+		t.Fatalf("emptied set: Len %d, %d entries, root %v", s.Len(), len(s.Entries()), s.Fingerprint(Node{}))
+	}
+	for _, e := range got[:2000] {
+		s.Add(e)
+	}
+	if diff := cmp.Diff(modelOf(got[:2000]), s.model()); diff != "" {
+		t.Fatalf("refilled set differs (-want +got):\n%s", diff)
+	}
+}
+
 func TestFingerprintSum(t *testing.T) {
 	var a, b ID
 	a[15], b[15] = 0xff, 0x01

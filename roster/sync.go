@@ -102,7 +102,7 @@ func (s *Set) ReplySyncLimit(in *SyncMsg, limit int) (out SyncMsg, give []Entry)
 			give = append(give, e)
 		}
 	}
-	var segs [][]Entry
+	var segs [][]ref
 	for i := range in.Ranges {
 		r := &in.Ranges[i]
 		if !r.Node.Valid() {
@@ -144,7 +144,7 @@ func over(want uint64, room int, n Node) bool {
 
 // replyIDs handles a peer's ID list of r.Node, splitting the node instead
 // when what the peer lacks passes room.
-func (s *Set) replyIDs(out *SyncMsg, give []Entry, segs *[][]Entry, r *Range, room int) []Entry {
+func (s *Set) replyIDs(out *SyncMsg, give []Entry, segs *[][]ref, r *Range, room int) []Entry {
 	n := r.Node
 	// We give at least our count minus theirs: split without diffing
 	// when even that is too much.
@@ -154,7 +154,7 @@ func (s *Set) replyIDs(out *SyncMsg, give []Entry, segs *[][]Entry, r *Range, ro
 	}
 	before, wants := len(give), len(out.Want)
 	*segs = s.segments((*segs)[:0], n)
-	give = diffIDs(out, give, *segs, r)
+	give = s.diffIDs(out, give, *segs, r)
 	if over(uint64(len(give)-before), room, n) {
 		out.Want = out.Want[:wants]
 		s.split(out, n)
@@ -189,7 +189,9 @@ func (s *Set) replyFingerprint(out *SyncMsg, give []Entry, r *Range, room int) [
 	case r.FP.Count == 0:
 		// The peer has nothing here: it lacks all of ours.
 		for _, seg := range s.segments(nil, n) {
-			give = append(give, seg...)
+			for _, r := range seg {
+				give = append(give, *s.entry(r.slot))
+			}
 		}
 		return give
 	case ours.Count <= idsThreshold || n.Depth == MaxDepth:
@@ -202,7 +204,7 @@ func (s *Set) replyFingerprint(out *SyncMsg, give []Entry, r *Range, room int) [
 
 // diffIDs handles a peer's full ID list of r.Node, given ours as segs: it
 // gives what the peer lacks and wants what we lack.
-func diffIDs(out *SyncMsg, give []Entry, segs [][]Entry, r *Range) []Entry {
+func (s *Set) diffIDs(out *SyncMsg, give []Entry, segs [][]ref, r *Range) []Entry {
 	theirs := r.IDs
 	if !slices.IsSortedFunc(theirs, compareIDs) {
 		theirs = slices.Clone(theirs)
@@ -222,8 +224,8 @@ func diffIDs(out *SyncMsg, give []Entry, segs [][]Entry, r *Range) []Entry {
 	}
 	t, more := next()
 	for _, seg := range segs {
-		for k := range seg {
-			e := &seg[k]
+		for _, r := range seg {
+			e := s.entry(r.slot)
 			for more && compareIDs(t, e.ID) < 0 {
 				out.Want = append(out.Want, t)
 				t, more = next()
@@ -245,8 +247,8 @@ func diffIDs(out *SyncMsg, give []Entry, segs [][]Entry, r *Range) []Entry {
 // appendIDs appends the IDs of s in n to dst, sorted.
 func (s *Set) appendIDs(dst []ID, n Node) []ID {
 	for _, seg := range s.segments(nil, n) {
-		for k := range seg {
-			dst = append(dst, seg[k].ID)
+		for _, r := range seg {
+			dst = append(dst, s.entry(r.slot).ID)
 		}
 	}
 	return dst
