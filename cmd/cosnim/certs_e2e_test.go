@@ -1,8 +1,10 @@
 package main
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -71,10 +73,11 @@ func TestConfigCheckCertificateDates(t *testing.T) {
 }
 
 // TestClientSeesRelayCertificateDates: a relay whose certificate is
-// renewed wrongly (to an expired one, then to one not yet valid) while it
-// runs. ping says so plainly, without sending the user to ca_cert_file, and
-// the relay logs the client's refusal and what is wrong with its own
-// certificate.
+// renewed wrongly while it runs (to an expired one, to one not yet valid)
+// keeps serving the old one and says why; one whose certificate expires
+// while it runs is refused by clients, ping and announce say so plainly,
+// without sending the user to ca_cert_file, and the relay logs the
+// client's refusal and what is wrong with its own certificate.
 func TestClientSeesRelayCertificateDates(t *testing.T) {
 	p := testpki.NewPKI(t)
 	dir := t.TempDir()
@@ -102,42 +105,91 @@ func TestClientSeesRelayCertificateDates(t *testing.T) {
 	if !strings.Contains(r.stderr.String(), "certificate expires soon") || !strings.Contains(r.stderr.String(), notAfter.UTC().Format(certDay)) {
 		t.Errorf("relay log lacks the warning about its certificate ending %s:\n%s", notAfter, r.stderr.String())
 	}
-	if code, _, stderr := kitRun(t, "relay", "ping", "r", "--config", cfg); code != 0 {
+	ping := func() (int, string) {
+		code, _, stderr := kitRun(t, "relay", "ping", "r", "--config", cfg)
+		return code, stderr
+	}
+	if code, stderr := ping(); code != 0 {
 		t.Fatalf("ping of a valid relay: code %d, stderr %s", code, stderr)
 	}
 
 	for _, tc := range []struct {
-		name      string
-		leaf      testpki.Leaf
-		client    string // in ping's error
-		relayLogs string // in the relay's log
+		name string
+		leaf testpki.Leaf
 	}{
-		{"expired", testpki.Leaf{CN: "relay", Server: true, Expired: true}, "expired on", "relay_certificate=\"expired on"},
-		{"not yet valid", testpki.Leaf{CN: "relay", Server: true, NotBefore: time.Now().Add(48 * time.Hour), NotAfter: time.Now().Add(72 * time.Hour)},
-			"is not valid until", "relay_certificate=\"not valid until"},
+		{"expired", testpki.Leaf{CN: "relay", Server: true, Expired: true}},
+		{"not yet valid", testpki.Leaf{CN: "relay", Server: true, NotBefore: time.Now().Add(48 * time.Hour), NotAfter: time.Now().Add(72 * time.Hour)}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			leafEnd := install(tc.leaf)
+		t.Run("renewed "+tc.name, func(t *testing.T) {
+			refusals := strings.Count(r.stderr.String(), "keeping the old one")
+			install(tc.leaf)
 			time.Sleep(1100 * time.Millisecond) // the relay looks at its files at most once a second
-			code, _, stderr := kitRun(t, "relay", "ping", "r", "--config", cfg)
-			want := "the relay's certificate \"CN=relay,O=cosnim test\" " + tc.client
-			if code == 0 || !strings.Contains(stderr, want) || strings.Contains(stderr, "ca_cert_file") {
-				t.Errorf("ping: code %d, stderr %q; want non-zero, %q and no mention of ca_cert_file", code, stderr, want)
+			if code, stderr := ping(); code != 0 {
+				t.Errorf("ping after a wrong renewal: code %d, stderr %s; want the old certificate still served", code, stderr)
 			}
-			if tc.name == "expired" && !strings.Contains(stderr, leafEnd.UTC().Format(certDay)) {
-				t.Errorf("ping: stderr %q lacks the end date %s", stderr, leafEnd.UTC().Format(certDay))
-			}
-			// Through the Agent too: announce says why it could not reach the relay.
-			code, _, stderr = kitRun(t, "relay", "announce", "r", "--config", cfg, "--hub", "h", "--timeout", "2s", "x")
-			if code == 0 || !strings.Contains(stderr, want) || strings.Contains(stderr, "ca_cert_file") {
-				t.Errorf("announce: code %d, stderr %q; want non-zero, %q and no mention of ca_cert_file", code, stderr, want)
-			}
-			r.waitLog(t, tc.relayLogs)
-			for _, s := range []string{"reason=client_bad_certificate", `client_alert="tls: bad certificate"`} {
-				if !strings.Contains(r.stderr.String(), s) {
-					t.Errorf("relay log lacks %s:\n%s", s, r.stderr.String())
-				}
-			}
+			testutil.WaitFor(t, e2eTimeout, "the relay to log that it refused the new certificate", func() bool {
+				return strings.Count(r.stderr.String(), "keeping the old one") > refusals
+			})
 		})
 	}
+
+	t.Run("expired while serving", func(t *testing.T) {
+		end := install(testpki.Leaf{CN: "relay", Server: true, NotAfter: time.Now().Add(3 * time.Second)})
+		time.Sleep(1100 * time.Millisecond)
+		if code, stderr := ping(); code != 0 {
+			t.Fatalf("ping before the new certificate ends: code %d, stderr %s", code, stderr)
+		}
+		r.waitLog(t, "reloaded TLS certificate expires soon")
+		time.Sleep(time.Until(end) + 500*time.Millisecond)
+		want := "the relay's certificate \"CN=relay,O=cosnim test\" expired on"
+		code, stderr := ping()
+		if code == 0 || !strings.Contains(stderr, want) || strings.Contains(stderr, "ca_cert_file") {
+			t.Errorf("ping: code %d, stderr %q; want non-zero, %q and no mention of ca_cert_file", code, stderr, want)
+		}
+		if !strings.Contains(stderr, end.UTC().Format(certDay)) {
+			t.Errorf("ping: stderr %q lacks the end date %s", stderr, end.UTC().Format(certDay))
+		}
+		// Through the Agent too: announce says why it could not reach the relay.
+		code, _, stderr = kitRun(t, "relay", "announce", "r", "--config", cfg, "--hub", "h", "--timeout", "2s", "x")
+		if code == 0 || !strings.Contains(stderr, want) || strings.Contains(stderr, "ca_cert_file") {
+			t.Errorf("announce: code %d, stderr %q; want non-zero, %q and no mention of ca_cert_file", code, stderr, want)
+		}
+		r.waitLog(t, `relay_certificate="expired on`)
+		for _, s := range []string{"reason=client_bad_certificate", `client_alert="tls: bad certificate"`} {
+			if !strings.Contains(r.stderr.String(), s) {
+				t.Errorf("relay log lacks %s:\n%s", s, r.stderr.String())
+			}
+		}
+	})
+
+	// A server whose certificate is not valid yet (a relay no longer
+	// serves one; a skewed clock can still show one): ping says so.
+	t.Run("not yet valid", func(t *testing.T) {
+		c, k, _ := p.CA.Issue(t, p.Dir, "early", testpki.Leaf{CN: "relay", Server: true,
+			NotBefore: time.Now().Add(48 * time.Hour), NotAfter: time.Now().Add(72 * time.Hour)})
+		pair, err := tls.LoadX509KeyPair(c, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{pair}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		go func() {
+			for {
+				nc, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				go func() { nc.(*tls.Conn).Handshake(); nc.Close() }()
+			}
+		}()
+		early := kitWrite(t, t.TempDir(), "cosnim.yaml", tlsRelayYAML(ln.Addr().(*net.TCPAddr).Port, p.CA.File, cert, key))
+		_, _, stderr := kitRun(t, "relay", "ping", "r", "--config", early)
+		want := "the relay's certificate \"CN=relay,O=cosnim test\" is not valid until"
+		if !strings.Contains(stderr, want) || strings.Contains(stderr, "ca_cert_file") {
+			t.Errorf("ping: stderr %q; want %q and no mention of ca_cert_file", stderr, want)
+		}
+	})
 }
