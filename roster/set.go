@@ -214,10 +214,34 @@ func (s *Set) remove(id *ID) bool {
 	for d := 0; d <= s.depth; d++ {
 		s.sums[d][prefixOf(id, d)].sub(id)
 	}
-	if s.n == 0 {
+	switch {
+	case s.n == 0:
 		s.slab, s.slots, s.free = nil, 0, nil // a cache emptied: let the slab go
+	case s.slots > slabPage && s.n < s.slots/4:
+		s.compact()
 	}
 	return true
+}
+
+// compact moves the entries into a dense slab once most slots are free,
+// so that a set that lost most of its entries (a cache the memory budget
+// shed) gives the memory back; each entry is moved once per halving, at
+// least, so Remove stays amortized constant.
+func (s *Set) compact() {
+	slab := make([][]Entry, 0, (s.n+slabPage-1)/slabPage)
+	var k uint32
+	for _, b := range s.buckets {
+		for i := range b {
+			p := int(k >> slabBits)
+			if p == len(slab) {
+				slab = append(slab, make([]Entry, 0, min(slabPage, s.n-int(k))))
+			}
+			slab[p] = append(slab[p], *s.entry(b[i].slot))
+			b[i].slot = k
+			k++
+		}
+	}
+	s.slab, s.slots, s.free = slab, int(k), nil
 }
 
 // deepen splits every bucket into its 16 children and adds the level of

@@ -324,3 +324,41 @@ func TestMergeDepths(t *testing.T) {
 		})
 	}
 }
+
+// A set that loses most of its entries (a cache shed by the memory budget)
+// moves the rest into a dense slab and gives the slots back; it stays the
+// same set, and fills again.
+func TestSetCompactsWhenMostlyFree(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	es := append(randEntries(rng, 6000, 8, 40), clusteredEntries(rng, 2000)...)
+	var s Set
+	live := model{}
+	for _, e := range es {
+		s.Add(e)
+		live[e.ID] = string(e.Sealed)
+	}
+	peak := s.slots
+	for _, e := range es[:7000] {
+		s.Remove(e.ID)
+		delete(live, e.ID)
+	}
+	if s.slots >= peak/4 || len(s.free) > s.slots {
+		t.Fatalf("after removing 7000 of 8000 entries the slab has %d slots (%d free), was %d: not given back", s.slots, len(s.free), peak)
+	}
+	if diff := cmp.Diff(live, s.model()); diff != "" {
+		t.Fatalf("set differs from the model after compacting (-want +got):\n%s", diff)
+	}
+	for _, e := range es[:3000] {
+		s.Add(e)
+		live[e.ID] = string(e.Sealed)
+	}
+	if diff := cmp.Diff(live, s.model()); diff != "" {
+		t.Fatalf("set differs from the model after refilling (-want +got):\n%s", diff)
+	}
+	for _, e := range s.Entries()[:50] {
+		n := Node{Depth: 2, Prefix: prefixOf(&e.ID, 2)}
+		if f, want := s.Fingerprint(n), naiveFingerprint(s.Entries(), n); f != want {
+			t.Fatalf("Fingerprint(%v) = %v, want %v", n, f, want)
+		}
+	}
+}
