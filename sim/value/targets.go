@@ -25,14 +25,14 @@ import (
 //     dead (the relay's idle timeout) and one listing interval (with its
 //     10% jitter): it then lists. (Its p99 is not a target: with few
 //     instances it is the max.)
-//   - pool_partitioned (issue 13): p99 awareness under poolP99, max under
+//   - pool_partitioned: p99 awareness under poolP99, max under
 //     poolPartitionedMax; pool_crashing: a relay crashed, p99 under
 //     poolP99; both: list queries per instance-hour at most poolListRatio
 //     times with_relay's (the healthy single relay);
 //   - pool_healthy_homes2: relay bytes at most homesBytesRatio times
 //     pool_healthy_homes1's.
 
-// The pool targets of issue 13.
+// The pool targets.
 const (
 	poolP99            = 100 * time.Millisecond
 	poolPartitionedMax = 2 * time.Second
