@@ -1,8 +1,6 @@
 package sim
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"hash"
 	"io"
@@ -162,29 +160,14 @@ func runPool(sc Scenario, opt Options) Result {
 	start := time.Now()
 	w := newPoolWorld(sc, opt)
 	w.schedule()
-	w.net.RunUntil(w.healAt)
-	w.heal()
-	end := w.healAt.Add(w.healBound)
-	for !w.net.Now().After(end) && w.converged.IsZero() {
-		w.net.RunUntil(w.net.Now().Add(checkEvery))
-		w.check()
-	}
-	res := w.result()
-	res.WallSeconds = time.Since(start).Seconds()
-	if res.WallSeconds > 0 {
-		res.EventsPerWallSec = float64(res.Events) / res.WallSeconds
-	}
-	return res
+	play(w.net, w.healAt, w.healBound, w.heal, w.check, func() bool { return !w.converged.IsZero() })
+	return timed(w.result(), start)
 }
 
 func newPoolWorld(sc Scenario, opt Options) *poolWorld {
 	w := &poolWorld{sc: sc, opt: opt, byName: map[string]*simRelay{}, announcedAt: map[roster.ID]time.Time{}}
 	w.touch.relaySpan = -1
-	w.hash = sha256.New()
-	w.trace = w.hash
-	if opt.Timeline != nil {
-		w.trace = io.MultiWriter(w.hash, opt.Timeline)
-	}
+	w.hash, w.trace = newTrace(opt)
 	w.net = netsim.New(sc.Seed, netsim.Options{SplitReads: true, RecordBytes: 1 << 16, Latency: netLatency, Jitter: netJitter})
 	w.owMax = netLatency + netJitter
 	w.net.SetTraceWriter(w.trace)
@@ -206,13 +189,8 @@ func newPoolWorld(sc Scenario, opt Options) *poolWorld {
 		w.byName[r.name] = r
 		w.startRelay(r)
 	}
-	secret := fmt.Appendf(nil, "continuum secret %d", sc.Seed)
-	for ch := 0; ch < sc.Channels; ch++ {
-		k, err := roster.DeriveKeys(secret, fmt.Sprintf("hub-%d", ch))
-		if err != nil {
-			panic(err)
-		}
-		w.keys = append(w.keys, k)
+	w.keys = channelKeys(sc.Seed, sc.Channels)
+	for range w.keys {
 		w.announced = append(w.announced, map[string]bool{})
 		w.ids = append(w.ids, nil)
 	}
@@ -551,16 +529,7 @@ func (w *poolWorld) result() Result {
 	res.NeedlessReconnects, res.Rescans = w.needless, w.rescans
 	res.Checked = Checks{Awareness: w.checked[invAwareness], CatchUp: w.checked[invCatchUp], Failover: w.checked[invFailover]}
 	res.Violations = append([]string{}, w.violations...)
-	if res.ForgedRefused > 0 {
-		res.Violations = append(res.Violations, fmt.Sprintf("fabrication: clients refused %d entries that did not open, with no forger in the run", res.ForgedRefused))
-	}
-	res.TraceSHA256 = hex.EncodeToString(w.hash.Sum(nil))
-	if len(res.Violations) > 0 {
-		res.ReplayCommand = fmt.Sprintf("cosnim sim --seed %d --timeline timeline.txt --svg timeline.svg", w.sc.Seed)
-		for _, fp := range w.sc.Failpoints {
-			res.ReplayCommand += " --failpoint " + fp
-		}
-	}
+	finish(&res, w.sc, w.hash)
 	return res
 }
 

@@ -2,8 +2,6 @@ package sim
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"hash"
 	"io"
@@ -210,20 +208,9 @@ func Run(sc Scenario, opt Options) Result {
 	start := time.Now()
 	w := newWorld(sc, opt)
 	w.schedule()
-	w.net.RunUntil(w.healAt)
-	w.heal()
-	end := w.healAt.Add(w.healBound)
-	for !w.net.Now().After(end) && w.converged.IsZero() {
-		w.net.RunUntil(w.net.Now().Add(checkEvery))
-		w.check()
-	}
+	play(w.net, w.healAt, w.healBound, w.heal, w.check, func() bool { return !w.converged.IsZero() })
 	w.judgeLateResyncs()
-	res := w.result()
-	res.WallSeconds = time.Since(start).Seconds()
-	if res.WallSeconds > 0 {
-		res.EventsPerWallSec = float64(res.Events) / res.WallSeconds
-	}
-	return res
+	return timed(w.result(), start)
 }
 
 func newWorld(sc Scenario, opt Options) *world {
@@ -233,11 +220,7 @@ func newWorld(sc Scenario, opt Options) *world {
 	w := &world{sc: sc, opt: opt, byName: map[string]*simClient{}, entries: map[roster.ID]entryInfo{}, bySealed: map[string]roster.ID{}}
 	w.healBound = sc.Timing.healBound()
 	w.touch.relaySpan = -1
-	w.hash = sha256.New()
-	w.trace = w.hash
-	if opt.Timeline != nil {
-		w.trace = io.MultiWriter(w.hash, opt.Timeline)
-	}
+	w.hash, w.trace = newTrace(opt)
 	nopt := netsim.Options{SplitReads: true, RecordBytes: 1 << 16, Latency: netLatency, Jitter: netJitter,
 		Bandwidth: sc.Caps.Bandwidth}
 	if hw := sc.Caps.HighWater; hw > 0 {
@@ -258,13 +241,8 @@ func newWorld(sc Scenario, opt Options) *world {
 	w.relayFaults = registry.New()
 	w.startRelay()
 
-	secret := fmt.Appendf(nil, "continuum secret %d", sc.Seed)
-	for ch := 0; ch < sc.Channels; ch++ {
-		k, err := roster.DeriveKeys(secret, fmt.Sprintf("hub-%d", ch))
-		if err != nil {
-			panic(err)
-		}
-		w.keys = append(w.keys, k)
+	w.keys = channelKeys(sc.Seed, sc.Channels)
+	for range w.keys {
 		w.announced = append(w.announced, map[string]bool{})
 		w.ids = append(w.ids, nil)
 		w.sorted = append(w.sorted, nil)
@@ -736,16 +714,7 @@ func (w *world) result() Result {
 	res.NeedlessReconnects, res.DuplicateDeliveries, res.EvictionLosses = w.needless, w.dupDeliveries, w.evictionLosses
 	res.Overloaded = w.overloaded
 	res.ResyncLate = w.resyncLate
-	if !w.sc.Forger && res.ForgedRefused > 0 {
-		res.Violations = append(res.Violations, fmt.Sprintf("fabrication: clients refused %d entries that did not open, with no forger in the run", res.ForgedRefused))
-	}
-	res.TraceSHA256 = hex.EncodeToString(w.hash.Sum(nil))
-	if len(res.Violations) > 0 {
-		res.ReplayCommand = fmt.Sprintf("cosnim sim --seed %d --timeline timeline.txt --svg timeline.svg", w.sc.Seed)
-		for _, fp := range w.sc.Failpoints {
-			res.ReplayCommand += " --failpoint " + fp
-		}
-	}
+	finish(&res, w.sc, w.hash)
 	return res
 }
 

@@ -1,0 +1,75 @@
+package sim
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"io"
+	"time"
+
+	"github.com/cosnim/relays/netsim"
+	"github.com/cosnim/relays/roster"
+)
+
+// What the one-relay world and the pool world share.
+
+// play runs a world through its chaos phase, heals it, then checks it
+// every checkEvery until it converged or its heal bound passed.
+func play(net *netsim.Network, healAt time.Time, bound time.Duration, heal, check func(), converged func() bool) {
+	net.RunUntil(healAt)
+	heal()
+	end := healAt.Add(bound)
+	for !net.Now().After(end) && !converged() {
+		net.RunUntil(net.Now().Add(checkEvery))
+		check()
+	}
+}
+
+// timed fills res's wall-clock figures for a run that began at start.
+func timed(res Result, start time.Time) Result {
+	res.WallSeconds = time.Since(start).Seconds()
+	if res.WallSeconds > 0 {
+		res.EventsPerWallSec = float64(res.Events) / res.WallSeconds
+	}
+	return res
+}
+
+// newTrace is a run's trace: hashed, and copied to the timeline if asked.
+func newTrace(opt Options) (hash.Hash, io.Writer) {
+	h := sha256.New()
+	if opt.Timeline != nil {
+		return h, io.MultiWriter(h, opt.Timeline)
+	}
+	return h, h
+}
+
+// channelKeys derives the keys of a run's channels from its seed.
+func channelKeys(seed uint64, channels int) []*roster.Keys {
+	secret := fmt.Appendf(nil, "continuum secret %d", seed)
+	keys := make([]*roster.Keys, channels)
+	for ch := range keys {
+		k, err := roster.DeriveKeys(secret, fmt.Sprintf("hub-%d", ch))
+		if err != nil {
+			panic(err)
+		}
+		keys[ch] = k
+	}
+	return keys
+}
+
+// finish ends a result: the fabrication check (clients refused entries
+// nobody could have forged), the trace hash, and for a failed run the
+// command that replays it.
+func finish(res *Result, sc Scenario, h hash.Hash) {
+	if !sc.Forger && res.ForgedRefused > 0 {
+		res.Violations = append(res.Violations, fmt.Sprintf("fabrication: clients refused %d entries that did not open, with no forger in the run", res.ForgedRefused))
+	}
+	res.TraceSHA256 = hex.EncodeToString(h.Sum(nil))
+	if len(res.Violations) > 0 {
+		res.ReplayCommand = fmt.Sprintf("cosnim sim --seed %d --timeline timeline.txt --svg timeline.svg", sc.Seed)
+		for _, fp := range sc.Failpoints {
+			res.ReplayCommand += " --failpoint " + fp
+		}
+	}
+}
