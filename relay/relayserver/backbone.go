@@ -93,37 +93,18 @@ var (
 var backboneDescs = []*prometheus.Desc{descBBEntries, descBBDroppedEnt, descBBBad, descBBReconciles, descBBConnected, descBBMessages, descBBBytes, descBBDropped, descBBSlow,
 	descBBConnEvents, descBBRequests, descBBReqFailures}
 
-// collect adds the driver's counters, and the core's backbone counters
-// from st, to a scrape.
-func (b *backboneLink) collect(ch chan<- prometheus.Metric, st relay.Stats) {
-	b.collectCore(ch, st)
-	b.collectDriver(ch)
-}
-
-func (b *backboneLink) collectCore(ch chan<- prometheus.Metric, st relay.Stats) {
-	counter := counterTo(ch)
-	counter(descBBEntries, st.BackbonePublishedEntries, "out")
-	counter(descBBEntries, st.BackboneEntries, "in")
-	counter(descBBDroppedEnt, st.BackboneDropped)
-	counter(descBBBad, st.BackboneBad)
-	counter(descBBReconciles, st.BackboneReconciles, "started")
-	counter(descBBReconciles, st.BackboneReconciled, "agreed")
-	counter(descBBReconciles, st.BackboneReconcileFailed, "failed")
-}
-
-// counterTo sends counter samples to a scrape.
-func counterTo(ch chan<- prometheus.Metric) func(d *prometheus.Desc, v uint64, labels ...string) {
-	return func(d *prometheus.Desc, v uint64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
-	}
-}
-
-func (b *backboneLink) collectDriver(ch chan<- prometheus.Metric) {
+// collect adds the core's backbone counters, from rs, and the driver's
+// to a scrape.
+func (b *backboneLink) collect(ch chan<- prometheus.Metric, rs relay.Stats) {
+	gauge, counter := gaugeTo(ch), counterTo(ch)
+	counter(descBBEntries, rs.BackbonePublishedEntries, "out")
+	counter(descBBEntries, rs.BackboneEntries, "in")
+	counter(descBBDroppedEnt, rs.BackboneDropped)
+	counter(descBBBad, rs.BackboneBad)
+	counter(descBBReconciles, rs.BackboneReconciles, "started")
+	counter(descBBReconciles, rs.BackboneReconciled, "agreed")
+	counter(descBBReconciles, rs.BackboneReconcileFailed, "failed")
 	st := b.bus.Stats()
-	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
-	}
-	counter := counterTo(ch)
 	up := 0.0
 	if st.Connected {
 		up = 1
