@@ -80,14 +80,21 @@ func bbHarness(t *testing.T, cfg Config) (*harness, *fakeBus) {
 	return h, bus
 }
 
+// askJoin connects name and sends its Join of k's channel (handle 1),
+// without waiting for the Joined a relay on a backbone may hold back.
+func (h *harness) askJoin(name string, k *roster.Keys) *transporttest.Conn {
+	c, w := h.connect(name)
+	pub, sig := k.JoinProof(w.Nonce)
+	h.send(c, &wire.Join{Handle: 1, Channel: k.ID(), Pub: pub, Sig: sig})
+	return c
+}
+
 // joinAlone joins name to k's channel on a relay whose reconciliation
 // finds no peer, returning the connection.
 func joinAlone(h *harness, bus *fakeBus, name string, k *roster.Keys) *transporttest.Conn {
 	h.t.Helper()
-	c, w := h.connect(name)
-	pub, sig := k.JoinProof(w.Nonce)
 	n := len(bus.reqs)
-	h.send(c, &wire.Join{Handle: 1, Channel: k.ID(), Pub: pub, Sig: sig})
+	c := h.askJoin(name, k)
 	if len(bus.reqs) > n {
 		h.r.Response(bus.reqs[len(bus.reqs)-1].id, nil, backbone.ErrNoResponders, h.now)
 	}
@@ -362,10 +369,8 @@ func newHub(t *testing.T, n int, cfg Config) (*hub, []*harness) {
 // announceAll connects a member to relay h and announces refs on it,
 // returning the member's connection.
 func announceAll(t *testing.T, hb *hub, h *harness, name string, k *roster.Keys, refs []string) *transporttest.Conn {
-	c, w := h.connect(name)
+	c := h.askJoin(name, k)
 	c.Discard = true
-	pub, sig := k.JoinProof(w.Nonce)
-	h.send(c, &wire.Join{Handle: 1, Channel: k.ID(), Pub: pub, Sig: sig})
 	hb.run(t)
 	for i, ref := range refs {
 		h.send(c, &wire.Announce{Handle: 1, Seq: uint32(i), Entries: [][]byte{seal(t, k, ref).Sealed}})
@@ -462,9 +467,7 @@ func checkJoinedWaits(t *testing.T, fs faults) error {
 		refs = append(refs, fmt.Sprint("r", i))
 	}
 	announceAll(t, hb, hs[0], "m0", k, refs)
-	c, w := hs[1].connect("m1")
-	pub, sig := k.JoinProof(w.Nonce)
-	hs[1].send(c, &wire.Join{Handle: 1, Channel: k.ID(), Pub: pub, Sig: sig})
+	c := hs[1].askJoin("m1", k)
 	if fs := c.Frames(t); len(fs) != 0 {
 		return fmt.Errorf("got %+v before the relay reconciled, want Joined held", fs)
 	}
@@ -511,9 +514,7 @@ func TestBackboneJoinedIncompleteAfterIncompletePeer(t *testing.T) {
 		refs = append(refs, fmt.Sprint("r", i))
 	}
 	announceAll(t, hb, hs[0], "m0", k, refs)
-	c, w := hs[1].connect("m1")
-	pub, sig := k.JoinProof(w.Nonce)
-	hs[1].send(c, &wire.Join{Handle: 1, Channel: k.ID(), Pub: pub, Sig: sig})
+	c := hs[1].askJoin("m1", k)
 	hb.settle(t, hs)
 	j, err := lastJoined(c.Frames(t))
 	if err != nil {
@@ -532,12 +533,7 @@ func TestBackboneJoinedIncompleteAfterIncompletePeer(t *testing.T) {
 func TestBackboneLearningPeerDoesNotLeaveChannelIncomplete(t *testing.T) {
 	hb, hs := newHub(t, 2, Config{})
 	k := keys(t, "hub")
-	join := func(h *harness, name string) *transporttest.Conn {
-		c, w := h.connect(name)
-		pub, sig := k.JoinProof(w.Nonce)
-		h.send(c, &wire.Join{Handle: 1, Channel: k.ID(), Pub: pub, Sig: sig})
-		return c
-	}
+	join := func(h *harness, name string) *transporttest.Conn { return h.askJoin(name, k) }
 	join(hs[0], "m0") // relay 0 finds no responder: its answer is held back
 	noResponders := hb.queue
 	hb.queue = nil
@@ -569,12 +565,7 @@ func TestBackboneLearningPeerDoesNotLeaveChannelIncomplete(t *testing.T) {
 func TestBackboneFirstReconcileAsksLearningPeerAgain(t *testing.T) {
 	hb, hs := newHub(t, 2, Config{})
 	k := keys(t, "hub")
-	join := func(h *harness, name string) *transporttest.Conn {
-		c, w := h.connect(name)
-		pub, sig := k.JoinProof(w.Nonce)
-		h.send(c, &wire.Join{Handle: 1, Channel: k.ID(), Pub: pub, Sig: sig})
-		return c
-	}
+	join := func(h *harness, name string) *transporttest.Conn { return h.askJoin(name, k) }
 	join(hs[0], "m0")
 	c := join(hs[1], "m1")
 	// Relay 1's request overtakes relay 0's "no responders", as on a bus
@@ -606,9 +597,7 @@ func TestBackboneForgottenChannelCompleteAgainFromPeer(t *testing.T) {
 	if _, _, ok := hs[0].r.Cached(k.ID()); ok {
 		t.Fatal("idle channel not forgotten")
 	}
-	c, w := hs[0].connect("m2")
-	pub, sig := k.JoinProof(w.Nonce)
-	hs[0].send(c, &wire.Join{Handle: 1, Channel: k.ID(), Pub: pub, Sig: sig})
+	c := hs[0].askJoin("m2", k)
 	hb.run(t)
 	j, err := lastJoined(c.Frames(t))
 	if err != nil {
@@ -624,9 +613,7 @@ func TestBackboneForgottenChannelCompleteAgainFromPeer(t *testing.T) {
 func TestBackboneJoinedHeldAtMostRequestTimeout(t *testing.T) {
 	h, bus := bbHarness(t, Config{})
 	k := keys(t, "hub")
-	c, w := h.connect("a")
-	pub, sig := k.JoinProof(w.Nonce)
-	h.send(c, &wire.Join{Handle: 1, Channel: k.ID(), Pub: pub, Sig: sig})
+	c := h.askJoin("a", k)
 	if len(bus.reqs) != 1 || len(c.Frames(t)) != 0 {
 		t.Fatalf("requests %d, want 1 and Joined held", len(bus.reqs))
 	}
@@ -738,10 +725,7 @@ func checkNewcomersLearnFromHolder(t *testing.T, fs faults) error {
 	// port order, so each newcomer hears the other before relay 2.
 	hb.ports[0].lateRequests, hb.ports[1].lateRequests = true, true
 	for i, h := range hs[:2] {
-		c, w := h.connect(fmt.Sprint("m", i))
-		c.Discard = true
-		pub, sig := k.JoinProof(w.Nonce)
-		h.send(c, &wire.Join{Handle: 1, Channel: k.ID(), Pub: pub, Sig: sig})
+		h.askJoin(fmt.Sprint("m", i), k).Discard = true
 	}
 	hb.settle(t, hs)
 	for i, h := range hs[:2] {
