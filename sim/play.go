@@ -14,13 +14,24 @@ import (
 
 // What the one-relay world and the pool world share.
 
+// course is what a world keeps of a run's course.
+type course struct {
+	healed     bool
+	healAt     time.Time
+	healBound  time.Duration
+	converged  time.Time
+	violations []string
+	announces  int
+	faults     int
+}
+
 // play runs a world through its chaos phase, heals it, then checks it
 // every checkEvery until it converged or its heal bound passed.
-func play(net *netsim.Network, healAt time.Time, bound time.Duration, heal, check func(), converged func() bool) {
-	net.RunUntil(healAt)
+func (c *course) play(net *netsim.Network, heal, check func()) {
+	net.RunUntil(c.healAt)
 	heal()
-	end := healAt.Add(bound)
-	for !net.Now().After(end) && !converged() {
+	end := c.healAt.Add(c.healBound)
+	for !net.Now().After(end) && c.converged.IsZero() {
 		net.RunUntil(net.Now().Add(checkEvery))
 		check()
 	}

@@ -100,13 +100,7 @@ type poolWorld struct {
 	clients     []*poolClient
 	byName      map[string]*simRelay
 
-	healed     bool
-	healAt     time.Time
-	healBound  time.Duration
-	converged  time.Time
-	violations []string
-	announces  int
-	faults     int
+	course
 
 	touch      touches
 	owMax      time.Duration
@@ -160,7 +154,7 @@ func runPool(sc Scenario, opt Options) Result {
 	start := time.Now()
 	w := newPoolWorld(sc, opt)
 	w.schedule()
-	play(w.net, w.healAt, w.healBound, w.heal, w.check, func() bool { return !w.converged.IsZero() })
+	w.play(w.net, w.heal, w.check)
 	return timed(w.result(), start)
 }
 

@@ -129,13 +129,7 @@ type world struct {
 	clients   []*simClient      // by name order
 	byName    map[string]*simClient
 
-	healed     bool
-	healAt     time.Time
-	healBound  time.Duration
-	converged  time.Time
-	violations []string
-	announces  int
-	faults     int
+	course
 
 	// What the invariant checkers keep (invariants.go, bounds.go).
 	touch   touches
@@ -208,7 +202,7 @@ func Run(sc Scenario, opt Options) Result {
 	start := time.Now()
 	w := newWorld(sc, opt)
 	w.schedule()
-	play(w.net, w.healAt, w.healBound, w.heal, w.check, func() bool { return !w.converged.IsZero() })
+	w.play(w.net, w.heal, w.check)
 	w.judgeLateResyncs()
 	return timed(w.result(), start)
 }
