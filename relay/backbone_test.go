@@ -533,12 +533,11 @@ func TestBackboneJoinedIncompleteAfterIncompletePeer(t *testing.T) {
 func TestBackboneLearningPeerDoesNotLeaveChannelIncomplete(t *testing.T) {
 	hb, hs := newHub(t, 2, Config{})
 	k := keys(t, "hub")
-	join := func(h *harness, name string) *transporttest.Conn { return h.askJoin(name, k) }
-	join(hs[0], "m0") // relay 0 finds no responder: its answer is held back
+	hs[0].askJoin("m0", k) // relay 0 finds no responder: its answer is held back
 	noResponders := hb.queue
 	hb.queue = nil
 	// Relay 1's requests reach relay 0 while it still reconciles.
-	join(hs[1], "m1")
+	hs[1].askJoin("m1", k)
 	hb.run(t)
 	hb.queue = noResponders
 	hb.run(t)
@@ -548,7 +547,7 @@ func TestBackboneLearningPeerDoesNotLeaveChannelIncomplete(t *testing.T) {
 		h.r.Tick(hb.now)
 		hb.run(t)
 	}
-	c := join(hs[1], "m2")
+	c := hs[1].askJoin("m2", k)
 	hb.run(t)
 	j, err := lastJoined(c.Frames(t))
 	if err != nil {
@@ -565,9 +564,8 @@ func TestBackboneLearningPeerDoesNotLeaveChannelIncomplete(t *testing.T) {
 func TestBackboneFirstReconcileAsksLearningPeerAgain(t *testing.T) {
 	hb, hs := newHub(t, 2, Config{})
 	k := keys(t, "hub")
-	join := func(h *harness, name string) *transporttest.Conn { return h.askJoin(name, k) }
-	join(hs[0], "m0")
-	c := join(hs[1], "m1")
+	hs[0].askJoin("m0", k)
+	c := hs[1].askJoin("m1", k)
 	// Relay 1's request overtakes relay 0's "no responders", as on a bus
 	// where the one takes one delivery and the other two.
 	slices.Reverse(hb.queue)
