@@ -46,17 +46,24 @@ type conn struct {
 	wakeQueued bool    // c is in l.wake
 	obuf       *[]byte // sent during the current event; handed to the writer when it ends
 
-	wmu      sync.Mutex // guards the following; taken after l.mu, never before
-	nc       net.Conn   // nil while dialing
-	pend     *[]byte    // bytes accepted by Send, not yet taken by the writer
-	spare    *[]byte    // the writer's second buffer, swapped with pend
-	inflight int        // bytes in the writer's current Write
-	writing  bool       // a writer goroutine runs
-	high     bool       // Queued reached HighWater; Writable due at LowWater
-	closeReq bool       // the core closed c: flush, then close the socket
-	stopped  bool       // no more writes: drop whatever is queued
+	wmu sync.Mutex // guards the following; taken after l.mu, never before
+	nc  net.Conn   // nil while dialing
+	// pend holds, in order, the buffers of events whose bytes the writer
+	// has not taken: an event's buffer joins the queue as it is, so a
+	// frame is copied once, into the event's buffer, however busy the
+	// writer is. Small sends go into the last buffer's spare room, so
+	// buffers hold at least half their capacity and a peer that stops
+	// reading pins at most twice what is queued.
+	pend     []*[]byte
+	taken    []*[]byte   // the writer's batch, swapped with pend
+	vec      net.Buffers // the writer's scratch for a vectored write
+	inflight int         // bytes in the writer's current Write
+	writing  bool        // a writer goroutine runs
+	high     bool        // Queued reached HighWater; Writable due at LowWater
+	closeReq bool        // the core closed c: flush, then close the socket
+	stopped  bool        // no more writes: drop whatever is queued
 
-	// queued is inflight plus len(*pend): written under wmu, read
+	// queued is inflight plus the bytes in pend: written under wmu, read
 	// without it, since the core asks for every member it fans out to.
 	queued atomic.Int64
 }
@@ -94,18 +101,15 @@ func (c *conn) handOffLocked() {
 	}
 	c.obuf = nil
 	n := len(*ob)
-	switch {
-	case c.stopped || n == 0:
+	if c.stopped || n == 0 {
 		putWriteBuf(ob)
 		return
-	case c.pend == nil || len(*c.pend) == 0:
-		if c.pend != nil {
-			putWriteBuf(c.pend)
-		}
-		c.pend = ob
-	default:
-		*c.pend = append(*c.pend, *ob...)
+	}
+	if k := len(c.pend); k > 0 && cap(*c.pend[k-1])-len(*c.pend[k-1]) >= n {
+		*c.pend[k-1] = append(*c.pend[k-1], *ob...)
 		putWriteBuf(ob)
+	} else {
+		c.pend = append(c.pend, ob)
 	}
 	if c.queued.Add(int64(n)) >= int64(c.l.opt.HighWater) {
 		c.high = true
@@ -170,17 +174,49 @@ func (c *conn) abort() {
 	}
 }
 
-// releaseLocked returns the write buffers to the pool.
+// releaseLocked returns the queued buffers to the pool.
 func (c *conn) releaseLocked() {
-	if c.pend != nil {
-		c.queued.Add(-int64(len(*c.pend)))
-		putWriteBuf(c.pend)
-		c.pend = nil
+	for i, b := range c.pend {
+		c.queued.Add(-int64(len(*b)))
+		putWriteBuf(b)
+		c.pend[i] = nil
 	}
-	if c.spare != nil {
-		putWriteBuf(c.spare)
-		c.spare = nil
+	c.pend = nil
+	c.taken = nil
+	c.vec = nil
+}
+
+// write hands the batch to the socket in one system call: a vectored
+// write on a plain TCP socket; crypto/tls writes a record per Write, so
+// for TLS the batch is first joined into its first buffer (on the
+// writer's goroutine, not the core's).
+func (c *conn) write(batch []*[]byte) error {
+	if raw := plainTCP(c.nc); raw != nil && len(batch) > 1 {
+		c.vec = c.vec[:0]
+		for _, b := range batch {
+			c.vec = append(c.vec, *b)
+		}
+		v := c.vec
+		_, err := v.WriteTo(raw)
+		clear(c.vec)
+		return err
 	}
+	first := batch[0]
+	for _, b := range batch[1:] {
+		*first = append(*first, *b...)
+	}
+	_, err := c.nc.Write(*first)
+	return err
+}
+
+// plainTCP returns the TCP socket under nc when nothing but a sniffer
+// (whose writes pass through) sits between them.
+func plainTCP(nc net.Conn) *net.TCPConn {
+	if s, ok := nc.(*sniffConn); ok {
+		nc = s.Conn
+	}
+	tc, _ := nc.(*net.TCPConn)
+	return tc
 }
 
 // writeLoop writes batches until the queue is empty, then ends.
@@ -195,7 +231,7 @@ func (c *conn) writeLoop() {
 			c.wmu.Unlock()
 			return
 		}
-		if c.pend == nil || len(*c.pend) == 0 {
+		if len(c.pend) == 0 {
 			if c.closeReq {
 				c.stopped = true
 				c.releaseLocked()
@@ -218,25 +254,29 @@ func (c *conn) writeLoop() {
 			return
 		}
 		yielded = false
-		buf := c.pend
-		c.pend, c.spare = c.spare, nil
-		c.inflight = len(*buf)
+		batch := c.pend
+		c.pend, c.taken = c.taken[:0], nil
+		c.inflight = 0
+		for _, b := range batch {
+			c.inflight += len(*b)
+		}
 		closing := c.closeReq
 		c.wmu.Unlock()
 
 		if c.l.opt.WriteTimeout > 0 && !closing {
 			c.nc.SetWriteDeadline(time.Now().Add(c.l.opt.WriteTimeout))
 		}
-		_, err := c.nc.Write(*buf)
+		err := c.write(batch)
 
 		c.wmu.Lock()
 		c.queued.Add(-int64(c.inflight))
 		c.inflight = 0
-		*buf = (*buf)[:0]
-		if c.spare == nil {
-			c.spare = buf
-		} else {
-			putWriteBuf(buf)
+		for i, b := range batch {
+			putWriteBuf(b)
+			batch[i] = nil
+		}
+		if c.taken == nil && !c.stopped {
+			c.taken = batch[:0]
 		}
 		writable := false
 		if err == nil && c.high && c.queuedLocked() <= c.l.opt.LowWater {

@@ -84,12 +84,13 @@ func (o *LoopOptions) setDefaults() {
 // bytes keep coming, then locks the Loop and calls Data. A writer goroutine
 // exists only while a connection has bytes queued: Send appends to a
 // buffer of the event, without a lock; when the event ends (one read's
-// worth of frames, say) each connection's bytes join its grow-only queue
-// under one lock and its writer starts if none runs; the writer swaps the
-// queue with its spare buffer and hands everything queued to one Write, so
-// many small frames leave in one system call, and nothing waits for a
-// later event. When the queue empties the writer returns its buffers to a
-// pool and ends, so an idle connection pins no buffers and one goroutine.
+// worth of frames, say) each connection's buffer joins its queue under one
+// lock, without a copy, and its writer starts if none runs; the writer
+// takes everything queued and hands it to one system call (a vectored
+// write on plain TCP; one Write of the joined buffers for TLS), so many
+// small frames leave together, and nothing waits for a later event. When
+// the queue empties the writer returns its buffers to a pool and ends, so
+// an idle connection pins no buffers and one goroutine.
 //
 // # Flow control
 //

@@ -1,0 +1,132 @@
+package tcp
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cosnim/relays/internal/testpki"
+	"github.com/cosnim/relays/internal/testutil"
+	"github.com/cosnim/relays/transport"
+)
+
+// TestQueuedEventsArriveInOrder sends thousands of events' bytes to a peer
+// that reads nothing at first, so the writer's batches hold many events'
+// buffers (a vectored write on TCP, joined buffers for TLS); the peer must
+// then read every byte, in order.
+func TestQueuedEventsArriveInOrder(t *testing.T) {
+	p := testpki.NewPKI(t)
+	srvTLS, _, err := ServerTLSConfig(p.ServerCert, p.ServerKey, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		tls  bool
+	}{{"tcp", false}, {"tls", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var (
+				mu   sync.Mutex
+				conn transport.Conn
+			)
+			l := NewLoop(&funcHandler{open: func(c transport.Conn) { mu.Lock(); conn = c; mu.Unlock() }}, LoopOptions{})
+			raw := listen(t)
+			var ln net.Listener = SniffListener(raw, tc.tls, nil)
+			if tc.tls {
+				ln = tls.NewListener(ln, srvTLS)
+			}
+			serve(t, l, ln)
+
+			ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+			defer cancel()
+			var cfg *tls.Config
+			if tc.tls {
+				cfg = clientConfig(t, p, "", "")
+			}
+			nc, err := NetDialer(cfg)(ctx, raw.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			if tc.tls {
+				// The server's handshake ends with the client's first read.
+				go func() { nc.Read(make([]byte, 0)) }()
+			}
+			testutil.WaitFor(t, waitLong, "Open", func() bool { mu.Lock(); defer mu.Unlock(); return conn != nil })
+
+			var want bytes.Buffer
+			for i := range 20000 {
+				// Sizes from a few bytes to several KiB, so both the copy
+				// into a buffer's spare room and a new buffer happen.
+				b := fmt.Appendf(nil, "<%d:%s>", i, bytes.Repeat([]byte{'a' + byte(i%26)}, (i*37)%5000))
+				want.Write(b)
+				l.Do(func() { conn.Send(b) })
+			}
+			nc.SetReadDeadline(time.Now().Add(waitLong))
+			got := make([]byte, want.Len())
+			if _, err := io.ReadFull(nc, got); err != nil {
+				t.Fatalf("read %v", err)
+			}
+			if !bytes.Equal(got, want.Bytes()) {
+				i := 0
+				for i < len(got) && got[i] == want.Bytes()[i] {
+					i++
+				}
+				t.Fatalf("stream differs from byte %d: got %.40q, want %.40q", i, got[i:], want.Bytes()[i:])
+			}
+		})
+	}
+}
+
+// TestQueueMemoryBounded: a peer that reads nothing while the core sends
+// many small events must not pin a pooled buffer per event: the queue's
+// buffers stay within twice what is queued plus one buffer.
+func TestQueueMemoryBounded(t *testing.T) {
+	var (
+		mu   sync.Mutex
+		tc transport.Conn
+	)
+	l := NewLoop(&funcHandler{open: func(c transport.Conn) { mu.Lock(); tc = c; mu.Unlock() }}, LoopOptions{})
+	cl := &countingListener{Listener: listen(t), sndBuffer: 4096}
+	serve(t, l, cl)
+	nc, err := net.Dial("tcp", cl.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.(*net.TCPConn).SetReadBuffer(4096)
+	testutil.WaitFor(t, waitLong, "Open", func() bool { mu.Lock(); defer mu.Unlock(); return tc != nil })
+
+	small := bytes.Repeat([]byte{'s'}, 40)
+	big := bytes.Repeat([]byte{'b'}, 6000)
+	for i := range 20000 {
+		b := small
+		if i%500 == 0 {
+			b = big
+		}
+		l.Do(func() { tc.Send(b) })
+	}
+	var queued, held, buffers int
+	l.Do(func() {
+		q := tc.(*conn)
+		q.wmu.Lock()
+		defer q.wmu.Unlock()
+		for _, b := range q.pend {
+			held += cap(*b)
+			queued += len(*b)
+		}
+		buffers = len(q.pend)
+	})
+	if queued < 500<<10 {
+		t.Fatalf("only %d bytes queued: the peer's buffers took the rest; the test needs a deeper queue", queued)
+	}
+	if limit := 2*queued + maxPooledWrite; held > limit {
+		t.Errorf("%d queued bytes pin %d bytes in %d buffers, want <= %d", queued, held, buffers, limit)
+	}
+}
