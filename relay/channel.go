@@ -31,6 +31,9 @@ const (
 	FailNoEvict = "relay/no-evict"
 	// FailCorruptDeliver flips a byte of every fanned-out entry.
 	FailCorruptDeliver = "relay/corrupt-deliver"
+	// FailNoFanoutBatch fans out each Announce on its own, as before
+	// fan-outs were batched per read.
+	FailNoFanoutBatch = "relay/no-fanout-batch"
 )
 
 // channel is the relay's memory of one channel: its members and a bounded
@@ -88,7 +91,48 @@ func (r *Relay) store(ch *channel, from *member, sealed [][]byte, fan, publish b
 	if _, ok := fault.Hit(r.cfg.Faults, FailSkipFanout); ok {
 		return
 	}
-	r.fanout(ch, from, fresh)
+	r.queueFanout(ch, from, fresh)
+}
+
+// fanBatch is a fan-out held back while one read's frames are handled,
+// so that consecutive Announces from one member reach each other member
+// as one Deliver (a frame's fixed costs, on both sides, paid once) in the
+// same event, hence with no added latency.
+type fanBatch struct {
+	on      bool // inside Data
+	ch      *channel
+	from    *member
+	entries []roster.Entry
+}
+
+// queueFanout fans fresh out now, or adds it to the batch inside Data.
+// A batch never spans two members or another kind of frame (handleFrame
+// flushes first), so every member sees entries in the order it would
+// have without it.
+func (r *Relay) queueFanout(ch *channel, from *member, fresh []roster.Entry) {
+	if _, ok := fault.Hit(r.cfg.Faults, FailNoFanoutBatch); ok || !r.batch.on {
+		r.fanout(ch, from, fresh)
+		return
+	}
+	b := &r.batch
+	if b.ch != ch || b.from != from {
+		r.flushFanout()
+		b.ch, b.from = ch, from
+	}
+	b.entries = append(b.entries, fresh...)
+}
+
+// flushFanout sends the batch.
+func (r *Relay) flushFanout() {
+	b := &r.batch
+	if len(b.entries) == 0 {
+		return
+	}
+	ch, from, entries := b.ch, b.from, b.entries
+	b.ch, b.from = nil, nil
+	r.fanout(ch, from, entries)
+	clear(entries) // let the cache alone hold the sealed bytes
+	b.entries = entries[:0]
 }
 
 // cached is an entry's place in the eviction order; its size spares
@@ -310,6 +354,7 @@ func (r *Relay) encodeEntries(t wire.Type, handle, session uint32, entries []ros
 // ChannelIdleTimeout, so members that come back after a partition or a
 // restart of theirs catch up from it.
 func (r *Relay) leave(m *member) {
+	r.flushFanout()
 	c, ch := m.c, m.ch
 	if i := slices.Index(c.members, m); i >= 0 {
 		c.members = slices.Delete(c.members, i, i+1)

@@ -70,6 +70,9 @@ func (r *Relay) handleFrame(c *conn, t wire.Type, p []byte) error {
 		}
 		return err
 	}
+	if t != wire.TypeAnnounce {
+		r.flushFanout()
+	}
 	switch f := f.(type) {
 	case *wire.Hello:
 		err = r.handleHello(c, f)

@@ -67,6 +67,7 @@ type Relay struct {
 	frames        [][]byte
 	sealedScratch [][]byte
 	freshScratch  []roster.Entry
+	batch         fanBatch
 	stats         Stats
 	logGates      [numLogKinds]logGate
 
@@ -221,9 +222,12 @@ func (r *Relay) Data(tc transport.Conn, b []byte, now time.Time) {
 		r.rateLimited(c, "byte rate")
 		return
 	}
+	r.batch.on = true
 	err := c.rd.Feed(b, func(t wire.Type, p []byte) error {
 		return r.handleFrame(c, t, p)
 	})
+	r.batch.on = false
+	r.flushFanout()
 	if err != nil && !c.closed {
 		r.failConn(c, err)
 	}
