@@ -51,10 +51,11 @@ type conn struct {
 	// pend holds, in order, the buffers of events whose bytes the writer
 	// has not taken: an event's buffer joins the queue as it is, so a
 	// frame is copied once, into the event's buffer, however busy the
-	// writer is. Small sends go into the last buffer's spare room, so
-	// buffers hold at least half their capacity and a peer that stops
-	// reading pins at most twice what is queued.
+	// writer is (see copyIntoLast for when bytes are copied instead, and
+	// why a peer that stops reading pins at most about twice what is
+	// queued).
 	pend     []*[]byte
+	pinned   int         // the capacity of pend's buffers
 	taken    []*[]byte   // the writer's batch, swapped with pend
 	vec      net.Buffers // the writer's scratch for a vectored write
 	inflight int         // bytes in the writer's current Write
@@ -105,15 +106,36 @@ func (c *conn) handOffLocked() {
 		putWriteBuf(ob)
 		return
 	}
-	if k := len(c.pend); k > 0 && cap(*c.pend[k-1])-len(*c.pend[k-1]) >= n {
-		*c.pend[k-1] = append(*c.pend[k-1], *ob...)
+	if k := len(c.pend); k > 0 && c.copyIntoLast(n, cap(*ob)) {
+		last := c.pend[k-1]
+		before := cap(*last)
+		*last = append(*last, *ob...)
+		c.pinned += cap(*last) - before
 		putWriteBuf(ob)
 	} else {
 		c.pend = append(c.pend, ob)
+		c.pinned += cap(*ob)
 	}
 	if c.queued.Add(int64(n)) >= int64(c.l.opt.HighWater) {
 		c.high = true
 	}
+}
+
+// smallCopy is the largest event's worth of bytes copied into the last
+// queued buffer's spare room rather than queued as a buffer of its own.
+const smallCopy = 1 << 10
+
+// copyIntoLast reports whether n bytes, in a buffer of capacity c, should
+// be copied into the last queued buffer: when they are few and fit, or
+// when queuing the buffer would pin more than twice what is queued, plus
+// one pooled buffer (pooled buffers keep the capacity of past bursts).
+func (c *conn) copyIntoLast(n, capacity int) bool {
+	last := c.pend[len(c.pend)-1]
+	if n <= smallCopy && cap(*last)-len(*last) >= n {
+		return true
+	}
+	queued := int(c.queued.Load()) - c.inflight
+	return c.pinned+capacity > 2*(queued+n)+maxPooledWrite
 }
 
 // startWriterLocked reports whether the caller must start a writer, and
@@ -182,6 +204,7 @@ func (c *conn) releaseLocked() {
 		c.pend[i] = nil
 	}
 	c.pend = nil
+	c.pinned = 0
 	c.taken = nil
 	c.vec = nil
 }
@@ -256,6 +279,7 @@ func (c *conn) writeLoop() {
 		yielded = false
 		batch := c.pend
 		c.pend, c.taken = c.taken[:0], nil
+		c.pinned = 0
 		c.inflight = 0
 		for _, b := range batch {
 			c.inflight += len(*b)
