@@ -3,6 +3,8 @@ package roster
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 )
 
@@ -153,5 +155,38 @@ func TestVerifyJoin(t *testing.T) {
 	pub2, sig2 := k.JoinProof(nonce)
 	if pub2 != pub || sig2 != sig {
 		t.Fatal("JoinProof is not deterministic")
+	}
+}
+
+// Keys are shared between goroutines: sealing from several at once must
+// give each reference its one entry (the keyed MACs are pooled).
+func TestSealConcurrent(t *testing.T) {
+	k := mustKeys(t, "continuum secret", "hub")
+	want := make([][]byte, 200)
+	for i := range want {
+		e, err := k.Seal(fmt.Appendf(nil, "capsule/%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[i] = e.Sealed
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for g := range 4 {
+		wg.Go(func() {
+			for j := range want {
+				i := (j + 50*g) % len(want)
+				e, err := k.Seal(fmt.Appendf(nil, "capsule/%d", i))
+				if err != nil || !bytes.Equal(e.Sealed, want[i]) {
+					errs <- fmt.Errorf("goroutine %d, ref %d: sealed differently (%v)", g, i, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
