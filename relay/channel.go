@@ -354,7 +354,6 @@ func (r *Relay) encodeEntries(t wire.Type, handle, session uint32, entries []ros
 // ChannelIdleTimeout, so members that come back after a partition or a
 // restart of theirs catch up from it.
 func (r *Relay) leave(m *member) {
-	r.flushFanout()
 	c, ch := m.c, m.ch
 	if i := slices.Index(c.members, m); i >= 0 {
 		c.members = slices.Delete(c.members, i, i+1)

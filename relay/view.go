@@ -19,16 +19,17 @@ func (r *Relay) Cached(id roster.ChannelID) (cache *roster.Set, complete, ok boo
 
 // Overflows counts the times the member of channel id on connection tc had
 // more entries pending than the cap, lost them and was to be told to sync
-// again, for checkers that hold the member to it; 0 for no such member.
-func (r *Relay) Overflows(tc transport.Conn, id roster.ChannelID) uint64 {
+// again, for checkers that hold the member to it; ok is false for no such
+// member (it left, or the relay closed its connection).
+func (r *Relay) Overflows(tc transport.Conn, id roster.ChannelID) (n uint64, ok bool) {
 	c := r.conns[tc]
 	if c == nil {
-		return 0
+		return 0, false
 	}
 	for _, m := range c.members {
 		if m.ch.id == id {
-			return m.overflows
+			return m.overflows, true
 		}
 	}
-	return 0
+	return 0, false
 }

@@ -70,7 +70,14 @@ func (w *world) noteResync(c *simClient, i int) {
 	if t.relay != w.relayGen || !w.relayUp || peer == nil {
 		return
 	}
-	if o := w.relay.Overflows(peer, w.keys[c.chans[i]].ID()); uint64(t.resyncs[i]) > o {
+	o, ok := w.relay.Overflows(peer, w.keys[c.chans[i]].ID())
+	if !ok {
+		// The member is gone (the relay closed the connection, or it
+		// left) and its count with it; what it was sent before still
+		// arrives.
+		return
+	}
+	if uint64(t.resyncs[i]) > o {
 		c.churn.needless++
 		w.violate("churn: the relay told %s to sync channel %d again %d times, but its pending overflowed only %d times",
 			c.name, c.chans[i], t.resyncs[i], o)

@@ -35,7 +35,7 @@ func (w *world) noteOverflows() {
 			continue
 		}
 		for i, ch := range c.chans {
-			o := w.relay.Overflows(peer, w.keys[ch].ID())
+			o, _ := w.relay.Overflows(peer, w.keys[ch].ID())
 			if o <= c.tap.overflows[i] {
 				c.tap.overflows[i] = o // fewer: a new membership
 				continue
