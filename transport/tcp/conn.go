@@ -398,9 +398,11 @@ func (c *conn) readLoop() {
 	}()
 	parkAfter := l.opt.ParkAfter
 	got := false // bytes arrived since the deadline was set
+	var armed time.Time
 	if parkAfter > 0 {
 		// Also clears the deadline that parked c, if it did.
-		c.nc.SetReadDeadline(time.Now().Add(parkAfter))
+		armed = time.Now()
+		c.nc.SetReadDeadline(armed.Add(parkAfter))
 	}
 	for {
 		buf := small
@@ -415,9 +417,12 @@ func (c *conn) readLoop() {
 				return
 			}
 		}
-		if err != nil && parkAfter > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+		if err != nil && parkAfter > 0 && errors.Is(err, os.ErrDeadlineExceeded) &&
+			time.Since(armed) >= parkAfter/2 {
 			// Our idle deadline, never a failure. Park only if nothing
 			// came for a whole period and only from the small buffer.
+			// (A timeout long before the deadline is a wrapper's
+			// recorded error: the failure below, not a busy loop.)
 			if big != nil {
 				l.putReadBuf(big)
 				big = nil
@@ -425,7 +430,8 @@ func (c *conn) readLoop() {
 				return
 			}
 			got = false
-			c.nc.SetReadDeadline(time.Now().Add(parkAfter))
+			armed = time.Now()
+			c.nc.SetReadDeadline(armed.Add(parkAfter))
 			continue
 		}
 		if err != nil {
