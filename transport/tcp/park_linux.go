@@ -37,6 +37,7 @@ func (l *Loop) park(c *conn, rc syscall.RawConn) bool {
 		return false
 	}
 	if l.pk == nil && !l.startParkerLocked() {
+		l.parkStopped = true // no retry (and no log line) per idle conn
 		return false
 	}
 	p := l.pk
