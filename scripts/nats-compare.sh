@@ -10,7 +10,9 @@
 #      p99.9 publish → receive, for 1 → SUBS and for LCHANNELS channels ×
 #      SUBS clients, with the server's and the bench's CPU;
 #   3. memory per idle subscribed connection (IDLE connections, RSS growth
-#      of the server process), plaintext and TLS.
+#      of the server process), plaintext and TLS; NATS is read as long
+#      after its subscriptions as the bench reads cosnim after its joins
+#      (the bench's settle_seconds: by then idle connections have parked).
 #
 # Both servers are driven by `cosnim relay bench`: --spawn runs the relay
 # in a child process; --nats drives nats-server with the same pacing,
@@ -180,14 +182,20 @@ if ! skip idle; then
 	echo "== idle subscribed connections: $IDLE, RSS growth of the server process per connection (fresh servers)"
 	rss() { awk '/VmRSS/ {print $2 * 1024}' "/proc/$1/status"; }
 	for mode in plaintext tls; do
+		if [ $mode = tls ]; then tflag=(--tls); else tflag=(); fi
+		bench "$work/idle.json" --spawn "${tflag[@]}" --scenario idle --idle "$IDLE" --accept-rate 100000
+		ob=$(jget rss_per_conn "$work/idle.json" | awk '{printf "%d", $1}')
+		oh=$(jget bytes_per_conn "$work/idle.json" | awk '{printf "%d", $1}')
+		settle=$(jget settle_seconds "$work/idle.json")
+		settle=${settle:-0}
 		# A fresh nats-server: one that served the runs above may be
 		# returning memory to the system while this is measured.
 		if [ $mode = tls ]; then
 			"$bin/nats-server" -a 127.0.0.1 -p $((TLSPORT + 10)) --tls --tlscert "$work/cert.pem" --tlskey "$work/key.pem" >"$work/nats-idle.log" 2>&1 &
-			npid=$! nurl="tls://127.0.0.1:$((TLSPORT + 10))" cli=(--tlsca "$work/cert.pem") tflag=(--tls)
+			npid=$! nurl="tls://127.0.0.1:$((TLSPORT + 10))" cli=(--tlsca "$work/cert.pem")
 		else
 			"$bin/nats-server" -a 127.0.0.1 -p $((PORT + 10)) >"$work/nats-idle.log" 2>&1 &
-			npid=$! nurl="nats://127.0.0.1:$((PORT + 10))" cli=() tflag=()
+			npid=$! nurl="nats://127.0.0.1:$((PORT + 10))" cli=()
 		fi
 		pids+=($npid)
 		sleep 1
@@ -199,14 +207,13 @@ if ! skip idle; then
 			sleep 0.5
 			[ "$(grep -c 'Starting Core NATS subscriber, expecting' "$work/idle.txt")" -ge "$IDLE" ] && break
 		done
-		sleep 2
+		# As long after the subscriptions as cosnim's reading after the
+		# joins (its idle connections park by then).
+		sleep "$settle"
 		after=$(rss "$npid")
 		kill "$idle" "$npid" 2>/dev/null || true
 		wait "$idle" 2>/dev/null || true
 		nb=$(((after - before) / IDLE))
-		bench "$work/idle.json" --spawn "${tflag[@]}" --scenario idle --idle "$IDLE" --accept-rate 100000
-		ob=$(jget rss_per_conn "$work/idle.json" | awk '{printf "%d", $1}')
-		oh=$(jget bytes_per_conn "$work/idle.json" | awk '{printf "%d", $1}')
 		printf 'idle %-9s NATS %6d B RSS per subscribed connection   cosnim %6d B RSS (%d B heap+stacks) per joined connection   ratio %s\n' \
 			$mode "$nb" "$ob" "$oh" "$(ratio "$ob" "$nb")"
 	done

@@ -105,6 +105,10 @@ func (c *countedConn) Close() error {
 	return c.Conn.Close()
 }
 
+// NetConn returns the wrapped conn. countedConn buffers nothing, so the
+// Loop may park it (see tcp.Loop.Serve).
+func (c *countedConn) NetConn() net.Conn { return c.Conn }
+
 func (hl *handshakeListener) handshake(nc net.Conn) {
 	defer hl.wg.Done()
 	defer func() { <-hl.slots }()

@@ -233,6 +233,7 @@ var (
 	descUptime        = desc("uptime_seconds", "Seconds since the relay started listening.")
 	descConns         = desc("connections", "Live client connections.")
 	descChannels      = desc("channels", "Channels the relay holds.")
+	descParked        = desc("transport_parked_connections", "Idle connections parked: no reader goroutine, the socket watched by epoll.")
 	descAccepted      = desc("connections_accepted_total", "Connections accepted.")
 	descRefused       = desc("connections_refused_total", "Connections refused because the relay was full or draining.")
 	descChanCreated   = desc("channels_created_total", "Channels created.")
@@ -265,7 +266,7 @@ var (
 )
 
 func (c *relayCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descUp, descInfo, descUptime, descConns, descChannels,
+	for _, d := range []*prometheus.Desc{descUp, descInfo, descUptime, descConns, descChannels, descParked,
 		descAccepted, descRefused, descChanCreated, descFrames, descBytes, descUnknown, descProtoErr,
 		descJoinsDenied, descBadEntries, descStored, descDuplicates, descDelivered, descEvicted,
 		descPendMerged, descPendDropped, descResyncs, descSyncRounds, descErrorsSent, descHandshakeFail,
@@ -301,6 +302,7 @@ func (c *relayCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descUptime, time.Since(s.started).Seconds())
 	}
 	gauge(descConns, float64(conns))
+	gauge(descParked, float64(s.ParkStats().Parked))
 	gauge(descChannels, float64(chans))
 	counter(descAccepted, st.Conns)
 	counter(descRefused, st.Refused)

@@ -217,6 +217,18 @@ func (s *Server) do(f func(r *relay.Relay)) bool {
 	return ran
 }
 
+// ParkStats reports the transport's parked idle connections (zero when
+// the server is not running).
+func (s *Server) ParkStats() tcp.ParkStats {
+	s.mu.Lock()
+	loop := s.loop
+	s.mu.Unlock()
+	if loop == nil {
+		return tcp.ParkStats{}
+	}
+	return loop.ParkStats()
+}
+
 // Stats returns the core's counters, read in its event context. ok is
 // false when the server is not running.
 func (s *Server) Stats() (st relay.Stats, conns, channels int, ok bool) {

@@ -375,6 +375,7 @@ func TestOperationsEndpoints(t *testing.T) {
 	for _, want := range []string{
 		"cosnim_relay_connections 2\n",
 		"cosnim_relay_channels 1\n",
+		"\ncosnim_relay_transport_parked_connections ",
 		"cosnim_relay_fanout_seconds_count 3\n",
 		"cosnim_relay_rate_limited_total 0\n",
 		"cosnim_relay_entries_stored_total 3\n",

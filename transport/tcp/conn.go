@@ -3,7 +3,9 @@ package tcp
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"net"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -63,6 +65,11 @@ type conn struct {
 	high     bool        // Queued reached HighWater; Writable due at LowWater
 	closeReq bool        // the core closed c: flush, then close the socket
 	stopped  bool        // no more writes: drop whatever is queued
+
+	// Guarded by l.pmu.
+	parkID     uint64 // the parker's key while parked, else 0
+	epollAdded bool   // the socket is in the parker's epoll set (maybe disabled)
+	noPark     bool   // the socket is closing: never park it again
 
 	// queued is inflight plus the bytes in pend: written under wmu, read
 	// without it, since the core asks for every member it fans out to.
@@ -192,6 +199,7 @@ func (c *conn) abort() {
 	nc := c.nc
 	c.wmu.Unlock()
 	if nc != nil {
+		c.stopParking()
 		nc.Close()
 	}
 }
@@ -260,6 +268,7 @@ func (c *conn) writeLoop() {
 				c.releaseLocked()
 				c.writing = false
 				c.wmu.Unlock()
+				c.stopParking()
 				c.nc.Close()
 				return
 			}
@@ -319,6 +328,7 @@ func (c *conn) writeLoop() {
 			if !closing {
 				c.fail(err)
 			}
+			c.stopParking()
 			c.nc.Close()
 			return
 		}
@@ -375,7 +385,8 @@ func (c *conn) deliver(b []byte) bool {
 	return true
 }
 
-// readLoop reads until an error or until c is dead, then closes the socket.
+// readLoop reads until an error or until c is dead, then closes the
+// socket, or until c parks.
 func (c *conn) readLoop() {
 	l := c.l
 	small := make([]byte, smallReadSize)
@@ -385,15 +396,43 @@ func (c *conn) readLoop() {
 			l.putReadBuf(big)
 		}
 	}()
+	parkAfter := l.opt.ParkAfter
+	got := false // bytes arrived since the deadline was set
+	var armed time.Time
+	if parkAfter > 0 {
+		// Also clears the deadline that parked c, if it did.
+		armed = time.Now()
+		c.nc.SetReadDeadline(armed.Add(parkAfter))
+	}
 	for {
 		buf := small
 		if big != nil {
 			buf = *big
 		}
 		n, err := c.nc.Read(buf)
-		if n > 0 && !c.deliver(buf[:n]) {
-			c.closeIfAborted()
-			return
+		if n > 0 {
+			got = true
+			if !c.deliver(buf[:n]) {
+				c.closeIfAborted()
+				return
+			}
+		}
+		if err != nil && parkAfter > 0 && errors.Is(err, os.ErrDeadlineExceeded) &&
+			time.Since(armed) >= parkAfter/2 {
+			// Our idle deadline, never a failure. Park only if nothing
+			// came for a whole period and only from the small buffer.
+			// (A timeout long before the deadline is a wrapper's
+			// recorded error: the failure below, not a busy loop.)
+			if big != nil {
+				l.putReadBuf(big)
+				big = nil
+			} else if !got && c.park() {
+				return
+			}
+			got = false
+			armed = time.Now()
+			c.nc.SetReadDeadline(armed.Add(parkAfter))
+			continue
 		}
 		if err != nil {
 			c.fail(err)

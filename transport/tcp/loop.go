@@ -23,6 +23,10 @@ const (
 	DefaultHandshakeTimeout = 10 * time.Second
 	DefaultDialTimeout      = 10 * time.Second
 	DefaultCloseFlush       = 5 * time.Second
+	// DefaultParkAfter is longer than the gaps between a busy
+	// connection's reads, so those never park, and far shorter than the
+	// 15 s heartbeat, so an idle member spends most of its life parked.
+	DefaultParkAfter = time.Second
 )
 
 // LoopOptions configures a Loop. The zero value gives the documented
@@ -43,6 +47,11 @@ type LoopOptions struct {
 	// CloseFlush bounds how long Conn.Close keeps writing queued bytes.
 	// Default 5 s.
 	CloseFlush time.Duration
+	// ParkAfter is how long a connection may have nothing to read before
+	// its reader goroutine ends and the Loop's parker watches the socket
+	// instead (see Goroutines). Default DefaultParkAfter; negative never
+	// parks. Parking happens on Linux only.
+	ParkAfter time.Duration
 	// WriteTimeout, when positive, fails a connection whose peer takes no
 	// bytes for this long, however much is queued (Closed with a timeout).
 	WriteTimeout time.Duration
@@ -60,6 +69,12 @@ func (o *LoopOptions) setDefaults() {
 	o.HandshakeTimeout = defaults.Positive(o.HandshakeTimeout, DefaultHandshakeTimeout)
 	o.DialTimeout = defaults.Positive(o.DialTimeout, DefaultDialTimeout)
 	o.CloseFlush = defaults.Positive(o.CloseFlush, DefaultCloseFlush)
+	if o.ParkAfter == 0 {
+		o.ParkAfter = DefaultParkAfter
+	}
+	if o.ParkAfter < 0 || !canPark {
+		o.ParkAfter = 0
+	}
 	o.Logger = defaults.Logger(o.Logger)
 	if o.Now == nil {
 		o.Now = time.Now
@@ -89,8 +104,14 @@ func (o *LoopOptions) setDefaults() {
 // takes everything queued and hands it to one system call (a vectored
 // write on plain TCP; one Write of the joined buffers for TLS), so many
 // small frames leave together, and nothing waits for a later event. When
-// the queue empties the writer returns its buffers to a pool and ends, so
-// an idle connection pins no buffers and one goroutine.
+// the queue empties the writer returns its buffers to a pool and ends.
+//
+// A connection with nothing to read for ParkAfter parks: its reader
+// goroutine and small buffer go, and one parker goroutine per Loop (started
+// at the first park) waits in epoll for any parked socket to become
+// readable or hang up, then starts a fresh reader for it. So an idle
+// connection pins no buffers and no goroutine. The reader notices
+// idleness with a read deadline set once per ParkAfter, not per read.
 //
 // # Flow control
 //
@@ -118,6 +139,10 @@ type Loop struct {
 	done   chan struct{} // closed by Close; stops the timer goroutine
 	wg     sync.WaitGroup
 	rpool  sync.Pool // *[]byte of opt.ReadBuffer bytes
+
+	pmu         sync.Mutex // guards the parker and every conn's park fields; l.mu and wmu are never taken under it
+	pk          *parker    // nil until the first park
+	parkStopped bool       // Loop.Close stopped parking
 
 	mu      sync.Mutex // the core lock: held for every transport.Handler call; guards the following
 	closed  bool
@@ -168,6 +193,12 @@ func (l *Loop) Do(f func()) {
 // accepted connection is handed to the Handler through Open once it is
 // ready (for a TLS listener, after its handshake). Serve closes ln when it
 // returns. After Loop.Close it returns ErrLoopClosed.
+//
+// ln's conns may wrap the socket. The Loop parks an idle one only through
+// wrappers it knows (*tls.Conn, SniffListener's) or ones with a method
+// NetConn() net.Conn returning the inner conn, which promise to hold no
+// bytes they have read and not returned; through any other it never
+// parks.
 func (l *Loop) Serve(ln net.Listener) error {
 	l.mu.Lock()
 	if l.closed {
@@ -258,6 +289,7 @@ func (l *Loop) Close() error {
 	for _, c := range conns {
 		c.abort()
 	}
+	l.stopParker()
 	l.wg.Wait()
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"time"
 
 	"github.com/cosnim/relays/internal/defaults"
@@ -64,6 +65,8 @@ func (s *sniffListener) Accept() (net.Conn, error) {
 type sniffConn struct {
 	net.Conn
 	ln      *sniffListener
+	hdr     [2]byte
+	nhdr    int // bytes of hdr read while sniffing
 	sniffed bool
 	peeked  []byte
 	err     error // returned once peeked is drained
@@ -71,8 +74,9 @@ type sniffConn struct {
 
 func (s *sniffConn) Read(b []byte) (int, error) {
 	if !s.sniffed {
-		s.sniffed = true
-		s.sniff()
+		if err := s.sniff(); err != nil {
+			return 0, err
+		}
 	}
 	if len(s.peeked) > 0 {
 		n := copy(b, s.peeked)
@@ -85,18 +89,35 @@ func (s *sniffConn) Read(b []byte) (int, error) {
 	return s.Conn.Read(b)
 }
 
-func (s *sniffConn) sniff() {
-	var hdr [2]byte
-	n, err := io.ReadAtLeast(s.Conn, hdr[:], 1)
-	if err == nil && n == 1 && hdr[0] == 0x16 {
+// holding reports whether s holds bytes or an error that the socket no
+// longer shows, so that Read must be called without waiting for it.
+func (s *sniffConn) holding() bool {
+	return s.nhdr > 0 && !s.sniffed || len(s.peeked) > 0 || s.err != nil
+}
+
+// sniff reads the first byte, and a second after 0x16, then decides. A
+// read deadline's timeout (the Loop's idle deadline, before a silent
+// client's first byte) keeps what was read for the next call: it is
+// returned, never recorded.
+func (s *sniffConn) sniff() error {
+	var err error
+	for s.nhdr == 0 || s.nhdr == 1 && s.hdr[0] == 0x16 {
 		var m int
-		m, err = io.ReadFull(s.Conn, hdr[1:])
-		n += m
+		m, err = s.Conn.Read(s.hdr[s.nhdr:])
+		s.nhdr += m
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return err
+			}
+			break
+		}
 	}
-	s.peeked = append([]byte(nil), hdr[:n]...)
+	s.sniffed = true
+	n, hdr := s.nhdr, s.hdr
+	s.peeked = s.hdr[:n:n]
 	s.err = err
 	if n == 0 {
-		return
+		return nil
 	}
 	isTLS := n == 2 && hdr[0] == 0x16 && hdr[1] == 0x03
 	remote := s.RemoteAddr().String()
@@ -110,9 +131,10 @@ func (s *sniffConn) sniff() {
 		s.refuse(tlsRequiredNotice)
 		s.err = fmt.Errorf("%w: plaintext client %s on TLS port (it should dial tcps://)", ErrProtocolMismatch, remote)
 	default:
-		return
+		return nil
 	}
 	s.peeked = nil
+	return nil
 }
 
 func (s *sniffConn) refuse(msg []byte) {

@@ -182,12 +182,23 @@ func TestFanoutTinyRun(t *testing.T) {
 }
 
 func TestIdleTinyRun(t *testing.T) {
-	m := runTiny(t, false, Options{Scenario: ScenarioIdle, Idle: 20, Channels: 2})
+	const settle = time.Second // far longer than 20 joins take
+	start := time.Now()
+	m := runTiny(t, false, Options{Scenario: ScenarioIdle, Idle: 20, Channels: 2, Settle: settle})
+	if took := time.Since(start); took < settle {
+		t.Errorf("run took %v, want at least the %v settle", took, settle)
+	}
+	if got := m["settle_seconds"]; got != settle.Seconds() {
+		t.Errorf("settle_seconds %v, want %v", got, settle.Seconds())
+	}
 	if _, ok := m["bytes_per_conn"].(float64); !ok {
 		t.Fatalf("bytes_per_conn = %v, want a number", m["bytes_per_conn"])
 	}
 	if got := m["conns"]; got != float64(20) {
 		t.Fatalf("conns %v, want 20", got)
+	}
+	if got := (Options{Scenario: ScenarioIdle}).WithDefaults().Settle; got != DefaultIdleSettle {
+		t.Errorf("default settle %v, want DefaultIdleSettle %v", got, DefaultIdleSettle)
 	}
 }
 

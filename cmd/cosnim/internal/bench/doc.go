@@ -43,5 +43,7 @@
 //     client reconnects at once (spread over Jitter) and syncs; the result is
 //     the time until the last one has caught up;
 //   - idle: Idle joined connections that stay silent; the relay's heap and
-//     stack growth after a GC, divided by Idle, is the memory per connection.
+//     stack growth after a GC, divided by Idle, is the memory per connection,
+//     read Settle after the joins (default DefaultIdleSettle, so that the
+//     relay's idle connections have parked: see tcp.LoopOptions.ParkAfter).
 package bench

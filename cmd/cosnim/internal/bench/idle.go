@@ -24,9 +24,17 @@ func runIdle(ctx context.Context, t Target, o Options) (*Result, error) {
 		return nil, err
 	}
 	defer closeConns(conns)
+	// Idle connections park only after a while (tcp.LoopOptions.ParkAfter).
+	settle := max(o.Settle, 0)
+	select {
+	case <-time.After(settle):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	elapsed := time.Since(start)
 	after, _ := t.Usage()
-	r := &Result{Scenario: o.Scenario, TLS: t.ClientTLS() != nil, Channels: o.Channels, Conns: o.Idle, Size: o.Size, Retries: retries.Load()}
+	r := &Result{Scenario: o.Scenario, TLS: t.ClientTLS() != nil, Channels: o.Channels, Conns: o.Idle, Size: o.Size, Retries: retries.Load(),
+		SettleSeconds: settle.Seconds()}
 	r.setUsage(t, before, after, ok, elapsed)
 	if ok {
 		r.BytesPerConn = float64(after.HeapStack-before.HeapStack) / float64(o.Idle)

@@ -7,7 +7,14 @@ import (
 	"time"
 
 	"github.com/cosnim/relays/relay/relayserver"
+	"github.com/cosnim/relays/transport/tcp"
 )
+
+// DefaultIdleSettle is how long the idle scenario waits after the joins
+// before it reads the relay's memory: a connection parks between one and
+// two tcp.DefaultParkAfter periods after its last byte, and half a period
+// more lets the last ones go.
+const DefaultIdleSettle = 2*tcp.DefaultParkAfter + tcp.DefaultParkAfter/2
 
 // Scenario names.
 const (
@@ -44,6 +51,9 @@ type Options struct {
 	Jitter   time.Duration // storm: reconnects are spread uniformly over this
 	Window   int           // entries a publisher may have ahead of its slowest subscriber
 	Timeout  time.Duration // bound on the whole run
+	// Settle is the wait after the joins before the idle scenario reads
+	// the relay's memory. Default DefaultIdleSettle; negative: none.
+	Settle time.Duration
 
 	// AcceptRate is the relay's accept rate for in-process and spawned
 	// relays; 0 keeps the relay's default.
@@ -91,6 +101,9 @@ func (o Options) WithDefaults() Options {
 	case ScenarioIdle:
 		def(&o.Idle, 1000)
 		def(&o.Channels, max(1, o.Idle/10))
+		if o.Settle == 0 {
+			o.Settle = DefaultIdleSettle
+		}
 	}
 	if o.Timeout == 0 {
 		o.Timeout = 5 * time.Minute

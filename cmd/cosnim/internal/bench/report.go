@@ -41,6 +41,7 @@ type Result struct {
 	FirstError        string  `json:"first_error,omitempty"`
 	BytesPerConn      float64 `json:"bytes_per_conn,omitempty"`
 	RSSPerConn        float64 `json:"rss_per_conn,omitempty"`
+	SettleSeconds     float64 `json:"settle_seconds,omitempty"` // idle: wait after the joins before the memory reading
 	ResyncSeconds     float64 `json:"resync_seconds,omitempty"`
 	Resynced          int     `json:"resynced,omitempty"`
 	Resumed           int     `json:"tls_resumed,omitempty"`
@@ -114,7 +115,7 @@ func (r *Result) WriteText(w io.Writer) {
 	case ScenarioStorm:
 		p("  resynced   %d/%d clients in %.3fs after the restart (%d TLS sessions resumed, %d retries)", r.Resynced, r.Conns, r.ResyncSeconds, r.Resumed, r.Retries)
 	case ScenarioIdle:
-		p("  memory     %s per joined idle connection (heap+stacks), %s RSS per connection", HumanBytes(r.BytesPerConn), HumanBytes(r.RSSPerConn))
+		p("  memory     %s per joined idle connection (heap+stacks), %s RSS per connection, %.1fs after the joins", HumanBytes(r.BytesPerConn), HumanBytes(r.RSSPerConn), r.SettleSeconds)
 	}
 	if r.RelayCPUSeconds > 0 || r.RelayPeakRSS > 0 {
 		who := "relay"
