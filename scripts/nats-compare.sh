@@ -12,7 +12,9 @@
 #   3. memory per idle subscribed connection (IDLE connections, RSS growth
 #      of the server process), plaintext and TLS; NATS is read as long
 #      after its subscriptions as the bench reads cosnim after its joins
-#      (the bench's settle_seconds: by then idle connections have parked).
+#      (the bench's settle_seconds: by then idle connections have parked),
+#      and again as long after the GC of cosnim's first reading as the
+#      bench waits for its second (scavenge_seconds).
 #
 # Both servers are driven by `cosnim relay bench`: --spawn runs the relay
 # in a child process; --nats drives nats-server with the same pacing,
@@ -186,8 +188,11 @@ if ! skip idle; then
 		bench "$work/idle.json" --spawn "${tflag[@]}" --scenario idle --idle "$IDLE" --accept-rate 100000
 		ob=$(jget rss_per_conn "$work/idle.json" | awk '{printf "%d", $1}')
 		oh=$(jget bytes_per_conn "$work/idle.json" | awk '{printf "%d", $1}')
+		og=$(jget rss_per_conn_after_gc "$work/idle.json" | awk '{printf "%d", $1}')
 		settle=$(jget settle_seconds "$work/idle.json")
 		settle=${settle:-0}
+		scavenge=$(jget scavenge_seconds "$work/idle.json")
+		scavenge=${scavenge:-0}
 		# A fresh nats-server: one that served the runs above may be
 		# returning memory to the system while this is measured.
 		if [ $mode = tls ]; then
@@ -211,10 +216,15 @@ if ! skip idle; then
 		# joins (its idle connections park by then).
 		sleep "$settle"
 		after=$(rss "$npid")
+		# And as long again as cosnim's second reading (NATS's GC is its
+		# own business).
+		sleep "$scavenge"
+		later=$(rss "$npid")
 		kill "$idle" "$npid" 2>/dev/null || true
 		wait "$idle" 2>/dev/null || true
 		nb=$(((after - before) / IDLE))
-		printf 'idle %-9s NATS %6d B RSS per subscribed connection   cosnim %6d B RSS (%d B heap+stacks) per joined connection   ratio %s\n' \
-			$mode "$nb" "$ob" "$oh" "$(ratio "$ob" "$nb")"
+		nl=$(((later - before) / IDLE))
+		printf 'idle %-9s NATS %6d B RSS per subscribed connection (%d B %ss later)   cosnim %6d B RSS (%d B heap+stacks; %d B RSS %ss after a GC) per joined connection   ratio %s\n' \
+			$mode "$nb" "$nl" "$scavenge" "$ob" "$oh" "${og:-0}" "$scavenge" "$(ratio "$ob" "$nb")"
 	done
 fi

@@ -183,10 +183,14 @@ func TestFanoutTinyRun(t *testing.T) {
 
 func TestIdleTinyRun(t *testing.T) {
 	const settle = time.Second // far longer than 20 joins take
+	const scavenge = 200 * time.Millisecond
 	start := time.Now()
-	m := runTiny(t, false, Options{Scenario: ScenarioIdle, Idle: 20, Channels: 2, Settle: settle})
-	if took := time.Since(start); took < settle {
-		t.Errorf("run took %v, want at least the %v settle", took, settle)
+	m := runTiny(t, false, Options{Scenario: ScenarioIdle, Idle: 20, Channels: 2, Settle: settle, ScavengeWait: scavenge})
+	if took := time.Since(start); took < settle+scavenge {
+		t.Errorf("run took %v, want at least the %v settle and the %v wait for the second reading", took, settle, scavenge)
+	}
+	if got := m["scavenge_seconds"]; got != scavenge.Seconds() {
+		t.Errorf("scavenge_seconds %v, want %v", got, scavenge.Seconds())
 	}
 	if got := m["settle_seconds"]; got != settle.Seconds() {
 		t.Errorf("settle_seconds %v, want %v", got, settle.Seconds())
@@ -199,6 +203,9 @@ func TestIdleTinyRun(t *testing.T) {
 	}
 	if got := (Options{Scenario: ScenarioIdle}).WithDefaults().Settle; got != DefaultIdleSettle {
 		t.Errorf("default settle %v, want DefaultIdleSettle %v", got, DefaultIdleSettle)
+	}
+	if got := (Options{Scenario: ScenarioIdle}).WithDefaults().ScavengeWait; got != DefaultScavengeWait {
+		t.Errorf("default scavenge wait %v, want DefaultScavengeWait %v", got, DefaultScavengeWait)
 	}
 }
 

@@ -34,11 +34,21 @@ func runIdle(ctx context.Context, t Target, o Options) (*Result, error) {
 	elapsed := time.Since(start)
 	after, _ := t.Usage()
 	r := &Result{Scenario: o.Scenario, TLS: t.ClientTLS() != nil, Channels: o.Channels, Conns: o.Idle, Size: o.Size, Retries: retries.Load(),
-		SettleSeconds: settle.Seconds()}
+		SettleSeconds: settle.Seconds(), ScavengeSeconds: max(o.ScavengeWait, 0).Seconds()}
 	r.setUsage(t, before, after, ok, elapsed)
 	if ok {
 		r.BytesPerConn = float64(after.HeapStack-before.HeapStack) / float64(o.Idle)
 		r.RSSPerConn = float64(after.RSS-before.RSS) / float64(o.Idle)
+		// The reading above ran a GC; RSS once the runtime has returned
+		// what is above the new heap goal.
+		select {
+		case <-time.After(max(o.ScavengeWait, 0)):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if steady, ok := t.Usage(); ok {
+			r.RSSPerConnAfterGC = float64(steady.RSS-before.RSS) / float64(o.Idle)
+		}
 	}
 	return r, nil
 }

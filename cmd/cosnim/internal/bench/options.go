@@ -16,6 +16,13 @@ import (
 // more lets the last ones go.
 const DefaultIdleSettle = 2*tcp.DefaultParkAfter + tcp.DefaultParkAfter/2
 
+// DefaultScavengeWait is how long the idle scenario waits, after the GC of
+// its memory reading, before it reads RSS a second time: the GC sets the heap
+// goal from the parked heap, and the runtime then returns what is above
+// it (what the join storm left) within a few seconds. An idle relay gets
+// there by itself at the runtime's forced GC, two minutes at most.
+const DefaultScavengeWait = 5 * time.Second
+
 // Scenario names.
 const (
 	ScenarioFanout   = "fanout"
@@ -54,6 +61,9 @@ type Options struct {
 	// Settle is the wait after the joins before the idle scenario reads
 	// the relay's memory. Default DefaultIdleSettle; negative: none.
 	Settle time.Duration
+	// ScavengeWait is the wait before the idle scenario's second RSS
+	// reading. Default DefaultScavengeWait; negative: none.
+	ScavengeWait time.Duration
 
 	// AcceptRate is the relay's accept rate for in-process and spawned
 	// relays; 0 keeps the relay's default.
@@ -103,6 +113,9 @@ func (o Options) WithDefaults() Options {
 		def(&o.Channels, max(1, o.Idle/10))
 		if o.Settle == 0 {
 			o.Settle = DefaultIdleSettle
+		}
+		if o.ScavengeWait == 0 {
+			o.ScavengeWait = DefaultScavengeWait
 		}
 	}
 	if o.Timeout == 0 {

@@ -41,6 +41,8 @@ type Result struct {
 	FirstError        string  `json:"first_error,omitempty"`
 	BytesPerConn      float64 `json:"bytes_per_conn,omitempty"`
 	RSSPerConn        float64 `json:"rss_per_conn,omitempty"`
+	RSSPerConnAfterGC float64 `json:"rss_per_conn_after_gc,omitempty"` // idle: RSS growth ScavengeWait after a GC
+	ScavengeSeconds   float64 `json:"scavenge_seconds,omitempty"`
 	SettleSeconds     float64 `json:"settle_seconds,omitempty"` // idle: wait after the joins before the memory reading
 	ResyncSeconds     float64 `json:"resync_seconds,omitempty"`
 	Resynced          int     `json:"resynced,omitempty"`
@@ -115,7 +117,8 @@ func (r *Result) WriteText(w io.Writer) {
 	case ScenarioStorm:
 		p("  resynced   %d/%d clients in %.3fs after the restart (%d TLS sessions resumed, %d retries)", r.Resynced, r.Conns, r.ResyncSeconds, r.Resumed, r.Retries)
 	case ScenarioIdle:
-		p("  memory     %s per joined idle connection (heap+stacks), %s RSS per connection, %.1fs after the joins", HumanBytes(r.BytesPerConn), HumanBytes(r.RSSPerConn), r.SettleSeconds)
+		p("  memory     %s per joined idle connection (heap+stacks), %s RSS per connection %.1fs after the joins, %s after a GC and %v",
+			HumanBytes(r.BytesPerConn), HumanBytes(r.RSSPerConn), r.SettleSeconds, HumanBytes(r.RSSPerConnAfterGC), time.Duration(r.ScavengeSeconds*float64(time.Second)))
 	}
 	if r.RelayCPUSeconds > 0 || r.RelayPeakRSS > 0 {
 		who := "relay"
