@@ -151,9 +151,12 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// What an idle joined connection costs this driver, as measured by
-// `cosnim relay bench --scenario idle` (BENCHMARKS.md: 7.7 KiB RSS plaintext,
-// 20.4 KiB with TLS), for the core's memory budget.
+// What a joined connection costs this driver, for the core's memory
+// budget: one that has not parked, since a peer can keep its connection
+// awake with a byte a second, so it keeps its reader goroutine (measured
+// by `cosnim relay bench --scenario idle` before idle connections parked,
+// 7.7 KiB RSS plaintext and 20.4 KiB with TLS; parked ones cost less,
+// BENCHMARKS.md).
 const (
 	plainConnBytes = 8 << 10
 	tlsConnBytes   = 21 << 10
