@@ -111,6 +111,22 @@ func listen(t testing.TB) net.Listener {
 	return ln
 }
 
+// dialSlowPeer serves l on a listener whose sockets have small kernel
+// buffers and dials it with a small receive buffer, so that a peer that
+// does not read soon leaves bytes queued in the Loop.
+func dialSlowPeer(t *testing.T, l *Loop) net.Conn {
+	t.Helper()
+	cl := &countingListener{Listener: listen(t), sndBuffer: 4096}
+	serve(t, l, cl)
+	nc, err := net.Dial("tcp", cl.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	nc.(*net.TCPConn).SetReadBuffer(4096)
+	return nc
+}
+
 // serve runs l.Serve(ln) and closes l when the test ends.
 func serve(t testing.TB, l *Loop, ln net.Listener) {
 	t.Helper()
@@ -244,16 +260,7 @@ func TestWritableAfterHighWater(t *testing.T) {
 		writable: func(c transport.Conn) { mu.Lock(); writable++; mu.Unlock() },
 	}
 	l := NewLoop(h, LoopOptions{HighWater: high, LowWater: low})
-	cl := &countingListener{Listener: listen(t), sndBuffer: 4096}
-	serve(t, l, cl)
-
-	d := net.Dialer{}
-	nc, err := d.Dial("tcp", cl.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	nc.(*net.TCPConn).SetReadBuffer(4096)
+	nc := dialSlowPeer(t, l)
 	testutil.WaitFor(t, waitLong, "Open", func() bool { mu.Lock(); defer mu.Unlock(); return conn != nil })
 
 	// The peer does not read: keep sending until the queue passes high

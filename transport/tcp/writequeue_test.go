@@ -117,14 +117,7 @@ func checkQueueMemory(t *testing.T, events int, event func(i int) []byte) {
 		tc transport.Conn
 	)
 	l := NewLoop(&funcHandler{open: func(c transport.Conn) { mu.Lock(); tc = c; mu.Unlock() }}, LoopOptions{})
-	cl := &countingListener{Listener: listen(t), sndBuffer: 4096}
-	serve(t, l, cl)
-	nc, err := net.Dial("tcp", cl.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	nc.(*net.TCPConn).SetReadBuffer(4096)
+	dialSlowPeer(t, l)
 	testutil.WaitFor(t, waitLong, "Open", func() bool { mu.Lock(); defer mu.Unlock(); return tc != nil })
 
 	for i := range events {
