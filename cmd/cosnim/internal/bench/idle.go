@@ -2,10 +2,12 @@ package bench
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/cosnim/relays/roster"
+	"github.com/cosnim/relays/wire"
 )
 
 func runIdle(ctx context.Context, t Target, o Options) (*Result, error) {
@@ -23,7 +25,14 @@ func runIdle(ctx context.Context, t Target, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	var answering sync.WaitGroup
+	defer answering.Wait()
 	defer closeConns(conns)
+	if o.Heartbeats {
+		for _, c := range conns {
+			answering.Go(func() { answerPings(c) })
+		}
+	}
 	// Idle connections park only after a while (tcp.LoopOptions.ParkAfter).
 	settle := max(o.Settle, 0)
 	select {
@@ -51,4 +60,17 @@ func runIdle(ctx context.Context, t Target, o Options) (*Result, error) {
 		}
 	}
 	return r, nil
+}
+
+// answerPings answers the relay's heartbeats on c until it closes.
+func answerPings(c *conn) {
+	for {
+		t, p, err := c.Next()
+		if err != nil {
+			return
+		}
+		if t == wire.TypePing {
+			c.pong(p)
+		}
+	}
 }
