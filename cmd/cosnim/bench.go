@@ -95,7 +95,7 @@ Latency is publish to receive, from a timestamp sealed in each entry.`,
 	f.IntVar(&o.AcceptRate, "accept-rate", 0, "relay accept rate per second for --in-process/--spawn (0: the relay default, 10000)")
 	f.DurationVar(&o.Timeout, "timeout", 0, "bound on the whole run (default 5m)")
 	f.DurationVar(&o.Settle, "settle", 0, fmt.Sprintf("idle: wait this long after the joins before reading memory (default %s, long enough for idle connections to park; negative: none)", bench.DefaultIdleSettle))
-	f.BoolVar(&o.Heartbeats, "heartbeats", false, "idle: clients answer the relay's heartbeats, as instances do, so they stay joined past its idle_timeout (for a --settle of minutes)")
+	f.BoolVar(&o.Heartbeats, "heartbeats", false, "idle: clients ping at the relay's heartbeat interval and answer its pings, as instances do, so they stay joined past its idle_timeout (for a --settle of minutes)")
 	f.DurationVar(&o.ScavengeWait, "scavenge-wait", 0, fmt.Sprintf("idle: after the first reading's GC, wait this long and read RSS again (default %s; negative: at once)", bench.DefaultScavengeWait))
 	f.BoolVar(&bf.inProcess, "in-process", false, "run the relay inside this process")
 	f.BoolVar(&bf.spawn, "spawn", false, "run the relay in a child process of this binary")

@@ -26,7 +26,8 @@ const (
 // costs far less than an agent.Agent.
 type conn struct {
 	*wirepeer.Peer
-	nc net.Conn // for the TLS state
+	nc        net.Conn      // for the TLS state
+	heartbeat time.Duration // how often the relay wants a quiet client to ping
 }
 
 // dial connects, completes TLS (when cfg is not nil), the Hello exchange
@@ -51,6 +52,7 @@ func dial(ctx context.Context, addr string, cfg *tls.Config, readBuf int, k *ros
 	defer lift()
 	w, err := c.Handshake("cosnim-bench")
 	if err == nil {
+		c.heartbeat = heartbeatOf(w)
 		_, err = c.Join(w, k, 1)
 	}
 	if err != nil {
@@ -58,6 +60,17 @@ func dial(ctx context.Context, addr string, cfg *tls.Config, readBuf int, k *ros
 		return nil, err
 	}
 	return c, nil
+}
+
+// heartbeatOf is the heartbeat interval a Welcome advertises, or the
+// protocol's default.
+func heartbeatOf(w *wire.Welcome) time.Duration {
+	for _, l := range w.Limits {
+		if l.Key == wire.LimitHeartbeatMillis && l.Value > 0 {
+			return time.Duration(l.Value) * time.Millisecond
+		}
+	}
+	return wire.DefaultHeartbeatMillis * time.Millisecond
 }
 
 // relayError returns what an Error frame's payload reports: a

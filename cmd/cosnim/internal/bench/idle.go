@@ -29,9 +29,12 @@ func runIdle(ctx context.Context, t Target, o Options) (*Result, error) {
 	defer answering.Wait()
 	defer closeConns(conns)
 	if o.Heartbeats {
+		stop := make(chan struct{})
+		defer close(stop) // runs before closeConns: the pinging stops first
 		for _, c := range conns {
 			answering.Go(func() { answerPings(c) })
 		}
+		answering.Go(func() { heartbeat(conns, stop) })
 	}
 	// Idle connections park only after a while (tcp.LoopOptions.ParkAfter).
 	settle := max(o.Settle, 0)
@@ -62,7 +65,28 @@ func runIdle(ctx context.Context, t Target, o Options) (*Result, error) {
 	return r, nil
 }
 
-// answerPings answers the relay's heartbeats on c until it closes.
+// heartbeat pings each of conns once per heartbeat interval, as a quiet
+// instance does, spread over the interval, until stop.
+func heartbeat(conns []*conn, stop <-chan struct{}) {
+	if len(conns) == 0 {
+		return
+	}
+	// Well inside the interval: the relay counts silence from the last byte.
+	gap := conns[0].heartbeat / 2 / time.Duration(len(conns))
+	tick := time.NewTicker(max(gap, time.Microsecond))
+	defer tick.Stop()
+	for i := 0; ; i = (i + 1) % len(conns) {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+			conns[i].Send(&wire.Ping{Data: uint64(i)})
+		}
+	}
+}
+
+// answerPings reads what the relay sends c (Pongs), answers its Pings,
+// and returns when c closes.
 func answerPings(c *conn) {
 	for {
 		t, p, err := c.Next()

@@ -40,3 +40,38 @@ func TestAnswerPings(t *testing.T) {
 		t.Fatal("answerPings did not return after the connection closed")
 	}
 }
+
+// heartbeat pings every client within its interval, as a quiet instance
+// does, so the relay's idle timeout spares them; stop ends it.
+func TestHeartbeatPingsEveryClient(t *testing.T) {
+	const n = 3
+	var conns []*conn
+	var relays []*wirepeer.Peer
+	for range n {
+		relaySide, clientSide := net.Pipe()
+		defer relaySide.Close()
+		relaySide.SetDeadline(time.Now().Add(10 * time.Second))
+		conns = append(conns, &conn{Peer: wirepeer.New(clientSide, 512), nc: clientSide, heartbeat: 60 * time.Millisecond})
+		relays = append(relays, wirepeer.New(relaySide, 512))
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { defer close(done); heartbeat(conns, stop) }()
+	for range 2 {
+		for i, r := range relays {
+			f, err := r.NextFrame()
+			if err != nil {
+				t.Fatalf("client %d: %v", i, err)
+			}
+			if _, ok := f.(*wire.Ping); !ok {
+				t.Fatalf("client %d sent %#v, want a Ping", i, f)
+			}
+		}
+	}
+	close(stop)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("heartbeat did not stop")
+	}
+}

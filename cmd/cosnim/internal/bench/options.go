@@ -61,9 +61,10 @@ type Options struct {
 	// Settle is the wait after the joins before the idle scenario reads
 	// the relay's memory. Default DefaultIdleSettle; negative: none.
 	Settle time.Duration
-	// Heartbeats makes the idle scenario's clients answer the relay's
-	// heartbeats, as instances do, so that they stay joined past the
-	// relay's idle timeout (a long Settle then reads the steady state).
+	// Heartbeats makes the idle scenario's clients ping at the relay's
+	// heartbeat interval and answer its pings, as instances do, so that
+	// they stay joined past its idle timeout (a long Settle then reads the
+	// steady state).
 	Heartbeats bool
 	// ScavengeWait is the wait before the idle scenario's second RSS
 	// reading. Default DefaultScavengeWait; negative: none.
