@@ -21,7 +21,7 @@ func TestAnswerPings(t *testing.T) {
 	}()
 	relay := wirepeer.New(relaySide, 512)
 	for i := range uint64(3) {
-		relaySide.SetDeadline(time.Now().Add(10*time.Second))
+		relaySide.SetDeadline(time.Now().Add(10 * time.Second))
 		if err := relay.Send(&wire.Ping{Data: 100 + i}); err != nil {
 			t.Fatal(err)
 		}
@@ -36,7 +36,7 @@ func TestAnswerPings(t *testing.T) {
 	relaySide.Close()
 	select {
 	case <-done:
-	case <-time.After(10*time.Second):
+	case <-time.After(10 * time.Second):
 		t.Fatal("answerPings did not return after the connection closed")
 	}
 }
