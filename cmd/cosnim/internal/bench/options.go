@@ -67,7 +67,7 @@ type Options struct {
 	// steady state).
 	Heartbeats bool
 	// ScavengeWait is the wait before the idle scenario's second RSS
-	// reading. Default DefaultScavengeWait; negative: none.
+	// reading. Default DefaultScavengeWait; negative: at once.
 	ScavengeWait time.Duration
 
 	// AcceptRate is the relay's accept rate for in-process and spawned
