@@ -499,6 +499,16 @@ func lastJoined(fs []wire.Frame) (*wire.Joined, error) {
 	return nil, fmt.Errorf("no Joined among %d frames", len(fs))
 }
 
+// mustJoined is lastJoined of what c was sent, failing t without one.
+func mustJoined(t *testing.T, c *transporttest.Conn) *wire.Joined {
+	t.Helper()
+	j, err := lastJoined(c.Frames(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
 func TestBackboneJoinedWaitsForReconcile(t *testing.T) {
 	if err := checkJoinedWaits(t, nil); err != nil {
 		t.Fatal(err)
@@ -516,10 +526,7 @@ func TestBackboneJoinedIncompleteAfterIncompletePeer(t *testing.T) {
 	announceAll(t, hb, hs[0], "m0", k, refs)
 	c := hs[1].askJoin("m1", k)
 	hb.settle(t, hs)
-	j, err := lastJoined(c.Frames(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	j := mustJoined(t, c)
 	if j.Flags&wire.JoinedComplete != 0 || j.Cached != 10 {
 		t.Fatalf("got %+v, want Joined with the peer's 10 entries, not complete", j)
 	}
@@ -549,10 +556,7 @@ func TestBackboneLearningPeerDoesNotLeaveChannelIncomplete(t *testing.T) {
 	}
 	c := hs[1].askJoin("m2", k)
 	hb.run(t)
-	j, err := lastJoined(c.Frames(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	j := mustJoined(t, c)
 	if j.Flags&wire.JoinedComplete == 0 {
 		t.Fatalf("got %+v after both relays reconciled, want complete: nothing was ever lost", j)
 	}
@@ -570,10 +574,7 @@ func TestBackboneFirstReconcileAsksLearningPeerAgain(t *testing.T) {
 	// where the one takes one delivery and the other two.
 	slices.Reverse(hb.queue)
 	hb.settle(t, hs)
-	j, err := lastJoined(c.Frames(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	j := mustJoined(t, c)
 	if j.Flags&wire.JoinedComplete == 0 {
 		t.Fatalf("got %+v, want complete: the peer only had not finished reconciling", j)
 	}
@@ -597,10 +598,7 @@ func TestBackboneForgottenChannelCompleteAgainFromPeer(t *testing.T) {
 	}
 	c := hs[0].askJoin("m2", k)
 	hb.run(t)
-	j, err := lastJoined(c.Frames(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	j := mustJoined(t, c)
 	if j.Cached != 4 || j.Flags&wire.JoinedComplete == 0 {
 		t.Fatalf("got %+v, want the peer's 4 entries, complete", j)
 	}
