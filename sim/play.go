@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"math/rand/v2"
 	"time"
 
 	"github.com/cosnim/relays/netsim"
@@ -34,6 +35,17 @@ func (c *course) play(net *netsim.Network, heal, check func()) {
 	for !net.Now().After(end) && c.converged.IsZero() {
 		net.RunUntil(net.Now().Add(checkEvery))
 		check()
+	}
+}
+
+// scheduleAnnounces has each client announce n times at random in the
+// chaos phase that begins at t0; the clients draw in order, so a seed
+// keeps its workload.
+func scheduleAnnounces(net *netsim.Network, rng *rand.Rand, t0 time.Time, chaos time.Duration, n int, announce []func()) {
+	for _, a := range announce {
+		for range n {
+			net.At(t0.Add(time.Duration(rng.Int64N(int64(chaos)))), a)
+		}
 	}
 }
 

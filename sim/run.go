@@ -463,12 +463,11 @@ func (w *world) violate(format string, args ...any) {
 // schedule sets up the workload, the faults and the periodic checks.
 func (w *world) schedule() {
 	t0 := w.start()
-	for _, c := range w.clients {
-		for range w.sc.Announces {
-			at := t0.Add(time.Duration(w.rng.Int64N(int64(w.sc.Chaos))))
-			w.net.At(at, c.announce)
-		}
+	announce := make([]func(), len(w.clients))
+	for i, c := range w.clients {
+		announce[i] = c.announce
 	}
+	scheduleAnnounces(w.net, w.rng, t0, w.sc.Chaos, w.sc.Announces, announce)
 	for _, f := range w.sc.Faults {
 		w.net.At(t0.Add(f.At), func() { w.inject(f) })
 	}
