@@ -142,7 +142,7 @@ type Loop struct {
 
 	pmu         sync.Mutex // guards the parker and every conn's park fields; l.mu and wmu are never taken under it
 	pk          *parker    // nil until the first park
-	parkStopped bool       // Loop.Close stopped parking
+	parkStopped bool       // no more parks or epoll_ctl: Loop.Close, or the parker could not start or failed
 
 	mu      sync.Mutex // the core lock: held for every transport.Handler call; guards the following
 	closed  bool

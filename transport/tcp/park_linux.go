@@ -21,7 +21,6 @@ type parker struct {
 	l      *Loop
 	epfd   int
 	evfd   int              // written once by stopParker
-	closed bool             // stopParker ran: no more epoll_ctl
 	next   uint64           // last key handed out
 	parked map[uint64]*conn // by key; a stale event finds nothing
 	parks  uint64
@@ -41,9 +40,6 @@ func (l *Loop) park(c *conn, rc syscall.RawConn) bool {
 		return false
 	}
 	p := l.pk
-	if p.closed {
-		return false
-	}
 	key := p.next + 1
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT}
 	setKey(&ev, key)
@@ -99,12 +95,14 @@ func (l *Loop) startParkerLocked() bool {
 func (l *Loop) stopParker() {
 	l.pmu.Lock()
 	defer l.pmu.Unlock()
+	if l.parkStopped {
+		return // already stopped, or the parker failed (its fds are closed)
+	}
 	l.parkStopped = true
 	p := l.pk
-	if p == nil || p.closed {
+	if p == nil {
 		return
 	}
-	p.closed = true
 	var one [8]byte
 	one[0] = 1 // native endian matters not: any non-zero count wakes epoll
 	unix.Write(p.evfd, one[:])
@@ -114,8 +112,8 @@ func (l *Loop) stopParker() {
 func (p *parker) dropLocked(c *conn) {
 	delete(p.parked, c.parkID)
 	c.parkID = 0
-	if p.closed {
-		return
+	if p.l.parkStopped {
+		return // no more epoll_ctl: the set is closing
 	}
 	if rc := rawConnOf(c.nc); rc != nil {
 		rc.Control(func(fd uintptr) {
@@ -146,7 +144,7 @@ func (p *parker) run() {
 		if err != nil {
 			// Cannot wait any more: wake everyone, park no one.
 			l.log.Error("transport: parker failed; idle connections keep their readers", "err", err)
-			p.closed = true
+			l.parkStopped = true
 			// sorted: every parked conn wakes, in any order.
 			for key, c := range p.parked {
 				delete(p.parked, key)
