@@ -120,5 +120,13 @@ func TestContainerfile(t *testing.T) {
 // TestExampleConfigChecks runs `cosnim config check` on deploy/cosnim.yaml
 // beside certificate files at the relative paths it names.
 func TestExampleConfigChecks(t *testing.T) {
-	configCheck(t, readFile(t, "cosnim.yaml"), t.TempDir(), "tls/relay.crt", "tls/relay.key")
+	var cfg struct {
+		Relays map[string]struct{ Server relayServer }
+	}
+	data := readFile(t, "cosnim.yaml")
+	if err := yaml.Unmarshal([]byte(data), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	s := cfg.Relays["main"].Server
+	configCheck(t, data, t.TempDir(), s.SSLCertFile, s.PrivateKeyFile)
 }

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,9 +39,24 @@ type (
 			Metadata struct{ Labels map[string]string }
 			Spec     podSpec
 		}
+		ServiceName         string `yaml:"serviceName"`
+		PodManagementPolicy string `yaml:"podManagementPolicy"`
 		// Service
 		ServiceSelector map[string]string `yaml:"-"`
-		Ports           []struct {
+		Type            string
+		ClusterIP       string `yaml:"clusterIP"`
+		// PodDisruptionBudget
+		MaxUnavailable *int `yaml:"maxUnavailable"`
+		// NetworkPolicy
+		PodSelector struct {
+			MatchLabels map[string]string `yaml:"matchLabels"`
+		} `yaml:"podSelector"`
+		PolicyTypes []string `yaml:"policyTypes"`
+		Ingress     []struct {
+			From  []k8sPeer
+			Ports []struct{ Port string }
+		}
+		Ports []struct {
 			Name       string
 			Port       int
 			TargetPort string `yaml:"targetPort"`
@@ -51,24 +68,42 @@ type (
 		SecurityContext               struct {
 			RunAsNonRoot *bool `yaml:"runAsNonRoot"`
 			RunAsUser    *int  `yaml:"runAsUser"`
+			RunAsGroup   *int  `yaml:"runAsGroup"`
+			FSGroup      *int  `yaml:"fsGroup"`
 		} `yaml:"securityContext"`
 		Containers []container
 		Volumes    []struct {
 			Name      string
 			ConfigMap *struct{ Name string } `yaml:"configMap"`
 			Secret    *struct {
-				SecretName string `yaml:"secretName"`
+				SecretName  string `yaml:"secretName"`
+				DefaultMode *int   `yaml:"defaultMode"`
 			}
 		}
 	}
+	k8sPeer struct {
+		NamespaceSelector *struct{} `yaml:"namespaceSelector"`
+		PodSelector       *struct {
+			MatchLabels map[string]string `yaml:"matchLabels"`
+		} `yaml:"podSelector"`
+		IPBlock *struct{ CIDR string } `yaml:"ipBlock"`
+	}
 	container struct {
 		Name  string
+		Image string
 		Args  []string
 		Ports []struct {
 			Name          string
 			ContainerPort int `yaml:"containerPort"`
 		}
-		Env []struct{ Name, Value string }
+		Env []struct {
+			Name, Value string
+			ValueFrom   *struct {
+				FieldRef *struct {
+					FieldPath string `yaml:"fieldPath"`
+				} `yaml:"fieldRef"`
+			} `yaml:"valueFrom"`
+		}
 		// Resources holds requests and limits by resource name.
 		Resources      map[string]map[string]string
 		ReadinessProbe *probe `yaml:"readinessProbe"`
@@ -110,12 +145,13 @@ type relayServer struct {
 	}
 }
 
-func parseK8s(t *testing.T) map[string]*k8sObject {
+// parseK8sFile decodes every document of a manifest under deploy/.
+func parseK8sFile(t *testing.T, file string) []*k8sObject {
 	t.Helper()
-	objs := make(map[string]*k8sObject)
-	dec := yaml.NewDecoder(strings.NewReader(readFile(t, k8sFile)))
+	var objs []*k8sObject
+	dec := yaml.NewDecoder(strings.NewReader(readFile(t, file)))
 	for {
-		var o k8sObject
+		o := new(k8sObject)
 		var raw struct {
 			Spec struct{ Selector map[string]any }
 		}
@@ -125,10 +161,10 @@ func parseK8s(t *testing.T) map[string]*k8sObject {
 			break
 		}
 		if err != nil {
-			t.Fatalf("%s: %v", k8sFile, err)
+			t.Fatalf("%s: %v", file, err)
 		}
-		if err := node.Decode(&o); err != nil {
-			t.Fatalf("%s: %v", k8sFile, err)
+		if err := node.Decode(o); err != nil {
+			t.Fatalf("%s: %v", file, err)
 		}
 		if o.Kind == "Service" {
 			node.Decode(&raw)
@@ -137,10 +173,24 @@ func parseK8s(t *testing.T) map[string]*k8sObject {
 				o.Spec.ServiceSelector[k], _ = v.(string)
 			}
 		}
+		objs = append(objs, o)
+	}
+	return objs
+}
+
+// parseK8s decodes the one-relay example, one object of each kind; the
+// headless Service that Prometheus finds pods through is "Service/headless".
+func parseK8s(t *testing.T) map[string]*k8sObject {
+	t.Helper()
+	objs := make(map[string]*k8sObject)
+	for _, o := range parseK8sFile(t, k8sFile) {
+		if o.Kind == "Service" && o.Spec.ClusterIP == "None" {
+			o.Kind += "/headless"
+		}
 		if objs[o.Kind] != nil {
 			t.Fatalf("%s: two %s objects", k8sFile, o.Kind)
 		}
-		objs[o.Kind] = &o
+		objs[o.Kind] = o
 	}
 	return objs
 }
@@ -153,9 +203,9 @@ func parseK8s(t *testing.T) map[string]*k8sObject {
 // reaches the relay port and not the unauthenticated operations port.
 func TestKubernetesManifest(t *testing.T) {
 	objs := parseK8s(t)
-	cm, dep, svc := objs["ConfigMap"], objs["Deployment"], objs["Service"]
-	if cm == nil || dep == nil || svc == nil || len(objs) != 3 {
-		t.Fatalf("%s: kinds %v, want ConfigMap, Deployment and Service", k8sFile, slices.Sorted(func(yield func(string) bool) {
+	cm, dep, svc, np := objs["ConfigMap"], objs["Deployment"], objs["Service"], objs["NetworkPolicy"]
+	if cm == nil || dep == nil || svc == nil || np == nil || objs["Service/headless"] == nil || len(objs) != 5 {
+		t.Fatalf("%s: kinds %v, want ConfigMap, Deployment, Service, a headless Service and NetworkPolicy", k8sFile, slices.Sorted(func(yield func(string) bool) {
 			for k := range objs { // sorted: by slices.Sorted
 				if !yield(k) {
 					return
@@ -287,6 +337,49 @@ func TestKubernetesManifest(t *testing.T) {
 	}
 	if len(svc.Spec.Ports) != 1 || itoa(ports[svc.Spec.Ports[0].TargetPort]) != ru.Port() {
 		t.Errorf("Service ports %+v, want one, targeting the relay's port %s", svc.Spec.Ports, ru.Port())
+	}
+	checkNetworkPolicy(t, np, dep.Spec.Selector.MatchLabels)
+	checkImage(t, c.Image)
+}
+
+// checkNetworkPolicy checks that np selects the relay pods (labels), lets
+// anyone reach the relay port and only selected pods the ops port.
+func checkNetworkPolicy(t *testing.T, np *k8sObject, labels map[string]string) {
+	t.Helper()
+	if !maps.Equal(np.Spec.PodSelector.MatchLabels, labels) || !slices.Equal(np.Spec.PolicyTypes, []string{"Ingress"}) {
+		t.Errorf("NetworkPolicy %s selects %v for %v, want the relay pods %v for [Ingress]",
+			np.Metadata.Name, np.Spec.PodSelector.MatchLabels, np.Spec.PolicyTypes, labels)
+	}
+	from := map[string][]k8sPeer{}
+	for _, rule := range np.Spec.Ingress {
+		for _, p := range rule.Ports {
+			if _, dup := from[p.Port]; dup {
+				t.Errorf("NetworkPolicy %s: port %s in two rules", np.Metadata.Name, p.Port)
+			}
+			from[p.Port] = rule.From
+		}
+	}
+	if f, ok := from["relay"]; !ok || len(f) != 0 {
+		t.Errorf("NetworkPolicy %s: relay port sources %+v (present %v), want every source", np.Metadata.Name, f, ok)
+	}
+	ops, ok := from["ops"]
+	if !ok || len(ops) == 0 {
+		t.Fatalf("NetworkPolicy %s: the ops port is open to every source (or closed to Prometheus); want selected pods only", np.Metadata.Name)
+	}
+	for _, p := range ops {
+		if p.IPBlock != nil || p.PodSelector == nil || len(p.PodSelector.MatchLabels) == 0 {
+			t.Errorf("NetworkPolicy %s: ops port source %+v, want pods selected by label, no address block", np.Metadata.Name, p)
+		}
+	}
+}
+
+// pinnedImage is an image reference with a version tag or a digest.
+var pinnedImage = regexp.MustCompile(`^[^:@]+(:v?\d+\.\d+\.\d+[-\w.]*|@sha256:[0-9a-f]{64})$`)
+
+func checkImage(t *testing.T, image string) {
+	t.Helper()
+	if !pinnedImage.MatchString(image) {
+		t.Errorf("image %q, want a version tag or a digest (a rollout must not follow :latest)", image)
 	}
 }
 
