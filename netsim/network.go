@@ -96,6 +96,7 @@ type Network struct {
 	trace func(string)
 	tw    io.Writer // SetTraceWriter's; lines end with '\n'
 	tbuf  []byte    // the line being traced, reused
+	seen  func(at time.Duration, conn uint64, from, to string, b []byte)
 	stats Stats
 
 	nodes     []*Node
@@ -143,6 +144,14 @@ func (n *Network) SetTrace(w func(line string)) { n.trace = w }
 // function, each ending in a newline, from a reused buffer (no allocation
 // per line); nil turns it off.
 func (n *Network) SetTraceWriter(w io.Writer) { n.tw = w }
+
+// SetDeliverHook sets a function that sees the bytes of every delivery
+// (at: virtual time since the start) before the receiver's handler, for
+// pictures and tools; it must not keep b or act on the network. It is not
+// part of the trace.
+func (n *Network) SetDeliverHook(f func(at time.Duration, conn uint64, from, to string, b []byte)) {
+	n.seen = f
+}
 
 func (n *Network) tracing() bool { return n.trace != nil || n.tw != nil }
 

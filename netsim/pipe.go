@@ -218,6 +218,9 @@ func (n *Network) arriveData(p *pipe, b []byte) {
 	n.stats.Messages++
 	n.stats.BytesDelivered += uint64(len(b))
 	n.traceData(r.node().name, p.c.id, p.from().name, len(b))
+	if n.seen != nil {
+		n.seen(n.now, p.c.id, p.from().name, r.node().name, b)
+	}
 	n.notify(r, func(h transport.Handler, now time.Time) { h.Data(r, b, now) })
 }
 

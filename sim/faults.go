@@ -34,6 +34,14 @@ type faultSpec struct {
 	in uint8
 	// poolApply acts on a pool world.
 	poolApply func(w *poolWorld, f Fault)
+	// untilHeal: the fault lasts until the heal (timelines draw it so).
+	untilHeal bool
+}
+
+// lastsUntilHeal reports whether a fault of kind lasts until the heal.
+func lastsUntilHeal(kind FaultKind) bool {
+	s := specOf(kind)
+	return s != nil && s.untilHeal
 }
 
 // Worlds a fault kind is drawn in (faultSpec.in).
@@ -84,19 +92,19 @@ func (g *genCtx) dur() time.Duration { return time.Duration(500+g.rng.IntN(10000
 // faultRegistry lists every fault kind, in the order their streams are
 // drawn (order does not matter for schedules, only for the trace).
 var faultRegistry = []faultSpec{
-	{kind: FaultPartition, max: 2, usage: "partition CLIENT...",
+	{kind: FaultPartition, max: 2, untilHeal: true, usage: "partition CLIENT...",
 		gen: func(g *genCtx, f *Fault) bool { f.Targets = g.some(); return true },
 		apply: func(w *world, f Fault) {
 			w.net.Partition(f.Targets, []string{relayName})
 			w.touch.untilHeal(f.Targets, w.net.Now())
 		}},
-	{kind: FaultOneWay, max: 1, usage: "oneway CLIENT",
+	{kind: FaultOneWay, max: 1, untilHeal: true, usage: "oneway CLIENT",
 		gen: func(g *genCtx, f *Fault) bool { f.Targets = []string{g.pick()}; return true },
 		apply: func(w *world, f Fault) {
 			w.net.PartitionOneWay(f.Targets[0], relayName)
 			w.touch.untilHeal(f.Targets[:1], w.net.Now())
 		}},
-	{kind: FaultClog, max: 1, usage: "clog CLIENT",
+	{kind: FaultClog, max: 1, untilHeal: true, usage: "clog CLIENT",
 		gen: func(g *genCtx, f *Fault) bool { f.Targets = []string{g.pick()}; return true },
 		apply: func(w *world, f Fault) {
 			w.net.Clog(f.Targets[0], relayName)
@@ -193,7 +201,7 @@ var faultRegistry = []faultSpec{
 	{kind: FaultPoolCrash, max: 2, usage: "relay-crash RELAY [DOWNTIME]", in: inPool,
 		gen:       func(g *genCtx, f *Fault) bool { f.Targets, f.Duration = []string{g.pickRelay()}, g.dur(); return true },
 		poolApply: applyPoolCrash},
-	{kind: FaultPoolCut, max: 2, usage: "relay-cut CLIENT RELAY...", in: inPool,
+	{kind: FaultPoolCut, max: 2, untilHeal: true, usage: "relay-cut CLIENT RELAY...", in: inPool,
 		gen:       genPoolCut,
 		poolApply: applyPoolCut},
 	{kind: FaultBusCut, max: 1, usage: "bus-cut RELAY [DURATION]", in: inPool,

@@ -165,6 +165,7 @@ func newPoolWorld(sc Scenario, opt Options) *poolWorld {
 	w.net = netsim.New(sc.Seed, netsim.Options{SplitReads: true, RecordBytes: 1 << 16, Latency: netLatency, Jitter: netJitter})
 	w.owMax = netLatency + netJitter
 	w.net.SetTraceWriter(w.trace)
+	logFrames(w.net, opt.Frames)
 	w.rng = rand.New(rand.NewPCG(sc.Seed, 0x51de))
 	w.healAt = w.net.Now().Add(sc.Chaos)
 	w.healBound = w.poolHealBound()

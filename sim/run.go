@@ -40,6 +40,9 @@ const (
 type Options struct {
 	// Timeline, if set, receives the readable trace as it is written.
 	Timeline io.Writer
+	// Frames, if set, receives one line per frame delivered (see
+	// logFrames), for WriteSVG; it is not part of the trace.
+	Frames io.Writer
 	// CacheEntries and PendingEntries cap the relay (defaults 100000, 10000).
 	CacheEntries, PendingEntries int
 }
@@ -228,6 +231,7 @@ func newWorld(sc Scenario, opt Options) *world {
 		w.bandwidth = 100 << 20 // netsim's default
 	}
 	w.net.SetTraceWriter(w.trace)
+	logFrames(w.net, opt.Frames)
 	w.rng = rand.New(rand.NewPCG(sc.Seed, 0x51de))
 	w.healAt = w.net.Now().Add(sc.Chaos)
 

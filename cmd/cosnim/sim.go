@@ -40,6 +40,7 @@ func newSimCmd() *cobra.Command {
 		asJSON     bool
 		timeline   string
 		svg        string
+		window     sim.SVGOptions
 		scenario   string
 		rewrite    bool
 		failpoints []string
@@ -62,6 +63,7 @@ replays it; add --timeline to write what happened as a readable timeline.`,
 		Example: `  cosnim sim --seed 42 --json
   cosnim sim --seeds 500
   cosnim sim --seed 42 --timeline run.txt
+  cosnim sim --seed 42 --svg run.svg --from 15s --to 20s
   cosnim sim --scenario testdata/scenarios/relay_crash.txt
   cosnim sim --compare --plots plots/`,
 		Args: cobra.NoArgs,
@@ -80,7 +82,10 @@ replays it; add --timeline to write what happened as a readable timeline.`,
 			case scenario != "":
 				return runScript(out, scenario, rewrite)
 			case cmd.Flags().Changed("seed"):
-				return runOne(out, seed, failpoints, timeline, svg, asJSON)
+				if err := checkWindow(cmd, svg, window); err != nil {
+					return err
+				}
+				return runOne(out, seed, failpoints, timeline, svg, window, asJSON)
 			default:
 				if parallel <= 0 {
 					parallel = runtime.GOMAXPROCS(0)
@@ -95,7 +100,9 @@ replays it; add --timeline to write what happened as a readable timeline.`,
 	f.Uint64Var(&first, "first-seed", 1, "first seed of --seeds")
 	f.BoolVar(&asJSON, "json", false, "print results as JSON")
 	f.StringVar(&timeline, "timeline", "", "with --seed: write the readable trace to this file")
-	f.StringVar(&svg, "svg", "", "with --seed: draw the run as an SVG sequence picture in this file")
+	f.StringVar(&svg, "svg", "", "with --seed: draw the run as an SVG timeline in this file (time axis, a lane per node, frames colored by type, faults as bands)")
+	f.DurationVar(&window.From, "from", 0, "with --svg: draw from this virtual time on")
+	f.DurationVar(&window.To, "to", 0, "with --svg: draw up to this virtual time (default: the end of the run)")
 	f.StringVar(&scenario, "scenario", "", "run a scripted scenario file (testdata/scenarios/*.txt)")
 	f.BoolVar(&rewrite, "rewrite", false, "with --scenario: rewrite the expected output in the file")
 	f.StringSliceVar(&failpoints, "failpoint", nil, "turn on a failpoint for the whole run (self-tests), e.g. relay/empty-sync-reply")
@@ -117,13 +124,27 @@ replays it; add --timeline to write what happened as a readable timeline.`,
 
 var errViolations = errors.New("invariant violations found")
 
-func runOne(out io.Writer, seed uint64, failpoints []string, timeline, svg string, asJSON bool) error {
+// checkWindow refuses --from/--to without --svg, and an empty window.
+func checkWindow(cmd *cobra.Command, svg string, w sim.SVGOptions) error {
+	if svg == "" && (cmd.Flags().Changed("from") || cmd.Flags().Changed("to")) {
+		return errors.New("--from and --to zoom the --svg picture; add --svg FILE")
+	}
+	if w.From < 0 || w.To < 0 || (w.To != 0 && w.To <= w.From) {
+		return fmt.Errorf("--from %v --to %v: want 0 ≤ from < to", w.From, w.To)
+	}
+	return nil
+}
+
+func runOne(out io.Writer, seed uint64, failpoints []string, timeline, svg string, window sim.SVGOptions, asJSON bool) error {
 	sc := sim.Generate(seed)
 	sc.Failpoints = failpoints
 	var opt sim.Options
-	var trace bytes.Buffer
+	var trace, frames bytes.Buffer
 	if timeline != "" || svg != "" {
 		opt.Timeline = &trace
+	}
+	if svg != "" {
+		opt.Frames = &frames
 	}
 	res := sim.Run(sc, opt)
 	if timeline != "" {
@@ -133,7 +154,8 @@ func runOne(out io.Writer, seed uint64, failpoints []string, timeline, svg strin
 	}
 	if svg != "" {
 		var pic bytes.Buffer
-		if err := sim.WriteSVG(&pic, bytes.NewReader(trace.Bytes())); err != nil {
+		window.Frames = &frames
+		if err := sim.WriteSVG(&pic, bytes.NewReader(trace.Bytes()), window); err != nil {
 			return err
 		}
 		if err := os.WriteFile(svg, pic.Bytes(), 0o644); err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 
@@ -111,5 +112,31 @@ func TestSimCompareJSON(t *testing.T) {
 	out, err := runRoot(t, "sim", "--compare", "--instances", "6", "--hubs", "2", "--duration", "11m")
 	if err != nil || !strings.Contains(out, "awareness p99") {
 		t.Fatalf("table run: %v\n%s", err, out)
+	}
+}
+
+// TestSimSVGWindow draws a zoomed timeline through the built binary, and
+// refuses a window without a picture or an empty one.
+func TestSimSVGWindow(t *testing.T) {
+	pic := t.TempDir() + "/run.svg"
+	code, out, stderr := kitRun(t, "sim", "--seed", "5", "--svg", pic, "--from", "1s", "--to", "2500ms")
+	if code != 0 || !strings.Contains(out, "trace sha256") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, stderr)
+	}
+	b, err := os.ReadFile(pic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(b), "<svg ") || !strings.Contains(string(b), "timeline 1s – 2.5s") {
+		t.Errorf("picture starts %.300q, want an svg titled with its window", b)
+	}
+	for _, args := range [][]string{
+		{"sim", "--seed", "5", "--from", "1s"},
+		{"sim", "--seed", "5", "--svg", pic, "--from", "3s", "--to", "2s"},
+	} {
+		code, _, stderr := kitRun(t, args...)
+		if first, _, _ := strings.Cut(stderr, "\n"); code == 0 || !strings.Contains(first, "--from") {
+			t.Errorf("%q: exit %d, first line %q; want a failure naming --from", args, code, first)
+		}
 	}
 }
