@@ -11,7 +11,7 @@ import (
 
 // selfTests proves every invariant can fire: each failpoint breaks one
 // behaviour of a core, and on its seeds the simulator must report the
-// named invariant with it on and nothing with it off. README.md's table
+// named invariant with it on and nothing with it off. docs/SIMULATION.md's table
 // lists the same.
 var selfTests = []struct {
 	failpoint string
