@@ -477,6 +477,17 @@ func (a *Agent) Relays() []client.RelayStatus {
 	return st
 }
 
+// Channels reports each hub's channel in the pool: its rendezvous order,
+// homes and confirmed joins (see client.Pool.Channels); nil without a pool.
+func (a *Agent) Channels() []client.ChannelStatus {
+	if a.pool == nil {
+		return nil
+	}
+	var st []client.ChannelStatus
+	a.loop.Do(func() { st = a.pool.Channels() })
+	return st
+}
+
 // State reports the link state; with a pool, Connected while any hub's
 // home is.
 func (a *Agent) State() client.State {

@@ -162,58 +162,107 @@ type pingResult struct {
 	HandshakeMs float64           `json:"handshake_ms"`
 	RTTMs       float64           `json:"rtt_ms"`
 	Limits      map[string]uint64 `json:"limits"`
+	Error       string            `json:"error,omitempty"`
 }
 
 func newPingCmd() *cobra.Command {
 	var asJSON bool
 	var timeout time.Duration
+	var hub string
 	cmd := &cobra.Command{
-		Use:   "ping RELAY_NAME",
-		Short: "Connect to a relay, handshake and measure a round trip",
-		Long: `ping connects to the relay with its client section (TLS and client
+		Use:   "ping RELAY_NAME... | ping --hub HUB",
+		Short: "Connect to relays, handshake and measure a round trip",
+		Long: `ping connects to each relay with its client section (TLS and client
 certificate included), completes the protocol handshake, sends one Ping and
 reports the round-trip time, the relay's epoch and the limits it advertises.
-A TLS or authorization failure is reported clearly and exits non-zero.`,
-		Args: cobra.ExactArgs(1),
+With --hub instead of names it pings every relay of the hub's relay or pool.
+Relays are pinged at once; each gets its own report. A TLS or
+authorization failure is reported clearly, and the command exits non-zero
+when any relay failed. --json prints one object, or an array for several.`,
+		Example: `  cosnim relay ping local
+  cosnim relay ping east-1 east-2 east-3
+  cosnim relay ping --hub hub-a --json`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rc, _, err := relayFromArgs(cmd, args[0])
-			if err != nil {
-				return err
-			}
-			tc, err := clientTLS(rc.Client)
+			_, relays, err := relayTargets(cmd, args, []string{hub})
 			if err != nil {
 				return err
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
-			res, err := ping(ctx, rc.Client.Address, tc)
-			if err != nil {
-				return fmt.Errorf("relay %s at %s: %w", rc.Name, rc.Client.Address, err)
+			results := make([]*pingResult, len(relays))
+			done := make(chan struct{})
+			for i, rc := range relays {
+				go func() {
+					defer func() { done <- struct{}{} }()
+					results[i] = pingRelay(ctx, rc)
+				}()
 			}
-			res.Relay = rc.Name
-			out := cmd.OutOrStdout()
+			for range relays {
+				<-done
+			}
+			var failed []string
+			for _, r := range results {
+				if r.Error != "" {
+					failed = append(failed, r.Relay)
+				}
+			}
+			err = nil
+			if len(failed) > 0 {
+				err = fmt.Errorf("%d of %d relays failed: %s", len(failed), len(relays), strings.Join(failed, ", "))
+			}
 			if asJSON {
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(res)
+				return writeJSONList(cmd, results, err)
 			}
-			proto := "tcp"
-			if res.TLS {
-				proto = "tcps"
+			out := cmd.OutOrStdout()
+			for _, res := range results {
+				if res.Error != "" {
+					if len(results) == 1 {
+						return errors.New(res.Error)
+					}
+					fmt.Fprintf(out, "relay %s at %s: FAILED: %s\n", res.Relay, res.Address, res.Error)
+					continue
+				}
+				printPing(out, res)
 			}
-			fmt.Fprintf(out, "relay %s at %s (%s): protocol %d, epoch %s\n", res.Relay, res.Address, proto, res.Version, res.Epoch)
-			fmt.Fprintf(out, "  connect %.3f ms, handshake %.3f ms, round trip %.3f ms\n", res.ConnectMs, res.HandshakeMs, res.RTTMs)
-			fmt.Fprintf(out, "  limits:")
-			for _, l := range sortedLimitNames(res.Limits) {
-				fmt.Fprintf(out, " %s=%d", l, res.Limits[l])
-			}
-			fmt.Fprintln(out)
-			return nil
+			return err
 		},
 	}
+	cmd.Flags().StringVar(&hub, "hub", "", "ping every relay of this hub's relay or pool")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Second, "give up after this long")
 	return cmd
+}
+
+// pingRelay pings one relay; a failure is in the result's Error.
+func pingRelay(ctx context.Context, rc *config.Relay) *pingResult {
+	fail := func(err error) *pingResult {
+		return &pingResult{Relay: rc.Name, Address: rc.Client.Address, TLS: rc.Client.TLS,
+			Error: fmt.Sprintf("relay %s at %s: %v", rc.Name, rc.Client.Address, err)}
+	}
+	tc, err := clientTLS(rc.Client)
+	if err != nil {
+		return fail(err)
+	}
+	res, err := ping(ctx, rc.Client.Address, tc)
+	if err != nil {
+		return fail(err)
+	}
+	res.Relay = rc.Name
+	return res
+}
+
+func printPing(out io.Writer, res *pingResult) {
+	proto := "tcp"
+	if res.TLS {
+		proto = "tcps"
+	}
+	fmt.Fprintf(out, "relay %s at %s (%s): protocol %d, epoch %s\n", res.Relay, res.Address, proto, res.Version, res.Epoch)
+	fmt.Fprintf(out, "  connect %.3f ms, handshake %.3f ms, round trip %.3f ms\n", res.ConnectMs, res.HandshakeMs, res.RTTMs)
+	fmt.Fprintf(out, "  limits:")
+	for _, l := range sortedLimitNames(res.Limits) {
+		fmt.Fprintf(out, " %s=%d", l, res.Limits[l])
+	}
+	fmt.Fprintln(out)
 }
 
 func sortedLimitNames(m map[string]uint64) []string {
@@ -344,32 +393,55 @@ func newAnnounceCmd() *cobra.Command {
 	var timeout time.Duration
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "announce RELAY_NAME [--hub HUB] ID...",
+		Use:   "announce [RELAY_NAME] [--hub HUB] ID...",
 		Short: "Announce capsule references and wait for the relay's acks",
-		Long: `announce joins the channel of --hub through the relay, announces each
-ID (a capsule reference) and waits until the relay has acknowledged them
-all, or --timeout passes (then it exits non-zero). Without --hub it uses
-the one capsule hub the configuration names for this relay (see
+		Long: `announce joins the channel of --hub, announces each ID (a capsule
+reference) and waits until the relay has acknowledged them all, or
+--timeout passes (then it exits non-zero).
+
+With RELAY_NAME it uses that relay alone; without --hub it then uses the
+one capsule hub the configuration names for this relay (see
 "cosnim relay watch --help"); with none or several, --hub is required.
+Without RELAY_NAME (the first ID is not a relay the configuration defines)
+it uses the relay or pool the hub's configuration names, as an instance
+does: with a pool, the hub's homes in rendezvous order, failing over to the
+next relay when one is down, and every ID is acknowledged by a home.
 The continuum secret comes from --continuum-key-file or $COSNIM_CONTINUUM_KEY.`,
-		Args: cobra.MinimumNArgs(2),
+		Example: `  cosnim relay announce local --hub hub-a capsule-1 capsule-2
+  cosnim relay announce --hub hub-a capsule-3   # the hub's relay or pool`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			hubs, err := resolveHubs(cmd, args[0], []string{hub}, true)
+			name, ids, err := splitRelayArg(cmd, args)
+			if err != nil {
+				return err
+			}
+			if len(ids) == 0 {
+				return errors.New("no ID to announce")
+			}
+			if name == "" && hub == "" {
+				return fmt.Errorf("%q is not a relay of the configuration: give RELAY_NAME first, or --hub HUB to use the hub's relay or pool", args[0])
+			}
+			var a *agent.Agent
+			hubs := []string{hub}
+			if name != "" {
+				if hubs, err = resolveHubs(cmd, name, hubs, true); err != nil {
+					return err
+				}
+				a, _, err = joinedAgent(cmd, name, hubs)
+			} else {
+				a, _, err = poolAgent(cmd, hubs)
+			}
 			if err != nil {
 				return err
 			}
 			hub = hubs[0]
-			a, _, err := joinedAgent(cmd, args[0], hubs)
-			if err != nil {
-				return err
-			}
 			defer a.Close()
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
 			ctx, stop := signalContext(ctx)
 			defer stop()
 			res := announceResult{Hub: hub}
-			err = announceIDs(ctx, a, hub, args[1:], &res)
+			err = announceIDs(ctx, a, hub, ids, &res)
 			out := cmd.OutOrStdout()
 			if asJSON {
 				if err != nil {
@@ -384,7 +456,7 @@ The continuum secret comes from --continuum-key-file or $COSNIM_CONTINUUM_KEY.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&hub, "hub", "", "capsule hub whose channel to announce in (default: the relay's one configured hub)")
+	cmd.Flags().StringVar(&hub, "hub", "", "capsule hub whose channel to announce in (default with RELAY_NAME: the relay's one configured hub)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "give up after this long")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	cmd.Flags().String("continuum-key-file", "", "file holding the continuum secret (default $"+EnvContinuumKey+")")

@@ -35,8 +35,9 @@ type topView struct {
 func newTopCmd() *cobra.Command {
 	var once, asJSON bool
 	var interval time.Duration
+	var hub string
 	cmd := &cobra.Command{
-		Use:   "top RELAY_NAME",
+		Use:   "top RELAY_NAME... | top --hub HUB",
 		Short: "A live view of a running relay, from its operations endpoint",
 		Long: `top reads /status from the relay's operations listener (metrics_url in
 its server section) and shows, refreshed every --interval: uptime, epoch,
@@ -47,75 +48,109 @@ a 4-byte prefix of their opaque ID).
 
 On a terminal the view is redrawn in place; press q (or Ctrl-C) to quit.
 Elsewhere each refresh is printed in turn. --once prints one view and
-exits; --json prints each view as one JSON object per line.`,
+exits; --json prints each view as one JSON object per line.
+
+With several relays (named, or --hub HUB for the hub's relay or pool) each
+refresh shows every relay in turn; one that cannot be read says why and
+the others are still shown.`,
 		Example: `  cosnim relay top main
-  cosnim relay top main --once --json | jq .status.connections`,
-		Args: cobra.ExactArgs(1),
+  cosnim relay top main --once --json | jq .status.connections
+  cosnim relay top --hub hub-a --once`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f, rc, err := loadRelay(cmd, args[0])
+			f, relays, err := relayTargets(cmd, args, []string{hub})
 			if err != nil {
 				return err
-			}
-			if rc.Server.MetricsURL == "" {
-				return fmt.Errorf("relay %s has no metrics_url in its server section (%s): top reads its /status there", rc.Name, f.Name())
 			}
 			if interval <= 0 {
 				return errors.New("--interval must be greater than 0")
 			}
-			t := &topper{name: rc.Name, url: strings.TrimSuffix(rc.Server.MetricsURL, "/"),
-				client: &http.Client{Timeout: 5 * time.Second}}
+			t := &topper{}
+			for _, rc := range relays {
+				if rc.Server.MetricsURL == "" {
+					return fmt.Errorf("relay %s has no metrics_url in its server section (%s): top reads its /status there", rc.Name, f.Name())
+				}
+				t.relays = append(t.relays, &topRelay{name: rc.Name, url: strings.TrimSuffix(rc.Server.MetricsURL, "/")})
+			}
+			t.client = &http.Client{Timeout: 5 * time.Second}
 			ctx, stop := signalContext(cmd.Context())
 			defer stop()
 			out := cmd.OutOrStdout()
 			switch {
 			case once:
-				v, err := t.fetch(ctx)
-				if err != nil {
-					return err
+				views, errs := t.fetchAll(ctx)
+				for i, v := range views {
+					if errs[i] != nil {
+						if len(views) == 1 {
+							return errs[i]
+						}
+						fmt.Fprintf(cmd.ErrOrStderr(), "cosnim: %v\n", errs[i])
+						continue
+					}
+					if i > 0 && !asJSON {
+						fmt.Fprintln(out)
+					}
+					if err := t.show(out, v, asJSON); err != nil {
+						return err
+					}
 				}
-				return t.show(out, v, asJSON)
+				return errors.Join(errs...)
 			case asJSON || !isTerminal(out):
 				return t.stream(ctx, out, cmd.ErrOrStderr(), interval, asJSON)
 			}
 			return t.live(ctx, cmd.InOrStdin(), out, interval)
 		},
 	}
+	cmd.Flags().StringVar(&hub, "hub", "", "show every relay of this hub's relay or pool")
 	cmd.Flags().BoolVar(&once, "once", false, "print one view and exit")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print each view as a JSON object (one per line)")
 	cmd.Flags().DurationVar(&interval, "interval", time.Second, "time between refreshes")
 	return cmd
 }
 
-// topper fetches and shows a relay's status.
+// topper fetches and shows relays' status.
 type topper struct {
+	relays []*topRelay
+	client *http.Client
+}
+
+// topRelay is one relay top shows.
+type topRelay struct {
 	name, url string
-	client    *http.Client
 	prev      *topView
 }
 
-// fetch reads /status and works out the rates since the previous fetch.
-func (t *topper) fetch(ctx context.Context) (*topView, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.url+"/status", nil)
+// fetchAll fetches every relay's view; errs[i] is set where views[i] is nil.
+func (t *topper) fetchAll(ctx context.Context) (views []*topView, errs []error) {
+	views, errs = make([]*topView, len(t.relays)), make([]error, len(t.relays))
+	for i, r := range t.relays {
+		views[i], errs[i] = t.fetch(ctx, r)
+	}
+	return views, errs
+}
+
+// fetch reads r's /status and works out the rates since the previous fetch.
+func (t *topper) fetch(ctx context.Context, r *topRelay) (*topView, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.url+"/status", nil)
 	if err != nil {
 		return nil, err
 	}
 	resp, err := t.client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("relay %s operations endpoint: %w", t.name, err)
+		return nil, fmt.Errorf("relay %s operations endpoint: %w", r.name, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
-		return nil, fmt.Errorf("relay %s: %s/status: %s: %s", t.name, t.url, resp.Status, strings.TrimSpace(string(body)))
+		return nil, fmt.Errorf("relay %s: %s/status: %s: %s", r.name, r.url, resp.Status, strings.TrimSpace(string(body)))
 	}
-	v := &topView{Relay: t.name, URL: t.url, Time: time.Now()}
+	v := &topView{Relay: r.name, URL: r.url, Time: time.Now()}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&v.Status); err != nil {
-		return nil, fmt.Errorf("relay %s: %s/status: %w", t.name, t.url, err)
+		return nil, fmt.Errorf("relay %s: %s/status: %w", r.name, r.url, err)
 	}
 	st := &v.Status
 	v.EntriesInRate, v.DeliveredRate = st.EntriesInRate, st.DeliveredRate
 	v.BytesInRate, v.BytesOutRate = st.BytesInRate, st.BytesOutRate
-	if p := t.prev; p != nil && p.Status.Epoch == st.Epoch {
+	if p := r.prev; p != nil && p.Status.Epoch == st.Epoch {
 		if secs := v.Time.Sub(p.Time).Seconds(); secs > 0 {
 			rate := func(now, before uint64) float64 {
 				if now < before {
@@ -130,7 +165,7 @@ func (t *topper) fetch(ctx context.Context) (*topView, error) {
 			v.MergedRate = rate(st.PendingMerged, p.Status.PendingMerged)
 		}
 	}
-	t.prev = v
+	r.prev = v
 	return v, nil
 }
 
@@ -147,13 +182,15 @@ func (t *topper) stream(ctx context.Context, w, errw io.Writer, interval time.Du
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
-		v, err := t.fetch(ctx)
-		switch {
-		case ctx.Err() != nil:
+		views, errs := t.fetchAll(ctx)
+		if ctx.Err() != nil {
 			return nil
-		case err != nil:
-			fmt.Fprintf(errw, "cosnim: %v\n", err)
-		default:
+		}
+		for i, v := range views {
+			if errs[i] != nil {
+				fmt.Fprintf(errw, "cosnim: %v\n", errs[i])
+				continue
+			}
 			if err := t.show(w, v, asJSON); err != nil {
 				return err
 			}
@@ -196,18 +233,24 @@ func (t *topper) live(ctx context.Context, in io.Reader, out io.Writer, interval
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for ctx.Err() == nil {
-		v, err := t.fetch(ctx)
+		views, errs := t.fetchAll(ctx)
 		if ctx.Err() != nil {
 			break
 		}
-		screen := ""
-		if err != nil {
-			screen = fmt.Sprintf("cosnim relay top %s: %v\n(retrying every %v; q to quit)\n", t.name, err, interval)
-		} else {
-			screen = renderTop(v) + "\n(q to quit)\n"
+		var screen strings.Builder
+		for i, v := range views {
+			if i > 0 {
+				screen.WriteString("\n")
+			}
+			if errs[i] != nil {
+				fmt.Fprintf(&screen, "cosnim relay top %s: %v\n(retrying every %v)\n", t.relays[i].name, errs[i], interval)
+			} else {
+				screen.WriteString(renderTop(v))
+			}
 		}
+		screen.WriteString("\n(q to quit)\n")
 		// Lines end in \r\n: the terminal may not map \n itself.
-		fmt.Fprint(out, home+strings.ReplaceAll(screen, "\n", "\x1b[K\r\n")+clearDown)
+		fmt.Fprint(out, home+strings.ReplaceAll(screen.String(), "\n", "\x1b[K\r\n")+clearDown)
 		select {
 		case <-ctx.Done():
 		case <-tick.C:

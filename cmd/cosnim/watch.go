@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -31,7 +32,7 @@ func newWatchCmd() *cobra.Command {
 	var hubs []string
 	var count int
 	cmd := &cobra.Command{
-		Use:   "watch RELAY_NAME [--hub HUB]...",
+		Use:   "watch [RELAY_NAME] [--hub HUB]...",
 		Short: "Print the entries a relay carries, as JSON lines",
 		Long: `watch joins the channel of each --hub through the relay and prints every
 capsule reference it learns, first those the relay already holds, then new
@@ -43,17 +44,29 @@ or until --count distinct entries are printed.
 Without --hub it watches every capsule hub the configuration names for
 this relay (capsule_hubs whose relay is RELAY_NAME, or that name no relay
 while the continuum's relay is RELAY_NAME); with none, --hub is required.
+Without RELAY_NAME it watches each --hub through the relay or pool its
+configuration names, as an instance does (a pool's homes, with failover);
+the hubs must then share one relay or pool.
 
 Nothing is missed when entries come faster than they can be printed: what
 the Agent's feed could not hold is read from its roster, and stderr says so.
 The continuum secret comes from --continuum-key-file or $COSNIM_CONTINUUM_KEY.`,
-		Args: cobra.ExactArgs(1),
+		Example: `  cosnim relay watch local --hub hub-a
+  cosnim relay watch --hub hub-a --count 100   # the hub's relay or pool`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			hubs, err := resolveHubs(cmd, args[0], hubs, false)
-			if err != nil {
-				return err
+			var a *agent.Agent
+			var log *slog.Logger
+			var err error
+			if len(args) == 1 {
+				if hubs, err = resolveHubs(cmd, args[0], hubs, false); err != nil {
+					return err
+				}
+				a, log, err = joinedAgent(cmd, args[0], hubs)
+			} else {
+				hubs = slices.DeleteFunc(hubs, func(h string) bool { return h == "" })
+				a, log, err = poolAgent(cmd, hubs)
 			}
-			a, log, err := joinedAgent(cmd, args[0], hubs)
 			if err != nil {
 				return err
 			}
