@@ -314,4 +314,3 @@ func writeJSONList[T any](cmd *cobra.Command, res []T, err error) error {
 	}
 	return writeJSON(cmd.OutOrStdout(), res, err)
 }
-
