@@ -15,16 +15,91 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 )
 
-// checked are the packages whose behaviour must replay byte for byte.
-var checked = []string{"relay", "client", "roster", "wire", "transport", "netsim", "sim", "internal/timerq", "internal/fault"}
+// checked are the packages whose behaviour must replay byte for byte, with
+// every package below them (see packages).
+var checked = []string{"relay", "client", "roster", "wire", "transport", "backbone", "netsim", "sim", "internal"}
 
-// cores are the packages where the core rule holds for every file: drivers
-// live in packages of their own (relay/relayserver, client/agent,
-// transport/tcp), so no file list is needed.
-var cores = []string{"relay", "client", "roster", "wire", "transport", "internal/timerq", "internal/fault"}
+// cores are the packages where the core rule holds for every file, with
+// every package below them: drivers live in packages of their own (see
+// notCore), so no file list is needed. netsim is held to the same rule: it
+// is the simulated world, and a goroutine or a clock there breaks replay.
+var cores = []string{"relay", "client", "roster", "wire", "transport", "backbone", "netsim",
+	"internal/timerq", "internal/fault", "internal/defaults", "internal/wirepeer"}
+
+// notCore are the packages below checked or core directories that are
+// drivers or tools, each with why; packages skips them.
+var notCore = map[string]string{
+	"relay/relayserver":       "the production relay's driver",
+	"client/agent":            "the client's driver",
+	"transport/tcp":           "the real transport",
+	"backbone/nats":           "the NATS backbone driver",
+	"internal/fault/registry": "the pingcap/failpoint registry the simulator hands cores",
+	"internal/buildinfo":      "reads the binary's build information",
+	"internal/config":         "loads files",
+	"internal/determinism":    "this guard",
+	"internal/hostile":        "attacks on the real binary",
+	"internal/ratelog":        "rate-limits a driver's logs by the wall clock",
+	"internal/secret":         "stretches secrets, with goroutines (Argon2id)",
+	"internal/testnats":       "NATS servers for tests",
+	"internal/testpki":        "certificates for tests",
+	"internal/testrelay":      "real relays for tests",
+	"internal/testutil":       "test helpers",
+}
+
+// packages lists dir and every package directory below it, skipping
+// notCore ones (and what is below them).
+func packages(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	root := filepath.Join("..", "..")
+	err := filepath.WalkDir(filepath.Join(root, dir), func(path string, d os.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(root, path)
+		rel = filepath.ToSlash(rel)
+		if _, skip := notCore[rel]; skip || d.Name() == "testdata" {
+			return filepath.SkipDir
+		}
+		if goFiles(path) > 0 {
+			out = append(out, rel)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// goFiles counts the non-test Go files in dir.
+func goFiles(dir string) int {
+	paths, _ := filepath.Glob(filepath.Join(dir, "*.go"))
+	n := 0
+	for _, p := range paths {
+		if !strings.HasSuffix(p, "_test.go") {
+			n++
+		}
+	}
+	return n
+}
+
+// all expands dirs with packages.
+func all(t *testing.T, dirs []string) []string {
+	var out []string
+	for _, d := range dirs {
+		for _, p := range packages(t, d) {
+			if !slices.Contains(out, p) {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
 
 // forbidden are imports that no core may reach, even transitively: the
 // network stack, TLS, HTTP, metrics, signals and the drivers themselves.
@@ -40,10 +115,10 @@ var forbidden = []string{
 
 // TestCoreImports fails if a core package reaches a forbidden package.
 func TestCoreImports(t *testing.T) {
-	for _, dir := range cores {
+	for _, dir := range all(t, cores) {
 		deps := goListDeps(t, "github.com/cosnim/relays/"+dir)
 		for _, bad := range forbidden {
-			if slices.Contains(deps, bad) {
+			if bad != "github.com/cosnim/relays/"+dir && slices.Contains(deps, bad) {
 				t.Errorf("%s imports %s (transitively); keep it in a driver", dir, bad)
 			}
 		}
@@ -78,13 +153,80 @@ func TestCoreImportsCheck(t *testing.T) {
 	}
 }
 
-func goListDeps(t *testing.T, pkg string) []string {
+func goListDeps(t *testing.T, pkgs ...string) []string {
 	t.Helper()
-	out, err := exec.Command("go", "list", "-deps", pkg).Output()
+	out, err := exec.Command("go", append([]string{"list", "-deps"}, pkgs...)...).Output()
 	if err != nil {
-		t.Fatalf("go list -deps %s: %v", pkg, err)
+		t.Fatalf("go list -deps %s: %v", pkgs, err)
 	}
 	return strings.Fields(string(out))
+}
+
+// pkg is one package parsed and type-checked.
+type pkg struct {
+	fset  *token.FileSet
+	files []*ast.File
+	info  *types.Info
+}
+
+// shared is one importer for every checked package: one go list, not one
+// per package.
+var shared struct {
+	once sync.Once
+	fset *token.FileSet
+	imp  types.Importer
+	err  error
+}
+
+// loadPkg parses and type-checks the package in dir.
+func loadPkg(t *testing.T, dir string) *pkg {
+	t.Helper()
+	shared.once.Do(func() {
+		var paths []string
+		for _, d := range all(t, checked) {
+			paths = append(paths, "github.com/cosnim/relays/"+d)
+		}
+		shared.fset = token.NewFileSet()
+		shared.imp, shared.err = exportImporter(shared.fset, paths...)
+	})
+	if shared.err != nil {
+		t.Fatal(shared.err)
+	}
+	files, _ := parseDir(t, shared.fset, dir)
+	p, err := check(shared.fset, files, shared.imp)
+	if err != nil {
+		t.Fatalf("%s: %v", dir, err)
+	}
+	return p
+}
+
+// loadSource parses and type-checks one file of source, importing from
+// the standard library only.
+func loadSource(t *testing.T, src string, imports ...string) *pkg {
+	t.Helper()
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, "p.go", src, parser.ParseComments|parser.SkipObjectResolution)
+	if err != nil {
+		t.Fatal(err)
+	}
+	imp, err := exportImporter(fset, imports...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := check(fset, []*ast.File{f}, imp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func check(fset *token.FileSet, files []*ast.File, imp types.Importer) (*pkg, error) {
+	info := &types.Info{Types: map[ast.Expr]types.TypeAndValue{}, Uses: map[*ast.Ident]types.Object{}}
+	conf := types.Config{Importer: imp}
+	if _, err := conf.Check(files[0].Name.Name, fset, files, info); err != nil {
+		return nil, err
+	}
+	return &pkg{fset, files, info}, nil
 }
 
 func parseDir(t *testing.T, fset *token.FileSet, dir string) (files []*ast.File, names []string) {
@@ -115,18 +257,8 @@ func parseDir(t *testing.T, fset *token.FileSet, dir string) (files []*ast.File,
 // follows a line that is) a comment starting with "// sorted:" saying why
 // the order cannot leak.
 func TestNoMapRange(t *testing.T) {
-	for _, dir := range checked {
-		fset := token.NewFileSet()
-		files, _ := parseDir(t, fset, dir)
-		imp, err := exportImporter(fset, "github.com/cosnim/relays/"+dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		found, err := mapRanges(fset, files, imp)
-		if err != nil {
-			t.Fatalf("%s: %v", dir, err)
-		}
-		for _, f := range found {
+	for _, dir := range all(t, checked) {
+		for _, f := range mapRanges(loadPkg(t, dir)) {
 			t.Errorf("%s: range over a map; sort the keys, or mark the line // sorted: why", f)
 		}
 	}
@@ -135,13 +267,46 @@ func TestNoMapRange(t *testing.T) {
 // TestCoresStayPure fails if a core file starts a goroutine, reads or waits
 // on the wall clock, or draws from a global or system random source.
 func TestCoresStayPure(t *testing.T) {
-	for _, dir := range cores {
-		fset := token.NewFileSet()
-		files, _ := parseDir(t, fset, dir)
-		for _, f := range files {
-			for _, p := range impurities(fset, f) {
-				t.Errorf("%s: %s in a core package; take it from the driver as an event or a handed-in source", p.pos, p.what)
-			}
+	for _, dir := range all(t, cores) {
+		for _, p := range impurities(loadPkg(t, dir)) {
+			t.Errorf("%s: %s in a core package; take it from the driver as an event or a handed-in source", p.pos, p.what)
+		}
+	}
+}
+
+// TestSimulatedIsCore: every package of this module that the simulator
+// runs is held to the core rule (or is the simulator itself, or a notCore
+// package the simulator hands cores), so a package added to the simulated
+// world cannot escape the checks.
+func TestSimulatedIsCore(t *testing.T) {
+	const mod = "github.com/cosnim/relays/"
+	covered := all(t, cores)
+	for _, d := range goListDeps(t, mod+"sim", mod+"sim/value") {
+		rel, ok := strings.CutPrefix(d, mod)
+		if !ok || rel == "sim" || strings.HasPrefix(rel, "sim/") || rel == "internal/fault/registry" {
+			continue
+		}
+		if !slices.Contains(covered, rel) {
+			t.Errorf("the simulator runs %s, which is not a core: add it to cores (or say in notCore why not)", rel)
+		}
+	}
+}
+
+// TestPackagesWalk: the checks reach subpackages (sim/value), netsim and
+// backbone, and skip the drivers.
+func TestPackagesWalk(t *testing.T) {
+	got := all(t, checked)
+	for _, want := range []string{"sim/value", "netsim", "backbone", "internal/timerq"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("checked packages %v lack %s", got, want)
+		}
+	}
+	for dir := range notCore { // sorted: independent checks
+		if slices.Contains(got, dir) {
+			t.Errorf("checked packages include %s, a driver or tool", dir)
+		}
+		if goFiles(filepath.Join("..", "..", dir)) == 0 {
+			t.Errorf("notCore names %s, which has no Go files: drop it", dir)
 		}
 	}
 }
@@ -151,65 +316,77 @@ type impurity struct {
 	what string
 }
 
-// impurities lists go statements, wall-clock calls and global randomness in f.
-func impurities(fset *token.FileSet, f *ast.File) []impurity {
+// clockFuncs are the package time functions that read or wait on the clock.
+var clockFuncs = []string{"Now", "Sleep", "After", "AfterFunc", "Tick", "NewTimer", "NewTicker", "Since", "Until"}
+
+// impurities lists go statements, wall-clock calls and global randomness
+// in p, resolving each name through the type checker (a renamed or dot
+// import is seen; a local named time is not package time).
+func impurities(p *pkg) []impurity {
 	var out []impurity
-	for _, imp := range f.Imports {
-		switch strings.Trim(imp.Path.Value, `"`) {
-		case "crypto/rand", "math/rand":
-			out = append(out, impurity{fset.Position(imp.Pos()), "import of " + imp.Path.Value})
+	for _, f := range p.files {
+		for _, imp := range f.Imports {
+			switch strings.Trim(imp.Path.Value, `"`) {
+			case "crypto/rand", "math/rand":
+				out = append(out, impurity{p.fset.Position(imp.Pos()), "import of " + imp.Path.Value})
+			}
 		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			switch n := n.(type) {
+			case *ast.GoStmt:
+				out = append(out, impurity{p.fset.Position(n.Pos()), "go statement"})
+			case *ast.Ident:
+				fn, ok := p.info.Uses[n].(*types.Func)
+				if !ok || fn.Pkg() == nil || fn.Type().(*types.Signature).Recv() != nil {
+					return true
+				}
+				switch path := fn.Pkg().Path(); {
+				case path == "time" && slices.Contains(clockFuncs, fn.Name()):
+					out = append(out, impurity{p.fset.Position(n.Pos()), "time." + fn.Name()})
+				case (path == "math/rand/v2" || path == "math/rand") && !strings.HasPrefix(fn.Name(), "New"):
+					out = append(out, impurity{p.fset.Position(n.Pos()), "global rand." + fn.Name()})
+				}
+			}
+			return true
+		})
 	}
-	clock := map[string]bool{"Now": true, "Sleep": true, "After": true, "AfterFunc": true, "Tick": true, "NewTimer": true, "NewTicker": true, "Since": true, "Until": true}
-	ast.Inspect(f, func(n ast.Node) bool {
-		switch n := n.(type) {
-		case *ast.GoStmt:
-			out = append(out, impurity{fset.Position(n.Pos()), "go statement"})
-		case *ast.SelectorExpr:
-			pkg, ok := n.X.(*ast.Ident)
-			if !ok {
-				return true
-			}
-			switch {
-			case pkg.Name == "time" && clock[n.Sel.Name]:
-				out = append(out, impurity{fset.Position(n.Pos()), "time." + n.Sel.Name})
-			case pkg.Name == "rand" && n.Sel.Name != "Rand" && n.Sel.Name != "New" && !strings.HasPrefix(n.Sel.Name, "New"):
-				out = append(out, impurity{fset.Position(n.Pos()), "global rand." + n.Sel.Name})
-			}
-		}
-		return true
-	})
 	return out
 }
 
-// TestImpurityCheck makes sure the check above finds what it should.
+// TestImpurityCheck makes sure the check above finds what it should,
+// through renamed and dot imports, and not a local named time.
 func TestImpurityCheck(t *testing.T) {
 	const src = `package p
 
 import (
 	"math/rand/v2"
-	"time"
+	t "time"
+	. "time"
 )
 
-func f(r *rand.Rand, now time.Time) {
-	go func() {}()            // 9
-	_ = time.Now()            // 10
-	_ = rand.IntN(3)          // 11
+type clock struct{}
+
+func (clock) Now() int { return 0 }
+
+func f(r *rand.Rand, now t.Time) {
+	go func() {}()            // 14
+	_ = t.Now()               // 15: renamed import
+	_ = rand.IntN(3)          // 16
+	_ = Since(now)            // 17: dot import
+	tick := t.Tick            // 18: a function value
+	_ = tick
+	var time clock
+	_ = time.Now()            // fine: not package time
 	_ = r.IntN(3)             // fine: handed-in source
-	_ = now.Add(time.Second)  // fine
+	_ = now.Add(t.Second)     // fine
 	_ = rand.New(rand.NewPCG(1, 2)) // fine: seeded
 }
 `
-	fset := token.NewFileSet()
-	f, err := parser.ParseFile(fset, "p.go", src, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var lines []int
-	for _, p := range impurities(fset, f) {
+	for _, p := range impurities(loadSource(t, src, "time", "math/rand/v2")) {
 		lines = append(lines, p.pos.Line)
 	}
-	if want := []int{9, 10, 11}; !slices.Equal(lines, want) {
+	if want := []int{14, 15, 16, 17, 18}; !slices.Equal(lines, want) {
 		t.Fatalf("flagged lines %v, want %v", lines, want)
 	}
 }
@@ -232,21 +409,8 @@ func f(m map[string]int, s set, xs []int) {
 	for range m {} // sorted: same line
 }
 `
-	fset := token.NewFileSet()
-	f, err := parser.ParseFile(fset, "p.go", src, parser.ParseComments|parser.SkipObjectResolution)
-	if err != nil {
-		t.Fatal(err)
-	}
-	imp, err := exportImporter(fset, "maps")
-	if err != nil {
-		t.Fatal(err)
-	}
-	found, err := mapRanges(fset, []*ast.File{f}, imp)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var lines []int
-	for _, p := range found {
+	for _, p := range mapRanges(loadSource(t, src, "maps")) {
 		lines = append(lines, p.Line)
 	}
 	if want := []int{8, 9, 10}; !slices.Equal(lines, want) {
@@ -254,37 +418,32 @@ func f(m map[string]int, s set, xs []int) {
 	}
 }
 
-// mapRanges type-checks files as one package and returns the positions of
-// unmarked range statements over maps or map iterators.
-func mapRanges(fset *token.FileSet, files []*ast.File, imp types.Importer) ([]token.Position, error) {
-	info := &types.Info{Types: map[ast.Expr]types.TypeAndValue{}, Uses: map[*ast.Ident]types.Object{}}
-	conf := types.Config{Importer: imp}
-	if _, err := conf.Check(files[0].Name.Name, fset, files, info); err != nil {
-		return nil, err
-	}
+// mapRanges returns the positions of p's unmarked range statements over
+// maps or map iterators.
+func mapRanges(p *pkg) []token.Position {
 	var found []token.Position
-	for _, f := range files {
+	for _, f := range p.files {
 		marked := map[int]bool{} // lines with, or right after, a // sorted: comment
 		for _, cg := range f.Comments {
 			for _, c := range cg.List {
 				if strings.HasPrefix(c.Text, "// sorted:") {
-					line := fset.Position(c.Pos()).Line
+					line := p.fset.Position(c.Pos()).Line
 					marked[line], marked[line+1] = true, true
 				}
 			}
 		}
 		ast.Inspect(f, func(n ast.Node) bool {
 			rs, ok := n.(*ast.RangeStmt)
-			if !ok || !overMap(rs.X, info) {
+			if !ok || !overMap(rs.X, p.info) {
 				return true
 			}
-			if pos := fset.Position(rs.For); !marked[pos.Line] {
+			if pos := p.fset.Position(rs.For); !marked[pos.Line] {
 				found = append(found, pos)
 			}
 			return true
 		})
 	}
-	return found, nil
+	return found
 }
 
 // overMap reports whether x is a map or a call of maps.Keys, maps.Values
