@@ -55,39 +55,38 @@ func Append(b []byte, f Frame) []byte {
 	return b
 }
 
+// frameTypes is the one table of frame types: each type's name and a
+// constructor of its zero frame. New, Frames and Type.String read it, so a
+// new type is a constant, a struct with its methods, and a row here.
+var frameTypes = [...]struct {
+	name string
+	new  func() Frame
+}{
+	TypeHello:    {"Hello", func() Frame { return new(Hello) }},
+	TypeWelcome:  {"Welcome", func() Frame { return new(Welcome) }},
+	TypeJoin:     {"Join", func() Frame { return new(Join) }},
+	TypeJoined:   {"Joined", func() Frame { return new(Joined) }},
+	TypeLeave:    {"Leave", func() Frame { return new(Leave) }},
+	TypeAnnounce: {"Announce", func() Frame { return new(Announce) }},
+	TypeAck:      {"Ack", func() Frame { return new(Ack) }},
+	TypeDeliver:  {"Deliver", func() Frame { return new(Deliver) }},
+	TypeSync:     {"Sync", func() Frame { return new(Sync) }},
+	TypeDelta:    {"Delta", func() Frame { return new(Delta) }},
+	TypePing:     {"Ping", func() Frame { return new(Ping) }},
+	TypePong:     {"Pong", func() Frame { return new(Pong) }},
+	TypeDrain:    {"Drain", func() Frame { return new(Drain) }},
+	TypeError:    {"Error", func() Frame { return new(Error) }},
+}
+
+// known reports whether t has a row in frameTypes.
+func known(t Type) bool { return int(t) < len(frameTypes) && frameTypes[t].new != nil }
+
 // New returns a new zero frame of type t, or nil if t is unknown.
 func New(t Type) Frame {
-	switch t {
-	case TypeHello:
-		return new(Hello)
-	case TypeWelcome:
-		return new(Welcome)
-	case TypeJoin:
-		return new(Join)
-	case TypeJoined:
-		return new(Joined)
-	case TypeLeave:
-		return new(Leave)
-	case TypeAnnounce:
-		return new(Announce)
-	case TypeAck:
-		return new(Ack)
-	case TypeDeliver:
-		return new(Deliver)
-	case TypeSync:
-		return new(Sync)
-	case TypeDelta:
-		return new(Delta)
-	case TypePing:
-		return new(Ping)
-	case TypePong:
-		return new(Pong)
-	case TypeDrain:
-		return new(Drain)
-	case TypeError:
-		return new(Error)
+	if !known(t) {
+		return nil
 	}
-	return nil
+	return frameTypes[t].new()
 }
 
 // Decode allocates a frame of type t and decodes payload into it. Byte

@@ -12,55 +12,18 @@ import "fmt"
 // aliases. The zero value is ready to use; a Frames is not safe for
 // concurrent use.
 type Frames struct {
-	hello    Hello
-	welcome  Welcome
-	join     Join
-	joined   Joined
-	leave    Leave
-	announce Announce
-	ack      Ack
-	deliver  Deliver
-	sync     Sync
-	delta    Delta
-	ping     Ping
-	pong     Pong
-	drain    Drain
-	err      Error
+	f [len(frameTypes)]Frame // made on first use, from frameTypes
 }
 
 // frame returns the set's frame of type t, or nil if t is unknown.
 func (s *Frames) frame(t Type) Frame {
-	switch t {
-	case TypeHello:
-		return &s.hello
-	case TypeWelcome:
-		return &s.welcome
-	case TypeJoin:
-		return &s.join
-	case TypeJoined:
-		return &s.joined
-	case TypeLeave:
-		return &s.leave
-	case TypeAnnounce:
-		return &s.announce
-	case TypeAck:
-		return &s.ack
-	case TypeDeliver:
-		return &s.deliver
-	case TypeSync:
-		return &s.sync
-	case TypeDelta:
-		return &s.delta
-	case TypePing:
-		return &s.ping
-	case TypePong:
-		return &s.pong
-	case TypeDrain:
-		return &s.drain
-	case TypeError:
-		return &s.err
+	if !known(t) {
+		return nil
 	}
-	return nil
+	if s.f[t] == nil {
+		s.f[t] = frameTypes[t].new()
+	}
+	return s.f[t]
 }
 
 // Decode decodes payload into the set's frame of type t and returns it. It

@@ -2,28 +2,11 @@ package wire
 
 import "strconv"
 
-var typeNames = [...]string{
-	TypeHello:    "Hello",
-	TypeWelcome:  "Welcome",
-	TypeJoin:     "Join",
-	TypeJoined:   "Joined",
-	TypeLeave:    "Leave",
-	TypeAnnounce: "Announce",
-	TypeAck:      "Ack",
-	TypeDeliver:  "Deliver",
-	TypeSync:     "Sync",
-	TypeDelta:    "Delta",
-	TypePing:     "Ping",
-	TypePong:     "Pong",
-	TypeDrain:    "Drain",
-	TypeError:    "Error",
-}
-
 // String returns the frame type's name, e.g. "Announce", or "Type(0x2a)"
 // for an unknown type.
 func (t Type) String() string {
-	if int(t) < len(typeNames) && typeNames[t] != "" {
-		return typeNames[t]
+	if known(t) {
+		return frameTypes[t].name
 	}
 	return "Type(0x" + strconv.FormatUint(uint64(t), 16) + ")"
 }
