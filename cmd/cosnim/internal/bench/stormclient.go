@@ -136,13 +136,11 @@ func (sc *stormClient) sendDelta(c *conn, give []roster.Entry) error {
 	if len(give) == 0 {
 		return nil
 	}
+	if wire.EntriesFit(len(give), func(i int) int { return len(give[i].Sealed) }, c.MaxFrame()) < len(give) {
+		return errors.New("bench: delta over the frame limit")
+	}
 	f := &wire.Delta{Handle: 1, Session: stormSession}
-	size := wire.HeaderSize + 10
 	for _, e := range give {
-		if size+2+len(e.Sealed) > c.MaxFrame() {
-			return errors.New("bench: delta over the frame limit")
-		}
-		size += 2 + len(e.Sealed)
 		f.Entries = append(f.Entries, e.Sealed)
 	}
 	return c.Send(f)
