@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cosnim/relays/internal/fault"
+	"github.com/cosnim/relays/wire"
 )
 
 // Config holds the client core's settings. Zero fields take the defaults
@@ -51,8 +52,8 @@ func DefaultConfig() Config {
 		BackoffMax:     30 * time.Second,
 		ConnectTimeout: 5 * time.Second,
 		AntiEntropy:    30 * time.Second,
-		Heartbeat:      15 * time.Second,
-		IdleTimeout:    45 * time.Second,
+		Heartbeat:      wire.DefaultHeartbeatMillis * time.Millisecond,
+		IdleTimeout:    wire.DefaultIdleTimeoutMs * time.Millisecond,
 	}
 }
 

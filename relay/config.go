@@ -8,6 +8,7 @@ import (
 
 	"github.com/cosnim/relays/backbone"
 	"github.com/cosnim/relays/internal/fault"
+	"github.com/cosnim/relays/transport"
 	"github.com/cosnim/relays/wire"
 )
 
@@ -71,7 +72,7 @@ type Config struct {
 
 // DefaultHighWater is HighWater's default: the one threshold that is not
 // in the configuration file and not advertised, as clients need not know it.
-const DefaultHighWater = 256 << 10
+const DefaultHighWater = transport.DefaultHighWater
 
 // DefaultConfig returns the documented defaults (Limits).
 func DefaultConfig() Config {

@@ -3,6 +3,8 @@ package sim
 import (
 	"math/bits"
 	"time"
+
+	"github.com/cosnim/relays/wire"
 )
 
 // Touches: which node a fault disturbs, and for how long. The timing
@@ -152,10 +154,7 @@ func syncRounds(n int) int {
 // reply of its sync may wait behind a queue the relay fills up to its
 // high-water mark (plus a frame) with other members' entries.
 func (w *world) resyncBound(n int) time.Duration {
-	hw := w.sc.Caps.HighWater
-	if hw == 0 {
-		hw = 64 << 10
-	}
+	hw := firstNonZero(w.sc.Caps.HighWater, simHighWater)
 	return w.catchUpBound(n) + time.Duration(syncRounds(n))*w.xmit(hw+w.maxFrame())
 }
 
@@ -175,10 +174,7 @@ func (w *world) xmit(bytes int) time.Duration {
 }
 
 func (w *world) maxFrame() int {
-	if w.sc.Caps.MaxFrameSize > 0 {
-		return w.sc.Caps.MaxFrameSize
-	}
-	return 64 << 10
+	return firstNonZero(w.sc.Caps.MaxFrameSize, wire.DefaultMaxFrameSize)
 }
 
 // untilRestart records a span on name that lasts until restarted(name).

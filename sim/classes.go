@@ -3,6 +3,9 @@ package sim
 import (
 	"math/rand/v2"
 	"time"
+
+	"github.com/cosnim/relays/client"
+	"github.com/cosnim/relays/relay"
 )
 
 // Class is a family of generated scenarios. Each seed belongs to one class,
@@ -106,8 +109,11 @@ var shortTiming = Timing{Heartbeat: time.Second, Idle: 3 * time.Second,
 
 // prodTiming is the production defaults of relay.DefaultConfig and
 // client.DefaultConfig.
-var prodTiming = Timing{Heartbeat: 15 * time.Second, Idle: 45 * time.Second,
-	BackoffMin: 100 * time.Millisecond, BackoffMax: 30 * time.Second, AntiEntropy: 30 * time.Second}
+var prodTiming = func() Timing {
+	r, c := relay.DefaultConfig(), client.DefaultConfig()
+	return Timing{Heartbeat: r.HeartbeatInterval, Idle: r.IdleTimeout,
+		BackoffMin: c.BackoffMin, BackoffMax: c.BackoffMax, AntiEntropy: c.AntiEntropy}
+}()
 
 // Caps are the relay limits and network a scenario runs with; zero fields
 // take the simulator's defaults.

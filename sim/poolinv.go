@@ -8,6 +8,7 @@ import (
 
 	"github.com/cosnim/relays/relay"
 	"github.com/cosnim/relays/roster"
+	"github.com/cosnim/relays/wire"
 )
 
 // The pool invariants checked while they matter (README, "Pools"):
@@ -71,7 +72,7 @@ func (w *poolWorld) still(s *poolSnap) bool {
 // Deliver to the member (2 one-way delays), the wire time of a full frame
 // ahead of it each way, and boundSlack.
 func (w *poolWorld) poolAwarenessBound() time.Duration {
-	return 2*w.owMax + 2*xmitAt(64<<10, netsimBandwidth) + boundSlack
+	return 2*w.owMax + 2*xmitAt(wire.DefaultMaxFrameSize, netsimBandwidth) + boundSlack
 }
 
 // netsimBandwidth is netsim's default bandwidth, which pool runs use.
@@ -205,8 +206,8 @@ func (w *poolWorld) checkBackboneCatchUp(r *simRelay, ms []*poolClient, why stri
 // answers each round relay.BackboneLateAnswer late.
 func (w *poolWorld) backboneCatchUpBound(n int) time.Duration {
 	rounds := time.Duration(syncRounds(n))
-	wire := xmitAt(2*n*(w.entryBytes+40)+4*(64<<10), netsimBandwidth)
-	return rounds*(2*busMax+relay.BackboneLateAnswer) + rounds*2*w.owMax + 2*wire + boundSlack
+	onWire := xmitAt(2*n*(w.entryBytes+40)+4*wire.DefaultMaxFrameSize, netsimBandwidth)
+	return rounds*(2*busMax+relay.BackboneLateAnswer) + rounds*2*w.owMax + 2*onWire + boundSlack
 }
 
 // bbWait is a member's join of a relay on a backbone, waiting for its

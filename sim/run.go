@@ -319,7 +319,7 @@ func relayConfigFor(sc Scenario, opt Options, faults *registry.Points) relay.Con
 		CacheEntries:      firstNonZero(opt.CacheEntries, caps.CacheEntries),
 		PendingEntries:    firstNonZero(opt.PendingEntries, caps.PendingEntries),
 		MaxFrameSize:      caps.MaxFrameSize,
-		HighWater:         firstNonZero(caps.HighWater, 64<<10),
+		HighWater:         firstNonZero(caps.HighWater, simHighWater),
 		// Short, so partitions outlast it and channels are forgotten.
 		ChannelIdleTimeout: max(8*time.Second, 2*t.Idle),
 		// Scenarios join at most 3 channels per connection; a small cap
@@ -332,6 +332,10 @@ func relayConfigFor(sc Scenario, opt Options, faults *registry.Points) relay.Con
 	}
 	return cfg.WithDefaults()
 }
+
+// simHighWater is the simulated relay's high-water mark unless a class
+// sets one: a quarter of production's, so slow members show at small rates.
+const simHighWater = 64 << 10
 
 func firstNonZero(a, b int) int {
 	if a != 0 {

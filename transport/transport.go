@@ -29,6 +29,12 @@ var (
 	ErrTimeout = errors.New("transport: timeout")
 )
 
+// DefaultHighWater is the queued bytes (Conn.Queued) past which a
+// connection counts as backed up: the relay core counts its member slow,
+// and drivers tell the core Writable once the queue drains below their low
+// water. One figure, so the two agree.
+const DefaultHighWater = 256 << 10
+
 // Conn is one connection as a core sees it. Its methods never block and are
 // called only from the core's event context.
 type Conn interface {

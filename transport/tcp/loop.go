@@ -17,7 +17,7 @@ var ErrLoopClosed = errors.New("transport: loop closed")
 
 // Defaults for LoopOptions.
 const (
-	DefaultHighWater        = 256 << 10
+	DefaultHighWater        = transport.DefaultHighWater
 	DefaultLowWater         = 64 << 10
 	DefaultReadBuffer       = 16 << 10
 	DefaultHandshakeTimeout = 10 * time.Second
