@@ -130,16 +130,7 @@ func poolAgent(cmd *cobra.Command, hubs []string) (*agent.Agent, *slog.Logger, e
 		opts.Pool = append(opts.Pool, agent.Relay{Name: name, Addrs: []string{rc.Client.Address}, TLS: tc})
 	}
 	a, err := agent.New(opts)
-	if err != nil {
-		return nil, nil, err
-	}
-	for _, h := range hubs {
-		if err := a.Join(h); err != nil {
-			a.Close()
-			return nil, nil, err
-		}
-	}
-	return a, log, nil
+	return joinHubs(a, log, hubs, err)
 }
 
 // homesRelay is one relay of `relay homes`, in the hub's rendezvous order.

@@ -105,6 +105,11 @@ func joinedAgent(cmd *cobra.Command, name string, hubs []string) (*agent.Agent, 
 		return nil, nil, err
 	}
 	a, err := newRelayAgent(cmd, rc, log)
+	return joinHubs(a, log, hubs, err)
+}
+
+// joinHubs joins a (started with err) to hubs, closing it on failure.
+func joinHubs(a *agent.Agent, log *slog.Logger, hubs []string, err error) (*agent.Agent, *slog.Logger, error) {
 	if err != nil {
 		return nil, nil, err
 	}
