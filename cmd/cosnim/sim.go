@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/cosnim/relays/sim"
 	"github.com/cosnim/relays/sim/value"
@@ -32,23 +33,26 @@ func setSimGC() {
 	}
 }
 
+// simOpts are `cosnim sim`'s flags.
+type simOpts struct {
+	seed       uint64
+	seeds      int
+	first      uint64
+	asJSON     bool
+	timeline   string
+	svg        string
+	window     sim.SVGOptions
+	scenario   string
+	rewrite    bool
+	failpoints []string
+	parallel   int
+	compare    bool
+	plots      string
+	ccfg       value.CompareConfig
+}
+
 func newSimCmd() *cobra.Command {
-	var (
-		seed       uint64
-		seeds      int
-		first      uint64
-		asJSON     bool
-		timeline   string
-		svg        string
-		window     sim.SVGOptions
-		scenario   string
-		rewrite    bool
-		failpoints []string
-		parallel   int
-		compare    bool
-		plots      string
-		ccfg       = value.DefaultCompareConfig()
-	)
+	o := &simOpts{ccfg: value.DefaultCompareConfig()}
 	cmd := &cobra.Command{
 		Use:   "sim",
 		Short: "Run deterministic fault simulations of relays and clients",
@@ -67,59 +71,61 @@ replays it; add --timeline to write what happened as a readable timeline.`,
   cosnim sim --scenario testdata/scenarios/relay_crash.txt
   cosnim sim --compare --plots plots/`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			setSimGC()
-			out := cmd.OutOrStdout()
-			switch {
-			case compare:
-				if cmd.Flags().Changed("seed") {
-					ccfg.Seed = seed
-				}
-				if parallel <= 0 {
-					parallel = runtime.GOMAXPROCS(0)
-				}
-				return runCompare(out, cmd.ErrOrStderr(), ccfg, parallel, plots, asJSON)
-			case scenario != "":
-				return runScript(out, scenario, rewrite)
-			case cmd.Flags().Changed("seed"):
-				if err := checkWindow(cmd, svg, window); err != nil {
-					return err
-				}
-				return runOne(out, seed, failpoints, timeline, svg, window, asJSON)
-			default:
-				if parallel <= 0 {
-					parallel = runtime.GOMAXPROCS(0)
-				}
-				return runMany(out, cmd.ErrOrStderr(), first, seeds, parallel, failpoints, asJSON)
-			}
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd) },
 	}
-	f := cmd.Flags()
-	f.Uint64Var(&seed, "seed", 0, "run the one scenario generated from this seed")
-	f.IntVar(&seeds, "seeds", 100, "run this many generated scenarios")
-	f.Uint64Var(&first, "first-seed", 1, "first seed of --seeds")
-	f.BoolVar(&asJSON, "json", false, "print results as JSON")
-	f.StringVar(&timeline, "timeline", "", "with --seed: write the readable trace to this file")
-	f.StringVar(&svg, "svg", "", "with --seed: draw the run as an SVG timeline in this file (time axis, a lane per node, frames colored by type, faults as bands)")
-	f.DurationVar(&window.From, "from", 0, "with --svg: draw from this virtual time on")
-	f.DurationVar(&window.To, "to", 0, "with --svg: draw up to this virtual time (default: the end of the run)")
-	f.StringVar(&scenario, "scenario", "", "run a scripted scenario file (testdata/scenarios/*.txt)")
-	f.BoolVar(&rewrite, "rewrite", false, "with --scenario: rewrite the expected output in the file")
-	f.StringSliceVar(&failpoints, "failpoint", nil, "turn on a failpoint for the whole run (self-tests), e.g. relay/empty-sync-reply")
-	f.IntVar(&parallel, "parallel", 0, "simulations run at once (default: number of CPUs)")
-	f.BoolVar(&compare, "compare", false, "run one seeded workload with the relay, without it, with it crashing and partitioned, and with pools of relays, and compare (the relay's value)")
-	f.StringVar(&plots, "plots", "", "with --compare: write SVG plots of awareness latency over time into this directory")
-	f.IntVar(&ccfg.Instances, "instances", ccfg.Instances, "with --compare: long-running instances")
-	f.IntVar(&ccfg.Hubs, "hubs", ccfg.Hubs, "with --compare: capsule hubs, all joined by every instance")
-	f.DurationVar(&ccfg.Duration, "duration", ccfg.Duration, "with --compare: virtual time the workload runs")
-	f.DurationVar(&ccfg.WriteEvery, "write-every", ccfg.WriteEvery, "with --compare: each instance writes a capsule this often")
-	f.DurationVar(&ccfg.Storage.VisibleWithin, "visible-within", ccfg.Storage.VisibleWithin, "with --compare: storage listings show a write within this (eventual consistency)")
-	f.DurationVar(&ccfg.Storage.ListLatency, "list-latency", ccfg.Storage.ListLatency, "with --compare: latency of one list query (page)")
-	f.DurationVar(&ccfg.List.ListInterval, "list-interval", ccfg.List.ListInterval, "with --compare: listing interval without a healthy relay link")
-	f.DurationVar(&ccfg.List.HealthyInterval, "healthy-interval", ccfg.List.HealthyInterval, "with --compare: listing interval while the relay link is healthy")
-	f.DurationVar(&ccfg.CrashEvery, "crash-every", ccfg.CrashEvery, "with --compare: the crashing relay crashes this often")
-	f.DurationVar(&ccfg.PartitionEvery, "partition-every", ccfg.PartitionEvery, "with --compare: instances are partitioned from the relay this often")
+	o.register(cmd.Flags())
 	return cmd
+}
+
+func (o *simOpts) run(cmd *cobra.Command) error {
+	setSimGC()
+	out := cmd.OutOrStdout()
+	if o.parallel <= 0 {
+		o.parallel = runtime.GOMAXPROCS(0)
+	}
+	switch {
+	case o.compare:
+		if cmd.Flags().Changed("seed") {
+			o.ccfg.Seed = o.seed
+		}
+		return runCompare(out, cmd.ErrOrStderr(), o.ccfg, o.parallel, o.plots, o.asJSON)
+	case o.scenario != "":
+		return runScript(out, o.scenario, o.rewrite)
+	case cmd.Flags().Changed("seed"):
+		if err := checkWindow(cmd, o.svg, o.window); err != nil {
+			return err
+		}
+		return runOne(out, o.seed, o.failpoints, o.timeline, o.svg, o.window, o.asJSON)
+	}
+	return runMany(out, cmd.ErrOrStderr(), o.first, o.seeds, o.parallel, o.failpoints, o.asJSON)
+}
+
+func (o *simOpts) register(f *pflag.FlagSet) {
+	f.Uint64Var(&o.seed, "seed", 0, "run the one scenario generated from this seed")
+	f.IntVar(&o.seeds, "seeds", 100, "run this many generated scenarios")
+	f.Uint64Var(&o.first, "first-seed", 1, "first seed of --seeds")
+	f.BoolVar(&o.asJSON, "json", false, "print results as JSON")
+	f.StringVar(&o.timeline, "timeline", "", "with --seed: write the readable trace to this file")
+	f.StringVar(&o.svg, "svg", "", "with --seed: draw the run as an SVG timeline in this file (time axis, a lane per node, frames colored by type, faults as bands)")
+	f.DurationVar(&o.window.From, "from", 0, "with --svg: draw from this virtual time on")
+	f.DurationVar(&o.window.To, "to", 0, "with --svg: draw up to this virtual time (default: the end of the run)")
+	f.StringVar(&o.scenario, "scenario", "", "run a scripted scenario file (testdata/scenarios/*.txt)")
+	f.BoolVar(&o.rewrite, "rewrite", false, "with --scenario: rewrite the expected output in the file")
+	f.StringSliceVar(&o.failpoints, "failpoint", nil, "turn on a failpoint for the whole run (self-tests), e.g. relay/empty-sync-reply")
+	f.IntVar(&o.parallel, "parallel", 0, "simulations run at once (default: number of CPUs)")
+	f.BoolVar(&o.compare, "compare", false, "run one seeded workload with the relay, without it, with it crashing and partitioned, and with pools of relays, and compare (the relay's value)")
+	f.StringVar(&o.plots, "plots", "", "with --compare: write SVG plots of awareness latency over time into this directory")
+	c := &o.ccfg
+	f.IntVar(&c.Instances, "instances", c.Instances, "with --compare: long-running instances")
+	f.IntVar(&c.Hubs, "hubs", c.Hubs, "with --compare: capsule hubs, all joined by every instance")
+	f.DurationVar(&c.Duration, "duration", c.Duration, "with --compare: virtual time the workload runs")
+	f.DurationVar(&c.WriteEvery, "write-every", c.WriteEvery, "with --compare: each instance writes a capsule this often")
+	f.DurationVar(&c.Storage.VisibleWithin, "visible-within", c.Storage.VisibleWithin, "with --compare: storage listings show a write within this (eventual consistency)")
+	f.DurationVar(&c.Storage.ListLatency, "list-latency", c.Storage.ListLatency, "with --compare: latency of one list query (page)")
+	f.DurationVar(&c.List.ListInterval, "list-interval", c.List.ListInterval, "with --compare: listing interval without a healthy relay link")
+	f.DurationVar(&c.List.HealthyInterval, "healthy-interval", c.List.HealthyInterval, "with --compare: listing interval while the relay link is healthy")
+	f.DurationVar(&c.CrashEvery, "crash-every", c.CrashEvery, "with --compare: the crashing relay crashes this often")
+	f.DurationVar(&c.PartitionEvery, "partition-every", c.PartitionEvery, "with --compare: instances are partitioned from the relay this often")
 }
 
 var errViolations = errors.New("invariant violations found")
@@ -229,6 +235,27 @@ type classSummary struct {
 
 func runMany(out, progress io.Writer, first uint64, n, parallel int, failpoints []string, asJSON bool) error {
 	start := time.Now()
+	s := summarize(runSeeds(progress, first, n, parallel, failpoints))
+	s.WallSeconds = time.Since(start).Seconds()
+	s.EventsPerWallSec = float64(s.Events) / s.WallSeconds
+	if asJSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(s); err != nil {
+			return err
+		}
+	} else {
+		printSummary(out, s)
+	}
+	if len(s.Failed) > 0 {
+		return fmt.Errorf("%d of %d seeds: %w", len(s.Failed), n, errViolations)
+	}
+	return nil
+}
+
+// runSeeds runs n seeds from first on parallel workers, showing progress
+// on a terminal (or a line per tenth of the run in a log).
+func runSeeds(progress io.Writer, first uint64, n, parallel int, failpoints []string) []sim.Result {
 	tty := isTerminal(progress)
 	results := make([]sim.Result, n)
 	var (
@@ -251,7 +278,6 @@ func runMany(out, progress io.Writer, first uint64, n, parallel int, failpoints 
 				case tty && (done%10 == 0 || done == n):
 					fmt.Fprintf(progress, "\rsim: %d/%d seeds", done, n)
 				case !tty && (done*10/n != (done-1)*10/n || done == n):
-					// A log gets a plain line per tenth of the run.
 					fmt.Fprintf(progress, "sim: %d/%d seeds\n", done, n)
 				}
 				mu.Unlock()
@@ -266,11 +292,13 @@ func runMany(out, progress io.Writer, first uint64, n, parallel int, failpoints 
 	if tty {
 		fmt.Fprintln(progress)
 	}
+	return results
+}
 
-	var s summary
-	s.Runs = n
+// summarize totals results, overall and per class.
+func summarize(results []sim.Result) *summary {
+	s := &summary{Runs: len(results), Classes: map[sim.Class]*classSummary{}}
 	var conv []float64
-	s.Classes = map[sim.Class]*classSummary{}
 	for _, r := range results {
 		cs := s.Classes[r.Class]
 		if cs == nil {
@@ -282,12 +310,6 @@ func runMany(out, progress io.Writer, first uint64, n, parallel int, failpoints 
 		cs.Awareness += r.Checked.Awareness
 		cs.CatchUp += r.Checked.CatchUp
 		cs.Failover += r.Checked.Failover
-		if r.Converged {
-			cs.conv = append(cs.conv, r.ConvergedAfter)
-		}
-		if len(r.Violations) > 0 {
-			cs.Failed++
-		}
 		s.Events += r.Events
 		s.Messages += r.Messages
 		s.Bytes += r.Bytes
@@ -297,9 +319,11 @@ func runMany(out, progress io.Writer, first uint64, n, parallel int, failpoints 
 		s.NeedlessCatchUps += r.NeedlessCatchUps
 		s.ResyncLate += r.ResyncLate
 		if r.Converged {
+			cs.conv = append(cs.conv, r.ConvergedAfter)
 			conv = append(conv, r.ConvergedAfter)
 		}
 		if len(r.Violations) > 0 {
+			cs.Failed++
 			s.Failed = append(s.Failed, r.Seed)
 			s.Failures = append(s.Failures, r)
 		}
@@ -316,40 +340,29 @@ func runMany(out, progress io.Writer, first uint64, n, parallel int, failpoints 
 	if len(conv) > 0 {
 		s.ConvergeMax = conv[len(conv)-1]
 	}
-	s.WallSeconds = time.Since(start).Seconds()
-	s.EventsPerWallSec = float64(s.Events) / s.WallSeconds
-	if asJSON {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(s); err != nil {
-			return err
+	return s
+}
+
+func printSummary(out io.Writer, s *summary) {
+	fmt.Fprintf(out, "%-28s %s\n", "runs", fmt.Sprint(s.Runs))
+	fmt.Fprintf(out, "%-28s %d\n", "failed", len(s.Failed))
+	fmt.Fprintf(out, "%-28s p50 %.2fs  p90 %.2fs  p99 %.2fs  max %.2fs\n", "convergence after heal", s.ConvergeP50, s.ConvergeP90, s.ConvergeP99, s.ConvergeMax)
+	fmt.Fprintf(out, "%-28s %d\n", "faults injected", s.Faults)
+	fmt.Fprintf(out, "%-28s %d reconnects, %d catch-ups, %d needless, %d resyncs late\n", "churn", s.Reconnects, s.CatchUps, s.NeedlessCatchUps, s.ResyncLate)
+	fmt.Fprintf(out, "%-28s %d messages, %d bytes\n", "network", s.Messages, s.Bytes)
+	fmt.Fprintf(out, "%-28s %d events, %.0f per wall second, %.1fs wall\n", "simulator", s.Events, s.EventsPerWallSec, s.WallSeconds)
+	for _, c := range slices.Sorted(maps.Keys(s.Classes)) {
+		cs := s.Classes[c]
+		fmt.Fprintf(out, "%-28s %d runs, %d failed, %d events, convergence p50 %.2fs max %.2fs, %d awareness and %d catch-up windows",
+			"class "+string(c), cs.Runs, cs.Failed, cs.Events, cs.ConvergeP50, cs.ConvergeMax, cs.Awareness, cs.CatchUp)
+		if cs.Failover > 0 {
+			fmt.Fprintf(out, ", %d failover checks", cs.Failover)
 		}
-	} else {
-		fmt.Fprintf(out, "%-28s %s\n", "runs", fmt.Sprint(s.Runs))
-		fmt.Fprintf(out, "%-28s %d\n", "failed", len(s.Failed))
-		fmt.Fprintf(out, "%-28s p50 %.2fs  p90 %.2fs  p99 %.2fs  max %.2fs\n", "convergence after heal", s.ConvergeP50, s.ConvergeP90, s.ConvergeP99, s.ConvergeMax)
-		fmt.Fprintf(out, "%-28s %d\n", "faults injected", s.Faults)
-		fmt.Fprintf(out, "%-28s %d reconnects, %d catch-ups, %d needless, %d resyncs late\n", "churn", s.Reconnects, s.CatchUps, s.NeedlessCatchUps, s.ResyncLate)
-		fmt.Fprintf(out, "%-28s %d messages, %d bytes\n", "network", s.Messages, s.Bytes)
-		fmt.Fprintf(out, "%-28s %d events, %.0f per wall second, %.1fs wall\n", "simulator", s.Events, s.EventsPerWallSec, s.WallSeconds)
-		classes := slices.Sorted(maps.Keys(s.Classes))
-		for _, c := range classes {
-			cs := s.Classes[c]
-			fmt.Fprintf(out, "%-28s %d runs, %d failed, %d events, convergence p50 %.2fs max %.2fs, %d awareness and %d catch-up windows",
-				"class "+string(c), cs.Runs, cs.Failed, cs.Events, cs.ConvergeP50, cs.ConvergeMax, cs.Awareness, cs.CatchUp)
-			if cs.Failover > 0 {
-				fmt.Fprintf(out, ", %d failover checks", cs.Failover)
-			}
-			fmt.Fprintln(out)
-		}
-		for _, r := range s.Failures {
-			fmt.Fprintf(out, "\nFAILED seed %d: %d violations, first: %s\n  replay: %s\n", r.Seed, len(r.Violations), r.Violations[0], r.ReplayCommand)
-		}
+		fmt.Fprintln(out)
 	}
-	if len(s.Failed) > 0 {
-		return fmt.Errorf("%d of %d seeds: %w", len(s.Failed), n, errViolations)
+	for _, r := range s.Failures {
+		fmt.Fprintf(out, "\nFAILED seed %d: %d violations, first: %s\n  replay: %s\n", r.Seed, len(r.Violations), r.Violations[0], r.ReplayCommand)
 	}
-	return nil
 }
 
 func pct(sorted []float64, p int) float64 {
