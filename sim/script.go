@@ -138,13 +138,6 @@ func (s *scriptRun) exec(cmd string) (out string) {
 		}
 		return ""
 	}
-	client := func(name string) *simClient {
-		c := s.w.byName[name]
-		if c == nil {
-			panic(fmt.Sprintf("no client %q", name))
-		}
-		return c
-	}
 	defer func() {
 		if r := recover(); r != nil {
 			out = fmt.Sprintf("error: %v\n", r)
@@ -153,34 +146,9 @@ func (s *scriptRun) exec(cmd string) (out string) {
 	w := s.w
 	switch f[0] {
 	case "cluster":
-		sc := Scenario{Channels: 1, ClientsPerChannel: 2}
-		for _, a := range args {
-			k, v, _ := strings.Cut(a, "=")
-			n, err := strconv.ParseUint(v, 10, 64)
-			if err != nil {
-				return fmt.Sprintf("error: %s: %v\n", a, err)
-			}
-			switch k {
-			case "seed":
-				sc.Seed = n
-			case "channels":
-				sc.Channels = int(n)
-			case "clients":
-				sc.ClientsPerChannel = int(n)
-			case "spanning":
-				sc.HubSpanning = int(n)
-			default:
-				return fmt.Sprintf("error: unknown cluster option %q\n", k)
-			}
-		}
-		s.w = newWorld(sc, Options{})
-		s.w.script = &strings.Builder{}
-		s.w.net.RunUntil(s.w.net.Now().Add(time.Second))
-		s.w.script.Reset()
-		return "ok\n"
+		return s.cluster(args)
 	case "announce":
-		c := client(arg(0))
-		if err := c.announceRef(arg(1)); err != nil {
+		if err := s.client(arg(0)).announceRef(arg(1)); err != nil {
 			return fmt.Sprintf("error: %v\n", err)
 		}
 	case "run":
@@ -194,40 +162,19 @@ func (s *scriptRun) exec(cmd string) (out string) {
 		if arg(0) == relayName {
 			w.apply(Fault{Kind: FaultCrashRelay})
 		} else {
-			client(arg(0))
+			s.client(arg(0))
 			w.apply(Fault{Kind: FaultCrashClient, Targets: args})
 		}
 	case "restart":
-		if arg(0) == relayName {
-			if w.relayUp {
-				w.relayDown()
-				w.relayNode.Crash()
-			}
-			w.startRelay()
-		} else {
-			c := client(arg(0))
-			if c.up {
-				w.touch.untilRestart(c.name, w.net.Now())
-				c.save()
-				c.node.Crash()
-				c.tap.lost()
-			}
-			c.start()
-		}
+		s.restart(arg(0))
 	case "failpoint":
 		w.setFailpoint(arg(0), arg(1) == "on")
 	case "stabilize":
 		return s.stabilize()
 	case "roster":
-		return s.roster(client(arg(0)))
+		return s.roster(s.client(arg(0)))
 	case "relay":
-		if !w.relayUp {
-			return "relay down\n"
-		}
-		st := w.relay.Stats()
-		cache, _ := w.relay.Usage()
-		return fmt.Sprintf("conns=%d channels=%d cached=%d stored=%d delivered=%d\n",
-			w.relay.Conns(), w.relay.ChannelCount(), cache, st.EntriesIn, st.Delivered)
+		return s.relayLine()
 	default:
 		// Every fault of the registry is a verb (faults.go).
 		flt, err := parseFault(f[0], args)
@@ -237,6 +184,78 @@ func (s *scriptRun) exec(cmd string) (out string) {
 		w.apply(flt)
 	}
 	return s.delivered() + s.violations()
+}
+
+// client is the script's client name; a name that is none ends the
+// command with an error.
+func (s *scriptRun) client(name string) *simClient {
+	c := s.w.byName[name]
+	if c == nil {
+		panic(fmt.Sprintf("no client %q", name))
+	}
+	return c
+}
+
+// cluster starts the world: "cluster seed=N channels=N clients=N spanning=N".
+func (s *scriptRun) cluster(args []string) string {
+	sc := Scenario{Channels: 1, ClientsPerChannel: 2}
+	for _, a := range args {
+		k, v, _ := strings.Cut(a, "=")
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return fmt.Sprintf("error: %s: %v\n", a, err)
+		}
+		switch k {
+		case "seed":
+			sc.Seed = n
+		case "channels":
+			sc.Channels = int(n)
+		case "clients":
+			sc.ClientsPerChannel = int(n)
+		case "spanning":
+			sc.HubSpanning = int(n)
+		default:
+			return fmt.Sprintf("error: unknown cluster option %q\n", k)
+		}
+	}
+	s.w = newWorld(sc, Options{})
+	s.w.script = &strings.Builder{}
+	s.w.net.RunUntil(s.w.net.Now().Add(time.Second))
+	s.w.script.Reset()
+	return "ok\n"
+}
+
+// restart brings the relay or a client back, crashing it first if it is up.
+func (s *scriptRun) restart(name string) {
+	w := s.w
+	if name == relayName {
+		if w.relayUp {
+			w.relayDown()
+			w.relayNode.Crash()
+		}
+		w.startRelay()
+		return
+	}
+	c := s.client(name)
+	if c.up {
+		w.touch.untilRestart(c.name, w.net.Now())
+		c.save()
+		c.node.Crash()
+		c.tap.lost()
+	}
+	c.start()
+}
+
+// relayLine is the relay's state in one line.
+func (s *scriptRun) relayLine() string {
+	w := s.w
+	if !w.relayUp {
+		return "relay down\n"
+	}
+	st := w.relay.Stats()
+	cache, _ := w.relay.Usage()
+	return fmt.Sprintf("conns=%d channels=%d cached=%d stored=%d delivered=%d\n",
+		w.relay.Conns(), w.relay.ChannelCount(), cache, st.EntriesIn, st.Delivered)
 }
 
 // delivered returns what the network delivered to clients since the last
