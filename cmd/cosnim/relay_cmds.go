@@ -22,6 +22,7 @@ import (
 
 	"github.com/cosnim/relays/client/agent"
 	"github.com/cosnim/relays/internal/config"
+	"github.com/cosnim/relays/internal/files"
 	"github.com/cosnim/relays/internal/wirepeer"
 	"github.com/cosnim/relays/transport/tcp"
 	"github.com/cosnim/relays/wire"
@@ -61,7 +62,7 @@ func continuumSecret(cmd *cobra.Command) ([]byte, error) {
 	var secret []byte
 	switch {
 	case file != "":
-		b, err := os.ReadFile(file)
+		b, err := files.Read(file, files.MaxSecret)
 		if err != nil {
 			return nil, fmt.Errorf("--continuum-key-file: %w", err)
 		}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cosnim/relays/internal/files"
 	"github.com/cosnim/relays/relay"
 	"github.com/cosnim/relays/transport/tcp"
 )
@@ -175,20 +176,21 @@ func (d *decoder) checkFile(name, path, dir string) string {
 	if !filepath.IsAbs(name) {
 		name = filepath.Join(dir, name)
 	}
-	fh, err := os.Open(name)
-	if err != nil {
+	// Stat before opening: opening a FIFO would block.
+	if err := files.Check(name, files.MaxPEM); err != nil {
 		if os.IsNotExist(err) {
 			d.failAt(path, newProblem(ErrFileNotFound, "file not found: %s", name))
 		} else {
-			d.failAt(path, newProblem(ErrFileNotFound, "cannot read file: %v", err))
+			d.failAt(path, newProblem(ErrUnusableFile, "%v", err))
 		}
 		return name
 	}
-	st, err := fh.Stat()
-	fh.Close()
-	if err == nil && st.IsDir() {
-		d.failAt(path, newProblem(ErrFileNotFound, "%s is a directory, not a file", name))
+	fh, err := os.Open(name)
+	if err != nil {
+		d.failAt(path, newProblem(ErrFileNotFound, "cannot read file: %v", err))
+		return name
 	}
+	fh.Close()
 	return name
 }
 

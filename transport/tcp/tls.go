@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/cosnim/relays/internal/files"
 )
 
 // ErrNotAllowed reports a client certificate that verified but is not in
@@ -93,7 +95,7 @@ func (r *CertReloader) load() error {
 	if err != nil {
 		return fmt.Errorf("transport: key: %w", err)
 	}
-	cert, err := tls.LoadX509KeyPair(r.certFile, r.keyFile)
+	cert, err := LoadKeyPair(r.certFile, r.keyFile)
 	if err != nil {
 		return fmt.Errorf("transport: load %s and %s: %w", r.certFile, r.keyFile, err)
 	}
@@ -157,8 +159,22 @@ func (r *CertReloader) failLocked(err error) {
 	r.lastErr = err
 }
 
+// LoadKeyPair is tls.LoadX509KeyPair through files.Read: both files must
+// be regular and at most files.MaxPEM bytes.
+func LoadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
+	certPEM, err := files.Read(certFile, files.MaxPEM)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	keyPEM, err := files.Read(keyFile, files.MaxPEM)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.X509KeyPair(certPEM, keyPEM)
+}
+
 func loadPool(file string) (*x509.CertPool, error) {
-	pem, err := os.ReadFile(file)
+	pem, err := files.Read(file, files.MaxPEM)
 	if err != nil {
 		return nil, fmt.Errorf("transport: CA file: %w", err)
 	}
@@ -281,7 +297,7 @@ func ClientTLSConfig(caFile, certFile, keyFile, serverName string) (*tls.Config,
 		cfg.RootCAs = pool
 	}
 	if certFile != "" || keyFile != "" {
-		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		cert, err := LoadKeyPair(certFile, keyFile)
 		if err != nil {
 			return nil, fmt.Errorf("transport: client certificate: %w", err)
 		}
