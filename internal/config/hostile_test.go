@@ -11,39 +11,20 @@ import (
 	"github.com/cosnim/relays/internal/files"
 )
 
-// mergeBomb is the "billion laughs" of merge keys: each level merges the
-// one before it fan times, so expanding naively costs fan^(levels-1).
-func mergeBomb(levels, fan int) string {
-	var b strings.Builder
-	b.WriteString("relays:\n  l0: &l0 {client: {url: 'tcp://127.0.0.1:1'}}\n")
-	for i := 1; i < levels; i++ {
-		refs := strings.TrimSuffix(strings.Repeat(fmt.Sprintf("*l%d, ", i-1), fan), ", ")
-		fmt.Fprintf(&b, "  l%d: &l%d {<<: [%s]}\n", i, i, refs)
-	}
-	return b.String()
-}
+// hostileDir holds the attack shapes, shared with cmd/cosnim's tests of
+// the binary: merge_bomb.yaml (one alias merged 8 times over 10 levels),
+// twin_merge_bomb.yaml (two anchors per level over 200 levels, so that
+// merging each alias once is not enough: a level's expansion must be kept)
+// and alias_fanout.yaml (1000 relays aliasing a list of 1000 items).
+const hostileDir = "../../testdata/config/hostile/"
 
-// twinBomb doubles at each level through two distinct anchors, so that
-// merging each alias only once is not enough: a level's expansion must be
-// kept, not redone.
-func twinBomb(levels int) string {
-	var b strings.Builder
-	b.WriteString("relays:\n  a0: &a0 {client: {url: 'tcp://127.0.0.1:1'}}\n  b0: &b0 {server: {url: 'tcp://127.0.0.1:1'}}\n")
-	for i := 1; i < levels; i++ {
-		fmt.Fprintf(&b, "  a%d: &a%d {<<: [*a%d, *b%d]}\n  b%d: &b%d {<<: [*b%d, *a%d]}\n", i, i, i-1, i-1, i, i, i-1, i-1)
+func hostile(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(hostileDir + name)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return b.String()
-}
-
-// aliasFanout is a file whose relays all alias one relay holding a long
-// list: count relays × items nodes from a file of a few KiB.
-func aliasFanout(relays, items int) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "relays:\n  r0: &r {server: {authorized_clients: [%s]}}\n", strings.TrimSuffix(strings.Repeat("a,", items), ","))
-	for i := 1; i < relays; i++ {
-		fmt.Fprintf(&b, "  r%d: *r\n", i)
-	}
-	return b.String()
+	return string(b)
 }
 
 // decodeCounting decodes data as parse does and reports how many nodes
@@ -63,8 +44,8 @@ func TestMergeBombs(t *testing.T) {
 		name, yaml string
 		maxNodes   int
 	}{
-		{"one alias merged 8 times, 10 levels", mergeBomb(10, 8), 400},
-		{"two anchors per level, 200 levels", twinBomb(200), 8000},
+		{"one alias merged 8 times, 10 levels", hostile(t, "merge_bomb.yaml"), 400},
+		{"two anchors per level, 200 levels", hostile(t, "twin_merge_bomb.yaml"), 8000},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Logf("%d bytes", len(tc.yaml))
@@ -84,7 +65,7 @@ func TestMergeBombs(t *testing.T) {
 // TestAliasFanout: plain aliases that multiply stop at MaxNodes, with one
 // error at the alias where the expansion crossed it.
 func TestAliasFanout(t *testing.T) {
-	data := aliasFanout(1000, 1000) // 10^6 nodes from 13 KB
+	data := hostile(t, "alias_fanout.yaml") // 10^6 nodes from 13 KB
 	nodes, errs := decodeCounting(t, data)
 	if nodes > MaxNodes+1000 {
 		t.Errorf("expanded %d nodes, want the decoder stopped near MaxNodes (%d)", nodes, MaxNodes)
@@ -93,10 +74,11 @@ func TestAliasFanout(t *testing.T) {
 		t.Fatalf("got %d errors (%v), want one ErrTooManyNodes", len(errs), errs)
 	}
 	// Each relay costs 1,000 list items and a few nodes around them, so
-	// the alias that crosses MaxNodes is that of relay MaxNodes/1004 or so.
+	// the alias that crosses MaxNodes is that of relay MaxNodes/1004 or so
+	// (on line relay+3).
 	line := errs[0].Line
 	want := strings.Split(data, "\n")[line-1]
-	if !strings.HasSuffix(want, ": *r") || line < MaxNodes/1010 || line > MaxNodes/1000+2 {
+	if !strings.HasSuffix(want, ": *r") || line < MaxNodes/1010 || line > MaxNodes/1000+3 {
 		t.Errorf("error at line %d (%q), want the alias of relay ~%d", line, want, MaxNodes/1004)
 	}
 	if !strings.Contains(errs[0].Error(), fmt.Sprintf("bomb.yaml:%d: ", line)) {
