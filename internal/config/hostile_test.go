@@ -163,3 +163,22 @@ func TestUnusableFiles(t *testing.T) {
 		}
 	}
 }
+
+// TestCapsDocumented: docs/CONFIG.md states the caps the code applies.
+func TestCapsDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/CONFIG.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	flat := strings.Join(strings.Fields(string(doc)), " ")
+	for _, want := range []string{
+		fmt.Sprintf("of at most %d MiB (certificates, keys, CA bundles, NATS creds and seeds)", files.MaxPEM>>20),
+		fmt.Sprintf("The configuration file itself may hold at most %d KiB", files.MaxConfig>>10),
+		fmt.Sprintf("a `--continuum-key-file` at most %d KiB", files.MaxSecret>>10),
+		fmt.Sprintf("aliases its way past %d nodes", MaxNodes),
+	} {
+		if !strings.Contains(flat, want) {
+			t.Errorf("docs/CONFIG.md does not say %q", want)
+		}
+	}
+}
