@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cosnim/relays/internal/files"
 	"github.com/cosnim/relays/internal/testpki"
 	"github.com/cosnim/relays/internal/testutil"
 	"github.com/cosnim/relays/transport"
@@ -178,6 +179,21 @@ func TestCertificateReload(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "reload failed") {
 		t.Errorf("failed reload not logged: %s", logs.String())
+	}
+
+	// A certificate file swapped for a link to /dev/zero is refused
+	// before it is read (it would fill memory).
+	if err := os.Remove(p.ServerCert); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/dev/zero", p.ServerCert); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := serial(), next.SerialNumber.String(); got != want {
+		t.Fatalf("after linking the certificate to /dev/zero: serial %s, want the old %s", got, want)
+	}
+	if err := reloader.Err(); !errors.Is(err, files.ErrNotRegular) {
+		t.Errorf("Err() = %v, want files.ErrNotRegular", err)
 	}
 }
 
