@@ -56,7 +56,7 @@ func clientTLS(c config.Client) (*tls.Config, error) {
 
 // continuumSecret reads the secret from --continuum-key-file, else from
 // $COSNIM_CONTINUUM_KEY. Surrounding white space (a trailing newline) is
-// not part of it.
+// not part of it. A file that others can read is warned about on stderr.
 func continuumSecret(cmd *cobra.Command) ([]byte, error) {
 	file, _ := cmd.Flags().GetString("continuum-key-file")
 	var secret []byte
@@ -65,6 +65,9 @@ func continuumSecret(cmd *cobra.Command) ([]byte, error) {
 		b, err := files.Read(file, files.MaxSecret)
 		if err != nil {
 			return nil, fmt.Errorf("--continuum-key-file: %w", err)
+		}
+		if mode, loose := files.LoosePermissions(file); loose {
+			fmt.Fprintf(cmd.ErrOrStderr(), "warning: --continuum-key-file %s has mode %04o: its group or other users can read the continuum secret; chmod 600 it\n", file, mode)
 		}
 		secret = bytes.TrimSpace(b)
 	default:
