@@ -30,15 +30,16 @@ var (
 
 var oidCommonName = asn1.ObjectIdentifier{2, 5, 4, 3}
 
-// commonNames counts the common name attributes of a subject.
-func commonNames(cert *x509.Certificate) int {
-	n := 0
+// commonNames lists the common name attributes of a certificate's
+// subject, in order.
+func commonNames(cert *x509.Certificate) []string {
+	var cns []string
 	for _, a := range cert.Subject.Names {
 		if a.Type.Equal(oidCommonName) {
-			n++
+			cns = append(cns, fmt.Sprint(a.Value))
 		}
 	}
-	return n
+	return cns
 }
 
 // reloadInterval is how often, at most, a handshake checks the files.
@@ -228,7 +229,7 @@ func Fingerprint(cert *x509.Certificate) string {
 // ErrSeveralCommonNames).
 func Allowed(cert *x509.Certificate, allowed []string) bool {
 	subject, fp := cert.Subject.String(), Fingerprint(cert)
-	if commonNames(cert) > 1 {
+	if len(commonNames(cert)) > 1 {
 		subject = "" // matches no entry: empty ones are skipped
 	}
 	for _, a := range allowed {
@@ -269,7 +270,6 @@ var ClassicalKeyExchanges = []tls.CurveID{tls.X25519, tls.CurveP256}
 // at most (ErrSeveralCommonNames); with allowed non-empty, that
 // certificate must also match an entry (see Allowed), or the handshake
 // fails with ErrNotAllowed.
-
 func ServerTLSConfig(certFile, keyFile, clientCAFile string, allowed []string) (*tls.Config, *CertReloader, error) {
 	r, err := NewCertReloader(certFile, keyFile)
 	if err != nil {
@@ -305,8 +305,8 @@ func verifyClient(chain []*x509.Certificate, allowed []string) error {
 		return fmt.Errorf("%w: no certificate", ErrNotAllowed)
 	}
 	leaf := chain[0]
-	if n := commonNames(leaf); n > 1 {
-		return fmt.Errorf("%w: %d in %q (%s)", ErrSeveralCommonNames, n, leaf.Subject.String(), Fingerprint(leaf))
+	if cns := commonNames(leaf); len(cns) > 1 {
+		return fmt.Errorf("%w: %q (%s)", ErrSeveralCommonNames, cns, Fingerprint(leaf))
 	}
 	if len(allowed) > 0 && !Allowed(leaf, allowed) {
 		return fmt.Errorf("%w: subject %q (%s) is not in the allowed list", ErrNotAllowed, leaf.Subject.String(), Fingerprint(leaf))

@@ -132,7 +132,7 @@ func TestSeveralCommonNames(t *testing.T) {
 		t.Fatalf("two common names: %v, want bad certificate", err)
 	}
 	testutil.WaitFor(t, waitLong, "server log", func() bool {
-		return strings.Contains(logs.String(), "several common names: 2 in")
+		return strings.Contains(logs.String(), `several common names: [\"attacker\" \"instance-1\"]`)
 	})
 }
 
