@@ -222,6 +222,7 @@ func TestKnownAnswers(t *testing.T) {
 	if err := dec.Decode(&want); err != nil {
 		t.Fatalf("%s: %v", katPath, err)
 	}
+	checkKATCounts(t, katInputs(t), want)
 	s := want.Stretch
 	if s.Time != secret.Time || s.MemoryKiB != secret.MemoryKiB || s.Threads != secret.Threads || s.Size != secret.Size || s.Salt != secret.Salt {
 		t.Errorf("%s states stretch parameters %+v; the code uses time %d, memory %d KiB, threads %d, size %d, salt %q",
@@ -279,7 +280,35 @@ func TestKnownAnswers(t *testing.T) {
 					name, we.Ref, ge.Nonce, ge.Sealed, ge.EntryID, we.Nonce, we.Sealed, we.EntryID)
 			}
 			checkKATEntry(t, w, we)
+			if k, err := DeriveKeys(unhex(t, w.Secret), w.Hub); err == nil {
+				if ref, err := k.Open(NewEntry(unhex(t, we.Sealed))); err != nil || hex.EncodeToString(ref) != we.Ref {
+					t.Errorf("%s: Open(%s) = %x, %v; want %s", name, we.Sealed, ref, err, we.Ref)
+				}
+			}
 		}
+	}
+}
+
+// checkKATCounts fails unless the file holds as many vectors of each kind
+// as -update writes, so that a truncated or empty file cannot pass.
+func checkKATCounts(t *testing.T, in, f katFile) {
+	t.Helper()
+	count := func(f katFile) (n [4]int) {
+		n[0], n[1] = len(f.Stretch.Vectors), len(f.Channels)
+		for _, c := range f.Channels {
+			n[2] += len(c.Joins)
+			n[3] += len(c.Entries)
+		}
+		return n
+	}
+	got, want := count(f), count(in)
+	for i, kind := range []string{"stretch vectors", "channels", "join proofs", "entries"} {
+		if got[i] != want[i] || got[i] == 0 {
+			t.Errorf("%s holds %d %s, want %d", katPath, got[i], kind, want[i])
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
 	}
 }
 

@@ -29,7 +29,11 @@ const (
 
 // Errors from opening entries and checking joins.
 var (
-	ErrForged     = errors.New("roster: entry does not open with the channel key")
+	ErrForged = errors.New("roster: entry does not open with the channel key")
+	// ErrBadNonce: an entry that opens but whose nonce is not the HMAC of
+	// its reference, so it would not deduplicate with the honest entry of
+	// the same capsule. It wraps ErrForged.
+	ErrBadNonce   = fmt.Errorf("%w: nonce is not the HMAC of the reference", ErrForged)
 	ErrRefTooLong = fmt.Errorf("roster: capsule reference longer than %d bytes", MaxRefSize)
 	ErrNoSecret   = errors.New("roster: empty continuum secret")
 )
@@ -105,20 +109,28 @@ func (k *Keys) Seal(ref []byte) (Entry, error) {
 	if len(ref) > MaxRefSize {
 		return Entry{}, ErrRefTooLong
 	}
-	m := k.macs.Get().(hash.Hash)
-	m.Reset()
-	m.Write(ref)
 	var sum [sha256.Size]byte
-	nonce := m.Sum(sum[:0])[:k.aead.NonceSize()]
-	k.macs.Put(m)
+	nonce := k.nonce(ref, &sum)
 	out := make([]byte, 0, len(nonce)+len(ref)+k.aead.Overhead())
 	out = append(out, nonce...)
 	out = k.aead.Seal(out, nonce, ref, k.id[:])
 	return NewEntry(out), nil
 }
 
-// Open returns the capsule reference sealed in e, or ErrForged if e was not
-// sealed with this channel's keys.
+// nonce returns the entry nonce of ref (PROTOCOL.md §8), in sum.
+func (k *Keys) nonce(ref []byte, sum *[sha256.Size]byte) []byte {
+	m := k.macs.Get().(hash.Hash)
+	m.Reset()
+	m.Write(ref)
+	nonce := m.Sum(sum[:0])[:k.aead.NonceSize()]
+	k.macs.Put(m)
+	return nonce
+}
+
+// Open returns the capsule reference sealed in e, ErrForged if e was not
+// sealed with this channel's keys, or ErrBadNonce if it was but with
+// another nonce than Seal's: a holder of the secret could otherwise mint
+// one reference as many distinct entries that never deduplicate.
 func (k *Keys) Open(e Entry) ([]byte, error) {
 	ns := k.aead.NonceSize()
 	if len(e.Sealed) < ns+k.aead.Overhead() {
@@ -127,6 +139,10 @@ func (k *Keys) Open(e Entry) ([]byte, error) {
 	ref, err := k.aead.Open(nil, e.Sealed[:ns], e.Sealed[ns:], k.id[:])
 	if err != nil {
 		return nil, ErrForged
+	}
+	var sum [sha256.Size]byte
+	if !hmac.Equal(k.nonce(ref, &sum), e.Sealed[:ns]) {
+		return nil, ErrBadNonce
 	}
 	return ref, nil
 }

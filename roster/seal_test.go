@@ -97,6 +97,33 @@ func TestOpenForged(t *testing.T) {
 	}
 }
 
+// TestOpenMintedNonce: a holder of the secret can seal one reference
+// under any nonce it likes; each such entry has its own ID, so without the
+// nonce check one capsule would be many entries that never deduplicate.
+func TestOpenMintedNonce(t *testing.T) {
+	k := mustKeys(t, "continuum secret", "hub-a")
+	ref := []byte("capsule/7")
+	honest, err := k.Seal(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := k.aead.NonceSize()
+	for i := range 3 {
+		nonce := bytes.Repeat([]byte{byte(i)}, ns)
+		minted := NewEntry(k.aead.Seal(append([]byte(nil), nonce...), nonce, ref, k.id[:]))
+		if minted.ID == honest.ID {
+			t.Fatal("a minted entry has the honest entry's ID")
+		}
+		got, err := k.Open(minted)
+		if !errors.Is(err, ErrBadNonce) || !errors.Is(err, ErrForged) {
+			t.Fatalf("Open(ref sealed under nonce %x) = %q, %v; want ErrBadNonce (an ErrForged)", nonce, got, err)
+		}
+	}
+	if got, err := k.Open(honest); err != nil || !bytes.Equal(got, ref) {
+		t.Fatalf("Open(Seal(ref)) = %q, %v", got, err)
+	}
+}
+
 func TestDeriveKeysNoSecret(t *testing.T) {
 	for _, secret := range [][]byte{nil, {}} {
 		if k, err := DeriveKeys(secret, "hub"); !errors.Is(err, ErrNoSecret) || k != nil {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"os"
 	"time"
 
 	natsgo "github.com/nats-io/nats.go"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/cosnim/relays/backbone"
 	"github.com/cosnim/relays/internal/defaults"
+	"github.com/cosnim/relays/internal/files"
 )
 
 // Defaults for Options.
@@ -111,7 +111,7 @@ func CheckURL(raw string) error {
 // CheckKeyFile checks that a creds or nkey seed file holds a user's
 // nkey seed, as nats.go will need at each connect.
 func CheckKeyFile(name string) error {
-	data, err := os.ReadFile(name)
+	data, err := files.Read(name, files.MaxPEM)
 	if err != nil {
 		return err
 	}

@@ -21,7 +21,8 @@ type checkResult struct {
 	Source string   `json:"source,omitempty"`
 	Relays []string `json:"relays"`
 	Error  string   `json:"error,omitempty"`
-	// Warnings name certificates that expire within 30 days.
+	// Warnings name certificates that expire within 30 days and private
+	// keys that other users can read.
 	Warnings []string `json:"warnings,omitempty"`
 }
 
@@ -34,7 +35,8 @@ func newConfigCheckCmd() *cobra.Command {
 certificate and key it names. It prints "ok: N relays (names)" or every
 problem found, as FILE:LINE: KEY.PATH: message, and exits non-zero on error.
 A certificate that has expired or is not yet valid is an error; one that
-expires within 30 days is a warning on stderr (and in --json's "warnings").`,
+expires within 30 days, and a private key file that its group or other
+users can read, are warnings on stderr (and in --json's "warnings").`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			res := checkResult{Relays: []string{}}
@@ -43,6 +45,7 @@ expires within 30 days is a warning on stderr (and in --json's "warnings").`,
 				res.File, res.Source = f.Name(), f.Source.String()
 				res.Relays = f.RelayNames()
 				warnings, _ := config.CertDates(f, time.Now(), nil, config.ClientSection|config.ServerSection)
+				warnings = append(warnings, config.KeyPermissions(f, nil, config.ClientSection|config.ServerSection)...)
 				for _, w := range warnings {
 					res.Warnings = append(res.Warnings, w.Error())
 					if !asJSON {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/cosnim/relays/client/agent"
 	"github.com/cosnim/relays/internal/config"
+	"github.com/cosnim/relays/internal/files"
 	"github.com/cosnim/relays/internal/wirepeer"
 	"github.com/cosnim/relays/transport/tcp"
 	"github.com/cosnim/relays/wire"
@@ -55,15 +56,18 @@ func clientTLS(c config.Client) (*tls.Config, error) {
 
 // continuumSecret reads the secret from --continuum-key-file, else from
 // $COSNIM_CONTINUUM_KEY. Surrounding white space (a trailing newline) is
-// not part of it.
+// not part of it. A file that others can read is warned about on stderr.
 func continuumSecret(cmd *cobra.Command) ([]byte, error) {
 	file, _ := cmd.Flags().GetString("continuum-key-file")
 	var secret []byte
 	switch {
 	case file != "":
-		b, err := os.ReadFile(file)
+		b, err := files.Read(file, files.MaxSecret)
 		if err != nil {
 			return nil, fmt.Errorf("--continuum-key-file: %w", err)
+		}
+		if mode, loose := files.LoosePermissions(file); loose {
+			fmt.Fprintf(cmd.ErrOrStderr(), "warning: --continuum-key-file %s has mode %04o: its group or other users can read the continuum secret; chmod 600 it\n", file, mode)
 		}
 		secret = bytes.TrimSpace(b)
 	default:

@@ -1,14 +1,18 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cosnim/relays/internal/files"
 )
 
 // TestDocumentedTLSRelay follows docs/TLS.md: the documented openssl
@@ -81,6 +85,21 @@ func TestContinuumSecret(t *testing.T) {
 	cmd.Flags().Set("continuum-key-file", keyFile)
 	if got, err := continuumSecret(cmd); err != nil || string(got) != "from-file" {
 		t.Errorf("file: got %q, %v; want from-file (trailing newline trimmed)", got, err)
+	}
+	var stderr bytes.Buffer
+	cmd.SetErr(&stderr)
+	if _, err := continuumSecret(cmd); err != nil || stderr.Len() != 0 {
+		t.Errorf("mode 0600: %v, stderr %q; want no warning", err, stderr.String())
+	}
+	if err := os.Chmod(keyFile, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := continuumSecret(cmd); err != nil || string(got) != "from-file" || !strings.Contains(stderr.String(), "warning: --continuum-key-file "+keyFile+" has mode 0644") {
+		t.Errorf("mode 0644: got %q, %v, stderr %q; want the secret and a warning", got, err, stderr.String())
+	}
+	cmd.Flags().Set("continuum-key-file", "/dev/zero")
+	if _, err := continuumSecret(cmd); !errors.Is(err, files.ErrNotRegular) {
+		t.Errorf("/dev/zero: got %v, want files.ErrNotRegular", err)
 	}
 	t.Setenv(EnvContinuumKey, "")
 	if _, err := continuumSecret(newWatchCmd()); err == nil {

@@ -48,6 +48,9 @@ that expires within 30 days.`,
 			if err != nil {
 				return err
 			}
+			for _, w := range config.KeyPermissions(f, []string{rc.Name}, config.ServerSection) {
+				log.Warn("private key open to other users", "problem", w.Error())
+			}
 			log.Info("starting relay", "config", f.Name(), "listen", rc.Server.Address, "tls", rc.Server.TLS)
 			ctx, stop := notifyShutdown(cmd.Context(), func() {
 				log.Warn("second signal: exiting at once")

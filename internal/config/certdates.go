@@ -4,9 +4,9 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
-	"os"
 	"time"
 
+	"github.com/cosnim/relays/internal/files"
 	"github.com/cosnim/relays/transport/tcp"
 )
 
@@ -85,7 +85,7 @@ func certDate(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 MST"
 
 // fileCerts returns the certificates of a PEM file that parse.
 func fileCerts(file string) []*x509.Certificate {
-	data, err := os.ReadFile(file)
+	data, err := files.Read(file, files.MaxPEM)
 	if err != nil {
 		return nil
 	}

@@ -1,12 +1,13 @@
 package config
 
 import (
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
-	"os"
 	"time"
+
+	"github.com/cosnim/relays/internal/files"
+	"github.com/cosnim/relays/transport/tcp"
 )
 
 // ErrBadPEM: a certificate or key file that cannot be used.
@@ -43,7 +44,7 @@ func (d *decoder) checkPair(cert, key, path string) {
 	if cert == "" || key == "" {
 		return
 	}
-	if _, err := tls.LoadX509KeyPair(cert, key); err != nil {
+	if _, err := tcp.LoadKeyPair(cert, key); err != nil {
 		d.failAt(path, newProblem(ErrBadPEM, "%s with %s: %v", cert, key, err))
 	}
 }
@@ -52,7 +53,7 @@ func (d *decoder) checkCAs(file, path string) {
 	if file == "" {
 		return
 	}
-	data, err := os.ReadFile(file)
+	data, err := files.Read(file, files.MaxPEM)
 	if err != nil {
 		d.failAt(path, newProblem(ErrFileNotFound, "cannot read file: %v", err))
 		return

@@ -11,6 +11,7 @@ import (
 	"github.com/go-viper/mapstructure/v2"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/cosnim/relays/internal/files"
 	"github.com/cosnim/relays/relay"
 )
 
@@ -27,11 +28,39 @@ type sections struct {
 	CapsuleHubs map[string]CapsuleHub `mapstructure:"capsule_hubs"`
 }
 
+// MaxNodes caps the YAML nodes one file may expand to: each node the
+// decoder visits, counted again every time an alias (*name) leads to it,
+// and each key a merge (<<) brings in. A node takes at least two bytes,
+// so a file of files.MaxConfig without aliases stays under it; a "billion
+// laughs" of aliases stops at the line where it crosses.
+const MaxNodes = files.MaxConfig / 2
+
 // decoder turns one file's bytes into a *File, collecting every problem.
 type decoder struct {
 	name  string         // file name for messages
 	lines map[string]int // key path → line
 	errs  Errors
+
+	nodes  int                           // expanded so far, against MaxNodes
+	alias  int                           // line of the outermost alias being followed, or 0
+	merged map[*yaml.Node][][]*yaml.Node // mappingPairs of each mapping, once
+}
+
+// spend counts n expanded nodes at line; false once past MaxNodes (the
+// first time, with an error at the alias being followed, else at line).
+func (d *decoder) spend(n, line int) bool {
+	if d.nodes > MaxNodes {
+		return false
+	}
+	d.nodes += n
+	if d.nodes > MaxNodes {
+		if d.alias > 0 {
+			line = d.alias
+		}
+		d.fail(line, "", newProblem(ErrTooManyNodes, "the file expands to more than %d YAML nodes through aliases (*name) and merge keys (<<); write the values out, or alias less", MaxNodes))
+		return false
+	}
+	return true
 }
 
 func (d *decoder) fail(line int, path string, err error) {
@@ -319,6 +348,13 @@ func (d *decoder) limits(raw map[string]any, path string) relay.Config {
 // numbers) shaped like t, recording key lines and reporting unknown keys,
 // duplicates and kind mismatches. Key names of structs are normalised.
 func (d *decoder) walk(n *yaml.Node, t reflect.Type, path string) any {
+	if !d.spend(1, n.Line) {
+		return nil
+	}
+	if n.Kind == yaml.AliasNode && d.alias == 0 {
+		d.alias = n.Line // the outermost alias names the expansion
+		defer func() { d.alias = 0 }()
+	}
 	for n.Kind == yaml.DocumentNode || n.Kind == yaml.AliasNode {
 		if n.Kind == yaml.DocumentNode {
 			if len(n.Content) == 0 {
@@ -349,7 +385,7 @@ func (d *decoder) walk(n *yaml.Node, t reflect.Type, path string) any {
 		}
 		out := map[string]any{}
 		seen := map[string]int{}
-		for _, kv := range mappingPairs(n) {
+		for _, kv := range d.mappingPairs(n) {
 			k, v := kv[0], kv[1]
 			key := normalizeKey(k.Value)
 			p := joinPath(path, key)
@@ -376,7 +412,7 @@ func (d *decoder) walk(n *yaml.Node, t reflect.Type, path string) any {
 			return nil
 		}
 		out := map[string]any{}
-		for _, kv := range mappingPairs(n) {
+		for _, kv := range d.mappingPairs(n) {
 			k, v := kv[0], kv[1]
 			p := joinPath(path, k.Value)
 			if l, dup := d.lines[p]; dup && !isMerged(kv) {
@@ -432,43 +468,64 @@ func (d *decoder) walk(n *yaml.Node, t reflect.Type, path string) any {
 }
 
 // mappingPairs lists a mapping's key/value nodes, expanding YAML merge
-// keys ("<<: *base") first so that the mapping's own keys override them.
-// A merged pair is marked by a third element (the merge key node).
-func mappingPairs(n *yaml.Node) [][]*yaml.Node {
+// keys ("<<: *base", "<<: [*a, *b]") first so that the mapping's own keys
+// override them; of several merged mappings the earlier wins, as YAML
+// says. A merged pair is marked by a third element (the merge key node).
+//
+// Each mapping is expanded once (the result is kept), and a merged key
+// already present is not added again, so a mapping holds at most as many
+// pairs as the file has distinct keys: merging one alias many times, or a
+// chain of merges of merges, costs no more than merging it once.
+func (d *decoder) mappingPairs(n *yaml.Node) [][]*yaml.Node {
+	if pairs, ok := d.merged[n]; ok {
+		return pairs
+	}
 	var merged, own [][]*yaml.Node
+	have := map[string]bool{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
-		if k.ShortTag() == "!!merge" {
-			srcs := []*yaml.Node{v}
-			if v.Kind == yaml.SequenceNode {
-				srcs = v.Content
-			}
-			for _, s := range srcs {
-				for s.Kind == yaml.AliasNode {
-					s = s.Alias
-				}
-				if s.Kind == yaml.MappingNode {
-					for _, kv := range mappingPairs(s) {
-						merged = append(merged, []*yaml.Node{kv[0], kv[1], k})
-					}
-				}
-			}
+		if k.ShortTag() != "!!merge" {
+			own = append(own, []*yaml.Node{k, v})
+			have[normalizeKey(k.Value)] = true
+		}
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.ShortTag() != "!!merge" {
 			continue
 		}
-		own = append(own, []*yaml.Node{k, v})
-	}
-	// own keys override merged ones: drop merged keys that are set locally
-	ownKeys := map[string]bool{}
-	for _, kv := range own {
-		ownKeys[normalizeKey(kv[0].Value)] = true
-	}
-	var out [][]*yaml.Node
-	for _, kv := range merged {
-		if !ownKeys[normalizeKey(kv[0].Value)] {
-			out = append(out, kv)
+		srcs := []*yaml.Node{v}
+		if v.Kind == yaml.SequenceNode {
+			srcs = v.Content
+		}
+		for _, s := range srcs {
+			if !d.spend(1, s.Line) {
+				return nil
+			}
+			for s.Kind == yaml.AliasNode {
+				s = s.Alias
+			}
+			if s.Kind != yaml.MappingNode {
+				continue
+			}
+			pairs := d.mappingPairs(s)
+			if !d.spend(len(pairs), s.Line) {
+				return nil
+			}
+			for _, kv := range pairs {
+				if key := normalizeKey(kv[0].Value); !have[key] {
+					have[key] = true
+					merged = append(merged, []*yaml.Node{kv[0], kv[1], k})
+				}
+			}
 		}
 	}
-	return append(out, own...)
+	out := append(merged, own...)
+	if d.merged == nil {
+		d.merged = map[*yaml.Node][][]*yaml.Node{}
+	}
+	d.merged[n] = out
+	return out
 }
 
 func isMerged(kv []*yaml.Node) bool { return len(kv) == 3 }

@@ -21,8 +21,14 @@ var (
 	ErrRequired = errors.New("config: required key missing")
 	// ErrFileNotFound: a named file does not exist or cannot be read.
 	ErrFileNotFound = errors.New("config: file not found")
+	// ErrUnusableFile: a named file that is not a regular file (a
+	// device, FIFO or directory) or is over its size cap (package files).
+	ErrUnusableFile = errors.New("config: unusable file")
 	// ErrUndefinedRelay: a relay name that the relays section does not define.
 	ErrUndefinedRelay = errors.New("config: undefined relay")
+	// ErrTooManyNodes: the file expands to more than MaxNodes YAML nodes
+	// through aliases and merge keys.
+	ErrTooManyNodes = errors.New("config: too many YAML nodes")
 	// ErrSyntax: the file is not valid YAML.
 	ErrSyntax = errors.New("config: YAML syntax error")
 )

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/cosnim/relays/internal/files"
 )
 
 // Load reads, decodes and validates a configuration.
@@ -35,7 +37,7 @@ func Load(path string) (*File, error) {
 			return parse(defaultYAML, "", SourceEmbedded)
 		}
 	}
-	data, err := os.ReadFile(path)
+	data, err := files.Read(path, files.MaxConfig)
 	if err != nil {
 		return nil, fmt.Errorf("config: reading %s (from %s): %w", path, src, err)
 	}

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"errors"
 	"fmt"
 	"net/url"
@@ -10,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cosnim/relays/internal/files"
 	"github.com/cosnim/relays/relay"
 	"github.com/cosnim/relays/transport/tcp"
 )
@@ -175,20 +178,21 @@ func (d *decoder) checkFile(name, path, dir string) string {
 	if !filepath.IsAbs(name) {
 		name = filepath.Join(dir, name)
 	}
-	fh, err := os.Open(name)
-	if err != nil {
+	// Stat before opening: opening a FIFO would block.
+	if err := files.Check(name, files.MaxPEM); err != nil {
 		if os.IsNotExist(err) {
 			d.failAt(path, newProblem(ErrFileNotFound, "file not found: %s", name))
 		} else {
-			d.failAt(path, newProblem(ErrFileNotFound, "cannot read file: %v", err))
+			d.failAt(path, newProblem(ErrUnusableFile, "%v", err))
 		}
 		return name
 	}
-	st, err := fh.Stat()
-	fh.Close()
-	if err == nil && st.IsDir() {
-		d.failAt(path, newProblem(ErrFileNotFound, "%s is a directory, not a file", name))
+	fh, err := os.Open(name)
+	if err != nil {
+		d.failAt(path, newProblem(ErrFileNotFound, "cannot read file: %v", err))
+		return name
 	}
+	fh.Close()
 	return name
 }
 
@@ -205,15 +209,43 @@ func normalizeAuthorized(a string) (string, error) {
 		return "sha256:" + hex, nil
 	}
 	parts := strings.Split(a, ",")
+	var rdns pkix.RDNSequence
 	for i, part := range parts {
 		k, v, ok := strings.Cut(part, "=")
 		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
 		if !ok || k == "" || v == "" {
 			return "", newProblem(ErrInvalid, `%q is neither a subject ("CN=name" or "CN=name,O=org") nor a "sha256:HEX" fingerprint`, a)
 		}
-		parts[i] = strings.ToUpper(k) + "=" + v
+		k = strings.ToUpper(k)
+		oid, known := subjectOIDs[k]
+		switch {
+		case strings.ContainsAny(v, "*?"):
+			return "", newProblem(ErrInvalid, "%q can never match: entries are compared exactly, without wildcards; list each name, or use a fingerprint", a)
+		case !known:
+			return "", newProblem(ErrInvalid, "%q can never match: a subject attribute is one of %s", a, strings.Join(sortedKeys(subjectOIDs), ", "))
+		}
+		parts[i] = k + "=" + v
+		rdns = append(rdns, pkix.RelativeDistinguishedNameSET{{Type: oid, Value: v}})
 	}
-	return strings.Join(parts, ","), nil
+	n := strings.Join(parts, ",")
+	if len(parts) == 1 && strings.HasPrefix(n, "CN=") {
+		return n, nil // the common name alone (tcp.Allowed)
+	}
+	// A full subject matches only as crypto/x509 prints a certificate's
+	// (tcp.Allowed): attributes in its order, each once, values escaped.
+	var name pkix.Name
+	name.FillFromRDNSequence(&rdns)
+	if s := name.String(); s != n {
+		return "", newProblem(ErrInvalid, "%q can never match: a certificate with these attributes has the subject %q", a, s)
+	}
+	return n, nil
+}
+
+// subjectOIDs are the attributes crypto/x509 prints by name in a subject;
+// others print as dotted numbers and hex, which no entry is meant to hold.
+var subjectOIDs = map[string]asn1.ObjectIdentifier{
+	"CN": {2, 5, 4, 3}, "SERIALNUMBER": {2, 5, 4, 5}, "C": {2, 5, 4, 6}, "L": {2, 5, 4, 7},
+	"ST": {2, 5, 4, 8}, "STREET": {2, 5, 4, 9}, "O": {2, 5, 4, 10}, "OU": {2, 5, 4, 11}, "POSTALCODE": {2, 5, 4, 17},
 }
 
 // resolveDrainAlternates turns relay name's server.drain_alternates (names

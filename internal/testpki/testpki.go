@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/pem"
 	"math/big"
 	"net"
@@ -35,7 +36,13 @@ type Leaf struct {
 	// NotBefore and NotAfter, when set, replace the validity period
 	// (an hour ago to a day from now, or Expired's).
 	NotBefore, NotAfter time.Time
+	// ExtraCNs, when set, are common names put in the subject before CN,
+	// as separate attributes: crypto/x509 then reports CN alone as the
+	// CommonName (the last one wins), which is what a forger relies on.
+	ExtraCNs []string
 }
+
+var oidCommonName = asn1.ObjectIdentifier{2, 5, 4, 3}
 
 // NewCA makes a CA valid for a day and writes its certificate to
 // dir/<name>-ca.pem.
@@ -80,6 +87,11 @@ func (ca *CA) Issue(t testing.TB, dir, file string, o Leaf) (certFile, keyFile s
 	}
 	if !o.NotAfter.IsZero() {
 		tmpl.NotAfter = o.NotAfter
+	}
+	if len(o.ExtraCNs) > 0 {
+		for _, cn := range append(append([]string(nil), o.ExtraCNs...), o.CN) {
+			tmpl.Subject.ExtraNames = append(tmpl.Subject.ExtraNames, pkix.AttributeTypeAndValue{Type: oidCommonName, Value: cn})
+		}
 	}
 	key, der, cert := sign(t, tmpl, ca.Cert, ca.Key)
 	kder, err := x509.MarshalPKCS8PrivateKey(key)

@@ -387,6 +387,8 @@ const (
 	TLSFailNoCertificate   = "no_certificate"
 	TLSFailUnknownCA       = "unknown_authority"
 	TLSFailExpired         = "expired"
+	TLSFailNotYetValid     = "not_yet_valid" // before its NotBefore: often a clock
+	TLSFailSeveralCN       = "several_cn"    // several common names (tcp.ErrSeveralCommonNames)
 	TLSFailNotAuthorized   = "not_authorized"
 	TLSFailBadCertificate  = "bad_certificate"
 	TLSFailTimeout         = "timeout"
@@ -419,8 +421,12 @@ func classifyTLS(err error) string {
 	switch {
 	case errors.Is(err, tcp.ErrNotAllowed):
 		return TLSFailNotAuthorized
+	case errors.Is(err, tcp.ErrSeveralCommonNames):
+		return TLSFailSeveralCN
 	case errors.As(err, &ua):
 		return TLSFailUnknownCA
+	case errors.As(err, &ci) && ci.Reason == x509.Expired && ci.Cert != nil && time.Now().Before(ci.Cert.NotBefore):
+		return TLSFailNotYetValid // x509 says Expired for both ends
 	case errors.As(err, &ci) && ci.Reason == x509.Expired:
 		return TLSFailExpired
 	case errors.As(err, &cv):

@@ -160,6 +160,11 @@ func TestMutualTLS(t *testing.T) {
 	otherCert, otherKey, _ := p.OtherCA.Issue(t, p.Dir, "other", testpki.Leaf{CN: "instance-1"})
 	expCert, expKey, _ := p.CA.Issue(t, p.Dir, "expired", testpki.Leaf{CN: "instance-1", Expired: true})
 	strangerCert, strangerKey, _ := p.CA.Issue(t, p.Dir, "stranger", testpki.Leaf{CN: "stranger"})
+	soonCert, soonKey, _ := p.CA.Issue(t, p.Dir, "soon", testpki.Leaf{CN: "instance-1", NotBefore: time.Now().Add(time.Hour)})
+	twoCNCert, twoCNKey, twoCN := p.CA.Issue(t, p.Dir, "two-cn", testpki.Leaf{CN: "instance-1", ExtraCNs: []string{"attacker"}})
+	if twoCN.Subject.CommonName != "instance-1" {
+		t.Fatalf("the two-CN certificate's CommonName is %q; crypto/x509 no longer keeps the last", twoCN.Subject.CommonName)
+	}
 
 	s := testrelay.Start(t, relayserver.Config{TLS: serverConfig(t, p, true, []string{"CN=instance-1"})})
 	addr := s.Addr().String()
@@ -181,18 +186,15 @@ func TestMutualTLS(t *testing.T) {
 		{"no certificate", "", "", relayserver.TLSFailNoCertificate},
 		{"other CA", otherCert, otherKey, relayserver.TLSFailUnknownCA},
 		{"expired", expCert, expKey, relayserver.TLSFailExpired},
+		{"not yet valid", soonCert, soonKey, relayserver.TLSFailNotYetValid},
 		{"unauthorized subject", strangerCert, strangerKey, relayserver.TLSFailNotAuthorized},
+		{"CN=attacker,CN=instance-1", twoCNCert, twoCNKey, relayserver.TLSFailSeveralCN},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := s.TLSFailures()[tc.reason]
+			// tcp.ClientTLSConfig sends the certificate even when the
+			// relay's list of acceptable CAs does not name its issuer.
 			cfg := clientConfig(t, p, tc.cert, tc.key)
-			if tc.cert != "" {
-				// Send the certificate even when the relay's list of
-				// acceptable CAs does not name its issuer (crypto/tls
-				// would otherwise send none, as openssl would not).
-				cert := cfg.Certificates[0]
-				cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil }
-			}
 			err := rawHandshake(t, addr, cfg)
 			if err == nil {
 				t.Fatal("handshake succeeded, want a refusal")

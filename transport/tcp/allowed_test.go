@@ -42,6 +42,7 @@ func TestAllowed(t *testing.T) {
 	_, _, plain := ca.Issue(t, dir, "c", testpki.Leaf{CN: "instance-1"})
 	withOrg := selfSigned(t, pkix.Name{CommonName: "instance-1", Organization: []string{"Example"}})
 	noSubject := selfSigned(t, pkix.Name{})
+	_, _, twoCN := ca.Issue(t, dir, "two-cn", testpki.Leaf{CN: "instance-1", ExtraCNs: []string{"attacker"}})
 	fp := Fingerprint(plain)
 	colons := "SHA256:" + strings.ToUpper(strings.Join(splitPairs(strings.TrimPrefix(fp, "sha256:")), ":"))
 	if got := withOrg.Subject.String(); got != "CN=instance-1,O=Example" {
@@ -77,6 +78,10 @@ func TestAllowed(t *testing.T) {
 		{"CN= with a blank name", noSubject, []string{"CN=  "}, false},
 		{"empty entry before a match", withOrg, []string{"", "CN=instance-1"}, true},
 		{"empty list", plain, nil, false},
+		// crypto/x509 keeps the last of several common names.
+		{"several CNs, the last asked for", twoCN, []string{"CN=instance-1"}, false},
+		{"several CNs, the subject x509 prints", twoCN, []string{twoCN.Subject.String()}, false},
+		{"several CNs, by fingerprint", twoCN, []string{Fingerprint(twoCN)}, true},
 	}
 	for _, tt := range tests {
 		if got := Allowed(tt.cert, tt.allowed); got != tt.want {

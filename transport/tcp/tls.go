@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -12,11 +13,34 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/cosnim/relays/internal/files"
 )
 
-// ErrNotAllowed reports a client certificate that verified but is not in
-// the allowed list.
-var ErrNotAllowed = errors.New("transport: client certificate not allowed")
+// Sentinel errors of client certificate checks.
+var (
+	// ErrNotAllowed reports a client certificate that verified but is not
+	// in the allowed list.
+	ErrNotAllowed = errors.New("transport: client certificate not allowed")
+	// ErrSeveralCommonNames reports a client certificate whose subject has
+	// more than one common name: crypto/x509 keeps only the last, so
+	// "CN=attacker,CN=instance-1" would pass for instance-1.
+	ErrSeveralCommonNames = errors.New("transport: client certificate has several common names")
+)
+
+var oidCommonName = asn1.ObjectIdentifier{2, 5, 4, 3}
+
+// commonNames lists the common name attributes of a certificate's
+// subject, in order.
+func commonNames(cert *x509.Certificate) []string {
+	var cns []string
+	for _, a := range cert.Subject.Names {
+		if a.Type.Equal(oidCommonName) {
+			cns = append(cns, fmt.Sprint(a.Value))
+		}
+	}
+	return cns
+}
 
 // reloadInterval is how often, at most, a handshake checks the files.
 const reloadInterval = time.Second
@@ -93,7 +117,7 @@ func (r *CertReloader) load() error {
 	if err != nil {
 		return fmt.Errorf("transport: key: %w", err)
 	}
-	cert, err := tls.LoadX509KeyPair(r.certFile, r.keyFile)
+	cert, err := LoadKeyPair(r.certFile, r.keyFile)
 	if err != nil {
 		return fmt.Errorf("transport: load %s and %s: %w", r.certFile, r.keyFile, err)
 	}
@@ -157,8 +181,22 @@ func (r *CertReloader) failLocked(err error) {
 	r.lastErr = err
 }
 
+// LoadKeyPair is tls.LoadX509KeyPair through files.Read: both files must
+// be regular and at most files.MaxPEM bytes.
+func LoadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
+	certPEM, err := files.Read(certFile, files.MaxPEM)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	keyPEM, err := files.Read(keyFile, files.MaxPEM)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.X509KeyPair(certPEM, keyPEM)
+}
+
 func loadPool(file string) (*x509.CertPool, error) {
-	pem, err := os.ReadFile(file)
+	pem, err := files.Read(file, files.MaxPEM)
 	if err != nil {
 		return nil, fmt.Errorf("transport: CA file: %w", err)
 	}
@@ -186,9 +224,14 @@ func Fingerprint(cert *x509.Certificate) string {
 //     matches no certificate: a common name must be asked for with "CN=".
 //
 // An empty entry, or "CN=" with an empty name, matches nothing, not even a
-// certificate without a subject or common name.
+// certificate without a subject or common name. A certificate with
+// several common names matches nothing by subject (see
+// ErrSeveralCommonNames).
 func Allowed(cert *x509.Certificate, allowed []string) bool {
 	subject, fp := cert.Subject.String(), Fingerprint(cert)
+	if len(commonNames(cert)) > 1 {
+		subject = "" // matches no entry: empty ones are skipped
+	}
 	for _, a := range allowed {
 		a = strings.TrimSpace(a)
 		if a == "" {
@@ -201,7 +244,7 @@ func Allowed(cert *x509.Certificate, allowed []string) bool {
 			continue
 		}
 		if len(a) >= 3 && strings.EqualFold(a[:3], "CN=") && !strings.Contains(a, ",") {
-			if cn := strings.TrimSpace(a[3:]); cn != "" && cn == cert.Subject.CommonName {
+			if cn := strings.TrimSpace(a[3:]); cn != "" && subject != "" && cn == cert.Subject.CommonName {
 				return true
 			}
 		}
@@ -222,10 +265,11 @@ var ClassicalKeyExchanges = []tls.CurveID{tls.X25519, tls.CurveP256}
 
 // ServerTLSConfig returns a server configuration: TLS 1.2 or later, the
 // certificate served by a CertReloader on certFile and keyFile, session
-// tickets on, ClassicalKeyExchanges. With clientCAFile set, clients must present a certificate
-// signed by one of its CAs; with allowed non-empty, that certificate must
-// also match an entry (see Allowed), or the handshake fails with
-// ErrNotAllowed.
+// tickets on, ClassicalKeyExchanges. With clientCAFile set, clients must
+// present a certificate signed by one of its CAs and with one common name
+// at most (ErrSeveralCommonNames); with allowed non-empty, that
+// certificate must also match an entry (see Allowed), or the handshake
+// fails with ErrNotAllowed.
 func ServerTLSConfig(certFile, keyFile, clientCAFile string, allowed []string) (*tls.Config, *CertReloader, error) {
 	r, err := NewCertReloader(certFile, keyFile)
 	if err != nil {
@@ -243,23 +287,31 @@ func ServerTLSConfig(certFile, keyFile, clientCAFile string, allowed []string) (
 		}
 		cfg.ClientCAs = pool
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
-	}
-	if len(allowed) > 0 {
-		if clientCAFile == "" {
-			return nil, nil, errors.New("transport: an allowed list of client certificates needs a client CA file")
-		}
 		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 {
-				return fmt.Errorf("%w: no certificate", ErrNotAllowed)
-			}
-			leaf := cs.PeerCertificates[0]
-			if Allowed(leaf, allowed) {
-				return nil
-			}
-			return fmt.Errorf("%w: subject %q (%s) is not in the allowed list", ErrNotAllowed, leaf.Subject.String(), Fingerprint(leaf))
+			return verifyClient(cs.PeerCertificates, allowed)
 		}
+	}
+	if len(allowed) > 0 && clientCAFile == "" {
+		return nil, nil, errors.New("transport: an allowed list of client certificates needs a client CA file")
 	}
 	return cfg, r, nil
+}
+
+// verifyClient checks a client certificate that crypto/tls verified
+// against the client CAs (on resumed sessions too): its common names and
+// the allowed list.
+func verifyClient(chain []*x509.Certificate, allowed []string) error {
+	if len(chain) == 0 {
+		return fmt.Errorf("%w: no certificate", ErrNotAllowed)
+	}
+	leaf := chain[0]
+	if cns := commonNames(leaf); len(cns) > 1 {
+		return fmt.Errorf("%w: %q (%s)", ErrSeveralCommonNames, cns, Fingerprint(leaf))
+	}
+	if len(allowed) > 0 && !Allowed(leaf, allowed) {
+		return fmt.Errorf("%w: subject %q (%s) is not in the allowed list", ErrNotAllowed, leaf.Subject.String(), Fingerprint(leaf))
+	}
+	return nil
 }
 
 // ClientTLSConfig returns a client configuration: TLS 1.2 or later,
@@ -281,11 +333,15 @@ func ClientTLSConfig(caFile, certFile, keyFile, serverName string) (*tls.Config,
 		cfg.RootCAs = pool
 	}
 	if certFile != "" || keyFile != "" {
-		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		cert, err := LoadKeyPair(certFile, keyFile)
 		if err != nil {
 			return nil, fmt.Errorf("transport: client certificate: %w", err)
 		}
 		cfg.Certificates = []tls.Certificate{cert}
+		// Send it even when the relay's list of acceptable CAs does not
+		// name its issuer (crypto/tls would send none): the relay can then
+		// say "unknown authority", not "no certificate".
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil }
 	}
 	return cfg, nil
 }

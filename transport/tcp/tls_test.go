@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cosnim/relays/internal/files"
 	"github.com/cosnim/relays/internal/testpki"
 	"github.com/cosnim/relays/internal/testutil"
 	"github.com/cosnim/relays/transport"
@@ -70,14 +71,15 @@ func TestMutualTLS(t *testing.T) {
 	tests := []struct {
 		name            string
 		cert, key       string
-		force           bool   // send the certificate even if the server does not ask for its CA
 		clientErr       string // "" means accepted
 		serverLogDetail string
 	}{
 		{name: "good by common name", cert: goodCert, key: goodKey},
 		{name: "good by fingerprint", cert: byFPCert, key: byFPKey},
 		{name: "no certificate", clientErr: "certificate required", serverLogDetail: "client didn't provide a certificate"},
-		{name: "other CA", cert: otherCert, key: otherKey, force: true, clientErr: "unknown certificate authority", serverLogDetail: "signed by unknown authority"},
+		// ClientTLSConfig sends its certificate even though the server
+		// did not name its CA.
+		{name: "other CA", cert: otherCert, key: otherKey, clientErr: "unknown certificate authority", serverLogDetail: "signed by unknown authority"},
 		{name: "expired", cert: expCert, key: expKey, clientErr: "expired certificate", serverLogDetail: "expired"},
 		{name: "unauthorized subject", cert: strangerCert, key: strangerKey, clientErr: "bad certificate", serverLogDetail: "CN=stranger"},
 	}
@@ -85,13 +87,6 @@ func TestMutualTLS(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			before := len(logs.String())
 			ccfg := clientConfig(t, p, tt.cert, tt.key)
-			if tt.force {
-				// crypto/tls withholds a certificate whose CA the server
-				// did not name; a misconfigured client may still send one.
-				cert := ccfg.Certificates[0]
-				ccfg.Certificates = nil
-				ccfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil }
-			}
 			_, err := greet(addr, ccfg)
 			if tt.clientErr == "" {
 				if err != nil {
@@ -116,6 +111,29 @@ func TestMutualTLS(t *testing.T) {
 	if !strings.Contains(logs.String(), "not in the allowed list") {
 		t.Errorf("server log does not name the allowed list: %s", logs.String())
 	}
+}
+
+// TestSeveralCommonNames: with client certificates asked for and no
+// allowed list, a certificate with two common names is still refused.
+func TestSeveralCommonNames(t *testing.T) {
+	p := testpki.NewPKI(t)
+	oneCert, oneKey, _ := p.CA.Issue(t, p.Dir, "one", testpki.Leaf{CN: "instance-1"})
+	twoCert, twoKey, _ := p.CA.Issue(t, p.Dir, "two", testpki.Leaf{CN: "instance-1", ExtraCNs: []string{"attacker"}})
+	cfg, _, err := ServerTLSConfig(p.ServerCert, p.ServerKey, p.CA.File, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &logBuf{}
+	addr := serveTLS(t, cfg, logs)
+	if _, err := greet(addr, clientConfig(t, p, oneCert, oneKey)); err != nil {
+		t.Fatalf("one common name: %v", err)
+	}
+	if _, err := greet(addr, clientConfig(t, p, twoCert, twoKey)); err == nil || !strings.Contains(err.Error(), "bad certificate") {
+		t.Fatalf("two common names: %v, want bad certificate", err)
+	}
+	testutil.WaitFor(t, waitLong, "server log", func() bool {
+		return strings.Contains(logs.String(), `several common names: [\"attacker\" \"instance-1\"]`)
+	})
 }
 
 func TestCertificateReload(t *testing.T) {
@@ -161,6 +179,21 @@ func TestCertificateReload(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "reload failed") {
 		t.Errorf("failed reload not logged: %s", logs.String())
+	}
+
+	// A certificate file swapped for a link to /dev/zero is refused
+	// before it is read (it would fill memory).
+	if err := os.Remove(p.ServerCert); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/dev/zero", p.ServerCert); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := serial(), next.SerialNumber.String(); got != want {
+		t.Fatalf("after linking the certificate to /dev/zero: serial %s, want the old %s", got, want)
+	}
+	if err := reloader.Err(); !errors.Is(err, files.ErrNotRegular) {
+		t.Errorf("Err() = %v, want files.ErrNotRegular", err)
 	}
 }
 

@@ -12,9 +12,10 @@ import (
 	"io"
 	"net"
 	"net/url"
-	"os"
 	"strconv"
 	"sync"
+
+	"github.com/cosnim/relays/internal/files"
 )
 
 // A NATS server is the yardstick of BENCHMARKS.md. The bench speaks the
@@ -44,7 +45,7 @@ func NATS(rawURL, caFile string, pid int) (Target, error) {
 	case "tls":
 		pool := x509.NewCertPool()
 		if caFile != "" {
-			pem, err := os.ReadFile(caFile)
+			pem, err := files.Read(caFile, files.MaxPEM)
 			if err != nil {
 				return nil, err
 			}
