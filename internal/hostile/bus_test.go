@@ -93,9 +93,9 @@ func (tg *target) cpu(t *testing.T) time.Duration {
 	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ
 }
 
-// spy learns, as any NATS user allowed to subscribe could, a channel the
-// relays hold: the subject of the first entries they publish.
-func spy(t *testing.T, nc *natsgo.Conn) (ch, syncSubj string) {
+// spy learns, as any NATS user allowed to subscribe could, a channel
+// tg holds: the subject of the first entries it publishes.
+func spy(t *testing.T, tg *target, nc *natsgo.Conn) (ch, syncSubj string) {
 	t.Helper()
 	sub, err := nc.SubscribeSync(relay.DefaultBackbonePrefix + ".ch.*")
 	if err != nil {
@@ -104,7 +104,8 @@ func spy(t *testing.T, nc *natsgo.Conn) (ch, syncSubj string) {
 	defer sub.Unsubscribe()
 	m, err := sub.NextMsg(waitTimeout)
 	if err != nil {
-		t.Fatalf("no channel message seen on the backbone: %v", err)
+		st := tg.status(t)
+		t.Fatalf("no channel message seen on the backbone: %v; relay: %d channels, backbone %+v", err, st.Channels, *st.Backbone)
 	}
 	hex := strings.TrimPrefix(m.Subject, relay.DefaultBackbonePrefix+".ch.")
 	return m.Subject, relay.DefaultBackbonePrefix + ".sync." + hex
@@ -223,7 +224,7 @@ func TestBusFlood(t *testing.T) {
 	wait := honest(t, tg)
 	nc := attacker(t, ns.URL())
 	stop := make(chan struct{})
-	ch, syncSubj := spy(t, nc)
+	ch, syncSubj := spy(t, tg, nc)
 	cpu0, start := tg.cpu(t), time.Now()
 	var pubs []*natsgo.Conn
 	for range floodConns {
