@@ -9,7 +9,8 @@ import (
 
 // TestBackboneInBudget: what the NATS driver may hold (its receive queue,
 // outbox and buffers) is a fixed part of the relay's memory accounting,
-// and a small budget gets small queues.
+// and a small budget gets small queues (the hand-off of
+// 64 messages stays, so 16 MiB keeps 9 for the rest).
 func TestBackboneInBudget(t *testing.T) {
 	for _, budget := range []int64{0, 16 << 20} {
 		o := natsbus.Options{URLs: []string{"nats://127.0.0.1:1"}}
@@ -26,8 +27,8 @@ func TestBackboneInBudget(t *testing.T) {
 		if budget == 0 && u.Backbone < natsbus.DefaultPendingBytes+natsbus.DefaultOutboxBytes {
 			t.Errorf("default budget: backbone accounted %d, less than its default queues", u.Backbone)
 		}
-		if u.Backbone > lim.MemoryBudget/4 {
-			t.Errorf("budget %d: the backbone takes %d, over a quarter", lim.MemoryBudget, u.Backbone)
+		if u.Backbone > lim.MemoryBudget/2 {
+			t.Errorf("budget %d: the backbone takes %d, over half", lim.MemoryBudget, u.Backbone)
 		}
 	}
 }
