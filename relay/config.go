@@ -45,6 +45,10 @@ type Config struct {
 	// own estimate (reader and writer goroutines, buffers, TLS state),
 	// counted in the memory budget. Drivers set it; 0 in the simulator.
 	ConnBytes int
+	// BackboneBytes is the most the backbone driver holds (its receive
+	// queue, outbox and buffers), counted in the memory budget as a
+	// fixed part. Drivers set it; 0 in the simulator.
+	BackboneBytes int64
 
 	// AsyncJoinChecks makes the core queue join proofs (Ready.JoinChecks)
 	// for the driver to verify off the event loop, reporting back with

@@ -28,11 +28,12 @@ type MemoryUsage struct {
 	Buffers  int64 `json:"buffers"`  // partial frames being read, as last sampled
 	Channels int64 `json:"channels"` // per-channel overhead
 	Conns    int64 `json:"conns"`    // per-connection overhead, driver state included
+	Backbone int64 `json:"backbone"` // what the backbone driver may hold (Config.BackboneBytes)
 }
 
 // Total is the sum of the parts.
 func (u MemoryUsage) Total() int64 {
-	return u.Caches + u.Pending + u.Queues + u.Buffers + u.Channels + u.Conns
+	return u.Caches + u.Pending + u.Queues + u.Buffers + u.Channels + u.Conns + u.Backbone
 }
 
 // Fixed is what eviction cannot free: everything but cached entries.
@@ -51,6 +52,7 @@ func (r *Relay) usage() MemoryUsage {
 		Buffers:  r.bufferedBytes,
 		Channels: int64(len(r.channels)) * channelOverhead,
 		Conns:    int64(len(r.conns)) * int64(connOverhead+r.cfg.ConnBytes),
+		Backbone: r.cfg.BackboneBytes,
 	}
 }
 

@@ -29,11 +29,18 @@ type Bus struct {
 	log    *slog.Logger
 	nopt   natsgo.Options
 	inbox  string           // prefix of this Bus's reply subjects, "_INBOX.<nuid>."
-	msgs   chan *natsgo.Msg // every subscription's messages, bounded
+	msgs   chan *natsgo.Msg // every subscription's messages: the hand-off (recv.go)
 	kick   chan struct{}    // wakes the writer; capacity 1
+	rkick  chan struct{}    // wakes the reader; capacity 1
 	quit   chan struct{}    // closed by Close
-	wg     sync.WaitGroup   // the writer and the reader
+	wg     sync.WaitGroup   // the writer, the pump and the reader
 	flight sync.WaitGroup   // deliveries in progress
+	auth   *auth            // nil without a pool key
+	maxRaw int              // the largest message taken from NATS
+
+	rmu    sync.Mutex // guards the receive queue
+	rq     []*natsgo.Msg
+	rbytes int // charged by rq and the batch being delivered
 
 	mu       sync.Mutex // guards the following
 	h        backbone.Handler
@@ -46,7 +53,7 @@ type Bus struct {
 	url      string // connected server, redacted
 	lastErr  string
 	outbox   []op
-	queued   int // bytes in outbox
+	queued   int // bytes in outbox and being sent
 	// failed holds request ids to fail with ErrDown. Each must get its
 	// Response, so it has no cap of its own: it holds at most the requests
 	// the core made since the writer's last turn, which empties it.
@@ -75,6 +82,9 @@ type counters struct {
 	published, publishedBytes atomic.Uint64
 	received, receivedBytes   atomic.Uint64
 	dropped                   atomic.Uint64
+	oversized, badReply       atomic.Uint64
+	unauthenticated           atomic.Uint64
+	queueFull                 atomic.Uint64
 	slowConsumer              atomic.Uint64
 	connects, reconnects      atomic.Uint64
 	disconnects               atomic.Uint64
@@ -100,12 +110,22 @@ func New(o Options) (*Bus, error) {
 		opt:     o,
 		log:     o.Logger,
 		inbox:   natsgo.NewInbox() + ".",
-		msgs:    make(chan *natsgo.Msg, o.PendingMsgs),
+		msgs:    make(chan *natsgo.Msg, handoffMsgs),
 		kick:    make(chan struct{}, 1),
+		rkick:   make(chan struct{}, 1),
+		maxRaw:  o.MaxMessage,
 		quit:    make(chan struct{}),
 		wanted:  map[string]bool{},
 		subs:    map[string]*natsgo.Subscription{},
 		pending: map[uint64]*request{},
+	}
+	if o.PoolKeyFile != "" {
+		key, err := LoadPoolKey(o.PoolKeyFile)
+		if err != nil {
+			return nil, err
+		}
+		b.auth = newAuth(key)
+		b.maxRaw += AuthOverhead
 	}
 	nopt, err := b.natsOptions()
 	if err != nil {
@@ -127,8 +147,9 @@ func (b *Bus) Start(h backbone.Handler, run func(func())) {
 		return
 	}
 	b.started, b.h, b.run = true, h, run
-	b.wg.Add(2)
+	b.wg.Add(3)
 	go b.write()
+	go b.pump()
 	go b.read()
 }
 
@@ -175,8 +196,15 @@ func (b *Bus) Unsubscribe(subject string) {
 // Publish implements backbone.Bus.
 func (b *Bus) Publish(subject string, data []byte) { b.enqueue(subject, "", data) }
 
-// Respond implements backbone.Bus.
-func (b *Bus) Respond(reply string, data []byte) { b.enqueue(reply, "", data) }
+// Respond implements backbone.Bus. Replies go only to inboxes (admit
+// drops requests naming anything else; this is the second lock).
+func (b *Bus) Respond(reply string, data []byte) {
+	if !strings.HasPrefix(reply, InboxPrefix) {
+		b.st.dropped.Add(1)
+		return
+	}
+	b.enqueue(reply, "", data)
+}
 
 // Request implements backbone.Bus. A request that cannot leave (the bus
 // is down, the outbox is full, MaxRequests await replies) fails with
@@ -290,12 +318,16 @@ func (b *Bus) write() {
 		}
 		b.mu.Lock()
 		ops, failed := b.outbox, b.failed
-		b.outbox, b.failed, b.queued = nil, nil, 0
+		b.outbox, b.failed = nil, nil
 		add, remove := b.subDiffLocked()
 		b.mu.Unlock()
 		b.applySubs(nc, add, remove)
-		for _, o := range ops {
+		for i, o := range ops {
 			b.send(nc, o)
+			b.mu.Lock()
+			b.queued -= opSize(o.subject, o.data)
+			b.mu.Unlock()
+			ops[i] = op{}
 		}
 		for _, id := range failed {
 			b.st.reqDown.Add(1)
@@ -375,7 +407,11 @@ func (b *Bus) applySubs(nc *natsgo.Conn, add, remove []string) {
 }
 
 func (b *Bus) send(nc *natsgo.Conn, o op) {
-	err := nc.PublishMsg(&natsgo.Msg{Subject: o.subject, Reply: o.reply, Data: o.data})
+	data := o.data
+	if b.auth != nil {
+		data = b.auth.seal(o.subject, o.reply, data, time.Now())
+	}
+	err := nc.PublishMsg(&natsgo.Msg{Subject: o.subject, Reply: o.reply, Data: data})
 	if err != nil {
 		b.st.dropped.Add(1)
 		if o.reply != "" {
@@ -399,72 +435,6 @@ func (b *Bus) token(subject string) (uint64, bool) {
 	return tok, err == nil
 }
 
-// read hands received messages to the core, up to deliverBatch per event.
-func (b *Bus) read() {
-	defer b.wg.Done()
-	batch := make([]*natsgo.Msg, 0, deliverBatch)
-	for {
-		select {
-		case <-b.quit:
-			return
-		case m := <-b.msgs:
-			batch = append(batch[:0], m)
-		}
-	more:
-		for len(batch) < deliverBatch {
-			select {
-			case m := <-b.msgs:
-				batch = append(batch, m)
-			default:
-				break more
-			}
-		}
-		b.handle(batch)
-		clear(batch)
-	}
-}
-
-// handle delivers one batch: replies complete their requests, other
-// messages go to the core if it still wants their subject.
-func (b *Bus) handle(batch []*natsgo.Msg) {
-	var msgs []backbone.Msg
-	for _, m := range batch {
-		if tok, ok := b.token(m.Subject); ok {
-			var err error
-			data := m.Data
-			if len(m.Data) == 0 && m.Header.Get(statusHdr) == noResponders {
-				data, err = nil, backbone.ErrNoResponders
-			}
-			b.finish(tok, data, err)
-			continue
-		}
-		b.mu.Lock()
-		want := b.wanted[m.Sub.Subject]
-		b.mu.Unlock()
-		if !want {
-			continue
-		}
-		b.st.received.Add(1)
-		b.st.receivedBytes.Add(uint64(len(m.Data)))
-		msgs = append(msgs, backbone.Msg{Subject: m.Subject, Reply: m.Reply, Data: m.Data})
-	}
-	if len(msgs) > 0 {
-		b.deliver(func(h backbone.Handler) {
-			now := time.Now()
-			for _, m := range msgs {
-				h.Message(m, now)
-			}
-		})
-	}
-}
-
-// NATS answers a request nobody subscribes to with an empty message
-// whose Status header is 503 (nats.go keeps these names unexported).
-const (
-	statusHdr    = "Status"
-	noResponders = "503"
-)
-
 func (b *Bus) setErr(err error) {
 	if err == nil {
 		return
@@ -478,12 +448,23 @@ func (b *Bus) setErr(err error) {
 
 func (b *Bus) onConnect(nc *natsgo.Conn) {
 	b.st.connects.Add(1)
+	b.checkPayload(nc)
 	b.state(nc, true, "backbone connected")
 }
 
 func (b *Bus) onReconnect(nc *natsgo.Conn) {
 	b.st.reconnects.Add(1)
+	b.checkPayload(nc)
 	b.state(nc, true, "backbone reconnected")
+}
+
+// checkPayload warns when the server takes messages larger than any the
+// relays send: the Bus drops them, but only after nats.go has read them.
+func (b *Bus) checkPayload(nc *natsgo.Conn) {
+	if mp := nc.MaxPayload(); mp > int64(b.maxRaw) {
+		b.log.Warn("backbone: NATS max_payload is larger than any relay message; lower it so that NATS refuses what relays drop",
+			"max_payload", mp, "largest_relay_message", b.maxRaw)
+	}
 }
 
 func (b *Bus) onDisconnect(nc *natsgo.Conn, err error) {

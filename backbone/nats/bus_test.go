@@ -349,25 +349,53 @@ func TestReconnectDelay(t *testing.T) {
 	}
 }
 
-// TestBoundedQueues: a core that takes nothing makes NATS drop (counted as
-// slow consumer) instead of stalling the connection, and what does not fit
-// the outbox is dropped and counted, not queued without bound.
+// TestBoundedQueues: a core that takes nothing makes the Bus drop what
+// passes its receive queue's bytes (counted) instead of stalling the
+// connection, and what does not fit the outbox is dropped and counted,
+// not queued without bound.
 func TestBoundedQueues(t *testing.T) {
 	srv := testnats.Start(t, testnats.Options(t))
-	a, ca := startBus(t, Options{URLs: []string{srv.URL()}, PendingMsgs: 2})
+	const pending = 8 << 10
+	a, ca := startBus(t, Options{URLs: []string{srv.URL()}, PendingBytes: pending})
 	b, cb := startBus(t, Options{URLs: []string{srv.URL()}, OutboxBytes: 4096})
 	ca.call(func() { a.Subscribe("cosnim.ch") })
 	a.waitSubscribed(t, 1)
 
 	ca.mu.Lock() // the core is busy: a's reader cannot deliver
+	busy := true
+	t.Cleanup(func() { // before a closes, which waits for the delivery
+		if busy {
+			ca.mu.Unlock()
+		}
+	})
+	payload := strings.Repeat("x", 1000)
 	for range 50 {
-		cb.call(func() { b.Publish("cosnim.ch", []byte("x")) })
+		cb.call(func() { b.Publish("cosnim.ch", []byte(payload)) })
 		time.Sleep(time.Millisecond) // a few turns of b's writer, so none is dropped by b
 	}
-	waitFor(t, "slow-consumer drops", func() bool { return a.Stats().SlowConsumerDrops > 0 })
+	waitFor(t, "receive-queue drops", func() bool { return a.Stats().QueueFull > 0 })
+	waitFor(t, "all 50 taken or refused", func() bool {
+		st := a.Stats()
+		return st.QueueFull+uint64(st.PendingBytes/int64(1000+len("cosnim.ch")+msgOverhead)) >= 49
+	})
+	if st := a.Stats(); st.PendingBytes > pending || st.SlowConsumer != 0 {
+		t.Errorf("a stats %+v: want at most %d bytes pending and no slow consumer", st, pending)
+	}
+	busy = false
 	ca.mu.Unlock()
-	if st := a.Stats(); st.SlowConsumer == 0 {
-		t.Errorf("a stats %+v, want a slow consumer counted", st)
+	got := 0
+	for e := range ca.events {
+		if e.kind != "msg" || e.data != payload {
+			t.Fatalf("a got %+v", e)
+		}
+		if got++; len(ca.events) == 0 {
+			break
+		}
+	}
+	ca.quiet(t, 50*time.Millisecond)
+	fit := pending / (1000 + len("cosnim.ch") + msgOverhead)
+	if st := a.Stats(); got > fit || got+int(st.QueueFull) != 50 {
+		t.Errorf("a delivered %d and refused %d of 50; at most %d fit the queue with the batch the core held", got, st.QueueFull, fit)
 	}
 	waitFor(t, "b's 50 publishes handed to NATS", func() bool { return b.Stats().Published == 50 })
 	if st := b.Stats(); st.Dropped != 0 {

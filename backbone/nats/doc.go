@@ -11,7 +11,12 @@
 // Everything nats.go reports (messages, replies, connection state) comes
 // back to the core through the run function given to Start, which runs it
 // in the core's event context, never inside a call the core is making.
-// Messages of every subscription share one bounded Go channel read by one
-// goroutine; past its capacity nats.go drops them and counts a slow
-// consumer rather than blocking its reader.
+// Messages of every subscription share one small Go channel that a pump
+// goroutine empties at once (recv.go): it drops messages over MaxMessage,
+// requests whose reply subject is not an inbox, and, with a pool key
+// (auth.go), whatever fails authentication, and queues the rest in a
+// queue bounded in bytes that one reader hands to the core. So nats.go
+// keeps pace with the server whatever the core does, and what the relay
+// cannot take is dropped here and counted. Options.MaxHeld is the most
+// the Bus holds; the relay counts it in its memory budget.
 package nats

@@ -12,6 +12,7 @@ import (
 	"github.com/cosnim/relays/backbone"
 	"github.com/cosnim/relays/internal/defaults"
 	"github.com/cosnim/relays/internal/files"
+	"github.com/cosnim/relays/wire"
 )
 
 // Defaults for Options.
@@ -20,12 +21,16 @@ const (
 	DefaultReconnectMin   = 100 * time.Millisecond
 	DefaultReconnectMax   = 5 * time.Second
 	DefaultConnectTimeout = 5 * time.Second
-	// DefaultPendingMsgs is how many received messages wait for the core
-	// at most, over all subscriptions; past it NATS drops them (slow
-	// consumer) instead of stalling the connection.
-	DefaultPendingMsgs = 4096
+	// DefaultPendingBytes caps what received messages that wait for the
+	// core hold, over all subscriptions; past it they are dropped and
+	// counted instead of stalling the connection.
+	DefaultPendingBytes = 4 << 20
 	// DefaultOutboxBytes caps what waits to be handed to nats.go.
 	DefaultOutboxBytes = 4 << 20
+	// DefaultMaxMessage is the largest message the Bus takes from NATS
+	// (the relay's default max_frame_size); larger ones are dropped before
+	// they are queued.
+	DefaultMaxMessage = wire.DefaultMaxFrameSize
 	// DefaultReconnectBuf caps what nats.go keeps while reconnecting.
 	DefaultReconnectBuf = 1 << 20
 	// DefaultMaxRequests caps requests awaiting a reply; more fail with
@@ -60,12 +65,19 @@ type Options struct {
 	// which doubles from min to max; attempts never stop (defaults 100ms
 	// and 5s).
 	ReconnectMin, ReconnectMax time.Duration
-	// PendingMsgs, OutboxBytes, ReconnectBuf and MaxRequests: see the
-	// Default constants.
-	PendingMsgs  int
+	// PendingBytes, OutboxBytes, ReconnectBuf, MaxRequests and
+	// MaxMessage: see the Default constants. MaxMessage counts what the
+	// core sends and takes: with a pool key, messages on NATS are
+	// AuthOverhead bytes longer.
+	PendingBytes int
 	OutboxBytes  int
 	ReconnectBuf int
 	MaxRequests  int
+	MaxMessage   int
+	// PoolKeyFile holds the pool key: when set, every message is
+	// authenticated (auth.go) and those that fail are dropped. Every
+	// relay of the pool names the same key.
+	PoolKeyFile string
 	// Logger receives connection events; nil discards them.
 	Logger *slog.Logger
 }
@@ -75,11 +87,22 @@ func (o *Options) setDefaults() {
 	o.ConnectTimeout = defaults.Positive(o.ConnectTimeout, DefaultConnectTimeout)
 	o.ReconnectMin = defaults.Positive(o.ReconnectMin, DefaultReconnectMin)
 	o.ReconnectMax = max(defaults.Positive(o.ReconnectMax, DefaultReconnectMax), o.ReconnectMin)
-	o.PendingMsgs = defaults.Positive(o.PendingMsgs, DefaultPendingMsgs)
+	o.PendingBytes = defaults.Positive(o.PendingBytes, DefaultPendingBytes)
+	o.MaxMessage = defaults.Positive(o.MaxMessage, DefaultMaxMessage)
 	o.OutboxBytes = defaults.Positive(o.OutboxBytes, DefaultOutboxBytes)
 	o.ReconnectBuf = defaults.Positive(o.ReconnectBuf, DefaultReconnectBuf)
 	o.MaxRequests = defaults.Positive(o.MaxRequests, DefaultMaxRequests)
 	o.Logger = defaults.Logger(o.Logger)
+}
+
+// MaxHeld is the most a Bus built with o holds in memory at once, for
+// the relay's memory budget: the receive queue, the outbox, nats.go's
+// reconnect buffer, and the hand-off of at most handoffMsgs messages
+// (of MaxMessage when the NATS max_payload is no larger, as POOLS.md
+// advises; the Bus warns at connect when it is larger).
+func (o Options) MaxHeld() int64 {
+	o.setDefaults()
+	return int64(o.PendingBytes) + int64(o.OutboxBytes) + int64(o.ReconnectBuf) + handoffMsgs*int64(o.MaxMessage)
 }
 
 // URL schemes a backbone URL may use.

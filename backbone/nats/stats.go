@@ -19,6 +19,18 @@ type Stats struct {
 	// the first connection was not made yet, or nats.go refused them (its
 	// reconnect buffer was full).
 	Dropped uint64 `json:"dropped"`
+	// Refused counts received messages dropped before the core saw them,
+	// by reason: Oversized (over MaxMessage), ReplySubject (a reply
+	// address outside InboxPrefix), Unauthenticated (forged, replayed,
+	// stale or unsealed, with a pool key) and QueueFull (PendingBytes
+	// were queued). PendingBytes is what the queue holds now.
+	Oversized       uint64 `json:"refused_oversized"`
+	ReplySubject    uint64 `json:"refused_reply_subject"`
+	Unauthenticated uint64 `json:"refused_unauthenticated"`
+	QueueFull       uint64 `json:"refused_queue_full"`
+	PendingBytes    int64  `json:"pending_bytes"`
+	// Authenticated reports a pool key.
+	Authenticated bool `json:"authenticated"`
 	// SlowConsumer counts times NATS began dropping messages the relay did
 	// not take in time; SlowConsumerDrops the messages it dropped.
 	SlowConsumer      uint64 `json:"slow_consumer"`
@@ -50,7 +62,13 @@ func (b *Bus) Stats() Stats {
 		}
 	}
 	b.mu.Unlock()
+	b.rmu.Lock()
+	st.PendingBytes = int64(b.rbytes)
+	b.rmu.Unlock()
+	st.Authenticated = b.auth != nil
 	c := &b.st
+	st.Oversized, st.ReplySubject = c.oversized.Load(), c.badReply.Load()
+	st.Unauthenticated, st.QueueFull = c.unauthenticated.Load(), c.queueFull.Load()
 	st.Published, st.PublishedBytes = c.published.Load(), c.publishedBytes.Load()
 	st.Received, st.ReceivedBytes = c.received.Load(), c.receivedBytes.Load()
 	st.Dropped = c.dropped.Load()

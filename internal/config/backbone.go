@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"strconv"
 	"time"
 
@@ -35,6 +36,10 @@ type Backbone struct {
 	SubjectPrefix string `mapstructure:"subject_prefix"`
 	// RequestTimeout bounds a relay-to-relay request.
 	RequestTimeout time.Duration `mapstructure:"request_timeout"`
+	// PoolKeyFile holds the pool key, shared by the pool's relays: with
+	// it every backbone message is authenticated, and NATS users without
+	// it can neither inject, forge nor get answers (POOLS.md).
+	PoolKeyFile string `mapstructure:"pool_key_file"`
 
 	// Servers is URL or URLs; empty when there is no backbone. Set by Load.
 	Servers []string `mapstructure:"-"`
@@ -60,6 +65,7 @@ func (b *Backbone) Options() natsbus.Options {
 		User:           b.User,
 		Password:       b.Password,
 		RequestTimeout: b.RequestTimeout,
+		PoolKeyFile:    b.PoolKeyFile,
 	}
 }
 
@@ -80,7 +86,7 @@ func (d *decoder) validateBackbone(b *Backbone, p, dir string) {
 		for _, k := range []struct{ key, v string }{
 			{"ca_cert_file", b.CACertFile}, {"cert_file", b.CertFile}, {"key_file", b.KeyFile},
 			{"creds_file", b.CredsFile}, {"nkey_seed_file", b.NKeySeedFile}, {"user", b.User},
-			{"password", b.Password},
+			{"password", b.Password}, {"pool_key_file", b.PoolKeyFile},
 		} {
 			if k.v != "" {
 				d.failAt(p+"."+k.key, newProblem(ErrRequired, "%s is set but the backbone has no url (or urls)", k.key))
@@ -121,6 +127,13 @@ func (d *decoder) validateBackbone(b *Backbone, p, dir string) {
 	b.KeyFile = d.checkFile(b.KeyFile, p+".key_file", dir)
 	b.CredsFile = d.checkFile(b.CredsFile, p+".creds_file", dir)
 	b.NKeySeedFile = d.checkFile(b.NKeySeedFile, p+".nkey_seed_file", dir)
+	b.PoolKeyFile = d.checkFile(b.PoolKeyFile, p+".pool_key_file", dir)
+	if b.PoolKeyFile != "" {
+		// A missing file is checkFile's to report.
+		if _, err := natsbus.LoadPoolKey(b.PoolKeyFile); errors.Is(err, natsbus.ErrWeakPoolKey) {
+			d.failAt(p+".pool_key_file", newProblem(ErrInvalid, "%v", err))
+		}
+	}
 }
 
 func (d *decoder) backboneURL(raw, path string) {

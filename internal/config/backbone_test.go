@@ -55,8 +55,10 @@ func TestBackboneLoaded(t *testing.T) {
 	ca := testpki.NewCA(t, dir, "nats")
 	cert, key, _ := ca.Issue(t, dir, "relay", testpki.Leaf{CN: "relay"})
 	_, creds := userSeed(t, dir)
+	poolKey := filepath.Join(dir, "pool.key")
+	testutil.WriteFile(t, poolKey, "tG3nQ8vZ1xW5rK0pL7yH2cB9mD4fJ6sA+uE=\n")
 	name := backboneFile(t, dir, fmt.Sprintf(
-		"urls: [tls://nats-1:4222, tls://nats-2]\nca_cert_file: %s\ncert_file: relay.crt\nkey_file: %s\ncreds_file: relay.creds\nsubject_prefix: cosnim.east\nrequest_timeout: 500ms\n",
+		"urls: [tls://nats-1:4222, tls://nats-2]\nca_cert_file: %s\ncert_file: relay.crt\nkey_file: %s\ncreds_file: relay.creds\nsubject_prefix: cosnim.east\nrequest_timeout: 500ms\npool_key_file: pool.key\n",
 		ca.File, key))
 	f, err := Load(name)
 	if err != nil {
@@ -64,7 +66,8 @@ func TestBackboneLoaded(t *testing.T) {
 	}
 	got := f.Relays["r"].Server.Backbone
 	want := Backbone{URLs: []string{"tls://nats-1:4222", "tls://nats-2"}, Servers: []string{"tls://nats-1:4222", "tls://nats-2"},
-		CACertFile: ca.File, CertFile: cert, KeyFile: key, CredsFile: creds, SubjectPrefix: "cosnim.east", RequestTimeout: 500 * time.Millisecond}
+		CACertFile: ca.File, CertFile: cert, KeyFile: key, CredsFile: creds, SubjectPrefix: "cosnim.east", RequestTimeout: 500 * time.Millisecond,
+		PoolKeyFile: poolKey}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("backbone (-want +got):\n%s", diff)
 	}
@@ -75,7 +78,7 @@ func TestBackboneLoaded(t *testing.T) {
 		t.Errorf("Check: %v", err)
 	}
 	o := got.Options()
-	if !cmp.Equal(o.URLs, want.Servers) || o.CredsFile != creds || o.RequestTimeout != 500*time.Millisecond {
+	if !cmp.Equal(o.URLs, want.Servers) || o.CredsFile != creds || o.RequestTimeout != 500*time.Millisecond || o.PoolKeyFile != poolKey {
 		t.Errorf("Options() = %+v", o)
 	}
 
@@ -93,6 +96,8 @@ func TestBackboneErrors(t *testing.T) {
 	dir := t.TempDir()
 	notPEM := filepath.Join(dir, "ca.pem")
 	testutil.WriteFile(t, notPEM, "not a certificate\n")
+	shortKey := filepath.Join(dir, "short.key")
+	testutil.WriteFile(t, shortKey, "password123\n")
 	tests := []struct {
 		name     string
 		section  string
@@ -113,6 +118,8 @@ func TestBackboneErrors(t *testing.T) {
 		{"missing file", "url: tls://h\nca_cert_file: nowhere.pem\n", ErrFileNotFound, 9, "ca_cert_file", "nowhere.pem"},
 		{"wildcard prefix", "url: nats://h\nsubject_prefix: cosnim.*\n", ErrInvalid, 9, "subject_prefix", "holds '*'"},
 		{"zero timeout", "url: nats://h\nrequest_timeout: 0s\n", ErrInvalid, 9, "request_timeout", "greater than 0"},
+		{"short pool key", "url: nats://h\npool_key_file: " + shortKey + "\n", ErrInvalid, 9, "pool_key_file", "at least 32"},
+		{"pool key without url", "pool_key_file: " + shortKey + "\n", ErrRequired, 8, "pool_key_file", "no url"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

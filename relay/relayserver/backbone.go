@@ -25,12 +25,34 @@ func newBackbone(o natsbus.Options, prefix string, rc *relay.Config, log *slog.L
 	if o.Name == "" {
 		o.Name = "cosnim relay"
 	}
+	sizeBackbone(&o, rc.WithDefaults())
 	bus, err := natsbus.New(o)
 	if err != nil {
 		return nil, err
 	}
+	rc.BackboneBytes = o.MaxHeld()
 	attachBackbone(rc, bus, prefix)
 	return &backboneLink{bus: bus}, nil
+}
+
+// busShare is the part of the memory budget that each of the driver's
+// receive queue and outbox may take at most (1/busShare), though each
+// keeps room for two of the largest messages.
+const busShare = 16
+
+// sizeBackbone fits the driver's queues to the relay's limits: messages
+// up to max_frame_size, queues within the budget.
+func sizeBackbone(o *natsbus.Options, lim relay.Config) {
+	if o.MaxMessage == 0 {
+		o.MaxMessage = lim.MaxFrameSize
+	}
+	share := max(int(lim.MemoryBudget/busShare), 2*(o.MaxMessage+natsbus.AuthOverhead+1024))
+	if o.PendingBytes == 0 {
+		o.PendingBytes = min(natsbus.DefaultPendingBytes, share)
+	}
+	if o.OutboxBytes == 0 {
+		o.OutboxBytes = min(natsbus.DefaultOutboxBytes, share)
+	}
 }
 
 // attachBackbone hands the driver to the core's Config, with prefix
@@ -78,6 +100,8 @@ var (
 	descBBBytes       = desc("backbone_bytes_total", "Payload bytes of backbone messages by direction.", "direction")
 	descBBDropped     = desc("backbone_dropped_total", "Backbone messages never handed to NATS (outbox or reconnect buffer full, not yet connected).")
 	descBBSlow        = desc("backbone_slow_consumer_dropped_total", "Backbone messages NATS dropped because the relay did not take them in time.")
+	descBBRefused     = desc("backbone_refused_total", "Backbone messages dropped on receipt, before queuing, by reason: oversized, reply_subject (not an inbox), unauthenticated (pool key), queue_full.", "reason")
+	descBBPending     = desc("backbone_pending_bytes", "Bytes of received backbone messages waiting for the relay.")
 	descBBConnEvents  = desc("backbone_connection_events_total", "Backbone connection events by kind: connect, disconnect, reconnect.", "event")
 	descBBRequests    = desc("backbone_requests_total", "Relay-to-relay requests made.")
 	descBBReqFailures = desc("backbone_request_failures_total", "Relay-to-relay requests without a reply, by reason.", "reason")
@@ -91,7 +115,7 @@ var (
 )
 
 var backboneDescs = []*prometheus.Desc{descBBEntries, descBBDroppedEnt, descBBBad, descBBReconciles, descBBConnected, descBBMessages, descBBBytes, descBBDropped, descBBSlow,
-	descBBConnEvents, descBBRequests, descBBReqFailures}
+	descBBRefused, descBBPending, descBBConnEvents, descBBRequests, descBBReqFailures}
 
 // collect adds the core's backbone counters, from rs, and the driver's
 // to a scrape.
@@ -116,6 +140,11 @@ func (b *backboneLink) collect(ch chan<- prometheus.Metric, rs relay.Stats) {
 	counter(descBBBytes, st.ReceivedBytes, "in")
 	counter(descBBDropped, st.Dropped)
 	counter(descBBSlow, st.SlowConsumerDrops)
+	counter(descBBRefused, st.Oversized, "oversized")
+	counter(descBBRefused, st.ReplySubject, "reply_subject")
+	counter(descBBRefused, st.Unauthenticated, "unauthenticated")
+	counter(descBBRefused, st.QueueFull, "queue_full")
+	gauge(descBBPending, float64(st.PendingBytes))
 	counter(descBBConnEvents, st.Connects, "connect")
 	counter(descBBConnEvents, st.Disconnects, "disconnect")
 	counter(descBBConnEvents, st.Reconnects, "reconnect")
