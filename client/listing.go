@@ -46,6 +46,14 @@ func DefaultListConfig() ListConfig {
 	}
 }
 
+// Scaled returns c with every interval divided by k, for simulations and
+// tests that run the policy on a time base k times faster.
+func (c ListConfig) Scaled(k int) ListConfig {
+	d := time.Duration(k)
+	c.ListInterval, c.HealthyInterval, c.Soon, c.StaleAfter = c.ListInterval/d, c.HealthyInterval/d, c.Soon/d, c.StaleAfter/d
+	return c
+}
+
 // WithDefaults fills zero fields with defaults.
 func (c ListConfig) WithDefaults() ListConfig {
 	d := DefaultListConfig()

@@ -36,12 +36,7 @@ func StartBad(t testing.TB, cfg badrelay.Config) (addr string, stats func() badr
 
 // ScaledListing is the default listing policy with every interval divided
 // by scale: a run of d then stands for d*scale of an instance's life.
-func ScaledListing(scale int) client.ListConfig {
-	c := client.DefaultListConfig()
-	k := time.Duration(scale)
-	c.ListInterval, c.HealthyInterval, c.Soon, c.StaleAfter = c.ListInterval/k, c.HealthyInterval/k, c.Soon/k, c.StaleAfter/k
-	return c
-}
+func ScaledListing(scale int) client.ListConfig { return client.DefaultListConfig().Scaled(scale) }
 
 // Listings is what MeasureListings saw of one hub.
 type Listings struct {
