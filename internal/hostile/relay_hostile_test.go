@@ -5,8 +5,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cosnim/relays/client"
 	"github.com/cosnim/relays/client/agent"
 	"github.com/cosnim/relays/internal/badrelay"
+	"github.com/cosnim/relays/internal/fault/registry"
 	"github.com/cosnim/relays/internal/testrelay"
 	"github.com/cosnim/relays/internal/testutil"
 )
@@ -21,17 +23,23 @@ const relayScale = 60
 // policy (on the scaled time base): each attack reports the instance's
 // listings per hour next to the most it makes with no relay at all
 // (client.ListingsWithoutRelay) and next to a real Agent with no relay, and
-// must stay within the former and be reported by Problems.
+// must stay within the former and be reported by Problems. Each attack
+// also runs with the rate limit lifted (client/no-urgent-limit), which
+// must list several times more: the attack is real.
 func TestMaliciousRelayListings(t *testing.T) {
 	d := max(*duration, 3*time.Second)
 	took := 100 * time.Millisecond / relayScale
-	cfg := testrelay.ScaledListing(relayScale)
-	opts := func(addrs ...string) agent.Options {
-		return agent.Options{Addrs: addrs, Secret: []byte("hostile relay"), Listing: cfg,
-			BackoffMin: 100 * time.Millisecond / relayScale, BackoffMax: 30 * time.Second / relayScale}
-	}
-	run := func(t *testing.T, addr string) testrelay.Listings {
-		a, err := agent.New(opts(addr))
+	run := func(t *testing.T, addr string, unlimited bool) testrelay.Listings {
+		cfg := testrelay.ScaledListing(relayScale)
+		if unlimited {
+			fp := registry.New()
+			if err := fp.Enable(client.FailNoUrgentLimit, "return(true)"); err != nil {
+				t.Fatal(err)
+			}
+			cfg.Faults = fp
+		}
+		a, err := agent.New(agent.Options{Addrs: []string{addr}, Secret: []byte("hostile relay"), Listing: cfg,
+			BackoffMin: 100 * time.Millisecond / relayScale, BackoffMax: 30 * time.Second / relayScale})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -40,7 +48,7 @@ func TestMaliciousRelayListings(t *testing.T) {
 	}
 	t.Run("no relay", func(t *testing.T) {
 		t.Parallel()
-		l := run(t, testutil.FreeAddr(t))
+		l := run(t, testutil.FreeAddr(t), false)
 		t.Logf("no relay: %v", l)
 		if l.Count > l.Bound {
 			t.Errorf("no relay: %v", l)
@@ -49,10 +57,20 @@ func TestMaliciousRelayListings(t *testing.T) {
 	for _, atk := range badrelay.Attacks {
 		scaled := atk
 		scaled.Period /= relayScale
+		t.Run(string(atk.Behaviour)+" unlimited", func(t *testing.T) {
+			t.Parallel()
+			addr, _ := testrelay.StartBad(t, scaled)
+			l := run(t, addr, true)
+			t.Logf("%s every %v, no limit (%s): %.0f listings/h, no relay at most %.0f/h",
+				atk.Behaviour, atk.Period, client.FailNoUrgentLimit, l.PerHour, l.BoundPerHour)
+			if l.Count < 5*l.Bound {
+				t.Errorf("%s without the limit: %v; the attack no longer bites", atk.Behaviour, l)
+			}
+		})
 		t.Run(string(atk.Behaviour), func(t *testing.T) {
 			t.Parallel()
 			addr, stats := testrelay.StartBad(t, scaled)
-			l := run(t, addr)
+			l := run(t, addr, false)
 			t.Logf("%s every %v: %.0f listings/h, no relay at most %.0f/h (%d and %d in %v at %d× time; %d asks)",
 				atk.Behaviour, atk.Period, l.PerHour, l.BoundPerHour, l.Count, l.Bound, d, relayScale, stats().Asks)
 			if l.Count > l.Bound {
