@@ -295,13 +295,14 @@ func (r *poolRelay) StateChanged(s State, now time.Time) {
 	if r.cl == nil {
 		return // stopped by the pool
 	}
+	was := r.state
 	r.state = s
 	r.p.dirty = true
 	switch s {
 	case Connected:
 		r.failed, r.since, r.alternates = false, now, nil
 	case Disconnected:
-		if !r.failed {
+		if was == Connected {
 			r.asks.Ask(now) // a link that was up is lost
 		}
 		r.failed, r.acks = true, nil

@@ -7,10 +7,11 @@ import "time"
 // the relay causes them.
 const FailNoUrgentLimit = "client/no-urgent-limit"
 
-// SuspectStrikes is how many listing periods in a row a relay must ask for
-// more than one urgent listing before it counts as asking too often: one
-// such period happens to an honest relay (a restart seen as a lost link,
-// then a new epoch); two in a row do not.
+// SuspectStrikes is in how many listing periods, with no quiet
+// HealthyInterval between, a relay must ask for an urgent listing within
+// the spacing before it counts as asking too often: one such period
+// happens to an honest relay (a restart seen as a lost link, then a new
+// epoch, soon after a listing).
 const SuspectStrikes = 2
 
 // urgentGate rate-limits the urgent listings that a relay's asks (rescan,
