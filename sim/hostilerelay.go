@@ -5,6 +5,7 @@ import (
 	"hash"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/cosnim/relays/client"
@@ -25,7 +26,9 @@ import (
 // invariant: an instance never lists a hub more often than it would with
 // no relay (client.ListingsWithoutRelay, the same policy fed nothing).
 // And, since listing is the truth, every instance still comes to know
-// every capsule of its hubs.
+// every capsule of its hubs; and by the end it has found the relay out:
+// each hub's policy counts it as suspect, or with a pool the pool does
+// (client.Pool.Suspects).
 
 // HostileRelaySpec sets up a ClassHostileRelay run.
 type HostileRelaySpec struct {
@@ -334,6 +337,27 @@ func (w *hrWorld) check() {
 	}
 }
 
+// checkFoundOut asks that every instance counts the relay as asking too
+// often by the end of the run.
+func (w *hrWorld) checkFoundOut() {
+	now := w.net.Now()
+	for _, c := range w.clients {
+		if p, ok := c.core.(*client.Pool); ok {
+			if !slices.Contains(p.Suspects(now), badRelayName) {
+				w.violate("found-out: %s's pool does not count %s as asking too often (%s every %v)",
+					c.name, badRelayName, w.sc.HostileRelay.Attack.Behaviour, w.sc.HostileRelay.Attack.Period)
+			}
+			continue
+		}
+		for i, h := range c.hubs {
+			if !c.lists.Policy(i).Suspect(now) {
+				w.violate("found-out: %s's policy of hub %d does not count the relay as asking too often (%s every %v)",
+					c.name, h, w.sc.HostileRelay.Attack.Behaviour, w.sc.HostileRelay.Attack.Period)
+			}
+		}
+	}
+}
+
 func (w *hrWorld) result() Result {
 	res := Result{Seed: w.sc.Seed, Class: w.sc.Class, Events: w.net.Events(),
 		VirtualSeconds: w.net.Now().Sub(w.start()).Seconds(), Clients: len(w.clients), Channels: w.sc.Channels,
@@ -343,6 +367,7 @@ func (w *hrWorld) result() Result {
 	} else {
 		w.violate("convergence: instances do not know every capsule of their hubs %v after writes stopped", w.healBound)
 	}
+	w.checkFoundOut()
 	end := w.net.Now()
 	for _, c := range w.clients {
 		n, _ := client.ListingsWithoutRelay(w.sc.HostileRelay.List, end.Sub(c.started), listLatency)

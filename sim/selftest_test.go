@@ -60,6 +60,7 @@ var selfTests = []struct {
 	// Malicious relays (seeds of ClassHostileRelay; sim/hostilerelay.go):
 	// resync, epoch churn, rescan, and in pools resync, incomplete Joined.
 	{client.FailNoUrgentLimit, "listing:", []uint64{30, 74, 274, 432, 519}},
+	{client.FailNoUrgentLimit, "found-out:", []uint64{30, 74, 274}},
 }
 
 func hasViolation(vs []string, prefix string) bool {
