@@ -104,10 +104,10 @@ func (c ListConfig) Validate() error {
 // can make an instance list more often than it would without one: an
 // urgent listing starts no sooner than ListInterval after the last listing
 // ended, that spacing doubling (up to HealthyInterval) for each listing
-// period in which the relay asked within it. A relay that did so
-// SuspectStrikes times without a quiet HealthyInterval between is suspect
-// (Suspect) until it is quiet that long: the link then counts as not
-// healthy, and the hub is listed every ListInterval, as without a relay.
+// period in a row in which the relay asked within it. A relay that did so
+// SuspectStrikes periods in a row is suspect (Suspect) until it is quiet
+// for HealthyInterval: the link then counts as not healthy, and the hub is
+// listed every ListInterval, as without a relay.
 // Nothing else lists sooner than ListInterval after a listing either (a
 // lagging link waits for it), so ListingsWithoutRelay bounds what any
 // relay can make an instance list.
@@ -172,7 +172,7 @@ func (p *ListPolicy) Healthy(now time.Time) bool {
 
 // Suspect reports a relay that asks for urgent listings too often (see
 // ListPolicy): while it is, the hub is listed as without a relay.
-func (p *ListPolicy) Suspect(now time.Time) bool { return p.gate.suspect(now) }
+func (p *ListPolicy) Suspect(now time.Time) bool { return p.gate.suspected(now) }
 
 // Held reports how many urgent asks the rate limit postponed.
 func (p *ListPolicy) Held() uint64 { return p.held }

@@ -7,20 +7,21 @@ import "time"
 // the relay causes them.
 const FailNoUrgentLimit = "client/no-urgent-limit"
 
-// SuspectStrikes is in how many listing periods, with no quiet
-// HealthyInterval between, a relay must ask for an urgent listing within
-// the spacing before it counts as asking too often: one such period
-// happens to an honest relay (a restart seen as a lost link, then a new
-// epoch, soon after a listing).
+// SuspectStrikes is in how many listing periods in a row a relay must ask
+// for an urgent listing within the spacing before it counts as asking too
+// often: one such period happens to an honest relay that restarts (a lost
+// link, a listing, then a new epoch), even every few minutes; two in a row
+// do not.
 const SuspectStrikes = 2
 
 // urgentGate rate-limits the urgent listings that a relay's asks (rescan,
 // resync, a new epoch, a lost link) cause, with thresholds taken from a
 // ListConfig: an urgent listing waits for a gap after the period's start,
 // the gap starting at ListInterval and doubling, up to HealthyInterval,
-// for each period in which the relay asked within it (a strike). A relay
-// quiet for HealthyInterval is forgiven: the gap and the strikes reset.
-// After SuspectStrikes strikes it is suspect until so forgiven.
+// for each period in a row in which the relay asked within it (a strike);
+// a period without a strike resets the gap and the count. After
+// SuspectStrikes strikes in a row the relay is suspect until it has been
+// quiet for HealthyInterval.
 //
 // A period starts when open is called: at the end of every listing
 // (ListPolicy), or at an ask let through (UrgentMeter). It is pure, like
@@ -31,8 +32,9 @@ type urgentGate struct {
 	next     time.Duration // the next period's; 0 for the same
 	last     time.Time     // start of the current period; zero if none
 	lastAsk  time.Time     // zero if none
-	strikes  int
-	struck   bool // a strike was counted in the current period
+	strikes  int           // in a row
+	struck   bool          // a strike was counted in the current period
+	suspect  bool          // until quiet for max
 }
 
 func newUrgentGate(cfg ListConfig) urgentGate {
@@ -43,7 +45,7 @@ func newUrgentGate(cfg ListConfig) urgentGate {
 // listing may start for it: zero if at once.
 func (g *urgentGate) ask(now time.Time) time.Time {
 	if !g.lastAsk.IsZero() && now.Sub(g.lastAsk) >= g.max {
-		g.gap, g.next, g.strikes = g.min, 0, 0
+		g.gap, g.next, g.strikes, g.suspect = g.min, 0, 0, false
 	}
 	g.lastAsk = now
 	t := g.earliest(now)
@@ -52,6 +54,7 @@ func (g *urgentGate) ask(now time.Time) time.Time {
 		g.struck = true
 		g.strikes++
 		g.next = min(2*g.gap, g.max)
+		g.suspect = g.suspect || g.strikes >= SuspectStrikes
 	}
 	return t
 }
@@ -67,16 +70,19 @@ func (g *urgentGate) earliest(now time.Time) time.Time {
 
 // open starts a period at t.
 func (g *urgentGate) open(t time.Time) {
-	g.last, g.struck = t, false
-	if g.next != 0 {
-		g.gap, g.next = g.next, 0
+	switch {
+	case !g.struck:
+		g.gap, g.strikes = g.min, 0
+	case g.next != 0:
+		g.gap = g.next
 	}
+	g.last, g.struck, g.next = t, false, 0
 }
 
 // suspect reports a relay that asks too often: SuspectStrikes strikes and
 // not yet forgiven.
-func (g *urgentGate) suspect(now time.Time) bool {
-	return g.strikes >= SuspectStrikes && now.Sub(g.lastAsk) < g.max
+func (g *urgentGate) suspected(now time.Time) bool {
+	return g.suspect && now.Sub(g.lastAsk) < g.max
 }
 
 // UrgentMeter counts one relay's asks for urgent listings with the
@@ -92,9 +98,13 @@ func NewUrgentMeter(cfg ListConfig) UrgentMeter {
 	return UrgentMeter{g: newUrgentGate(cfg.WithDefaults())}
 }
 
-// Ask records an ask at now.
+// Ask records an ask at now. An ask let through opens a period; one that
+// follows a whole spacing without asks ends a period without a strike.
 func (m *UrgentMeter) Ask(now time.Time) {
 	m.asks++
+	if !m.g.lastAsk.IsZero() && now.Sub(m.g.lastAsk) >= m.g.gap {
+		m.g.struck = false
+	}
 	if m.g.ask(now).IsZero() {
 		m.g.open(now)
 	}
@@ -104,4 +114,4 @@ func (m *UrgentMeter) Ask(now time.Time) {
 func (m *UrgentMeter) Asks() uint64 { return m.asks }
 
 // Suspect reports whether the relay asks too often (see urgentGate).
-func (m *UrgentMeter) Suspect(now time.Time) bool { return m.g.suspect(now) }
+func (m *UrgentMeter) Suspect(now time.Time) bool { return m.g.suspected(now) }

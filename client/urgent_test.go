@@ -179,3 +179,28 @@ func TestUrgentMeter(t *testing.T) {
 		t.Errorf("got %d asks, want 3010", m.Asks())
 	}
 }
+
+// An honest relay that restarts every 10 minutes (a lost link, then a new
+// epoch 5s later) is never suspect, and each restart costs at most the
+// listing it asks for and the one the new epoch asks for.
+func TestUrgentLimitSparesRestarts(t *testing.T) {
+	p := newPolicy(t)
+	m := NewUrgentMeter(ListConfig{})
+	restart := func(p *ListPolicy, now time.Time) {
+		p.StateChanged(Disconnected, now)
+		m.Ask(now)
+		p.StateChanged(Connected, now.Add(5*time.Second))
+		p.EpochChanged(now.Add(5 * time.Second))
+		m.Ask(now.Add(5 * time.Second))
+		p.RelayCaughtUp(now.Add(5 * time.Second))
+	}
+	const d, took = 2 * time.Hour, 100 * time.Millisecond
+	n := driveHostile(p, 10*time.Minute, restart, d, took)
+	if p.Suspect(t0.Add(d)) || m.Suspect(t0.Add(d)) {
+		t.Errorf("a relay restarting every 10 minutes is suspect: policy %v, meter %v", p.Suspect(t0.Add(d)), m.Suspect(t0.Add(d)))
+	}
+	// 12 restarts, two listings each, and the healthy schedule between.
+	if n > 2*12+int(d/(15*time.Minute))+1 {
+		t.Errorf("%d listings in %v of restarts every 10 minutes, want at most %d", n, d, 2*12+int(d/(15*time.Minute))+1)
+	}
+}
