@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/cosnim/relays/internal/fault"
 	"github.com/cosnim/relays/wire"
 )
 
@@ -30,6 +31,9 @@ type ListConfig struct {
 	// catch-up before it counts as lagging (default 2m; the client's
 	// anti-entropy catches up every 30s by default).
 	StaleAfter time.Duration
+
+	// Faults holds failpoints (FailNoUrgentLimit); nil in production.
+	Faults fault.Set
 }
 
 // DefaultListConfig returns the documented defaults.
@@ -40,6 +44,14 @@ func DefaultListConfig() ListConfig {
 		Soon:            time.Second,
 		StaleAfter:      2 * time.Minute,
 	}
+}
+
+// Scaled returns c with every interval divided by k, for simulations and
+// tests that run the policy on a time base k times faster.
+func (c ListConfig) Scaled(k int) ListConfig {
+	d := time.Duration(k)
+	c.ListInterval, c.HealthyInterval, c.Soon, c.StaleAfter = c.ListInterval/d, c.HealthyInterval/d, c.Soon/d, c.StaleAfter/d
+	return c
 }
 
 // WithDefaults fills zero fields with defaults.
@@ -88,6 +100,18 @@ func (c ListConfig) Validate() error {
 //   - listing done: next after HealthyInterval if healthy, else after
 //     ListInterval; Soon again if an urgent event came while it ran.
 //
+// Urgent listings (those Soon asks for) are rate-limited, so that no relay
+// can make an instance list more often than it would without one: an
+// urgent listing starts no sooner than ListInterval after the last listing
+// ended, that spacing doubling (up to HealthyInterval) for each listing
+// period in a row in which the relay asked within it. A relay that did so
+// SuspectStrikes periods in a row is suspect (Suspect) until it is quiet
+// for HealthyInterval: the link then counts as not healthy, and the hub is
+// listed every ListInterval, as without a relay.
+// Nothing else lists sooner than ListInterval after a listing either (a
+// lagging link waits for it), so ListingsWithoutRelay bounds what any
+// relay can make an instance list.
+//
 // Every delay is spread by ±10% from the handed-in source (none if nil), so
 // that instances do not list in step. It is not safe for concurrent use.
 type ListPolicy struct {
@@ -101,6 +125,9 @@ type ListPolicy struct {
 	lastListed  time.Time // end of the last listing; zero if none
 	started     time.Time // start of the listing in progress; zero if none
 	urgentSince time.Time // when a Soon listing was asked; zero if none pending
+	gate        urgentGate
+	held        uint64 // urgent asks the gate postponed
+	shortest    bool   // every jitter at its shortest (ListingsWithoutRelay)
 }
 
 // NewListPolicy returns a policy for an instance starting at now.
@@ -109,7 +136,7 @@ func NewListPolicy(cfg ListConfig, rng *rand.Rand, now time.Time) (*ListPolicy, 
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	p := &ListPolicy{cfg: cfg, rng: rng}
+	p := &ListPolicy{cfg: cfg, rng: rng, gate: newUrgentGate(cfg)}
 	p.next = now.Add(p.jitter(cfg.Soon))
 	return p, nil
 }
@@ -120,7 +147,11 @@ func (p *ListPolicy) Config() ListConfig { return p.cfg }
 // Next reports when the next listing is due.
 func (p *ListPolicy) Next() time.Time {
 	if p.relaxed && p.connected && !p.caughtUp.IsZero() {
-		if stale := p.caughtUp.Add(p.cfg.StaleAfter); stale.Before(p.next) {
+		stale := p.caughtUp.Add(p.cfg.StaleAfter)
+		if !p.lastListed.IsZero() {
+			stale = maxTime(stale, p.lastListed.Add(p.cfg.ListInterval))
+		}
+		if stale.Before(p.next) {
 			return stale
 		}
 	}
@@ -136,8 +167,15 @@ func (p *ListPolicy) Due(now time.Time) bool {
 // Healthy reports whether the relay link is up and caught up within
 // StaleAfter: the state in which listing is rare.
 func (p *ListPolicy) Healthy(now time.Time) bool {
-	return p.connected && !p.caughtUp.IsZero() && now.Sub(p.caughtUp) < p.cfg.StaleAfter
+	return p.connected && !p.caughtUp.IsZero() && now.Sub(p.caughtUp) < p.cfg.StaleAfter && !p.Suspect(now)
 }
+
+// Suspect reports a relay that asks for urgent listings too often (see
+// ListPolicy): while it is, the hub is listed as without a relay.
+func (p *ListPolicy) Suspect(now time.Time) bool { return p.gate.suspected(now) }
+
+// Held reports how many urgent asks the rate limit postponed.
+func (p *ListPolicy) Held() uint64 { return p.held }
 
 // RelayConnected reports the relay link up (handshake done). The link is
 // not healthy until the first catch-up.
@@ -155,7 +193,7 @@ func (p *ListPolicy) RelayCaughtUp(now time.Time) {
 	}
 	was := p.Healthy(now)
 	p.caughtUp = now
-	if was || !p.urgentSince.IsZero() {
+	if was || !p.urgentSince.IsZero() || p.Suspect(now) {
 		return
 	}
 	base := p.lastListed
@@ -222,12 +260,24 @@ func (p *ListPolicy) ListingDone(now time.Time) {
 	}
 	p.started = time.Time{}
 	p.lastListed = now
+	p.gate.open(now)
 	if !p.urgentSince.IsZero() && !p.urgentSince.Before(began) {
 		// Asked while the listing ran: it may not have seen what was asked.
 		p.next, p.relaxed = now.Add(p.jitter(p.cfg.Soon)), false
+		if t := p.earliest(now); t.After(p.next) {
+			p.schedule(now)
+			if t.Before(p.next) {
+				p.next, p.relaxed = t, false
+			}
+		}
 		return
 	}
 	p.urgentSince = time.Time{}
+	p.schedule(now)
+}
+
+// schedule sets the next listing after one that ended at now.
+func (p *ListPolicy) schedule(now time.Time) {
 	if p.Healthy(now) {
 		p.next, p.relaxed = now.Add(p.jitter(p.cfg.HealthyInterval)), true
 	} else {
@@ -235,17 +285,73 @@ func (p *ListPolicy) ListingDone(now time.Time) {
 	}
 }
 
-// soon asks for a listing within Soon.
+// soon asks for a listing within Soon, or as soon as the rate limit on
+// urgent listings lets it.
 func (p *ListPolicy) soon(now time.Time) {
 	p.urgentSince = now
-	if t := now.Add(p.jitter(p.cfg.Soon)); t.Before(p.next) {
+	t := now.Add(p.jitter(p.cfg.Soon))
+	if g := p.gated(now); g.After(t) {
+		t = g
+		p.held++
+	}
+	if t.Before(p.next) {
 		p.next, p.relaxed = t, false
 	}
+}
+
+// gated records an urgent ask at now with the rate limit and returns the
+// earliest time it lets an urgent listing start (zero: at once).
+func (p *ListPolicy) gated(now time.Time) time.Time {
+	if _, ok := fault.Hit(p.cfg.Faults, FailNoUrgentLimit); ok {
+		return time.Time{}
+	}
+	return p.gate.ask(now)
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return b
+	}
+	return a
+}
+
+// earliest is when the rate limit lets an urgent listing start, asked
+// for or not: zero if at once.
+func (p *ListPolicy) earliest(now time.Time) time.Time {
+	if _, ok := fault.Hit(p.cfg.Faults, FailNoUrgentLimit); ok {
+		return time.Time{}
+	}
+	return p.gate.earliest(now)
+}
+
+// ListingsWithoutRelay counts the listings a ListPolicy with cfg starts
+// within d of an instance's start when there is no relay at all, each
+// listing taking took and every jittered delay at its shortest: the most
+// listings an instance makes without a relay, which no relay can push it
+// past.
+func ListingsWithoutRelay(cfg ListConfig, d, took time.Duration) (int, error) {
+	var t0 time.Time
+	p, err := NewListPolicy(cfg, nil, t0)
+	if err != nil {
+		return 0, err
+	}
+	p.shortest = true
+	p.next = t0.Add(p.jitter(p.cfg.Soon))
+	n := 0
+	for t := p.Next(); !t.After(t0.Add(d)); t = p.Next() {
+		n++
+		p.ListingStarted(t)
+		p.ListingDone(t.Add(took))
+	}
+	return n, nil
 }
 
 // jitter spreads d by ±10%.
 func (p *ListPolicy) jitter(d time.Duration) time.Duration {
 	spread := int64(d) / 5
+	if p.shortest {
+		return d - time.Duration(spread/2)
+	}
 	if p.rng == nil || spread <= 0 {
 		return d
 	}

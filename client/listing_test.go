@@ -119,12 +119,24 @@ func TestListPolicyTransitions(t *testing.T) {
 			p.RelayCaughtUp(at(5*time.Minute + 100*time.Millisecond))
 			list(p, 5*time.Minute+time.Second, 5*time.Minute+2*time.Second)
 		}, 20*time.Minute + 2*time.Second},
-		{"urgent event during a listing lists again", func(p *ListPolicy) {
+		{"urgent event during a listing lists again a ListInterval later", func(p *ListPolicy) {
 			connectedAndCaughtUp(p)
 			p.ListingStarted(at(15 * time.Minute))
 			p.EpochChanged(at(15*time.Minute + 50*time.Millisecond))
 			p.ListingDone(at(15*time.Minute + 100*time.Millisecond))
-		}, 15*time.Minute + 1100*time.Millisecond},
+		}, 16*time.Minute + 100*time.Millisecond},
+		{"urgent event soon after a listing waits a ListInterval", func(p *ListPolicy) {
+			connectedAndCaughtUp(p)
+			p.RelayCaughtUp(at(15 * time.Minute))
+			list(p, 15*time.Minute, 15*time.Minute+time.Second)
+			p.RescanAsked(at(15*time.Minute + 10*time.Second))
+		}, 16*time.Minute + time.Second},
+		{"urgent event a ListInterval after a listing lists soon", func(p *ListPolicy) {
+			connectedAndCaughtUp(p)
+			p.RelayCaughtUp(at(15 * time.Minute))
+			list(p, 15*time.Minute, 15*time.Minute+time.Second)
+			p.RescanAsked(at(16*time.Minute + 10*time.Second))
+		}, 16*time.Minute + 11*time.Second},
 		{"stopped client lists soon", func(p *ListPolicy) {
 			p.StateChanged(Connected, at(0))
 			p.RelayCaughtUp(at(0))

@@ -63,6 +63,10 @@ type PoolConfig struct {
 	// Client holds every relay's client settings; its Addrs is ignored
 	// (each relay has its own).
 	Client Config
+	// Listing gives the thresholds by which a relay that asks for urgent
+	// listings too often is marked (RelayStatus.Suspect); the instance's
+	// ListConfig, zero fields taking its defaults.
+	Listing ListConfig
 }
 
 // WithDefaults fills zero fields with defaults.
@@ -190,6 +194,7 @@ type poolRelay struct {
 	// Drain's order; cleared once it is connected again.
 	alternates []int
 	acks       []poolAck
+	asks       UrgentMeter // its rescans, resyncs, epochs and lost links
 }
 
 // poolAck maps a relay Client's announce seq to the pool's.
@@ -216,7 +221,7 @@ func NewPool(cfg PoolConfig, d transport.Dialer, rng *rand.Rand, obs Observer) (
 		p.names = append(p.names, r.Name)
 		p.relays = append(p.relays, &poolRelay{
 			p: p, name: r.Name, addrs: slices.Clone(r.Addrs), dialer: dl,
-			log: p.log.With("relay", r.Name), state: Stopped,
+			log: p.log.With("relay", r.Name), state: Stopped, asks: NewUrgentMeter(cfg.Listing),
 		})
 	}
 	p.idle.order = RendezvousOrder(roster.ChannelID{}, p.names)
@@ -369,6 +374,9 @@ type RelayStatus struct {
 	DrainUntil time.Time
 	// Channels are those homed on it, in join order.
 	Channels []roster.ChannelID
+	// Asks counts its asks for urgent listings (rescans, resyncs, new
+	// epochs, lost links); see Suspects.
+	Asks uint64
 }
 
 // ChannelStatus is a channel's place in the pool.
@@ -381,11 +389,25 @@ type ChannelStatus struct {
 	Joined []string
 }
 
+// Suspects names the relays that ask for urgent listings too often at
+// now, by the thresholds of ListPolicy (see UrgentMeter), in
+// configuration order.
+func (p *Pool) Suspects(now time.Time) []string {
+	var out []string
+	for _, r := range p.relays {
+		if r.asks.Suspect(now) {
+			out = append(out, r.name)
+		}
+	}
+	return out
+}
+
 // Relays reports every relay, in configuration order.
 func (p *Pool) Relays() []RelayStatus {
 	out := make([]RelayStatus, len(p.relays))
 	for i, r := range p.relays {
-		st := RelayStatus{Name: r.name, State: r.state, Failed: r.failed, Running: r.cl != nil, DrainUntil: r.drainUntil}
+		st := RelayStatus{Name: r.name, State: r.state, Failed: r.failed, Running: r.cl != nil, DrainUntil: r.drainUntil,
+			Asks: r.asks.Asks()}
 		if r.state == Connected {
 			st.ConnectedSince = r.since
 		}

@@ -295,12 +295,16 @@ func (r *poolRelay) StateChanged(s State, now time.Time) {
 	if r.cl == nil {
 		return // stopped by the pool
 	}
+	was := r.state
 	r.state = s
 	r.p.dirty = true
 	switch s {
 	case Connected:
 		r.failed, r.since, r.alternates = false, now, nil
 	case Disconnected:
+		if was == Connected {
+			r.asks.Ask(now) // a link that was up is lost
+		}
 		r.failed, r.acks = true, nil
 		if d := r.cl.DrainUntil(); d.After(now) {
 			r.drainUntil = d
@@ -319,6 +323,7 @@ func (r *poolRelay) EpochChanged(epoch uint64, now time.Time) {
 	if r.cl == nil {
 		return
 	}
+	r.asks.Ask(now)
 	if !r.p.epochMatters(r) {
 		r.log.Info("pool: relay restarted; other homes held its channels", "epoch", epoch)
 		return
@@ -361,6 +366,9 @@ func (r *poolRelay) Acked(id roster.ChannelID, seq uint32, now time.Time) {
 
 func (r *poolRelay) Problem(id roster.ChannelID, code wire.Code, text string, now time.Time) {
 	if r.cl != nil {
+		if code == wire.CodeRescan || code == wire.CodeResync {
+			r.asks.Ask(now)
+		}
 		r.p.obs.Problem(id, code, r.name+": "+text, now)
 	}
 }

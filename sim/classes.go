@@ -37,6 +37,9 @@ const (
 	// ClassPool: pools of 2–3 relays with 1 or 2 homes, with or without a
 	// backbone, and clients running client.Pool (pool.go).
 	ClassPool Class = "pool"
+	// ClassHostileRelay: the relay, or one relay of a pool, is malicious
+	// and asks for storage listings again and again (hostilerelay.go).
+	ClassHostileRelay Class = "hostile-relay"
 )
 
 // classShares lists the classes with their share of seeds; shares sum to
@@ -48,7 +51,7 @@ var classShares = []struct {
 	share      int
 	carvedFrom Class
 }{
-	{ClassDefault, 23, ""},
+	{ClassDefault, 20, ""},
 	{ClassPool, 12, ClassDefault},
 	{ClassAEOff, 10, ""},
 	{ClassAEProd, 10, ""},
@@ -56,6 +59,7 @@ var classShares = []struct {
 	{ClassLargeRoster, 10, ""},
 	{ClassProdTimings, 10, ""},
 	{ClassHostile, 10, ""},
+	{ClassHostileRelay, 3, ClassDefault},
 }
 
 // carveSalt seeds the draw between a class and those carved from it. Its

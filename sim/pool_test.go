@@ -37,6 +37,9 @@ func TestPoolClassKeepsOtherSeedsClasses(t *testing.T) {
 			}
 			continue
 		}
+		if c == ClassHostileRelay && old(seed) == ClassDefault {
+			continue // carved from the default class too
+		}
 		if c != old(seed) {
 			t.Fatalf("seed %d moved from %s to %s", seed, old(seed), c)
 		}

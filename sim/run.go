@@ -87,10 +87,15 @@ type Result struct {
 	ResyncLate uint64 `json:"resync_late"`
 	// Rescans counts the Rescans pool clients were told (a Joined not
 	// flagged complete: list storage); pool runs only.
-	Rescans          uint64  `json:"rescans,omitempty"`
-	WallSeconds      float64 `json:"wall_seconds"`
-	EventsPerWallSec float64 `json:"events_per_wall_second"`
-	ReplayCommand    string  `json:"replay_command,omitempty"`
+	Rescans uint64 `json:"rescans,omitempty"`
+	// Listings counts the storage listings the instances started, and
+	// ListingsWithoutRelay the most they would have with no relay;
+	// hostile-relay runs only (sim/hostilerelay.go).
+	Listings             uint64  `json:"listings,omitempty"`
+	ListingsWithoutRelay uint64  `json:"listings_without_relay,omitempty"`
+	WallSeconds          float64 `json:"wall_seconds"`
+	EventsPerWallSec     float64 `json:"events_per_wall_second"`
+	ReplayCommand        string  `json:"replay_command,omitempty"`
 }
 
 // Checks counts judged windows per timing invariant.
@@ -201,6 +206,9 @@ func (c *simClient) chanIndex(ch int) int {
 func Run(sc Scenario, opt Options) Result {
 	if sc.Pool != nil {
 		return runPool(sc, opt)
+	}
+	if sc.HostileRelay != nil {
+		return runHostileRelay(sc, opt)
 	}
 	start := time.Now()
 	w := newWorld(sc, opt)

@@ -45,6 +45,9 @@ type Scenario struct {
 	Failpoints []string
 	// Pool, if set, runs the scenario on a pool of relays (ClassPool).
 	Pool *PoolSpec
+	// HostileRelay, if set, runs it on a malicious relay
+	// (ClassHostileRelay).
+	HostileRelay *HostileRelaySpec
 }
 
 // FaultKind names a fault; it is also the fault's script verb.
@@ -105,6 +108,9 @@ func SpanningName(i int) string { return fmt.Sprintf("m%d", i) }
 func Generate(seed uint64) Scenario {
 	if classOf(seed) == ClassPool {
 		return generatePool(seed)
+	}
+	if classOf(seed) == ClassHostileRelay {
+		return generateHostileRelay(seed)
 	}
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 	sc := Scenario{

@@ -57,6 +57,10 @@ var selfTests = []struct {
 	{relay.FailNoBackboneReconcile, "catch-up:", []uint64{29, 194}},
 	{client.FailIdleBelowHeartbeat, "churn:", []uint64{14, 29}},
 	{client.FailPoolNoFailover, "failover:", []uint64{46, 52}},
+	// Malicious relays (seeds of ClassHostileRelay; sim/hostilerelay.go):
+	// resync, epoch churn, rescan, and in pools resync, incomplete Joined.
+	{client.FailNoUrgentLimit, "listing:", []uint64{30, 74, 274, 432, 519}},
+	{client.FailNoUrgentLimit, "found-out:", []uint64{30, 74, 274}},
 }
 
 func hasViolation(vs []string, prefix string) bool {

@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -241,7 +243,7 @@ func New(opts Options) (*Agent, error) {
 // newPool builds the pool core: one loop carries every relay's
 // connection, the pool routing each event to the relay that dialed it.
 func newPool(opts Options, cfg client.Config, loop *tcp.Loop, rng *rand.Rand, obs client.Observer) (*client.Pool, error) {
-	pc := client.PoolConfig{Homes: opts.Homes, Hysteresis: opts.Hysteresis, Client: cfg}
+	pc := client.PoolConfig{Homes: opts.Homes, Hysteresis: opts.Hysteresis, Client: cfg, Listing: opts.Listing}
 	for _, r := range opts.Pool {
 		pc.Relays = append(pc.Relays, client.PoolRelay{Name: r.Name, Addrs: r.Addrs, Dialer: loop.Dialer(tcp.NetDialer(r.TLS))})
 	}
@@ -516,12 +518,31 @@ func (a *Agent) LastError() error {
 	return a.lastErr
 }
 
-// Problems returns the latest error reports from the relay (at most 16),
-// oldest first, as "code: text".
+// Problems returns what is wrong with the relay now, then its latest error
+// reports (at most 16), oldest first, as "code: text". What is wrong now:
+// each hub whose relay asks for urgent listings too often (see
+// client.ListPolicy.Suspect; the hub is then listed as without a relay),
+// and with a pool each relay that does (client.Pool.Suspects).
 func (a *Agent) Problems() []string {
+	now := time.Now()
+	var suspects []string
+	if a.pool != nil {
+		a.loop.Do(func() { suspects = a.pool.Suspects(now) })
+	}
+	var out []string
+	for _, name := range suspects {
+		out = append(out, fmt.Sprintf("listing: relay %s asks for urgent listings too often", name))
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return append([]string(nil), a.problems...)
+	interval := a.listing.WithDefaults().ListInterval
+	for _, name := range slices.Sorted(maps.Keys(a.hubs)) {
+		if p := a.hubs[name].policy; p.Suspect(now) {
+			out = append(out, fmt.Sprintf("listing: hub %q: the relay asks for urgent listings too often (%d held back); listing every %v, as without a relay",
+				name, p.Held(), interval))
+		}
+	}
+	return append(out, a.problems...)
 }
 
 // NextListing reports when the instance should next list hub's storage.

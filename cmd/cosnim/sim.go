@@ -187,6 +187,9 @@ func printResult(out io.Writer, r sim.Result) {
 	fmt.Fprintf(out, "seed %d: %d clients, %d channels, %d announced, %d faults\n", r.Seed, r.Clients, r.Channels, r.Announced, r.Faults)
 	fmt.Fprintf(out, "  converged: %v (%.2fs after heal)\n", r.Converged, r.ConvergedAfter)
 	fmt.Fprintf(out, "  %d events in %.1f virtual s, %.0f events per wall second\n", r.Events, r.VirtualSeconds, r.EventsPerWallSec)
+	if r.ListingsWithoutRelay > 0 {
+		fmt.Fprintf(out, "  %d storage listings, with no relay at most %d\n", r.Listings, r.ListingsWithoutRelay)
+	}
 	fmt.Fprintf(out, "  trace sha256 %s\n", r.TraceSHA256)
 	for _, v := range r.Violations {
 		fmt.Fprintf(out, "  VIOLATION %s\n", v)
