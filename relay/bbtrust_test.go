@@ -2,6 +2,8 @@ package relay
 
 import (
 	"fmt"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -285,4 +287,47 @@ func TestBackboneTrustFailpointsCaught(t *testing.T) {
 			t.Errorf("%s: the check passed with it on", tc.point)
 		}
 	}
+}
+
+// PROTOCOL.md §14 and docs/POOLS.md state the defences' figures; they
+// are the constants'.
+func TestBackboneTrustDocumented(t *testing.T) {
+	for file, want := range map[string][]string{
+		"../PROTOCOL.md": {
+			fmt.Sprintf("`backbone.ReplyWindow` (%d ms)", BackboneReplyWindow.Milliseconds()),
+			fmt.Sprintf("`relay.BackboneCompleteQuorum` (%d)", BackboneCompleteQuorum),
+			fmt.Sprintf("`%d` origins", backboneMaxOrigins),
+			fmt.Sprintf("(factor %d;", BackboneReplyFactor),
+			fmt.Sprintf("× `n`, %s)", thousands(backboneReplyFloor)),
+			fmt.Sprintf("`relay.BackboneAnswerRate` (%d)", BackboneAnswerRate),
+			fmt.Sprintf("burst of %d", backboneMaxRounds),
+			fmt.Sprintf("`relay.BackboneLateAnswer` (%d ms", BackboneLateAnswer.Milliseconds()),
+		},
+		"../docs/POOLS.md": {
+			fmt.Sprintf("for %d ms (`backbone.ReplyWindow`)", BackboneReplyWindow.Milliseconds()),
+			fmt.Sprintf("at most %d times its request, or\n  %d KiB", BackboneReplyFactor, backboneReplyFloor>>10),
+			fmt.Sprintf("at most %d requests a\n  second per channel (burst %d)", BackboneAnswerRate, backboneMaxRounds),
+		},
+	} {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range want {
+			if !strings.Contains(string(b), w) {
+				t.Errorf("%s does not say %q", file, w)
+			}
+		}
+	}
+	if backboneOriginShare != 2 {
+		t.Errorf("the docs say one origin takes at most half a cache; the share is 1/%d", backboneOriginShare)
+	}
+}
+
+func thousands(n int) string {
+	s := fmt.Sprint(n)
+	if len(s) > 3 {
+		s = s[:len(s)-3] + "," + s[len(s)-3:]
+	}
+	return s
 }
