@@ -151,15 +151,15 @@ type reconcile struct {
 	partial      bool // a message of the exchange left something out
 	peerComplete bool // every reply said its cache was complete
 	askedAgain   bool // a first reconciliation ran again after a reply not complete
-	// The first request's replies are collected until windowEnd
-	// (bbtrust.go): firstID is its id, answered once the first came;
-	// exchanged is set when the exchange ended before the window did.
-	firstID   uint64
+	// The replies to the request in flight are taken until windowEnd
+	// (bbtrust.go): answered once the first came; exchanged once the
+	// exchange ended, waiting for the window to end.
 	answered  bool
 	windowEnd time.Time
 	exchanged bool
 	claims    []claim // what the replies said of their caches
 	learned   uint64  // new entries the replies gave
+	storedAt  uint64  // the channel's stored count when it began
 }
 
 // bbLearn subscribes to a new channel's subjects and, with the bus up,
@@ -523,19 +523,20 @@ func (r *Relay) startReconcile(ch *channel) {
 	if _, ok := fault.Hit(r.cfg.Faults, FailNoBackboneReconcile); ok {
 		return
 	}
-	ch.bb.sync = &reconcile{peerComplete: true}
+	ch.bb.sync = &reconcile{peerComplete: true, storedAt: ch.stored}
 	r.stats.BackboneReconciles++
 	r.requestPeers(ch, nil, ch.cache.StartSync())
-	rc := ch.bb.sync
-	rc.firstID, rc.windowEnd = rc.id, r.replyWindowEnd()
 }
 
-// requestPeers sends the next request of ch's reconciliation.
+// requestPeers sends the next request of ch's reconciliation. Replies to
+// the one before no longer count.
 func (r *Relay) requestPeers(ch *channel, push []roster.Entry, msg roster.SyncMsg) {
 	rc := ch.bb.sync
 	rc.rounds++
+	delete(r.bbReqs, rc.id)
 	r.bbNextID++
-	rc.id = r.bbNextID
+	rc.id, rc.answered, rc.exchanged = r.bbNextID, false, false
+	rc.windowEnd = r.replyWindowEnd()
 	r.bbReqs[rc.id] = ch
 	data, partial := r.encodeSyncMessage(nil, uint32(rc.id), push, msg, r.cfg.MaxFrameSize)
 	rc.partial = rc.partial || partial
@@ -543,30 +544,28 @@ func (r *Relay) requestPeers(ch *channel, push []roster.Entry, msg roster.SyncMs
 }
 
 // Response implements backbone.Handler: a peer's reply to a
-// reconciliation request, or why there is none.
+// reconciliation request, or why there is none. The first reply to a
+// request drives the exchange; further ones, within the reply window,
+// are weighed (extraReply).
 func (r *Relay) Response(id uint64, data []byte, err error, now time.Time) {
 	r.at(now)
 	defer r.flushBackbone()
 	ch := r.bbReqs[id]
 	if ch == nil {
-		return // failed or forgotten since
+		return // failed, superseded or forgotten since
 	}
 	rc := ch.bb.sync
-	if rc != nil && id == rc.firstID && rc.answered {
+	if rc == nil || rc.id != id {
+		delete(r.bbReqs, id)
+		return
+	}
+	if rc.answered {
 		if err == nil && r.collecting(rc) {
 			r.extraReply(ch, data)
 		}
 		return
 	}
-	if rc == nil || id != rc.firstID {
-		delete(r.bbReqs, id)
-	}
-	if rc == nil || rc.id != id {
-		return
-	}
-	if id == rc.firstID {
-		rc.answered = true
-	}
+	rc.answered = true
 	if err != nil {
 		r.endReconcile(ch, err)
 		return
@@ -581,6 +580,14 @@ func (r *Relay) Response(id uint64, data []byte, err error, now time.Time) {
 		r.endReconcile(ch, errBadReply)
 		return
 	}
+	r.stepReconcile(ch, reply, msg)
+}
+
+// stepReconcile takes a reply that drives ch's exchange: stores its
+// entries, then sends the next request, runs the exchange again, or ends
+// it.
+func (r *Relay) stepReconcile(ch *channel, reply syncParts, msg *wire.Sync) {
+	rc := ch.bb.sync
 	rc.learned += r.learnFromBus(ch, reply.origin, reply.push.Entries, !ch.evictedAny)
 	rc.noteClaim(reply.origin, reply.flags, reply.cached)
 	rc.peerComplete = rc.peerComplete && reply.flags&wire.JoinedComplete != 0
@@ -615,8 +622,8 @@ func (r *Relay) Response(id uint64, data []byte, err error, now time.Time) {
 		rc.askedAgain, rc.peerComplete = true, true
 		r.requestPeers(ch, nil, ch.cache.StartSync())
 	case r.collecting(rc):
-		// The caches agree, but other replies to the first request may
-		// yet refute what this one said (bbtrust.go).
+		// The caches agree, but another reply may yet go on with the
+		// exchange or refute what this one said (bbtrust.go).
 		rc.exchanged = true
 		r.bbTimers.Add(rc.windowEnd, ch)
 	default:
@@ -636,11 +643,10 @@ func (r *Relay) endReconcile(ch *channel, err error) {
 	rc := ch.bb.sync
 	ch.bb.sync = nil
 	delete(r.bbReqs, rc.id)
-	delete(r.bbReqs, rc.firstID)
 	switch {
 	case err == nil:
 		r.stats.BackboneReconciled++
-		proven := r.provenComplete(rc)
+		proven := r.provenComplete(ch, rc)
 		if ch.bb.unsure || proven {
 			ch.bb.peerLoss = !proven
 		}

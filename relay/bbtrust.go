@@ -184,12 +184,13 @@ func (rc *reconcile) noteClaim(origin uint32, flags uint8, cached uint32) {
 	}
 }
 
-// provenComplete judges the claims of ch's reconciliation: a claim of
-// complete whose replier holds fewer entries than the replies gave this
-// relay is a lie (ignored and counted); the rest prove the cache complete
-// if they number at least BackboneCompleteQuorum distinct origins, or one
-// on an authenticated bus.
-func (r *Relay) provenComplete(rc *reconcile) bool {
+// provenComplete judges the claims of ch's reconciliation. A cache that
+// holds everything holds at least what any replier holds and what the
+// replies gave, but for what arrived meanwhile by publish or from local
+// members: a claim of complete below that is a lie (ignored and counted).
+// The rest prove the cache complete if they number at least
+// BackboneCompleteQuorum distinct origins, or one on an authenticated bus.
+func (r *Relay) provenComplete(ch *channel, rc *reconcile) bool {
 	need := BackboneCompleteQuorum
 	if r.cfg.BackboneAuthenticated {
 		need = 1
@@ -197,13 +198,18 @@ func (r *Relay) provenComplete(rc *reconcile) bool {
 	if _, ok := fault.Hit(r.cfg.Faults, FailTrustSingleComplete); ok {
 		return rc.peerComplete
 	}
+	floor := rc.learned
+	for _, c := range rc.claims {
+		floor = max(floor, uint64(c.cached))
+	}
+	meanwhile := ch.stored - rc.storedAt - rc.learned
 	n := 0
 	for _, c := range rc.claims {
 		switch {
 		case !c.complete:
-		case uint64(c.cached) < rc.learned:
+		case uint64(c.cached)+meanwhile < floor:
 			r.stats.BackboneCompleteRefuted++
-			r.logConn(logBackboneBad, "reason", "a reply claimed a complete cache holding fewer entries than the replies gave", "origin", c.origin)
+			r.logConn(logBackboneBad, "reason", "a reply claimed a complete cache holding fewer entries than others", "origin", c.origin)
 		default:
 			n++
 		}
@@ -221,20 +227,24 @@ func (r *Relay) collecting(rc *reconcile) bool {
 	return !r.cfg.BackboneAuthenticated && r.now.Before(rc.windowEnd)
 }
 
-// extraReply takes a later reply to the first request of ch's
-// reconciliation, collected for the window: its entries are stored and
-// what it said of its cache is kept to judge.
+// extraReply takes a further reply to the request of ch's reconciliation
+// in flight, within the reply window: its entries are stored and what it
+// said of its cache kept to judge; if the exchange had ended on the
+// first reply's word but this one goes on, the exchange goes on with it,
+// so a forged "we agree" cannot end it early.
 func (r *Relay) extraReply(ch *channel, data []byte) {
 	rc := ch.bb.sync
-	if len(rc.claims) >= maxClaims {
-		return
-	}
 	if len(data) > r.cfg.MaxFrameSize {
 		r.badMessage("reply of %d bytes over max frame size %d", len(data), r.cfg.MaxFrameSize)
 		return
 	}
-	reply, _, ok := r.decodeSyncMessage(data, true)
+	reply, msg, ok := r.decodeSyncMessage(data, true)
 	if !ok {
+		return
+	}
+	if rc.exchanged && (!msg.Msg.Empty() || reply.flags&BackbonePartial != 0) {
+		rc.exchanged = false
+		r.stepReconcile(ch, reply, msg)
 		return
 	}
 	rc.learned += r.learnFromBus(ch, reply.origin, reply.push.Entries, !ch.evictedAny)

@@ -280,6 +280,7 @@ func TestBackboneTrustFailpointsCaught(t *testing.T) {
 		check func(*testing.T, faults) error
 	}{
 		{FailTrustSingleComplete, checkForgedComplete},
+		{FailTrustSingleComplete, checkForgedAgreement},
 		{FailBusEvictsLocal, checkInjection},
 		{FailUnboundedReply, checkReplyBound},
 	} {
@@ -330,4 +331,45 @@ func thousands(n int) string {
 		s = s[:len(s)-3] + "," + s[len(s)-3:]
 	}
 	return s
+}
+
+// checkForgedAgreement: a publisher answers every request first, "complete,
+// and we agree", as two relay IDs, while relay 0 holds 300 entries, more
+// than one bounded reply carries. Relay 1, new to the channel, must still
+// learn them all in its first reconciliation, and not say complete.
+func checkForgedAgreement(t *testing.T, fs faults) error {
+	hb, hs := newHub(t, 2, Config{Faults: fs})
+	forger := &hubPort{h: hb, subs: map[string]bool{}}
+	k := keys(t, "hub")
+	forger.subs[SyncSubject(DefaultBackbonePrefix, k.ID())] = true
+	forger.onMsg = func(m backbone.Msg) {
+		for _, origin := range []uint32{0xF0, 0xF1} {
+			forger.Respond(m.Reply, peerReply(origin, 0, wire.JoinedComplete, 0, nil))
+		}
+	}
+	hb.ports = append([]*hubPort{forger}, hb.ports...) // answered first
+	var refs []string
+	for i := range 300 {
+		refs = append(refs, fmt.Sprint("held-", i))
+	}
+	announceAll(t, hb, hs[0], "m0", k, refs)
+	c := hs[1].askJoin("m1", k)
+	hb.settle(t, hs)
+	j, err := lastJoined(c.Frames(t))
+	if err != nil {
+		return err
+	}
+	if cache, _, _ := hs[1].r.Cached(k.ID()); cache.Len() != len(refs) {
+		return fmt.Errorf("relay 1 holds %d of the %d entries its peer held after its first reconciliation", cache.Len(), len(refs))
+	}
+	if j.Flags&wire.JoinedComplete != 0 {
+		return fmt.Errorf("joined %+v: complete on a forger's word and one peer's", j)
+	}
+	return nil
+}
+
+func TestBackboneForgedAgreementDoesNotEndExchange(t *testing.T) {
+	if err := checkForgedAgreement(t, nil); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -52,6 +52,7 @@ type channel struct {
 	evictedAny bool
 	members    []*member // in join order
 	bytes      int64     // cache size, as the memory budget counts it
+	stored     uint64    // entries ever stored, for the backbone's judgement of replies
 	// emptySince is when the last member left; zero while it has members.
 	emptySince time.Time
 	bb         bbChannel // backbone state (backbone.go)
@@ -157,6 +158,7 @@ func (r *Relay) stored(ch *channel, e roster.Entry, origin *busOrigin) {
 	}
 	r.cachedBytes += int64(len(e.Sealed) + entryOverhead)
 	ch.bytes += int64(len(e.Sealed) + entryOverhead)
+	ch.stored++
 	if _, ok := fault.Hit(r.cfg.Faults, FailNoEvict); ok {
 		return
 	}
