@@ -7,6 +7,7 @@ import (
 
 	"github.com/cosnim/relays/backbone"
 	"github.com/cosnim/relays/internal/fault"
+	"github.com/cosnim/relays/roster"
 	"github.com/cosnim/relays/wire"
 )
 
@@ -44,20 +45,24 @@ const BackboneCompleteQuorum = 2
 const maxClaims = 8
 
 // BackboneReplyFactor bounds a reply to a reconciliation request: at most
-// this many times the request's size, or backboneReplyFloor, whichever is
+// this many times the request's size, or BackboneReplyFloor, whichever is
 // larger (and never over max-frame-size). What does not fit is left as
 // fingerprints of subranges, and the reply says partial.
 const BackboneReplyFactor = 16
 
-// backboneReplyFloor is the reply room of even the smallest request, so
+// BackboneReplyFloor is the reply room of even the smallest request, so
 // that a relay with an empty cache (whose first request is a few dozen
 // bytes) learns some entries per round.
-const backboneReplyFloor = wire.DefaultMaxFrameSize / 16
+const BackboneReplyFloor = wire.DefaultMaxFrameSize / 16
 
 // BackboneAnswerRate is how many reconciliation requests of one channel a
-// relay answers per second, with a burst of backboneMaxRounds (one full
-// reconciliation); more are dropped and counted (Stats.BackboneLimited).
+// relay answers per second, with a burst of BackboneAnswerBurst; more are
+// dropped and counted (Stats.BackboneLimited).
 const BackboneAnswerRate = 64
+
+// BackboneAnswerBurst is the answer rate's burst: one full
+// reconciliation's requests.
+const BackboneAnswerBurst = backboneMaxRounds
 
 // backboneMaxOrigins bounds the origins a channel tracks apart; entries
 // of further origins share one more slot, and its quota.
@@ -132,7 +137,7 @@ func (r *Relay) replyRoom(n int) int {
 	if _, ok := fault.Hit(r.cfg.Faults, FailUnboundedReply); ok {
 		return r.cfg.MaxFrameSize
 	}
-	return min(r.cfg.MaxFrameSize, max(backboneReplyFloor, BackboneReplyFactor*n))
+	return min(r.cfg.MaxFrameSize, max(BackboneReplyFloor, BackboneReplyFactor*n))
 }
 
 // replyEntries is how many entries of ch fit half of room, by the
@@ -152,7 +157,7 @@ func (r *Relay) mayAnswer(ch *channel) bool {
 		return true
 	}
 	if ch.bb.answers == nil {
-		ch.bb.answers = rate.NewLimiter(BackboneAnswerRate, backboneMaxRounds)
+		ch.bb.answers = rate.NewLimiter(BackboneAnswerRate, BackboneAnswerBurst)
 	}
 	if ch.bb.answers.AllowN(r.now, 1) {
 		return true
@@ -264,3 +269,29 @@ func (r *Relay) windowDue(ch *channel) {
 // replyWindowEnd is when the replies to a first request sent now stop
 // counting.
 func (r *Relay) replyWindowEnd() time.Time { return r.now.Add(BackboneReplyWindow) }
+
+// BackboneID is the relay ID this relay's backbone messages name.
+func (r *Relay) BackboneID() uint32 { return r.bbID }
+
+// SaysComplete reports whether a Joined for channel id sent now would
+// flag its cache complete, for checkers.
+func (r *Relay) SaysComplete(id roster.ChannelID) bool {
+	ch := r.channels[id]
+	return ch != nil && r.joinedFlags(ch)&wire.JoinedComplete != 0
+}
+
+// LocalIDs lists the entries of channel id's cache that the relay's own
+// members announced (not the bus), oldest first, for checkers.
+func (r *Relay) LocalIDs(id roster.ChannelID) []roster.ID {
+	ch := r.channels[id]
+	if ch == nil {
+		return nil
+	}
+	var ids []roster.ID
+	for _, c := range ch.order[ch.evicted:] {
+		if ch.cache.Has(c.id) {
+			ids = append(ids, c.id)
+		}
+	}
+	return ids
+}

@@ -221,7 +221,7 @@ func checkReplyBound(t *testing.T, fs faults) error {
 	if len(bus.resps) != n+1 {
 		return fmt.Errorf("%d replies to one request, want 1", len(bus.resps)-n)
 	}
-	bound := max(backboneReplyFloor, BackboneReplyFactor*len(req))
+	bound := max(BackboneReplyFloor, BackboneReplyFactor*len(req))
 	if got := len(bus.resps[n].data); got > bound {
 		return fmt.Errorf("%d-byte request got a %d-byte reply, over its bound of %d", len(req), got, bound)
 	}
@@ -231,8 +231,8 @@ func checkReplyBound(t *testing.T, fs faults) error {
 	for range 1000 {
 		h.r.Message(backbone.Msg{Subject: sub, Reply: "_INBOX.x", Data: req}, h.now)
 	}
-	if got := len(bus.resps) - n - 1; got > backboneMaxRounds {
-		return fmt.Errorf("1,000 requests at once got %d answers, over the burst of %d", got, backboneMaxRounds)
+	if got := len(bus.resps) - n - 1; got > BackboneAnswerBurst {
+		return fmt.Errorf("1,000 requests at once got %d answers, over the burst of %d", got, BackboneAnswerBurst)
 	}
 	if s := h.r.Stats(); s.BackboneLimited == 0 {
 		return fmt.Errorf("no request counted as limited")
@@ -299,15 +299,15 @@ func TestBackboneTrustDocumented(t *testing.T) {
 			fmt.Sprintf("`relay.BackboneCompleteQuorum` (%d)", BackboneCompleteQuorum),
 			fmt.Sprintf("`%d` origins", backboneMaxOrigins),
 			fmt.Sprintf("(factor %d;", BackboneReplyFactor),
-			fmt.Sprintf("× `n`, %s)", thousands(backboneReplyFloor)),
+			fmt.Sprintf("× `n`, %s)", thousands(BackboneReplyFloor)),
 			fmt.Sprintf("`relay.BackboneAnswerRate` (%d)", BackboneAnswerRate),
-			fmt.Sprintf("burst of %d", backboneMaxRounds),
+			fmt.Sprintf("burst of %d", BackboneAnswerBurst),
 			fmt.Sprintf("`relay.BackboneLateAnswer` (%d ms", BackboneLateAnswer.Milliseconds()),
 		},
 		"../docs/POOLS.md": {
 			fmt.Sprintf("for %d ms (`backbone.ReplyWindow`)", BackboneReplyWindow.Milliseconds()),
-			fmt.Sprintf("at most %d times its request, or\n  %d KiB", BackboneReplyFactor, backboneReplyFloor>>10),
-			fmt.Sprintf("at most %d requests a\n  second per channel (burst %d)", BackboneAnswerRate, backboneMaxRounds),
+			fmt.Sprintf("at most %d times its request, or\n  %d KiB", BackboneReplyFactor, BackboneReplyFloor>>10),
+			fmt.Sprintf("at most %d requests a\n  second per channel (burst %d)", BackboneAnswerRate, BackboneAnswerBurst),
 		},
 	} {
 		b, err := os.ReadFile(file)

@@ -57,6 +57,10 @@ var selfTests = []struct {
 	{relay.FailNoBackboneReconcile, "catch-up:", []uint64{29, 194}},
 	{client.FailIdleBelowHeartbeat, "churn:", []uint64{14, 29}},
 	{client.FailPoolNoFailover, "failover:", []uint64{46, 52}},
+	// The hostile bus publisher (sim/poolbus.go).
+	{relay.FailTrustSingleComplete, "catch-up:", []uint64{1317, 2010}},
+	{relay.FailBusEvictsLocal, "boundedness:", []uint64{465, 574}},
+	{relay.FailUnboundedReply, "boundedness:", []uint64{744, 822}},
 }
 
 func hasViolation(vs []string, prefix string) bool {
