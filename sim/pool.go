@@ -33,6 +33,9 @@ type PoolSpec struct {
 	Hysteresis time.Duration
 	// HostileBus adds a bus publisher that is no relay (poolbus.go).
 	HostileBus bool
+	// Authenticated runs the relays as with a pool key
+	// (relay.Config.BackboneAuthenticated); never with HostileBus.
+	Authenticated bool
 }
 
 // The simulated backbone: one-way delays of Latency + [0, Jitter) through
@@ -72,9 +75,13 @@ func generatePool(seed uint64) Scenario {
 	sc.Pool = &PoolSpec{Relays: 2 + rng.IntN(2), Homes: 1 + rng.IntN(2), Backbone: rng.IntN(3) != 0,
 		Hysteresis: poolHysteresis}
 	// From a stream of its own, so the draws above and below stay.
-	if sc.Pool.Backbone && rand.New(rand.NewPCG(seed, 0xb05)).IntN(2) == 0 {
+	switch bus := rand.New(rand.NewPCG(seed, 0xb05)); {
+	case !sc.Pool.Backbone:
+	case bus.IntN(2) == 0:
 		sc.Pool.HostileBus = true
 		sc.Caps.CacheEntries = hostileBusCache
+	default:
+		sc.Pool.Authenticated = bus.IntN(2) == 0
 	}
 	var clients []string
 	for ch := 0; ch < sc.Channels; ch++ {
@@ -262,6 +269,7 @@ func (w *poolWorld) startRelay(r *simRelay) {
 	if r.port != nil {
 		cfg.Backbone = r.port
 		cfg.BackboneAntiEntropy = w.bbAntiEntropy()
+		cfg.BackboneAuthenticated = w.sc.Pool.Authenticated
 	}
 	core, err := relay.New(cfg, w.coreRand())
 	if err != nil {
