@@ -222,6 +222,7 @@ func checkReplyBound(t *testing.T, fs faults) error {
 		return fmt.Errorf("%d replies to one request, want 1", len(bus.resps)-n)
 	}
 	bound := max(BackboneReplyFloor, BackboneReplyFactor*len(req))
+	t.Logf("a %d-byte request got a %d-byte reply (%.0f×; bound %d)", len(req), len(bus.resps[n].data), float64(len(bus.resps[n].data))/float64(len(req)), bound)
 	if got := len(bus.resps[n].data); got > bound {
 		return fmt.Errorf("%d-byte request got a %d-byte reply, over its bound of %d", len(req), got, bound)
 	}
@@ -231,6 +232,11 @@ func checkReplyBound(t *testing.T, fs faults) error {
 	for range 1000 {
 		h.r.Message(backbone.Msg{Subject: sub, Reply: "_INBOX.x", Data: req}, h.now)
 	}
+	replied := 0
+	for _, r := range bus.resps[n+1:] {
+		replied += len(r.data)
+	}
+	t.Logf("1,000 such requests at once (%d bytes): %d answered, %d reply bytes, %d limited", 1000*len(req), len(bus.resps)-n-1, replied, h.r.Stats().BackboneLimited)
 	if got := len(bus.resps) - n - 1; got > BackboneAnswerBurst {
 		return fmt.Errorf("1,000 requests at once got %d answers, over the burst of %d", got, BackboneAnswerBurst)
 	}
