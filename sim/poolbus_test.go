@@ -18,7 +18,7 @@ func TestHostileBusDocumented(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		fmt.Sprintf("caches of %d entries", hostileBusCache),
+		fmt.Sprintf("(caches of %d\nentries)", hostileBusCache),
 		fmt.Sprintf("(%d junk entries\nper channel from one origin)", busFlood),
 		fmt.Sprintf("(%d requests of 16 empty ID\nranges per channel at once", busAsks),
 		fmt.Sprintf("refill, %d s, plus a request timeout", (askTouch()-backbone.RequestTimeout)/time.Second),
