@@ -36,6 +36,12 @@ var (
 // every driver.
 const RequestTimeout = 2 * time.Second
 
+// ReplyWindow is how long after a Request's first reply a driver goes on
+// delivering further replies to it: every relay of the pool answers, and
+// the core weighs their word against each other's (no single reply may
+// make a cache complete), so it sees them all.
+const ReplyWindow = 200 * time.Millisecond
+
 // Bus is the backbone as the relay core sees it. Its methods never block
 // and are called only from the core's event context; each copies data, so
 // the caller may reuse it at once. While the bus is down, publishes are
@@ -48,8 +54,10 @@ type Bus interface {
 	Unsubscribe(subject string)
 	// Publish sends data to every other subscriber of subject.
 	Publish(subject string, data []byte)
-	// Request publishes data on subject with a reply address; the first
-	// reply, or an error, arrives once as Handler.Response with the same id.
+	// Request publishes data on subject with a reply address. The first
+	// reply, or an error, arrives as Handler.Response with the same id;
+	// replies arriving within ReplyWindow after the first arrive too, each
+	// as a Response of their own, and the request ends then.
 	Request(subject string, data []byte, id uint64)
 	// Respond answers a Message that carried a reply address.
 	Respond(reply string, data []byte)
@@ -68,8 +76,9 @@ type Msg struct {
 type Handler interface {
 	// Message hands over a message on a subscribed subject.
 	Message(m Msg, now time.Time)
-	// Response completes Request id: data is the first reply, or err says
-	// why there is none (ErrNoResponders, ErrTimeout, ErrDown).
+	// Response answers Request id: data is a reply (the first, or one
+	// within ReplyWindow after it), or err says why there is none
+	// (ErrNoResponders, ErrTimeout, ErrDown).
 	Response(id uint64, data []byte, err error, now time.Time)
 	// BusState reports the bus connecting (up) or losing its connection.
 	// After a reconnect, subscriptions are restored by the driver, but

@@ -16,8 +16,9 @@ import (
 // It gives the promise of NATS core and no more. A publish reaches every
 // other port connected and subscribed to its subject (never the
 // publisher: no-echo) after Latency + rand[0, Jitter), in publish order
-// per publisher and subscriber. A Request reaches every such port; the
-// first reply wins, later ones are dropped; with no other subscriber it
+// per publisher and subscriber. A Request reaches every such port; its
+// first reply and those that arrive within backbone.ReplyWindow after it
+// are handed over, later ones are dropped; with no other subscriber it
 // fails with backbone.ErrNoResponders after a round trip, without a reply
 // within backbone.RequestTimeout with backbone.ErrTimeout, and from a
 // disconnected port at once with backbone.ErrDown.
@@ -66,7 +67,7 @@ type BusStats struct {
 	Delivered    uint64 // messages handed to a Handler.Message, requests included
 	Lost         uint64 // publishes from a disconnected port, and deliveries lost to faults
 	Requests     uint64 // Request calls
-	Replies      uint64 // first replies handed to Handler.Response
+	Replies      uint64 // replies handed to Handler.Response (first ones and those within the reply window)
 	NoResponders uint64 // requests failed with ErrNoResponders
 	Timeouts     uint64 // requests failed with ErrTimeout
 }
@@ -102,14 +103,16 @@ type BusPort struct {
 
 var _ backbone.Bus = (*BusPort)(nil)
 
-// busRequest is one Request waiting for its first reply.
+// busRequest is one Request waiting for its replies.
 type busRequest struct {
 	from *BusPort
 	conn uint64
 	id   uint64
-	// inbox is the reply subject; done is set once Response is scheduled.
-	inbox string
-	done  bool
+	// inbox is the reply subject; answered is set by the first reply,
+	// done once no more replies are handed over.
+	inbox    string
+	answered bool
+	done     bool
 }
 
 // Attach gives node nd a port on the bus. Pass it as the core's
@@ -175,12 +178,15 @@ func (p *BusPort) disconnect(tell bool) {
 	p.up = false
 	p.conn++
 	n, h, inc := p.b.n, p.h, p.inc
-	reqs := p.reqs
-	p.reqs = nil
-	for _, rq := range reqs {
+	var reqs []*busRequest
+	for _, rq := range p.reqs {
 		rq.done = true
 		delete(p.b.pending, rq.inbox)
+		if !rq.answered {
+			reqs = append(reqs, rq)
+		}
 	}
+	p.reqs = nil
 	if !tell {
 		return
 	}
@@ -280,7 +286,7 @@ func (p *BusPort) Request(subject string, data []byte, id uint64) {
 	b.pending[rq.inbox] = rq
 	p.reqs = append(p.reqs, rq)
 	n.schedule(n.now+backbone.RequestTimeout, func() {
-		if rq.done {
+		if rq.done || rq.answered {
 			return
 		}
 		p.finish(rq)
@@ -317,7 +323,14 @@ func (p *BusPort) Respond(reply string, data []byte) {
 			b.stats.Lost++
 			return
 		}
-		from.finish(rq)
+		if !rq.answered {
+			rq.answered = true
+			b.n.schedule(b.n.now+backbone.ReplyWindow, func() {
+				if !rq.done {
+					from.finish(rq)
+				}
+			})
+		}
 		b.stats.Replies++
 		from.respond(rq.id, data, nil)
 	})

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/cosnim/relays/backbone"
 	"github.com/cosnim/relays/internal/fault"
 	"github.com/cosnim/relays/roster"
@@ -119,6 +121,9 @@ type bbChannel struct {
 	// after they came, its cache not being complete: a complete peer's
 	// reply, the first to arrive, then wins.
 	late []lateAnswer
+	// answers limits the peers' requests answered (BackboneAnswerRate);
+	// nil until the first.
+	answers *rate.Limiter
 }
 
 // lateAnswer is a peer's request waiting for its answer.
@@ -133,7 +138,7 @@ type lateAnswer struct {
 // the requester the first reply; this lets a complete peer's be that one,
 // else two relays that created the channel together learn only from each
 // other and miss a third's entries until anti-entropy.
-const BackboneLateAnswer = 50 * time.Millisecond
+const BackboneLateAnswer = BackboneReplyWindow / 4
 
 // maxLateAnswers bounds the requests of one channel waiting for a late
 // answer; past it requests are answered at once.
@@ -146,6 +151,15 @@ type reconcile struct {
 	partial      bool // a message of the exchange left something out
 	peerComplete bool // every reply said its cache was complete
 	askedAgain   bool // a first reconciliation ran again after a reply not complete
+	// The replies to the request in flight are taken until windowEnd
+	// (bbtrust.go): answered once the first came; exchanged once the
+	// exchange ended, waiting for the window to end.
+	answered  bool
+	windowEnd time.Time
+	exchanged bool
+	claims    []claim // what the replies said of their caches
+	learned   uint64  // new entries the replies gave
+	storedAt  uint64  // the channel's stored count when it began
 }
 
 // bbLearn subscribes to a new channel's subjects and, with the bus up,
@@ -256,6 +270,7 @@ func (r *Relay) bbTick() {
 		if len(ch.bb.late) > 0 {
 			r.answerLate(ch)
 		}
+		r.windowDue(ch)
 		if at := ch.bb.aeAt; !at.IsZero() && !r.now.Before(at) {
 			ch.bb.aeAt = time.Time{}
 			if len(ch.members) > 0 {
@@ -296,7 +311,7 @@ func (r *Relay) flushBackbone() {
 			r.stats.BackboneDropped += uint64(len(entries))
 			continue
 		}
-		for _, f := range r.encodeEntries(wire.TypeDeliver, 0, 0, entries) {
+		for _, f := range r.encodeEntries(wire.TypeDeliver, r.bbID, 0, entries) {
 			r.cfg.Backbone.Publish(ch.bb.subject, f)
 			r.stats.BackbonePublished++
 		}
@@ -372,11 +387,12 @@ func (r *Relay) Message(m backbone.Msg, now time.Time) {
 		return
 	}
 	f, err := r.decoded.Decode(wire.TypeDeliver, frames[0].p)
-	if err != nil || f.(*wire.Deliver).Handle != 0 {
+	if err != nil {
 		r.badMessage("channel message: bad Deliver frame: %v", err)
 		return
 	}
-	r.learnFromBus(ch, f.(*wire.Deliver).Entries, true)
+	d := f.(*wire.Deliver)
+	r.learnFromBus(ch, d.Handle, d.Entries, true)
 }
 
 // subjectChannel finds the channel a subject names, and whether it is
@@ -413,17 +429,22 @@ func (r *Relay) badMessage(format string, args ...any) {
 	r.logConn(logBackboneBad, "reason", fmt.Sprintf(format, args...))
 }
 
-// learnFromBus stores entries a peer relay sent, with the checks a
-// client's get, and fans the new ones out to every local member (if fan)
-// without publishing them again.
-func (r *Relay) learnFromBus(ch *channel, sealed [][]byte, fan bool) {
+// learnFromBus stores entries a peer relay sent, from the origin its
+// message named, with the checks a client's get, and fans the new ones
+// out to every local member (if fan) without publishing them again. It
+// returns how many were new.
+func (r *Relay) learnFromBus(ch *channel, origin uint32, sealed [][]byte, fan bool) uint64 {
 	sealed = slices.DeleteFunc(sealed, func(e []byte) bool {
 		return len(e) == 0 || len(e) > r.cfg.MaxEntrySize
 	})
+	if len(sealed) == 0 {
+		return 0
+	}
 	_, republish := fault.Hit(r.cfg.Faults, FailRepublishBackbone)
 	n := r.stats.EntriesIn
-	r.store(ch, nil, sealed, fan, republish)
+	r.store(ch, nil, sealed, fan, republish, r.originOf(ch, origin))
 	r.stats.BackboneEntries += r.stats.EntriesIn - n
+	return r.stats.EntriesIn - n
 }
 
 // answerPeer answers a peer's reconciliation request: [Delta] Sync, all
@@ -464,23 +485,29 @@ func (r *Relay) answerLate(ch *channel) {
 }
 
 // answerNow answers a request at once.
+// Its reply takes at most replyRoom of the request's size, and a channel
+// answers at most BackboneAnswerRate requests a second.
 func (r *Relay) answerNow(ch *channel, m backbone.Msg) {
+	if !r.mayAnswer(ch) {
+		return
+	}
 	push, msg, ok := r.decodeSyncMessage(m.Data, false)
 	if !ok {
 		return
 	}
-	r.learnFromBus(ch, push.push.Entries, !ch.evictedAny)
+	r.learnFromBus(ch, push.origin, push.push.Entries, !ch.evictedAny)
 	r.stats.BackboneSyncsAnswered++
+	room := r.replyRoom(len(m.Data))
 	var out roster.SyncMsg
 	var give []roster.Entry
 	if !msg.Msg.Empty() {
-		out, give = ch.cache.ReplySyncLimit(&msg.Msg, r.cfg.SyncReplyEntries)
+		out, give = ch.cache.ReplySyncLimit(&msg.Msg, r.replyEntries(ch, room))
 	}
-	joined := &wire.Joined{Cached: uint32(ch.cache.Len())}
+	joined := &wire.Joined{Handle: r.bbID, Cached: uint32(ch.cache.Len())}
 	if r.cacheKnownComplete(ch) {
 		joined.Flags |= wire.JoinedComplete
 	}
-	data, partial := r.encodeSyncMessage(joined, msg.Session, give, out)
+	data, partial := r.encodeSyncMessage(joined, msg.Session, give, out, room)
 	if partial {
 		// Only here do the flags follow the frames they describe.
 		data[wire.HeaderSize+8] |= BackbonePartial
@@ -496,37 +523,49 @@ func (r *Relay) startReconcile(ch *channel) {
 	if _, ok := fault.Hit(r.cfg.Faults, FailNoBackboneReconcile); ok {
 		return
 	}
-	ch.bb.sync = &reconcile{peerComplete: true}
+	ch.bb.sync = &reconcile{peerComplete: true, storedAt: ch.stored}
 	r.stats.BackboneReconciles++
 	r.requestPeers(ch, nil, ch.cache.StartSync())
 }
 
-// requestPeers sends the next request of ch's reconciliation.
+// requestPeers sends the next request of ch's reconciliation. Replies to
+// the one before no longer count.
 func (r *Relay) requestPeers(ch *channel, push []roster.Entry, msg roster.SyncMsg) {
 	rc := ch.bb.sync
 	rc.rounds++
+	delete(r.bbReqs, rc.id)
 	r.bbNextID++
-	rc.id = r.bbNextID
+	rc.id, rc.answered, rc.exchanged = r.bbNextID, false, false
+	rc.windowEnd = r.replyWindowEnd()
 	r.bbReqs[rc.id] = ch
-	data, partial := r.encodeSyncMessage(nil, uint32(rc.id), push, msg)
+	data, partial := r.encodeSyncMessage(nil, uint32(rc.id), push, msg, r.cfg.MaxFrameSize)
 	rc.partial = rc.partial || partial
 	r.cfg.Backbone.Request(ch.bb.syncSubject, data, rc.id)
 }
 
 // Response implements backbone.Handler: a peer's reply to a
-// reconciliation request, or why there is none.
+// reconciliation request, or why there is none. The first reply to a
+// request drives the exchange; further ones, within the reply window,
+// are weighed (extraReply).
 func (r *Relay) Response(id uint64, data []byte, err error, now time.Time) {
 	r.at(now)
 	defer r.flushBackbone()
 	ch := r.bbReqs[id]
 	if ch == nil {
-		return // failed or forgotten since
+		return // failed, superseded or forgotten since
 	}
-	delete(r.bbReqs, id)
 	rc := ch.bb.sync
 	if rc == nil || rc.id != id {
+		delete(r.bbReqs, id)
 		return
 	}
+	if rc.answered {
+		if err == nil && r.collecting(rc) {
+			r.extraReply(ch, data)
+		}
+		return
+	}
+	rc.answered = true
 	if err != nil {
 		r.endReconcile(ch, err)
 		return
@@ -541,7 +580,16 @@ func (r *Relay) Response(id uint64, data []byte, err error, now time.Time) {
 		r.endReconcile(ch, errBadReply)
 		return
 	}
-	r.learnFromBus(ch, reply.push.Entries, !ch.evictedAny)
+	r.stepReconcile(ch, reply, msg)
+}
+
+// stepReconcile takes a reply that drives ch's exchange: stores its
+// entries, then sends the next request, runs the exchange again, or ends
+// it.
+func (r *Relay) stepReconcile(ch *channel, reply syncParts, msg *wire.Sync) {
+	rc := ch.bb.sync
+	rc.learned += r.learnFromBus(ch, reply.origin, reply.push.Entries, !ch.evictedAny)
+	rc.noteClaim(reply.origin, reply.flags, reply.cached)
 	rc.peerComplete = rc.peerComplete && reply.flags&wire.JoinedComplete != 0
 	rc.partial = rc.partial || reply.flags&BackbonePartial != 0
 	var next roster.SyncMsg
@@ -573,6 +621,11 @@ func (r *Relay) Response(id uint64, data []byte, err error, now time.Time) {
 		}
 		rc.askedAgain, rc.peerComplete = true, true
 		r.requestPeers(ch, nil, ch.cache.StartSync())
+	case r.collecting(rc):
+		// The caches agree, but another reply may yet go on with the
+		// exchange or refute what this one said (bbtrust.go).
+		rc.exchanged = true
+		r.bbTimers.Add(rc.windowEnd, ch)
 	default:
 		r.endReconcile(ch, nil)
 	}
@@ -593,10 +646,11 @@ func (r *Relay) endReconcile(ch *channel, err error) {
 	switch {
 	case err == nil:
 		r.stats.BackboneReconciled++
-		if ch.bb.unsure || rc.peerComplete {
-			ch.bb.peerLoss = !rc.peerComplete
+		proven := r.provenComplete(ch, rc)
+		if ch.bb.unsure || proven {
+			ch.bb.peerLoss = !proven
 		}
-		if ch.bb.unsure && rc.peerComplete && !ch.evictedAny {
+		if ch.bb.unsure && proven && !ch.evictedAny {
 			// What the relay forgot of the channel before, a complete peer
 			// held: the cache holds it again.
 			ch.complete = true
@@ -643,12 +697,15 @@ func splitFrames(b []byte, dst []rawFrame) ([]rawFrame, bool) {
 
 // syncParts is a decoded reconciliation message.
 type syncParts struct {
-	flags uint8 // of the reply's Joined
-	push  wire.Delta
+	origin uint32 // the relay ID every frame's handle named
+	flags  uint8  // of the reply's Joined
+	cached uint32 // of the reply's Joined
+	push   wire.Delta
 }
 
 // decodeSyncMessage decodes a request ([Delta] Sync) or, if reply, a
-// reply (Joined [Delta] Sync), all frames with handle 0. Entries alias
+// reply (Joined [Delta] Sync), all frames with one handle, the sender's
+// relay ID. Entries alias
 // data; the Sync is the relay's decoded one, valid until the next decode.
 func (r *Relay) decodeSyncMessage(data []byte, reply bool) (syncParts, *wire.Sync, bool) {
 	var parts syncParts
@@ -679,27 +736,29 @@ func (r *Relay) decodeSyncMessage(data []byte, reply bool) (syncParts, *wire.Syn
 		var handle uint32
 		switch f := f.(type) {
 		case *wire.Joined:
-			handle, parts.flags = f.Handle, f.Flags
+			handle, parts.flags, parts.cached = f.Handle, f.Flags, f.Cached
 		case *wire.Delta:
 			handle, parts.push = f.Handle, *f
 		case *wire.Sync:
 			handle, sync = f.Handle, f
 		}
-		if handle != 0 {
-			r.badMessage("reconciliation message: %v frame with handle %d, want 0", rf.t, handle)
+		if i == 0 {
+			parts.origin = handle
+		} else if handle != parts.origin {
+			r.badMessage("reconciliation message: %v frame with handle %d, want %d as before", rf.t, handle, parts.origin)
 			return parts, nil, false
 		}
 	}
 	return parts, sync, true
 }
 
-// encodeSyncMessage encodes a reconciliation message of at most
-// MaxFrameSize bytes: joined (replies only), a Delta of as many of give as
-// fit, then the Sync of msg, its ranges and wants cut to half the room
-// when there are entries to give. It reports whether it left anything out.
-// The bytes are the relay's scratch, valid until the next call.
-func (r *Relay) encodeSyncMessage(joined *wire.Joined, session uint32, give []roster.Entry, msg roster.SyncMsg) ([]byte, bool) {
-	room := r.cfg.MaxFrameSize
+// encodeSyncMessage encodes a reconciliation message of at most room
+// bytes, every frame's handle the relay's ID: joined (replies only), a
+// Delta of as many of give as fit, then the Sync of msg, its ranges and
+// wants cut to half the room when there are entries to give. It reports
+// whether it left anything out. The bytes are the relay's scratch, valid
+// until the next call.
+func (r *Relay) encodeSyncMessage(joined *wire.Joined, session uint32, give []roster.Entry, msg roster.SyncMsg, room int) ([]byte, bool) {
 	buf := r.bbBuf[:0]
 	if joined != nil {
 		buf = wire.Append(buf, joined)
@@ -710,7 +769,7 @@ func (r *Relay) encodeSyncMessage(joined *wire.Joined, session uint32, give []ro
 		syncRoom = room / 2
 	}
 	var frames int
-	r.bbSync, frames = wire.AppendSyncSplit(r.bbSync[:0], &wire.Sync{Session: session, Msg: msg}, syncRoom)
+	r.bbSync, frames = wire.AppendSyncSplit(r.bbSync[:0], &wire.Sync{Handle: r.bbID, Session: session, Msg: msg}, syncRoom)
 	first := wire.HeaderSize - 1 + int(binary.BigEndian.Uint32(r.bbSync))
 	syncFrame := r.bbSync[:first]
 	syncFrame[wire.HeaderSize+8] = 0 // the first part stands alone: no "more"
@@ -725,7 +784,7 @@ func (r *Relay) encodeSyncMessage(joined *wire.Joined, session uint32, give []ro
 		for _, e := range give[:n] {
 			r.sealedScratch = append(r.sealedScratch, e.Sealed)
 		}
-		buf = wire.Append(buf, &wire.Delta{Session: session, Entries: r.sealedScratch})
+		buf = wire.Append(buf, &wire.Delta{Handle: r.bbID, Session: session, Entries: r.sealedScratch})
 	}
 	partial = partial || n < len(give)
 	buf = append(buf, syncFrame...)

@@ -145,8 +145,8 @@ func checkPublish(t *testing.T, fs faults) error {
 			return fmt.Errorf("message of %d bytes over max frame size", len(p.data))
 		}
 		fs := decodeFrames(t, p.data)
-		if d, ok := fs[0].(*wire.Deliver); len(fs) != 1 || !ok || d.Handle != 0 {
-			return fmt.Errorf("message %+v, want one Deliver with handle 0", fs)
+		if d, ok := fs[0].(*wire.Deliver); len(fs) != 1 || !ok || d.Handle != h.r.bbID || d.Handle == 0 {
+			return fmt.Errorf("message %+v, want one Deliver with handle the relay's ID %d", fs, h.r.bbID)
 		}
 		got = append(got, deliveredEntries(fs)...)
 	}
@@ -210,13 +210,12 @@ func TestBackboneBadMessagesDropped(t *testing.T) {
 	bad := map[string][]byte{
 		"oversized": wire.Append(nil, &wire.Deliver{Entries: [][]byte{bytes.Repeat([]byte{1}, 1000), make([]byte, 64<<10)}}),
 		"garbage":   []byte{0, 0, 0, 9, 8, 1},
-		"handle":    wire.Append(nil, &wire.Deliver{Handle: 3, Entries: [][]byte{good}}),
 		"two":       wire.Append(wire.Append(nil, &wire.Deliver{Entries: [][]byte{good}}), &wire.Deliver{Entries: [][]byte{good}}),
 		"type":      wire.Append(nil, &wire.Announce{Entries: [][]byte{good}}),
 		"truncated": wire.Append(nil, &wire.Deliver{Entries: [][]byte{good}})[:20],
 	}
 	n := uint64(0)
-	for _, name := range []string{"oversized", "garbage", "handle", "two", "type", "truncated"} {
+	for _, name := range []string{"oversized", "garbage", "two", "type", "truncated"} {
 		h.r.Message(backbone.Msg{Subject: sub, Data: bad[name]}, h.now)
 		n++
 		if got := h.r.Stats().BackboneBad; got != n {
@@ -231,15 +230,16 @@ func TestBackboneBadMessagesDropped(t *testing.T) {
 	if got := h.r.Stats().BackboneBad; got != n+1 {
 		t.Errorf("sync without reply: BackboneBad = %d, want %d", got, n+1)
 	}
-	// Bad entries go alone (an empty one makes the frame malformed); the cache cap holds against the bus too.
+	// Bad entries go alone (an empty one makes the frame malformed); one
+	// origin's quota of the cache holds against the bus too.
 	var many [][]byte
 	for i := range 20 {
 		many = append(many, seal(t, k, fmt.Sprint("e", i)).Sealed)
 	}
 	many = append(many, make([]byte, DefaultConfig().MaxEntrySize+1))
 	h.r.Message(backbone.Msg{Subject: sub, Data: wire.Append(nil, &wire.Deliver{Entries: many})}, h.now)
-	if cache, _, _ := h.r.Cached(k.ID()); cache.Len() != 8 {
-		t.Errorf("cache holds %d entries from the bus, want the cap of 8", cache.Len())
+	if cache, _, _ := h.r.Cached(k.ID()); cache.Len() != h.r.originQuota() {
+		t.Errorf("cache holds %d entries from one origin, want its quota of %d", cache.Len(), h.r.originQuota())
 	}
 	if got := len(deliveredEntries(a.Frames(t))); got != 20 {
 		t.Errorf("member got %d entries, want the 20 good ones", got)
@@ -273,6 +273,9 @@ type hubPort struct {
 	// lateRequests makes requests leave one hub step after the call, as
 	// on a bus whose subscriptions arrive before a request sent at once.
 	lateRequests bool
+	// onMsg, if set, takes the port's messages instead of a relay: a
+	// publisher that is no relay.
+	onMsg func(backbone.Msg)
 }
 
 func (p *hubPort) Subscribe(s string)   { p.subs[s] = true }
@@ -289,6 +292,10 @@ func (p *hubPort) send(m backbone.Msg) int {
 	for _, q := range p.h.ports {
 		if q != p && !q.down && q.subs[m.Subject] {
 			n++
+			if q.onMsg != nil {
+				p.h.queue = append(p.h.queue, func() { q.onMsg(m) })
+				continue
+			}
 			p.h.queue = append(p.h.queue, func() { q.r.Message(m, p.h.now) })
 		}
 	}
@@ -305,13 +312,9 @@ func (p *hubPort) Request(s string, d []byte, id uint64) {
 }
 
 func (p *hubPort) request(s string, d []byte, id uint64) {
-	answered := false
 	reply := fmt.Sprintf("%p.%d", p, id)
 	p.h.replies[reply] = func(data []byte) {
-		if !answered {
-			answered = true
-			p.h.queue = append(p.h.queue, func() { p.r.Response(id, data, nil, p.h.now) })
-		}
+		p.h.queue = append(p.h.queue, func() { p.r.Response(id, data, nil, p.h.now) })
 	}
 	if p.send(backbone.Msg{Subject: s, Reply: reply, Data: bytes.Clone(d)}) == 0 {
 		p.h.queue = append(p.h.queue, func() { p.r.Response(id, nil, backbone.ErrNoResponders, p.h.now) })
@@ -460,7 +463,7 @@ func TestBackboneReconcileProperty(t *testing.T) {
 // checkJoinedWaits joins a member to a relay new to a channel its peer
 // holds, and reports what is wrong with its Joined.
 func checkJoinedWaits(t *testing.T, fs faults) error {
-	hb, hs := newHub(t, 2, Config{Faults: fs})
+	hb, hs := newHub(t, 2, Config{Faults: fs, BackboneAuthenticated: true})
 	k := keys(t, "hub")
 	var refs []string
 	for i := range 30 {
@@ -517,7 +520,7 @@ func TestBackboneJoinedWaitsForReconcile(t *testing.T) {
 
 // A peer whose cache evicted does not let a newcomer claim completeness.
 func TestBackboneJoinedIncompleteAfterIncompletePeer(t *testing.T) {
-	hb, hs := newHub(t, 2, Config{CacheEntries: 10})
+	hb, hs := newHub(t, 2, Config{CacheEntries: 20, BackboneAuthenticated: true})
 	k := keys(t, "hub")
 	var refs []string
 	for i := range 30 {
@@ -528,7 +531,7 @@ func TestBackboneJoinedIncompleteAfterIncompletePeer(t *testing.T) {
 	hb.settle(t, hs)
 	j := mustJoined(t, c)
 	if j.Flags&wire.JoinedComplete != 0 || j.Cached != 10 {
-		t.Fatalf("got %+v, want Joined with the peer's 10 entries, not complete", j)
+		t.Fatalf("got %+v, want Joined with the peer's entries up to its quota of 10, not complete", j)
 	}
 }
 
@@ -538,7 +541,7 @@ func TestBackboneJoinedIncompleteAfterIncompletePeer(t *testing.T) {
 // members' Joined short of complete, but the next reconciliation, answered
 // by a peer that has since reconciled, makes the channel complete again.
 func TestBackboneLearningPeerDoesNotLeaveChannelIncomplete(t *testing.T) {
-	hb, hs := newHub(t, 2, Config{})
+	hb, hs := newHub(t, 2, Config{BackboneAuthenticated: true})
 	k := keys(t, "hub")
 	hs[0].askJoin("m0", k) // relay 0 finds no responder: its answer is held back
 	noResponders := hb.queue
@@ -566,7 +569,7 @@ func TestBackboneLearningPeerDoesNotLeaveChannelIncomplete(t *testing.T) {
 // own first reconciliation, it asks once more before releasing Joined: by
 // then the peer knows, and the first members are told complete.
 func TestBackboneFirstReconcileAsksLearningPeerAgain(t *testing.T) {
-	hb, hs := newHub(t, 2, Config{})
+	hb, hs := newHub(t, 2, Config{BackboneAuthenticated: true})
 	k := keys(t, "hub")
 	hs[0].askJoin("m0", k)
 	c := hs[1].askJoin("m1", k)
@@ -584,7 +587,7 @@ func TestBackboneFirstReconcileAsksLearningPeerAgain(t *testing.T) {
 // when a member joins again, and may then say so: what it forgot, the
 // peer held.
 func TestBackboneForgottenChannelCompleteAgainFromPeer(t *testing.T) {
-	hb, hs := newHub(t, 2, Config{ChannelIdleTimeout: time.Minute})
+	hb, hs := newHub(t, 2, Config{ChannelIdleTimeout: time.Minute, BackboneAuthenticated: true})
 	k := keys(t, "hub")
 	announceAll(t, hb, hs[1], "m1", k, []string{"a", "b", "c"})
 	c0 := announceAll(t, hb, hs[0], "m0", k, []string{"d"})
@@ -710,7 +713,8 @@ func TestBackboneFailpointsCaught(t *testing.T) {
 // whose cache is not known complete answers late (BackboneLateAnswer), so
 // the third's reply wins.
 func checkNewcomersLearnFromHolder(t *testing.T, fs faults) error {
-	hb, hs := newHub(t, 3, Config{Faults: fs})
+	// Authenticated: the first reply alone drives it (no reply window).
+	hb, hs := newHub(t, 3, Config{Faults: fs, BackboneAuthenticated: true})
 	k := keys(t, "hub")
 	var refs []string
 	for i := range 20 {

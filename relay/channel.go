@@ -52,22 +52,27 @@ type channel struct {
 	evictedAny bool
 	members    []*member // in join order
 	bytes      int64     // cache size, as the memory budget counts it
+	stored     uint64    // entries ever stored, for the backbone's judgement of replies
 	// emptySince is when the last member left; zero while it has members.
 	emptySince time.Time
 	bb         bbChannel // backbone state (backbone.go)
+	// origins hold the eviction order of entries learnt from the bus, per
+	// origin the bus message named (bbtrust.go); order holds the rest.
+	origins []*busOrigin
 }
 
 // accept stores the new entries among sealed (which alias a read buffer)
 // from member m and, if fan is set, fans them out to the other members of
 // its channel. New entries are published on the backbone.
 func (r *Relay) accept(m *member, sealed [][]byte, fan bool) {
-	r.store(m.ch, m, sealed, fan, r.cfg.Backbone != nil)
+	r.store(m.ch, m, sealed, fan, r.cfg.Backbone != nil, nil)
 }
 
 // store adds the new entries among sealed to ch's cache, fans them out to
 // its members but from (nil for entries from the backbone) if fan is set,
-// and queues them for the backbone if publish is set.
-func (r *Relay) store(ch *channel, from *member, sealed [][]byte, fan, publish bool) {
+// and queues them for the backbone if publish is set. origin is the bus
+// origin they came from, nil for entries of local members.
+func (r *Relay) store(ch *channel, from *member, sealed [][]byte, fan, publish bool, origin *busOrigin) {
 	fresh := r.freshScratch[:0]
 	for _, s := range sealed {
 		e := roster.NewEntry(s)
@@ -77,7 +82,7 @@ func (r *Relay) store(ch *channel, from *member, sealed [][]byte, fan, publish b
 			r.stats.Duplicates++
 			continue
 		}
-		r.stored(ch, e)
+		r.stored(ch, e, origin)
 		fresh = append(fresh, e)
 	}
 	r.freshScratch = fresh[:0]
@@ -142,14 +147,24 @@ type cached struct {
 	size int
 }
 
-// stored accounts for e, just added to the cache, and evicts the oldest
-// entries past the cap.
-func (r *Relay) stored(ch *channel, e roster.Entry) {
-	ch.order = append(ch.order, cached{e.ID, len(e.Sealed)})
+// stored accounts for e, just added to the cache from origin (nil: a
+// local member), and evicts past the cap and past origin's quota.
+func (r *Relay) stored(ch *channel, e roster.Entry, origin *busOrigin) {
+	c := cached{e.ID, len(e.Sealed)}
+	if origin != nil {
+		origin.order = append(origin.order, c)
+	} else {
+		ch.order = append(ch.order, c)
+	}
 	r.cachedBytes += int64(len(e.Sealed) + entryOverhead)
 	ch.bytes += int64(len(e.Sealed) + entryOverhead)
+	ch.stored++
 	if _, ok := fault.Hit(r.cfg.Faults, FailNoEvict); ok {
 		return
+	}
+	for origin != nil && origin.live() > r.originQuota() && !r.busEvictsLocal() {
+		r.stats.BackboneQuotaEvicted++
+		r.evictFrom(ch, &origin.order, &origin.evicted)
 	}
 	for ch.cache.Len() > r.cfg.CacheEntries {
 		r.evictOldest(ch)

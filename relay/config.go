@@ -67,6 +67,11 @@ type Config struct {
 	// reconciled with the pool's other relays; DefaultBackboneAntiEntropy
 	// unless set. Not advertised: clients need not know it.
 	BackboneAntiEntropy time.Duration
+	// BackboneAuthenticated says every backbone message is authenticated
+	// as a relay's of the pool (the driver's pool key): then one reply
+	// saying complete suffices, else BackboneCompleteQuorum distinct
+	// origins must say it, none refuted (bbtrust.go).
+	BackboneAuthenticated bool
 
 	// Logger receives operator logs; nil discards them.
 	Logger *slog.Logger

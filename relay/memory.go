@@ -2,6 +2,7 @@ package relay
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/cosnim/relays/internal/fault"
@@ -143,10 +144,20 @@ func (r *Relay) forgetEmpty() {
 	}
 }
 
-// evictOldest drops ch's oldest cached entry; ch is no longer complete.
+// evictOldest drops one of ch's cached entries, the oldest of those the
+// bus brought (evictChoice), else the oldest; ch is no longer complete.
 func (r *Relay) evictOldest(ch *channel) {
-	old := ch.order[ch.evicted]
-	ch.evicted++
+	if o := r.evictChoice(ch); o != nil {
+		r.evictFrom(ch, &o.order, &o.evicted)
+		return
+	}
+	r.evictFrom(ch, &ch.order, &ch.evicted)
+}
+
+// evictFrom drops the oldest entry of one eviction order of ch.
+func (r *Relay) evictFrom(ch *channel, order *[]cached, evicted *int) {
+	old := (*order)[*evicted]
+	*evicted++
 	if ch.cache.Remove(old.id) {
 		r.cachedBytes -= int64(old.size + entryOverhead)
 		ch.bytes -= int64(old.size + entryOverhead)
@@ -159,23 +170,26 @@ func (r *Relay) evictOldest(ch *channel) {
 		// missing from it, and sync pushes are not fanned out.
 		ch.evictedAny = true
 		for _, m := range ch.members {
+			if slices.Contains(ch.bb.heldJoins, m) {
+				continue // its Joined, still held, will not say complete
+			}
 			r.sendError(m.c, wire.CodeRescan, m.handle, false, "relay cache evicted entries: list storage")
 		}
 	}
 	r.stats.Evicted++
-	if ch.evicted > 0 && ch.evicted*2 >= len(ch.order) {
-		live := ch.order[ch.evicted:]
-		if len(live)*4 < cap(ch.order) {
+	if *evicted > 0 && *evicted*2 >= len(*order) {
+		live := (*order)[*evicted:]
+		if len(live)*4 < cap(*order) {
 			// Shed most of the cache: let the large array go.
-			ch.order = append([]cached(nil), live...)
+			*order = append([]cached(nil), live...)
 		} else {
 			// At the cap: slide the live half down, no new array to
 			// allocate and grow again.
-			n := copy(ch.order, live)
-			clear(ch.order[n:])
-			ch.order = ch.order[:n]
+			n := copy(*order, live)
+			clear((*order)[n:])
+			*order = (*order)[:n]
 		}
-		ch.evicted = 0
+		*evicted = 0
 	}
 }
 

@@ -80,6 +80,7 @@ type Relay struct {
 	// timers, channels with entries to publish at the end of the event,
 	// and scratch for encoding.
 	bbUp     bool
+	bbID     uint32 // names this relay in its backbone messages: from the epoch, never 0
 	bbNextID uint64
 	bbReqs   map[uint64]*channel
 	bbTimers timerq.Queue[*channel]
@@ -150,6 +151,7 @@ func New(cfg Config, rng *rand.Rand) (*Relay, error) {
 		accepts:  rate.NewLimiter(rate.Limit(cfg.AcceptRate), cfg.AcceptRate),
 		bbReqs:   make(map[uint64]*channel),
 	}
+	r.bbID = max(1, uint32(r.epoch))
 	return r, nil
 }
 

@@ -45,6 +45,9 @@ type Stats struct {
 	BackboneReconciles       uint64 // reconciliations started
 	BackboneReconciled       uint64 // reconciliations that ended in agreement, or found no peer
 	BackboneReconcileFailed  uint64 // reconciliations that timed out, lost the bus, got a bad reply or hit the round limit
+	BackboneCompleteRefuted  uint64 // replies that claimed a complete cache the other replies refuted
+	BackboneQuotaEvicted     uint64 // bus entries evicted over their origin's quota
+	BackboneLimited          uint64 // reconciliation requests not answered over the channel's answer rate
 	ErrorsSent               map[wire.Code]uint64
 	// HandshakeFailures counts refused handshakes by reason.
 	HandshakeFailures map[wire.Code]uint64

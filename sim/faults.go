@@ -216,6 +216,13 @@ var faultRegistry = []faultSpec{
 	{kind: FaultPoolDrain, max: 1, usage: "relay-drain RELAY GRACE", in: inPool,
 		gen:       func(g *genCtx, f *Fault) bool { f.Targets, f.Duration = []string{g.pickRelay()}, g.dur(); return true },
 		poolApply: applyPoolDrain},
+	// The hostile bus publisher's (poolbus.go).
+	{kind: FaultBusInject, max: 2, usage: "bus-inject", in: inPool,
+		gen:       func(g *genCtx, f *Fault) bool { return g.sc.Pool.HostileBus },
+		poolApply: applyBusInject},
+	{kind: FaultBusAsk, max: 2, usage: "bus-ask", in: inPool,
+		gen:       func(g *genCtx, f *Fault) bool { return g.sc.Pool.HostileBus },
+		poolApply: applyBusAsk},
 }
 
 // specOf finds a kind's registry entry.

@@ -31,6 +31,11 @@ type PoolSpec struct {
 	Backbone bool // relays share a netsim.Bus
 	// Hysteresis is the clients' client.PoolConfig.Hysteresis.
 	Hysteresis time.Duration
+	// HostileBus adds a bus publisher that is no relay (poolbus.go).
+	HostileBus bool
+	// Authenticated runs the relays as with a pool key
+	// (relay.Config.BackboneAuthenticated); never with HostileBus.
+	Authenticated bool
 }
 
 // The simulated backbone: one-way delays of Latency + [0, Jitter) through
@@ -69,6 +74,15 @@ func generatePool(seed uint64) Scenario {
 	}
 	sc.Pool = &PoolSpec{Relays: 2 + rng.IntN(2), Homes: 1 + rng.IntN(2), Backbone: rng.IntN(3) != 0,
 		Hysteresis: poolHysteresis}
+	// From a stream of its own, so the draws above and below stay.
+	switch bus := rand.New(rand.NewPCG(seed, 0xb05)); {
+	case !sc.Pool.Backbone:
+	case bus.IntN(2) == 0:
+		sc.Pool.HostileBus = true
+		sc.Caps.CacheEntries = hostileBusCache
+	default:
+		sc.Pool.Authenticated = bus.IntN(2) == 0
+	}
 	var clients []string
 	for ch := 0; ch < sc.Channels; ch++ {
 		for i := 0; i < sc.ClientsPerChannel; i++ {
@@ -108,6 +122,9 @@ type poolWorld struct {
 	checked    [numInv]uint64
 	needless   uint64
 	rescans    uint64
+
+	hostile *hostileBus          // nil unless the scenario has one
+	held    map[string]*poolHeld // by relay name (lookups only)
 }
 
 // simRelay is one relay of the pool.
@@ -159,7 +176,8 @@ func runPool(sc Scenario, opt Options) Result {
 }
 
 func newPoolWorld(sc Scenario, opt Options) *poolWorld {
-	w := &poolWorld{sc: sc, opt: opt, byName: map[string]*simRelay{}, announcedAt: map[roster.ID]time.Time{}}
+	w := &poolWorld{sc: sc, opt: opt, byName: map[string]*simRelay{}, announcedAt: map[roster.ID]time.Time{},
+		held: map[string]*poolHeld{}}
 	w.touch.relaySpan = -1
 	w.hash, w.trace = newTrace(opt)
 	w.net = netsim.New(sc.Seed, netsim.Options{SplitReads: true, RecordBytes: 1 << 16, Latency: netLatency, Jitter: netJitter})
@@ -185,6 +203,9 @@ func newPoolWorld(sc Scenario, opt Options) *poolWorld {
 		w.startRelay(r)
 	}
 	w.keys = channelKeys(sc.Seed, sc.Channels)
+	if sc.Pool.HostileBus && w.bus != nil {
+		w.hostile = newHostileBus(w)
+	}
 	for range w.keys {
 		w.announced = append(w.announced, map[string]bool{})
 		w.ids = append(w.ids, nil)
@@ -249,6 +270,7 @@ func (w *poolWorld) startRelay(r *simRelay) {
 	if r.port != nil {
 		cfg.Backbone = r.port
 		cfg.BackboneAntiEntropy = w.bbAntiEntropy()
+		cfg.BackboneAuthenticated = w.sc.Pool.Authenticated
 	}
 	core, err := relay.New(cfg, w.coreRand())
 	if err != nil {
@@ -448,6 +470,9 @@ func (c *poolClient) observe() {
 
 // check verifies the safety invariants and, after heal, convergence.
 func (w *poolWorld) check() {
+	if w.bus != nil {
+		w.checkHostileBus()
+	}
 	for _, r := range w.relays {
 		if !r.up {
 			continue

@@ -157,7 +157,9 @@ func (w *poolWorld) checkBackboneCatchUp(r *simRelay, ms []*poolClient, why stri
 			}
 			if peers == nil {
 				for _, e := range cache.Entries() {
-					want = append(want, e.ID)
+					if _, honest := w.announcedAt[e.ID]; honest { // not a bus publisher's junk
+						want = append(want, e.ID)
+					}
 				}
 			} else {
 				want = slices.DeleteFunc(want, func(id roster.ID) bool { return !cache.Has(id) })

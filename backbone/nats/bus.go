@@ -75,6 +75,9 @@ type op struct {
 type request struct {
 	id    uint64
 	timer *time.Timer
+	// answered is set by the first reply: replies within
+	// backbone.ReplyWindow after it are delivered too, then timer ends it.
+	answered bool
 }
 
 // counters are read by Stats while the Bus runs.
@@ -261,16 +264,29 @@ func (b *Bus) wakeLocked() {
 	}
 }
 
-// finish completes the request of token, once.
+// finish hands the core a reply or failure of the request of token: a
+// failure or a timeout ends it; the first reply keeps it for the replies
+// that arrive within backbone.ReplyWindow, then it ends without a word.
 func (b *Bus) finish(tok uint64, data []byte, err error) {
 	b.mu.Lock()
 	r := b.pending[tok]
-	delete(b.pending, tok)
+	switch {
+	case r == nil:
+	case r.answered && (err != nil || data == nil):
+		delete(b.pending, tok) // the window is over (or a late failure)
+		r = nil
+	case err == nil && !r.answered:
+		r.answered = true
+		r.timer.Stop()
+		r.timer = time.AfterFunc(backbone.ReplyWindow, func() { b.finish(tok, nil, backbone.ErrTimeout) })
+	case err != nil:
+		delete(b.pending, tok)
+		r.timer.Stop()
+	}
 	b.mu.Unlock()
 	if r == nil {
 		return
 	}
-	r.timer.Stop()
 	b.countFailure(err)
 	b.deliver(func(h backbone.Handler) { h.Response(r.id, data, err, time.Now()) })
 }

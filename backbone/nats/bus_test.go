@@ -174,6 +174,15 @@ func TestRoundTrips(t *testing.T) {
 	if e := cb.expect(t, "resp"); e.id != 7 || e.data != "answer" || e.err != nil {
 		t.Fatalf("b got %+v, want response 7 \"answer\"", e)
 	}
+	// Further replies within ReplyWindow of the first arrive too; later
+	// ones do not.
+	ca.call(func() { a.Respond(q.reply, []byte("second")) })
+	if e := cb.expect(t, "resp"); e.id != 7 || e.data != "second" || e.err != nil {
+		t.Fatalf("b got %+v, want response 7 \"second\" within the reply window", e)
+	}
+	time.Sleep(backbone.ReplyWindow + 50*time.Millisecond)
+	ca.call(func() { a.Respond(q.reply, []byte("late")) })
+	cb.quiet(t, 100*time.Millisecond)
 
 	// Nobody subscribes: NATS says so at once.
 	cb.call(func() { b.Request("cosnim.nobody", []byte("?"), 8) })

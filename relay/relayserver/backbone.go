@@ -31,6 +31,8 @@ func newBackbone(o natsbus.Options, prefix string, rc *relay.Config, log *slog.L
 		return nil, err
 	}
 	rc.BackboneBytes = o.MaxHeld()
+	// With a pool key only relays can speak on the bus (PROTOCOL §14).
+	rc.BackboneAuthenticated = o.PoolKeyFile != ""
 	attachBackbone(rc, bus, prefix)
 	return &backboneLink{bus: bus}, nil
 }
@@ -112,9 +114,10 @@ var (
 	descBBDroppedEnt = desc("backbone_entries_dropped_total", "Entries of local members not published because the backbone was down (reconciliation repairs them).")
 	descBBBad        = desc("backbone_bad_messages_total", "Backbone messages or replies dropped as oversized or undecodable.")
 	descBBReconciles = desc("backbone_reconciliations_total", "Relay-to-relay reconciliations by outcome: started, agreed (or no peer), failed.", "outcome")
+	descBBDistrust   = desc("backbone_distrusted_total", "What the relay refused to take from the backbone on its word, by kind: complete claims refuted, entries evicted over their origin's quota, requests not answered over the channel's rate.", "kind")
 )
 
-var backboneDescs = []*prometheus.Desc{descBBEntries, descBBDroppedEnt, descBBBad, descBBReconciles, descBBConnected, descBBMessages, descBBBytes, descBBDropped, descBBSlow,
+var backboneDescs = []*prometheus.Desc{descBBEntries, descBBDroppedEnt, descBBBad, descBBReconciles, descBBDistrust, descBBConnected, descBBMessages, descBBBytes, descBBDropped, descBBSlow,
 	descBBRefused, descBBPending, descBBConnEvents, descBBRequests, descBBReqFailures}
 
 // collect adds the core's backbone counters, from rs, and the driver's
@@ -128,6 +131,9 @@ func (b *backboneLink) collect(ch chan<- prometheus.Metric, rs relay.Stats) {
 	counter(descBBReconciles, rs.BackboneReconciles, "started")
 	counter(descBBReconciles, rs.BackboneReconciled, "agreed")
 	counter(descBBReconciles, rs.BackboneReconcileFailed, "failed")
+	counter(descBBDistrust, rs.BackboneCompleteRefuted, "complete_refuted")
+	counter(descBBDistrust, rs.BackboneQuotaEvicted, "quota_evicted")
+	counter(descBBDistrust, rs.BackboneLimited, "answers_limited")
 	st := b.bus.Stats()
 	up := 0.0
 	if st.Connected {
