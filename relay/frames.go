@@ -216,6 +216,9 @@ func (r *Relay) finishJoin(c *conn, f *wire.Join, verified bool) {
 	if !verified {
 		r.stats.JoinsDenied++
 		r.logConn(logJoinDenied, "conn", c.id, "remote", c.tc.RemoteAddr())
+		if r.closeOverDenials(c, f.Handle) {
+			return
+		}
 		r.sendError(c, wire.CodeJoinDenied, f.Handle, false, "channel proof does not verify")
 		return
 	}

@@ -110,6 +110,7 @@ type conn struct {
 	// verifying holds handles whose join proofs the driver is checking.
 	verifying []uint32
 	joins     *rate.Limiter
+	denied    int // joins denied for a bad proof (denials.go)
 	// deferred holds sync messages that arrived while the send queue was
 	// over HighWater, answered in order once it drains; deferredBytes is
 	// their size, bounded by maxDeferred.
