@@ -7,8 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cosnim/relays/internal/testutil"
 	"github.com/cosnim/relays/relay"
 	"github.com/cosnim/relays/roster"
+	"github.com/cosnim/relays/transport"
+	"github.com/cosnim/relays/transport/transporttest"
 	"github.com/cosnim/relays/wire"
 )
 
@@ -33,7 +36,7 @@ func TestJoinPoolBoundsWorkers(t *testing.T) {
 	var wg sync.WaitGroup
 	const n, checks = 2, 200
 	wg.Add(checks)
-	p := newJoinPool(n, func(jc relay.JoinCheck, ok bool) {
+	p := newJoinPool(n, func(jc relay.JoinCheck, ok bool) bool {
 		now := running.Add(1)
 		for m := most.Load(); now > m && !most.CompareAndSwap(m, now); m = most.Load() {
 		}
@@ -45,6 +48,7 @@ func TestJoinPoolBoundsWorkers(t *testing.T) {
 		}
 		mu.Unlock()
 		wg.Done()
+		return true
 	})
 	for range checks / 2 {
 		p.add([]relay.JoinCheck{good, bad})
@@ -60,5 +64,67 @@ func TestJoinPoolBoundsWorkers(t *testing.T) {
 	p.add([]relay.JoinCheck{good})
 	if p.pending() != 0 {
 		t.Fatal("a closed pool queued a check")
+	}
+}
+
+// A connection that queued many checks gets one turn at a time: a check
+// from another connection queued after them waits for one of its checks,
+// not all of them. Results a connection no longer wants stop its checks.
+func TestJoinPoolRoundRobin(t *testing.T) {
+	flooder, honest, gone := &transporttest.Conn{Addr: "flooder"}, &transporttest.Conn{Addr: "honest"}, &transporttest.Conn{Addr: "gone"}
+	check := func(c transport.Conn, h uint32) relay.JoinCheck {
+		return relay.JoinCheck{Conn: c, Join: wire.Join{Handle: h}}
+	}
+	started, release := make(chan struct{}), make(chan struct{})
+	var mu sync.Mutex
+	var order []relay.JoinCheck
+	first := true
+	p := newJoinPool(1, func(jc relay.JoinCheck, _ bool) bool {
+		mu.Lock()
+		order = append(order, jc)
+		wasFirst := first
+		first = false
+		mu.Unlock()
+		if wasFirst {
+			close(started)
+			<-release
+		}
+		return jc.Conn != gone
+	})
+	defer p.close()
+	var flood []relay.JoinCheck
+	for h := range uint32(100) {
+		flood = append(flood, check(flooder, h+1))
+	}
+	p.add(flood)
+	<-started // the worker holds the flooder's first check
+	var goners []relay.JoinCheck
+	for h := range uint32(50) {
+		goners = append(goners, check(gone, h+1))
+	}
+	p.add(goners)
+	p.add([]relay.JoinCheck{check(honest, 1)})
+	close(release)
+	testutil.WaitFor(t, 10*time.Second, "checks done", func() bool { return p.pending() == 0 })
+	mu.Lock()
+	defer mu.Unlock()
+	at, gones := -1, 0
+	for i, jc := range order {
+		if jc.Conn == honest {
+			at = i
+		}
+		if jc.Conn == gone {
+			gones++
+		}
+	}
+	// flooder 1 (held), flooder 2, gone 1, honest 1.
+	if at < 0 || at > 3 {
+		t.Errorf("the honest check ran %dth of %d, want within the first 4", at+1, len(order))
+	}
+	if gones != 1 {
+		t.Errorf("%d checks of a connection gone were verified, want 1 (the one that told)", gones)
+	}
+	if n := len(order); n != 100+1+1 {
+		t.Errorf("%d checks verified, want 102", n)
 	}
 }
