@@ -84,8 +84,9 @@ func sourceOf(addr net.Addr) netip.Addr {
 }
 
 // admit counts a new connection from key, or names why it is refused:
-// its source has max_connections_per_source open, or is over
-// accept_rate_per_source.
+// its source has max_connections_per_source open (nil source: nothing
+// counted), or is over accept_rate_per_source (counted all the same: the
+// caller holds the connection for a while before it closes it).
 func (g *gate) admit(key netip.Addr) (*source, string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -96,13 +97,13 @@ func (g *gate) admit(key netip.Addr) (*source, string) {
 		src = &source{accepts: rate.NewLimiter(rate.Limit(g.ratePerSource), g.ratePerSource)}
 		g.sources[key] = src
 	}
-	switch {
-	case src.conns >= g.connsPerSource:
+	if src.conns >= g.connsPerSource {
 		return nil, TLSFailSourceFull
-	case !src.accepts.AllowN(now, 1):
-		return nil, TLSFailSourceRate
 	}
 	src.conns++
+	if !src.accepts.AllowN(now, 1) {
+		return src, TLSFailSourceRate
+	}
 	return src, ""
 }
 

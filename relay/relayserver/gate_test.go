@@ -194,7 +194,8 @@ func TestOldestSilentEvicted(t *testing.T) {
 	}
 }
 
-// One source's connections, handshakes and accept rate are capped; another
+// One source's connections, handshakes and accept rate are capped (a
+// connection over the rate is held for refuseHold, then closed); another
 // source is not held back by them.
 func TestPerSourceCaps(t *testing.T) {
 	hello := clientHello(t)
@@ -216,7 +217,10 @@ func TestPerSourceCaps(t *testing.T) {
 				conns = append(conns, dialFrom(t, "127.0.0.2", addr, tc.first))
 				time.Sleep(20 * time.Millisecond)
 			}
-			if !closedWithin(conns[2], 2*time.Second) {
+			if tc.reason == TLSFailSourceRate && closedWithin(conns[2], refuseHold/2) {
+				t.Fatal("a connection over the source's rate was closed at once, not held")
+			}
+			if !closedWithin(conns[2], refuseHold+time.Second) {
 				t.Fatal("the source's third connection was not refused")
 			}
 			if closedWithin(conns[0], 10*time.Millisecond) || closedWithin(conns[1], 10*time.Millisecond) {

@@ -14,7 +14,7 @@ import (
 
 // stalled dials n connections that send first (nothing, or a ClientHello)
 // and then nothing more, and reports how many the listener closed at once.
-func stalled(t *testing.T, addr string, n int, first []byte) (closed int) {
+func stalled(t *testing.T, addr string, n int, first []byte, within time.Duration) (closed int) {
 	t.Helper()
 	eof := make(chan bool, n)
 	for range n {
@@ -27,7 +27,7 @@ func stalled(t *testing.T, addr string, n int, first []byte) (closed int) {
 			t.Fatal(err)
 		}
 		go func() {
-			c.SetReadDeadline(time.Now().Add(time.Second))
+			c.SetReadDeadline(time.Now().Add(within))
 			var b [1]byte
 			_, err := c.Read(b[:])
 			// EOF, or a reset when a ClientHello was left unread.
@@ -44,8 +44,8 @@ func stalled(t *testing.T, addr string, n int, first []byte) (closed int) {
 }
 
 // Connections past max_handshakes in progress (at their ClientHello), the
-// accept rate or the connection cap are closed before any TLS work, and
-// counted by reason.
+// accept rate or the connection cap are closed before any TLS work (over
+// the rate, after refuseHold), and counted by reason.
 func TestHandshakeAdmission(t *testing.T) {
 	dir := t.TempDir()
 	ca := testpki.NewCA(t, dir, "ca")
@@ -71,10 +71,14 @@ func TestHandshakeAdmission(t *testing.T) {
 				t.Fatal(err)
 			}
 			fail := &tlsFailures{counts: map[string]uint64{}}
-			tc.limits.HandshakeTimeout = 10 * time.Second
+			tc.limits.HandshakeTimeout, tc.limits.ClientHelloTimeout = 10*time.Second, 10*time.Second
+			within := 500 * time.Millisecond
+			if tc.reason == TLSFailRateLimited {
+				within += refuseHold // held, then closed
+			}
 			hl := newHandshakeListener(inner, cfg, tc.limits, slog.New(slog.DiscardHandler), fail)
 			defer hl.Close()
-			if closed := stalled(t, inner.Addr().String(), 5, tc.first); closed != 3 {
+			if closed := stalled(t, inner.Addr().String(), 5, tc.first, within); closed != 3 {
 				t.Fatalf("%d of 5 stalled connections closed at once, want the 3 past the limit", closed)
 			}
 			if got := fail.snapshot()[tc.reason]; got != 3 {
