@@ -56,3 +56,19 @@ func TestDeniedJoinsCloseAsync(t *testing.T) {
 		t.Errorf("denied %d, closed %d; want 2 and 1", st.JoinsDenied, st.DeniedClosed)
 	}
 }
+
+// A join queued after a denial says so, for the driver's ordering.
+func TestJoinCheckCarriesDenials(t *testing.T) {
+	h := newHarness(t, Config{MaxDeniedJoins: 3, AsyncJoinChecks: true})
+	c, w := h.connect("attacker")
+	k, other := keys(t, "hub"), keys(t, "other")
+	pub, sig := other.JoinProof(w.Nonce)
+	h.send(c, &wire.Join{Handle: 1, Channel: k.ID(), Pub: pub, Sig: sig})
+	first := h.r.Ready().JoinChecks
+	h.r.JoinChecked(first[0], first[0].Verify(), h.now)
+	h.send(c, &wire.Join{Handle: 2, Channel: k.ID(), Pub: pub, Sig: sig})
+	second := h.r.Ready().JoinChecks
+	if len(first) != 1 || len(second) != 1 || first[0].Denied != 0 || second[0].Denied != 1 {
+		t.Fatalf("checks %+v then %+v, want Denied 0 then 1", first, second)
+	}
+}

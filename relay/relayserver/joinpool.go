@@ -16,42 +16,80 @@ import (
 //
 // Checks are served round robin across connections, one check of each
 // connection with checks queued in turn, so a connection's join waits for
-// at most one check of every other connection, however many they queued:
-// a thousand connections flooding bad proofs delay an honest join by a
-// thousand checks, not by everything they sent.
+// at most one check of every other connection, however many they queued.
+// Connections that never had a proof fail come first: once a connection
+// sent a bad proof its checks wait until no clean connection has one
+// queued. So a thousand connections flooding bad proofs delay an honest
+// join by about one check of each new flooder, not by everything they
+// sent, nor by a check of each of them.
+//
+// Results reach the core in batches, through one goroutine: workers never
+// wait for the event loop's lock, which a flood of frames keeps busy, and
+// the loop is taken once for many results rather than once for each.
 type joinPool struct {
-	done func(jc relay.JoinCheck, ok bool) (more bool)
+	deliver func(rs []joinResult) (gone []transport.Conn)
+	verify  func(jc *relay.JoinCheck) bool
 
-	mu     sync.Mutex // guards the following
-	queues map[transport.Conn]*connChecks
-	turns  list.List // of *connChecks with checks queued, next turn first
-	n      int       // checks queued
-	closed bool
-	wake   *sync.Cond
+	mu      sync.Mutex // guards the following
+	queues  map[transport.Conn]*connChecks
+	clean   list.List // of *connChecks with checks queued, no proof failed; next turn first
+	suspect list.List // the same, for connections with a proof failed
+	n       int       // checks queued
+	results []joinResult
+	closed  bool
+	wake    *sync.Cond // workers: checks queued, or closed
+	ready   *sync.Cond // the deliverer: results, or closed
 
 	wg sync.WaitGroup
 }
 
-// connChecks is one connection's queued checks, in arrival order.
-type connChecks struct {
-	conn   transport.Conn
-	checks []relay.JoinCheck
-	turn   *list.Element
+// joinResult is one verified check.
+type joinResult struct {
+	jc relay.JoinCheck
+	ok bool
 }
 
-// newJoinPool starts workers (GOMAXPROCS when n <= 0) that report each
-// result through done, off the caller's goroutine. done reports whether
-// the check's connection still wants results; when it does not, the
-// pool drops what that connection has queued.
-func newJoinPool(n int, done func(jc relay.JoinCheck, ok bool) (more bool)) *joinPool {
+// connChecks is one connection's queued checks, in arrival order.
+type connChecks struct {
+	conn    transport.Conn
+	checks  []relay.JoinCheck
+	turn    *list.Element // in clean, or in suspect once suspected
+	suspect bool
+}
+
+// line is the list q waits in.
+func (p *joinPool) line(q *connChecks) *list.List {
+	if q.suspect {
+		return &p.suspect
+	}
+	return &p.clean
+}
+
+// suspectLocked moves q behind every clean connection.
+func (p *joinPool) suspectLocked(q *connChecks) {
+	if q.suspect {
+		return
+	}
+	p.clean.Remove(q.turn)
+	q.suspect = true
+	q.turn = p.suspect.PushBack(q)
+}
+
+// newJoinPool starts workers (GOMAXPROCS when n <= 0) and a goroutine
+// that hands their results to deliver, in order, off the caller's
+// goroutine. deliver returns the connections that no longer want results;
+// the pool drops what they have queued.
+func newJoinPool(n int, deliver func(rs []joinResult) (gone []transport.Conn)) *joinPool {
 	if n <= 0 {
 		n = runtime.GOMAXPROCS(0)
 	}
-	p := &joinPool{done: done, queues: make(map[transport.Conn]*connChecks)}
+	p := &joinPool{deliver: deliver, verify: (*relay.JoinCheck).Verify, queues: make(map[transport.Conn]*connChecks)}
 	p.wake = sync.NewCond(&p.mu)
+	p.ready = sync.NewCond(&p.mu)
 	for range n {
 		p.wg.Go(p.work)
 	}
+	p.wg.Go(p.deliverLoop)
 	return p
 }
 
@@ -67,7 +105,10 @@ func (p *joinPool) add(checks []relay.JoinCheck) {
 		if q == nil {
 			q = &connChecks{conn: jc.Conn}
 			p.queues[jc.Conn] = q
-			q.turn = p.turns.PushBack(q)
+			q.turn = p.clean.PushBack(q)
+		}
+		if jc.Denied > 0 {
+			p.suspectLocked(q)
 		}
 		q.checks = append(q.checks, jc)
 		p.n++
@@ -87,13 +128,17 @@ func (p *joinPool) pending() int {
 func (p *joinPool) next() (relay.JoinCheck, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for p.turns.Len() == 0 && !p.closed {
+	for p.clean.Len() == 0 && p.suspect.Len() == 0 && !p.closed {
 		p.wake.Wait()
 	}
 	if p.closed {
 		return relay.JoinCheck{}, false
 	}
-	q := p.turns.Front().Value.(*connChecks)
+	first := p.clean.Front()
+	if first == nil {
+		first = p.suspect.Front()
+	}
+	q := first.Value.(*connChecks)
 	jc := q.checks[0]
 	q.checks[0] = relay.JoinCheck{}
 	q.checks = q.checks[1:]
@@ -101,24 +146,15 @@ func (p *joinPool) next() (relay.JoinCheck, bool) {
 	if len(q.checks) == 0 {
 		p.removeLocked(q)
 	} else {
-		p.turns.MoveToBack(q.turn)
+		p.line(q).MoveToBack(q.turn)
 	}
 	return jc, true
 }
 
 func (p *joinPool) removeLocked(q *connChecks) {
-	p.turns.Remove(q.turn)
+	p.line(q).Remove(q.turn)
 	delete(p.queues, q.conn)
 	p.n -= len(q.checks)
-}
-
-// drop forgets what conn has queued.
-func (p *joinPool) drop(conn transport.Conn) {
-	p.mu.Lock()
-	if q := p.queues[conn]; q != nil {
-		p.removeLocked(q)
-	}
-	p.mu.Unlock()
 }
 
 func (p *joinPool) work() {
@@ -127,18 +163,50 @@ func (p *joinPool) work() {
 		if !ok {
 			return
 		}
-		if !p.done(jc, jc.Verify()) {
-			p.drop(jc.Conn)
+		r := joinResult{jc: jc, ok: p.verify(&jc)}
+		p.mu.Lock()
+		if q := p.queues[jc.Conn]; q != nil && !r.ok {
+			p.suspectLocked(q)
 		}
+		p.results = append(p.results, r)
+		p.ready.Signal()
+		p.mu.Unlock()
+	}
+}
+
+// deliverLoop hands results over as they come, all that wait at once.
+func (p *joinPool) deliverLoop() {
+	for {
+		p.mu.Lock()
+		for len(p.results) == 0 && !p.closed {
+			p.ready.Wait()
+		}
+		if p.closed {
+			p.mu.Unlock()
+			return
+		}
+		batch := p.results
+		p.results = nil
+		p.mu.Unlock()
+		gone := p.deliver(batch)
+		p.mu.Lock()
+		for _, c := range gone {
+			if q := p.queues[c]; q != nil {
+				p.removeLocked(q)
+			}
+		}
+		p.mu.Unlock()
 	}
 }
 
 // close drops what is queued and waits for the workers.
 func (p *joinPool) close() {
 	p.mu.Lock()
-	p.closed, p.queues, p.n = true, nil, 0
-	p.turns.Init()
+	p.closed, p.queues, p.n, p.results = true, nil, 0, nil
+	p.clean.Init()
+	p.suspect.Init()
 	p.wake.Broadcast()
+	p.ready.Broadcast()
 	p.mu.Unlock()
 	p.wg.Wait()
 }

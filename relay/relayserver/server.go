@@ -295,12 +295,17 @@ func (s *Server) Run(ctx context.Context) error {
 		WriteTimeout: s.cfg.Relay.WithDefaults().IdleTimeout,
 		Logger:       s.log,
 	})
-	joins := newJoinPool(0, func(jc relay.JoinCheck, ok bool) (more bool) {
+	joins := newJoinPool(0, func(rs []joinResult) (gone []transport.Conn) {
 		loop.Do(func() {
-			s.core.JoinChecked(jc, ok, time.Now())
-			more = s.core.Serving(jc.Conn)
+			now := time.Now()
+			for _, r := range rs {
+				s.core.JoinChecked(r.jc, r.ok, now)
+				if !s.core.Serving(r.jc.Conn) {
+					gone = append(gone, r.jc.Conn)
+				}
+			}
 		})
-		return more
+		return gone
 	})
 	core.checkJoins = joins.add
 	if s.bb != nil {
