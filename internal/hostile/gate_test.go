@@ -83,10 +83,10 @@ func startRelayTLS(t *testing.T, limits ...string) *tlsTarget {
 	return &tlsTarget{target: tg, client: &tls.Config{RootCAs: roots, ServerName: "localhost"}}
 }
 
-// cpuTime is the relay process's CPU time so far (user and system), from
+// cpuTime is process pid's CPU time so far (user and system), from
 // /proc; 0 where unknown.
-func (tg *target) cpuTime() time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", tg.cmd.Process.Pid))
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0
 	}
@@ -101,11 +101,15 @@ func (tg *target) cpuTime() time.Duration {
 	return time.Duration(u+s) * 10 * time.Millisecond
 }
 
-// cpuMeter measures the relay's CPU use from now until its call.
+// cpuMeter measures the relay's CPU use, and the test process's (the
+// attackers' and the honest clients'), from now until its call.
 func (tg *target) cpuMeter() func() string {
-	c0, t0 := tg.cpuTime(), time.Now()
+	relay, self := tg.cmd.Process.Pid, os.Getpid()
+	r0, s0, t0 := cpuTime(relay), cpuTime(self), time.Now()
 	return func() string {
-		return fmt.Sprintf("relay CPU %.0f%%", 100*(tg.cpuTime()-c0).Seconds()/time.Since(t0).Seconds())
+		secs := time.Since(t0).Seconds()
+		return fmt.Sprintf("relay CPU %.0f%%, test process CPU %.0f%%",
+			100*(cpuTime(relay)-r0).Seconds()/secs, 100*(cpuTime(self)-s0).Seconds()/secs)
 	}
 }
 

@@ -75,13 +75,16 @@ func (p *joinPool) suspectLocked(q *connChecks) {
 	q.turn = p.suspect.PushBack(q)
 }
 
-// newJoinPool starts workers (GOMAXPROCS when n <= 0) and a goroutine
+// newJoinPool starts workers (when n <= 0, one fewer than GOMAXPROCS,
+// at least one: proofs flooding in must leave a core to the event loop
+// and the readers, or honest joins wait for the CPU, not the pool) and a
+// goroutine
 // that hands their results to deliver, in order, off the caller's
 // goroutine. deliver returns the connections that no longer want results;
 // the pool drops what they have queued.
 func newJoinPool(n int, deliver func(rs []joinResult) (gone []transport.Conn)) *joinPool {
 	if n <= 0 {
-		n = runtime.GOMAXPROCS(0)
+		n = max(1, runtime.GOMAXPROCS(0)-1)
 	}
 	p := &joinPool{deliver: deliver, verify: (*relay.JoinCheck).Verify, queues: make(map[transport.Conn]*connChecks)}
 	p.wake = sync.NewCond(&p.mu)
