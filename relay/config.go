@@ -36,6 +36,14 @@ type Config struct {
 	SyncReplyEntries   int // entries given in answer to the ranges of one sync message; more in later rounds
 	MaxHandshakes      int // TLS handshakes in progress at once; the driver closes connections past it
 	JoinRate           int // joins per second per connection, burst MaxChannels; each costs a signature check
+	// The TLS driver's gates before a handshake (relay/relayserver): a
+	// source is an IPv4 address or an IPv6 /64.
+	ClientHelloTimeout     time.Duration // from accept to the first TLS record, a ClientHello
+	MaxPreHandshake        int           // connections waiting for their ClientHello; past it the oldest is closed
+	MaxConnsPerSource      int           // open TLS connections from one source
+	MaxHandshakesPerSource int           // TLS handshakes in progress from one source
+	AcceptRatePerSource    int           // new TLS connections per second from one source, burst one second's worth
+	MaxDeniedJoins         int           // joins denied for a bad proof; at this many the connection is closed
 	// MemoryBudget bounds what the relay holds, by estimate (MemoryUsage).
 	// Past it the relay evicts by the policy of memory.go and, when what
 	// eviction cannot free passes it, refuses new connections and channels.

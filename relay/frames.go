@@ -152,7 +152,7 @@ func (r *Relay) handleJoin(c *conn, f *wire.Join) error {
 	}
 	if r.cfg.AsyncJoinChecks {
 		c.verifying = append(c.verifying, f.Handle)
-		r.joinChecks = append(r.joinChecks, JoinCheck{Conn: c.tc, Join: *f, Nonce: c.nonce})
+		r.joinChecks = append(r.joinChecks, JoinCheck{Conn: c.tc, Join: *f, Nonce: c.nonce, Denied: c.denied})
 		return nil
 	}
 	r.finishJoin(c, f, roster.VerifyJoin(f.Channel, c.nonce, f.Pub, f.Sig))
@@ -165,6 +165,9 @@ type JoinCheck struct {
 	Conn  transport.Conn
 	Join  wire.Join
 	Nonce [roster.JoinNonceSize]byte
+	// Denied counts the joins of Conn denied before this one was queued,
+	// so a driver can check connections that never sent a bad proof first.
+	Denied int
 }
 
 // Verify checks the proof. It is safe to call from any goroutine.
@@ -216,6 +219,9 @@ func (r *Relay) finishJoin(c *conn, f *wire.Join, verified bool) {
 	if !verified {
 		r.stats.JoinsDenied++
 		r.logConn(logJoinDenied, "conn", c.id, "remote", c.tc.RemoteAddr())
+		if r.closeOverDenials(c, f.Handle) {
+			return
+		}
 		r.sendError(c, wire.CodeJoinDenied, f.Handle, false, "channel proof does not verify")
 		return
 	}

@@ -188,7 +188,7 @@ var limitTable = []Limit{
 		Doc:   "new connections per second (burst one second's worth); sized so 10,000 clients can reconnect at once after a restart",
 		field: intField(func(c *Config) *int { return &c.AcceptRate })},
 	{Key: "max_handshakes", Wire: wire.LimitMaxHandshakes, Unit: Count, Default: 256, Min: 1,
-		Doc:   "TLS handshakes in progress at once; past it, and past accept_rate or max_connections, connections are closed before any handshake work",
+		Doc:   "TLS handshakes in progress at once, counted from the ClientHello; past it, and past accept_rate or max_connections, connections are closed before any handshake work",
 		field: intField(func(c *Config) *int { return &c.MaxHandshakes })},
 	{Key: "send_queue", Wire: wire.LimitSendQueue, Unit: Bytes, Default: 4 << 20, Min: 1,
 		// Past high water a member only gets merged entries, so the queue
@@ -202,6 +202,24 @@ var limitTable = []Limit{
 	{Key: "join_rate", Wire: wire.LimitJoinRate, Unit: Count, Default: 64, Min: 1,
 		Doc:   "joins per second per connection, burst max_channels_per_connection; each costs a signature check",
 		field: intField(func(c *Config) *int { return &c.JoinRate })},
+	{Key: "max_denied_joins", Wire: wire.LimitMaxDeniedJoins, Unit: Count, Default: 3, Min: 1,
+		Doc:   "joins one connection may have denied for a bad channel proof; at this many the relay closes it (Error join denied, fatal)",
+		field: intField(func(c *Config) *int { return &c.MaxDeniedJoins })},
+	{Key: "client_hello_timeout", Wire: wire.LimitClientHelloMillis, Unit: Duration, Default: int64(2 * time.Second), Min: 1,
+		Doc:   "TLS: from accept to the first record, which must be a ClientHello; a silent connection is closed before it takes a handshake slot (handshake_timeout still bounds the whole)",
+		field: durationField(func(c *Config) *time.Duration { return &c.ClientHelloTimeout })},
+	{Key: "max_pre_handshake", Wire: wire.LimitMaxPreHandshake, Unit: Count, Default: 1024, Min: 1,
+		Doc:   "TLS connections accepted and waiting for their ClientHello; past it the oldest is closed",
+		field: intField(func(c *Config) *int { return &c.MaxPreHandshake })},
+	{Key: "max_connections_per_source", Wire: wire.LimitMaxConnsPerSource, Unit: Count, Default: 1000, Min: 1,
+		Doc:   "TLS connections open from one source (an IPv4 address or an IPv6 /64), handshaking or served (max_connections still bounds them all)",
+		field: intField(func(c *Config) *int { return &c.MaxConnsPerSource })},
+	{Key: "max_handshakes_per_source", Wire: wire.LimitMaxHandshakesSource, Unit: Count, Default: 32, Min: 1,
+		Doc:   "TLS handshakes in progress from one source",
+		field: intField(func(c *Config) *int { return &c.MaxHandshakesPerSource })},
+	{Key: "accept_rate_per_source", Wire: wire.LimitAcceptRateSource, Unit: Count, Default: 100, Min: 1,
+		Doc:   "new TLS connections per second from one source (burst one second's worth); a connection does one handshake, so this bounds handshakes too",
+		field: intField(func(c *Config) *int { return &c.AcceptRatePerSource })},
 }
 
 // Limits returns the table of configurable limits, in documentation order.

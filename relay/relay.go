@@ -37,9 +37,12 @@ type Relay struct {
 	accepts  *rate.Limiter
 	// joinChecks are proofs queued for the driver (Config.AsyncJoinChecks).
 	joinChecks []JoinCheck
-	fannedOut  uint64    // entries fanned out since the last Ready
-	now        time.Time // of the event being handled; set by at, read by everything below the event methods
-	sweepAt    time.Time // when idle channels are next looked at; zero if none
+	// top is the view TopChannels last computed, at topAt.
+	top       []ChannelTop
+	topAt     time.Time
+	fannedOut uint64    // entries fanned out since the last Ready
+	now       time.Time // of the event being handled; set by at, read by everything below the event methods
+	sweepAt   time.Time // when idle channels are next looked at; zero if none
 	// held lists members with pending entries, in the order they got
 	// them; flushAt is when Tick next tries to flush them (zero if none).
 	held    []*member
@@ -111,6 +114,7 @@ type conn struct {
 	// verifying holds handles whose join proofs the driver is checking.
 	verifying []uint32
 	joins     *rate.Limiter
+	denied    int // joins denied for a bad proof (denials.go)
 	// deferred holds sync messages that arrived while the send queue was
 	// over HighWater, answered in order once it drains; deferredBytes is
 	// their size, bounded by maxDeferred.

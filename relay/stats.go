@@ -18,6 +18,7 @@ type Stats struct {
 	UnknownFrames     uint64
 	ProtocolErrors    uint64
 	JoinsDenied       uint64
+	DeniedClosed      uint64 // connections closed at MaxDeniedJoins
 	BadEntries        uint64
 	EntriesIn         uint64 // new entries stored
 	Duplicates        uint64 // entries already cached

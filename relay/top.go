@@ -3,6 +3,8 @@ package relay
 import (
 	"bytes"
 	"encoding/hex"
+	"slices"
+	"time"
 )
 
 // MaxTopChannels bounds TopChannels.
@@ -18,18 +20,32 @@ type ChannelTop struct {
 	Members int    `json:"members"`
 }
 
+// topMaxAge is how long TopChannels serves the view it last computed, so
+// that a dashboard polling /status many times a second costs the event
+// loop one scan of every channel a second, not one per request.
+const topMaxAge = time.Second
+
 // TopChannels returns up to n (at most MaxTopChannels) channels with the
-// most cached bytes, most first, ties broken by ID. It costs O(channels)
-// and allocates only the result. Call it in the event context.
-func (r *Relay) TopChannels(n int) []ChannelTop {
+// most cached bytes, most first, ties broken by ID, as they were at most
+// topMaxAge before now. Computing the view costs O(channels); serving it
+// again costs a copy. Call it in the event context.
+func (r *Relay) TopChannels(n int, now time.Time) []ChannelTop {
 	n = min(max(n, 0), MaxTopChannels)
+	if r.topAt.IsZero() || now.Sub(r.topAt) >= topMaxAge || now.Before(r.topAt) {
+		r.top, r.topAt = r.scanTop(), now
+	}
+	return slices.Clone(r.top[:min(n, len(r.top))])
+}
+
+// scanTop finds the MaxTopChannels channels TopChannels names.
+func (r *Relay) scanTop() []ChannelTop {
 	var top [MaxTopChannels]*channel
 	k := 0
 	for _, ch := range r.channels { // sorted: insertion below is order-free
-		if k < n {
+		if k < MaxTopChannels {
 			top[k] = ch
 			k++
-		} else if k == 0 || !ranksBefore(ch, top[k-1]) {
+		} else if !ranksBefore(ch, top[k-1]) {
 			continue
 		} else {
 			top[k-1] = ch

@@ -33,3 +33,11 @@ func (r *Relay) Overflows(tc transport.Conn, id roster.ChannelID) (n uint64, ok 
 	}
 	return 0, false
 }
+
+// Serving reports whether tc is a connection the relay serves (it has not
+// closed it, nor been told it closed), so a driver can drop work queued
+// for one that is gone, such as its join checks.
+func (r *Relay) Serving(tc transport.Conn) bool {
+	c := r.conns[tc]
+	return c != nil && !c.closed
+}

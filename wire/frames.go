@@ -67,6 +67,14 @@ const (
 	LimitSyncReplyEntries  LimitKey = 16 // entries given in answer to one sync message; the rest in later rounds
 	LimitMaxHandshakes     LimitKey = 17 // TLS handshakes in progress at once
 	LimitJoinRate          LimitKey = 18 // joins per second per connection, burst max-channels
+	// Gates before a TLS handshake and against a source (an IPv4 address
+	// or an IPv6 /64), and the joins a connection may have denied.
+	LimitClientHelloMillis   LimitKey = 19 // the first TLS record must arrive within this
+	LimitMaxPreHandshake     LimitKey = 20 // TLS connections waiting for their ClientHello
+	LimitMaxConnsPerSource   LimitKey = 21 // open TLS connections from one source
+	LimitMaxHandshakesSource LimitKey = 22 // TLS handshakes in progress from one source
+	LimitAcceptRateSource    LimitKey = 23 // new TLS connections per second from one source
+	LimitMaxDeniedJoins      LimitKey = 24 // joins denied for a bad proof before the relay closes the connection
 )
 
 // Limit is one advertised limit.

@@ -98,6 +98,12 @@ func TestLimitRulesAgree(t *testing.T) {
 		{"max_handshakes min", "max_handshakes: -1", "max_handshakes"},
 		{"sync_reply_entries min", "sync_reply_entries: -1", "sync_reply_entries"},
 		{"join_rate min", "join_rate: -1", "join_rate"},
+		{"max_denied_joins min", "max_denied_joins: -1", "max_denied_joins"},
+		{"client_hello_timeout min", "client_hello_timeout: -1s", "client_hello_timeout"},
+		{"max_pre_handshake min", "max_pre_handshake: -1", "max_pre_handshake"},
+		{"max_connections_per_source min", "max_connections_per_source: -1", "max_connections_per_source"},
+		{"max_handshakes_per_source min", "max_handshakes_per_source: -1", "max_handshakes_per_source"},
+		{"accept_rate_per_source min", "accept_rate_per_source: -1", "accept_rate_per_source"},
 		// past high water (256 KiB) a member needs room for one more frame
 		{"send_queue bound", "send_queue: 319KiB", "send_queue"},
 		{"send_queue bound", "max_frame_size: 4MiB\nbyte_rate: 8MiB", "send_queue"},

@@ -2,7 +2,6 @@ package relayserver
 
 import (
 	"errors"
-	"io"
 	"log/slog"
 	"net"
 	"testing"
@@ -13,9 +12,9 @@ import (
 	"github.com/cosnim/relays/transport/tcp"
 )
 
-// stalled dials n connections that never start a handshake and reports
-// how many the listener closed at once.
-func stalled(t *testing.T, addr string, n int) (closed int) {
+// stalled dials n connections that send first (nothing, or a ClientHello)
+// and then nothing more, and reports how many the listener closed at once.
+func stalled(t *testing.T, addr string, n int, first []byte, within time.Duration) (closed int) {
 	t.Helper()
 	eof := make(chan bool, n)
 	for range n {
@@ -24,11 +23,16 @@ func stalled(t *testing.T, addr string, n int) (closed int) {
 			t.Fatal(err)
 		}
 		defer c.Close()
+		if _, err := c.Write(first); err != nil {
+			t.Fatal(err)
+		}
 		go func() {
-			c.SetReadDeadline(time.Now().Add(time.Second))
+			c.SetReadDeadline(time.Now().Add(within))
 			var b [1]byte
 			_, err := c.Read(b[:])
-			eof <- errors.Is(err, io.EOF)
+			// EOF, or a reset when a ClientHello was left unread.
+			var ne net.Error
+			eof <- err != nil && !(errors.As(err, &ne) && ne.Timeout())
 		}()
 	}
 	for range n {
@@ -39,8 +43,9 @@ func stalled(t *testing.T, addr string, n int) (closed int) {
 	return closed
 }
 
-// Connections past max_handshakes in progress, the accept rate or the
-// connection cap are closed before any TLS work, and counted by reason.
+// Connections past max_handshakes in progress (at their ClientHello), the
+// accept rate or the connection cap are closed before any TLS work (over
+// the rate, after refuseHold), and counted by reason.
 func TestHandshakeAdmission(t *testing.T) {
 	dir := t.TempDir()
 	ca := testpki.NewCA(t, dir, "ca")
@@ -49,14 +54,16 @@ func TestHandshakeAdmission(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	hello := clientHello(t)
 	for _, tc := range []struct {
 		name   string
 		limits relay.Config
+		first  []byte
 		reason string
 	}{
-		{"busy", relay.Config{AcceptRate: 1000, MaxConnections: 100, MaxHandshakes: 2}, TLSFailBusy},
-		{"rate", relay.Config{AcceptRate: 2, MaxConnections: 100, MaxHandshakes: 100}, TLSFailRateLimited},
-		{"full", relay.Config{AcceptRate: 1000, MaxConnections: 2, MaxHandshakes: 100}, TLSFailFull},
+		{"busy", relay.Config{AcceptRate: 1000, MaxConnections: 100, MaxHandshakes: 2}, hello, TLSFailBusy},
+		{"rate", relay.Config{AcceptRate: 2, MaxConnections: 100, MaxHandshakes: 100}, nil, TLSFailRateLimited},
+		{"full", relay.Config{AcceptRate: 1000, MaxConnections: 2, MaxHandshakes: 100}, nil, TLSFailFull},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			inner, err := net.Listen("tcp", "127.0.0.1:0")
@@ -64,10 +71,14 @@ func TestHandshakeAdmission(t *testing.T) {
 				t.Fatal(err)
 			}
 			fail := &tlsFailures{counts: map[string]uint64{}}
-			tc.limits.HandshakeTimeout = 10 * time.Second
+			tc.limits.HandshakeTimeout, tc.limits.ClientHelloTimeout = 10*time.Second, 10*time.Second
+			within := 500 * time.Millisecond
+			if tc.reason == TLSFailRateLimited {
+				within += refuseHold // held, then closed
+			}
 			hl := newHandshakeListener(inner, cfg, tc.limits, slog.New(slog.DiscardHandler), fail)
 			defer hl.Close()
-			if closed := stalled(t, inner.Addr().String(), 5); closed != 3 {
+			if closed := stalled(t, inner.Addr().String(), 5, tc.first, within); closed != 3 {
 				t.Fatalf("%d of 5 stalled connections closed at once, want the 3 past the limit", closed)
 			}
 			if got := fail.snapshot()[tc.reason]; got != 3 {

@@ -29,6 +29,7 @@ import (
 //	/readyz   200 while listening and not draining, else 503
 //	/status   JSON: version, uptime, epoch, connections, channels, counters, rates,
 //	          memory by part, the ten channels with the most cached bytes
+//	          (as of up to a second ago: the view is cached, see TopChannels)
 //
 // Nothing it serves carries a secret, a key or roster content; channels are
 // named only by a 4-byte prefix of their opaque ID (relay.ChannelTop).
@@ -169,8 +170,8 @@ func (s *Server) status(rt *rateTracker) (Status, bool) {
 	}
 	var mem relay.MemoryUsage
 	var top []relay.ChannelTop
-	s.do(func(r *relay.Relay) { mem, top = r.MemoryUsage(), r.TopChannels(relay.MaxTopChannels) })
 	now := time.Now()
+	s.do(func(r *relay.Relay) { mem, top = r.MemoryUsage(), r.TopChannels(relay.MaxTopChannels, now) })
 	up := now.Sub(s.started)
 	out := Status{
 		Version:        buildinfo.Get(),
@@ -246,6 +247,9 @@ var (
 	descUnknown       = desc("unknown_frames_total", "Frames of unknown type skipped.")
 	descProtoErr      = desc("protocol_errors_total", "Connections closed for a protocol error.")
 	descJoinsDenied   = desc("joins_denied_total", "Joins refused for a bad channel proof or a limit.")
+	descDeniedClosed  = desc("joins_denied_closed_total", "Connections closed at max_denied_joins bad channel proofs.")
+	descPreHandshake  = desc("tls_pre_handshake_connections", "TLS connections waiting for their ClientHello (max_pre_handshake).")
+	descEvictedSilent = desc("tls_pre_handshake_evicted_total", "TLS connections closed as the oldest waiting for a ClientHello when max_pre_handshake were.")
 	descBadEntries    = desc("bad_entries_total", "Entries refused as empty or too large.")
 	descStored        = desc("entries_stored_total", "New entries stored in channel caches.")
 	descDuplicates    = desc("entries_duplicate_total", "Entries received that the cache already held.")
@@ -270,7 +274,8 @@ func (c *relayCollector) Describe(ch chan<- *prometheus.Desc) {
 		descAccepted, descRefused, descChanCreated, descFrames, descBytes, descUnknown, descProtoErr,
 		descJoinsDenied, descBadEntries, descStored, descDuplicates, descDelivered, descEvicted,
 		descPendMerged, descPendDropped, descResyncs, descSyncRounds, descErrorsSent, descHandshakeFail,
-		descFrameBytes, descRateLimited, descShed, descForgotten, descMemory, descMemoryBudget, descBuildInfo} {
+		descFrameBytes, descRateLimited, descShed, descForgotten, descMemory, descMemoryBudget, descBuildInfo,
+		descDeniedClosed, descPreHandshake, descEvictedSilent} {
 		ch <- d
 	}
 	for _, d := range backboneDescs {
@@ -327,6 +332,12 @@ func (c *relayCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descUnknown, st.UnknownFrames)
 	counter(descProtoErr, st.ProtocolErrors)
 	counter(descJoinsDenied, st.JoinsDenied)
+	counter(descDeniedClosed, st.DeniedClosed)
+	if g := s.tlsGate(); g != nil {
+		gs := g.stats()
+		gauge(descPreHandshake, float64(gs.Waiting))
+		counter(descEvictedSilent, gs.Evictions)
+	}
 	counter(descBadEntries, st.BadEntries)
 	counter(descStored, st.EntriesIn)
 	counter(descDuplicates, st.Duplicates)

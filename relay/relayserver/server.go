@@ -93,6 +93,7 @@ type Server struct {
 
 	mu          sync.Mutex // guards the following
 	loop        *tcp.Loop
+	gate        *gate // the TLS listener's; nil for plaintext
 	addr        net.Addr
 	metricsAddr net.Addr
 	running     bool
@@ -232,6 +233,13 @@ func (s *Server) ParkStats() tcp.ParkStats {
 	return loop.ParkStats()
 }
 
+// tlsGate returns the TLS listener's gate, nil for plaintext or before Run.
+func (s *Server) tlsGate() *gate {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gate
+}
+
 // Stats returns the core's counters, read in its event context. ok is
 // false when the server is not running.
 func (s *Server) Stats() (st relay.Stats, conns, channels int, ok bool) {
@@ -272,7 +280,11 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	ln := tcp.SniffListener(raw, s.cfg.TLS != nil, s.log)
 	if s.cfg.TLS != nil {
-		ln = newHandshakeListener(ln, s.cfg.TLS, s.cfg.Relay.WithDefaults(), s.log, &s.tlsFail)
+		hl := newHandshakeListener(ln, s.cfg.TLS, s.cfg.Relay.WithDefaults(), s.log, &s.tlsFail)
+		s.mu.Lock()
+		s.gate = hl.gate
+		s.mu.Unlock()
+		ln = hl
 	}
 	core := &timedCore{Relay: s.core, fanout: s.fanout}
 	loop := tcp.NewLoop(core, tcp.LoopOptions{
@@ -283,8 +295,17 @@ func (s *Server) Run(ctx context.Context) error {
 		WriteTimeout: s.cfg.Relay.WithDefaults().IdleTimeout,
 		Logger:       s.log,
 	})
-	joins := newJoinPool(0, func(jc relay.JoinCheck, ok bool) {
-		loop.Do(func() { s.core.JoinChecked(jc, ok, time.Now()) })
+	joins := newJoinPool(0, func(rs []joinResult) (gone []transport.Conn) {
+		loop.Do(func() {
+			now := time.Now()
+			for _, r := range rs {
+				s.core.JoinChecked(r.jc, r.ok, now)
+				if !s.core.Serving(r.jc.Conn) {
+					gone = append(gone, r.jc.Conn)
+				}
+			}
+		})
+		return gone
 	})
 	core.checkJoins = joins.add
 	if s.bb != nil {
@@ -400,7 +421,13 @@ const (
 	// Refused before any handshake work.
 	TLSFailFull        = "full"         // connection cap reached
 	TLSFailRateLimited = "rate_limited" // over the accept rate
-	TLSFailBusy        = "busy"         // max_handshakes in progress
+	TLSFailBusy        = "busy"         // max_handshakes in progress at the ClientHello
+	TLSFailSourceFull  = "source_full"  // max_connections_per_source open
+	TLSFailSourceRate  = "source_rate_limited"
+	TLSFailSourceBusy  = "source_busy" // max_handshakes_per_source in progress at the ClientHello
+	// Closed before a ClientHello.
+	TLSFailHelloTimeout = "hello_timeout" // silent past client_hello_timeout
+	TLSFailEvicted      = "evicted"       // the oldest waiting when max_pre_handshake were
 )
 
 // classifyTLS names why a server-side handshake failed.
