@@ -408,11 +408,11 @@ func (c *Client) logClosed(err error) {
 	}
 	reason := fmt.Sprint(err)
 	if reason == c.lastFail {
-		c.log.Debug("could not connect to the relay; retrying", "addr", addr, "err", err)
+		c.log.Debug("could not connect to the relay", "addr", addr, "err", err)
 		return
 	}
 	c.lastFail = reason
-	c.log.Info("could not connect to the relay; retrying", "addr", addr, "err", err)
+	c.log.Info("could not connect to the relay", "addr", addr, "err", err)
 }
 
 // Tick fires due timers.

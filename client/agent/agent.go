@@ -719,7 +719,7 @@ func (o *agentObserver) Problem(id roster.ChannelID, code wire.Code, text string
 	a := (*Agent)(o)
 	a.mu.Lock()
 	a.listings.Problem(id, code, text, now)
-	if refused(code) {
+	if RefusalCode(code) {
 		a.refusal = &RefusedError{Code: code, Text: text}
 	}
 	a.problems = append(a.problems, code.String()+": "+text)

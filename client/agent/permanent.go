@@ -30,8 +30,9 @@ func (e *RefusedError) Error() string {
 	return fmt.Sprintf("the relay refused this client: %s: %s", e.Code, e.Text)
 }
 
-// refused reports the Error codes that make a RefusedError.
-func refused(code wire.Code) bool {
+// RefusalCode reports the Error codes that make a RefusedError: a relay
+// that sends one will send it again.
+func RefusalCode(code wire.Code) bool {
 	return code == wire.CodeVersion || code == wire.CodeUnauthorized
 }
 
@@ -71,12 +72,19 @@ func (a *Agent) permanentLocked() error {
 	}
 	switch {
 	case a.refusal != nil:
-		return fmt.Errorf("%w: %w", ErrPermanent, a.refusal)
+		return &permanentError{a.refusal}
 	case IsPermanent(a.lastErr):
-		return fmt.Errorf("%w: %w", ErrPermanent, a.lastErr)
+		return &permanentError{a.lastErr}
 	}
 	return nil
 }
+
+// permanentError is a reason a relay cannot be used, marked with
+// ErrPermanent; its text is the reason's.
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string   { return e.err.Error() }
+func (e *permanentError) Unwrap() []error { return []error{ErrPermanent, e.err} }
 
 // Permanent reports why the relay cannot be used as configured (an error
 // wrapping ErrPermanent), or nil while it can or may yet: while connected,

@@ -31,6 +31,12 @@ import (
 // not given.
 const EnvContinuumKey = "COSNIM_CONTINUUM_KEY"
 
+// cliAgent names the CLI in Hello. Its length, 10, makes the Hello's
+// agent length byte a '\n', so that an HTTP server dialed by mistake
+// answers the Hello at once (a 400 to a malformed request line) rather
+// than after its header timeout, and the mistake is named quickly.
+const cliAgent = "cosnim-cli"
+
 // relayFromArgs loads the configuration and returns the named relay.
 func relayFromArgs(cmd *cobra.Command, name string) (*config.Relay, *slog.Logger, error) {
 	_, rc, err := loadRelay(cmd, name)
@@ -89,7 +95,7 @@ func newRelayAgent(cmd *cobra.Command, rc *config.Relay, log *slog.Logger) (*age
 		Addrs:          []string{rc.Client.Address},
 		TLS:            tc,
 		Secret:         secret,
-		Agent:          "cosnim-cli",
+		Agent:          cliAgent,
 		ConnectTimeout: rc.Client.ConnectTimeout,
 		BackoffMin:     rc.Client.BackoffMin,
 		BackoffMax:     rc.Client.BackoffMax,
@@ -99,22 +105,22 @@ func newRelayAgent(cmd *cobra.Command, rc *config.Relay, log *slog.Logger) (*age
 
 // joinedAgent starts an Agent on the client section of the relay named
 // name and joins hubs.
-func joinedAgent(cmd *cobra.Command, name string, hubs []string) (*agent.Agent, *slog.Logger, error) {
+func joinedAgent(cmd *cobra.Command, name string, hubs []string) (*agent.Agent, *config.Relay, *slog.Logger, error) {
 	rc, log, err := relayFromArgs(cmd, name)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	a, err := newRelayAgent(cmd, rc, log)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	for _, h := range hubs {
 		if err := a.Join(h); err != nil {
 			a.Close()
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
-	return a, log, nil
+	return a, rc, log, nil
 }
 
 // loadRelay loads the configuration and finds relay name in it.
@@ -131,7 +137,7 @@ func loadRelay(cmd *cobra.Command, name string) (*config.File, *config.Relay, er
 }
 
 // writeJSON prints res indented; a failed command (err) still prints its
-// result, then exits 1 without repeating the error.
+// result, then exits with err's code without repeating the error.
 func writeJSON(out io.Writer, res any, err error) error {
 	enc := json.NewEncoder(out)
 	enc.SetIndent("", "  ")
@@ -139,7 +145,7 @@ func writeJSON(out io.Writer, res any, err error) error {
 		return encErr
 	}
 	if err != nil {
-		return &exitError{code: 1, reported: true, err: err}
+		return &exitError{code: exitCodeOf(err), reported: true, err: err}
 	}
 	return nil
 }
@@ -285,8 +291,11 @@ func dialWire(ctx context.Context, addr string, tc *tls.Config) (*wirepeer.Peer,
 
 // handshake sends Hello and returns the relay's Welcome.
 func handshake(wp *wirepeer.Peer) (*wire.Welcome, error) {
-	w, err := wp.Handshake("cosnim-ping")
+	w, err := wp.Handshake(cliAgent)
 	if re := (*wirepeer.RemoteError)(nil); errors.As(err, &re) {
+		if agent.RefusalCode(re.Frame.Code) {
+			err = &agent.RefusedError{Code: re.Frame.Code, Text: re.Frame.Text}
+		}
 		return nil, fmt.Errorf("relay refused the handshake: %w", err)
 	}
 	return w, err
@@ -300,8 +309,33 @@ func explainWire(err error, isTLS bool) error {
 	return explainDial(err, isTLS)
 }
 
+// explainForeign says in one line what a peer that is not a relay is
+// (see wire.SniffFirst); other errors are returned unchanged.
+func explainForeign(err error) error {
+	var fe *wire.ForeignError
+	if !errors.As(err, &fe) {
+		return err
+	}
+	var msg string
+	switch fe.Kind {
+	case wire.ForeignTLSRequired, wire.ForeignTLS:
+		msg = "this port expects TLS: the relay's client url must be tcps://HOST:PORT (with ca_cert_file)"
+	case wire.ForeignHTTP:
+		msg = "this is an HTTP server (a relay's operations port, its metrics_url?), not a relay's client port; it answered " + fe.Line
+	default:
+		msg = "this is not a relay: it does not speak the relay protocol"
+		if fe.Line != "" {
+			msg += "; it said " + fe.Line
+		}
+	}
+	return &explained{msg: msg, err: err}
+}
+
 // explainDial makes dial and handshake errors say what to do.
 func explainDial(err error, isTLS bool) error {
+	if fe := (*wire.ForeignError)(nil); errors.As(err, &fe) {
+		return explainForeign(err)
+	}
 	err = tcp.ExplainDialError(err)
 	if errors.Is(err, tcp.ErrProtocolMismatch) {
 		return err
@@ -359,7 +393,7 @@ The continuum secret comes from --continuum-key-file or $COSNIM_CONTINUUM_KEY.`,
 				return err
 			}
 			hub = hubs[0]
-			a, _, err := joinedAgent(cmd, args[0], hubs)
+			a, rc, _, err := joinedAgent(cmd, args[0], hubs)
 			if err != nil {
 				return err
 			}
@@ -369,7 +403,9 @@ The continuum secret comes from --continuum-key-file or $COSNIM_CONTINUUM_KEY.`,
 			ctx, stop := signalContext(ctx)
 			defer stop()
 			res := announceResult{Hub: hub}
-			err = announceIDs(ctx, a, hub, args[1:], &res)
+			if err = announceIDs(ctx, a, hub, args[1:], &res); err != nil {
+				err = fmt.Errorf("relay %s at %s: %w", rc.Name, rc.Client.Address, err)
+			}
 			out := cmd.OutOrStdout()
 			if asJSON {
 				if err != nil {
@@ -391,19 +427,37 @@ The continuum secret comes from --continuum-key-file or $COSNIM_CONTINUUM_KEY.`,
 	return cmd
 }
 
+// announceIDs announces ids in as few frames as the relay takes and waits
+// once for all the acks.
 func announceIDs(ctx context.Context, a *agent.Agent, hub string, ids []string, res *announceResult) error {
 	if err := a.WaitCaughtUp(ctx, hub); err != nil {
-		if last := a.LastError(); last != nil {
-			return fmt.Errorf("could not reach the relay (state %s): %w; last attempt: %w", a.State(), err, explainDial(last, true))
-		}
-		return fmt.Errorf("could not reach the relay (state %s): %w", a.State(), err)
+		return unreachable(a, err)
 	}
-	for _, id := range ids {
-		res.Announced++
-		if err := a.AnnounceAndWait(ctx, hub, []byte(id)); err != nil {
-			return fmt.Errorf("no ack for %q (state %s): %w", id, a.State(), err)
+	refs := make([][]byte, len(ids))
+	for i, id := range ids {
+		refs[i] = []byte(id)
+	}
+	res.Announced = len(ids)
+	acked, err := a.AnnounceAllAndWait(ctx, hub, refs)
+	res.Acked = acked
+	if err != nil {
+		if errors.Is(err, agent.ErrPermanent) {
+			return unreachable(a, err)
 		}
-		res.Acked++
+		return fmt.Errorf("the relay acknowledged %d of %d entries (state %s): %w", acked, len(ids), a.State(), err)
 	}
 	return nil
+}
+
+// unreachable says why an Agent's wait for the relay failed: at once for
+// a permanent failure (its reason, explained), or after the wait's
+// deadline (with the last attempt's reason).
+func unreachable(a *agent.Agent, err error) error {
+	if errors.Is(err, agent.ErrPermanent) {
+		return explainDial(err, true)
+	}
+	if last := a.LastError(); last != nil {
+		return fmt.Errorf("could not reach the relay (state %s): %w; last attempt: %w", a.State(), err, explainDial(last, true))
+	}
+	return fmt.Errorf("could not reach the relay (state %s): %w", a.State(), err)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 	"unicode/utf8"
@@ -46,6 +47,9 @@ while the continuum's relay is RELAY_NAME); with none, --hub is required.
 
 Nothing is missed when entries come faster than they can be printed: what
 the Agent's feed could not hold is read from its roster, and stderr says so.
+While the relay cannot be reached watch keeps trying, saying why once;
+when it cannot be used as configured (see "cosnim --help", exit code 3)
+it ends at once with the reason.
 The continuum secret comes from --continuum-key-file or $COSNIM_CONTINUUM_KEY.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -53,7 +57,7 @@ The continuum secret comes from --continuum-key-file or $COSNIM_CONTINUUM_KEY.`,
 			if err != nil {
 				return err
 			}
-			a, log, err := joinedAgent(cmd, args[0], hubs)
+			a, rc, log, err := joinedAgent(cmd, args[0], hubs)
 			if err != nil {
 				return err
 			}
@@ -63,7 +67,10 @@ The continuum secret comes from --continuum-key-file or $COSNIM_CONTINUUM_KEY.`,
 			go reportProgress(ctx, a, hubs, log)
 			w := &watcher{a: a, hubs: hubs, count: count, log: log,
 				enc: json.NewEncoder(cmd.OutOrStdout()), seen: map[string]bool{}}
-			return w.run(ctx)
+			if err := w.run(ctx); err != nil {
+				return fmt.Errorf("relay %s at %s: %w", rc.Name, rc.Client.Address, err)
+			}
+			return nil
 		},
 	}
 	cmd.Flags().StringArrayVar(&hubs, "hub", nil, "capsule hub whose channel to watch (repeatable; default: every hub configured for the relay)")
@@ -102,6 +109,9 @@ func (w *watcher) run(ctx context.Context) error {
 			}
 			err = w.print(l.Hub, l.Ref, l.Time)
 		case <-tick.C:
+			if perr := w.a.Permanent(); perr != nil {
+				return explainDial(perr, true)
+			}
 			err = w.sweep()
 		}
 		if err == errWatchDone {
