@@ -162,9 +162,9 @@ func sniffDialed(addr string, b []byte) error {
 	}
 	switch fe.Kind {
 	case wire.ForeignTLSRequired:
-		return fmt.Errorf("%w: relay at %s expects TLS; use tcps://", ErrProtocolMismatch, addr)
+		return fmt.Errorf("%w: relay at %s expects TLS; use tcps:// (%w)", ErrProtocolMismatch, addr, err)
 	case wire.ForeignTLS:
-		return fmt.Errorf("%w: %s speaks TLS; use tcps://", ErrProtocolMismatch, addr)
+		return fmt.Errorf("%w: %s speaks TLS; use tcps:// (%w)", ErrProtocolMismatch, addr, err)
 	}
 	return fmt.Errorf("%s: %w", addr, err)
 }
