@@ -72,6 +72,7 @@ func runChannels(ctx context.Context, t Target, o Options) (*Result, error) {
 	r.setLatency(cr.hist.merged())
 	r.setUsage(t, before, after, ok, measured)
 	cr.e.fill(r)
+	r.cause, r.limits = cr.e.err(), cs[0].limits
 	return r, nil
 }
 
@@ -132,8 +133,8 @@ func (cr *channelsRun) announce(i int, el time.Duration) {
 	} else {
 		cr.awaitWindow()
 	}
-	if due <= 0 {
-		return
+	if due <= 0 || !m.c.pace.allow(wire.EntriesFrameSize(due, due*cr.o.Size)) {
+		return // over the relay's rates: on a later round
 	}
 	if err := m.s.fill(&m.f, due); err != nil {
 		cr.e.add(err)

@@ -28,6 +28,8 @@ type conn struct {
 	*wirepeer.Peer
 	nc        net.Conn      // for the TLS state
 	heartbeat time.Duration // how often the relay wants a quiet client to ping
+	limits    []wire.Limit  // what the relay advertised in Welcome
+	pace      *limitPacer   // keeps sends within limits; nil: unpaced
 }
 
 // dial connects, completes TLS (when cfg is not nil), the Hello exchange
@@ -53,6 +55,7 @@ func dial(ctx context.Context, addr string, cfg *tls.Config, readBuf int, k *ros
 	w, err := c.Handshake("cosnim-bench")
 	if err == nil {
 		c.heartbeat = heartbeatOf(w)
+		c.limits = w.Limits
 		_, err = c.Join(w, k, 1)
 	}
 	if err != nil {
@@ -161,4 +164,11 @@ func channelKeyList(n int) ([]*roster.Keys, error) {
 		}
 	}
 	return keys, nil
+}
+
+// notice reports an Error frame that tells, not fails: a relay whose cache
+// evicted entries (Rescan) still delivers every new one.
+func notice(err error) bool {
+	var re *wirepeer.RemoteError
+	return errors.As(err, &re) && re.Frame.Code == wire.CodeRescan && !re.Frame.Fatal()
 }

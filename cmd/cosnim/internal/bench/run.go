@@ -27,6 +27,7 @@ func Run(ctx context.Context, t Target, o Options) (*Result, error) {
 	r, err := run(ctx, t, o)
 	if r != nil {
 		r.BenchCPUSeconds = (selfCPU() - cpu).Seconds()
+		r.conclude(o.IgnoreLimits)
 	}
 	return r, err
 }
@@ -111,6 +112,9 @@ func connectAll(ctx context.Context, t Target, o Options, p dialPlan, retries *a
 		}
 		if p.idle {
 			c.Release() // hold the socket only
+		}
+		if !o.IgnoreLimits {
+			c.pace = newLimitPacer(c.limits)
 		}
 		cs[i] = c
 		joined.Add(1)
