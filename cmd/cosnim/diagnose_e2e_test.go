@@ -155,7 +155,8 @@ func TestCLIHelloEndsALine(t *testing.T) {
 }
 
 // TestTyposSuggested: mistyped subcommands and flags below the root get a
-// suggestion and exit 2.
+// suggestion and exit 2; so does a watch that names no hub where none is
+// configured.
 func TestTyposSuggested(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
@@ -166,6 +167,8 @@ func TestTyposSuggested(t *testing.T) {
 		{[]string{"config", "chek"}, `cosnim: unknown command "chek" for "cosnim config"; did you mean check?`},
 		{[]string{"strat", "relay", "local"}, `cosnim: unknown command "strat" for "cosnim"; did you mean start?`},
 		{[]string{"relay", "ping", "local", "--timeout", "soon"}, `cosnim: invalid argument "soon" for "--timeout" flag`},
+		// The built-in configuration names no capsule hubs: say to pass one.
+		{[]string{"relay", "watch", "local"}, "cosnim: --hub is required: the built-in configuration names no capsule hubs for relay local; pass --hub HUB"},
 	} {
 		code, stdout, stderr := kitRun(t, tc.args...)
 		if code != exitUsage || stdout != "" || !strings.HasPrefix(stderr, tc.want) {
