@@ -22,6 +22,7 @@ import (
 
 	"github.com/cosnim/relays/client/agent"
 	"github.com/cosnim/relays/internal/config"
+	isecret "github.com/cosnim/relays/internal/secret"
 	"github.com/cosnim/relays/internal/wirepeer"
 	"github.com/cosnim/relays/transport/tcp"
 	"github.com/cosnim/relays/wire"
@@ -61,7 +62,8 @@ func clientTLS(c config.Client) (*tls.Config, error) {
 
 // continuumSecret reads the secret from --continuum-key-file, else from
 // $COSNIM_CONTINUUM_KEY. Surrounding white space (a trailing newline) is
-// not part of it.
+// not part of it. A weak secret (see secret.Strength) is warned about, or
+// refused with --strict.
 func continuumSecret(cmd *cobra.Command) ([]byte, error) {
 	file, _ := cmd.Flags().GetString("continuum-key-file")
 	var secret []byte
@@ -78,7 +80,21 @@ func continuumSecret(cmd *cobra.Command) ([]byte, error) {
 	if len(secret) == 0 {
 		return nil, fmt.Errorf("no continuum secret: give --continuum-key-file FILE or set $%s", EnvContinuumKey)
 	}
+	if bits, why := isecret.Strength(secret); why != "" {
+		msg := fmt.Sprintf("the continuum secret is weak: about %.0f bits, under %d, because %s; anyone who sees a channel ID can test guesses offline. Make one with `cosnim secret new`", bits, isecret.MinBits, why)
+		if strict, _ := cmd.Flags().GetBool("strict"); strict {
+			return nil, fmt.Errorf("%s (--strict refuses it)", msg)
+		}
+		fmt.Fprintf(cmd.ErrOrStderr(), "cosnim: warning: %s\n", msg)
+	}
 	return secret, nil
+}
+
+// addSecretFlags adds the flags of a command that takes the continuum
+// secret.
+func addSecretFlags(cmd *cobra.Command) {
+	cmd.Flags().String("continuum-key-file", "", "file holding the continuum secret (default $"+EnvContinuumKey+"); make one with `cosnim secret new`")
+	cmd.Flags().Bool("strict", false, "refuse a weak continuum secret instead of warning")
 }
 
 // newRelayAgent starts an Agent on a relay's client section.
@@ -423,7 +439,7 @@ The continuum secret comes from --continuum-key-file or $COSNIM_CONTINUUM_KEY.`,
 	cmd.Flags().StringVar(&hub, "hub", "", "capsule hub whose channel to announce in (default: the relay's one configured hub)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "give up after this long")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
-	cmd.Flags().String("continuum-key-file", "", "file holding the continuum secret (default $"+EnvContinuumKey+")")
+	addSecretFlags(cmd)
 	return cmd
 }
 

@@ -47,6 +47,7 @@ tcp://127.0.0.1:7420.
 		newStartCmd(),
 		newRelayCmd(),
 		newConfigCmd(),
+		newSecretCmd(),
 		newSimCmd(),
 		newVersionCmd(),
 	)

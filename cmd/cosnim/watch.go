@@ -75,7 +75,7 @@ The continuum secret comes from --continuum-key-file or $COSNIM_CONTINUUM_KEY.`,
 	}
 	cmd.Flags().StringArrayVar(&hubs, "hub", nil, "capsule hub whose channel to watch (repeatable; default: every hub configured for the relay)")
 	cmd.Flags().IntVar(&count, "count", 0, "exit after this many distinct entries (0: run until interrupted)")
-	cmd.Flags().String("continuum-key-file", "", "file holding the continuum secret (default $"+EnvContinuumKey+")")
+	addSecretFlags(cmd)
 	return cmd
 }
 

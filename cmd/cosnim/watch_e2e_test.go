@@ -28,7 +28,7 @@ func kitStatus(t *testing.T, metricsPort int) (st relayserver.Status) {
 // and waits until the relay has stored them all.
 func announceMany(t *testing.T, port, metricsPort int, hub string, n int) {
 	t.Helper()
-	a, err := agent.New(agent.Options{Addrs: []string{fmt.Sprintf("127.0.0.1:%d", port)}, Secret: []byte("kit test secret")})
+	a, err := agent.New(agent.Options{Addrs: []string{fmt.Sprintf("127.0.0.1:%d", port)}, Secret: []byte(kitSecret)})
 	if err != nil {
 		t.Fatal(err)
 	}
