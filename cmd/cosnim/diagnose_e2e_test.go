@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -174,5 +175,33 @@ func TestTyposSuggested(t *testing.T) {
 		if code != exitUsage || stdout != "" || !strings.HasPrefix(stderr, tc.want) {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit %d and %q", tc.args, code, stdout, stderr, exitUsage, tc.want)
 		}
+	}
+}
+
+// TestExitCodesDocumented: README's table of exit codes has a row for each
+// code of the root help, with the same word first.
+func TestExitCodesDocumented(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := 0
+	for _, line := range strings.Split(exitCodesHelp, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 || len(f[0]) != 1 || f[0][0] < '0' || f[0][0] > '9' {
+			continue
+		}
+		rows++
+		word := strings.TrimSuffix(f[1], ":")
+		if want := fmt.Sprintf("| %s | %s", f[0], word); !strings.Contains(string(readme), want) {
+			t.Errorf("README lacks the row %q", want)
+		}
+	}
+	if rows != exitIncomplete+1 {
+		t.Fatalf("the root help lists %d exit codes, want %d", rows, exitIncomplete+1)
+	}
+	code, stdout, _ := kitRun(t, "--help")
+	if code != 0 || !strings.Contains(stdout, exitCodesHelp) {
+		t.Fatalf("cosnim --help (exit %d) lacks the exit codes:\n%s", code, stdout)
 	}
 }
