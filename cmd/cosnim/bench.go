@@ -98,7 +98,7 @@ and exits 4.`,
 	f.BoolVar(&o.IgnoreLimits, "ignore-limits", false, "send past the frame and byte rates the relay advertises (it then closes the connection); by default senders keep within them")
 	f.BoolVar(&o.TLS, "tls", false, "TLS (a generated certificate for --in-process and --spawn)")
 	f.DurationVar(&o.Jitter, "jitter", 0, "storm: reconnects spread uniformly over this (default 4s, the jitter a draining relay sends)")
-	f.IntVar(&o.Window, "window", 0, "entries a publisher may be ahead of the slowest subscriber (default 16384)")
+	f.IntVar(&o.Window, "window", 0, "entries a publisher may be ahead of the slowest subscriber (default 16384; less than the relay's pending_entries, unless --ignore-limits)")
 	f.IntVar(&o.AcceptRate, "accept-rate", 0, "relay accept rate per second for --in-process/--spawn (0: the relay default, 10000)")
 	f.DurationVar(&o.Timeout, "timeout", 0, "bound on the whole run (default 5m)")
 	f.DurationVar(&o.Settle, "settle", 0, fmt.Sprintf("idle: wait this long after the joins before reading memory (default %s, long enough for idle connections to park; negative: none)", bench.DefaultIdleSettle))

@@ -32,3 +32,20 @@ func TestAdviceNamesTheLimit(t *testing.T) {
 		t.Errorf("with --ignore-limits: %q", got)
 	}
 }
+
+// A publisher's window (and a batch) fits in what the relay holds for a
+// slow member, so that no subscriber is told to resync.
+func TestFitWindow(t *testing.T) {
+	limits := []wire.Limit{{Key: wire.LimitPendingEntries, Value: 10000}}
+	o := Options{Window: 16384, Batch: 64}
+	if got := o.fitWindow(limits).Window; got != 10000-64 {
+		t.Errorf("window %d, want %d", got, 10000-64)
+	}
+	if got := o.fitWindow(nil).Window; got != 16384 {
+		t.Errorf("no limit advertised: window %d, want 16384", got)
+	}
+	o.IgnoreLimits = true
+	if got := o.fitWindow(limits).Window; got != 16384 {
+		t.Errorf("--ignore-limits: window %d, want 16384", got)
+	}
+}

@@ -51,6 +51,7 @@ func runChannels(ctx context.Context, t Target, o Options) (*Result, error) {
 	stop := context.AfterFunc(ctx, func() { closeConns(cs) })
 	defer stop()
 
+	o = o.fitWindow(cs[0].limits)
 	cr := &channelsRun{o: o, start: time.Now()}
 	for i, c := range cs {
 		k := keys[i%o.Channels]

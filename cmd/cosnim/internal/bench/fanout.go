@@ -57,6 +57,7 @@ func runFanout(ctx context.Context, t Target, o Options) (*Result, error) {
 	stop := context.AfterFunc(ctx, func() { closeConns(cs) })
 	defer stop()
 
+	o = o.fitWindow(cs[0].limits)
 	f := &fanout{ctx: ctx, o: o, tls: t.ClientTLS() != nil, k: k, pubs: cs[o.Sub:],
 		limits: cs[0].limits, halt: func() { closeConns(cs) }}
 	for i, c := range cs[:o.Sub] {

@@ -87,6 +87,18 @@ func waitN(ctx context.Context, l *rate.Limiter, n int) error {
 	return nil
 }
 
+// fitWindow returns o with its Window cut so that what a publisher may
+// have in flight (a window and a batch) never overflows what the relay
+// holds for a slow member (pending_entries), which it would drop, telling
+// the member to resync, unless IgnoreLimits.
+func (o Options) fitWindow(limits []wire.Limit) Options {
+	p := int(min(limitOf(limits, wire.LimitPendingEntries), 1<<30))
+	if !o.IgnoreLimits && p > 0 && o.Window+o.Batch > p {
+		o.Window = max(p-o.Batch, o.Batch)
+	}
+	return o
+}
+
 // limitOf is the value of key among limits; 0 when not advertised.
 func limitOf(limits []wire.Limit, key wire.LimitKey) uint64 {
 	for _, l := range limits {
