@@ -122,9 +122,19 @@ func (f *fanout) run() {
 	}
 	var pwg sync.WaitGroup
 	for i, c := range f.pubs {
-		go drainAcks(c, f)
+		drained := make(chan struct{})
+		go func() {
+			defer close(drained)
+			drainAcks(c, f)
+		}()
 		pwg.Go(func() {
 			if err := f.publish(c, newSealer(f.k, f.start, uint32(i), f.o.Size)); err != nil {
+				// The relay's Error frame, if it sent one, says why better
+				// than a reset: let the reader see it first.
+				select {
+				case <-drained:
+				case <-time.After(time.Second):
+				}
 				f.fail(fmt.Errorf("publisher: %w", err))
 			}
 		})
