@@ -195,7 +195,9 @@ func newPingCmd() *cobra.Command {
 		Long: `ping connects to the relay with its client section (TLS and client
 certificate included), completes the protocol handshake, sends one Ping and
 reports the round-trip time, the relay's epoch and the limits it advertises.
-A TLS or authorization failure is reported clearly and exits non-zero.`,
+A TLS or authorization failure, a TLS port dialed with tcp://, an HTTP port
+(a relay's operations port) or anything else that is not a relay is named
+in one line, from the first bytes it sends, and exits 3.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			rc, _, err := relayFromArgs(cmd, args[0])
@@ -397,8 +399,12 @@ func newAnnounceCmd() *cobra.Command {
 		Use:   "announce RELAY_NAME [--hub HUB] ID...",
 		Short: "Announce capsule references and wait for the relay's acks",
 		Long: `announce joins the channel of --hub through the relay, announces each
-ID (a capsule reference) and waits until the relay has acknowledged them
-all, or --timeout passes (then it exits non-zero). Without --hub it uses
+ID (a capsule reference), in as few frames as the relay's frame limit
+allows, and waits once until the relay has acknowledged them all, or
+--timeout passes (then it exits 4). While the relay cannot be reached it
+retries, saying why once; when it cannot be used as configured (a TLS port
+dialed with tcp://, a refused certificate, not a relay) it ends at once
+with the reason and exits 3. Without --hub it uses
 the one capsule hub the configuration names for this relay (see
 "cosnim relay watch --help"); with none or several, --hub is required.
 The continuum secret comes from --continuum-key-file or $COSNIM_CONTINUUM_KEY.`,
