@@ -3,6 +3,7 @@
 //	cosnim start relay RELAY_NAME   run a relay server
 //	cosnim config check             validate the configuration
 //	cosnim relay ping|watch|announce|bench|top RELAY_NAME
+//	cosnim secret new               print a new continuum secret
 //	cosnim sim                      run fault simulations
 //
 // The command tree is built in one place, newRootCmd in root.go.

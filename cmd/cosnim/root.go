@@ -33,8 +33,10 @@ tcp://127.0.0.1:7420.
 		},
 		SuggestionsMinimumDistance: suggestDistance,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			_, err := newLogger(cmd)
-			return err
+			if _, err := newLogger(cmd); err != nil {
+				return usageError(err)
+			}
+			return nil
 		},
 	}
 	root.Version = versionString()   // adds --version
@@ -51,6 +53,7 @@ tcp://127.0.0.1:7420.
 		newSimCmd(),
 		newVersionCmd(),
 	)
+	argsAreUsage(root)
 	return root
 }
 

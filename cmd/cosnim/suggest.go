@@ -29,6 +29,24 @@ func groupArgs(cmd *cobra.Command, args []string) error {
 	return usageError(fmt.Errorf("%s (see %s --help)", msg, cmd.CommandPath()))
 }
 
+// argsAreUsage makes the argument checks of c and every command below it
+// fail as usage errors (exitUsage), pointing at the command's help.
+func argsAreUsage(c *cobra.Command) {
+	if check := c.Args; check != nil {
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			err := check(cmd, args)
+			var ee *exitError
+			if err == nil || errors.As(err, &ee) {
+				return err
+			}
+			return usageError(fmt.Errorf("%s: %w (see %s --help)", cmd.CommandPath(), err, cmd.CommandPath()))
+		}
+	}
+	for _, sub := range c.Commands() {
+		argsAreUsage(sub)
+	}
+}
+
 // flagError turns a flag parsing error into a usage error, suggesting
 // the flag that was probably meant.
 func flagError(cmd *cobra.Command, err error) error {
