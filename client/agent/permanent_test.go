@@ -2,8 +2,10 @@ package agent_test
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -56,6 +58,8 @@ func TestIsPermanent(t *testing.T) {
 	}{
 		{&wire.ForeignError{Kind: wire.ForeignHTTP}, true},
 		{fmt.Errorf("dial: %w", &agent.RefusedError{Code: wire.CodeVersion}), true},
+		{fmt.Errorf("tls: %w", x509.UnknownAuthorityError{}), true},
+		{&net.OpError{Op: "remote error", Err: errors.New("tls: bad certificate")}, true},
 		{context.DeadlineExceeded, false},
 		{errors.New("connection refused"), false},
 		{nil, false},
@@ -103,5 +107,37 @@ func TestAnnounceAllAndWait(t *testing.T) {
 	}
 	if got, _ := b.Known("h"); len(got) != n {
 		t.Fatalf("another client knows %d references, want %d", len(got), n)
+	}
+}
+
+// A relay that refuses the client's protocol versions (an Error frame
+// with CodeVersion) is a permanent failure: the waits end with a
+// RefusedError.
+func TestWaitEndsOnVersionRefusal(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Read(make([]byte, 512)) // the Hello
+			c.Write(wire.Append(nil, &wire.Error{Code: wire.CodeVersion, Flags: wire.ErrorFatal, Text: "no common version"}))
+			c.Close()
+		}
+	}()
+	a := newAgent(t, ln.Addr().String(), 0)
+	defer a.Close()
+	if err := a.Join("h"); err != nil {
+		t.Fatal(err)
+	}
+	err = a.WaitConnected(apiCtx(t))
+	var re *agent.RefusedError
+	if !errors.Is(err, agent.ErrPermanent) || !errors.As(err, &re) || re.Code != wire.CodeVersion {
+		t.Fatalf("WaitConnected = %v, want ErrPermanent with a RefusedError for CodeVersion", err)
 	}
 }
