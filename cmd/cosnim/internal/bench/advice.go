@@ -15,8 +15,8 @@ import (
 var errStalled = errors.New("bench: stalled")
 
 // stallTimeout is how long a run may go without a publish or a delivery
-// before it is given up.
-const stallTimeout = 10 * time.Second
+// before it is given up (a variable for tests).
+var stallTimeout = 10 * time.Second
 
 // limitsFor names the relay limits behind an Error code: what to raise
 // when the relay sends it to a bench client.
