@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cosnim/relays/client/agent"
 	"github.com/cosnim/relays/cmd/cosnim/internal/bench"
 	"github.com/cosnim/relays/transport/tcp"
 )
@@ -215,6 +216,13 @@ func runBench(cmd *cobra.Command, args []string, bf *benchFlags) error {
 		defer stop()
 	}
 	r, err := bench.Run(cmd.Context(), t, o)
+	if agent.IsPermanent(err) {
+		who := "relay"
+		if len(args) == 1 {
+			who += " " + args[0]
+		}
+		return fmt.Errorf("%s at %s: %w", who, t.Addr(), explainDial(err, t.ClientTLS() != nil))
+	}
 	if err != nil {
 		return err
 	}

@@ -69,7 +69,7 @@ func lastLine(s string) string {
 	return lines[len(lines)-1]
 }
 
-// TestMistakesNamedAtOnce: ping, announce and watch pointed at a TLS port
+// TestMistakesNamedAtOnce: ping, announce, watch and bench pointed at a TLS port
 // without TLS, at an HTTP port, or without the client certificate the
 // relay wants, each say so in one line, quickly, and exit 3 (permanent),
 // without retrying into --timeout.
@@ -89,6 +89,15 @@ func TestMistakesNamedAtOnce(t *testing.T) {
 		{"relay", "ping", "RELAY"},
 		{"relay", "announce", "RELAY", "--hub", "h", "ref-1"}, // --timeout 30s
 		{"relay", "watch", "RELAY", "--hub", "h"},             // no timeout at all
+	}
+	for _, c := range cases[:2] { // bench: --tls must match the url, so not nocert
+		t.Run(c.relay+" bench", func(t *testing.T) {
+			code, _, stderr, took := timedRun(t, "relay", "bench", c.relay, "--msgs", "10", "--config", cfg)
+			want := "cosnim: " + fmt.Sprintf(c.want, ports[c.relay])
+			if code != exitPermanent || !strings.HasPrefix(lastLine(stderr), want) || took > quick {
+				t.Fatalf("bench: exit %d after %v, stderr:\n%s\nwant exit %d within %v, last line starting %q", code, took, stderr, exitPermanent, quick, want)
+			}
+		})
 	}
 	for _, c := range cases {
 		for _, command := range commands {

@@ -49,3 +49,9 @@ func TestFitWindow(t *testing.T) {
 		t.Errorf("--ignore-limits: window %d, want 16384", got)
 	}
 }
+
+func TestBenchHelloEndsALine(t *testing.T) {
+	if hello := wire.Append(nil, wirepeer.HelloFrame(benchAgent)); !strings.Contains(string(hello), "\n") {
+		t.Fatalf("Hello %q holds no newline: an HTTP port would answer only after its header timeout", hello)
+	}
+}

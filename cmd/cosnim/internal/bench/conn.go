@@ -22,6 +22,11 @@ const (
 	refHeader    = 20
 )
 
+// benchAgent names bench clients in Hello. Its length, 10, makes the
+// Hello's agent length byte a '\n', so that an HTTP port dialed by mistake
+// answers at once (see the CLI's cliAgent).
+const benchAgent = "relaybench"
+
 // conn is one bench client: a blocking wire peer on its own socket, which
 // costs far less than an agent.Agent.
 type conn struct {
@@ -52,7 +57,7 @@ func dial(ctx context.Context, addr string, cfg *tls.Config, readBuf int, k *ros
 	c := &conn{Peer: wirepeer.New(nc, readBuf), nc: nc}
 	lift := c.Bound(ctx)
 	defer lift()
-	w, err := c.Handshake("cosnim-bench")
+	w, err := c.Handshake(benchAgent)
 	if err == nil {
 		c.heartbeat = heartbeatOf(w)
 		c.limits = w.Limits

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cosnim/relays/client/agent"
 	"github.com/cosnim/relays/internal/wirepeer"
 	"github.com/cosnim/relays/roster"
 	"github.com/cosnim/relays/wire"
@@ -77,9 +78,13 @@ func connectRetry(ctx context.Context, t Target, readBuf int, k *roster.Keys, re
 	}
 }
 
-// retryable reports a dial error worth another try: any but an Error
-// frame other than the relay's refusals for load.
+// retryable reports a dial error worth another try: any but a permanent
+// one (see agent.IsPermanent) or an Error frame other than the relay's
+// refusals for load.
 func retryable(err error) bool {
+	if agent.IsPermanent(err) {
+		return false
+	}
 	var re *wirepeer.RemoteError
 	if !errors.As(err, &re) {
 		return true
