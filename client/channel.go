@@ -25,6 +25,7 @@ type channel struct {
 	barrier     uint64   // Ping data whose Pong ends the sync, if pushed
 	held        [][]byte // sealed announces waiting for AnnounceDelay
 	heldSeq     uint32   // the seq they will carry
+	heldBytes   int      // their sealed bytes
 	// left marks a channel given up by Leave: its handle stays taken
 	// until the connection it was left on ends (the relay may still send
 	// on it), then free lets Join reuse the slot.

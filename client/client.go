@@ -64,11 +64,14 @@ type Observer interface {
 
 // Client is the client core. It implements transport.Handler.
 type Client struct {
-	cfg    Config
-	log    *slog.Logger
-	rng    *rand.Rand
-	dialer transport.Dialer
-	obs    Observer
+	cfg Config
+	log *slog.Logger
+	// lastFail is the reason the last attempt to connect failed, logged
+	// once while it repeats ("" after a connection).
+	lastFail string
+	rng      *rand.Rand
+	dialer   transport.Dialer
+	obs      Observer
 
 	state    State
 	conn     transport.Conn
@@ -277,13 +280,20 @@ func (c *Client) Announce(id roster.ChannelID, ref []byte, now time.Time) (uint3
 
 // hold keeps an announce for AnnounceDelay, to leave with the others made
 // meanwhile; they share one seq, whose Ack acknowledges them all.
+// One seq names one frame: announces that would overflow the frame leave
+// at once, and the next ones start a seq of their own, so that the Ack of
+// a seq acknowledges every entry that carried it.
 func (c *Client) hold(ch *channel, e roster.Entry, now time.Time) uint32 {
+	if n := len(ch.held); n > 0 && (wire.EntriesFrameSize(n+1, ch.heldBytes+len(e.Sealed)) > c.maxFrame() || n == 0xFFFF) {
+		c.sendHeld(ch)
+	}
 	if len(ch.held) == 0 {
 		c.seq++
 		ch.heldSeq = c.seq
 		c.timers.Add(now.Add(c.cfg.AnnounceDelay), timer{kind: tAnnounce, gen: c.gen, ch: ch})
 	}
 	ch.held = append(ch.held, e.Sealed)
+	ch.heldBytes += len(e.Sealed)
 	return ch.heldSeq
 }
 
@@ -294,7 +304,7 @@ func (c *Client) sendHeld(ch *channel) {
 		c.send(&wire.Announce{Handle: ch.handle, Seq: ch.heldSeq, Entries: held[:n]})
 		held = held[n:]
 	}
-	ch.held = nil
+	ch.held, ch.heldBytes = nil, 0
 }
 
 // Roster returns the channel's roster. The caller must not modify it.
@@ -382,8 +392,27 @@ func (c *Client) Closed(tc transport.Conn, err error, now time.Time) {
 	if tc != c.conn {
 		return
 	}
-	c.log.Info("relay connection lost", "addr", c.addrs[c.addrIdx], "err", err)
+	c.logClosed(err)
 	c.lost(now, 0)
+}
+
+// logClosed logs why the link ended: a lost connection always, a failed
+// attempt only when its reason differs from the last one's, so that
+// retries against a relay that cannot be reached say why once.
+func (c *Client) logClosed(err error) {
+	addr := c.addrs[c.addrIdx]
+	if c.state == Connected {
+		c.lastFail = ""
+		c.log.Info("relay connection lost", "addr", addr, "err", err)
+		return
+	}
+	reason := fmt.Sprint(err)
+	if reason == c.lastFail {
+		c.log.Debug("could not connect to the relay", "addr", addr, "err", err)
+		return
+	}
+	c.lastFail = reason
+	c.log.Info("could not connect to the relay", "addr", addr, "err", err)
 }
 
 // Tick fires due timers.
@@ -499,7 +528,7 @@ func (c *Client) lost(now time.Time, delay time.Duration) {
 		ch.joined = false
 		ch.outstanding = 0
 		ch.pushed, ch.barrier = false, 0
-		ch.held = nil // in the roster: the next catch-up carries them
+		ch.held, ch.heldBytes = nil, 0 // in the roster: the next catch-up carries them
 	}
 	if c.state == Stopped {
 		return

@@ -84,3 +84,43 @@ func TestAnnounceDelayBounded(t *testing.T) {
 		t.Fatalf("an announce delay of 2ms was accepted; the bound is %v", MaxAnnounceDelay)
 	}
 }
+
+// Announces held past one frame's worth leave in frames of their own seq
+// each, so that an Ack acknowledges every entry of its seq.
+func TestHeldAnnouncesOneSeqPerFrame(t *testing.T) {
+	c, conn, k, now := joinedWith(t, Config{AnnounceDelay: time.Millisecond})
+	ref := make([]byte, 1000)
+	returned := map[uint32]int{}
+	const n = 200 // about 200 KB: several 64 KiB frames
+	for i := range n {
+		ref[0], ref[1] = byte(i), byte(i>>8)
+		seq, err := c.Announce(k.ID(), ref, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		returned[seq]++
+	}
+	c.Tick(now.Add(time.Millisecond))
+	perSeq := map[uint32]int{}
+	frames := 0
+	for _, f := range conn.Frames(t) {
+		if a, ok := f.(*wire.Announce); ok {
+			frames++
+			if perSeq[a.Seq] != 0 {
+				t.Fatalf("seq %d carried by more than one frame", a.Seq)
+			}
+			perSeq[a.Seq] = len(a.Entries)
+			if size := len(wire.Append(nil, a)); size > wire.DefaultMaxFrameSize {
+				t.Fatalf("frame of %d bytes, over the limit", size)
+			}
+		}
+	}
+	if frames < 3 || len(perSeq) != frames {
+		t.Fatalf("%d frames under %d seqs, want several frames, one seq each", frames, len(perSeq))
+	}
+	for seq, k := range returned {
+		if perSeq[seq] != k {
+			t.Fatalf("seq %d: Announce returned it for %d entries, its frame carries %d", seq, k, perSeq[seq])
+		}
+	}
+}

@@ -46,12 +46,19 @@ func AppendSyncSplit(b []byte, f *Sync, limit int) ([]byte, int) {
 	}
 }
 
+// EntriesFrameSize is the size of an Announce, Deliver or Delta frame of n
+// entries whose sealed bytes add up to sealed: header, handle, seq or
+// session, count, then a u16 length per entry.
+func EntriesFrameSize(n, sealed int) int {
+	return HeaderSize + 4 + 4 + 2 + 2*n + sealed
+}
+
 // EntriesFit reports how many of the leading n entries, whose sealed sizes
 // size gives, fit in one Deliver or Delta frame of at most limit bytes. It
 // is at least 1 when n > 0: an entry alone always fits, since entries are
 // smaller than the frame limit less this overhead.
 func EntriesFit(n int, size func(i int) int, limit int) int {
-	total := HeaderSize + 4 + 4 + 2 // header, handle, session, count
+	total := EntriesFrameSize(0, 0)
 	for i := range n {
 		total += 2 + size(i)
 		if total > limit || i == 0xFFFF {

@@ -120,7 +120,8 @@ type Learned struct {
 // Given Options.Pool it runs client.Pool instead, in the same one loop:
 // one connection per relay its hubs need, each hub on its homes.
 // No method blocks on a slow or absent relay except the Wait ones, which
-// take a context.
+// take a context and return at once, with an error wrapping ErrPermanent,
+// when the relay cannot be used as configured (see Permanent).
 //
 // Received entries arrive on Entries, a bounded channel that the core
 // never blocks on: when it is full, further entries are kept only in the
@@ -145,8 +146,9 @@ type Agent struct {
 	acked    map[uint32]bool // seqs waited for that the relay acked
 	waiting  map[uint32]bool // seqs being waited for
 	overflow uint64
-	problems []string // latest problems from the relay, newest last (bounded)
-	lastErr  error    // why the last connection ended or dial failed
+	problems []string      // latest problems from the relay, newest last (bounded)
+	lastErr  error         // why the last connection ended or dial failed
+	refusal  *RefusedError // the relay refused this client since it last connected
 	changed  chan struct{}
 	listing  client.ListConfig
 	listRand *rand.Rand // jitter for the listing policies
@@ -385,8 +387,81 @@ func (a *Agent) AnnounceAndWait(ctx context.Context, hub string, ref []byte) err
 	}
 }
 
-// wait blocks until cond (called with a.mu held) holds, ctx is done or
-// the Agent closes.
+// maxUnacked bounds the announce seqs AnnounceAllAndWait waits for at
+// once; a pool remembers a few thousand per relay (it has one seq per
+// entry), a single relay needs one per frame.
+const maxUnacked = 1024
+
+// AnnounceAllAndWait announces refs and waits until the relay has
+// acknowledged them all, as AnnounceAndWait does for one, without a round
+// trip per reference: they leave in as few frames as the relay's frame
+// limit allows, and the wait is for all their acks at once (at most
+// maxUnacked seqs at a time). It returns how many refs are acknowledged
+// (or carried by a catch-up), all of them when err is nil.
+func (a *Agent) AnnounceAllAndWait(ctx context.Context, hub string, refs [][]byte) (acked int, err error) {
+	h, err := a.hub(hub)
+	if err != nil {
+		return 0, err
+	}
+	ready := func() bool { return h.synced && a.state == client.Connected }
+	for acked < len(refs) {
+		if err := a.wait(ctx, ready); err != nil {
+			return acked, err
+		}
+		var seqs []uint32
+		var gen uint64
+		next := acked
+		err := a.do(func(c core, now time.Time) error {
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			if !ready() {
+				return nil
+			}
+			gen = h.syncGen
+			for next < len(refs) && len(seqs) < maxUnacked {
+				a.mu.Unlock()
+				seq, err := c.Announce(h.keys.ID(), refs[next], now)
+				a.mu.Lock()
+				if err != nil {
+					return err
+				}
+				next++
+				if seq != 0 && !a.waiting[seq] {
+					a.waiting[seq] = true
+					seqs = append(seqs, seq)
+				}
+			}
+			return nil
+		})
+		if err == nil && next > acked {
+			err = a.wait(ctx, func() bool {
+				if h.syncGen > gen {
+					return true
+				}
+				for _, s := range seqs {
+					if !a.acked[s] {
+						return false
+					}
+				}
+				return true
+			})
+		}
+		a.mu.Lock()
+		for _, s := range seqs {
+			delete(a.waiting, s)
+			delete(a.acked, s)
+		}
+		a.mu.Unlock()
+		if err != nil {
+			return acked, err
+		}
+		acked = next
+	}
+	return acked, nil
+}
+
+// wait blocks until cond (called with a.mu held) holds, ctx is done, the
+// Agent closes or the relay cannot be used (see Permanent).
 func (a *Agent) wait(ctx context.Context, cond func() bool) error {
 	for {
 		a.mu.Lock()
@@ -397,6 +472,10 @@ func (a *Agent) wait(ctx context.Context, cond func() bool) error {
 		if a.closed {
 			a.mu.Unlock()
 			return ErrClosed
+		}
+		if err := a.permanentLocked(); err != nil {
+			a.mu.Unlock()
+			return err
 		}
 		ch := a.changed
 		a.mu.Unlock()
@@ -625,6 +704,9 @@ func (o *agentObserver) StateChanged(s client.State, now time.Time) {
 	a := (*Agent)(o)
 	a.mu.Lock()
 	a.state = s
+	if s == client.Connected {
+		a.refusal = nil
+	}
 	a.listings.StateChanged(s, now)
 	if s != client.Connected {
 		for _, h := range a.hubs { // sorted: order-free flag reset
@@ -669,6 +751,9 @@ func (o *agentObserver) Problem(id roster.ChannelID, code wire.Code, text string
 	a := (*Agent)(o)
 	a.mu.Lock()
 	a.listings.Problem(id, code, text, now)
+	if RefusalCode(code) {
+		a.refusal = &RefusedError{Code: code, Text: text}
+	}
 	a.problems = append(a.problems, code.String()+": "+text)
 	if len(a.problems) > 16 {
 		a.problems = a.problems[len(a.problems)-16:]

@@ -4,5 +4,8 @@
 // backoff, honours drains, catches up after every reconnect, feeds learned
 // references to a bounded channel and routes the core's events to each
 // hub's listing policy (client.ListPolicy). No method blocks on a slow or
-// absent relay except the Wait ones, which take a context.
+// absent relay except the Wait ones, which take a context and end at once
+// when the relay cannot be used as configured (ErrPermanent: a TLS port
+// dialed without TLS, a refused certificate, not a relay at all), while
+// the Agent keeps retrying in case it is fixed.
 package agent

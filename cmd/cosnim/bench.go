@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cosnim/relays/client/agent"
 	"github.com/cosnim/relays/cmd/cosnim/internal/bench"
 	"github.com/cosnim/relays/transport/tcp"
 )
@@ -64,11 +65,17 @@ Scenarios:
 same clients' pacing and latency histograms (the yardstick of
 scripts/nats-compare.sh); --pid then names the nats-server process.
 
-Latency is publish to receive, from a timestamp sealed in each entry.`,
+Latency is publish to receive, from a timestamp sealed in each entry.
+
+Senders keep within the frame and byte rates the relay advertises in its
+Welcome (it closes a connection past them), unless --ignore-limits. A run
+that did not deliver what it was asked says so on its first line
+(INCOMPLETE: ...), names the relay limit to raise when one was in the way,
+and exits 4.`,
 		Example: `  cosnim relay bench --spawn --pub 1 --sub 10 --msgs 1000000 --size 128
   cosnim relay bench --spawn --tls --scenario storm --idle 10000
   cosnim relay bench --spawn --scenario idle --idle 10000 --json
-  cosnim relay bench local --pid $(pgrep -n cosnim) --sub 100`,
+  cosnim relay bench local --pid $(pgrep -n cosnim) --sub 100 --msgs 100000`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if bf.serve {
@@ -89,9 +96,10 @@ Latency is publish to receive, from a timestamp sealed in each entry.`,
 	f.IntVar(&o.Rate, "rate", 0, "announced entries per second in all (channels); 0 for as fast as possible")
 	f.DurationVar(&o.Duration, "duration", 0, "length of a channels run (default 10s)")
 	f.IntVar(&o.Idle, "idle", 0, "connections (storm and idle, default 1000)")
+	f.BoolVar(&o.IgnoreLimits, "ignore-limits", false, "send past the frame and byte rates the relay advertises (it then closes the connection); by default senders keep within them")
 	f.BoolVar(&o.TLS, "tls", false, "TLS (a generated certificate for --in-process and --spawn)")
 	f.DurationVar(&o.Jitter, "jitter", 0, "storm: reconnects spread uniformly over this (default 4s, the jitter a draining relay sends)")
-	f.IntVar(&o.Window, "window", 0, "entries a publisher may be ahead of the slowest subscriber (default 16384)")
+	f.IntVar(&o.Window, "window", 0, "entries a publisher may be ahead of the slowest subscriber (default 16384; less than the relay's pending_entries, unless --ignore-limits)")
 	f.IntVar(&o.AcceptRate, "accept-rate", 0, "relay accept rate per second for --in-process/--spawn (0: the relay default, 10000)")
 	f.DurationVar(&o.Timeout, "timeout", 0, "bound on the whole run (default 5m)")
 	f.DurationVar(&o.Settle, "settle", 0, fmt.Sprintf("idle: wait this long after the joins before reading memory (default %s, long enough for idle connections to park; negative: none)", bench.DefaultIdleSettle))
@@ -208,14 +216,27 @@ func runBench(cmd *cobra.Command, args []string, bf *benchFlags) error {
 		defer stop()
 	}
 	r, err := bench.Run(cmd.Context(), t, o)
+	if agent.IsPermanent(err) {
+		who := "relay"
+		if len(args) == 1 {
+			who += " " + args[0]
+		}
+		return fmt.Errorf("%s at %s: %w", who, t.Addr(), explainDial(err, t.ClientTLS() != nil))
+	}
 	if err != nil {
 		return err
 	}
 	if bf.json {
 		enc := json.NewEncoder(cmd.OutOrStdout())
 		enc.SetIndent("", "  ")
-		return enc.Encode(r)
+		if err := enc.Encode(r); err != nil {
+			return err
+		}
+	} else {
+		r.WriteText(cmd.OutOrStdout())
 	}
-	r.WriteText(cmd.OutOrStdout())
+	if !r.Complete {
+		return fmt.Errorf("bench run %w: %s", errIncomplete, r.Shortfall())
+	}
 	return nil
 }

@@ -24,6 +24,15 @@ func relayHubs(f *config.File, name string) []string {
 	return hubs
 }
 
+// configName names f in a sentence: "the built-in configuration" or its
+// file.
+func configName(f *config.File) string {
+	if f.Path == "" {
+		return "the built-in configuration"
+	}
+	return f.Name()
+}
+
 // resolveHubs returns the --hub values given (empty ones dropped) or,
 // without any, the hubs the configuration names for relay name: exactly
 // one when one is set, else all of them. With none to use it says why.
@@ -47,9 +56,9 @@ func resolveHubs(cmd *cobra.Command, name string, given []string, one bool) ([]s
 	configured := relayHubs(f, name)
 	switch {
 	case len(configured) == 0:
-		return nil, fmt.Errorf("--hub is required: %s names no capsule hub that uses relay %s (capsule_hubs: HUB: relay: %s)", f.Name(), name, name)
+		return nil, usageError(fmt.Errorf("--hub is required: %s names no capsule hubs for relay %s; pass --hub HUB, or list hubs under capsule_hubs (HUB: {relay: %s})", configName(f), name, name))
 	case one && len(configured) > 1:
-		return nil, fmt.Errorf("--hub is required: %s names %d capsule hubs that use relay %s (%s); say which", f.Name(), len(configured), name, strings.Join(configured, ", "))
+		return nil, usageError(fmt.Errorf("--hub is required: %s names %d capsule hubs that use relay %s (%s); say which", f.Name(), len(configured), name, strings.Join(configured, ", ")))
 	}
 	return configured, nil
 }

@@ -40,8 +40,12 @@ func kitEnv(extra ...string) []string {
 	return append(append(os.Environ(), kitEnvVars...), extra...)
 }
 
+// kitSecret is the continuum secret of these tests: a strong one, so that
+// the binary does not warn (see TestWeakSecretWarned).
+const kitSecret = "kit-Hq3Vx9Lr2Tn7Kw5Pz8Bm4Jc6Ds1Fy0G"
+
 // kitEnvVars are what kitEnv adds to the caller's environment.
-var kitEnvVars = []string{"COSNIM_CONFIG=", "COSNIM_CONTINUUM_KEY=kit test secret"}
+var kitEnvVars = []string{"COSNIM_CONFIG=", "COSNIM_CONTINUUM_KEY=" + kitSecret}
 
 // kitRun runs the binary to completion within kitTimeout.
 func kitRun(t *testing.T, args ...string) (code int, stdout, stderr string) {

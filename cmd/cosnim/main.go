@@ -3,6 +3,7 @@
 //	cosnim start relay RELAY_NAME   run a relay server
 //	cosnim config check             validate the configuration
 //	cosnim relay ping|watch|announce|bench|top RELAY_NAME
+//	cosnim secret new               print a new continuum secret
 //	cosnim sim                      run fault simulations
 //
 // The command tree is built in one place, newRootCmd in root.go.
@@ -20,8 +21,9 @@ func main() {
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// run executes the command line and returns the process exit code. The
-// error, if any, is printed once to stderr as "cosnim: ...".
+// run executes the command line and returns the process exit code (see
+// exitcodes.go). The error, if any, is printed once to stderr as
+// "cosnim: ...".
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root := newRootCmd()
 	root.SetArgs(args)
@@ -29,17 +31,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
-		return 0
+		return exitOK
 	}
 	var ee *exitError
-	if errors.As(err, &ee) {
-		if !ee.reported {
-			fmt.Fprintf(stderr, "cosnim: %v\n", ee.err)
-		}
-		return ee.code
+	if !errors.As(err, &ee) || !ee.reported {
+		fmt.Fprintf(stderr, "cosnim: %v\n", err)
 	}
-	fmt.Fprintf(stderr, "cosnim: %v\n", err)
-	return 1
+	return exitCodeOf(err)
 }
 
 // exitError asks run for a given exit code; reported means the command has

@@ -132,17 +132,18 @@ func TestStartRelayErrors(t *testing.T) {
 		name string
 		args []string
 		want string
+		code int
 	}{
-		{"undefined relay lists names", []string{"start", "relay", "nope", "--config", full}, "defined: main, plain"},
-		{"bad log format", []string{"start", "relay", "main", "--config", full, "--log-format", "xml"}, "--log-format"},
-		{"bad log level", []string{"start", "relay", "main", "--config", full, "--log-level", "loud"}, "--log-level"},
-		{"relay name required", []string{"start", "relay"}, "arg"},
+		{"undefined relay lists names", []string{"start", "relay", "nope", "--config", full}, "defined: main, plain", exitFailure},
+		{"bad log format", []string{"start", "relay", "main", "--config", full, "--log-format", "xml"}, "--log-format", exitUsage},
+		{"bad log level", []string{"start", "relay", "main", "--config", full, "--log-level", "loud"}, "--log-level", exitUsage},
+		{"relay name required", []string{"start", "relay"}, "arg", exitUsage},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			code, _, errs := runCLI(t, tt.args...)
-			if code != 1 || !strings.Contains(errs, tt.want) || strings.Count(errs, "cosnim: ") != 1 {
-				t.Errorf("code %d, stderr %q; want 1 and %q once", code, errs, tt.want)
+			if code != tt.code || !strings.Contains(errs, tt.want) || strings.Count(errs, "cosnim: ") != 1 {
+				t.Errorf("code %d, stderr %q; want %d and %q once", code, errs, tt.code, tt.want)
 			}
 		})
 	}

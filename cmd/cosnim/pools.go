@@ -92,45 +92,47 @@ func splitRelayArg(cmd *cobra.Command, args []string) (name string, rest []strin
 
 // poolAgent starts an Agent on the relay or pool hubs use, the way an
 // instance does (failover included), and joins them.
-func poolAgent(cmd *cobra.Command, hubs []string) (*agent.Agent, *slog.Logger, error) {
+// where names it for errors.
+func poolAgent(cmd *cobra.Command, hubs []string) (a *agent.Agent, where string, log *slog.Logger, err error) {
 	f, err := loadConfig(cmd)
 	if err != nil {
-		return nil, nil, err
+		return nil, "", nil, err
 	}
 	ref, err := hubRef(f, hubs)
 	if err != nil {
-		return nil, nil, err
+		return nil, "", nil, err
 	}
 	if len(ref.Pool) == 1 {
 		return joinedAgent(cmd, ref.Pool[0], hubs)
 	}
-	log, err := newLogger(cmd)
+	log, err = newLogger(cmd)
 	if err != nil {
-		return nil, nil, err
+		return nil, "", nil, err
 	}
 	log = log.With("pool", ref.String())
 	pass, err := continuumSecret(cmd)
 	if err != nil {
-		return nil, nil, err
+		return nil, "", nil, err
 	}
 	opts := agent.Options{Secret: pass, Agent: "cosnim-cli", Logger: log,
 		Homes: ref.HomesOrDefault(), Hysteresis: ref.HysteresisOrDefault()}
 	for i, name := range ref.Pool {
 		rc, err := f.Relay(name)
 		if err != nil {
-			return nil, nil, err
+			return nil, "", nil, err
 		}
 		tc, err := clientTLS(rc.Client)
 		if err != nil {
-			return nil, nil, fmt.Errorf("relay %s: %w", name, err)
+			return nil, "", nil, fmt.Errorf("relay %s: %w", name, err)
 		}
 		if i == 0 { // one client section's timings for the whole Agent
 			opts.ConnectTimeout, opts.BackoffMin, opts.BackoffMax = rc.Client.ConnectTimeout, rc.Client.BackoffMin, rc.Client.BackoffMax
 		}
 		opts.Pool = append(opts.Pool, agent.Relay{Name: name, Addrs: []string{rc.Client.Address}, TLS: tc})
 	}
-	a, err := agent.New(opts)
-	return joinHubs(a, log, hubs, err)
+	a, err = agent.New(opts)
+	a, log, err = joinHubs(a, log, hubs, err)
+	return a, "pool " + ref.String(), log, err
 }
 
 // homesRelay is one relay of `relay homes`, in the hub's rendezvous order.
@@ -224,7 +226,7 @@ func homes(cmd *cobra.Command, hub string, timeout time.Duration) (*homesResult,
 		}
 		res.Relays = append(res.Relays, homesRelay{Rank: rank + 1, Name: rc.Name, Address: rc.Client.URL, State: client.Stopped.String()})
 	}
-	a, _, err := poolAgent(cmd, []string{hub})
+	a, _, _, err := poolAgent(cmd, []string{hub})
 	if err != nil {
 		return res, err
 	}

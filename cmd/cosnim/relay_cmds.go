@@ -23,6 +23,7 @@ import (
 	"github.com/cosnim/relays/client/agent"
 	"github.com/cosnim/relays/internal/config"
 	"github.com/cosnim/relays/internal/files"
+	isecret "github.com/cosnim/relays/internal/secret"
 	"github.com/cosnim/relays/internal/wirepeer"
 	"github.com/cosnim/relays/transport/tcp"
 	"github.com/cosnim/relays/wire"
@@ -31,6 +32,12 @@ import (
 // EnvContinuumKey holds the continuum secret when --continuum-key-file is
 // not given.
 const EnvContinuumKey = "COSNIM_CONTINUUM_KEY"
+
+// cliAgent names the CLI in Hello. Its length, 10, makes the Hello's
+// agent length byte a '\n', so that an HTTP server dialed by mistake
+// answers the Hello at once (a 400 to a malformed request line) rather
+// than after its header timeout, and the mistake is named quickly.
+const cliAgent = "cosnim-cli"
 
 // relayFromArgs loads the configuration and returns the named relay.
 func relayFromArgs(cmd *cobra.Command, name string) (*config.Relay, *slog.Logger, error) {
@@ -56,7 +63,8 @@ func clientTLS(c config.Client) (*tls.Config, error) {
 
 // continuumSecret reads the secret from --continuum-key-file, else from
 // $COSNIM_CONTINUUM_KEY. Surrounding white space (a trailing newline) is
-// not part of it. A file that others can read is warned about on stderr.
+// not part of it. A file that others can read is warned about on stderr,
+// and a weak secret (see secret.Strength) too, or refused with --strict.
 func continuumSecret(cmd *cobra.Command) ([]byte, error) {
 	file, _ := cmd.Flags().GetString("continuum-key-file")
 	var secret []byte
@@ -76,7 +84,21 @@ func continuumSecret(cmd *cobra.Command) ([]byte, error) {
 	if len(secret) == 0 {
 		return nil, fmt.Errorf("no continuum secret: give --continuum-key-file FILE or set $%s", EnvContinuumKey)
 	}
+	if bits, why := isecret.Strength(secret); why != "" {
+		msg := fmt.Sprintf("the continuum secret is weak: about %.0f bits, under %d, because %s; anyone who sees a channel ID can test guesses offline. Make one with `cosnim secret new`", bits, isecret.MinBits, why)
+		if strict, _ := cmd.Flags().GetBool("strict"); strict {
+			return nil, fmt.Errorf("%s (--strict refuses it)", msg)
+		}
+		fmt.Fprintf(cmd.ErrOrStderr(), "cosnim: warning: %s\n", msg)
+	}
 	return secret, nil
+}
+
+// addSecretFlags adds the flags of a command that takes the continuum
+// secret.
+func addSecretFlags(cmd *cobra.Command) {
+	cmd.Flags().String("continuum-key-file", "", "file holding the continuum secret (default $"+EnvContinuumKey+"); make one with `cosnim secret new`")
+	cmd.Flags().Bool("strict", false, "refuse a weak continuum secret instead of warning")
 }
 
 // newRelayAgent starts an Agent on a relay's client section.
@@ -93,7 +115,7 @@ func newRelayAgent(cmd *cobra.Command, rc *config.Relay, log *slog.Logger) (*age
 		Addrs:          []string{rc.Client.Address},
 		TLS:            tc,
 		Secret:         secret,
-		Agent:          "cosnim-cli",
+		Agent:          cliAgent,
 		ConnectTimeout: rc.Client.ConnectTimeout,
 		BackoffMin:     rc.Client.BackoffMin,
 		BackoffMax:     rc.Client.BackoffMax,
@@ -103,13 +125,14 @@ func newRelayAgent(cmd *cobra.Command, rc *config.Relay, log *slog.Logger) (*age
 
 // joinedAgent starts an Agent on the client section of the relay named
 // name and joins hubs.
-func joinedAgent(cmd *cobra.Command, name string, hubs []string) (*agent.Agent, *slog.Logger, error) {
+func joinedAgent(cmd *cobra.Command, name string, hubs []string) (a *agent.Agent, where string, log *slog.Logger, err error) {
 	rc, log, err := relayFromArgs(cmd, name)
 	if err != nil {
-		return nil, nil, err
+		return nil, "", nil, err
 	}
-	a, err := newRelayAgent(cmd, rc, log)
-	return joinHubs(a, log, hubs, err)
+	a, err = newRelayAgent(cmd, rc, log)
+	a, log, err = joinHubs(a, log, hubs, err)
+	return a, fmt.Sprintf("relay %s at %s", rc.Name, rc.Client.Address), log, err
 }
 
 // joinHubs joins a (started with err) to hubs, closing it on failure.
@@ -140,7 +163,7 @@ func loadRelay(cmd *cobra.Command, name string) (*config.File, *config.Relay, er
 }
 
 // writeJSON prints res indented; a failed command (err) still prints its
-// result, then exits 1 without repeating the error.
+// result, then exits with err's code without repeating the error.
 func writeJSON(out io.Writer, res any, err error) error {
 	enc := json.NewEncoder(out)
 	enc.SetIndent("", "  ")
@@ -148,7 +171,7 @@ func writeJSON(out io.Writer, res any, err error) error {
 		return encErr
 	}
 	if err != nil {
-		return &exitError{code: 1, reported: true, err: err}
+		return &exitError{code: exitCodeOf(err), reported: true, err: err}
 	}
 	return nil
 }
@@ -172,6 +195,7 @@ type pingResult struct {
 	RTTMs       float64           `json:"rtt_ms"`
 	Limits      map[string]uint64 `json:"limits"`
 	Error       string            `json:"error,omitempty"`
+	err         error             // Error, typed (exit codes)
 }
 
 func newPingCmd() *cobra.Command {
@@ -186,8 +210,11 @@ certificate included), completes the protocol handshake, sends one Ping and
 reports the round-trip time, the relay's epoch and the limits it advertises.
 With --hub instead of names it pings every relay of the hub's relay or pool.
 Relays are pinged at once; each gets its own report. A TLS or
-authorization failure is reported clearly, and the command exits non-zero
-when any relay failed. --json prints one object, or an array for several.`,
+authorization failure, a TLS port dialed with tcp://, an HTTP port (a
+relay's operations port) or anything else that is not a relay is named in
+one line, from the first bytes it sends; the command exits non-zero when
+any relay failed (3 when the failure is permanent). --json prints one
+object, or an array for several.`,
 		Example: `  cosnim relay ping local
   cosnim relay ping east-1 east-2 east-3
   cosnim relay ping --hub hub-a --json`,
@@ -210,14 +237,16 @@ when any relay failed. --json prints one object, or an array for several.`,
 				<-done
 			}
 			var failed []string
+			var errs []error
 			for _, r := range results {
-				if r.Error != "" {
+				if r.err != nil {
 					failed = append(failed, r.Relay)
+					errs = append(errs, r.err)
 				}
 			}
 			err = nil
 			if len(failed) > 0 {
-				err = fmt.Errorf("%d of %d relays failed: %s", len(failed), len(relays), strings.Join(failed, ", "))
+				err = fmt.Errorf("%d of %d relays failed (%s): %w", len(failed), len(relays), strings.Join(failed, ", "), errors.Join(errs...))
 			}
 			if asJSON {
 				return writeJSONList(cmd, results, err)
@@ -226,7 +255,7 @@ when any relay failed. --json prints one object, or an array for several.`,
 			for _, res := range results {
 				if res.Error != "" {
 					if len(results) == 1 {
-						return errors.New(res.Error)
+						return res.err
 					}
 					fmt.Fprintf(out, "relay %s at %s: FAILED: %s\n", res.Relay, res.Address, res.Error)
 					continue
@@ -245,8 +274,8 @@ when any relay failed. --json prints one object, or an array for several.`,
 // pingRelay pings one relay; a failure is in the result's Error.
 func pingRelay(ctx context.Context, rc *config.Relay) *pingResult {
 	fail := func(err error) *pingResult {
-		return &pingResult{Relay: rc.Name, Address: rc.Client.Address, TLS: rc.Client.TLS,
-			Error: fmt.Sprintf("relay %s at %s: %v", rc.Name, rc.Client.Address, err)}
+		err = fmt.Errorf("relay %s at %s: %w", rc.Name, rc.Client.Address, err)
+		return &pingResult{Relay: rc.Name, Address: rc.Client.Address, TLS: rc.Client.TLS, Error: err.Error(), err: err}
 	}
 	tc, err := clientTLS(rc.Client)
 	if err != nil {
@@ -343,8 +372,11 @@ func dialWire(ctx context.Context, addr string, tc *tls.Config) (*wirepeer.Peer,
 
 // handshake sends Hello and returns the relay's Welcome.
 func handshake(wp *wirepeer.Peer) (*wire.Welcome, error) {
-	w, err := wp.Handshake("cosnim-ping")
+	w, err := wp.Handshake(cliAgent)
 	if re := (*wirepeer.RemoteError)(nil); errors.As(err, &re) {
+		if agent.RefusalCode(re.Frame.Code) {
+			err = &agent.RefusedError{Code: re.Frame.Code, Text: re.Frame.Text}
+		}
 		return nil, fmt.Errorf("relay refused the handshake: %w", err)
 	}
 	return w, err
@@ -358,8 +390,33 @@ func explainWire(err error, isTLS bool) error {
 	return explainDial(err, isTLS)
 }
 
+// explainForeign says in one line what a peer that is not a relay is
+// (see wire.SniffFirst); other errors are returned unchanged.
+func explainForeign(err error) error {
+	var fe *wire.ForeignError
+	if !errors.As(err, &fe) {
+		return err
+	}
+	var msg string
+	switch fe.Kind {
+	case wire.ForeignTLSRequired, wire.ForeignTLS:
+		msg = "this port expects TLS: the relay's client url must be tcps://HOST:PORT (with ca_cert_file)"
+	case wire.ForeignHTTP:
+		msg = "this is an HTTP server (a relay's operations port, its metrics_url?), not a relay's client port; it answered " + fe.Line
+	default:
+		msg = "this is not a relay: it does not speak the relay protocol"
+		if fe.Line != "" {
+			msg += "; it said " + fe.Line
+		}
+	}
+	return &explained{msg: msg, err: err}
+}
+
 // explainDial makes dial and handshake errors say what to do.
 func explainDial(err error, isTLS bool) error {
+	if fe := (*wire.ForeignError)(nil); errors.As(err, &fe) {
+		return explainForeign(err)
+	}
 	err = tcp.ExplainDialError(err)
 	if errors.Is(err, tcp.ErrProtocolMismatch) {
 		return err
@@ -405,8 +462,12 @@ func newAnnounceCmd() *cobra.Command {
 		Use:   "announce [RELAY_NAME] [--hub HUB] ID...",
 		Short: "Announce capsule references and wait for the relay's acks",
 		Long: `announce joins the channel of --hub, announces each ID (a capsule
-reference) and waits until the relay has acknowledged them all, or
---timeout passes (then it exits non-zero).
+reference), in as few frames as the relay's frame limit allows, and waits
+once until the relay has acknowledged them all, or --timeout passes (then
+it exits 4). While the relay cannot be reached it retries, saying why
+once; when it cannot be used as configured (a TLS port dialed with
+tcp://, a refused certificate, not a relay) it ends at once with the
+reason and exits 3.
 
 With RELAY_NAME it uses that relay alone; without --hub it then uses the
 one capsule hub the configuration names for this relay (see
@@ -431,14 +492,15 @@ The continuum secret comes from --continuum-key-file or $COSNIM_CONTINUUM_KEY.`,
 				return fmt.Errorf("%q is not a relay of the configuration: give RELAY_NAME first, or --hub HUB to use the hub's relay or pool", args[0])
 			}
 			var a *agent.Agent
+			var where string
 			hubs := []string{hub}
 			if name != "" {
 				if hubs, err = resolveHubs(cmd, name, hubs, true); err != nil {
 					return err
 				}
-				a, _, err = joinedAgent(cmd, name, hubs)
+				a, where, _, err = joinedAgent(cmd, name, hubs)
 			} else {
-				a, _, err = poolAgent(cmd, hubs)
+				a, where, _, err = poolAgent(cmd, hubs)
 			}
 			if err != nil {
 				return err
@@ -450,7 +512,9 @@ The continuum secret comes from --continuum-key-file or $COSNIM_CONTINUUM_KEY.`,
 			ctx, stop := signalContext(ctx)
 			defer stop()
 			res := announceResult{Hub: hub}
-			err = announceIDs(ctx, a, hub, ids, &res)
+			if err = announceIDs(ctx, a, hub, ids, &res); err != nil {
+				err = fmt.Errorf("%s: %w", where, err)
+			}
 			out := cmd.OutOrStdout()
 			if asJSON {
 				if err != nil {
@@ -468,23 +532,41 @@ The continuum secret comes from --continuum-key-file or $COSNIM_CONTINUUM_KEY.`,
 	cmd.Flags().StringVar(&hub, "hub", "", "capsule hub whose channel to announce in (default with RELAY_NAME: the relay's one configured hub)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "give up after this long")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
-	cmd.Flags().String("continuum-key-file", "", "file holding the continuum secret (default $"+EnvContinuumKey+")")
+	addSecretFlags(cmd)
 	return cmd
 }
 
+// announceIDs announces ids in as few frames as the relay takes and waits
+// once for all the acks.
 func announceIDs(ctx context.Context, a *agent.Agent, hub string, ids []string, res *announceResult) error {
 	if err := a.WaitCaughtUp(ctx, hub); err != nil {
-		if last := a.LastError(); last != nil {
-			return fmt.Errorf("could not reach the relay (state %s): %w; last attempt: %w", a.State(), err, explainDial(last, true))
-		}
-		return fmt.Errorf("could not reach the relay (state %s): %w", a.State(), err)
+		return unreachable(a, err)
 	}
-	for _, id := range ids {
-		res.Announced++
-		if err := a.AnnounceAndWait(ctx, hub, []byte(id)); err != nil {
-			return fmt.Errorf("no ack for %q (state %s): %w", id, a.State(), err)
+	refs := make([][]byte, len(ids))
+	for i, id := range ids {
+		refs[i] = []byte(id)
+	}
+	res.Announced = len(ids)
+	acked, err := a.AnnounceAllAndWait(ctx, hub, refs)
+	res.Acked = acked
+	if err != nil {
+		if errors.Is(err, agent.ErrPermanent) {
+			return unreachable(a, err)
 		}
-		res.Acked++
+		return fmt.Errorf("the relay acknowledged %d of %d entries (state %s): %w", acked, len(ids), a.State(), err)
 	}
 	return nil
+}
+
+// unreachable says why an Agent's wait for the relay failed: at once for
+// a permanent failure (its reason, explained), or after the wait's
+// deadline (with the last attempt's reason).
+func unreachable(a *agent.Agent, err error) error {
+	if errors.Is(err, agent.ErrPermanent) {
+		return explainDial(err, true)
+	}
+	if last := a.LastError(); last != nil {
+		return fmt.Errorf("could not reach the relay (state %s): %w; last attempt: %w", a.State(), err, explainDial(last, true))
+	}
+	return fmt.Errorf("could not reach the relay (state %s): %w", a.State(), err)
 }

@@ -22,15 +22,25 @@ instances exchange rosters, and talks to them.
 
 The configuration is read from --config FILE, else $COSNIM_CONFIG, else
 ./cosnim.yaml, else a built-in default with one relay named "local" on
-tcp://127.0.0.1:7420.`,
+tcp://127.0.0.1:7420.
+
+` + exitCodesHelp,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Args:          groupArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return cmd.Help()
+		},
+		SuggestionsMinimumDistance: suggestDistance,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			_, err := newLogger(cmd)
-			return err
+			if _, err := newLogger(cmd); err != nil {
+				return usageError(err)
+			}
+			return nil
 		},
 	}
-	root.Version = versionString() // adds --version
+	root.Version = versionString()   // adds --version
+	root.SetFlagErrorFunc(flagError) // inherited by every command
 	pf := root.PersistentFlags()
 	pf.String("config", "", "configuration file (default: $COSNIM_CONFIG, ./cosnim.yaml, built-in)")
 	pf.String("log-format", "text", "log format: text or json")
@@ -39,9 +49,11 @@ tcp://127.0.0.1:7420.`,
 		newStartCmd(),
 		newRelayCmd(),
 		newConfigCmd(),
+		newSecretCmd(),
 		newSimCmd(),
 		newVersionCmd(),
 	)
+	argsAreUsage(root)
 	return root
 }
 
@@ -51,10 +63,11 @@ func newGroupCmd(use, short string, subs ...*cobra.Command) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   use,
 		Short: short,
-		Args:  cobra.NoArgs,
+		Args:  groupArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return cmd.Help()
 		},
+		SuggestionsMinimumDistance: suggestDistance,
 	}
 	cmd.AddCommand(subs...)
 	return cmd

@@ -15,7 +15,7 @@ import (
 // announces i+1 entries to hub-i; the Agent stays a member of each.
 func fillChannels(t *testing.T, port, metricsPort, n int) {
 	t.Helper()
-	a, err := agent.New(agent.Options{Addrs: []string{fmt.Sprintf("127.0.0.1:%d", port)}, Secret: []byte("kit test secret")})
+	a, err := agent.New(agent.Options{Addrs: []string{fmt.Sprintf("127.0.0.1:%d", port)}, Secret: []byte(kitSecret)})
 	if err != nil {
 		t.Fatal(err)
 	}

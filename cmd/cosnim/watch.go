@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"time"
@@ -50,6 +51,9 @@ the hubs must then share one relay or pool.
 
 Nothing is missed when entries come faster than they can be printed: what
 the Agent's feed could not hold is read from its roster, and stderr says so.
+While the relay cannot be reached watch keeps trying, saying why once;
+when it cannot be used as configured (see "cosnim --help", exit code 3)
+it ends at once with the reason.
 The continuum secret comes from --continuum-key-file or $COSNIM_CONTINUUM_KEY.`,
 		Example: `  cosnim relay watch local --hub hub-a
   cosnim relay watch --hub hub-a --count 100   # the hub's relay or pool`,
@@ -57,15 +61,16 @@ The continuum secret comes from --continuum-key-file or $COSNIM_CONTINUUM_KEY.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var a *agent.Agent
 			var log *slog.Logger
+			var where string
 			var err error
 			if len(args) == 1 {
 				if hubs, err = resolveHubs(cmd, args[0], hubs, false); err != nil {
 					return err
 				}
-				a, log, err = joinedAgent(cmd, args[0], hubs)
+				a, where, log, err = joinedAgent(cmd, args[0], hubs)
 			} else {
 				hubs = slices.DeleteFunc(hubs, func(h string) bool { return h == "" })
-				a, log, err = poolAgent(cmd, hubs)
+				a, where, log, err = poolAgent(cmd, hubs)
 			}
 			if err != nil {
 				return err
@@ -76,12 +81,15 @@ The continuum secret comes from --continuum-key-file or $COSNIM_CONTINUUM_KEY.`,
 			go reportProgress(ctx, a, hubs, log)
 			w := &watcher{a: a, hubs: hubs, count: count, log: log,
 				enc: json.NewEncoder(cmd.OutOrStdout()), seen: map[string]bool{}}
-			return w.run(ctx)
+			if err := w.run(ctx); err != nil {
+				return fmt.Errorf("%s: %w", where, err)
+			}
+			return nil
 		},
 	}
 	cmd.Flags().StringArrayVar(&hubs, "hub", nil, "capsule hub whose channel to watch (repeatable; default: every hub configured for the relay)")
 	cmd.Flags().IntVar(&count, "count", 0, "exit after this many distinct entries (0: run until interrupted)")
-	cmd.Flags().String("continuum-key-file", "", "file holding the continuum secret (default $"+EnvContinuumKey+")")
+	addSecretFlags(cmd)
 	return cmd
 }
 
@@ -115,6 +123,9 @@ func (w *watcher) run(ctx context.Context) error {
 			}
 			err = w.print(l.Hub, l.Ref, l.Time)
 		case <-tick.C:
+			if perr := w.a.Permanent(); perr != nil {
+				return explainDial(perr, true)
+			}
 			err = w.sweep()
 		}
 		if err == errWatchDone {

@@ -28,7 +28,7 @@ func kitStatus(t *testing.T, metricsPort int) (st relayserver.Status) {
 // and waits until the relay has stored them all.
 func announceMany(t *testing.T, port, metricsPort int, hub string, n int) {
 	t.Helper()
-	a, err := agent.New(agent.Options{Addrs: []string{fmt.Sprintf("127.0.0.1:%d", port)}, Secret: []byte("kit test secret")})
+	a, err := agent.New(agent.Options{Addrs: []string{fmt.Sprintf("127.0.0.1:%d", port)}, Secret: []byte(kitSecret)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +149,7 @@ func TestHubDefaults(t *testing.T) {
 	// None: --hub is required, for both.
 	for _, args := range [][]string{{"announce", "r", "x"}, {"watch", "r"}} {
 		code, _, errs := kitRun(t, append(append([]string{"relay"}, args...), "--config", none)...)
-		want := "--hub is required: " + filepath.Join(dir, "none.yaml") + " names no capsule hub that uses relay r"
+		want := "--hub is required: " + filepath.Join(dir, "none.yaml") + " names no capsule hubs for relay r; pass --hub HUB"
 		if code == 0 || !strings.Contains(errs, want) {
 			t.Errorf("%v without configured hubs: code %d, stderr %q; want %q", args, code, errs, want)
 		}

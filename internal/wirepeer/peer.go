@@ -30,6 +30,7 @@ type Peer struct {
 	queue []queued // frames read and not yet returned
 	head  int      // next frame of queue to return
 	err   error    // read error to return once queue is drained
+	began bool     // bytes have arrived (the first are sniffed)
 	keep  func(wire.Type, []byte) error
 
 	wmu sync.Mutex // guards out and the writes
@@ -77,7 +78,9 @@ func (p *Peer) Write(b []byte) error {
 // Next returns the next frame's type and payload. The payload is valid
 // until the next call to Next. A stream that ends between frames gives
 // io.EOF, one that ends inside a frame io.ErrUnexpectedEOF; framing errors
-// (wire.ErrFrameTooLarge, wire.ErrEmptyFrame) come from wire.Reader.
+// (wire.ErrFrameTooLarge, wire.ErrEmptyFrame) come from wire.Reader. A
+// peer whose first bytes cannot start the relay protocol (an HTTP server,
+// a TLS port) gives a *wire.ForeignError (see wire.SniffFirst).
 func (p *Peer) Next() (wire.Type, []byte, error) {
 	for p.head == len(p.queue) {
 		if err := p.fill(); err != nil {
@@ -99,6 +102,13 @@ func (p *Peer) fill() error {
 		p.buf = make([]byte, p.bufSize)
 	}
 	n, err := p.rw.Read(p.buf)
+	if n > 0 && !p.began {
+		p.began = true
+		if serr := wire.SniffFirst(p.buf[:n]); serr != nil {
+			p.err = serr
+			return serr
+		}
+	}
 	if n > 0 {
 		if ferr := p.rd.Feed(p.buf[:n], p.keep); ferr != nil {
 			err = ferr

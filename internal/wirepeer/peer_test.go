@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -79,8 +80,13 @@ func TestPayloadValidUntilNextCall(t *testing.T) {
 func TestFrameOverLimitFailsBeforeBuffering(t *testing.T) {
 	// A header announcing 1 MiB, then nothing: the Peer must refuse at once
 	// rather than wait for (and hold) the rest.
+	// (A frame first: a first frame that large is no relay's, see
+	// TestNextNamesAPeerThatIsNotARelay.)
 	hdr := []byte{0, 0x10, 0, 0, byte(wire.TypeDeliver)}
-	p := New(&stream{Reader: io.MultiReader(bytes.NewReader(hdr), blockReader{t})}, 0)
+	p := New(&stream{Reader: io.MultiReader(bytes.NewReader(frames(&wire.Pong{})), bytes.NewReader(hdr), blockReader{t})}, 0)
+	if _, _, err := p.Next(); err != nil {
+		t.Fatal(err)
+	}
 	if _, _, err := p.Next(); !errors.Is(err, wire.ErrFrameTooLarge) {
 		t.Fatalf("got %v, want wire.ErrFrameTooLarge", err)
 	}
@@ -197,5 +203,23 @@ func TestBoundUnblocksOnCancelAndLifts(t *testing.T) {
 	go func() { time.Sleep(50 * time.Millisecond); b.Write(frames(&wire.Pong{})) }()
 	if _, err := p.NextFrame(); err != nil {
 		t.Fatalf("after lift: %v", err)
+	}
+}
+
+func TestNextNamesAPeerThatIsNotARelay(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want wire.Foreign
+	}{
+		{wire.TLSRequiredNotice, wire.ForeignTLSRequired},
+		{"HTTP/1.1 408 Request Timeout\r\n\r\n", wire.ForeignHTTP},
+		{"\x15\x03\x01\x00\x02\x02\x28", wire.ForeignTLS},
+	} {
+		p := New(&stream{Reader: strings.NewReader(tc.in)}, 0)
+		_, err := p.Handshake("test")
+		var fe *wire.ForeignError
+		if !errors.As(err, &fe) || fe.Kind != tc.want {
+			t.Errorf("%q: got %v, want a ForeignError of kind %d", tc.in, err, tc.want)
+		}
 	}
 }

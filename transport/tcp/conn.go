@@ -369,13 +369,17 @@ func (c *conn) deliver(b []byte) bool {
 	}
 	if c.first {
 		c.first = false
-		if c.dialed && isTLSRequiredNotice(b) {
+		var err error
+		if c.dialed {
+			err = sniffDialed(c.addr, b)
+		}
+		if err != nil {
 			c.dead = true
 			delete(l.conns, c)
 			c.wmu.Lock()
 			c.stopped = true
 			c.wmu.Unlock()
-			l.h.Closed(c, errExpectsTLS(c.addr), l.opt.Now())
+			l.h.Closed(c, err, l.opt.Now())
 			l.afterEventLocked()
 			return false
 		}

@@ -1,7 +1,6 @@
 package tcp
 
 import (
-	"bytes"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cosnim/relays/internal/defaults"
+	"github.com/cosnim/relays/wire"
 )
 
 // ErrProtocolMismatch reports a TLS peer on a plaintext port or a
@@ -23,9 +23,10 @@ var ErrProtocolMismatch = errors.New("transport: protocol mismatch")
 var tlsAlertHandshakeFailure = []byte{0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x28}
 
 // tlsRequiredNotice is the line a TLS port sends to a plaintext client. A
-// dialed plaintext Conn that receives it first reports Closed with
-// ErrProtocolMismatch instead of handing it to the core as data.
-var tlsRequiredNotice = []byte("cosnim relay: this port expects TLS (tcps://)\n")
+// dialed Conn whose first bytes are not the relay protocol (this notice
+// among them, see wire.SniffFirst) reports Closed with an error saying
+// what it reached instead of handing the bytes to the core as data.
+var tlsRequiredNotice = []byte(wire.TLSRequiredNotice)
 
 // sniffWriteTimeout bounds writing the alert or the notice.
 const sniffWriteTimeout = time.Second
@@ -150,13 +151,22 @@ func (s *sniffConn) refuse(msg []byte) {
 	s.Conn.Close()
 }
 
-func isTLSRequiredNotice(b []byte) bool {
-	return bytes.HasPrefix(b, tlsRequiredNotice) ||
-		(len(b) >= 16 && bytes.HasPrefix(tlsRequiredNotice, b))
-}
-
-func errExpectsTLS(addr string) error {
-	return fmt.Errorf("%w: relay at %s expects TLS; use tcps://", ErrProtocolMismatch, addr)
+// sniffDialed returns why a dialed connection whose first bytes are b
+// reached no relay, or nil: a TLS port (the relay's notice, or any TLS
+// record) is ErrProtocolMismatch; anything else wraps wire.ErrNotRelay.
+func sniffDialed(addr string, b []byte) error {
+	err := wire.SniffFirst(b)
+	var fe *wire.ForeignError
+	if !errors.As(err, &fe) {
+		return err
+	}
+	switch fe.Kind {
+	case wire.ForeignTLSRequired:
+		return fmt.Errorf("%w: relay at %s expects TLS; use tcps:// (%w)", ErrProtocolMismatch, addr, err)
+	case wire.ForeignTLS:
+		return fmt.Errorf("%w: %s speaks TLS; use tcps:// (%w)", ErrProtocolMismatch, addr, err)
+	}
+	return fmt.Errorf("%s: %w", addr, err)
 }
 
 // ExplainDialError turns the TLS errors a client sees when it dials the

@@ -51,6 +51,7 @@ func runChannels(ctx context.Context, t Target, o Options) (*Result, error) {
 	stop := context.AfterFunc(ctx, func() { closeConns(cs) })
 	defer stop()
 
+	o = o.fitWindow(cs[0].limits)
 	cr := &channelsRun{o: o, start: time.Now()}
 	for i, c := range cs {
 		k := keys[i%o.Channels]
@@ -72,6 +73,7 @@ func runChannels(ctx context.Context, t Target, o Options) (*Result, error) {
 	r.setLatency(cr.hist.merged())
 	r.setUsage(t, before, after, ok, measured)
 	cr.e.fill(r)
+	r.cause, r.limits = cr.e.err(), cs[0].limits
 	return r, nil
 }
 
@@ -132,8 +134,8 @@ func (cr *channelsRun) announce(i int, el time.Duration) {
 	} else {
 		cr.awaitWindow()
 	}
-	if due <= 0 {
-		return
+	if due <= 0 || !m.c.pace.allow(wire.EntriesFrameSize(due, due*cr.o.Size)) {
+		return // over the relay's rates: on a later round
 	}
 	if err := m.s.fill(&m.f, due); err != nil {
 		cr.e.add(err)

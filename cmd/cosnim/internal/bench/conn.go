@@ -22,12 +22,19 @@ const (
 	refHeader    = 20
 )
 
+// benchAgent names bench clients in Hello. Its length, 10, makes the
+// Hello's agent length byte a '\n', so that an HTTP port dialed by mistake
+// answers at once (see the CLI's cliAgent).
+const benchAgent = "relaybench"
+
 // conn is one bench client: a blocking wire peer on its own socket, which
 // costs far less than an agent.Agent.
 type conn struct {
 	*wirepeer.Peer
 	nc        net.Conn      // for the TLS state
 	heartbeat time.Duration // how often the relay wants a quiet client to ping
+	limits    []wire.Limit  // what the relay advertised in Welcome
+	pace      *limitPacer   // keeps sends within limits; nil: unpaced
 }
 
 // dial connects, completes TLS (when cfg is not nil), the Hello exchange
@@ -50,9 +57,10 @@ func dial(ctx context.Context, addr string, cfg *tls.Config, readBuf int, k *ros
 	c := &conn{Peer: wirepeer.New(nc, readBuf), nc: nc}
 	lift := c.Bound(ctx)
 	defer lift()
-	w, err := c.Handshake("cosnim-bench")
+	w, err := c.Handshake(benchAgent)
 	if err == nil {
 		c.heartbeat = heartbeatOf(w)
+		c.limits = w.Limits
 		_, err = c.Join(w, k, 1)
 	}
 	if err != nil {
@@ -161,4 +169,11 @@ func channelKeyList(n int) ([]*roster.Keys, error) {
 		}
 	}
 	return keys, nil
+}
+
+// notice reports an Error frame that tells, not fails: a relay whose cache
+// evicted entries (Rescan) still delivers every new one.
+func notice(err error) bool {
+	var re *wirepeer.RemoteError
+	return errors.As(err, &re) && re.Frame.Code == wire.CodeRescan && !re.Frame.Fatal()
 }

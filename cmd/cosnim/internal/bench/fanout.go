@@ -2,20 +2,26 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/cosnim/relays/internal/wirepeer"
 	"github.com/cosnim/relays/roster"
 	"github.com/cosnim/relays/wire"
 )
 
 // fanout is one run of the fanout scenario.
 type fanout struct {
+	ctx       context.Context
 	o         Options
 	tls       bool
+	limits    []wire.Limit // what the relay advertised
+	halt      func()       // closes every connection of the run
+	aborted   atomic.Bool  // the run cannot complete; errors after it are its echoes
 	k         *roster.Keys
 	subs      []*subscriber
 	pubs      []*conn
@@ -51,7 +57,9 @@ func runFanout(ctx context.Context, t Target, o Options) (*Result, error) {
 	stop := context.AfterFunc(ctx, func() { closeConns(cs) })
 	defer stop()
 
-	f := &fanout{o: o, tls: t.ClientTLS() != nil, k: k, pubs: cs[o.Sub:]}
+	o = o.fitWindow(cs[0].limits)
+	f := &fanout{ctx: ctx, o: o, tls: t.ClientTLS() != nil, k: k, pubs: cs[o.Sub:],
+		limits: cs[0].limits, halt: func() { closeConns(cs) }}
 	for i, c := range cs[:o.Sub] {
 		f.subs = append(f.subs, &subscriber{c: c, shard: i})
 	}
@@ -74,7 +82,34 @@ func (f *fanout) finish(t Target, before Usage, ok bool, what string) *Result {
 		f.e.add(fmt.Errorf("delivered %d of %d %s", r.Delivered, r.Expected, what))
 		f.e.fill(r)
 	}
+	r.cause, r.limits = f.e.err(), f.limits
 	return r
+}
+
+// abort gives up a run that cannot complete: err is why. It closes every
+// connection, so that nobody waits for entries that will not come; the
+// errors that follow are its echoes and are not counted.
+func (f *fanout) abort(err error) {
+	if f.aborted.CompareAndSwap(false, true) {
+		f.e.add(err)
+		if f.halt != nil {
+			f.halt()
+		}
+	}
+}
+
+// fail records err, aborting the run if it is one the run cannot survive:
+// a closed connection, or entries the relay dropped (Resync).
+func (f *fanout) fail(err error) {
+	if f.aborted.Load() {
+		return
+	}
+	var re *wirepeer.RemoteError
+	if fatal(err) || errors.As(err, &re) && re.Frame.Code == wire.CodeResync {
+		f.abort(err)
+		return
+	}
+	f.e.add(err)
 }
 
 // run publishes and waits until every subscriber has every entry, or has
@@ -83,14 +118,24 @@ func (f *fanout) run() {
 	want := uint64(f.o.Msgs) * uint64(f.o.Pub)
 	var wg sync.WaitGroup
 	for _, s := range f.subs {
-		wg.Go(func() { s.receive(f.k, f.start, want, &f.hist, &f.e) })
+		wg.Go(func() { s.receive(f, want) })
 	}
 	var pwg sync.WaitGroup
 	for i, c := range f.pubs {
-		go drainAcks(c, &f.e)
+		drained := make(chan struct{})
+		go func() {
+			defer close(drained)
+			drainAcks(c, f)
+		}()
 		pwg.Go(func() {
 			if err := f.publish(c, newSealer(f.k, f.start, uint32(i), f.o.Size)); err != nil {
-				f.e.add(fmt.Errorf("publisher: %w", err))
+				// The relay's Error frame, if it sent one, says why better
+				// than a reset: let the reader see it first.
+				select {
+				case <-drained:
+				case <-time.After(time.Second):
+				}
+				f.fail(fmt.Errorf("publisher: %w", err))
 			}
 		})
 	}
@@ -100,16 +145,42 @@ func (f *fanout) run() {
 // await shows progress until the publishers (pwg) and the subscribers
 // (wg) are done.
 func (f *fanout) await(want uint64, pwg, wg *sync.WaitGroup) {
-	bar := startProgress(f.o, "fanout", want*uint64(f.o.Sub), func() uint64 {
+	delivered := func() uint64 {
 		var n uint64
 		for _, s := range f.subs {
 			n += s.got.Load()
 		}
 		return n
-	})
-	pwg.Wait()
-	wg.Wait()
+	}
+	bar := startProgress(f.o, "fanout", want*uint64(f.o.Sub), delivered)
+	done := make(chan struct{})
+	go func() {
+		pwg.Wait()
+		wg.Wait()
+		close(done)
+	}()
+	f.watch(done, func() uint64 { return f.published.Load() + delivered() })
 	bar.stop()
+}
+
+// watch waits for done, aborting the run if progress (a count of what
+// was sent and received) stands still for stallTimeout.
+func (f *fanout) watch(done <-chan struct{}, progress func() uint64) {
+	tick := time.NewTicker(stallTimeout / 10)
+	defer tick.Stop()
+	last, since := progress(), time.Now()
+	for {
+		select {
+		case <-done:
+			return
+		case <-tick.C:
+		}
+		if p := progress(); p != last {
+			last, since = p, time.Now()
+		} else if time.Since(since) >= stallTimeout {
+			f.abort(fmt.Errorf("%w: nothing published or delivered for %v", errStalled, stallTimeout))
+		}
+	}
 }
 
 // result sums up what the subscribers received, and when the last entry
@@ -142,30 +213,32 @@ func (f *fanout) result() (*Result, time.Duration) {
 }
 
 // receive reads Deliver frames until want entries arrived, the connection
-// fails or ctx ends. Latency is taken from the first entry of each frame.
-func (s *subscriber) receive(k *roster.Keys, start time.Time, want uint64, h *shardedHist, e *errs) {
-	defer s.smp.flush(h, s.shard)
+// fails or the run is aborted. Latency is taken from the first entry of
+// each frame.
+func (s *subscriber) receive(run *fanout, want uint64) {
+	defer s.smp.flush(&run.hist, s.shard)
 	var f wire.Deliver
 	for s.got.Load() < want {
 		t, p, err := s.c.Next()
 		if err != nil {
-			e.add(fmt.Errorf("subscriber: %w", err))
+			run.fail(fmt.Errorf("subscriber: %w", err))
 			return
 		}
 		switch t {
 		case wire.TypeDeliver:
 			if err := f.DecodePayload(p); err != nil {
-				e.add(err)
+				run.fail(err)
 				return
 			}
-			s.deliver(k, start, &f, h, e)
+			s.deliver(run.k, run.start, &f, &run.hist, &run.e)
 		case wire.TypePing:
 			s.c.pong(p)
 		case wire.TypeError:
-			err := relayError(p)
-			e.add(err)
-			if fatal(err) {
-				return
+			if err := relayError(p); !notice(err) {
+				run.fail(err)
+				if fatal(err) {
+					return
+				}
 			}
 		}
 	}
@@ -189,15 +262,21 @@ func (s *subscriber) deliver(k *roster.Keys, start time.Time, f *wire.Deliver, h
 }
 
 // drainAcks reads and discards what the relay sends a publisher (Acks)
-// until the connection closes.
-func drainAcks(c *conn, e *errs) {
+// until the connection closes; an Error frame there (the relay closing
+// it, rate limited) is often the first news that the run failed.
+func drainAcks(c *conn, f *fanout) {
 	for {
 		t, p, err := c.Next()
 		if err != nil {
 			return
 		}
-		if t == wire.TypeError {
-			e.add(relayError(p))
+		switch t {
+		case wire.TypeError:
+			if err := relayError(p); !notice(err) {
+				f.fail(fmt.Errorf("publisher: %w", err))
+			}
+		case wire.TypePing:
+			c.pong(p)
 		}
 	}
 }
@@ -225,11 +304,20 @@ func fillRates(r *Result, elapsed time.Duration, size int) {
 // publish sends o.Msgs entries in Announce frames of o.Batch.
 func (f *fanout) publish(c *conn, s *sealer) error {
 	a := wire.Announce{Handle: 1, Entries: make([][]byte, 0, f.o.Batch)}
-	return f.publishWith(c.Write, func(out []byte, due int) ([]byte, int, error) {
+	frames := 0 // in what the next write sends
+	write := func(b []byte) error {
+		if err := c.pace.wait(f.ctx, frames, len(b)); err != nil {
+			return err
+		}
+		frames = 0
+		return c.Write(b)
+	}
+	return f.publishWith(write, func(out []byte, due int) ([]byte, int, error) {
 		n := min(f.o.Batch, due)
 		if err := s.fill(&a, n); err != nil {
 			return out, 0, err
 		}
+		frames++
 		return wire.Append(out, &a), n, nil
 	})
 }
@@ -254,6 +342,9 @@ func (f *fanout) publishWith(write func([]byte) error, next func(out []byte, due
 	defer p.stop()
 	window := uint64(f.o.Window)
 	for sent := 0; sent < f.o.Msgs; {
+		if f.aborted.Load() {
+			return nil
+		}
 		due := f.o.Msgs - sent
 		if p != nil {
 			due = min(due, p.due(sent))
@@ -266,7 +357,7 @@ func (f *fanout) publishWith(write func([]byte) error, next func(out []byte, due
 				p.wait()
 				continue
 			}
-			for spins := 0; f.published.Load() >= minGot(f.subs)+window; spins++ {
+			for spins := 0; f.published.Load() >= minGot(f.subs)+window && !f.aborted.Load(); spins++ {
 				if spins < 50 {
 					runtime.Gosched()
 				} else {

@@ -87,7 +87,7 @@ func runNATSFanout(ctx context.Context, t *natsTarget, o Options) (*Result, erro
 	stop := context.AfterFunc(ctx, func() { closeNATS(cs) })
 	defer stop()
 
-	f := &fanout{o: o, tls: t.tls != nil}
+	f := &fanout{ctx: ctx, o: o, tls: t.tls != nil, halt: func() { closeNATS(cs) }}
 	for i := range o.Sub {
 		f.subs = append(f.subs, &subscriber{shard: i})
 	}
@@ -101,7 +101,7 @@ func runNATSFanout(ctx context.Context, t *natsTarget, o Options) (*Result, erro
 			for s.got.Load() < want {
 				p, err := cs[i].next()
 				if err != nil {
-					f.e.add(fmt.Errorf("subscriber: %w", err))
+					f.fail(fmt.Errorf("subscriber: %w", err))
 					return
 				}
 				now := time.Since(f.start)
@@ -117,7 +117,7 @@ func runNATSFanout(ctx context.Context, t *natsTarget, o Options) (*Result, erro
 	for _, c := range cs[o.Sub:] {
 		pwg.Go(func() {
 			if err := f.publishNATS(c, subject); err != nil {
-				f.e.add(fmt.Errorf("publisher: %w", err))
+				f.fail(fmt.Errorf("publisher: %w", err))
 			}
 		})
 	}

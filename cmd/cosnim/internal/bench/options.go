@@ -70,6 +70,11 @@ type Options struct {
 	// reading. Default DefaultScavengeWait; negative: at once.
 	ScavengeWait time.Duration
 
+	// IgnoreLimits sends as fast as the scenario asks, past the frame and
+	// byte rates the relay advertises (which it enforces by closing the
+	// connection). By default senders keep within them.
+	IgnoreLimits bool
+
 	// AcceptRate is the relay's accept rate for in-process and spawned
 	// relays; 0 keeps the relay's default.
 	AcceptRate int

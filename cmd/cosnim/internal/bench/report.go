@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/cosnim/relays/wire"
 )
 
 // Result is the outcome of a run. JSON names are stable: scripts read them.
@@ -56,6 +58,52 @@ type Result struct {
 	// BenchCPUSeconds is the bench process's own CPU over the whole run
 	// (connecting included); the relay's when in-process.
 	BenchCPUSeconds float64 `json:"bench_cpu_seconds"`
+	// Complete is false when the run did not do what it was asked
+	// (Delivered under Expected, or an error); Advice then says what to
+	// change, when the bench knows.
+	Complete bool   `json:"complete"`
+	Advice   string `json:"advice,omitempty"`
+
+	cause  error        // the first error, for Advice
+	limits []wire.Limit // what the relay advertised, for Advice
+}
+
+// conclude sets Complete and Advice once the scenario has filled r.
+func (r *Result) conclude(ignoredLimits bool) {
+	switch r.Scenario {
+	case ScenarioFanout, ScenarioChannels:
+		r.Complete = r.Delivered >= r.Expected && r.Errors == 0
+	case ScenarioStorm:
+		r.Complete = r.Resynced == r.Conns && r.Errors == 0
+	default:
+		r.Complete = r.Errors == 0
+	}
+	if !r.Complete {
+		r.Advice = advice(r.cause, r.limits, ignoredLimits)
+	}
+}
+
+// Shortfall says, in one line, how a run that is not Complete fell short.
+func (r *Result) Shortfall() string {
+	var s string
+	switch r.Scenario {
+	case ScenarioFanout, ScenarioChannels:
+		s = fmt.Sprintf("delivered %d of %d entries", r.Delivered, r.Expected)
+		if r.Expected > 0 {
+			s += fmt.Sprintf(" (%.1f%%)", 100*float64(r.Delivered)/float64(r.Expected))
+		}
+	case ScenarioStorm:
+		s = fmt.Sprintf("%d of %d clients resynced", r.Resynced, r.Conns)
+	default:
+		s = fmt.Sprintf("%d errors", r.Errors)
+	}
+	if r.FirstError != "" {
+		s += ": " + r.FirstError
+	}
+	if r.Advice != "" {
+		s += "; " + r.Advice
+	}
+	return s
 }
 
 // setUsage fills the relay resource fields from two samples taken around
@@ -78,7 +126,7 @@ func (r *Result) setUsage(t Target, before, after Usage, ok bool, elapsed time.D
 // errs collects errors from many goroutines, keeping the first.
 type errs struct {
 	n     atomic.Uint64
-	first atomic.Pointer[string]
+	first atomic.Pointer[error]
 }
 
 func (e *errs) add(err error) {
@@ -86,14 +134,21 @@ func (e *errs) add(err error) {
 		return
 	}
 	e.n.Add(1)
-	s := err.Error()
-	e.first.CompareAndSwap(nil, &s)
+	e.first.CompareAndSwap(nil, &err)
+}
+
+// err is the first error added; nil if none was.
+func (e *errs) err() error {
+	if p := e.first.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 func (e *errs) fill(r *Result) {
 	r.Errors = e.n.Load()
-	if p := e.first.Load(); p != nil {
-		r.FirstError = *p
+	if err := e.err(); err != nil {
+		r.FirstError = err.Error()
 	}
 }
 
@@ -103,6 +158,9 @@ func (r *Result) WriteText(w io.Writer) {
 	mode := "plaintext"
 	if r.TLS {
 		mode = "TLS"
+	}
+	if !r.Complete {
+		p("INCOMPLETE: %s", r.Shortfall())
 	}
 	p("scenario %s, server %s, %s, %d connections, %d-byte entries", r.Scenario, r.Target, mode, r.Conns, r.Size)
 	switch r.Scenario {

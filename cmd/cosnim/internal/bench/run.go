@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cosnim/relays/client/agent"
 	"github.com/cosnim/relays/internal/wirepeer"
 	"github.com/cosnim/relays/roster"
 	"github.com/cosnim/relays/wire"
@@ -27,6 +28,7 @@ func Run(ctx context.Context, t Target, o Options) (*Result, error) {
 	r, err := run(ctx, t, o)
 	if r != nil {
 		r.BenchCPUSeconds = (selfCPU() - cpu).Seconds()
+		r.conclude(o.IgnoreLimits)
 	}
 	return r, err
 }
@@ -76,9 +78,13 @@ func connectRetry(ctx context.Context, t Target, readBuf int, k *roster.Keys, re
 	}
 }
 
-// retryable reports a dial error worth another try: any but an Error
-// frame other than the relay's refusals for load.
+// retryable reports a dial error worth another try: any but a permanent
+// one (see agent.IsPermanent) or an Error frame other than the relay's
+// refusals for load.
 func retryable(err error) bool {
+	if agent.IsPermanent(err) {
+		return false
+	}
 	var re *wirepeer.RemoteError
 	if !errors.As(err, &re) {
 		return true
@@ -111,6 +117,9 @@ func connectAll(ctx context.Context, t Target, o Options, p dialPlan, retries *a
 		}
 		if p.idle {
 			c.Release() // hold the socket only
+		}
+		if !o.IgnoreLimits {
+			c.pace = newLimitPacer(c.limits)
 		}
 		cs[i] = c
 		joined.Add(1)
