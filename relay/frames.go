@@ -39,6 +39,10 @@ const (
 	// FailSpuriousResync tells an announcer to sync again after every
 	// Announce, though it lost nothing.
 	FailSpuriousResync = "relay/spurious-resync"
+	// FailEmptyEntryNonFatal answers a malformed Announce (an empty entry,
+	// say) with a non-fatal bad entry, as PROTOCOL §8 once said, instead of
+	// the fatal protocol error of §3.6.
+	FailEmptyEntryNonFatal = "relay/empty-entry-non-fatal"
 	// FailJoinHandleZero accepts a Join on the reserved handle 0.
 	FailJoinHandleZero = "relay/join-handle-zero"
 	// FailJoinRateFirst checks the join rate, with a burst of only
@@ -69,6 +73,9 @@ func (r *Relay) handleFrame(c *conn, t wire.Type, p []byte) error {
 	case errors.Is(err, wire.ErrUnknownType):
 		// Skipped so newer clients can talk to this relay.
 		r.stats.UnknownFrames++
+		return nil
+	case err != nil && t == wire.TypeAnnounce && fault.On(r.cfg.Faults, FailEmptyEntryNonFatal):
+		r.sendError(c, wire.CodeBadEntry, 0, false, "bad entry (injected: malformed Announce taken as a bad entry)")
 		return nil
 	case err != nil:
 		if !c.hello {
@@ -168,6 +175,12 @@ func (r *Relay) handleJoin(c *conn, f *wire.Join) error {
 	if r.member(c, f.Handle) != nil || slices.Contains(c.verifying, f.Handle) {
 		return &wire.FrameError{Type: wire.TypeJoin, Reason: "handle already joined"}
 	}
+	if slices.Contains(c.verifyingIDs, f.Channel) || slices.ContainsFunc(c.members, func(m *member) bool { return m.ch.id == f.Channel }) {
+		// A second membership would only send the connection each entry
+		// twice (PROTOCOL §6.6).
+		r.sendError(c, wire.CodeJoinDenied, f.Handle, false, "channel already joined on this connection under another handle")
+		return nil
+	}
 	if len(c.members)+len(c.verifying) >= r.cfg.MaxChannels {
 		r.sendError(c, wire.CodeTooManyChannels, f.Handle, false, fmt.Sprintf("at most %d channels per connection", r.cfg.MaxChannels))
 		return nil
@@ -178,6 +191,7 @@ func (r *Relay) handleJoin(c *conn, f *wire.Join) error {
 	}
 	if r.cfg.AsyncJoinChecks {
 		c.verifying = append(c.verifying, f.Handle)
+		c.verifyingIDs = append(c.verifyingIDs, f.Channel)
 		r.joinChecks = append(r.joinChecks, JoinCheck{Conn: c.tc, Join: *f, Nonce: c.nonce})
 		return nil
 	}
@@ -230,6 +244,7 @@ func (r *Relay) JoinChecked(j JoinCheck, ok bool, now time.Time) {
 		return
 	}
 	c.verifying = slices.Delete(c.verifying, i, i+1)
+	c.verifyingIDs = slices.Delete(c.verifyingIDs, i, i+1)
 	r.finishJoin(c, &j.Join, ok)
 	r.flushBackbone()
 }

@@ -107,9 +107,11 @@ type conn struct {
 	opened   time.Time
 	lastRecv time.Time
 	members  []*member // in join order
-	// verifying holds handles whose join proofs the driver is checking.
-	verifying []uint32
-	joins     *rate.Limiter
+	// verifying holds handles whose join proofs the driver is checking,
+	// verifyingIDs their channels.
+	verifying    []uint32
+	verifyingIDs []roster.ChannelID
+	joins        *rate.Limiter
 	// deferred holds sync messages that arrived while the send queue was
 	// over HighWater, answered in order once it drains; deferredBytes is
 	// their size, bounded by maxDeferred.

@@ -138,3 +138,19 @@ func TestJoinsPastCapNotRateLimited(t *testing.T) {
 }
 
 func hashOf(s string) [32]byte { return sha256.Sum256([]byte(s)) }
+
+// One channel under two handles of one connection is refused, not fatal:
+// the second membership would only send each entry twice (PROTOCOL §6.6).
+func TestSameChannelTwiceDenied(t *testing.T) {
+	h := newHarness(t, Config{})
+	k := keys(t, "hub")
+	c, w := h.connect("twice")
+	h.join(c, w, k, 1)
+	pub, sig := k.JoinProof(w.Nonce)
+	h.send(c, &wire.Join{Handle: 2, Channel: k.ID(), Pub: pub, Sig: sig})
+	fs := c.Frames(t)
+	wantError(t, fs, wire.CodeJoinDenied, false)
+	if e := fs[0].(*wire.Error); e.Handle != 2 || c.Closed {
+		t.Fatalf("got handle %d, closed %v; want handle 2, open", e.Handle, c.Closed)
+	}
+}

@@ -68,6 +68,7 @@ func newRelayCmd() *cobra.Command {
 		newAnnounceCmd(),
 		newBenchCmd(),
 		newTopCmd(),
+		newConformanceCmd(),
 	)
 }
 
