@@ -10,13 +10,13 @@ import (
 
 // FailRelayWideForgot makes every channel created after the relay forgot
 // any channel claim an incomplete cache, as when the record was one flag
-// for the whole relay (PROTOCOL §4.5).
+// for the whole relay (PROTOCOL §4.4).
 const FailRelayWideForgot = "relay/relay-wide-forgot"
 
 // ForgottenCapacity bounds the record of channels forgotten this epoch:
 // it holds the first 8 bytes of each forgotten channel's ID, sorted, at
 // most this many (256 KiB), each charged to the memory budget. Past it the
-// relay claims no new channel complete. PROTOCOL §4.5 quotes it.
+// relay claims no new channel complete. PROTOCOL §4.4 quotes it.
 const ForgottenCapacity = 1 << 15
 
 // forgottenEntryBytes is what one recorded channel costs the budget.

@@ -23,7 +23,7 @@ func forgetOne(t *testing.T, h *harness, k *roster.Keys) {
 	}
 }
 
-// complete is per channel (PROTOCOL §4.5): a channel created after the
+// complete is per channel (PROTOCOL §4.4): a channel created after the
 // relay forgot another one lost nothing, so its Joined says complete; the
 // forgotten one, created again, does not.
 func TestCompleteIsPerChannel(t *testing.T) {
