@@ -136,19 +136,22 @@ type world struct {
 	entries map[roster.ID]entryInfo
 	// bySealed maps sealed bytes to IDs, so the wire tap needs no second
 	// hash of what the client core hashes anyway.
-	bySealed       map[string]roster.ID
-	ids            [][]roster.ID        // per channel, announce order
-	sorted         [][]roster.ID        // per channel, sorted; nil when stale
-	model          []map[roster.ID]bool // per channel: held by the relay in this incarnation
-	relayGen       int                  // relay incarnations started
-	epochWatch     []*simClient         // connected when the relay went down
-	epochSince     time.Time
-	epochSpan      int
-	owMax          time.Duration // longest one-way delay
-	bandwidth      int
-	entryBytes     int // sealed bytes of the largest entry
-	memoryBudget   int64
-	memoryOver     bool
+	bySealed     map[string]roster.ID
+	ids          [][]roster.ID        // per channel, announce order
+	sorted       [][]roster.ID        // per channel, sorted; nil when stale
+	model        []map[roster.ID]bool // per channel: held by the relay in this incarnation
+	relayGen     int                  // relay incarnations started
+	epochWatch   []*simClient         // connected when the relay went down
+	epochSince   time.Time
+	epochSpan    int
+	owMax        time.Duration // longest one-way delay
+	bandwidth    int
+	entryBytes   int // sealed bytes of the largest entry
+	memoryBudget int64
+	memoryOver   bool
+	// firstJoined marks the channels a client got a Joined for from this
+	// relay incarnation (rotation.go).
+	firstJoined    map[int]bool
 	resyncsSeen    uint64 // the relay's Stats().Resyncs at the last look
 	resyncLate     uint64
 	lateResyncs    []lateResync
@@ -317,7 +320,7 @@ func relayConfigFor(sc Scenario, opt Options, faults *registry.Points) relay.Con
 		MaxFrameSize:      caps.MaxFrameSize,
 		HighWater:         firstNonZero(caps.HighWater, 64<<10),
 		// Short, so partitions outlast it and channels are forgotten.
-		ChannelIdleTimeout: max(8*time.Second, 2*t.Idle),
+		ChannelIdleTimeout: channelIdleOf(t),
 		// Scenarios join at most 3 channels per connection; a small cap
 		// keeps the swarm's join proofs (a signature each, signed and
 		// checked again at every reconnect) from dominating run time.
@@ -328,6 +331,9 @@ func relayConfigFor(sc Scenario, opt Options, faults *registry.Points) relay.Con
 	}
 	return cfg.WithDefaults()
 }
+
+// channelIdleOf is the relay's channel-idle-timeout with timing t.
+func channelIdleOf(t Timing) time.Duration { return max(8*time.Second, 2*t.Idle) }
 
 func firstNonZero(a, b int) int {
 	if a != 0 {
@@ -349,6 +355,7 @@ func (w *world) startRelay() {
 	w.relayStart = w.net.Now()
 	w.memoryOver = false
 	w.resyncsSeen = 0
+	clear(w.firstJoined)
 	for ch := range w.model {
 		w.model[ch] = nil
 	}
@@ -413,6 +420,9 @@ func (c *simClient) start() {
 // lateStart is when a client of a large-roster run with nothing on disk
 // starts: 2s in, then one every 500ms.
 func (w *world) lateStart(c *simClient) time.Time {
+	if r := w.sc.Rotation; r != nil && c.ch >= 1 && len(c.chans) == 1 {
+		return w.start().Add(r.createAt(w.sc.Timing, c.ch))
+	}
 	if w.sc.OnDisk == 0 || len(c.chans) != 1 {
 		return time.Time{}
 	}
