@@ -191,7 +191,7 @@ func checkBadMagic(k *kit) error {
 func checkWelcome(k *kit) error {
 	w := k.welcome
 	if w.Version < 1 || w.Version > wire.Version {
-		return fmt.Errorf("Welcome version %d, outside the offered 1..%d", w.Version, wire.Version)
+		return fmt.Errorf("got Welcome version %d, outside the offered 1..%d", w.Version, wire.Version)
 	}
 	seen := map[wire.LimitKey]bool{}
 	for _, l := range w.Limits {
@@ -508,7 +508,7 @@ func (s *session) wantDeliver(handle uint32, es []roster.Entry) error {
 			continue
 		}
 		if d.Handle != handle {
-			return fmt.Errorf("Deliver on handle %d, want %d", d.Handle, handle)
+			return fmt.Errorf("got a Deliver on handle %d, want %d", d.Handle, handle)
 		}
 		for _, e := range d.Entries {
 			id := roster.NewEntry(e).ID

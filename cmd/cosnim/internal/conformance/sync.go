@@ -35,7 +35,7 @@ func (s *session) reconcile(handle, sess uint32, set *roster.Set) (exchange, err
 		switch f := f.(type) {
 		case *wire.Delta:
 			if f.Handle != handle || f.Session != sess {
-				return ex, fmt.Errorf("Delta for handle %d session %d, want %d and %d", f.Handle, f.Session, handle, sess)
+				return ex, fmt.Errorf("got a Delta for handle %d session %d, want %d and %d", f.Handle, f.Session, handle, sess)
 			}
 			ex.deltaFrames++
 			for _, e := range f.Entries {
@@ -45,7 +45,7 @@ func (s *session) reconcile(handle, sess uint32, set *roster.Set) (exchange, err
 			}
 		case *wire.Sync:
 			if f.Handle != handle || f.Session != sess {
-				return ex, fmt.Errorf("Sync for handle %d session %d, want %d and %d", f.Handle, f.Session, handle, sess)
+				return ex, fmt.Errorf("got a Sync for handle %d session %d, want %d and %d", f.Handle, f.Session, handle, sess)
 			}
 			ex.rounds++
 			if f.Flags&wire.SyncMore != 0 {
@@ -153,7 +153,7 @@ func catchUp(k *kit, n, own int) (exchange, error) {
 		return exchange{}, err
 	}
 	if int(j.Cached) != n {
-		return exchange{}, fmt.Errorf("Joined cached %d, want the %d announced", j.Cached, n)
+		return exchange{}, fmt.Errorf("got Joined cached %d, want the %d announced", j.Cached, n)
 	}
 	var set roster.Set
 	mine, _ := seal(keys, "own", own)
