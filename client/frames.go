@@ -183,6 +183,7 @@ func (c *Client) handleSync(f *wire.Sync, now time.Time) {
 	current := f.Session == ch.session && ch.outstanding > 0
 	if !f.Msg.Empty() {
 		out, give := ch.roster.ReplySync(&f.Msg)
+		out.Want = c.dropRejected(ch, out.Want)
 		c.sendEntries(ch, f.Session, give)
 		if current && len(give) > 0 {
 			ch.pushed = true
