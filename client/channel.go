@@ -1,6 +1,7 @@
 package client
 
 import (
+	"slices"
 	"time"
 
 	"github.com/cosnim/relays/internal/fault"
@@ -26,6 +27,11 @@ type channel struct {
 	held        [][]byte // sealed announces waiting for AnnounceDelay
 	heldSeq     uint32   // the seq they will carry
 	heldBytes   int      // their sealed bytes
+	// rejected holds IDs of entries that did not open, at most
+	// MaxRejected, so that syncs stop asking for them (PROTOCOL §8.3);
+	// rejectOrder is their arrival order, the oldest forgotten first.
+	rejected    map[roster.ID]struct{}
+	rejectOrder []roster.ID
 	// left marks a channel given up by Leave: its handle stays taken
 	// until the connection it was left on ends (the relay may still send
 	// on it), then free lets Join reuse the slot.
@@ -76,6 +82,7 @@ func (c *Client) learn(ch *channel, sealed [][]byte, now time.Time) {
 		ref, err := ch.keys.Open(e)
 		if err != nil {
 			c.stats.Forged++
+			ch.reject(e.ID)
 			continue
 		}
 		e.Sealed = append([]byte(nil), s...)
@@ -86,4 +93,39 @@ func (c *Client) learn(ch *channel, sealed [][]byte, now time.Time) {
 		c.stats.Learned += uint64(len(refs))
 		c.obs.Learned(ch.id, refs, now)
 	}
+}
+
+// MaxRejected bounds the IDs of unopenable entries a client remembers per
+// channel (32 bytes and a map slot each).
+const MaxRejected = 1024
+
+// FailForgetRejected keeps no record of entries that did not open: every
+// sync asks for them again.
+const FailForgetRejected = "client/forget-rejected"
+
+// reject remembers id, of an entry that did not open.
+func (ch *channel) reject(id roster.ID) {
+	if _, ok := ch.rejected[id]; ok {
+		return
+	}
+	if ch.rejected == nil {
+		ch.rejected = map[roster.ID]struct{}{}
+	}
+	if len(ch.rejectOrder) >= MaxRejected {
+		delete(ch.rejected, ch.rejectOrder[0])
+		ch.rejectOrder = ch.rejectOrder[1:]
+	}
+	ch.rejected[id] = struct{}{}
+	ch.rejectOrder = append(ch.rejectOrder, id)
+}
+
+// dropRejected removes, in place, wants of entries known not to open.
+func (c *Client) dropRejected(ch *channel, want []roster.ID) []roster.ID {
+	if len(ch.rejected) == 0 || fault.On(c.cfg.Faults, FailForgetRejected) {
+		return want
+	}
+	return slices.DeleteFunc(want, func(id roster.ID) bool {
+		_, ok := ch.rejected[id]
+		return ok
+	})
 }

@@ -3,9 +3,11 @@ package client
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/cosnim/relays/internal/fault/registry"
 	"github.com/cosnim/relays/roster"
 	"github.com/cosnim/relays/transport"
 	"github.com/cosnim/relays/transport/transporttest"
@@ -301,5 +303,40 @@ func TestIdleWaitsForOwnUpload(t *testing.T) {
 	}
 	if c.State() == Connected {
 		t.Fatalf("still connected %v after the relay went silent with nothing leaving", now.Sub(time.Unix(5000, 0)))
+	}
+}
+
+// An entry that does not open is not asked for again by later syncs
+// (PROTOCOL §8.3); with the failpoint, every sync asks for it.
+func TestRejectedEntriesNotWantedAgain(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		forget bool
+	}{{"remembered", false}, {"forgotten", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, d, _, _, now := newClient(t)
+			if tc.forget {
+				fs := registry.New()
+				fs.Enable(FailForgetRejected, "return(true)")
+				c.cfg.Faults = fs
+			}
+			conn := welcomed(c, d, &wire.Welcome{Version: 1}, now)
+			deliver(c, conn, &wire.Joined{Handle: 1}, now)
+			junk := []byte("junk that opens with no key")
+			deliver(c, conn, &wire.Delta{Handle: 1, Session: 1, Entries: [][]byte{junk}}, now)
+			conn.Frames(t)
+			id := roster.NewEntry(junk).ID
+			// The relay lists the junk among the root's IDs, as its cache holds it.
+			deliver(c, conn, &wire.Sync{Handle: 1, Session: 1, Msg: roster.SyncMsg{Ranges: []roster.Range{{Mode: roster.ModeIDs, IDs: []roster.ID{id}}}}}, now)
+			var wanted bool
+			for _, f := range conn.Frames(t) {
+				if s, ok := f.(*wire.Sync); ok && slices.Contains(s.Msg.Want, id) {
+					wanted = true
+				}
+			}
+			if wanted != tc.forget {
+				t.Fatalf("asked again for an entry that did not open: %v, want %v", wanted, tc.forget)
+			}
+		})
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cosnim/relays/internal/fault"
@@ -181,6 +183,7 @@ func (c *Client) handleSync(f *wire.Sync, now time.Time) {
 	current := f.Session == ch.session && ch.outstanding > 0
 	if !f.Msg.Empty() {
 		out, give := ch.roster.ReplySync(&f.Msg)
+		out.Want = c.dropRejected(ch, out.Want)
 		c.sendEntries(ch, f.Session, give)
 		if current && len(give) > 0 {
 			ch.pushed = true
@@ -255,8 +258,13 @@ func (c *Client) sendEntries(ch *channel, session uint32, entries []roster.Entry
 // handleDrain leaves a relay that is going away, reconnecting after its
 // delay.
 func (c *Client) handleDrain(f *wire.Drain, now time.Time) {
-	alternates := f.Alternates
-	c.drainAlternates = append(c.drainAlternates[:0], f.Alternates...)
+	c.drainAlternates = c.drainAlternates[:0]
+	for _, a := range f.Alternates {
+		if addr, ok := alternateAddr(a); ok {
+			c.drainAlternates = append(c.drainAlternates, addr)
+		}
+	}
+	alternates := c.drainAlternates
 	if c.cfg.NoAlternates {
 		alternates = nil
 	}
@@ -302,6 +310,30 @@ func (c *Client) handleError(f *wire.Error, now time.Time) error {
 		c.startSync(ch)
 	}
 	return nil
+}
+
+// alternateAddr turns a Drain alternate into the HOST:PORT a client
+// dials: a relay URL (tcp://HOST[:PORT], tcps://HOST[:PORT], as PROTOCOL
+// §4.13 says relays send; the port defaults to wire.DefaultPort) or, from
+// relays before it, a bare address, taken as it is. Anything else is
+// skipped.
+func alternateAddr(s string) (string, bool) {
+	i := strings.Index(s, "://")
+	if i >= 0 {
+		switch strings.ToLower(s[:i]) {
+		case "tcp", "tcps":
+			s = strings.TrimSuffix(s[i+3:], "/")
+		default:
+			return "", false
+		}
+	}
+	if s == "" || strings.ContainsAny(s, "/?#@ ") {
+		return "", false
+	}
+	if colon, bracket := strings.LastIndexByte(s, ':'), strings.LastIndexByte(s, ']'); i >= 0 && (colon < 0 || colon < bracket) {
+		return s + ":" + strconv.Itoa(wire.DefaultPort), true
+	}
+	return s, true
 }
 
 // drainOrder is the address order after a Drain from draining: its

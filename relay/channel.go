@@ -398,7 +398,7 @@ func (r *Relay) sweep() {
 		if !r.now.Before(due) {
 			delete(r.channels, id)
 			r.bbForget(ch)
-			r.forgot = true
+			r.forgetChannel(ch)
 			r.cachedBytes -= ch.bytes
 			r.stats.ChannelsForgotten++
 			continue

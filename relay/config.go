@@ -35,7 +35,7 @@ type Config struct {
 	SendQueue          int // bytes queued to one connection; past it the relay closes it (CodeQueueFull)
 	SyncReplyEntries   int // entries given in answer to the ranges of one sync message; more in later rounds
 	MaxHandshakes      int // TLS handshakes in progress at once; the driver closes connections past it
-	JoinRate           int // joins per second per connection, burst MaxChannels; each costs a signature check
+	JoinRate           int // joins per second per connection, burst JoinBurst; each costs a signature check
 	// The TLS driver's gates before a handshake (relay/relayserver): a
 	// source is an IPv4 address or an IPv6 /64.
 	ClientHelloTimeout     time.Duration // from accept to the first TLS record, a ClientHello
@@ -140,6 +140,11 @@ func (c Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// JoinBurst is the join-rate limiter's burst: twice MaxChannels, so that
+// a connection can join every channel it may hold and, after Leaves or
+// denials, do it once more without waiting (PROTOCOL §11, join-rate).
+func (c Config) JoinBurst() int { return 2 * c.MaxChannels }
 
 // limits is what Welcome advertises: every limit of the table.
 func (c Config) limits() []wire.Limit {

@@ -39,6 +39,16 @@ const (
 	// FailSpuriousResync tells an announcer to sync again after every
 	// Announce, though it lost nothing.
 	FailSpuriousResync = "relay/spurious-resync"
+	// FailEmptyEntryNonFatal answers a malformed Announce (an empty entry,
+	// say) with a non-fatal bad entry, as PROTOCOL §8 once said, instead of
+	// the fatal protocol error of §3.6.
+	FailEmptyEntryNonFatal = "relay/empty-entry-non-fatal"
+	// FailJoinHandleZero accepts a Join on the reserved handle 0.
+	FailJoinHandleZero = "relay/join-handle-zero"
+	// FailJoinRateFirst checks the join rate, with a burst of only
+	// max-channels, before the channel cap: joins past the cap were
+	// closed with a fatal rate limit instead of the non-fatal Error 6.
+	FailJoinRateFirst = "relay/join-rate-first"
 )
 
 // handleFrame checks a frame against the connection's limits and state,
@@ -63,6 +73,9 @@ func (r *Relay) handleFrame(c *conn, t wire.Type, p []byte) error {
 	case errors.Is(err, wire.ErrUnknownType):
 		// Skipped so newer clients can talk to this relay.
 		r.stats.UnknownFrames++
+		return nil
+	case err != nil && t == wire.TypeAnnounce && fault.On(r.cfg.Faults, FailEmptyEntryNonFatal):
+		r.sendError(c, wire.CodeBadEntry, 0, false, "bad entry (injected: malformed Announce taken as a bad entry)")
 		return nil
 	case err != nil:
 		if !c.hello {
@@ -127,6 +140,11 @@ func (r *Relay) handleHello(c *conn, f *wire.Hello) error {
 			fmt.Sprintf("no common protocol version: client speaks %d..%d, relay speaks 1..%d", f.MinVersion, f.MaxVersion, wire.Version))
 		return errClosed
 	}
+	if r.draining {
+		r.stats.Refused++
+		r.closeWithError(c, wire.CodeShuttingDown, 0, errShuttingDown)
+		return errClosed
+	}
 	c.hello = true
 	c.rd.Max = r.cfg.MaxFrameSize
 	epoch := r.epoch
@@ -138,20 +156,42 @@ func (r *Relay) handleHello(c *conn, f *wire.Hello) error {
 	return nil
 }
 
+// handleJoin checks a Join in the order of PROTOCOL §6.3: the reserved
+// handle, a handle in use, the channel cap, then the join rate (which pays
+// for the signature check), so that joins past the cap get the non-fatal
+// Error the spec promises and an instance joining all its hubs at
+// connect is never rate limited.
 func (r *Relay) handleJoin(c *conn, f *wire.Join) error {
-	if !c.joins.AllowN(r.now, 1) {
+	_, rateFirst := fault.Hit(r.cfg.Faults, FailJoinRateFirst)
+	if rateFirst && !c.joins.AllowN(r.now, 1) {
 		r.rateLimited(c, "join rate")
 		return errClosed
 	}
+	if _, ok := fault.Hit(r.cfg.Faults, FailJoinHandleZero); !ok && f.Handle == 0 {
+		r.stats.JoinsDenied++
+		r.sendError(c, wire.CodeJoinDenied, 0, false, "handle 0 is reserved for the whole connection")
+		return nil
+	}
 	if r.member(c, f.Handle) != nil || slices.Contains(c.verifying, f.Handle) {
 		return &wire.FrameError{Type: wire.TypeJoin, Reason: "handle already joined"}
+	}
+	if slices.Contains(c.verifyingIDs, f.Channel) || slices.ContainsFunc(c.members, func(m *member) bool { return m.ch.id == f.Channel }) {
+		// A second membership would only send the connection each entry
+		// twice (PROTOCOL §6.6).
+		r.sendError(c, wire.CodeJoinDenied, f.Handle, false, "channel already joined on this connection under another handle")
+		return nil
 	}
 	if len(c.members)+len(c.verifying) >= r.cfg.MaxChannels {
 		r.sendError(c, wire.CodeTooManyChannels, f.Handle, false, fmt.Sprintf("at most %d channels per connection", r.cfg.MaxChannels))
 		return nil
 	}
+	if !rateFirst && !c.joins.AllowN(r.now, 1) {
+		r.rateLimited(c, "join rate")
+		return errClosed
+	}
 	if r.cfg.AsyncJoinChecks {
 		c.verifying = append(c.verifying, f.Handle)
+		c.verifyingIDs = append(c.verifyingIDs, f.Channel)
 		r.joinChecks = append(r.joinChecks, JoinCheck{Conn: c.tc, Join: *f, Nonce: c.nonce, Denied: c.denied})
 		return nil
 	}
@@ -207,6 +247,7 @@ func (r *Relay) JoinChecked(j JoinCheck, ok bool, now time.Time) {
 		return
 	}
 	c.verifying = slices.Delete(c.verifying, i, i+1)
+	c.verifyingIDs = slices.Delete(c.verifyingIDs, i, i+1)
 	r.finishJoin(c, &j.Join, ok)
 	r.flushBackbone()
 }
@@ -235,7 +276,7 @@ func (r *Relay) finishJoin(c *conn, f *wire.Join, verified bool) {
 		return
 	}
 	if ch == nil {
-		ch = &channel{id: f.Channel, complete: !r.forgot}
+		ch = &channel{id: f.Channel, complete: r.newChannelComplete(f.Channel)}
 		r.channels[f.Channel] = ch
 		r.stats.Channels++
 		r.bbLearn(ch)

@@ -176,20 +176,20 @@ func TestSendQueueCap(t *testing.T) {
 func TestJoinRate(t *testing.T) {
 	h := newHarness(t, Config{MaxChannels: 4, JoinRate: 1})
 	c, w := h.connect("joiner")
-	for i := range 8 {
+	for i := range 12 {
 		k := keys(t, fmt.Sprint("hub-", i))
 		pub, sig := k.JoinProof(w.Nonce)
 		h.send(c, &wire.Join{Handle: 1, Channel: k.ID(), Pub: pub, Sig: sig})
 		h.send(c, &wire.Leave{Handle: 1})
 		if c.Closed {
-			if i < 4 {
-				t.Fatalf("closed after %d joins, burst is 4", i+1)
+			if i < 8 {
+				t.Fatalf("closed after %d joins, burst is 8 (twice max-channels)", i+1)
 			}
 			wantError(t, c.Frames(t), wire.CodeRateLimited, true)
 			return
 		}
 	}
-	t.Fatal("8 joins in an instant at 1 per second (burst 4) were all taken")
+	t.Fatal("12 joins in an instant at 1 per second (burst 8) were all taken")
 }
 
 // An honest member with small frames may have many sync messages in

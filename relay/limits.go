@@ -200,7 +200,7 @@ var limitTable = []Limit{
 		Doc:   "entries given in answer to one sync message; a peer lacking more gets them in later rounds",
 		field: intField(func(c *Config) *int { return &c.SyncReplyEntries })},
 	{Key: "join_rate", Wire: wire.LimitJoinRate, Unit: Count, Default: 64, Min: 1,
-		Doc:   "joins per second per connection, burst max_channels_per_connection; each costs a signature check",
+		Doc:   "joins per second per connection, burst twice max_channels_per_connection; each costs a signature check",
 		field: intField(func(c *Config) *int { return &c.JoinRate })},
 	{Key: "max_denied_joins", Wire: wire.LimitMaxDeniedJoins, Unit: Count, Default: 3, Min: 1,
 		Doc:   "joins one connection may have denied for a bad channel proof; at this many the relay closes it (Error join denied, fatal)",

@@ -51,7 +51,7 @@ func (r *Relay) usage() MemoryUsage {
 		Pending:  r.pendingCount * pendingOverhead,
 		Queues:   r.queuedBytes,
 		Buffers:  r.bufferedBytes,
-		Channels: int64(len(r.channels)) * channelOverhead,
+		Channels: int64(len(r.channels))*channelOverhead + r.forgotten.bytes(),
 		Conns:    int64(len(r.conns)) * int64(connOverhead+r.cfg.ConnBytes),
 		Backbone: r.cfg.BackboneBytes,
 	}
@@ -139,7 +139,9 @@ func (r *Relay) forgetEmpty() {
 			r.stats.ChannelsForgotten++
 			// One that had entries comes back unable to say it holds
 			// them all.
-			r.forgot = r.forgot || ch.evictedAny || !ch.complete
+			if ch.evictedAny || !ch.complete {
+				r.forgetChannel(ch)
+			}
 		}
 	}
 }

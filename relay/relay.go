@@ -48,10 +48,10 @@ type Relay struct {
 	held    []*member
 	waiting []*conn // connections with deferred syncs, retried with held
 	flushAt time.Time
-	// forgot is set once an idle channel was forgotten: a channel created
-	// after that may be one whose entries were dropped, so its cache
-	// cannot claim to hold everything since the epoch began.
-	forgot bool
+	// forgotten records the channels forgotten this epoch (forgotten.go):
+	// one created again may have had entries dropped, so its cache cannot
+	// claim to hold everything since the epoch began.
+	forgotten forgottenSet
 
 	// Memory estimate, for the budget (memory.go): bytes of cached
 	// entries, entries held for slow members, and the last sample of send
@@ -111,10 +111,12 @@ type conn struct {
 	opened   time.Time
 	lastRecv time.Time
 	members  []*member // in join order
-	// verifying holds handles whose join proofs the driver is checking.
-	verifying []uint32
-	joins     *rate.Limiter
-	denied    int // joins denied for a bad proof (denials.go)
+	// verifying holds handles whose join proofs the driver is checking,
+	// verifyingIDs their channels.
+	verifying    []uint32
+	verifyingIDs []roster.ChannelID
+	joins        *rate.Limiter
+	denied       int // joins denied for a bad proof (denials.go)
 	// deferred holds sync messages that arrived while the send queue was
 	// over HighWater, answered in order once it drains; deferredBytes is
 	// their size, bounded by maxDeferred.
@@ -161,8 +163,9 @@ func New(cfg Config, rng *rand.Rand) (*Relay, error) {
 
 // admit decides whether a new connection may stay, and why not.
 func (r *Relay) admit() (wire.Code, string) {
+	_, oldDrain := fault.Hit(r.cfg.Faults, FailOldDrain)
 	switch {
-	case r.draining:
+	case r.draining && oldDrain:
 		return wire.CodeShuttingDown, "relay shutting down"
 	case len(r.conns) >= r.cfg.MaxConnections:
 		return wire.CodeRelayFull, "relay full: connection limit reached"
@@ -205,7 +208,11 @@ func (r *Relay) Open(tc transport.Conn, now time.Time) {
 		return
 	}
 	c.frames = rate.NewLimiter(rate.Limit(r.cfg.FrameRate), r.cfg.FrameRate)
-	c.joins = rate.NewLimiter(rate.Limit(r.cfg.JoinRate), r.cfg.MaxChannels)
+	burst := r.cfg.JoinBurst()
+	if _, ok := fault.Hit(r.cfg.Faults, FailJoinRateFirst); ok {
+		burst = r.cfg.MaxChannels
+	}
+	c.joins = rate.NewLimiter(rate.Limit(r.cfg.JoinRate), burst)
 	c.bytes = rate.NewLimiter(rate.Limit(r.cfg.ByteRate), r.cfg.ByteRate)
 	for i := range c.nonce {
 		c.nonce[i] = byte(r.rng.Uint32())
@@ -316,8 +323,19 @@ func (r *Relay) Deadline() (time.Time, bool) {
 	return t, ok
 }
 
-// Drain tells every client to reconnect elsewhere or later and refuses new
-// connections. The driver closes what is left after its grace period.
+// FailOldDrain brings back the shutdown of before PROTOCOL §12.2 was made
+// precise: connections arriving during a drain are refused before Hello
+// (the driver stops listening at once), and those left at the end are cut
+// without Error 12.
+const FailOldDrain = "relay/old-drain"
+
+// errShuttingDown is the text of Error 12.
+const errShuttingDown = "relay shutting down: reconnect later, or to another relay"
+
+// Drain tells every client at once to reconnect elsewhere or later
+// (PROTOCOL §12.2). The relay keeps serving; a connection that arrives
+// meanwhile is answered Error 12 after its Hello. The driver calls
+// CloseAll when every client has left or its grace has passed.
 func (r *Relay) Drain(now time.Time, after, jitter time.Duration, alternates []string) {
 	r.at(now)
 	r.draining = true
@@ -334,12 +352,18 @@ func (r *Relay) Drain(now time.Time, after, jitter time.Duration, alternates []s
 // Draining reports whether Drain was called.
 func (r *Relay) Draining() bool { return r.draining }
 
-// CloseAll closes every connection, in connection order.
+// CloseAll closes every connection, in connection order, with a fatal
+// Error 12 (shutting down).
 func (r *Relay) CloseAll(now time.Time) {
 	r.at(now)
+	_, bare := fault.Hit(r.cfg.Faults, FailOldDrain)
 	for _, c := range r.sortedConns() {
-		c.tc.Close()
-		r.dropConn(c)
+		if bare {
+			c.tc.Close()
+			r.dropConn(c)
+			continue
+		}
+		r.closeWithError(c, wire.CodeShuttingDown, 0, errShuttingDown)
 	}
 }
 

@@ -505,7 +505,7 @@ func TestAsyncJoinChecks(t *testing.T) {
 	pub, sig := k.JoinProof(w.Nonce)
 	h.send(c, &wire.Join{Handle: 1, Channel: k.ID(), Pub: pub, Sig: sig})
 	badPub, badSig := keys(t, "other").JoinProof(w.Nonce)
-	h.send(c, &wire.Join{Handle: 2, Channel: k.ID(), Pub: badPub, Sig: badSig})
+	h.send(c, &wire.Join{Handle: 2, Channel: keys(t, "third").ID(), Pub: badPub, Sig: badSig})
 	if fs := c.Frames(t); len(fs) != 0 {
 		t.Fatalf("joins answered before their proofs were checked: %+v", fs)
 	}

@@ -53,6 +53,10 @@ type SyncMsg struct {
 // Empty reports whether m ends the exchange.
 func (m *SyncMsg) Empty() bool { return len(m.Ranges) == 0 && len(m.Want) == 0 }
 
+// FewIDs is the "few" of PROTOCOL §10: a node where a side holds at most
+// this many IDs is described by its ID list.
+const FewIDs = idsThreshold
+
 // Reconciliation thresholds; see doc.go for how they were chosen.
 const (
 	// idsThreshold is T: a node where we hold at most this many IDs is

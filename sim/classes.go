@@ -40,6 +40,12 @@ const (
 	// ClassHostileRelay: the relay, or one relay of a pool, is malicious
 	// and asks for storage listings again and again (hostilerelay.go).
 	ClassHostileRelay Class = "hostile-relay"
+	// ClassLongRunning: a relay that runs long enough for channels to go
+	// idle and be forgotten while others are created: the first channel's
+	// clients all go away past channel-idle-timeout and come back, and the
+	// other channels' clients start only after it was forgotten. No other
+	// faults, so every first Joined of a channel is judged (rotation.go).
+	ClassLongRunning Class = "long-running"
 )
 
 // classShares lists the classes with their share of seeds; shares sum to
@@ -50,22 +56,29 @@ var classShares = []struct {
 	class      Class
 	share      int
 	carvedFrom Class
+	salt       uint64 // of the carving draw; carveSalt when 0
 }{
-	{ClassDefault, 20, ""},
-	{ClassPool, 12, ClassDefault},
-	{ClassAEOff, 10, ""},
-	{ClassAEProd, 10, ""},
-	{ClassSmallCaps, 15, ""},
-	{ClassLargeRoster, 10, ""},
-	{ClassProdTimings, 10, ""},
-	{ClassHostile, 10, ""},
-	{ClassHostileRelay, 3, ClassDefault},
+	{ClassDefault, 20, "", 0},
+	{ClassPool, 12, ClassDefault, 0},
+	{ClassAEOff, 10, "", 0},
+	{ClassAEProd, 6, "", 0},
+	{ClassLongRunning, 4, ClassAEProd, longRunningSalt},
+	{ClassSmallCaps, 15, "", 0},
+	{ClassLargeRoster, 10, "", 0},
+	{ClassProdTimings, 10, "", 0},
+	{ClassHostile, 10, "", 0},
+	{ClassHostileRelay, 3, ClassDefault, 0},
 }
 
 // carveSalt seeds the draw between a class and those carved from it. Its
 // value keeps the seeds that tests name (42, the self-tests', 1..12) in
 // the classes they had before ClassPool.
 const carveSalt = 0xca89
+
+// longRunningSalt is ClassLongRunning's carving draw from ClassAEProd: it
+// keeps seed 12, which a self-test names, in ClassAEProd, and puts seeds
+// 25 and 35 of the ones make test runs in ClassLongRunning.
+const longRunningSalt = 0x10af
 
 // classOf draws a seed's class from a stream of its own, so that changes
 // to the generator never move a seed to another class.
@@ -85,7 +98,13 @@ func classOf(seed uint64) Class {
 			n -= whole
 			continue
 		}
-		m := rand.New(rand.NewPCG(seed, carveSalt)).IntN(whole)
+		salt := uint64(carveSalt)
+		for _, o := range classShares {
+			if o.carvedFrom == cs.class && o.salt != 0 {
+				salt = o.salt
+			}
+		}
+		m := rand.New(rand.NewPCG(seed, salt)).IntN(whole)
 		for _, o := range classShares {
 			if o.carvedFrom == cs.class {
 				if m < o.share {

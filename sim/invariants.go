@@ -320,6 +320,7 @@ func (w *world) judgeListed(c *simClient, ch int, ids []roster.ID, t0, r time.Ti
 // must hold every entry it acked, delivered or sent in this incarnation.
 func (w *world) onJoined(c *simClient, i int, f *wire.Joined) {
 	ch := c.chans[i]
+	w.judgeNewChannel(c, ch, f)
 	if f.Flags&wire.JoinedComplete == 0 || !w.cacheComplete(ch) || w.touch.touched(nil, w.relayStart, w.net.Now(), 0, false) {
 		return
 	}

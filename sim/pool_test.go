@@ -5,9 +5,10 @@ import (
 	"testing"
 )
 
-// ClassPool was carved from the default class's draw: every seed that is
-// not of the pool class keeps the class it had before (the table below is
-// the one it had), and the pool class has about its share.
+// ClassPool was carved from the default class's draw, ClassLongRunning
+// from ClassAEProd's: every seed keeps the class it had before (the table
+// below is the one it had) or moved to a class carved from it, and the
+// pool class has about its share.
 func TestPoolClassKeepsOtherSeedsClasses(t *testing.T) {
 	before := []struct {
 		class Class
@@ -37,10 +38,7 @@ func TestPoolClassKeepsOtherSeedsClasses(t *testing.T) {
 			}
 			continue
 		}
-		if c == ClassHostileRelay && old(seed) == ClassDefault {
-			continue // carved from the default class too
-		}
-		if c != old(seed) {
+		if c != old(seed) && carvedFromOf(c) != old(seed) {
 			t.Fatalf("seed %d moved from %s to %s", seed, old(seed), c)
 		}
 	}
@@ -95,4 +93,14 @@ func TestPoolRunReplays(t *testing.T) {
 	if a.Class != ClassPool || a.TraceSHA256 != b.TraceSHA256 || a.Events != b.Events {
 		t.Fatalf("class %s, traces %s and %s", a.Class, a.TraceSHA256, b.TraceSHA256)
 	}
+}
+
+// carvedFromOf is the class c was carved from, "" for none.
+func carvedFromOf(c Class) Class {
+	for _, cs := range classShares {
+		if cs.class == c {
+			return cs.carvedFrom
+		}
+	}
+	return ""
 }

@@ -144,19 +144,22 @@ type world struct {
 	entries map[roster.ID]entryInfo
 	// bySealed maps sealed bytes to IDs, so the wire tap needs no second
 	// hash of what the client core hashes anyway.
-	bySealed       map[string]roster.ID
-	ids            [][]roster.ID        // per channel, announce order
-	sorted         [][]roster.ID        // per channel, sorted; nil when stale
-	model          []map[roster.ID]bool // per channel: held by the relay in this incarnation
-	relayGen       int                  // relay incarnations started
-	epochWatch     []*simClient         // connected when the relay went down
-	epochSince     time.Time
-	epochSpan      int
-	owMax          time.Duration // longest one-way delay
-	bandwidth      int
-	entryBytes     int // sealed bytes of the largest entry
-	memoryBudget   int64
-	memoryOver     bool
+	bySealed     map[string]roster.ID
+	ids          [][]roster.ID        // per channel, announce order
+	sorted       [][]roster.ID        // per channel, sorted; nil when stale
+	model        []map[roster.ID]bool // per channel: held by the relay in this incarnation
+	relayGen     int                  // relay incarnations started
+	epochWatch   []*simClient         // connected when the relay went down
+	epochSince   time.Time
+	epochSpan    int
+	owMax        time.Duration // longest one-way delay
+	bandwidth    int
+	entryBytes   int // sealed bytes of the largest entry
+	memoryBudget int64
+	memoryOver   bool
+	// firstJoined marks the channels a client got a Joined for from this
+	// relay incarnation (rotation.go).
+	firstJoined    map[int]bool
 	resyncsSeen    uint64 // the relay's Stats().Resyncs at the last look
 	resyncLate     uint64
 	lateResyncs    []lateResync
@@ -329,7 +332,7 @@ func relayConfigFor(sc Scenario, opt Options, faults *registry.Points) relay.Con
 		MaxFrameSize:      caps.MaxFrameSize,
 		HighWater:         firstNonZero(caps.HighWater, simHighWater),
 		// Short, so partitions outlast it and channels are forgotten.
-		ChannelIdleTimeout: max(8*time.Second, 2*t.Idle),
+		ChannelIdleTimeout: channelIdleOf(t),
 		// Scenarios join at most 3 channels per connection; a small cap
 		// keeps the swarm's join proofs (a signature each, signed and
 		// checked again at every reconnect) from dominating run time.
@@ -344,6 +347,9 @@ func relayConfigFor(sc Scenario, opt Options, faults *registry.Points) relay.Con
 // simHighWater is the simulated relay's high-water mark unless a class
 // sets one: a quarter of production's, so slow members show at small rates.
 const simHighWater = 64 << 10
+
+// channelIdleOf is the relay's channel-idle-timeout with timing t.
+func channelIdleOf(t Timing) time.Duration { return max(8*time.Second, 2*t.Idle) }
 
 func firstNonZero(a, b int) int {
 	if a != 0 {
@@ -365,6 +371,7 @@ func (w *world) startRelay() {
 	w.relayStart = w.net.Now()
 	w.memoryOver = false
 	w.resyncsSeen = 0
+	clear(w.firstJoined)
 	for ch := range w.model {
 		w.model[ch] = nil
 	}
@@ -429,6 +436,9 @@ func (c *simClient) start() {
 // lateStart is when a client of a large-roster run with nothing on disk
 // starts: 2s in, then one every 500ms.
 func (w *world) lateStart(c *simClient) time.Time {
+	if r := w.sc.Rotation; r != nil && c.ch >= 1 && len(c.chans) == 1 {
+		return w.start().Add(r.createAt(w.sc.Timing, c.ch))
+	}
 	if w.sc.OnDisk == 0 || len(c.chans) != 1 {
 		return time.Time{}
 	}

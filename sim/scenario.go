@@ -48,6 +48,9 @@ type Scenario struct {
 	// HostileRelay, if set, runs it on a malicious relay
 	// (ClassHostileRelay).
 	HostileRelay *HostileRelaySpec
+	// Rotation, if set, has channels go idle and be forgotten while others
+	// are created (ClassLongRunning).
+	Rotation *Rotation
 }
 
 // FaultKind names a fault; it is also the fault's script verb.
@@ -148,6 +151,10 @@ func Generate(seed uint64) Scenario {
 	case ClassProdTimings:
 		sc.Timing = prodTiming
 		sc.Chaos = time.Duration(60+crng.IntN(120)) * time.Second
+	case ClassLongRunning:
+		sc.Channels, sc.HubSpanning, sc.Forger = 3+crng.IntN(2), 0, false
+		sc.Chaos = time.Duration(70+crng.IntN(40)) * time.Second
+		sc.Rotation = genRotation(crng)
 	case ClassHostile:
 		n := 2 + crng.IntN(4)
 		for range n {
@@ -163,6 +170,10 @@ func Generate(seed uint64) Scenario {
 	for i := 0; i < sc.HubSpanning; i++ {
 		clients = append(clients, SpanningName(i))
 	}
-	sc.Faults = genFaults(&sc, clients)
+	if sc.Rotation != nil {
+		sc.Faults = sc.Rotation.faults(&sc)
+	} else {
+		sc.Faults = genFaults(&sc, clients)
+	}
 	return sc
 }

@@ -30,6 +30,7 @@ var selfTests = []struct {
 	{relay.FailFirstFrameOnly, "catch-up:", []uint64{1, 6}},
 	{relay.FailKeepComplete, "catch-up:", []uint64{18}},
 	{client.FailNoBackoffReset, "catch-up:", []uint64{2, 8}},
+	{relay.FailRelayWideForgot, "catch-up:", []uint64{25, 35}}, // ClassLongRunning
 	// 2b. Resync: a member whose pending overflowed syncs again.
 	{relay.FailNoResync, "resync:", []uint64{16, 18}},
 	{client.FailIgnoreResync, "resync:", []uint64{16, 18}},

@@ -66,7 +66,7 @@ const (
 	LimitSendQueue         LimitKey = 15 // bytes queued to one connection; past it the relay closes it
 	LimitSyncReplyEntries  LimitKey = 16 // entries given in answer to one sync message; the rest in later rounds
 	LimitMaxHandshakes     LimitKey = 17 // TLS handshakes in progress at once
-	LimitJoinRate          LimitKey = 18 // joins per second per connection, burst max-channels
+	LimitJoinRate          LimitKey = 18 // joins per second per connection, burst 2 × max-channels
 	// Gates before a TLS handshake and against a source (an IPv4 address
 	// or an IPv6 /64), and the joins a connection may have denied.
 	LimitClientHelloMillis   LimitKey = 19 // the first TLS record must arrive within this

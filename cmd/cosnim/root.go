@@ -82,6 +82,7 @@ func newRelayCmd() *cobra.Command {
 		newBenchCmd(),
 		newTopCmd(),
 		newHomesCmd(),
+		newConformanceCmd(),
 	)
 }
 

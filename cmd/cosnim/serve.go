@@ -34,7 +34,7 @@ func serverConfig(rc *config.Relay, log *slog.Logger) (relayserver.Config, error
 		Addr:            sv.Address,
 		Logger:          log,
 		DrainGrace:      sv.DrainGrace,
-		DrainAlternates: sv.DrainAddrs,
+		DrainAlternates: sv.DrainURLs,
 	}
 	if sv.Backbone.Enabled() {
 		o := sv.Backbone.Options()

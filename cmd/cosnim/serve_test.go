@@ -31,8 +31,8 @@ func TestServerConfigCarriesLimits(t *testing.T) {
 	if cfg.Relay.MaxConnections != 500 || cfg.Relay.MaxFrameSize != 128<<10 || cfg.Relay.ByteRate != 1<<20 {
 		t.Errorf("limits set in full.yaml not carried: %+v", cfg.Relay)
 	}
-	if !slices.Equal(cfg.DrainAlternates, []string{"127.0.0.1:7420"}) {
-		t.Errorf("drain_alternates [plain] carried as %q, want plain's client address 127.0.0.1:7420", cfg.DrainAlternates)
+	if !slices.Equal(cfg.DrainAlternates, []string{"tcp://127.0.0.1:7420"}) {
+		t.Errorf("drain_alternates [plain] carried as %q, want plain's client URL tcp://127.0.0.1:7420", cfg.DrainAlternates)
 	}
 	for _, l := range relay.Limits() {
 		if got, want := l.Get(cfg.Relay), l.Get(rc.Server.Limits); got != want {

@@ -24,8 +24,9 @@ func newStartRelayCmd() *cobra.Command {
 		Use:   "relay RELAY_NAME",
 		Short: "Run the relay server named in the configuration",
 		Long: `relay runs the server side of the named relay until it gets SIGINT or
-SIGTERM; it then stops accepting, lets connections drain for drain_grace
-and exits. A second signal exits at once with code 130.
+SIGTERM; it then sends every client a Drain, serves until they have left
+or drain_grace has passed (newcomers get Error 12 after their Hello),
+closes the rest with Error 12 and exits. A second signal exits at once with code 130.
 
 It refuses to start with a server certificate (ssl_cert_file,
 client_ca_file) that has expired or is not yet valid, and warns about one

@@ -183,7 +183,7 @@ func TestFullFile(t *testing.T) {
 	want.Server.AuthorizedClients = []string{"CN=instance-1", "sha256:abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789"}
 	want.Server.MetricsURL = "http://127.0.0.1:9420"
 	want.Server.DrainGrace = 3 * time.Second
-	want.Server.DrainAlternates, want.Server.DrainAddrs = []string{"plain"}, []string{"127.0.0.1:7420"}
+	want.Server.DrainAlternates, want.Server.DrainURLs = []string{"plain"}, []string{"tcp://127.0.0.1:7420"}
 	want.Server.Limits.MaxConnections = 500
 	want.Server.Limits.MaxFrameSize = 128 << 10
 	want.Server.Limits.ByteRate = 1 << 20

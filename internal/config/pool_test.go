@@ -137,14 +137,14 @@ func TestPoolSharesOneBackbone(t *testing.T) {
 	}
 }
 
-// server.drain_alternates names relays; Load gives their client addresses.
+// server.drain_alternates names relays; Load gives their client URLs.
 func TestDrainAlternates(t *testing.T) {
 	f, err := Parse([]byte(poolBase+"    # east-3's server section continues\n      drain_alternates: [east-2, east-1]\n"), "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := f.Relays["east-3"].Server.DrainAddrs; !slices.Equal(got, []string{"h2:7420", "h1:7420"}) {
-		t.Errorf("east-3 drains to %q, want h2:7420 h1:7420", got)
+	if got := f.Relays["east-3"].Server.DrainURLs; !slices.Equal(got, []string{"tcp://h2:7420", "tcp://h1:7420"}) {
+		t.Errorf("east-3 drains to %q, want tcp://h2:7420 tcp://h1:7420", got)
 	}
 	for _, tt := range []struct{ alt, want string }{
 		{"east-4", "relay \"east-4\" is not defined"},

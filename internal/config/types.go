@@ -118,10 +118,11 @@ type Server struct {
 	// DrainGrace is how long a stopping relay lets connections finish.
 	DrainGrace time.Duration `mapstructure:"drain_grace"`
 	// DrainAlternates names relays (of the relays section) that a stopping
-	// relay's Drain frame tells clients to use instead; DrainAddrs are
-	// their client addresses, filled in by Load.
+	// relay's Drain frame tells clients to use instead; DrainURLs are
+	// their client URLs with the port made explicit
+	// ("tcps://h2:7420"), filled in by Load: PROTOCOL §4.13 sends URLs.
 	DrainAlternates []string `mapstructure:"drain_alternates"`
-	DrainAddrs      []string `mapstructure:"-"`
+	DrainURLs       []string `mapstructure:"-"`
 	// Limits caps what the relay accepts; each limit is advertised to
 	// clients. Its keys (server.limits), defaults and rules are relay.Limits;
 	// Load validates it with relay.Config.Validate, as relay.New does.

@@ -249,12 +249,12 @@ var subjectOIDs = map[string]asn1.ObjectIdentifier{
 }
 
 // resolveDrainAlternates turns relay name's server.drain_alternates (names
-// of other relays) into their client addresses.
+// of other relays) into their client URLs, port included.
 func (d *decoder) resolveDrainAlternates(f *File, name string) {
 	r := f.Relays[name]
 	p := "relays." + name + ".server.drain_alternates"
 	defined := f.RelayNames()
-	r.Server.DrainAddrs = nil
+	r.Server.DrainURLs = nil
 	for i, alt := range r.Server.DrainAlternates {
 		at := joinPath(p, strconv.Itoa(i))
 		other, ok := f.Relays[alt]
@@ -268,7 +268,11 @@ func (d *decoder) resolveDrainAlternates(f *File, name string) {
 			}
 			d.failAt(at, newProblem(ErrUndefinedRelay, "%s", msg))
 		case other.Client.Address != "":
-			r.Server.DrainAddrs = append(r.Server.DrainAddrs, other.Client.Address)
+			scheme := tcp.SchemeTCP
+			if other.Client.TLS {
+				scheme = tcp.SchemeTCPS
+			}
+			r.Server.DrainURLs = append(r.Server.DrainURLs, scheme+"://"+other.Client.Address)
 		}
 	}
 	f.Relays[name] = r

@@ -14,6 +14,12 @@ type Set interface {
 	Hit(name string) (value any, on bool)
 }
 
+// On reports whether the named point is on in s (false for a nil Set).
+func On(s Set, name string) bool {
+	_, on := Hit(s, name)
+	return on
+}
+
 // Hit is s.Hit(name), false for a nil Set.
 func Hit(s Set, name string) (value any, on bool) {
 	if s == nil {

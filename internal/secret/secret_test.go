@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"golang.org/x/crypto/argon2"
 )
 
 // countStretch makes stretch cheap and counts its calls for one test.
@@ -82,5 +84,14 @@ func TestStretchSecretEmpty(t *testing.T) {
 		if out, err := Stretch(secret); !errors.Is(err, ErrEmpty) || out != nil {
 			t.Fatalf("Stretch(%q) = %x, %v; want nil, ErrEmpty", secret, out, err)
 		}
+	}
+}
+
+// BenchmarkStretchCost times one stretch with the protocol's parameters,
+// uncached: the figure PROTOCOL §7.1 quotes
+// (go test -run '^$' -bench StretchCost -benchtime 8x ./internal/secret/).
+func BenchmarkStretchCost(b *testing.B) {
+	for i := range b.N {
+		argon2.IDKey([]byte{byte(i), 'x'}, []byte(Salt), Time, MemoryKiB, Threads, Size)
 	}
 }

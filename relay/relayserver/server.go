@@ -19,6 +19,7 @@ import (
 	natsbus "github.com/cosnim/relays/backbone/nats"
 	"github.com/cosnim/relays/internal/buildinfo"
 	"github.com/cosnim/relays/internal/defaults"
+	"github.com/cosnim/relays/internal/fault"
 	"github.com/cosnim/relays/internal/ratelog"
 	"github.com/cosnim/relays/relay"
 	"github.com/cosnim/relays/transport"
@@ -59,8 +60,9 @@ type Config struct {
 	// reconnects after DrainAfter plus a random delay up to DrainJitter
 	// (defaults 1s and 4s), so a restarted relay is not stampeded.
 	DrainAfter, DrainJitter time.Duration
-	// DrainAlternates are HOST:PORT addresses of relays the Drain frame
-	// names to reconnect to instead; a pool's clients move there first.
+	// DrainAlternates are the URLs (tcp://HOST:PORT, tcps://HOST:PORT) of
+	// relays the Drain frame names to reconnect to instead; a pool's
+	// clients move there first. New refuses anything tcp.ParseURL does.
 	DrainAlternates []string
 	// Backbone, when not nil, links this relay to the other relays of its
 	// pool over NATS: the server builds the driver, hands it to the core
@@ -108,6 +110,11 @@ func New(cfg Config) (*Server, error) {
 	cfg.DrainGrace = defaults.Positive(cfg.DrainGrace, DefaultDrainGrace)
 	cfg.DrainAfter = defaults.Positive(cfg.DrainAfter, DefaultDrainAfter)
 	cfg.DrainJitter = defaults.Positive(cfg.DrainJitter, DefaultDrainJitter)
+	for _, u := range cfg.DrainAlternates {
+		if _, _, err := tcp.ParseURL(u); err != nil {
+			return nil, fmt.Errorf("relay: drain alternate: %w", err)
+		}
+	}
 	// A flood of refused handshakes or mismatched clients writes a few
 	// lines and a count, not a line each.
 	log := slog.New(ratelog.New(defaults.Logger(cfg.Logger).Handler(), nil))
@@ -249,9 +256,10 @@ func (s *Server) Stats() (st relay.Stats, conns, channels int, ok bool) {
 	return st, conns, channels, ok
 }
 
-// Run listens, serves until ctx is cancelled, then drains: it stops
-// accepting, sends every client a Drain frame, waits until they have gone
-// or DrainGrace has passed, closes what is left and returns nil. It
+// Run listens, serves until ctx is cancelled, then drains: it sends every
+// client a Drain frame, serves on until they have gone or DrainGrace has
+// passed (newcomers get Error 12 after their Hello), stops listening,
+// closes what is left with Error 12 and returns nil. It
 // returns an error if it cannot listen or the listener fails, and
 // ErrServerClosed after Close. Run may be called once.
 func (s *Server) Run(ctx context.Context) error {
@@ -351,14 +359,25 @@ func (s *Server) Run(ctx context.Context) error {
 	return result
 }
 
-// drain is the graceful half of shutdown.
+// drain is the graceful half of shutdown (PROTOCOL §12.2): every client
+// gets a Drain at once; the relay keeps listening and serving, answering
+// newcomers Error 12 after their Hello, until every client has left or
+// DrainGrace has passed; then it stops listening and closes what is left
+// with Error 12.
 func (s *Server) drain(ln net.Listener, served <-chan error) {
 	s.draining.Store(true)
-	ln.Close()
-	<-served
+	_, old := fault.Hit(s.cfg.Relay.Faults, relay.FailOldDrain)
+	stopListening := sync.OnceFunc(func() {
+		ln.Close()
+		<-served
+	})
+	defer stopListening()
+	if old {
+		stopListening()
+	}
 	var left int
 	s.do(func(r *relay.Relay) {
-		r.Drain(time.Now(), s.cfg.DrainAfter, s.cfg.DrainJitter, s.cfg.DrainAlternates)
+		r.Drain(time.Now(), s.cfg.DrainAfter, s.cfg.DrainJitter, s.drainAlternates())
 		left = r.Conns()
 	})
 	s.log.Info("relay draining", "connections", left, "grace", s.cfg.DrainGrace)
@@ -370,15 +389,32 @@ func (s *Server) drain(ln net.Listener, served <-chan error) {
 		select {
 		case <-deadline.C:
 			s.log.Warn("drain grace over; closing remaining connections", "connections", left)
-			s.do(func(r *relay.Relay) { r.CloseAll(time.Now()) })
-			return
+			left = 0
 		case <-s.closeReq:
 			return
 		case <-tick.C:
 			s.do(func(r *relay.Relay) { left = r.Conns() })
 		}
 	}
+	stopListening()
 	s.do(func(r *relay.Relay) { r.CloseAll(time.Now()) })
+}
+
+// FailBareAlternates sends the Drain's alternates as bare HOST:PORT, as
+// before PROTOCOL §4.13 was followed, losing their scheme.
+const FailBareAlternates = "relayserver/bare-alternates"
+
+// drainAlternates are the Drain frame's relay URLs.
+func (s *Server) drainAlternates() []string {
+	if _, ok := fault.Hit(s.cfg.Relay.Faults, FailBareAlternates); !ok {
+		return s.cfg.DrainAlternates
+	}
+	out := make([]string, 0, len(s.cfg.DrainAlternates))
+	for _, u := range s.cfg.DrainAlternates {
+		_, hostport, _ := tcp.ParseURL(u)
+		out = append(out, hostport)
+	}
+	return out
 }
 
 // tlsFailures counts refused TLS handshakes by reason.

@@ -301,7 +301,7 @@ func TestDrainOnShutdown(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	s := testrelay.Start(t, relayserver.Config{
 		DrainAfter: 5 * time.Millisecond, DrainJitter: 5 * time.Millisecond,
-		DrainGrace: waitTimeout, DrainAlternates: []string{"relay-2.example:7420"},
+		DrainGrace: waitTimeout, DrainAlternates: []string{"tcps://relay-2.example:7420"},
 	})
 	addr := s.Addr().String()
 	a := newAgent(t, addr, nil)
@@ -318,8 +318,8 @@ func TestDrainOnShutdown(t *testing.T) {
 	if err := p.Expect(wire.TypeDrain, &d); err != nil {
 		t.Fatalf("no Drain frame: %v", err)
 	}
-	if d.AfterMillis != 5 || d.JitterMillis != 5 || !slices.Equal(d.Alternates, []string{"relay-2.example:7420"}) {
-		t.Fatalf("Drain %+v, want after 5 ms, jitter 5 ms, alternate relay-2.example:7420", d)
+	if d.AfterMillis != 5 || d.JitterMillis != 5 || !slices.Equal(d.Alternates, []string{"tcps://relay-2.example:7420"}) {
+		t.Fatalf("Drain %+v, want after 5 ms, jitter 5 ms, alternate tcps://relay-2.example:7420", d)
 	}
 	if !s.Draining() {
 		t.Fatal("server not draining after sending Drain")
