@@ -73,9 +73,9 @@
 //
 // # Data structure
 //
-// A Set keeps its entries in buckets keyed by the first 2 to 5 nibbles of
-// the ID, each bucket sorted by ID; there are 256 buckets at first, and
-// they split into 16 each (a cut of a sorted array) whenever they would
+// A Set keeps its entries in buckets keyed by the first 0 to 5 nibbles of
+// the ID, each bucket sorted by ID; there is one bucket at first, and
+// buckets split into 16 each (a cut of a sorted array) whenever they would
 // average more than 32 entries, so a relay cache of 10^4 entries holds 4,096
 // buckets and a roster of 10^6 entries 65,536. A bucket holds 16-byte refs:
 // the first 8 bytes of the ID as an integer, which decide almost every

@@ -25,10 +25,10 @@ func NewEntry(sealed []byte) Entry {
 // an empty set ready to use. A Set is not safe for concurrent use.
 type Set struct {
 	n     int // number of entries
-	depth int // bucket depth in nibbles; 0 until the first Add
+	depth int // bucket depth in nibbles
 
 	// buckets[p] holds, sorted by ID, the entries whose first depth nibbles
-	// are p; there are 16^depth buckets.
+	// are p; there are 16^depth buckets, none until the first Add.
 	buckets []bucket
 
 	// slab holds the entries at the slots the buckets name (slots of

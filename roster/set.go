@@ -6,12 +6,13 @@ import (
 	"slices"
 )
 
-// Bucket sizing. The set starts with 16^minBucketDepth buckets and deepens
-// them by one nibble whenever the average bucket would hold more than
-// bucketLoad entries, up to 16^maxBucketDepth buckets (from about 2 million
-// entries on, buckets simply grow longer).
+// Bucket sizing. The set starts with one bucket and deepens them by one
+// nibble whenever the average bucket would hold more than bucketLoad
+// entries, up to 16^maxBucketDepth buckets (from about 2 million entries
+// on, buckets simply grow longer). Starting small keeps a set of a few
+// entries (a relay channel of one instance) at a few hundred bytes, not
+// the 256 buckets and 273 sums it once began with (13.8 KiB).
 const (
-	minBucketDepth = 2
 	maxBucketDepth = 5
 	bucketLoad     = 32
 )
@@ -29,9 +30,8 @@ type ref struct {
 	slot uint32
 }
 
-// minBucketCap is the least room a bucket gets: small buckets grow in
-// fewer steps.
-const minBucketCap = 8
+// minBucketCap is the least room a bucket gets when it grows.
+const minBucketCap = 2
 
 // insert puts r at index i.
 func (b *bucket) insert(i int, r ref) {
@@ -58,14 +58,15 @@ func keyPrefix(k uint64, depth int) uint64 {
 	return k >> (64 - 4*depth)
 }
 
+// init makes the one bucket and root sum of a set's first entry.
 func (s *Set) init() {
-	s.depth = minBucketDepth
-	s.buckets = make([]bucket, 1<<(4*minBucketDepth))
-	s.sums = make([][]acc, minBucketDepth+1)
-	for d := range s.sums {
-		s.sums[d] = make([]acc, 1<<(4*d))
-	}
+	s.depth = 0
+	s.buckets = make([]bucket, 1)
+	s.sums = [][]acc{make([]acc, 1)}
 }
+
+// empty reports whether the set has no buckets yet (it never had an entry).
+func (s *Set) empty() bool { return s.buckets == nil }
 
 // The slab is pages of up to slabPage entries, so that it grows without
 // copying what it holds; a small set's only page grows like a slice.
@@ -95,7 +96,7 @@ func (s *Set) alloc(e *Entry) uint32 {
 	}
 	page := s.slab[p]
 	if len(page) == cap(page) {
-		page = slices.Grow(page, min(max(2*cap(page), 8), slabPage)-len(page))
+		page = slices.Grow(page, min(max(2*cap(page), minBucketCap), slabPage)-len(page))
 	}
 	s.slab[p] = append(page, *e)
 	return k
@@ -167,7 +168,7 @@ func search(s *Set, b bucket, id *ID) (int, bool) {
 
 // find locates id: its bucket, its index in the bucket, and whether it is there.
 func (s *Set) find(id *ID) (bucket uint64, i int, ok bool) {
-	if s.depth == 0 {
+	if s.empty() {
 		return 0, 0, false
 	}
 	bucket = prefixOf(id, s.depth)
@@ -181,7 +182,7 @@ func (s *Set) entryAt(p uint64, i int) *Entry {
 }
 
 func (s *Set) add(e Entry) bool {
-	if s.depth == 0 {
+	if s.empty() {
 		s.init()
 	}
 	bi, i, ok := s.find(&e.ID)
@@ -293,7 +294,7 @@ func nodeRange(b bucket, n Node) []ref {
 // make up n, in ID order. Subtrees with a zero count are skipped without a
 // look at their buckets.
 func (s *Set) segments(dst [][]ref, n Node) [][]ref {
-	if s.depth == 0 || !n.Valid() {
+	if s.empty() || !n.Valid() {
 		return dst
 	}
 	d := int(n.Depth)
@@ -321,7 +322,7 @@ func (s *Set) segments(dst [][]ref, n Node) [][]ref {
 // Fingerprint if n is not Valid). For nodes no deeper than the buckets it
 // is a lookup; deeper nodes scan part of one bucket.
 func (s *Set) Fingerprint(n Node) Fingerprint {
-	if s.depth == 0 || !n.Valid() {
+	if s.empty() || !n.Valid() {
 		return Fingerprint{}
 	}
 	d := int(n.Depth)
@@ -337,7 +338,7 @@ func (s *Set) Fingerprint(n Node) Fingerprint {
 
 // count returns how many entries of s lie in n.
 func (s *Set) count(n Node) uint64 {
-	if s.depth == 0 || !n.Valid() {
+	if s.empty() || !n.Valid() {
 		return 0
 	}
 	if d := int(n.Depth); d <= s.depth {
@@ -353,7 +354,7 @@ func (s *Set) merge(o *Set) int {
 	if o == nil || o == s || o.n == 0 {
 		return 0
 	}
-	if s.depth == 0 {
+	if s.empty() {
 		s.init()
 	}
 	added := 0
