@@ -55,7 +55,7 @@ func newBackbonePool(t *testing.T, n int) *poolWorld {
 		w.names = append(w.names, name)
 		nd := w.net.AddNode(name)
 		port := bus.Attach(nd)
-		r, err := relay.New(relay.Config{Backbone: port}, rand.New(rand.NewPCG(uint64(i), 1)))
+		r, err := relay.New(relay.Config{Backbone: port, BackboneAuthenticated: true}, rand.New(rand.NewPCG(uint64(i), 1)))
 		if err != nil {
 			t.Fatal(err)
 		}

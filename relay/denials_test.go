@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/cosnim/relays/wire"
@@ -39,8 +40,10 @@ func TestDeniedJoinsCloseAsync(t *testing.T) {
 	c, w := h.connect("attacker")
 	k, other := keys(t, "hub"), keys(t, "other")
 	pub, sig := other.JoinProof(w.Nonce)
+	_ = k
 	for i := uint32(1); i <= 3; i++ {
-		h.send(c, &wire.Join{Handle: i, Channel: k.ID(), Pub: pub, Sig: sig})
+		ch := keys(t, fmt.Sprintf("hub-%d", i)) // one channel per handle (§6)
+		h.send(c, &wire.Join{Handle: i, Channel: ch.ID(), Pub: pub, Sig: sig})
 	}
 	checks := h.r.Ready().JoinChecks
 	if len(checks) != 3 {

@@ -63,7 +63,7 @@ var selfTests = []struct {
 	{client.FailNoUrgentLimit, "listing:", []uint64{30, 74, 274, 432, 519}},
 	{client.FailNoUrgentLimit, "found-out:", []uint64{30, 74, 274}},
 	// The hostile bus publisher (sim/poolbus.go).
-	{relay.FailTrustSingleComplete, "catch-up:", []uint64{1317, 2010}},
+	{relay.FailTrustSingleComplete, "catch-up:", []uint64{1998, 2010}},
 	{relay.FailBusEvictsLocal, "boundedness:", []uint64{465, 574}},
 	{relay.FailUnboundedReply, "boundedness:", []uint64{744, 822}},
 }

@@ -186,7 +186,7 @@ func TestTyposSuggested(t *testing.T) {
 		{[]string{"config", "chek"}, `cosnim: unknown command "chek" for "cosnim config"; did you mean check?`},
 		{[]string{"strat", "relay", "local"}, `cosnim: unknown command "strat" for "cosnim"; did you mean start?`},
 		{[]string{"relay", "ping", "local", "--timeout", "soon"}, `cosnim: invalid argument "soon" for "--timeout" flag`},
-		{[]string{"relay", "ping"}, "cosnim: cosnim relay ping: accepts 1 arg(s), received 0 (see cosnim relay ping --help)"},
+		{[]string{"relay", "ping"}, "cosnim: cosnim relay ping: name one or more relays, or give --hub HUB for its relay or pool (see cosnim relay ping --help)"},
 		// The built-in configuration names no capsule hubs: say to pass one.
 		{[]string{"relay", "watch", "local"}, "cosnim: --hub is required: the built-in configuration names no capsule hubs for relay local; pass --hub HUB"},
 	} {

@@ -51,7 +51,7 @@ func relayTargets(cmd *cobra.Command, names, hubs []string) (*config.File, []*co
 			}
 		}
 		if len(hs) == 0 {
-			return nil, nil, errors.New("name one or more relays, or give --hub HUB for its relay or pool")
+			return nil, nil, usageError(fmt.Errorf("%s: name one or more relays, or give --hub HUB for its relay or pool (see %s --help)", cmd.CommandPath(), cmd.CommandPath()))
 		}
 		for _, h := range hs {
 			for _, n := range f.HubRelay(h).Pool {

@@ -74,7 +74,7 @@ func TestDocumentedTLSRelay(t *testing.T) {
 func TestContinuumSecret(t *testing.T) {
 	dir := t.TempDir()
 	keyFile := filepath.Join(dir, "key")
-	if err := os.WriteFile(keyFile, []byte("from-file\n"), 0o600); err != nil {
+	if err := os.WriteFile(keyFile, []byte("Xk3v9QpL2wZ7rT5yB8nM4cF6hJ1dS0aGeU\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv(EnvContinuumKey, "from-env")
@@ -83,8 +83,8 @@ func TestContinuumSecret(t *testing.T) {
 		t.Errorf("env: got %q, %v; want from-env", got, err)
 	}
 	cmd.Flags().Set("continuum-key-file", keyFile)
-	if got, err := continuumSecret(cmd); err != nil || string(got) != "from-file" {
-		t.Errorf("file: got %q, %v; want from-file (trailing newline trimmed)", got, err)
+	if got, err := continuumSecret(cmd); err != nil || string(got) != "Xk3v9QpL2wZ7rT5yB8nM4cF6hJ1dS0aGeU" {
+		t.Errorf("file: got %q, %v; want the file's secret (trailing newline trimmed)", got, err)
 	}
 	var stderr bytes.Buffer
 	cmd.SetErr(&stderr)
@@ -94,7 +94,7 @@ func TestContinuumSecret(t *testing.T) {
 	if err := os.Chmod(keyFile, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := continuumSecret(cmd); err != nil || string(got) != "from-file" || !strings.Contains(stderr.String(), "warning: --continuum-key-file "+keyFile+" has mode 0644") {
+	if got, err := continuumSecret(cmd); err != nil || string(got) != "Xk3v9QpL2wZ7rT5yB8nM4cF6hJ1dS0aGeU" || !strings.Contains(stderr.String(), "warning: --continuum-key-file "+keyFile+" has mode 0644") {
 		t.Errorf("mode 0644: got %q, %v, stderr %q; want the secret and a warning", got, err, stderr.String())
 	}
 	cmd.Flags().Set("continuum-key-file", "/dev/zero")

@@ -28,7 +28,7 @@ var checked = []string{"relay", "client", "roster", "wire", "transport", "backbo
 // notCore), so no file list is needed. netsim is held to the same rule: it
 // is the simulated world, and a goroutine or a clock there breaks replay.
 var cores = []string{"relay", "client", "roster", "wire", "transport", "backbone", "netsim",
-	"internal/timerq", "internal/fault", "internal/defaults", "internal/wirepeer"}
+	"internal/timerq", "internal/fault", "internal/defaults", "internal/wirepeer", "internal/badrelay"}
 
 // notCore are the packages below checked or core directories that are
 // drivers or tools, each with why; packages skips them.

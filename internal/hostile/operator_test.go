@@ -74,7 +74,14 @@ func TestOperatorFiles(t *testing.T) {
 				if err == nil || !strings.Contains(stderr.String(), tc.want) {
 					t.Errorf("exit %v, stderr %q; want a failure saying %q", err, stderr.String(), tc.want)
 				}
-				if rss > operatorRSSBound {
+				// Linux records the forking process's peak in the child's at
+				// exec; the figure is the child's only while ours is lower.
+				var self syscall.Rusage
+				syscall.Getrusage(syscall.RUSAGE_SELF, &self)
+				switch {
+				case self.Maxrss<<10 >= operatorRSSBound:
+					t.Logf("peak RSS not measurable here: this test process peaked at %d MiB", self.Maxrss>>10)
+				case rss > operatorRSSBound:
 					t.Errorf("peak RSS %d MiB, over %d MiB", rss>>20, operatorRSSBound>>20)
 				}
 			})

@@ -244,7 +244,9 @@ func TestReplyFloodOverNATS(t *testing.T) {
 	if limit := relay.BackboneAnswerBurst + int(elapsed.Seconds()*relay.BackboneAnswerRate) + 1; n > limit {
 		t.Errorf("%d answers in %v, over the burst and rate (%d)", n, elapsed, limit)
 	}
-	if st.BackboneLimited == 0 {
-		t.Error("no request counted as limited")
+	// The core's limiter, or the driver's byte-bounded queue before it,
+	// must have left requests unanswered.
+	if st.BackboneLimited == 0 && n >= 1000 {
+		t.Error("every request answered: none limited or dropped")
 	}
 }

@@ -570,6 +570,7 @@ func checkFanout(k *kit) error {
 func checkJoinRate(k *kit) error {
 	rate, ok := k.limit(wire.LimitJoinRate)
 	chans, _ := k.limit(wire.LimitMaxChannels)
+	denied, _ := k.limit(wire.LimitMaxDeniedJoins)
 	if !ok || rate > 1000 || chans > 1000 {
 		return skipf("join-rate %d or max-channels %d too large to pass from here", rate, chans)
 	}
@@ -593,6 +594,9 @@ func checkJoinRate(k *kit) error {
 				return fmt.Errorf("join %d with a bad proof: got %s", i+1, frameText(f))
 			case e.Code == wire.CodeJoinDenied && !e.Fatal():
 				continue
+			case e.Code == wire.CodeJoinDenied && denied > 0 && i+1 == int(denied):
+				// §6: at max-denied-joins the denial is fatal, before the rate binds.
+				return skipf("the relay closed at max-denied-joins %d, before join-rate could bind", denied)
 			case e.Code != wire.CodeRateLimited || !e.Fatal():
 				return fmt.Errorf("join %d: got %s, want Error 5 or fatal Error 8", i+1, frameText(e))
 			case i < int(chans):
