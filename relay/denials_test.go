@@ -38,9 +38,7 @@ func TestDeniedJoinsClose(t *testing.T) {
 func TestDeniedJoinsCloseAsync(t *testing.T) {
 	h := newHarness(t, Config{MaxDeniedJoins: 2, AsyncJoinChecks: true})
 	c, w := h.connect("attacker")
-	k, other := keys(t, "hub"), keys(t, "other")
-	pub, sig := other.JoinProof(w.Nonce)
-	_ = k
+	pub, sig := keys(t, "other").JoinProof(w.Nonce)
 	for i := uint32(1); i <= 3; i++ {
 		ch := keys(t, fmt.Sprintf("hub-%d", i)) // one channel per handle (§6)
 		h.send(c, &wire.Join{Handle: i, Channel: ch.ID(), Pub: pub, Sig: sig})
