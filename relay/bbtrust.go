@@ -147,7 +147,9 @@ func (r *Relay) replyEntries(ch *channel, room int) int {
 	if n == 0 {
 		return r.cfg.SyncReplyEntries
 	}
-	avg := max(1, int(ch.bytes/int64(n))-entryOverhead+2) // 2: its length on the wire
+	// ch.bytes charges each entry its heap size, at least its length:
+	// an average that errs toward fewer entries per reply.
+	avg := max(1, int((ch.bytes-cacheBase)/int64(n)-entryCost)+2) // 2: its length on the wire
 	return max(1, min(r.cfg.SyncReplyEntries, room/2/avg))
 }
 

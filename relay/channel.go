@@ -156,8 +156,12 @@ func (r *Relay) stored(ch *channel, e roster.Entry, origin *busOrigin) {
 	} else {
 		ch.order = append(ch.order, c)
 	}
-	r.cachedBytes += int64(len(e.Sealed) + entryOverhead)
-	ch.bytes += int64(len(e.Sealed) + entryOverhead)
+	cost := sealedCost(len(e.Sealed))
+	if ch.cache.Len() == 1 {
+		cost += cacheBase
+	}
+	r.cachedBytes += cost
+	ch.bytes += cost
 	ch.stored++
 	if _, ok := fault.Hit(r.cfg.Faults, FailNoEvict); ok {
 		return
@@ -192,7 +196,7 @@ func (r *Relay) fanout(ch *channel, from *member, fresh []roster.Entry) {
 		if (m == from && !echo) || m.c.closed {
 			continue
 		}
-		slow := forceSlow || m.c.tc.Queued() > r.cfg.HighWater
+		slow := forceSlow || m.c.tc.Queued() > r.highWater()
 		if !slow && len(m.pending) > 0 {
 			// Writable may never come if the queue never reached the
 			// driver's own high-water mark: flush here too.
@@ -224,18 +228,7 @@ func (r *Relay) fanout(ch *channel, from *member, fresh []roster.Entry) {
 // member loses them and is told to sync again.
 func (r *Relay) hold(m *member, entries []roster.Entry) {
 	if len(m.pending)+len(entries) > r.cfg.PendingEntries {
-		r.stats.Resyncs++
-		m.overflows++
-		r.stats.PendingDropped += uint64(len(m.pending) + len(entries))
-		r.pendingCount -= int64(len(m.pending))
-		m.pending = nil
-		if _, ok := fault.Hit(r.cfg.Faults, FailNoResync); !ok {
-			if !m.ch.complete {
-				// A resync cannot bring back what the cache evicted.
-				r.sendError(m.c, wire.CodeRescan, m.handle, false, "dropped entries the cache no longer holds: list storage")
-			}
-			r.sendError(m.c, wire.CodeResync, m.handle, false, "too many entries pending for a slow reader: sync again")
-		}
+		r.overflow(m, len(entries), "too many entries pending for a slow reader: sync again")
 		return
 	}
 	if !m.held {
@@ -243,8 +236,44 @@ func (r *Relay) hold(m *member, entries []roster.Entry) {
 	}
 	m.pending = append(m.pending, entries...)
 	r.pendingCount += int64(len(entries))
+	cost := pendCost(entries)
+	m.pendingBytes += cost
+	r.pendingBytes += cost
 	r.stats.PendingMerged += uint64(len(entries))
 	r.fannedOut += uint64(len(entries))
+}
+
+// overflow drops what m holds, and lost entries more, and tells it to
+// sync again, saying why.
+func (r *Relay) overflow(m *member, lost int, why string) {
+	r.stats.Resyncs++
+	m.overflows++
+	r.stats.PendingDropped += uint64(len(m.pending) + lost)
+	r.dropPending(m)
+	if _, ok := fault.Hit(r.cfg.Faults, FailNoResync); !ok {
+		if !m.ch.complete {
+			// A resync cannot bring back what the cache evicted.
+			r.sendError(m.c, wire.CodeRescan, m.handle, false, "dropped entries the cache no longer holds: list storage")
+		}
+		r.sendError(m.c, wire.CodeResync, m.handle, false, why)
+	}
+}
+
+// pendCost is what the budget charges for entries held for a slow member:
+// their sealed bytes too, which an eviction may leave them alone holding.
+func pendCost(entries []roster.Entry) int64 {
+	var n int64
+	for i := range entries {
+		n += pendingCost + heapSize(len(entries[i].Sealed))
+	}
+	return n
+}
+
+// dropPending forgets what m holds.
+func (r *Relay) dropPending(m *member) {
+	r.pendingCount -= int64(len(m.pending))
+	r.pendingBytes -= m.pendingBytes
+	m.pending, m.pendingBytes = nil, 0
 }
 
 // flushPending sends what a member has pending while its queue has room.
@@ -252,13 +281,17 @@ func (r *Relay) flushPending(m *member) {
 	if _, ok := fault.Hit(r.cfg.Faults, FailSlowWriter); ok {
 		return
 	}
-	for len(m.pending) > 0 && !m.c.closed && m.c.tc.Queued() <= r.cfg.HighWater {
+	for len(m.pending) > 0 && !m.c.closed && m.c.tc.Queued() <= r.highWater() {
 		n := r.entriesPerFrame(m.pending)
 		for _, f := range r.encodeEntries(wire.TypeDeliver, m.handle, 0, m.pending[:n]) {
 			r.sendRaw(m.c, f, wire.TypeDeliver)
 		}
 		r.stats.Delivered += uint64(n)
 		r.pendingCount -= int64(n)
+		cost := pendCost(m.pending[:n])
+		m.pendingBytes -= cost
+		r.pendingBytes -= cost
+		clear(m.pending[:n]) // the sealed bytes may be held by nothing else
 		m.pending = m.pending[n:]
 	}
 	if len(m.pending) == 0 {
@@ -375,9 +408,9 @@ func (r *Relay) leave(m *member) {
 	}
 	if i := slices.Index(ch.members, m); i >= 0 {
 		ch.members = slices.Delete(ch.members, i, i+1)
+		r.memberCount--
 	}
-	r.pendingCount -= int64(len(m.pending))
-	m.pending = nil
+	r.dropPending(m)
 	if len(ch.members) == 0 {
 		ch.emptySince = r.now
 		if r.sweepAt.IsZero() {

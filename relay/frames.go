@@ -267,10 +267,7 @@ func (r *Relay) finishJoin(c *conn, f *wire.Join, verified bool) {
 		return
 	}
 	ch := r.channels[f.Channel]
-	if ch == nil && r.usage().Fixed()+channelOverhead > r.cfg.MemoryBudget {
-		r.forgetEmpty()
-	}
-	if ch == nil && r.usage().Fixed()+channelOverhead > r.cfg.MemoryBudget {
+	if ch == nil && !r.roomFor(channelCost+memberCost) {
 		r.stats.Shed++
 		r.sendError(c, wire.CodeRelayFull, f.Handle, false, "relay full: memory budget reached")
 		return
@@ -287,6 +284,7 @@ func (r *Relay) finishJoin(c *conn, f *wire.Join, verified bool) {
 	m := &member{c: c, ch: ch, handle: f.Handle}
 	c.members = append(c.members, m)
 	ch.members = append(ch.members, m)
+	r.memberCount++
 	if r.bbHold(ch, m) {
 		return // Joined when the first reconciliation ends (backbone.go)
 	}
@@ -368,7 +366,7 @@ func (r *Relay) goodEntries(c *conn, handle uint32, entries [][]byte) [][]byte {
 // now: the message waits, in order, until the queue drains (Writable), so
 // a peer that asks and does not read cannot make the relay queue replies.
 func (r *Relay) handleSync(c *conn, f *wire.Sync) {
-	if len(c.deferred) > 0 || c.tc.Queued() > r.cfg.HighWater {
+	if len(c.deferred) > 0 || c.tc.Queued() > r.highWater() {
 		r.deferSync(c, f)
 		return
 	}
@@ -397,7 +395,7 @@ func (r *Relay) deferSync(c *conn, f *wire.Sync) {
 
 // answerDeferred answers waiting sync messages while the queue has room.
 func (r *Relay) answerDeferred(c *conn) {
-	for len(c.deferred) > 0 && !c.closed && c.tc.Queued() <= r.cfg.HighWater {
+	for len(c.deferred) > 0 && !c.closed && c.tc.Queued() <= r.highWater() {
 		p := c.deferred[0]
 		c.deferred[0] = nil
 		c.deferred = c.deferred[1:]

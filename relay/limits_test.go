@@ -78,7 +78,7 @@ func TestMemoryBudgetSheds(t *testing.T) {
 		t.Fatal("nothing evicted: the budget was never reached, the test proves nothing")
 	}
 	// Connections count too: past the budget new ones are refused.
-	h2 := newHarness(t, Config{MemoryBudget: 16 * connOverhead, AcceptRate: 1000})
+	h2 := newHarness(t, Config{MemoryBudget: 16 * connCost, AcceptRate: 1000})
 	for i := 0; i <= 16; i++ {
 		h2.connect(fmt.Sprint(i))
 	}

@@ -1,24 +1,58 @@
 package relay
 
 import (
+	"bytes"
 	"fmt"
+	"math/bits"
 	"slices"
 	"time"
 
 	"github.com/cosnim/relays/internal/fault"
+	"github.com/cosnim/relays/transport"
 	"github.com/cosnim/relays/wire"
 )
 
-// Estimated costs, for the memory budget.
+// What the memory budget charges for each structure the core holds, in
+// bytes of Go heap: measured, not guessed (TestChargesMatchHeap holds each
+// within its tolerance of the heap it takes). Drivers add their own share
+// per connection (Config.ConnBytes), and their send queues count at the
+// memory they hold (transport.Holder).
 const (
-	entryOverhead   = 128  // ID, slice header, cache index and order slots
-	pendingOverhead = 64   // an Entry held for a slow member
-	connOverhead    = 2048 // conn, member, limiters, driver buffers
-	channelOverhead = 512  // channel, its map slot, cache and order headers
+	channelCost = 576 // a channel with its empty cache and backbone state, and its map slot
+	cacheBase   = 160 // what a cache's first entry allocates: its bucket, sums and slab headers
+	entryCost   = 136 // a cached entry beyond its sealed bytes: slab Entry, bucket ref, eviction slot, their slack
+	memberCost  = 96  // a membership and its slots in both member lists
+	connCost    = 704 // a connection: limiters, frame reader, timer slot
+	pendingCost = 64  // an Entry held for a slow member, beyond its sealed bytes (pendCost)
 	// queueSample is how often send queues and read buffers, which drain
-	// and fill outside the core's events, are summed into the estimate.
+	// and fill outside the core's events, are summed into the estimate;
+	// between samples what the core sends is added as it goes.
 	queueSample = time.Second
 )
+
+// heapSize is what the Go allocator takes for n bytes: n rounded up to a
+// size class, or a little past it (classes above 256 bytes are up to an
+// eighth apart).
+func heapSize(n int) int64 {
+	switch {
+	case n <= 0:
+		return 0
+	case n <= 8:
+		return 8
+	case n <= 256:
+		return int64(n+15) &^ 15
+	}
+	shift := bits.Len(uint(n-1)) - 4
+	if n > 512 {
+		shift++
+	}
+	step := 1 << shift
+	return int64((n + step - 1) &^ (step - 1))
+}
+
+// sealedCost is what the budget charges for one cached entry of n sealed
+// bytes.
+func sealedCost(n int) int64 { return heapSize(n) + entryCost }
 
 // MemoryUsage is the relay's estimate of what it holds, by part, in
 // bytes, as the memory budget counts it.
@@ -28,7 +62,7 @@ type MemoryUsage struct {
 	Queues   int64 `json:"queues"`   // bytes queued to send, as last sampled
 	Buffers  int64 `json:"buffers"`  // partial frames being read, as last sampled
 	Channels int64 `json:"channels"` // per-channel overhead
-	Conns    int64 `json:"conns"`    // per-connection overhead, driver state included
+	Conns    int64 `json:"conns"`    // per-connection overhead, memberships and driver state included
 	Backbone int64 `json:"backbone"` // what the backbone driver may hold (Config.BackboneBytes)
 }
 
@@ -48,25 +82,52 @@ func (r *Relay) usage() MemoryUsage {
 	}
 	return MemoryUsage{
 		Caches:   r.cachedBytes,
-		Pending:  r.pendingCount * pendingOverhead,
+		Pending:  r.pendingBytes,
 		Queues:   r.queuedBytes,
 		Buffers:  r.bufferedBytes,
-		Channels: int64(len(r.channels))*channelOverhead + r.forgotten.bytes(),
-		Conns:    int64(len(r.conns)) * int64(connOverhead+r.cfg.ConnBytes),
+		Channels: int64(len(r.channels))*channelCost + r.forgotten.bytes(),
+		Conns:    int64(len(r.conns))*r.perConn() + r.memberCount*memberCost,
 		Backbone: r.cfg.BackboneBytes,
 	}
 }
+
+// perConn is what one connection costs beyond its memberships and queues.
+func (r *Relay) perConn() int64 { return int64(connCost + r.cfg.ConnBytes) }
 
 func (r *Relay) memory() int64 { return r.usage().Total() }
 
 // sampleQueues sums what connections hold outside the core's events.
 func (r *Relay) sampleQueues() {
 	r.sampledAt = r.now
-	r.queuedBytes, r.bufferedBytes = 0, 0
+	r.queuedBytes, r.bufferedBytes, r.unsampled = 0, 0, 0
 	for _, c := range r.conns { // sorted: sums only
-		r.queuedBytes += int64(c.tc.Queued())
-		r.bufferedBytes += int64(c.rd.Buffered())
+		r.queuedBytes += int64(held(c.tc))
+		r.bufferedBytes += c.buffered()
 	}
+}
+
+// resample samples again if anything was sent since the last sample: the
+// estimate adds what was sent but not what drained, so it is brought up
+// to date before it costs anyone anything.
+func (r *Relay) resample() {
+	if r.unsampled > 0 {
+		r.sampleQueues()
+	}
+}
+
+// held is the memory c's send queue holds: the driver's figure when it
+// has one (its buffers' capacity), else the bytes queued.
+func held(c transport.Conn) int {
+	if h, ok := c.(transport.Holder); ok {
+		return h.Held()
+	}
+	return c.Queued()
+}
+
+// buffered is what c's partial frame and its deferred sync messages hold.
+func (c *conn) buffered() int64 {
+	const sliceHeader = 24
+	return int64(c.rd.Buffered() + c.deferredBytes + len(c.deferred)*sliceHeader)
 }
 
 // overBudget reports whether the estimate passes the budget.
@@ -88,8 +149,10 @@ func (r *Relay) shed() {
 	if r.now.Before(r.shedQuietUntil) {
 		return
 	}
-	low := r.cfg.MemoryBudget - r.cfg.MemoryBudget/32
+	low := r.lowWater()
+	r.resample()
 	r.forgetEmpty()
+	r.forgetIdle(func() bool { return r.memory() <= low })
 	for r.usage().Fixed() > low {
 		if !r.closeCostliestConn() {
 			r.shedQuietUntil = r.now.Add(shedRetry)
@@ -104,6 +167,72 @@ func (r *Relay) shed() {
 		for victim.cache.Len() > 0 && r.memory() > low {
 			r.evictOldest(victim)
 		}
+	}
+}
+
+// highWater is the queue past which a member counts as slow: HighWater,
+// and a quarter of it once the estimate passes half the budget, so that
+// under memory pressure slow members hold merged entries (or are told to
+// resync) rather than a queue of frames each.
+func (r *Relay) highWater() int {
+	if r.memory() > r.cfg.MemoryBudget/2 {
+		return max(1, r.cfg.HighWater/4)
+	}
+	return r.cfg.HighWater
+}
+
+// lowWater is what shedding brings the estimate down to, so that one pass
+// serves many stores.
+func (r *Relay) lowWater() int64 { return r.cfg.MemoryBudget - r.cfg.MemoryBudget/32 }
+
+// roomFor reports whether need more bytes of what eviction cannot free
+// fit in the budget, first forgetting channels nobody is joined to if
+// they do not (down to the low-water mark, for the next newcomers too).
+func (r *Relay) roomFor(need int64) bool {
+	fits := func() bool { return r.usage().Fixed()+need <= r.cfg.MemoryBudget }
+	if fits() {
+		return true
+	}
+	r.resample()
+	if fits() {
+		return true
+	}
+	r.forgetEmpty()
+	low := r.lowWater()
+	r.forgetIdle(func() bool { return r.usage().Fixed()+need <= low })
+	return fits()
+}
+
+// forgetIdle forgets channels without members, those empty longest
+// first, until enough reports true: under memory pressure a channel
+// nobody is joined to goes before anything members hold, where without
+// pressure it stays ChannelIdleTimeout for members coming back.
+func (r *Relay) forgetIdle(enough func() bool) {
+	if enough() {
+		return
+	}
+	var idle []*channel
+	for _, ch := range r.channels { // sorted: below
+		if len(ch.members) == 0 {
+			idle = append(idle, ch)
+		}
+	}
+	slices.SortFunc(idle, func(a, b *channel) int {
+		if c := a.emptySince.Compare(b.emptySince); c != 0 {
+			return c
+		}
+		return bytes.Compare(a.id[:], b.id[:])
+	})
+	for _, ch := range idle {
+		if enough() {
+			return
+		}
+		delete(r.channels, ch.id)
+		r.bbForget(ch)
+		r.forgetChannel(ch) // as sweep: its entries are gone with it
+		r.cachedBytes -= ch.bytes
+		r.stats.ChannelsForgotten++
+		r.stats.ChannelsForgottenEarly++
 	}
 }
 
@@ -161,8 +290,12 @@ func (r *Relay) evictFrom(ch *channel, order *[]cached, evicted *int) {
 	old := (*order)[*evicted]
 	*evicted++
 	if ch.cache.Remove(old.id) {
-		r.cachedBytes -= int64(old.size + entryOverhead)
-		ch.bytes -= int64(old.size + entryOverhead)
+		cost := sealedCost(old.size)
+		if ch.cache.Len() == 0 {
+			cost += cacheBase // an empty set lets its buckets go
+		}
+		r.cachedBytes -= cost
+		ch.bytes -= cost
 	}
 	if _, ok := fault.Hit(r.cfg.Faults, FailKeepComplete); !ok {
 		ch.complete = false
@@ -202,13 +335,13 @@ func (r *Relay) Memory() int64 { return r.memory() }
 // MemoryUsage reports the estimate by part.
 func (r *Relay) MemoryUsage() MemoryUsage { return r.usage() }
 
-// connCost is what c makes the relay hold beyond its fixed overhead: its
+// heldBy is what c makes the relay hold beyond its fixed overhead: its
 // send queue, its partial frame and the entries held for its slow
 // memberships.
-func connCost(c *conn) int64 {
-	cost := int64(c.tc.Queued() + c.rd.Buffered())
+func heldBy(c *conn) int64 {
+	cost := int64(held(c.tc)) + c.buffered()
 	for _, m := range c.members {
-		cost += int64(len(m.pending)) * pendingOverhead
+		cost += m.pendingBytes
 	}
 	return cost
 }
@@ -221,21 +354,36 @@ func (r *Relay) shedCostliestConn() bool {
 	return r.closeCostliestConn() && r.usage().Fixed() <= r.cfg.MemoryBudget
 }
 
-// closeCostliestConn closes the connection that holds the most, if that
-// is worth several newcomers, and reports whether it closed one.
+// closeCostliestConn relieves the connection that holds the most, if that
+// is worth several newcomers, and reports whether it did: when entries
+// held for its slow memberships are most of it, they are dropped and the
+// members told to sync again; else it is closed.
 func (r *Relay) closeCostliestConn() bool {
 	var worst *conn
 	var most int64
 	for _, c := range r.conns { // sorted: a maximum with ties broken by id
-		if cost := connCost(c); cost > most || cost == most && worst != nil && c.id < worst.id {
+		if cost := heldBy(c); cost > most || cost == most && worst != nil && c.id < worst.id {
 			worst, most = c, cost
 		}
 	}
-	if worst == nil || most < 4*int64(connOverhead+r.cfg.ConnBytes) {
+	if worst == nil || most < 4*r.perConn() {
 		return false
 	}
+	var pending int64
+	for _, m := range worst.members {
+		pending += m.pendingBytes
+	}
+	if 2*pending >= most {
+		r.stats.ShedResyncs++
+		for _, m := range worst.members {
+			if len(m.pending) > 0 {
+				r.overflow(m, 0, "relay memory budget reached: dropped the entries held for this slow reader: sync again")
+			}
+		}
+		return true
+	}
 	r.stats.ShedConns++
-	r.closeWithError(worst, wire.CodeRelayFull, 0, fmt.Sprintf("relay full: this connection holds the most (%d bytes queued or held)", most))
+	r.abortWithError(worst, wire.CodeRelayFull, fmt.Sprintf("relay full: this connection holds the most (%d bytes queued or held)", most))
 	r.sampleQueues()
 	return true
 }

@@ -71,7 +71,8 @@ func TestBudgetEvictsCostliestChannels(t *testing.T) {
 // Channels created and left empty are forgotten when the budget needs
 // their overhead, so a join/leave loop cannot lock others out.
 func TestEmptyChannelsYieldToNewOnes(t *testing.T) {
-	h := newHarness(t, Config{MemoryBudget: 64*channelOverhead + 4*connOverhead, FrameRate: 100000, JoinRate: 100000})
+	const budget = 64*channelCost + 4*connCost
+	h := newHarness(t, Config{MemoryBudget: budget, FrameRate: 100000, JoinRate: 100000})
 	c, w := h.connect("churner")
 	for i := range 200 {
 		h.now = h.now.Add(time.Millisecond) // within the join rate
@@ -79,10 +80,62 @@ func TestEmptyChannelsYieldToNewOnes(t *testing.T) {
 		h.join(c, w, k, 1)
 		h.send(c, &wire.Leave{Handle: 1})
 	}
-	if n := h.r.ChannelCount(); n > 64 {
-		t.Fatalf("%d empty channels held under a budget of 64 channels' overhead", n)
+	if n := h.r.ChannelCount(); n*channelCost+connCost > budget {
+		t.Fatalf("%d empty channels held under a budget of %d bytes", n, budget)
 	}
 	h.member("honest", keys(t, "honest"), 1)
+}
+
+// Channels an outsider made, each with an entry, and left give way under
+// memory pressure, those left longest first, to channels others join:
+// they do not stay ChannelIdleTimeout holding the budget, while without
+// pressure they do.
+func TestIdleChannelsYieldUnderPressure(t *testing.T) {
+	const chans = 64
+	perChannel := channelCost + memberCost + cacheBase + sealedCost(38)
+	budget := int64(chans*perChannel + 4*connCost)
+	h := newHarness(t, Config{MemoryBudget: budget, FrameRate: 100000, JoinRate: 100000, MaxChannels: 4 * chans})
+	swarm := func(name string, n int) (*transporttest.Conn, int) {
+		c, w := h.connect(name)
+		joined := 0
+		for i := range n {
+			h.now = h.now.Add(time.Millisecond)
+			k := keys(t, fmt.Sprint(name, "-", i))
+			pub, sig := k.JoinProof(w.Nonce)
+			h.send(c, &wire.Join{Handle: uint32(i + 1), Channel: k.ID(), Pub: pub, Sig: sig})
+			if _, ok := c.Frames(t)[0].(*wire.Joined); !ok {
+				continue
+			}
+			joined++
+			h.send(c, &wire.Announce{Handle: uint32(i + 1), Seq: 1, Entries: [][]byte{seal(t, k, fmt.Sprintf("cap-%06d", i)).Sealed}})
+			c.Frames(t)
+		}
+		return c, joined
+	}
+	first, n := swarm("first", chans)
+	if n < chans*3/4 {
+		t.Fatalf("first wave joined %d of %d channels under a budget sized for them", n, chans)
+	}
+	h.r.Closed(first, nil, h.now)
+	oldest := h.r.ChannelCount()
+	_, again := swarm("second", chans)
+	st := h.r.Stats()
+	if again < chans*3/4 || st.ChannelsForgottenEarly == 0 {
+		t.Fatalf("second wave joined %d of %d channels, %d forgotten early: the first wave's channels, without members, did not yield", again, chans, st.ChannelsForgottenEarly)
+	}
+	if m := h.r.Memory(); m > budget {
+		t.Fatalf("estimate %d over the %d budget", m, budget)
+	}
+	t.Logf("first wave %d channels, second %d; %d forgotten early of %d", n, again, st.ChannelsForgottenEarly, oldest)
+	// Without pressure channels stay: a relay with room forgets none.
+	roomy := newHarness(t, Config{FrameRate: 100000, JoinRate: 100000, MaxChannels: 4 * chans})
+	h = roomy
+	c, _ := swarm("roomy", 8)
+	h.r.Closed(c, nil, h.now)
+	swarm("roomy-again", 8)
+	if st := h.r.Stats(); st.ChannelsForgotten != 0 || h.r.ChannelCount() != 16 {
+		t.Fatalf("without memory pressure %d channels forgotten, %d held; want 0 and 16", st.ChannelsForgotten, h.r.ChannelCount())
+	}
 }
 
 // Send queues count once sampled: a member that stops reading shows in
@@ -90,6 +143,8 @@ func TestEmptyChannelsYieldToNewOnes(t *testing.T) {
 func TestQueuesCounted(t *testing.T) {
 	h := newHarness(t, Config{})
 	c, _ := h.connect("slow")
+	h.now = h.now.Add(queueSample)
+	h.r.Tick(h.now) // the Welcome sent counts until a sample sees it gone
 	before := h.r.MemoryUsage()
 	c.Backlog = 5 << 20
 	h.now = h.now.Add(queueSample)

@@ -58,8 +58,11 @@ type Relay struct {
 	// queues and read buffers.
 	cachedBytes   int64
 	pendingCount  int64
+	pendingBytes  int64
+	memberCount   int64
 	queuedBytes   int64
 	bufferedBytes int64
+	unsampled     int64 // bytes sent since the last sample
 	sampledAt     time.Time
 	// shedQuietUntil is when shed may try again after connections alone
 	// held more than the budget and none was worth closing.
@@ -132,7 +135,9 @@ type member struct {
 	ch      *channel
 	handle  uint32
 	pending []roster.Entry // merged entries held back while the member is slow
-	held    bool           // listed in Relay.held
+	// pendingBytes is what the budget charges for pending (pendCost).
+	pendingBytes int64
+	held         bool // listed in Relay.held
 	// overflows counts times pending overflowed (the member lost entries
 	// and should sync again), for checkers (Overflows).
 	overflows uint64
@@ -169,7 +174,7 @@ func (r *Relay) admit() (wire.Code, string) {
 		return wire.CodeShuttingDown, "relay shutting down"
 	case len(r.conns) >= r.cfg.MaxConnections:
 		return wire.CodeRelayFull, "relay full: connection limit reached"
-	case r.usage().Fixed() > r.cfg.MemoryBudget && !r.shedCostliestConn():
+	case !r.roomFor(0) && !r.shedCostliestConn():
 		// Caches can be evicted to make room; only what cannot refuses.
 		r.stats.Shed++
 		return wire.CodeRelayFull, "relay full: memory budget reached"
@@ -245,6 +250,9 @@ func (r *Relay) Data(tc transport.Conn, b []byte, now time.Time) {
 		r.failConn(c, err)
 	}
 	r.flushBackbone()
+	if r.overBudget() {
+		r.shed() // what the event queued: stores check before their fan-out
+	}
 }
 
 // Writable flushes entries held back for a member that was slow.
@@ -399,12 +407,14 @@ func (r *Relay) sendRaw(c *conn, b []byte, t wire.Type) {
 	}
 	if !c.closing && c.tc.Queued()+len(b) > r.cfg.SendQueue {
 		r.stats.QueueFull++
-		r.closeWithError(c, wire.CodeQueueFull, 0, fmt.Sprintf("send queue over %d bytes: the connection stopped reading", r.cfg.SendQueue))
+		r.abortWithError(c, wire.CodeQueueFull, fmt.Sprintf("send queue over %d bytes: the connection stopped reading", r.cfg.SendQueue))
 		return
 	}
 	if err := c.tc.Send(b); err != nil {
 		return
 	}
+	r.queuedBytes += int64(len(b)) // until the next sample sees it drain
+	r.unsampled += int64(len(b))
 	r.stats.FramesOut[t]++
 	r.stats.FrameBytesOut[t] += uint64(len(b))
 	r.stats.BytesOut += uint64(len(b))
@@ -425,6 +435,22 @@ func (r *Relay) closeWithError(c *conn, code wire.Code, handle uint32, text stri
 	r.logConn(logClosing, "conn", c.id, "remote", c.tc.RemoteAddr(), "code", code, "reason", text)
 	r.sendError(c, code, handle, true, text)
 	c.tc.Close()
+	r.dropConn(c)
+}
+
+// abortWithError closes a connection for what its queue holds: at once,
+// dropping the queue, where the driver can (transport.Aborter); the
+// error, sent first, reaches the peer only where it cannot.
+func (r *Relay) abortWithError(c *conn, code wire.Code, text string) {
+	a, ok := c.tc.(transport.Aborter)
+	if !ok {
+		r.closeWithError(c, code, 0, text)
+		return
+	}
+	c.closing = true
+	r.logConn(logClosing, "conn", c.id, "remote", c.tc.RemoteAddr(), "code", code, "reason", text)
+	r.sendError(c, code, 0, true, text)
+	a.Abort()
 	r.dropConn(c)
 }
 

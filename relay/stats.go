@@ -8,31 +8,35 @@ type Stats struct {
 	Conns             uint64 // connections accepted
 	Refused           uint64 // connections refused (full or draining)
 	Channels          uint64 // channels created
-	ChannelsForgotten uint64 // channels dropped after ChannelIdleTimeout without members
-	BytesIn           uint64
-	BytesOut          uint64
-	FramesIn          [256]uint64 // by wire.Type
-	FramesOut         [256]uint64
-	FrameBytesIn      [256]uint64 // by wire.Type, headers included
-	FrameBytesOut     [256]uint64
-	UnknownFrames     uint64
-	ProtocolErrors    uint64
-	JoinsDenied       uint64
-	DeniedClosed      uint64 // connections closed at MaxDeniedJoins
-	BadEntries        uint64
-	EntriesIn         uint64 // new entries stored
-	Duplicates        uint64 // entries already cached
-	Delivered         uint64 // entries sent to members by fan-out
-	Evicted           uint64 // entries dropped from full caches
-	PendingMerged     uint64 // entries held for slow members
-	PendingDropped    uint64 // held entries dropped past the cap
-	Resyncs           uint64 // members told to sync again
-	SyncRounds        uint64 // sync messages answered
-	RateLimited       uint64 // connections closed over their frame or byte rate
-	Shed              uint64 // connections or channels refused over the memory budget
-	QueueFull         uint64 // connections closed with their send queue over SendQueue
-	ShedConns         uint64 // connections closed as the costliest when the budget was reached
-	SyncsDeferred     uint64 // sync messages held until a connection's queue drained
+	ChannelsForgotten uint64 // channels dropped after ChannelIdleTimeout without members, or sooner under memory pressure
+	// ChannelsForgottenEarly counts those of ChannelsForgotten dropped
+	// without members before ChannelIdleTimeout, for memory.
+	ChannelsForgottenEarly uint64
+	BytesIn                uint64
+	BytesOut               uint64
+	FramesIn               [256]uint64 // by wire.Type
+	FramesOut              [256]uint64
+	FrameBytesIn           [256]uint64 // by wire.Type, headers included
+	FrameBytesOut          [256]uint64
+	UnknownFrames          uint64
+	ProtocolErrors         uint64
+	JoinsDenied            uint64
+	DeniedClosed           uint64 // connections closed at MaxDeniedJoins
+	BadEntries             uint64
+	EntriesIn              uint64 // new entries stored
+	Duplicates             uint64 // entries already cached
+	Delivered              uint64 // entries sent to members by fan-out
+	Evicted                uint64 // entries dropped from full caches
+	PendingMerged          uint64 // entries held for slow members
+	PendingDropped         uint64 // held entries dropped past the cap
+	Resyncs                uint64 // members told to sync again
+	SyncRounds             uint64 // sync messages answered
+	RateLimited            uint64 // connections closed over their frame or byte rate
+	Shed                   uint64 // connections or channels refused over the memory budget
+	QueueFull              uint64 // connections closed with their send queue over SendQueue
+	ShedConns              uint64 // connections closed as the costliest when the budget was reached
+	ShedResyncs            uint64 // costliest connections whose held entries were dropped (members told to resync) instead
+	SyncsDeferred          uint64 // sync messages held until a connection's queue drained
 	// Backbone (backbone.go); all zero without one.
 	BackboneUp               bool   // the bus is connected now
 	BackboneDowns            uint64 // times the bus was lost

@@ -217,7 +217,7 @@ func (s *Set) remove(id *ID) bool {
 	}
 	switch {
 	case s.n == 0:
-		s.slab, s.slots, s.free = nil, 0, nil // a cache emptied: let the slab go
+		*s = Set{} // a cache emptied: let its slab, buckets and sums go
 	case s.slots > slabPage && s.n < s.slots/4:
 		s.compact()
 	}

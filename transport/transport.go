@@ -44,11 +44,28 @@ type Conn interface {
 	// Queued reports bytes accepted by Send that the network has not yet
 	// taken; a core uses it to spot a slow peer.
 	Queued() int
-	// Close flushes what is queued (best effort) and closes the connection.
+	// Close flushes what is queued (best effort: a driver may drop a queue
+	// its peer stopped reading) and closes the connection.
 	// The Handler's Closed is not called for a Close the core asked for.
 	Close()
 	// RemoteAddr names the peer for logs.
 	RemoteAddr() string
+}
+
+// Holder is a Conn whose queue may hold more memory than the bytes it
+// queues (buffers with spare room): Held reports that memory, at least
+// Queued, so that a core's memory budget counts what is really held.
+// Like Queued, it is called only from the core's event context.
+type Holder interface {
+	Held() int
+}
+
+// Aborter is a Conn that can close at once, dropping what is queued: a
+// core shedding memory aborts, since a flush would keep the queue (no
+// longer counted once the core let the connection go) until a peer that
+// stopped reading reads it. Like Close, it produces no Closed event.
+type Aborter interface {
+	Abort()
 }
 
 // Dialer opens outbound connections for a client core.

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
+	"runtime/debug"
 
 	"github.com/cosnim/relays/internal/config"
 	"github.com/cosnim/relays/relay/relayserver"
@@ -22,6 +24,9 @@ func serveRelay(ctx context.Context, name string, rc *config.Relay, log *slog.Lo
 	s, err := relayserver.New(cfg)
 	if err != nil {
 		return fmt.Errorf("relay %s: %w", name, err)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(relayserver.MemoryLimit(cfg.Relay.WithDefaults().MemoryBudget))
 	}
 	return s.Run(ctx)
 }

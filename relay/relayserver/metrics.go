@@ -139,6 +139,11 @@ type Status struct {
 	PendingMerged  uint64 `json:"pending_merged"`
 	PendingDropped uint64 `json:"pending_dropped"`
 	Resyncs        uint64 `json:"resyncs"`
+	// ShedConns counts connections closed as the costliest when what
+	// eviction cannot free passed the memory budget; ChannelsForgotten,
+	// channels dropped (idle, or without members under memory pressure).
+	ShedConns         uint64 `json:"shed_connections"`
+	ChannelsForgotten uint64 `json:"channels_forgotten"`
 	// TopChannels are the channels with the most cached bytes, at most
 	// relay.MaxTopChannels.
 	TopChannels []relay.ChannelTop `json:"top_channels"`
@@ -174,26 +179,28 @@ func (s *Server) status(rt *rateTracker) (Status, bool) {
 	s.do(func(r *relay.Relay) { mem, top = r.MemoryUsage(), r.TopChannels(relay.MaxTopChannels, now) })
 	up := now.Sub(s.started)
 	out := Status{
-		Version:        buildinfo.Get(),
-		Uptime:         up.Round(time.Second).String(),
-		UptimeSeconds:  up.Seconds(),
-		Epoch:          fmt.Sprintf("%016x", s.core.Epoch()),
-		TLS:            s.cfg.TLS != nil,
-		Draining:       s.Draining(),
-		Connections:    conns,
-		Channels:       chans,
-		Accepted:       st.Conns,
-		EntriesIn:      st.EntriesIn,
-		Delivered:      st.Delivered,
-		BytesIn:        st.BytesIn,
-		BytesOut:       st.BytesOut,
-		QueueFull:      st.QueueFull,
-		SyncsDeferred:  st.SyncsDeferred,
-		SendQueue:      int64(s.cfg.Relay.WithDefaults().SendQueue),
-		PendingMerged:  st.PendingMerged,
-		PendingDropped: st.PendingDropped,
-		Resyncs:        st.Resyncs,
-		TopChannels:    top,
+		Version:           buildinfo.Get(),
+		Uptime:            up.Round(time.Second).String(),
+		UptimeSeconds:     up.Seconds(),
+		Epoch:             fmt.Sprintf("%016x", s.core.Epoch()),
+		TLS:               s.cfg.TLS != nil,
+		Draining:          s.Draining(),
+		Connections:       conns,
+		Channels:          chans,
+		Accepted:          st.Conns,
+		EntriesIn:         st.EntriesIn,
+		Delivered:         st.Delivered,
+		BytesIn:           st.BytesIn,
+		BytesOut:          st.BytesOut,
+		QueueFull:         st.QueueFull,
+		SyncsDeferred:     st.SyncsDeferred,
+		SendQueue:         int64(s.cfg.Relay.WithDefaults().SendQueue),
+		PendingMerged:     st.PendingMerged,
+		PendingDropped:    st.PendingDropped,
+		Resyncs:           st.Resyncs,
+		ShedConns:         st.ShedConns,
+		ChannelsForgotten: st.ChannelsForgotten,
+		TopChannels:       top,
 		Memory: MemoryStatus{MemoryUsage: mem, Total: mem.Total(),
 			Budget: s.cfg.Relay.WithDefaults().MemoryBudget, RSS: residentBytes()},
 	}

@@ -286,7 +286,7 @@ func (s *Server) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	ln := tcp.SniffListener(raw, s.cfg.TLS != nil, s.log)
+	ln := tcp.SniffListener(sendBufferListener{raw}, s.cfg.TLS != nil, s.log)
 	if s.cfg.TLS != nil {
 		hl := newHandshakeListener(ln, s.cfg.TLS, s.cfg.Relay.WithDefaults(), s.log, &s.tlsFail)
 		s.mu.Lock()

@@ -21,9 +21,56 @@ const smallReadSize = 512
 
 // maxPooledWrite caps the write buffers kept in the pool; larger ones
 // (left by a burst) go to the garbage collector.
-const maxPooledWrite = 1 << 20
+const maxPooledWrite = 256 << 10
 
-var writePool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+// pinSlack is what a queue may hold beyond a quarter more than it queues
+// before events' bytes are copied rather than queued in their buffers
+// (pooled buffers keep the capacity of past bursts).
+const pinSlack = 64 << 10
+
+// writePool keeps write buffers for reuse, at most writePoolBytes of
+// them: a sync.Pool holds what two collections' worth of fan-outs put
+// back, counted by no budget (a writer at 4.6 MB/s into 300 members left
+// some 40 MB there).
+var writePool = bufPool{max: writePoolBytes}
+
+// writePoolBytes bounds the capacity writePool keeps, for the process.
+const writePoolBytes = 4 << 20
+
+// bufPool is a free list of buffers bounded in bytes.
+type bufPool struct {
+	mu    sync.Mutex // guards the following
+	bufs  []*[]byte
+	bytes int
+	max   int
+}
+
+// Get returns a buffer from the pool, or a new one of smallWrite bytes.
+func (p *bufPool) Get() *[]byte {
+	p.mu.Lock()
+	if n := len(p.bufs); n > 0 {
+		b := p.bufs[n-1]
+		p.bufs[n-1] = nil
+		p.bufs = p.bufs[:n-1]
+		p.bytes -= cap(*b)
+		p.mu.Unlock()
+		return b
+	}
+	p.mu.Unlock()
+	b := make([]byte, 0, smallWrite)
+	return &b
+}
+
+// Put keeps b for reuse if the pool has room for it.
+func (p *bufPool) Put(b *[]byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.bytes+cap(*b) > p.max {
+		return // the garbage collector takes it
+	}
+	p.bufs = append(p.bufs, b)
+	p.bytes += cap(*b)
+}
 
 func putWriteBuf(b *[]byte) {
 	if cap(*b) > maxPooledWrite {
@@ -56,15 +103,16 @@ type conn struct {
 	// writer is (see copyIntoLast for when bytes are copied instead, and
 	// why a peer that stops reading pins at most about twice what is
 	// queued).
-	pend     []*[]byte
-	pinned   int         // the capacity of pend's buffers
-	taken    []*[]byte   // the writer's batch, swapped with pend
-	vec      net.Buffers // the writer's scratch for a vectored write
-	inflight int         // bytes in the writer's current Write
-	writing  bool        // a writer goroutine runs
-	high     bool        // Queued reached HighWater; Writable due at LowWater
-	closeReq bool        // the core closed c: flush, then close the socket
-	stopped  bool        // no more writes: drop whatever is queued
+	pend        []*[]byte
+	pinned      int         // the capacity of pend's buffers
+	taken       []*[]byte   // the writer's batch, swapped with pend
+	vec         net.Buffers // the writer's scratch for a vectored write
+	inflight    int         // bytes in the writer's current Write
+	inflightCap int         // the memory its buffers hold, a TLS join included
+	writing     bool        // a writer goroutine runs
+	high        bool        // Queued reached HighWater; Writable due at LowWater
+	closeReq    bool        // the core closed c: flush, then close the socket
+	stopped     bool        // no more writes: drop whatever is queued
 
 	// Guarded by l.pmu.
 	parkID     uint64 // the parker's key while parked, else 0
@@ -72,8 +120,10 @@ type conn struct {
 	noPark     bool   // the socket is closing: never park it again
 
 	// queued is inflight plus the bytes in pend: written under wmu, read
-	// without it, since the core asks for every member it fans out to.
+	// without it, since the core asks for every member it fans out to;
+	// held is pinned plus inflightCap, the same way.
 	queued atomic.Int64
+	held   atomic.Int64
 }
 
 var _ transport.Conn = (*conn)(nil)
@@ -90,7 +140,7 @@ func (c *conn) Send(b []byte) error {
 		return transport.ErrClosed
 	}
 	if c.obuf == nil {
-		c.obuf = writePool.Get().(*[]byte)
+		c.obuf = writePool.Get()
 	}
 	*c.obuf = append(*c.obuf, b...)
 	if !c.wakeQueued {
@@ -116,16 +166,49 @@ func (c *conn) handOffLocked() {
 	if k := len(c.pend); k > 0 && c.copyIntoLast(n, cap(*ob)) {
 		last := c.pend[k-1]
 		before := cap(*last)
+		if m := len(*last); cap(*last)-m < n {
+			// Grow by a quarter, not append's double, to stay within
+			// copyIntoLast's bound.
+			grown := make([]byte, m, m+n+max(m/4, smallWrite))
+			copy(grown, *last)
+			*last = grown
+		}
 		*last = append(*last, *ob...)
 		c.pinned += cap(*last) - before
 		putWriteBuf(ob)
 	} else {
+		if cap(*ob) > 4*n && cap(*ob) > smallWrite {
+			// A burst's pooled buffer holding a few bytes: queue a copy
+			// its size instead.
+			b := make([]byte, n, max(n, smallWrite))
+			copy(b, *ob)
+			putWriteBuf(ob)
+			ob = &b
+		}
 		c.pend = append(c.pend, ob)
 		c.pinned += cap(*ob)
 	}
+	c.heldLocked()
 	if c.queued.Add(int64(n)) >= int64(c.l.opt.HighWater) {
 		c.high = true
 	}
+}
+
+// smallWrite is the capacity of a new write buffer.
+const smallWrite = 4096
+
+// heldLocked publishes what the queue holds for Held. The caller holds
+// c.wmu.
+func (c *conn) heldLocked() { c.held.Store(int64(c.pinned + c.inflightCap)) }
+
+// Held reports the memory the queue holds: the capacity of its buffers,
+// those being written included, at least Queued (transport.Holder).
+func (c *conn) Held() int {
+	n := int(c.held.Load())
+	if c.obuf != nil {
+		n += cap(*c.obuf)
+	}
+	return max(n, c.Queued())
 }
 
 // smallCopy is the largest event's worth of bytes copied into the last
@@ -134,15 +217,15 @@ const smallCopy = 1 << 10
 
 // copyIntoLast reports whether n bytes, in a buffer of capacity c, should
 // be copied into the last queued buffer: when they are few and fit, or
-// when queuing the buffer would pin more than twice what is queued, plus
-// one pooled buffer (pooled buffers keep the capacity of past bursts).
+// when queuing the buffer would pin more than a quarter more than what is
+// queued, plus pinSlack.
 func (c *conn) copyIntoLast(n, capacity int) bool {
 	last := c.pend[len(c.pend)-1]
 	if n <= smallCopy && cap(*last)-len(*last) >= n {
 		return true
 	}
-	queued := int(c.queued.Load()) - c.inflight
-	return c.pinned+capacity > 2*(queued+n)+maxPooledWrite
+	queued := int(c.queued.Load()) - c.inflight + n
+	return c.pinned+capacity > queued+queued/4+pinSlack
 }
 
 // startWriterLocked reports whether the caller must start a writer, and
@@ -169,14 +252,38 @@ func (c *conn) Queued() int {
 func (c *conn) queuedLocked() int { return int(c.queued.Load()) }
 
 // Close flushes what is queued, for at most CloseFlush, and closes the
-// socket. It produces no Closed event.
-func (c *conn) Close() {
+// socket; a queue that was over HighWater before the current event is
+// dropped instead. It produces no Closed event.
+func (c *conn) Close() { c.close(false) }
+
+// Abort closes c at once, dropping what is queued (transport.Aborter).
+func (c *conn) Abort() { c.close(true) }
+
+func (c *conn) close(drop bool) {
 	if c.dead {
 		return
 	}
 	c.dead = true
 	delete(c.l.conns, c)
 	c.wmu.Lock()
+	if drop || c.queuedLocked() > c.l.opt.HighWater {
+		// A peer this far behind before this event reads neither the
+		// rest nor a final frame: drop it all rather than hold it for
+		// CloseFlush, counted by nobody once the core let it go.
+		if c.obuf != nil {
+			putWriteBuf(c.obuf)
+			c.obuf = nil
+		}
+		c.stopped = true
+		c.releaseLocked()
+		nc := c.nc
+		c.wmu.Unlock()
+		if nc != nil {
+			c.stopParking()
+			nc.Close()
+		}
+		return
+	}
 	c.handOffLocked()
 	c.closeReq = true
 	if c.nc != nil {
@@ -215,6 +322,7 @@ func (c *conn) releaseLocked() {
 	c.pinned = 0
 	c.taken = nil
 	c.vec = nil
+	c.heldLocked()
 }
 
 // write hands the batch to the socket in one system call: a vectored
@@ -289,10 +397,15 @@ func (c *conn) writeLoop() {
 		batch := c.pend
 		c.pend, c.taken = c.taken[:0], nil
 		c.pinned = 0
-		c.inflight = 0
+		c.inflight, c.inflightCap = 0, 0
 		for _, b := range batch {
 			c.inflight += len(*b)
+			c.inflightCap += cap(*b)
 		}
+		if len(batch) > 1 && plainTCP(c.nc) == nil {
+			c.inflightCap += c.inflight // write joins the batch into one buffer
+		}
+		c.heldLocked()
 		closing := c.closeReq
 		c.wmu.Unlock()
 
@@ -303,7 +416,8 @@ func (c *conn) writeLoop() {
 
 		c.wmu.Lock()
 		c.queued.Add(-int64(c.inflight))
-		c.inflight = 0
+		c.inflight, c.inflightCap = 0, 0
+		c.heldLocked()
 		for i, b := range batch {
 			putWriteBuf(b)
 			batch[i] = nil

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -87,7 +89,9 @@ func TestQueuedEventsArriveInOrder(t *testing.T) {
 // TestQueueMemoryBounded: a peer that reads nothing while the core sends
 // many events must not pin a pooled buffer per event, small events or
 // large ones in buffers that past bursts left large: the queue's buffers
-// stay within about twice what is queued.
+// stay within half more than what is queued (copyIntoLast aims at a
+// quarter for what waits, the writer's batch aside) plus pinSlack, and
+// Held reports them (the relay's memory budget counts it).
 func TestQueueMemoryBounded(t *testing.T) {
 	t.Run("small events", func(t *testing.T) {
 		checkQueueMemory(t, 60000, func(i int) []byte {
@@ -124,7 +128,7 @@ func checkQueueMemory(t *testing.T, events int, event func(i int) []byte) {
 		b := event(i)
 		l.Do(func() { tc.Send(b) })
 	}
-	var queued, held, buffers int
+	var queued, held, buffers, reported int
 	l.Do(func() {
 		q := tc.(*conn)
 		q.wmu.Lock()
@@ -134,13 +138,53 @@ func checkQueueMemory(t *testing.T, events int, event func(i int) []byte) {
 			queued += len(*b)
 		}
 		buffers = len(q.pend)
+		held += q.inflightCap // the writer's batch, stuck in its Write
+		queued += q.inflight
+		reported = q.Held()
 	})
 	if queued < 500<<10 {
 		t.Fatalf("only %d bytes queued: the peer's buffers took the rest; the test needs a deeper queue", queued)
 	}
-	if limit := 2*queued + 2*maxPooledWrite; held > limit {
+	if limit := queued + queued/2 + pinSlack + maxPooledWrite; held > limit {
 		t.Errorf("%d queued bytes pin %d bytes in %d buffers, want <= %d", queued, held, buffers, limit)
 	} else {
 		t.Logf("%d queued bytes pin %d bytes in %d buffers", queued, held, buffers)
+	}
+	if reported != held {
+		t.Errorf("Held reports %d bytes, the queue's buffers hold %d", reported, held)
+	}
+}
+
+// A connection closed while its peer has stopped reading (a queue over
+// HighWater before the closing event) drops its queue and its socket at
+// once, rather than holding the queue for CloseFlush: the core stops
+// counting it the moment it closes.
+func TestCloseDropsAStalledQueue(t *testing.T) {
+	var (
+		mu sync.Mutex
+		tc transport.Conn
+	)
+	l := NewLoop(&funcHandler{open: func(c transport.Conn) { mu.Lock(); tc = c; mu.Unlock() }}, LoopOptions{CloseFlush: time.Minute})
+	nc := dialSlowPeer(t, l)
+	testutil.WaitFor(t, waitLong, "Open", func() bool { mu.Lock(); defer mu.Unlock(); return tc != nil })
+	chunk := bytes.Repeat([]byte{'q'}, 16<<10)
+	for range 64 { // 1 MiB over 64 events: far past what the peer's buffers take
+		l.Do(func() { tc.Send(chunk) })
+	}
+	var queued, held int
+	l.Do(func() {
+		tc.Close()
+		q := tc.(*conn)
+		q.wmu.Lock()
+		queued, held = q.queuedLocked()-q.inflight, q.pinned
+		q.wmu.Unlock()
+	})
+	if queued != 0 || held != 0 {
+		t.Errorf("after Close a stalled queue still holds %d bytes in buffers of %d", queued, held)
+	}
+	// The socket goes at once, not after CloseFlush.
+	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.Copy(io.Discard, nc); errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Error("the socket still open 5s after Close (CloseFlush is a minute)")
 	}
 }
