@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/cosnim/relays/relay/relayserver"
 )
 
 const k8sFile = "kubernetes/relay.yaml"
@@ -324,9 +326,15 @@ func TestKubernetesManifest(t *testing.T) {
 	if parseBytes(t, request) <= budget || parseBytes(t, limit) <= budget {
 		t.Errorf("memory request %s and limit %s, want both above memory_budget %s", request, limit, server.Limits.MemoryBudget)
 	}
+	// The relay's resident set stays within RSSFactor × budget when the Go
+	// runtime's limit is the one it derives from the budget; a GOMEMLIMIT
+	// above that lets garbage take the resident set past it.
+	if rss := int64(relayserver.RSSFactor * float64(budget)); parseBytes(t, limit) < rss {
+		t.Errorf("memory limit %s, want at least %d (%.1f × memory_budget)", limit, rss, relayserver.RSSFactor)
+	}
 	for _, e := range c.Env {
-		if e.Name == "GOMEMLIMIT" && (parseBytes(t, e.Value) <= budget || parseBytes(t, e.Value) >= parseBytes(t, limit)) {
-			t.Errorf("GOMEMLIMIT %s, want between memory_budget and the memory limit", e.Value)
+		if e.Name == "GOMEMLIMIT" && (parseBytes(t, e.Value) <= budget || parseBytes(t, e.Value) > relayserver.MemoryLimit(budget)) {
+			t.Errorf("GOMEMLIMIT %s, want between memory_budget and %d (what the relay derives from it)", e.Value, relayserver.MemoryLimit(budget))
 		}
 	}
 
