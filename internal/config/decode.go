@@ -375,70 +375,96 @@ func (d *decoder) walk(n *yaml.Node, t reflect.Type, path string) any {
 	}
 	switch {
 	case t.Kind() == reflect.Struct && t != durationType:
-		if n.Kind != yaml.MappingNode {
-			d.fail(n.Line, path, newProblem(ErrWrongType, "expected %s, got %s", typeName(t), describe(n)))
-			return nil
-		}
-		names, types := fieldsOf(t)
-		if t == limitsType {
-			names, types = limitFields()
-		}
-		out := map[string]any{}
-		seen := map[string]int{}
-		for _, kv := range d.mappingPairs(n) {
-			k, v := kv[0], kv[1]
-			key := normalizeKey(k.Value)
-			p := joinPath(path, key)
-			ft, ok := types[key]
-			switch {
-			case !ok:
-				d.fail(k.Line, joinPath(path, k.Value), unknownKey(k.Value, names))
-				continue
-			case seen[key] != 0 && !isMerged(kv):
-				d.fail(k.Line, p, newProblem(ErrDuplicateKey, "key %q set again (first set at line %d)", k.Value, seen[key]))
-				continue
-			}
-			seen[key] = k.Line
-			d.lines[p] = k.Line
-			out[key] = d.walk(v, ft, p)
-		}
-		if t == limitsType {
-			return d.limits(out, path)
-		}
-		return out
+		return d.walkStruct(n, t, path)
 	case t.Kind() == reflect.Map:
-		if n.Kind != yaml.MappingNode {
-			d.fail(n.Line, path, newProblem(ErrWrongType, "expected %s, got %s", typeName(t), describe(n)))
-			return nil
-		}
-		out := map[string]any{}
-		for _, kv := range d.mappingPairs(n) {
-			k, v := kv[0], kv[1]
-			p := joinPath(path, k.Value)
-			if l, dup := d.lines[p]; dup && !isMerged(kv) {
-				d.fail(k.Line, p, newProblem(ErrDuplicateKey, "name %q defined again (first at line %d)", k.Value, l))
-				continue
-			}
-			d.lines[p] = k.Line
-			out[k.Value] = d.walk(v, t.Elem(), p)
-		}
-		return out
+		return d.walkMap(n, t, path)
 	case t.Kind() == reflect.Slice:
-		if n.Kind != yaml.SequenceNode {
-			d.fail(n.Line, path, newProblem(ErrWrongType, "expected %s, got %s", typeName(t), describe(n)))
-			return nil
-		}
-		out := make([]any, len(n.Content))
-		for i, c := range n.Content {
-			p := joinPath(path, fmt.Sprint(i))
-			d.lines[p] = c.Line
-			out[i] = d.walk(c, t.Elem(), p)
-		}
-		return out
+		return d.walkSlice(n, t, path)
 	}
-	// scalars
+	return d.walkScalar(n, t, path)
+}
+
+// wrongKind reports that n is not the t expected at path.
+func (d *decoder) wrongKind(n *yaml.Node, t reflect.Type, path string) {
+	d.fail(n.Line, path, newProblem(ErrWrongType, "expected %s, got %s", typeName(t), describe(n)))
+}
+
+// walkStruct walks a mapping into the fields of struct t: key names are
+// normalised, unknown and repeated keys reported.
+func (d *decoder) walkStruct(n *yaml.Node, t reflect.Type, path string) any {
+	if n.Kind != yaml.MappingNode {
+		d.wrongKind(n, t, path)
+		return nil
+	}
+	names, types := fieldsOf(t)
+	if t == limitsType {
+		names, types = limitFields()
+	}
+	out := map[string]any{}
+	seen := map[string]int{}
+	for _, kv := range d.mappingPairs(n) {
+		k, v := kv[0], kv[1]
+		key := normalizeKey(k.Value)
+		p := joinPath(path, key)
+		ft, ok := types[key]
+		switch {
+		case !ok:
+			d.fail(k.Line, joinPath(path, k.Value), unknownKey(k.Value, names))
+			continue
+		case seen[key] != 0 && !isMerged(kv):
+			d.fail(k.Line, p, newProblem(ErrDuplicateKey, "key %q set again (first set at line %d)", k.Value, seen[key]))
+			continue
+		}
+		seen[key] = k.Line
+		d.lines[p] = k.Line
+		out[key] = d.walk(v, ft, p)
+	}
+	if t == limitsType {
+		return d.limits(out, path)
+	}
+	return out
+}
+
+// walkMap walks a mapping of user-chosen names (relays, for one).
+func (d *decoder) walkMap(n *yaml.Node, t reflect.Type, path string) any {
+	if n.Kind != yaml.MappingNode {
+		d.wrongKind(n, t, path)
+		return nil
+	}
+	out := map[string]any{}
+	for _, kv := range d.mappingPairs(n) {
+		k, v := kv[0], kv[1]
+		p := joinPath(path, k.Value)
+		if l, dup := d.lines[p]; dup && !isMerged(kv) {
+			d.fail(k.Line, p, newProblem(ErrDuplicateKey, "name %q defined again (first at line %d)", k.Value, l))
+			continue
+		}
+		d.lines[p] = k.Line
+		out[k.Value] = d.walk(v, t.Elem(), p)
+	}
+	return out
+}
+
+// walkSlice walks a sequence, each element at its index's path.
+func (d *decoder) walkSlice(n *yaml.Node, t reflect.Type, path string) any {
+	if n.Kind != yaml.SequenceNode {
+		d.wrongKind(n, t, path)
+		return nil
+	}
+	out := make([]any, len(n.Content))
+	for i, c := range n.Content {
+		p := joinPath(path, fmt.Sprint(i))
+		d.lines[p] = c.Line
+		out[i] = d.walk(c, t.Elem(), p)
+	}
+	return out
+}
+
+// walkScalar walks a scalar: durations and byte sizes stay strings (the
+// limits parse them), integers and booleans must be tagged as such.
+func (d *decoder) walkScalar(n *yaml.Node, t reflect.Type, path string) any {
 	if n.Kind != yaml.ScalarNode {
-		d.fail(n.Line, path, newProblem(ErrWrongType, "expected %s, got %s", typeName(t), describe(n)))
+		d.wrongKind(n, t, path)
 		return nil
 	}
 	d.lines[path] = n.Line
@@ -448,14 +474,14 @@ func (d *decoder) walk(n *yaml.Node, t reflect.Type, path string) any {
 	case t.Kind() == reflect.Int || t.Kind() == reflect.Int64:
 		var i int64
 		if n.ShortTag() != "!!int" || n.Decode(&i) != nil {
-			d.fail(n.Line, path, newProblem(ErrWrongType, "expected %s, got %s", typeName(t), describe(n)))
+			d.wrongKind(n, t, path)
 			return nil
 		}
 		return i
 	case t.Kind() == reflect.Bool:
 		var b bool
 		if n.ShortTag() != "!!bool" || n.Decode(&b) != nil {
-			d.fail(n.Line, path, newProblem(ErrWrongType, "expected %s, got %s", typeName(t), describe(n)))
+			d.wrongKind(n, t, path)
 			return nil
 		}
 		return b
