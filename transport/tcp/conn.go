@@ -365,17 +365,13 @@ func (c *conn) writeLoop() {
 	for {
 		c.wmu.Lock()
 		if c.stopped {
-			c.releaseLocked()
-			c.writing = false
-			c.wmu.Unlock()
+			c.endLocked()
 			return
 		}
 		if len(c.pend) == 0 {
 			if c.closeReq {
 				c.stopped = true
-				c.releaseLocked()
-				c.writing = false
-				c.wmu.Unlock()
+				c.endLocked()
 				c.stopParking()
 				c.nc.Close()
 				return
@@ -388,24 +384,11 @@ func (c *conn) writeLoop() {
 				runtime.Gosched()
 				continue
 			}
-			c.releaseLocked()
-			c.writing = false
-			c.wmu.Unlock()
+			c.endLocked()
 			return
 		}
 		yielded = false
-		batch := c.pend
-		c.pend, c.taken = c.taken[:0], nil
-		c.pinned = 0
-		c.inflight, c.inflightCap = 0, 0
-		for _, b := range batch {
-			c.inflight += len(*b)
-			c.inflightCap += cap(*b)
-		}
-		if len(batch) > 1 && plainTCP(c.nc) == nil {
-			c.inflightCap += c.inflight // write joins the batch into one buffer
-		}
-		c.heldLocked()
+		batch := c.takeLocked()
 		closing := c.closeReq
 		c.wmu.Unlock()
 
@@ -413,31 +396,7 @@ func (c *conn) writeLoop() {
 			c.nc.SetWriteDeadline(time.Now().Add(c.l.opt.WriteTimeout))
 		}
 		err := c.write(batch)
-
-		c.wmu.Lock()
-		c.queued.Add(-int64(c.inflight))
-		c.inflight, c.inflightCap = 0, 0
-		c.heldLocked()
-		for i, b := range batch {
-			putWriteBuf(b)
-			batch[i] = nil
-		}
-		if c.taken == nil && !c.stopped {
-			c.taken = batch[:0]
-		}
-		writable := false
-		if err == nil && c.high && c.queuedLocked() <= c.l.opt.LowWater {
-			c.high = false
-			writable = true
-		}
-		if err != nil {
-			c.stopped = true
-			c.releaseLocked()
-			c.writing = false
-			closing = closing || c.closeReq
-		}
-		c.wmu.Unlock()
-
+		writable, closing := c.wrote(batch, err, closing)
 		if err != nil {
 			if !closing {
 				c.fail(err)
@@ -455,6 +414,60 @@ func (c *conn) writeLoop() {
 			c.l.mu.Unlock()
 		}
 	}
+}
+
+// endLocked ends the writer: called with wmu held, it releases it.
+func (c *conn) endLocked() {
+	c.releaseLocked()
+	c.writing = false
+	c.wmu.Unlock()
+}
+
+// takeLocked hands what is pending to the writer as one batch, counting
+// what the batch holds while it is in flight.
+func (c *conn) takeLocked() []*[]byte {
+	batch := c.pend
+	c.pend, c.taken = c.taken[:0], nil
+	c.pinned = 0
+	c.inflight, c.inflightCap = 0, 0
+	for _, b := range batch {
+		c.inflight += len(*b)
+		c.inflightCap += cap(*b)
+	}
+	if len(batch) > 1 && plainTCP(c.nc) == nil {
+		c.inflightCap += c.inflight // write joins the batch into one buffer
+	}
+	c.heldLocked()
+	return batch
+}
+
+// wrote settles a written batch: its buffers go back to the pool, and it
+// reports whether the queue fell to LowWater from above (Writable is due)
+// and whether c is closing, after err stopped the writer or a close came.
+func (c *conn) wrote(batch []*[]byte, err error, closing bool) (writable, closed bool) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.queued.Add(-int64(c.inflight))
+	c.inflight, c.inflightCap = 0, 0
+	c.heldLocked()
+	for i, b := range batch {
+		putWriteBuf(b)
+		batch[i] = nil
+	}
+	if c.taken == nil && !c.stopped {
+		c.taken = batch[:0]
+	}
+	if err == nil && c.high && c.queuedLocked() <= c.l.opt.LowWater {
+		c.high = false
+		writable = true
+	}
+	if err != nil {
+		c.stopped = true
+		c.releaseLocked()
+		c.writing = false
+		closing = closing || c.closeReq
+	}
+	return writable, closing
 }
 
 // fail delivers Closed once, unless the core or the Loop closed c first.
