@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/cosnim/relays/internal/config"
+	"github.com/cosnim/relays/cmd/cosnim/internal/config"
 )
 
 func newConfigCmd() *cobra.Command {

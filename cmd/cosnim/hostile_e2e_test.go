@@ -17,7 +17,7 @@ const hostileDir = "../../testdata/config/hostile/"
 
 // TestHostileYAML: the attack shapes of testdata/config/hostile get their
 // answer at once from config check, start relay and relay ping (the
-// decoder's node counts are asserted in internal/config).
+// decoder's node counts are asserted in cmd/cosnim/internal/config).
 func TestHostileYAML(t *testing.T) {
 	bomb, fanout := hostileDir+"merge_bomb.yaml", hostileDir+"alias_fanout.yaml"
 	// The merge bomb decodes as what it spells: ten relays, each without

@@ -4,7 +4,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/cosnim/relays/internal/config"
+	"github.com/cosnim/relays/cmd/cosnim/internal/config"
 )
 
 func TestRelayHubsCountsPools(t *testing.T) {

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cosnim/relays/internal/config"
+	"github.com/cosnim/relays/cmd/cosnim/internal/config"
 )
 
 const testdata = "../../testdata/config"

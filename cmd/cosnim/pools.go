@@ -13,7 +13,7 @@ import (
 
 	"github.com/cosnim/relays/client"
 	"github.com/cosnim/relays/client/agent"
-	"github.com/cosnim/relays/internal/config"
+	"github.com/cosnim/relays/cmd/cosnim/internal/config"
 	"github.com/cosnim/relays/internal/secret"
 	"github.com/cosnim/relays/roster"
 )

@@ -21,7 +21,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cosnim/relays/client/agent"
-	"github.com/cosnim/relays/internal/config"
+	"github.com/cosnim/relays/cmd/cosnim/internal/config"
 	"github.com/cosnim/relays/internal/files"
 	isecret "github.com/cosnim/relays/internal/secret"
 	"github.com/cosnim/relays/internal/wirepeer"

@@ -9,7 +9,7 @@ import (
 	"os"
 	"runtime/debug"
 
-	"github.com/cosnim/relays/internal/config"
+	"github.com/cosnim/relays/cmd/cosnim/internal/config"
 	"github.com/cosnim/relays/relay/relayserver"
 	"github.com/cosnim/relays/transport/tcp"
 )

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cosnim/relays/internal/config"
+	"github.com/cosnim/relays/cmd/cosnim/internal/config"
 	"github.com/cosnim/relays/relay"
 	"github.com/cosnim/relays/relay/relayserver"
 )

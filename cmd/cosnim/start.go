@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/cosnim/relays/internal/config"
+	"github.com/cosnim/relays/cmd/cosnim/internal/config"
 )
 
 // serve is serveRelay; tests replace it.

@@ -10,10 +10,14 @@ import (
 	"go/token"
 	"go/types"
 	"io"
+	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -39,7 +43,6 @@ var notCore = map[string]string{
 	"backbone/nats":           "the NATS backbone driver",
 	"internal/fault/registry": "the pingcap/failpoint registry the simulator hands cores",
 	"internal/buildinfo":      "reads the binary's build information",
-	"internal/config":         "loads files",
 	"internal/determinism":    "this guard",
 	"internal/hostile":        "attacks on the real binary",
 	"internal/ratelog":        "rate-limits a driver's logs by the wall clock",
@@ -519,4 +522,112 @@ func TestBinaryLinksNoNATSServer(t *testing.T) {
 			}
 		}
 	}
+}
+
+// root is the module's root, module its path.
+const (
+	root   = "../.."
+	module = "github.com/cosnim/relays"
+)
+
+// TestLayers: every package has a row in README's layout table, and no
+// package's (non-test) imports reach a layer below its own.
+func TestLayers(t *testing.T) {
+	layers := readmeLayers(t)
+	got := map[string]bool{}
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && path != root && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") {
+			return nil
+		}
+		rel, _ := filepath.Rel(root, filepath.Dir(path))
+		got[filepath.ToSlash(rel)] = true
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fset := token.NewFileSet()
+	for _, dir := range slices.Sorted(maps.Keys(got)) {
+		layer, ok := layers[dir]
+		if !ok {
+			t.Errorf("%s has no row in README's layout table", dir)
+			continue
+		}
+		for _, imp := range projectImports(t, fset, filepath.Join(root, dir)) {
+			if l, ok := layers[imp]; ok && l > layer {
+				t.Errorf("%s (layer %d) imports %s (layer %d): an arrow up the house", dir, layer, imp, l)
+			}
+		}
+	}
+	for dir := range layers { // sorted: errors only
+		if !got[dir] {
+			t.Errorf("README's layout table lists %s, which holds no Go package", dir)
+		}
+	}
+}
+
+// readmeLayers reads README's layout table: package directory → layer.
+func readmeLayers(t *testing.T) map[string]int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, ok := strings.Cut(string(b), "\n### Layout\n")
+	if !ok {
+		t.Fatal("README has no Layout section")
+	}
+	table, _, _ = strings.Cut(table, "\n###")
+	cell := regexp.MustCompile("`([a-z][a-z0-9/]*)`")
+	out := map[string]int{}
+	for _, line := range strings.Split(table, "\n") {
+		f := strings.Split(line, "|")
+		if len(f) < 4 {
+			continue
+		}
+		var layer int
+		if _, err := fmt.Sscanf(strings.TrimSpace(f[1]), "%d", &layer); err != nil {
+			continue // the header
+		}
+		for _, m := range cell.FindAllStringSubmatch(f[2], -1) {
+			out[strings.TrimSuffix(m[1], "/")] = layer
+		}
+	}
+	if len(out) == 0 {
+		t.Fatal("README's layout table lists no package")
+	}
+	return out
+}
+
+// projectImports lists, once each, the project packages dir's non-test
+// files import, as directories from the module root.
+func projectImports(t *testing.T, fset *token.FileSet, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".go") || strings.HasSuffix(e.Name(), "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, filepath.Join(dir, e.Name()), nil, parser.ImportsOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, im := range f.Imports {
+			p, _ := strconv.Unquote(im.Path.Value)
+			if rel, ok := strings.CutPrefix(p, module+"/"); ok && !slices.Contains(out, rel) {
+				out = append(out, rel)
+			}
+		}
+	}
+	return out
 }

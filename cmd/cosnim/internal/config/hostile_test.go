@@ -16,7 +16,7 @@ import (
 // twin_merge_bomb.yaml (two anchors per level over 200 levels, so that
 // merging each alias once is not enough: a level's expansion must be kept)
 // and alias_fanout.yaml (1000 relays aliasing a list of 1000 items).
-const hostileDir = "../../testdata/config/hostile/"
+const hostileDir = "../../../../testdata/config/hostile/"
 
 func hostile(t *testing.T, name string) string {
 	t.Helper()
@@ -166,7 +166,7 @@ func TestUnusableFiles(t *testing.T) {
 
 // TestCapsDocumented: docs/CONFIG.md states the caps the code applies.
 func TestCapsDocumented(t *testing.T) {
-	doc, err := os.ReadFile("../../docs/CONFIG.md")
+	doc, err := os.ReadFile("../../../../docs/CONFIG.md")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-const dir = "../../testdata/config"
+const dir = "../../../../testdata/config"
 
 func TestLoadErrors(t *testing.T) {
 	tests := []struct {

@@ -18,7 +18,7 @@ import (
 // precedes them.
 func docRows(t *testing.T) map[string][][]string {
 	t.Helper()
-	doc, err := os.ReadFile("../../docs/CONFIG.md")
+	doc, err := os.ReadFile("../../../../docs/CONFIG.md")
 	if err != nil {
 		t.Fatal(err)
 	}
