@@ -30,32 +30,38 @@ import (
 // them as the different hosts they would be.
 
 // cpuTime is process pid's CPU time so far (user and system), from
-// /proc; 0 where unknown.
-func cpuTime(pid int) time.Duration {
+// /proc; false where unknown.
+func cpuTime(pid int) (time.Duration, bool) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0
+		return 0, false
 	}
 	// Fields after the command name, which ends at the last ')': state is
 	// the first, utime and stime the 12th and 13th, in clock ticks (100/s).
 	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
 	if len(f) < 13 {
-		return 0
+		return 0, false
 	}
 	u, _ := strconv.ParseInt(f[11], 10, 64)
 	s, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(u+s) * 10 * time.Millisecond
+	return time.Duration(u+s) * 10 * time.Millisecond, true
+}
+
+// cpuNow is cpuTime, 0 where unknown.
+func cpuNow(pid int) time.Duration {
+	d, _ := cpuTime(pid)
+	return d
 }
 
 // cpuMeter measures the relay's CPU use, and the test process's (the
 // attackers' and the honest clients'), from now until its call.
 func (tg *target) cpuMeter() func() string {
 	relay, self := tg.cmd.Process.Pid, os.Getpid()
-	r0, s0, t0 := cpuTime(relay), cpuTime(self), time.Now()
+	r0, s0, t0 := cpuNow(relay), cpuNow(self), time.Now()
 	return func() string {
 		secs := time.Since(t0).Seconds()
 		return fmt.Sprintf("relay CPU %.0f%%, test process CPU %.0f%%",
-			100*(cpuTime(relay)-r0).Seconds()/secs, 100*(cpuTime(self)-s0).Seconds()/secs)
+			100*(cpuNow(relay)-r0).Seconds()/secs, 100*(cpuNow(self)-s0).Seconds()/secs)
 	}
 }
 
