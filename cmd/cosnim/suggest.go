@@ -7,6 +7,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/cosnim/relays/internal/editdist"
 )
 
 // suggestDistance is the edit distance within which a mistyped command
@@ -55,7 +57,7 @@ func flagError(cmd *cobra.Command, err error) error {
 		var names []string
 		typed := ne.GetSpecifiedName()
 		cmd.Flags().VisitAll(func(f *pflag.Flag) {
-			if !f.Hidden && (levenshtein(typed, f.Name) <= suggestDistance || strings.HasPrefix(f.Name, typed)) {
+			if !f.Hidden && (editdist.Levenshtein(strings.ToLower(typed), strings.ToLower(f.Name)) <= suggestDistance || strings.HasPrefix(f.Name, typed)) {
 				names = append(names, "--"+f.Name)
 			}
 		})
@@ -72,26 +74,4 @@ func orList(s []string) string {
 		return s[0]
 	}
 	return strings.Join(s[:len(s)-1], ", ") + " or " + s[len(s)-1]
-}
-
-// levenshtein is the edit distance between a and b, case-insensitive.
-func levenshtein(a, b string) int {
-	ra, rb := []rune(strings.ToLower(a)), []rune(strings.ToLower(b))
-	prev := make([]int, len(rb)+1)
-	cur := make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		cur[0] = i
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(rb)]
 }

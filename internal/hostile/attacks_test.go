@@ -87,7 +87,7 @@ func gone(nc net.Conn, d time.Duration) bool {
 // memory stays bounded (checkRSS).
 func TestSyncFlood(t *testing.T) {
 	const budget = 64 << 20
-	tg := startRelay(t, fmt.Sprintf("memory_budget: %d", budget))
+	tg := startRelay(t, relayOptions{limits: []string{fmt.Sprintf("memory_budget: %d", budget)}})
 	wait := honest(t, tg)
 	p, w, nc := tg.dial(t, "attacker")
 	k := selfMade(t, "flood")
@@ -145,7 +145,7 @@ func shared(t *testing.T, tg *target, name string, k *roster.Keys, members, n in
 // admitted.
 func TestBudgetFill(t *testing.T) {
 	const budget = 64 << 20 // the smallest for which checkRSS's bound holds (docs/CONFIG.md)
-	tg := startRelay(t, fmt.Sprintf("memory_budget: %d", budget))
+	tg := startRelay(t, relayOptions{limits: []string{fmt.Sprintf("memory_budget: %d", budget)}})
 	honestKeys := selfMade(t, "existing honest")
 	shared(t, tg, "existing", honestKeys, 3, 20_000)
 	wait := honest(t, tg)
@@ -186,7 +186,7 @@ func TestBudgetFill(t *testing.T) {
 // lets it: the channels it leaves empty are accounted and capped.
 func TestChannelSwarm(t *testing.T) {
 	const budget = 16 << 20
-	tg := startRelay(t, fmt.Sprintf("memory_budget: %d", budget))
+	tg := startRelay(t, relayOptions{limits: []string{fmt.Sprintf("memory_budget: %d", budget)}})
 	wait := honest(t, tg)
 	joins, conns := 0, 0
 	end := time.Now().Add(*duration)
@@ -222,7 +222,7 @@ func TestChannelSwarm(t *testing.T) {
 // Several connections send bad join proofs at about 1,000 a second;
 // honest joins still complete (target < 100 ms).
 func TestBadJoins(t *testing.T) {
-	tg := startRelay(t)
+	tg := startRelay(t, relayOptions{})
 	wait := honest(t, tg)
 	k := selfMade(t, "victim")
 	stop := make(chan struct{})
@@ -289,7 +289,7 @@ func TestBadJoins(t *testing.T) {
 // A connection that does not read sends Pings as fast as the frame rate
 // allows: its Pongs queue up to the send-queue cap, no further.
 func TestPingFlood(t *testing.T) {
-	tg := startRelay(t)
+	tg := startRelay(t, relayOptions{})
 	wait := honest(t, tg)
 	_, _, nc := tg.dial(t, "pinger")
 	ping := wire.Append(nil, &wire.Ping{Data: 1})

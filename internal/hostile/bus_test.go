@@ -6,12 +6,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,67 +27,15 @@ import (
 	"github.com/cosnim/relays/wire"
 )
 
-// startBusRelay runs `cosnim start relay r` with a server.backbone
-// section (YAML lines under it) and limits, and waits until it is ready
-// and its backbone connected.
-func startBusRelay(t *testing.T, backbone []string, limits ...string) *target {
-	t.Helper()
-	bin := binary(t)
-	tg := &target{addr: testutil.FreeAddr(t), ops: testutil.FreeAddr(t)}
-	y := fmt.Sprintf("relays:\n  r:\n    client:\n      url: tcp://%s\n    server:\n      url: tcp://%s\n      metrics_url: http://%s\n      backbone:\n",
-		tg.addr, tg.addr, tg.ops)
-	for _, l := range backbone {
-		y += "        " + l + "\n"
-	}
-	if len(limits) > 0 {
-		y += "      limits:\n"
-		for _, l := range limits {
-			y += "        " + l + "\n"
-		}
-	}
-	cfg := filepath.Join(t.TempDir(), "cosnim.yaml")
-	if err := os.WriteFile(cfg, []byte(y), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	tg.cmd = exec.Command(bin, "start", "relay", "r", "--config", cfg, "--log-level", "warn")
-	if err := tg.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		tg.cmd.Process.Kill()
-		tg.cmd.Wait()
-	})
-	deadline := time.Now().Add(waitTimeout)
-	for {
-		resp, err := http.Get("http://" + tg.ops + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				if st := tg.status(t); st.Backbone != nil && st.Backbone.Connected {
-					return tg
-				}
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("relay not ready with its backbone after %v", waitTimeout)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// cpu is the relay process's CPU time so far (user and system), read from
-// /proc.
+// cpu is the relay process's CPU time so far (user and system); the
+// test skips where /proc cannot tell it.
 func (tg *target) cpu(t *testing.T) time.Duration {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", tg.cmd.Process.Pid))
-	if err != nil {
-		t.Skipf("no /proc: %v", err)
+	d, ok := cpuTime(tg.cmd.Process.Pid)
+	if !ok {
+		t.Skip("no /proc stat for the relay")
 	}
-	// Fields after the command name, which ends with the last ")".
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ
+	return d
 }
 
 // spy learns, as any NATS user allowed to subscribe could, a channel
@@ -220,7 +165,7 @@ func flood(t *testing.T, nc *natsgo.Conn, pubs []*natsgo.Conn, ch, syncSubj, inb
 func TestBusFlood(t *testing.T) {
 	const budget = 64 << 20
 	ns := testnats.Start(t, testnats.Options(t))
-	tg := startBusRelay(t, []string{"url: " + ns.URL()}, fmt.Sprintf("memory_budget: %d", budget))
+	tg := startRelay(t, relayOptions{backbone: []string{"url: " + ns.URL()}, limits: []string{fmt.Sprintf("memory_budget: %d", budget)}})
 	wait := honest(t, tg)
 	nc := attacker(t, ns.URL())
 	stop := make(chan struct{})
@@ -346,7 +291,7 @@ func inbox(t *testing.T, nc *natsgo.Conn, subjects ...string) *atomic.Int64 {
 // nothing there, while it answers a request with an inbox.
 func TestBusReplySubject(t *testing.T) {
 	ns := testnats.Start(t, testnats.Options(t))
-	tg := startBusRelay(t, []string{"url: " + ns.URL()})
+	tg := startRelay(t, relayOptions{backbone: []string{"url: " + ns.URL()}})
 	h := newHub(t, "replies")
 	h.member(t, tg)
 	ch, syncSubj := h.subjects()
@@ -391,7 +336,7 @@ func TestBusPoolKey(t *testing.T) {
 	ns := testnats.Start(t, testnats.Options(t))
 	key := poolKey(t)
 	bb := []string{"url: " + ns.URL(), "pool_key_file: " + key}
-	ra, rb := startBusRelay(t, bb), startBusRelay(t, bb)
+	ra, rb := startRelay(t, relayOptions{backbone: bb}), startRelay(t, relayOptions{backbone: bb})
 	h := newHub(t, "keyed")
 	ch, syncSubj := h.subjects()
 
@@ -478,7 +423,7 @@ func TestBusAccounts(t *testing.T) {
 	o.Host, o.Port, o.NoLog, o.NoSigs = base.Host, base.Port, true, true
 	ns := testnats.Start(t, o)
 	relayAt := func(user, env string) *target {
-		return startBusRelay(t, []string{"url: " + ns.URL(), "user: " + user, "password: " + pw[env]})
+		return startRelay(t, relayOptions{backbone: []string{"url: " + ns.URL(), "user: " + user, "password: " + pw[env]}})
 	}
 	ra, rb := relayAt("relay-east-1", "RELAY_EAST_1_PASSWORD"), relayAt("relay-east-2", "RELAY_EAST_2_PASSWORD")
 	h := newHub(t, "accounts")

@@ -4,15 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	bin "encoding/binary"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,8 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cosnim/relays/internal/testpki"
-	"github.com/cosnim/relays/internal/testutil"
 	"github.com/cosnim/relays/internal/wirepeer"
 	"github.com/cosnim/relays/roster"
 	"github.com/cosnim/relays/wire"
@@ -34,82 +29,39 @@ import (
 // Linux), honest clients from 127.0.0.1, so that per-source limits see
 // them as the different hosts they would be.
 
-// tlsTarget is a relay on a TLS port and a client configuration that
-// trusts its certificate.
-type tlsTarget struct {
-	*target
-	client *tls.Config
-}
-
-// startRelayTLS runs `cosnim start relay r` on a tcps:// port with a
-// certificate from testpki and limits (YAML lines under server.limits),
-// and waits until it is ready.
-func startRelayTLS(t *testing.T, limits ...string) *tlsTarget {
-	t.Helper()
-	cosnim := binary(t)
-	p := testpki.NewPKI(t)
-	tg := &target{addr: testutil.FreeAddr(t), ops: testutil.FreeAddr(t)}
-	y := fmt.Sprintf("relays:\n  r:\n    client:\n      url: tcps://%s\n      ca_cert_file: %s\n"+
-		"    server:\n      url: tcps://%s\n      ssl_cert_file: %s\n      private_key_file: %s\n      metrics_url: http://%s\n",
-		tg.addr, p.CA.File, tg.addr, p.ServerCert, p.ServerKey, tg.ops)
-	if len(limits) > 0 {
-		y += "      limits:\n"
-		for _, l := range limits {
-			y += "        " + l + "\n"
-		}
-	}
-	cfg := filepath.Join(t.TempDir(), "cosnim.yaml")
-	if err := os.WriteFile(cfg, []byte(y), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	tg.cmd = exec.Command(cosnim, "start", "relay", "r", "--config", cfg, "--log-level", "error")
-	if err := tg.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		tg.cmd.Process.Kill()
-		tg.cmd.Wait()
-	})
-	testutil.WaitFor(t, waitTimeout, "relay ready", func() bool {
-		resp, err := http.Get("http://" + tg.ops + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-	roots := x509.NewCertPool()
-	roots.AddCert(p.CA.Cert)
-	return &tlsTarget{target: tg, client: &tls.Config{RootCAs: roots, ServerName: "localhost"}}
-}
-
 // cpuTime is process pid's CPU time so far (user and system), from
-// /proc; 0 where unknown.
-func cpuTime(pid int) time.Duration {
+// /proc; false where unknown.
+func cpuTime(pid int) (time.Duration, bool) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0
+		return 0, false
 	}
 	// Fields after the command name, which ends at the last ')': state is
 	// the first, utime and stime the 12th and 13th, in clock ticks (100/s).
 	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
 	if len(f) < 13 {
-		return 0
+		return 0, false
 	}
 	u, _ := strconv.ParseInt(f[11], 10, 64)
 	s, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(u+s) * 10 * time.Millisecond
+	return time.Duration(u+s) * 10 * time.Millisecond, true
+}
+
+// cpuNow is cpuTime, 0 where unknown.
+func cpuNow(pid int) time.Duration {
+	d, _ := cpuTime(pid)
+	return d
 }
 
 // cpuMeter measures the relay's CPU use, and the test process's (the
 // attackers' and the honest clients'), from now until its call.
 func (tg *target) cpuMeter() func() string {
 	relay, self := tg.cmd.Process.Pid, os.Getpid()
-	r0, s0, t0 := cpuTime(relay), cpuTime(self), time.Now()
+	r0, s0, t0 := cpuNow(relay), cpuNow(self), time.Now()
 	return func() string {
 		secs := time.Since(t0).Seconds()
 		return fmt.Sprintf("relay CPU %.0f%%, test process CPU %.0f%%",
-			100*(cpuTime(relay)-r0).Seconds()/secs, 100*(cpuTime(self)-s0).Seconds()/secs)
+			100*(cpuNow(relay)-r0).Seconds()/secs, 100*(cpuNow(self)-s0).Seconds()/secs)
 	}
 }
 
@@ -173,9 +125,9 @@ func probe(d, every time.Duration, try func() (time.Duration, error)) *latencies
 
 // connect is one honest TLS connect from 127.0.0.1: TCP, the TLS
 // handshake, then Hello and Welcome.
-func (tt *tlsTarget) connect() (time.Duration, error) {
+func (tg *target) connect() (time.Duration, error) {
 	start := time.Now()
-	c, err := tls.DialWithDialer(dialerFrom("127.0.0.1", connectTimeout), "tcp", tt.addr, tt.client)
+	c, err := tls.DialWithDialer(dialerFrom("127.0.0.1", connectTimeout), "tcp", tg.addr, tg.client)
 	if err != nil {
 		return 0, err
 	}
@@ -209,7 +161,7 @@ func reportGate(t *testing.T, attack, what string, tg *target, quiet, under *lat
 // byte, and re-opens each one the relay closes. Honest TLS connects must
 // succeed (target: ≥ 99 %).
 func TestSilentSockets(t *testing.T) {
-	tt := startRelayTLS(t)
+	tt := startRelay(t, relayOptions{tls: true, logLevel: "error"})
 	quiet := probe(time.Second, 50*time.Millisecond, tt.connect)
 	const silent, sources = 256, 4
 	ctx, cancel := context.WithCancel(context.Background())
@@ -238,7 +190,7 @@ func TestSilentSockets(t *testing.T) {
 	secs, used := time.Since(start).Seconds(), cpu()
 	cancel()
 	wg.Wait()
-	reportGate(t, "silent sockets", "TLS connects", tt.target, quiet, under, 99, 0,
+	reportGate(t, "silent sockets", "TLS connects", tt, quiet, under, 99, 0,
 		fmt.Sprintf("attacker re-opened %.0f connections/s from %d sources; %s", float64(opened.Load()-before)/secs, sources, used))
 }
 
@@ -270,7 +222,7 @@ func replayClientHello(t *testing.T, cfg *tls.Config) []byte {
 // connects must all succeed, their p99 within 2× its quiet figure
 // (-hostile.targets).
 func TestReplayedClientHello(t *testing.T) {
-	tt := startRelayTLS(t)
+	tt := startRelay(t, relayOptions{tls: true, logLevel: "error"})
 	hello := replayClientHello(t, tt.client)
 	quiet := probe(2*time.Second, 20*time.Millisecond, tt.connect)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -303,7 +255,7 @@ func TestReplayedClientHello(t *testing.T) {
 	rate, used := float64(flights.Load()-before)/time.Since(start).Seconds(), cpu()
 	cancel()
 	wg.Wait()
-	reportGate(t, "replayed ClientHello", "TLS connects", tt.target, quiet, under, 99, 2,
+	reportGate(t, "replayed ClientHello", "TLS connects", tt, quiet, under, 99, 2,
 		fmt.Sprintf("%.0f server flights/s to the attacker, %d replays refused; %s", rate, refused.Load(), used))
 }
 
@@ -311,7 +263,7 @@ func TestReplayedClientHello(t *testing.T) {
 // wrong nonce, as fast as join_rate lets them, reconnecting when closed.
 // Honest joins must all succeed, p99 ≤ 50 ms (-hostile.targets).
 func TestBadJoinFlood(t *testing.T) {
-	tg := startRelay(t)
+	tg := startRelay(t, relayOptions{})
 	conns := 100
 	if full() {
 		conns = 1000
@@ -415,7 +367,7 @@ func badJoins(ctx context.Context, d *net.Dialer, addr string, pub [roster.Publi
 // (102,400 in the long run). Honest pings must not slow measurably:
 // p50 within 2× its quiet figure plus 0.5 ms (-hostile.targets).
 func TestStatusFlood(t *testing.T) {
-	tg := startRelay(t)
+	tg := startRelay(t, relayOptions{})
 	channels := 6_400
 	if full() {
 		channels = 102_400

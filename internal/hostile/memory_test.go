@@ -113,7 +113,7 @@ func swarm(t *testing.T, tg *target, wave string, conns, chans int) ([]net.Conn,
 func TestChannelFloodMemory(t *testing.T) {
 	budget := int64(64 << 20)
 	conns := sized(320, 96)
-	tg := startRelay(t, fmt.Sprintf("memory_budget: %d", budget))
+	tg := startRelay(t, relayOptions{limits: []string{fmt.Sprintf("memory_budget: %d", budget)}})
 	wait := honest(t, tg)
 	chans := wire.DefaultMaxChannels
 	start := time.Now()
@@ -148,7 +148,7 @@ func TestChannelFloodMemory(t *testing.T) {
 func TestSlowReadersMemory(t *testing.T) {
 	budget := int64(64 << 20)
 	members := sized(300, 100)
-	tg := startRelay(t, fmt.Sprintf("memory_budget: %d", budget))
+	tg := startRelay(t, relayOptions{limits: []string{fmt.Sprintf("memory_budget: %d", budget)}})
 	wait := honest(t, tg)
 	k := selfMade(t, "slow readers")
 	stop := make(chan struct{})

@@ -2,7 +2,10 @@ package hostile
 
 import (
 	"bufio"
+	"cmp"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"flag"
 	"fmt"
 	"net"
@@ -15,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cosnim/relays/internal/testpki"
 	"github.com/cosnim/relays/internal/testutil"
 	"github.com/cosnim/relays/internal/wirepeer"
 	"github.com/cosnim/relays/relay/relayserver"
@@ -40,27 +44,53 @@ func binary(t *testing.T) string { return testutil.Build(t, "../../cmd/cosnim") 
 type target struct {
 	addr, ops string
 	cmd       *exec.Cmd
+	client    *tls.Config // trusts the relay's certificate, with relayOptions.tls
 }
 
-// startRelay runs `cosnim start relay r` with limits (YAML lines under
-// server.limits) and waits until it is ready.
-func startRelay(t *testing.T, limits ...string) *target {
+// relayOptions says how startRelay configures its relay.
+type relayOptions struct {
+	limits   []string // YAML lines under server.limits
+	backbone []string // YAML lines under server.backbone; ready then waits for it to connect
+	tls      bool     // a tcps:// port with a certificate from testpki
+	logLevel string   // --log-level; "warn" when empty
+}
+
+// startRelay runs `cosnim start relay r` as o says and waits until it is
+// ready.
+func startRelay(t *testing.T, o relayOptions) *target {
 	t.Helper()
 	bin := binary(t)
 	tg := &target{addr: testutil.FreeAddr(t), ops: testutil.FreeAddr(t)}
-	y := fmt.Sprintf("relays:\n  r:\n    client:\n      url: tcp://%s\n    server:\n      url: tcp://%s\n      metrics_url: http://%s\n",
-		tg.addr, tg.addr, tg.ops)
-	if len(limits) > 0 {
-		y += "      limits:\n"
-		for _, l := range limits {
-			y += "        " + l + "\n"
+	var y string
+	if o.tls {
+		p := testpki.NewPKI(t)
+		y = fmt.Sprintf("relays:\n  r:\n    client:\n      url: tcps://%s\n      ca_cert_file: %s\n"+
+			"    server:\n      url: tcps://%s\n      ssl_cert_file: %s\n      private_key_file: %s\n      metrics_url: http://%s\n",
+			tg.addr, p.CA.File, tg.addr, p.ServerCert, p.ServerKey, tg.ops)
+		roots := x509.NewCertPool()
+		roots.AddCert(p.CA.Cert)
+		tg.client = &tls.Config{RootCAs: roots, ServerName: "localhost"}
+	} else {
+		y = fmt.Sprintf("relays:\n  r:\n    client:\n      url: tcp://%s\n    server:\n      url: tcp://%s\n      metrics_url: http://%s\n",
+			tg.addr, tg.addr, tg.ops)
+	}
+	for _, sec := range []struct {
+		name  string
+		lines []string
+	}{{"backbone", o.backbone}, {"limits", o.limits}} {
+		if len(sec.lines) > 0 {
+			y += "      " + sec.name + ":\n"
+			for _, l := range sec.lines {
+				y += "        " + l + "\n"
+			}
 		}
 	}
 	cfg := filepath.Join(t.TempDir(), "cosnim.yaml")
 	if err := os.WriteFile(cfg, []byte(y), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	tg.cmd = exec.Command(bin, "start", "relay", "r", "--config", cfg, "--log-level", "warn")
+	level := cmp.Or(o.logLevel, "warn")
+	tg.cmd = exec.Command(bin, "start", "relay", "r", "--config", cfg, "--log-level", level)
 	if err := tg.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -68,20 +98,26 @@ func startRelay(t *testing.T, limits ...string) *target {
 		tg.cmd.Process.Kill()
 		tg.cmd.Wait()
 	})
-	deadline := time.Now().Add(waitTimeout)
-	for {
-		resp, err := http.Get("http://" + tg.ops + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return tg
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("relay not ready after %v", waitTimeout)
-		}
-		time.Sleep(20 * time.Millisecond)
+	what := "relay ready"
+	if len(o.backbone) > 0 {
+		what += " with its backbone connected"
 	}
+	testutil.WaitFor(t, waitTimeout, what, func() bool {
+		resp, err := http.Get("http://" + tg.ops + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return false
+		}
+		if len(o.backbone) == 0 {
+			return true
+		}
+		st := tg.status(t)
+		return st.Backbone != nil && st.Backbone.Connected
+	})
+	return tg
 }
 
 // peakRSS is the relay process's peak resident set (VmHWM), in bytes.

@@ -104,6 +104,14 @@ func (ca *CA) Issue(t testing.TB, dir, file string, o Leaf) (certFile, keyFile s
 	return certFile, keyFile, cert
 }
 
+// SelfSigned makes a self-signed certificate with subject as it is,
+// for code that reads only a certificate's subject and DER.
+func SelfSigned(t testing.TB, subject pkix.Name) *x509.Certificate {
+	t.Helper()
+	_, _, cert := sign(t, &x509.Certificate{Subject: subject, NotAfter: time.Now().Add(time.Hour)}, nil, nil)
+	return cert
+}
+
 // sign makes a key and a certificate from tmpl, signed by parent's key
 // (self-signed when parent is nil), with the next serial number.
 func sign(t testing.TB, tmpl, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*ecdsa.PrivateKey, []byte, *x509.Certificate) {

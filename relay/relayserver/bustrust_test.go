@@ -25,27 +25,9 @@ import (
 // channel, still learns the 500 entries from A before its member's
 // Joined, and does not say complete.
 func TestForgedCompleteOverNATS(t *testing.T) {
-	srv := testnats.Start(t, testnats.Options(t))
-	bb := func() *natsbus.Options {
-		return &natsbus.Options{URLs: []string{srv.URL()}, ReconnectMin: 20 * time.Millisecond, ReconnectMax: 100 * time.Millisecond}
-	}
-	ra := testrelay.Start(t, relayserver.Config{Backbone: bb()})
-	a := newAgent(t, ra.Addr().String(), nil)
-	if err := a.Join("hub"); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.WaitCaughtUp(ctxT(t), "hub"); err != nil {
-		t.Fatal(err)
-	}
 	held := refs("held", 0, 500)
-	announceAll(t, a, "hub", held)
-	waitUnion(t, "hub", held, a)
-
-	nc, err := natsgo.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	h := startNATSHub(t, relay.Config{}, held)
+	nc := h.nc
 	if _, err := nc.Subscribe(relay.DefaultBackbonePrefix+".sync.>", func(m *natsgo.Msg) {
 		for _, origin := range []uint32{0xF0, 0xF1} {
 			forged := wire.Append(nil, &wire.Joined{Handle: origin, Flags: wire.JoinedComplete})
@@ -58,7 +40,7 @@ func TestForgedCompleteOverNATS(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	rb := testrelay.Start(t, relayserver.Config{Backbone: bb()})
+	rb := testrelay.Start(t, relayserver.Config{Backbone: h.backbone()})
 	deadline := time.Now().Add(waitTimeout)
 	for st, _, _, _ := rb.Stats(); !st.BackboneUp; st, _, _, _ = rb.Stats() {
 		if time.Now().After(deadline) {
@@ -78,15 +60,7 @@ func TestForgedCompleteOverNATS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stretched, err := secret.Stretch([]byte("test continuum secret")) // as newAgent's
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := roster.DeriveKeys(stretched, "hub")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Send(wirepeer.JoinFrame(k, 1, w.Nonce)); err != nil {
+	if err := p.Send(wirepeer.JoinFrame(h.keys, 1, w.Nonce)); err != nil {
 		t.Fatal(err)
 	}
 	for {
@@ -113,33 +87,9 @@ func TestForgedCompleteOverNATS(t *testing.T) {
 // subject with 20,000 random entries. A member joining later still gets
 // every entry A's members announced.
 func TestInjectionFloodOverNATS(t *testing.T) {
-	srv := testnats.Start(t, testnats.Options(t))
-	bb := &natsbus.Options{URLs: []string{srv.URL()}, ReconnectMin: 20 * time.Millisecond, ReconnectMax: 100 * time.Millisecond}
-	ra := testrelay.Start(t, relayserver.Config{Backbone: bb, Relay: relay.Config{CacheEntries: 4000}})
-	a := newAgent(t, ra.Addr().String(), nil)
-	if err := a.Join("hub"); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.WaitCaughtUp(ctxT(t), "hub"); err != nil {
-		t.Fatal(err)
-	}
 	held := refs("local", 0, 1000)
-	announceAll(t, a, "hub", held)
-	waitUnion(t, "hub", held, a)
-
-	stretched, err := secret.Stretch([]byte("test continuum secret"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := roster.DeriveKeys(stretched, "hub")
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc, err := natsgo.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	h := startNATSHub(t, relay.Config{CacheEntries: 4000}, held)
+	ra, k, nc := h.relay, h.keys, h.nc
 	rng := rand.New(rand.NewPCG(1, 2))
 	const flood = 20000
 	for sent := 0; sent < flood; {
@@ -179,33 +129,8 @@ func TestInjectionFloodOverNATS(t *testing.T) {
 // 1,000 requests of 16 empty ID ranges (81 bytes each). Each reply is
 // within the bound, and the relay answers at most its burst.
 func TestReplyFloodOverNATS(t *testing.T) {
-	srv := testnats.Start(t, testnats.Options(t))
-	bb := &natsbus.Options{URLs: []string{srv.URL()}, ReconnectMin: 20 * time.Millisecond, ReconnectMax: 100 * time.Millisecond}
-	ra := testrelay.Start(t, relayserver.Config{Backbone: bb})
-	a := newAgent(t, ra.Addr().String(), nil)
-	if err := a.Join("hub"); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.WaitCaughtUp(ctxT(t), "hub"); err != nil {
-		t.Fatal(err)
-	}
-	held := refs("held", 0, 2000)
-	announceAll(t, a, "hub", held)
-	waitUnion(t, "hub", held, a)
-
-	stretched, err := secret.Stretch([]byte("test continuum secret"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := roster.DeriveKeys(stretched, "hub")
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc, err := natsgo.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	h := startNATSHub(t, relay.Config{}, refs("held", 0, 2000))
+	ra, k, nc := h.relay, h.keys, h.nc
 	replies := make(chan int, 2000)
 	inbox := natsgo.NewInbox()
 	if _, err := nc.Subscribe(inbox, func(m *natsgo.Msg) { replies <- len(m.Data) }); err != nil {
@@ -249,4 +174,46 @@ func TestReplyFloodOverNATS(t *testing.T) {
 	if st.BackboneLimited == 0 && n >= 1000 {
 		t.Error("every request answered: none limited or dropped")
 	}
+}
+
+// natsHub is a relay on an in-process NATS backbone whose member has
+// announced held on channel "hub", with the channel's keys and a plain
+// NATS connection that is no relay.
+type natsHub struct {
+	srv   *testnats.Server
+	relay *testrelay.Server
+	keys  *roster.Keys
+	nc    *natsgo.Conn
+}
+
+// backbone is fresh options for another relay on h's NATS server.
+func (h *natsHub) backbone() *natsbus.Options {
+	return &natsbus.Options{URLs: []string{h.srv.URL()}, ReconnectMin: 20 * time.Millisecond, ReconnectMax: 100 * time.Millisecond}
+}
+
+func startNATSHub(t *testing.T, rc relay.Config, held [][]byte) *natsHub {
+	t.Helper()
+	h := &natsHub{srv: testnats.Start(t, testnats.Options(t))}
+	h.relay = testrelay.Start(t, relayserver.Config{Backbone: h.backbone(), Relay: rc})
+	a := newAgent(t, h.relay.Addr().String(), nil)
+	if err := a.Join("hub"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.WaitCaughtUp(ctxT(t), "hub"); err != nil {
+		t.Fatal(err)
+	}
+	announceAll(t, a, "hub", held)
+	waitUnion(t, "hub", held, a)
+	stretched, err := secret.Stretch([]byte(testSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.keys, err = roster.DeriveKeys(stretched, "hub"); err != nil {
+		t.Fatal(err)
+	}
+	if h.nc, err = natsgo.Connect(h.srv.URL()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.nc.Close)
+	return h
 }

@@ -31,12 +31,15 @@ import (
 // waitTimeout bounds every wait; generous, since no test asserts timing.
 const waitTimeout = 20 * time.Second
 
+// testSecret is the continuum secret of every newAgent.
+const testSecret = "test continuum secret"
+
 func newAgent(t *testing.T, addr string, tc *tls.Config) *agent.Agent {
 	t.Helper()
 	a, err := agent.New(agent.Options{
 		Addrs:      []string{addr},
 		TLS:        tc,
-		Secret:     []byte("test continuum secret"),
+		Secret:     []byte(testSecret),
 		BackoffMin: 10 * time.Millisecond,
 		BackoffMax: 100 * time.Millisecond,
 	})

@@ -1,47 +1,23 @@
 package tcp
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"math/big"
 	"net"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/cosnim/relays/internal/testpki"
 )
-
-// selfSigned makes a certificate with the given subject; Allowed reads
-// only the subject and the DER, so no CA is needed.
-func selfSigned(t *testing.T, subject pkix.Name) *x509.Certificate {
-	t.Helper()
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: subject, NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, pub, priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert
-}
 
 // Each case fails if the rule it names is removed from Allowed.
 func TestAllowed(t *testing.T) {
 	dir := t.TempDir()
 	ca := testpki.NewCA(t, dir, "ca")
 	_, _, plain := ca.Issue(t, dir, "c", testpki.Leaf{CN: "instance-1"})
-	withOrg := selfSigned(t, pkix.Name{CommonName: "instance-1", Organization: []string{"Example"}})
-	noSubject := selfSigned(t, pkix.Name{})
+	withOrg := testpki.SelfSigned(t, pkix.Name{CommonName: "instance-1", Organization: []string{"Example"}})
+	noSubject := testpki.SelfSigned(t, pkix.Name{})
 	_, _, twoCN := ca.Issue(t, dir, "two-cn", testpki.Leaf{CN: "instance-1", ExtraCNs: []string{"attacker"}})
 	fp := Fingerprint(plain)
 	colons := "SHA256:" + strings.ToUpper(strings.Join(splitPairs(strings.TrimPrefix(fp, "sha256:")), ":"))

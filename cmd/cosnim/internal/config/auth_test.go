@@ -1,44 +1,23 @@
 package config
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
-	"math/big"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/cosnim/relays/internal/testpki"
 	"github.com/cosnim/relays/transport/tcp"
 )
-
-func certWith(t *testing.T, subject pkix.Name) *x509.Certificate {
-	t.Helper()
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: subject, NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, pub, priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
 
 // TestAuthorizedEntries: an entry the checker accepts matches the
 // certificate it names (by tcp.Allowed, as the relay applies it); one it
 // refuses matches not even the certificate its author meant.
 func TestAuthorizedEntries(t *testing.T) {
-	one := certWith(t, pkix.Name{CommonName: "instance-1"})
-	withOrg := certWith(t, pkix.Name{CommonName: "instance-1", Organization: []string{"Example"}})
-	twoOU := certWith(t, pkix.Name{CommonName: "instance-1", OrganizationalUnit: []string{"a", "b"}})
+	one := testpki.SelfSigned(t, pkix.Name{CommonName: "instance-1"})
+	withOrg := testpki.SelfSigned(t, pkix.Name{CommonName: "instance-1", Organization: []string{"Example"}})
+	twoOU := testpki.SelfSigned(t, pkix.Name{CommonName: "instance-1", OrganizationalUnit: []string{"a", "b"}})
 	for _, tc := range []struct {
 		entry string
 		cert  *x509.Certificate

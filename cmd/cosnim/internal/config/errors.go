@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/cosnim/relays/internal/editdist"
 )
 
 // Sentinel errors carried (wrapped) by [*Error]; test with errors.Is.
@@ -118,7 +120,7 @@ func unknownKey(key string, valid []string) error {
 func closest(s string, candidates []string) string {
 	best, bestD := "", -1
 	for _, c := range candidates {
-		d := levenshtein(s, c)
+		d := editdist.Levenshtein(s, c)
 		if bestD < 0 || d < bestD {
 			best, bestD = c, d
 		}
@@ -128,26 +130,4 @@ func closest(s string, candidates []string) string {
 		return ""
 	}
 	return best
-}
-
-// levenshtein is the edit distance between a and b (insert, delete, substitute).
-func levenshtein(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	prev := make([]int, len(rb)+1)
-	cur := make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		cur[0] = i
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(rb)]
 }

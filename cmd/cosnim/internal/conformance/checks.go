@@ -329,15 +329,11 @@ func checkNoHello(k *kit) error {
 }
 
 func checkNonce(k *kit) error {
-	a, err := k.connect()
+	a, b, err := k.pair()
 	if err != nil {
 		return err
 	}
 	defer a.close()
-	b, err := k.connect()
-	if err != nil {
-		return err
-	}
 	defer b.close()
 	switch {
 	case a.w.Nonce == b.w.Nonce:
@@ -459,22 +455,12 @@ func checkProof(k *kit) error {
 func checkBadEntry(k *kit) error {
 	max, _ := k.limit(wire.LimitMaxEntrySize)
 	keys := k.hub()
-	a, err := k.connect()
+	a, b, err := k.joinedPair(keys, 1, 5)
 	if err != nil {
 		return err
 	}
 	defer a.close()
-	b, err := k.connect()
-	if err != nil {
-		return err
-	}
 	defer b.close()
-	if _, err := a.join(keys, 1); err != nil {
-		return err
-	}
-	if _, err := b.join(keys, 5); err != nil {
-		return err
-	}
 	if int(max)+1+64 > a.p.MaxFrame() {
 		return skipf("max-entry-size %d leaves no room in a frame for a larger entry", max)
 	}
@@ -523,22 +509,12 @@ func (s *session) wantDeliver(handle uint32, es []roster.Entry) error {
 
 func checkFanout(k *kit) error {
 	keys := k.hub()
-	a, err := k.connect()
+	a, b, err := k.joinedPair(keys, 2, 8)
 	if err != nil {
 		return err
 	}
 	defer a.close()
-	b, err := k.connect()
-	if err != nil {
-		return err
-	}
 	defer b.close()
-	if _, err := a.join(keys, 2); err != nil {
-		return err
-	}
-	if _, err := b.join(keys, 8); err != nil {
-		return err
-	}
 	es, _ := seal(keys, "fan", 3)
 	if err := a.announce(2, es); err != nil {
 		return err
@@ -664,22 +640,12 @@ func checkRescan(k *kit) error {
 		return skipf("cache-entries %d is over 25,000: the kit does not fill it", limit)
 	}
 	keys := k.hub()
-	a, err := k.connect()
+	a, b, err := k.joinedPair(keys, 1, 1)
 	if err != nil {
 		return err
 	}
 	defer a.close()
-	b, err := k.connect()
-	if err != nil {
-		return err
-	}
 	defer b.close()
-	if _, err := a.join(keys, 1); err != nil {
-		return err
-	}
-	if _, err := b.join(keys, 1); err != nil {
-		return err
-	}
 	es, _ := seal(keys, "overflow", int(limit)+1)
 	go a.announce(1, es) // b reads meanwhile
 	for {

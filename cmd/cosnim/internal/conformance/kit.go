@@ -312,6 +312,35 @@ func (k *kit) connect() (*session, error) {
 	return s, nil
 }
 
+// pair connects two sessions.
+func (k *kit) pair() (a, b *session, err error) {
+	if a, err = k.connect(); err != nil {
+		return nil, nil, err
+	}
+	if b, err = k.connect(); err != nil {
+		a.close()
+		return nil, nil, err
+	}
+	return a, b, nil
+}
+
+// joinedPair connects two sessions and joins keys' channel, a on handle
+// ha and b on hb.
+func (k *kit) joinedPair(keys *roster.Keys, ha, hb uint32) (a, b *session, err error) {
+	if a, b, err = k.pair(); err != nil {
+		return nil, nil, err
+	}
+	if _, err = a.join(keys, ha); err == nil {
+		_, err = b.join(keys, hb)
+	}
+	if err != nil {
+		a.close()
+		b.close()
+		return nil, nil, err
+	}
+	return a, b, nil
+}
+
 func (s *session) close() { s.nc.Close() }
 
 // deadline gives the next read or write the kit's timeout.
