@@ -454,6 +454,57 @@ type announceResult struct {
 	Error     string `json:"error,omitempty"`
 }
 
+// runAnnounce is announce's RunE: it joins hub's channel, on RELAY_NAME
+// or the hub's relay or pool, and announces the IDs of args.
+func runAnnounce(cmd *cobra.Command, args []string, hub string, timeout time.Duration, asJSON bool) error {
+	name, ids, err := splitRelayArg(cmd, args)
+	if err != nil {
+		return err
+	}
+	if len(ids) == 0 {
+		return errors.New("no ID to announce")
+	}
+	if name == "" && hub == "" {
+		return fmt.Errorf("%q is not a relay of the configuration: give RELAY_NAME first, or --hub HUB to use the hub's relay or pool", args[0])
+	}
+	var a *agent.Agent
+	var where string
+	hubs := []string{hub}
+	if name != "" {
+		if hubs, err = resolveHubs(cmd, name, hubs, true); err != nil {
+			return err
+		}
+		a, where, _, err = joinedAgent(cmd, name, hubs)
+	} else {
+		a, where, _, err = poolAgent(cmd, hubs)
+	}
+	if err != nil {
+		return err
+	}
+	hub = hubs[0]
+	defer a.Close()
+	ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+	defer cancel()
+	ctx, stop := signalContext(ctx)
+	defer stop()
+	res := announceResult{Hub: hub}
+	if err = announceIDs(ctx, a, hub, ids, &res); err != nil {
+		err = fmt.Errorf("%s: %w", where, err)
+	}
+	out := cmd.OutOrStdout()
+	if asJSON {
+		if err != nil {
+			res.Error = err.Error()
+		}
+		return writeJSON(out, res, err)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "announced %d entries to hub %s; the relay acknowledged them all\n", res.Announced, hub)
+	return nil
+}
+
 func newAnnounceCmd() *cobra.Command {
 	var hub string
 	var timeout time.Duration
@@ -481,52 +532,7 @@ The continuum secret comes from --continuum-key-file or $COSNIM_CONTINUUM_KEY.`,
   cosnim relay announce --hub hub-a capsule-3   # the hub's relay or pool`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			name, ids, err := splitRelayArg(cmd, args)
-			if err != nil {
-				return err
-			}
-			if len(ids) == 0 {
-				return errors.New("no ID to announce")
-			}
-			if name == "" && hub == "" {
-				return fmt.Errorf("%q is not a relay of the configuration: give RELAY_NAME first, or --hub HUB to use the hub's relay or pool", args[0])
-			}
-			var a *agent.Agent
-			var where string
-			hubs := []string{hub}
-			if name != "" {
-				if hubs, err = resolveHubs(cmd, name, hubs, true); err != nil {
-					return err
-				}
-				a, where, _, err = joinedAgent(cmd, name, hubs)
-			} else {
-				a, where, _, err = poolAgent(cmd, hubs)
-			}
-			if err != nil {
-				return err
-			}
-			hub = hubs[0]
-			defer a.Close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
-			defer cancel()
-			ctx, stop := signalContext(ctx)
-			defer stop()
-			res := announceResult{Hub: hub}
-			if err = announceIDs(ctx, a, hub, ids, &res); err != nil {
-				err = fmt.Errorf("%s: %w", where, err)
-			}
-			out := cmd.OutOrStdout()
-			if asJSON {
-				if err != nil {
-					res.Error = err.Error()
-				}
-				return writeJSON(out, res, err)
-			}
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(out, "announced %d entries to hub %s; the relay acknowledged them all\n", res.Announced, hub)
-			return nil
+			return runAnnounce(cmd, args, hub, timeout, asJSON)
 		},
 	}
 	cmd.Flags().StringVar(&hub, "hub", "", "capsule hub whose channel to announce in (default with RELAY_NAME: the relay's one configured hub)")
