@@ -118,7 +118,6 @@ func TestSyncFlood(t *testing.T) {
 	if closed := gone(nc, time.Second); !closed && st.SyncsDeferred == 0 {
 		t.Errorf("the non-reading flooder (%d claims sent) is neither gated nor closed", sent)
 	}
-	checkRSS(t, "sync flood", tg, budget)
 	t.Logf("sync flood: %d claims sent; relay closed %d connections over their queue, deferred %d syncs", sent, st.QueueFull, st.SyncsDeferred)
 }
 
@@ -179,7 +178,6 @@ func TestBudgetFill(t *testing.T) {
 		t.Errorf("existing honest channel: %d of 20000 cached, complete=%v", j.Cached, j.Flags&wire.JoinedComplete != 0)
 	}
 	report(t, "budget fill", tg, wait, 100*time.Millisecond)
-	checkRSS(t, "budget fill", tg, budget)
 }
 
 // One connection joins and leaves self-made channels as fast as the relay
