@@ -84,6 +84,10 @@ var frameTypes = [...]struct {
 // known reports whether t has a row in frameTypes.
 func known(t Type) bool { return int(t) < len(frameTypes) && frameTypes[t].new != nil }
 
+// Known reports whether t is a frame type of this version of the
+// protocol; peers skip the others and count them.
+func Known(t Type) bool { return known(t) }
+
 // New returns a new zero frame of type t, or nil if t is unknown.
 func New(t Type) Frame {
 	if !known(t) {

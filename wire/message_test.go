@@ -174,3 +174,22 @@ func TestAppendSyncPart(t *testing.T) {
 		}
 	}
 }
+
+// Known names exactly the types of the table, and no more.
+func TestKnown(t *testing.T) {
+	n := 0
+	for i := range 256 {
+		if Known(Type(i)) {
+			n++
+			if New(Type(i)) == nil {
+				t.Errorf("%v is known but New makes nothing", Type(i))
+			}
+		}
+	}
+	if want := int(TypeError - TypeHello + 1); n != want {
+		t.Errorf("%d known types, want %d", n, want)
+	}
+	if Known(0) || Known(0x7f) {
+		t.Errorf("0 or 0x7f known")
+	}
+}
