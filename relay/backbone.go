@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -380,13 +379,13 @@ func (r *Relay) Message(m backbone.Msg, now time.Time) {
 		r.answerPeer(ch, m)
 		return
 	}
-	var fs [1]rawFrame
-	frames, ok := splitFrames(m.Data, fs[:0])
-	if !ok || len(frames) != 1 || frames[0].t != wire.TypeDeliver {
+	var fs [1]wire.RawFrame
+	frames, ok := wire.SplitMessage(m.Data, fs[:0])
+	if !ok || len(frames) != 1 || frames[0].Type != wire.TypeDeliver {
 		r.badMessage("channel message is not one Deliver frame")
 		return
 	}
-	f, err := r.decoded.Decode(wire.TypeDeliver, frames[0].p)
+	f, err := r.decoded.Decode(wire.TypeDeliver, frames[0].Payload)
 	if err != nil {
 		r.badMessage("channel message: bad Deliver frame: %v", err)
 		return
@@ -507,11 +506,7 @@ func (r *Relay) answerNow(ch *channel, m backbone.Msg) {
 	if r.cacheKnownComplete(ch) {
 		joined.Flags |= wire.JoinedComplete
 	}
-	data, partial := r.encodeSyncMessage(joined, msg.Session, give, out, room)
-	if partial {
-		// Only here do the flags follow the frames they describe.
-		data[wire.HeaderSize+8] |= BackbonePartial
-	}
+	data, _ := r.encodeSyncMessage(joined, msg.Session, give, out, room)
 	r.cfg.Backbone.Respond(m.Reply, data)
 }
 
@@ -670,31 +665,6 @@ func (r *Relay) endReconcile(ch *channel, err error) {
 	r.releaseJoins(ch)
 }
 
-// rawFrame is one frame of a backbone message; p aliases the message.
-type rawFrame struct {
-	t wire.Type
-	p []byte
-}
-
-// splitFrames cuts a backbone message into frames: each a u32 length of
-// type and payload, then the type byte and payload, as on a connection.
-// It reports false for a message that does not end on a frame boundary or
-// holds more frames than dst has room for.
-func splitFrames(b []byte, dst []rawFrame) ([]rawFrame, bool) {
-	for len(b) > 0 {
-		if len(b) < wire.HeaderSize || len(dst) == cap(dst) {
-			return dst, false
-		}
-		n := binary.BigEndian.Uint32(b)
-		if n < 1 || uint64(n) > uint64(len(b)-4) {
-			return dst, false
-		}
-		dst = append(dst, rawFrame{t: wire.Type(b[4]), p: b[wire.HeaderSize : 4+n]})
-		b = b[4+n:]
-	}
-	return dst, true
-}
-
 // syncParts is a decoded reconciliation message.
 type syncParts struct {
 	origin uint32 // the relay ID every frame's handle named
@@ -709,13 +679,13 @@ type syncParts struct {
 // data; the Sync is the relay's decoded one, valid until the next decode.
 func (r *Relay) decodeSyncMessage(data []byte, reply bool) (syncParts, *wire.Sync, bool) {
 	var parts syncParts
-	var fs [3]rawFrame
-	frames, ok := splitFrames(data, fs[:0])
+	var fs [3]wire.RawFrame
+	frames, ok := wire.SplitMessage(data, fs[:0])
 	want := []wire.Type{wire.TypeDelta, wire.TypeSync}
 	if reply {
 		want = []wire.Type{wire.TypeJoined, wire.TypeDelta, wire.TypeSync}
 	}
-	if ok && len(frames) == len(want)-1 && frames[len(frames)-1].t == wire.TypeSync {
+	if ok && len(frames) == len(want)-1 && frames[len(frames)-1].Type == wire.TypeSync {
 		want = slices.Delete(want, len(want)-2, len(want)-1) // no Delta
 	}
 	if !ok || len(frames) != len(want) {
@@ -724,11 +694,11 @@ func (r *Relay) decodeSyncMessage(data []byte, reply bool) (syncParts, *wire.Syn
 	}
 	var sync *wire.Sync
 	for i, rf := range frames {
-		if rf.t != want[i] {
-			r.badMessage("reconciliation message: frame %d is %v, want %v", i, rf.t, want[i])
+		if rf.Type != want[i] {
+			r.badMessage("reconciliation message: frame %d is %v, want %v", i, rf.Type, want[i])
 			return parts, nil, false
 		}
-		f, err := r.decoded.Decode(rf.t, rf.p)
+		f, err := r.decoded.Decode(rf.Type, rf.Payload)
 		if err != nil {
 			r.badMessage("reconciliation message: %v", err)
 			return parts, nil, false
@@ -745,7 +715,7 @@ func (r *Relay) decodeSyncMessage(data []byte, reply bool) (syncParts, *wire.Syn
 		if i == 0 {
 			parts.origin = handle
 		} else if handle != parts.origin {
-			r.badMessage("reconciliation message: %v frame with handle %d, want %d as before", rf.t, handle, parts.origin)
+			r.badMessage("reconciliation message: %v frame with handle %d, want %d as before", rf.Type, handle, parts.origin)
 			return parts, nil, false
 		}
 	}
@@ -756,8 +726,9 @@ func (r *Relay) decodeSyncMessage(data []byte, reply bool) (syncParts, *wire.Syn
 // bytes, every frame's handle the relay's ID: joined (replies only), a
 // Delta of as many of give as fit, then the Sync of msg, its ranges and
 // wants cut to half the room when there are entries to give. It reports
-// whether it left anything out. The bytes are the relay's scratch, valid
-// until the next call.
+// whether it left anything out, which a reply's Joined says too
+// (BackbonePartial). The bytes are the relay's scratch, valid until the
+// next call.
 func (r *Relay) encodeSyncMessage(joined *wire.Joined, session uint32, give []roster.Entry, msg roster.SyncMsg, room int) ([]byte, bool) {
 	buf := r.bbBuf[:0]
 	if joined != nil {
@@ -768,16 +739,19 @@ func (r *Relay) encodeSyncMessage(joined *wire.Joined, session uint32, give []ro
 	if len(give) > 0 {
 		syncRoom = room / 2
 	}
-	var frames int
-	r.bbSync, frames = wire.AppendSyncSplit(r.bbSync[:0], &wire.Sync{Handle: r.bbID, Session: session, Msg: msg}, syncRoom)
-	first := wire.HeaderSize - 1 + int(binary.BigEndian.Uint32(r.bbSync))
-	syncFrame := r.bbSync[:first]
-	syncFrame[wire.HeaderSize+8] = 0 // the first part stands alone: no "more"
-	partial := frames > 1
-	room -= len(syncFrame)
+	var partial bool
+	r.bbSync, partial = wire.AppendSyncPart(r.bbSync[:0], &wire.Sync{Handle: r.bbID, Session: session, Msg: msg}, syncRoom)
+	room -= len(r.bbSync)
 	n := wire.EntriesFit(len(give), func(i int) int { return len(give[i].Sealed) }, room)
-	if n == 1 && wire.HeaderSize+4+4+2+2+len(give[0].Sealed) > room {
+	if n == 1 && wire.EntriesFrameSize(1, len(give[0].Sealed)) > room {
 		n = 0
+	}
+	partial = partial || n < len(give)
+	if joined != nil && partial {
+		// The Joined, first, is encoded again with the flag: its size is
+		// the same, and nothing follows it yet.
+		joined.Flags |= BackbonePartial
+		buf = wire.Append(buf[:0], joined)
 	}
 	if n > 0 {
 		r.sealedScratch = r.sealedScratch[:0]
@@ -786,8 +760,7 @@ func (r *Relay) encodeSyncMessage(joined *wire.Joined, session uint32, give []ro
 		}
 		buf = wire.Append(buf, &wire.Delta{Handle: r.bbID, Session: session, Entries: r.sealedScratch})
 	}
-	partial = partial || n < len(give)
-	buf = append(buf, syncFrame...)
+	buf = append(buf, r.bbSync...)
 	r.bbBuf = buf
 	return buf, partial
 }

@@ -216,7 +216,7 @@ func (r *Relay) fanout(ch *channel, from *member, fresh []roster.Entry) {
 			handle = m.c.members[0].handle
 		}
 		for _, f := range frames {
-			putHandle(f, handle)
+			wire.SetHandle(f, handle)
 			r.sendRaw(m.c, f, wire.TypeDeliver)
 		}
 		r.stats.Delivered += uint64(len(fresh))

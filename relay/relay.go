@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -467,10 +466,4 @@ func (r *Relay) dropConn(c *conn) {
 	c.members, c.tc, c.frames, c.bytes, c.joins = nil, nil, nil, nil, nil
 	c.deferred, c.deferredBytes = nil, 0
 	c.rd.Reset()
-}
-
-// putHandle writes a channel handle into an encoded channel frame, whose
-// payload always starts with it.
-func putHandle(frame []byte, h uint32) {
-	binary.BigEndian.PutUint32(frame[wire.HeaderSize:], h)
 }

@@ -17,22 +17,22 @@
 #      bench waits for its second (scavenge_seconds).
 #
 # Both servers are driven by `cosnim relay bench`: --spawn runs the relay
-# in a child process; --nats drives nats-server with the same pacing,
-# windows and histograms over the NATS client protocol. `nats bench` (the
-# NATS tool) is also run for the throughput rows, as a check on the
-# bench's NATS client.
+# in a child process; --nats drives nats-server through nats.go (the
+# client the backbone uses) with the same pacing, windows and histograms.
+# The headline is that same-run ratio. `nats bench` (the NATS tool) runs
+# beside it for the throughput rows and measures NATS's idle connections;
+# without the `nats` CLI the script says so and leaves those out.
 #
-# NATS is installed with `go install` at pinned versions into a temporary
-# GOBIN (never into go.mod). Set NATS_BIN to a directory holding nats and
-# nats-server of those versions to skip the install; COSNIM to a built
-# cosnim binary to compare another build.
+# nats-server is built from this module's go.mod (the version the tests
+# run), unless NATS_BIN names a directory holding nats-server; the `nats`
+# CLI is taken from NATS_BIN, then PATH (install it with
+# `go install github.com/nats-io/natscli/nats@v0.5.0`). COSNIM names a
+# built cosnim binary to compare another build.
 #
 #   scripts/nats-compare.sh                 # MSGS=500000 SUBS=10 SIZE=128 REPS=3
 #   MSGS=300000 REPS=1 SKIP=latency,idle scripts/nats-compare.sh
 set -euo pipefail
 
-NATS_SERVER_VERSION=v2.15.2
-NATSCLI_VERSION=v0.5.0
 MSGS=${MSGS:-500000}
 SUBS=${SUBS:-10}
 SIZE=${SIZE:-128}
@@ -55,11 +55,23 @@ cleanup() {
 trap cleanup EXIT
 skip() { [[ ",$SKIP," == *",$1,"* ]]; }
 
+NATS_SERVER_VERSION=$(cd "$repo" && go list -m -f '{{.Version}}' github.com/nats-io/nats-server/v2)
 bin=${NATS_BIN:-$work/bin}
-if [ ! -x "$bin/nats-server" ] || [ ! -x "$bin/nats" ]; then
-	echo "installing nats-server $NATS_SERVER_VERSION and natscli $NATSCLI_VERSION into $bin" >&2
-	(cd "$work" && GOBIN=$bin GOFLAGS= go install "github.com/nats-io/nats-server/v2@$NATS_SERVER_VERSION" &&
-		GOBIN=$bin GOFLAGS= go install "github.com/nats-io/natscli/nats@$NATSCLI_VERSION")
+if [ ! -x "$bin/nats-server" ]; then
+	echo "building nats-server $NATS_SERVER_VERSION (go.mod) into $bin" >&2
+	(cd "$repo" && go build -o "$bin/nats-server" github.com/nats-io/nats-server/v2)
+fi
+natscli=
+if [ -x "$bin/nats" ]; then
+	natscli=$bin/nats
+elif command -v nats >/dev/null; then
+	natscli=$(command -v nats)
+fi
+if [ -n "$natscli" ]; then
+	natscli_version=$("$natscli" --version 2>&1 | head -1)
+else
+	natscli_version="not installed: no \`nats bench\` figures (go install github.com/nats-io/natscli/nats@v0.5.0)"
+	echo "the nats CLI is not installed (not in NATS_BIN or PATH): \`nats bench\` figures and NATS's idle memory are left out; the bench's same-run ratios follow" >&2
 fi
 cosnim=${COSNIM:-}
 if [ -z "$cosnim" ]; then
@@ -72,7 +84,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
 	-addext subjectAltName=IP:127.0.0.1 2>/dev/null
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(go version | cut -d' ' -f3), load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "nats-server $NATS_SERVER_VERSION, natscli $NATSCLI_VERSION; $SIZE-byte entries; cosnim $($cosnim version 2>/dev/null | head -1)"
+echo "nats-server $NATS_SERVER_VERSION, nats CLI $natscli_version; $SIZE-byte entries; cosnim $($cosnim version 2>/dev/null | head -1)"
 
 # nats-server limits: a subscriber may fall 64 MiB behind before NATS cuts
 # it as a slow consumer (the default), like the relay's window.
@@ -102,12 +114,12 @@ per_million() { awk -v c="$(jget relay_cpu_seconds "$1")" -v d="$(jget delivered
 natsbench() {
 	local url=$1 pid=$2
 	shift 2
-	"$bin/nats" -s "$url" "$@" bench sub bench.nb --clients "$SUBS" --msgs "$MSGS" --size "$SIZE" --no-progress >"$work/sub.txt" 2>&1 &
+	"$natscli" -s "$url" "$@" bench sub bench.nb --clients "$SUBS" --msgs "$MSGS" --size "$SIZE" --no-progress >"$work/sub.txt" 2>&1 &
 	local sub=$!
 	sleep 1
 	local c0
 	c0=$(cpu_ticks "$pid")
-	"$bin/nats" -s "$url" "$@" bench pub bench.nb --clients 1 --msgs "$MSGS" --size "$SIZE" --no-progress >"$work/pub.txt" 2>&1
+	"$natscli" -s "$url" "$@" bench pub bench.nb --clients 1 --msgs "$MSGS" --size "$SIZE" --no-progress >"$work/pub.txt" 2>&1
 	wait "$sub"
 	local c1 rate
 	c1=$(cpu_ticks "$pid")
@@ -132,7 +144,7 @@ if ! skip throughput; then
 				nr+=("$(jget delivered_per_sec "$work/n.json")") nc+=("$(per_million "$work/n.json")")
 				bench "$work/o.json" --spawn "${tflag[@]}" --sub "$SUBS" --msgs "$MSGS" --size "$SIZE" --batch "$batch"
 				orr+=("$(jget delivered_per_sec "$work/o.json")") oc+=("$(per_million "$work/o.json")")
-				if [ "$batch" = 1 ]; then
+				if [ "$batch" = 1 ] && [ -n "$natscli" ]; then
 					read -r r c < <(natsbench "$nurl" "$npid" "${cli[@]}")
 					br+=("$r") bc+=("$c")
 				fi
@@ -140,13 +152,13 @@ if ! skip throughput; then
 			nm=$(printf '%s\n' "${nr[@]}" | median) ncm=$(printf '%s\n' "${nc[@]}" | median)
 			om=$(printf '%s\n' "${orr[@]}" | median) ocm=$(printf '%s\n' "${oc[@]}" | median)
 			bm=- bcm=-
-			if [ "$batch" = 1 ]; then bm=$(printf '%s\n' "${br[@]}" | median) bcm=$(printf '%s\n' "${bc[@]}" | median); fi
+			if [ ${#br[@]} -gt 0 ]; then bm=$(printf '%s\n' "${br[@]}" | median) bcm=$(printf '%s\n' "${bc[@]}" | median); fi
 			printf '%-9s %5d  %12.0f %8s  %12.0f %8s  %12s %8s  %7s %7s\n' $mode "$batch" "$nm" "$ncm" "$om" "$ocm" "$bm" "$bcm" \
 				"$(ratio "$om" "$nm")" "$(ratio "$ocm" "$ncm")"
 			printf '          runs: NATS %s (CPU/M %s); cosnim %s (CPU/M %s)\n' "$(printf '%.0f ' "${nr[@]}")" "${nc[*]}" "$(printf '%.0f ' "${orr[@]}")" "${oc[*]}"
 		done
 	done
-	echo "rate× = cosnim delivered/s ÷ NATS's (bench client); CPU× = cosnim server CPU per delivery ÷ nats-server's"
+	echo "rate× = cosnim delivered/s ÷ NATS's, both driven by the bench in this run (NATS through nats.go): the headline; CPU× = cosnim server CPU per delivery ÷ nats-server's; nats-bench = \`nats bench\` against the same server"
 fi
 
 if ! skip latency; then
@@ -193,37 +205,42 @@ if ! skip idle; then
 		settle=${settle:-0}
 		scavenge=$(jget scavenge_seconds "$work/idle.json")
 		scavenge=${scavenge:-0}
-		# A fresh nats-server: one that served the runs above may be
-		# returning memory to the system while this is measured.
-		if [ $mode = tls ]; then
-			"$bin/nats-server" -a 127.0.0.1 -p $((TLSPORT + 10)) --tls --tlscert "$work/cert.pem" --tlskey "$work/key.pem" >"$work/nats-idle.log" 2>&1 &
-			npid=$! nurl="tls://127.0.0.1:$((TLSPORT + 10))" cli=(--tlsca "$work/cert.pem")
+		nb=0 nl=0
+		if [ -n "$natscli" ]; then
+			# A fresh nats-server: one that served the runs above may be
+			# returning memory to the system while this is measured.
+			if [ $mode = tls ]; then
+				"$bin/nats-server" -a 127.0.0.1 -p $((TLSPORT + 10)) --tls --tlscert "$work/cert.pem" --tlskey "$work/key.pem" >"$work/nats-idle.log" 2>&1 &
+				npid=$! nurl="tls://127.0.0.1:$((TLSPORT + 10))" cli=(--tlsca "$work/cert.pem")
+			else
+				"$bin/nats-server" -a 127.0.0.1 -p $((PORT + 10)) >"$work/nats-idle.log" 2>&1 &
+				npid=$! nurl="nats://127.0.0.1:$((PORT + 10))" cli=()
+			fi
+			pids+=($npid)
+			sleep 1
+			before=$(rss "$npid")
+			"$natscli" -s "$nurl" "${cli[@]}" bench sub "bench.idle.$mode" --clients "$IDLE" --msgs 1 --no-progress >"$work/idle.txt" 2>&1 &
+			idle=$!
+			pids+=($idle)
+			for _ in $(seq 240); do
+				sleep 0.5
+				[ "$(grep -c 'Starting Core NATS subscriber, expecting' "$work/idle.txt")" -ge "$IDLE" ] && break
+			done
+			# As long after the subscriptions as cosnim's reading after the
+			# joins (its idle connections park by then).
+			sleep "$settle"
+			after=$(rss "$npid")
+			# And as long again as cosnim's second reading (NATS's GC is its
+			# own business).
+			sleep "$scavenge"
+			later=$(rss "$npid")
+			kill "$idle" "$npid" 2>/dev/null || true
+			wait "$idle" 2>/dev/null || true
+			nb=$(((after - before) / IDLE))
+			nl=$(((later - before) / IDLE))
 		else
-			"$bin/nats-server" -a 127.0.0.1 -p $((PORT + 10)) >"$work/nats-idle.log" 2>&1 &
-			npid=$! nurl="nats://127.0.0.1:$((PORT + 10))" cli=()
+			echo "idle $mode: NATS not measured (no nats CLI)"
 		fi
-		pids+=($npid)
-		sleep 1
-		before=$(rss "$npid")
-		"$bin/nats" -s "$nurl" "${cli[@]}" bench sub "bench.idle.$mode" --clients "$IDLE" --msgs 1 --no-progress >"$work/idle.txt" 2>&1 &
-		idle=$!
-		pids+=($idle)
-		for _ in $(seq 240); do
-			sleep 0.5
-			[ "$(grep -c 'Starting Core NATS subscriber, expecting' "$work/idle.txt")" -ge "$IDLE" ] && break
-		done
-		# As long after the subscriptions as cosnim's reading after the
-		# joins (its idle connections park by then).
-		sleep "$settle"
-		after=$(rss "$npid")
-		# And as long again as cosnim's second reading (NATS's GC is its
-		# own business).
-		sleep "$scavenge"
-		later=$(rss "$npid")
-		kill "$idle" "$npid" 2>/dev/null || true
-		wait "$idle" 2>/dev/null || true
-		nb=$(((after - before) / IDLE))
-		nl=$(((later - before) / IDLE))
 		printf 'idle %-9s NATS %6d B RSS per subscribed connection (%d B %ss later)   cosnim %6d B RSS (%d B heap+stacks; %d B RSS %ss after a GC) per joined connection   ratio %s\n' \
 			$mode "$nb" "$nl" "$scavenge" "$ob" "$oh" "${og:-0}" "$scavenge" "$(ratio "$ob" "$nb")"
 	done

@@ -138,14 +138,11 @@ func (h *hostileBus) Response(id uint64, data []byte, err error, now time.Time) 
 
 // joinedPayload is the payload of a reply's first frame, its Joined.
 func joinedPayload(data []byte) []byte {
-	if len(data) < wire.HeaderSize {
+	t, p, _, ok := wire.Cut(data)
+	if !ok || t != wire.TypeJoined {
 		return nil
 	}
-	n := int(data[0])<<24 | int(data[1])<<16 | int(data[2])<<8 | int(data[3])
-	if n < 1 || 4+n > len(data) || wire.Type(data[4]) != wire.TypeJoined {
-		return nil
-	}
-	return data[wire.HeaderSize : 4+n]
+	return p
 }
 
 func (h *hostileBus) BusState(bool, time.Time) {}

@@ -55,31 +55,38 @@ func Append(b []byte, f Frame) []byte {
 	return b
 }
 
-// frameTypes is the one table of frame types: each type's name and a
-// constructor of its zero frame. New, Frames and Type.String read it, so a
-// new type is a constant, a struct with its methods, and a row here.
+// frameTypes is the one table of frame types: each type's name, a
+// constructor of its zero frame, and whether its payload starts with a
+// channel handle (SetHandle). New, Frames, Type.String and SetHandle read
+// it, so a new type is a constant, a struct with its methods, and a row
+// here.
 var frameTypes = [...]struct {
-	name string
-	new  func() Frame
+	name        string
+	new         func() Frame
+	handleFirst bool
 }{
-	TypeHello:    {"Hello", func() Frame { return new(Hello) }},
-	TypeWelcome:  {"Welcome", func() Frame { return new(Welcome) }},
-	TypeJoin:     {"Join", func() Frame { return new(Join) }},
-	TypeJoined:   {"Joined", func() Frame { return new(Joined) }},
-	TypeLeave:    {"Leave", func() Frame { return new(Leave) }},
-	TypeAnnounce: {"Announce", func() Frame { return new(Announce) }},
-	TypeAck:      {"Ack", func() Frame { return new(Ack) }},
-	TypeDeliver:  {"Deliver", func() Frame { return new(Deliver) }},
-	TypeSync:     {"Sync", func() Frame { return new(Sync) }},
-	TypeDelta:    {"Delta", func() Frame { return new(Delta) }},
-	TypePing:     {"Ping", func() Frame { return new(Ping) }},
-	TypePong:     {"Pong", func() Frame { return new(Pong) }},
-	TypeDrain:    {"Drain", func() Frame { return new(Drain) }},
-	TypeError:    {"Error", func() Frame { return new(Error) }},
+	TypeHello:    {"Hello", func() Frame { return new(Hello) }, false},
+	TypeWelcome:  {"Welcome", func() Frame { return new(Welcome) }, false},
+	TypeJoin:     {"Join", func() Frame { return new(Join) }, true},
+	TypeJoined:   {"Joined", func() Frame { return new(Joined) }, true},
+	TypeLeave:    {"Leave", func() Frame { return new(Leave) }, true},
+	TypeAnnounce: {"Announce", func() Frame { return new(Announce) }, true},
+	TypeAck:      {"Ack", func() Frame { return new(Ack) }, true},
+	TypeDeliver:  {"Deliver", func() Frame { return new(Deliver) }, true},
+	TypeSync:     {"Sync", func() Frame { return new(Sync) }, true},
+	TypeDelta:    {"Delta", func() Frame { return new(Delta) }, true},
+	TypePing:     {"Ping", func() Frame { return new(Ping) }, false},
+	TypePong:     {"Pong", func() Frame { return new(Pong) }, false},
+	TypeDrain:    {"Drain", func() Frame { return new(Drain) }, false},
+	TypeError:    {"Error", func() Frame { return new(Error) }, false},
 }
 
 // known reports whether t has a row in frameTypes.
 func known(t Type) bool { return int(t) < len(frameTypes) && frameTypes[t].new != nil }
+
+// Known reports whether t is a frame type of this version of the
+// protocol; peers skip the others and count them.
+func Known(t Type) bool { return known(t) }
 
 // New returns a new zero frame of type t, or nil if t is unknown.
 func New(t Type) Frame {

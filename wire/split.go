@@ -2,40 +2,23 @@ package wire
 
 import "github.com/cosnim/relays/roster"
 
+// syncOverhead is a Sync frame's size without ranges or wants: header,
+// handle, session, flags, range count, want count (a uvarint, at most 10).
+const syncOverhead = HeaderSize + 4 + 4 + 1 + 2 + 10
+
 // AppendSyncSplit appends f as one or more Sync frames of at most limit bytes
 // each (header included), splitting its ranges and wants between them and
 // setting SyncMore on all but the last. Each frame is a sync message of its
 // own, so the peer answers each. It returns the extended buffer and the
 // number of frames appended. An empty message makes one frame.
 func AppendSyncSplit(b []byte, f *Sync, limit int) ([]byte, int) {
-	const overhead = HeaderSize + 4 + 4 + 1 + 2 + 10 // header, handle, session, flags, range count, want count
-	budget := limit - overhead
 	part := Sync{Handle: f.Handle, Session: f.Session}
-	ranges, want := f.Msg.Ranges, f.Msg.Want
+	msg := f.Msg
 	frames := 0
 	for {
-		size := 0
-		n := 0
-		for n < len(ranges) {
-			one := roster.SyncMsg{Ranges: ranges[n : n+1]}
-			rs := one.EncodedSize() - 3 // less the range and want counts
-			if n > 0 && size+rs > budget {
-				break
-			}
-			size += rs
-			n++
-		}
-		w := 0
-		if n == len(ranges) {
-			w = min(len(want), max(0, budget-size)/roster.IDSize)
-			if w == 0 && n == 0 && len(want) > 0 {
-				w = 1
-			}
-		}
-		part.Msg = roster.SyncMsg{Ranges: ranges[:n], Want: want[:w]}
-		ranges, want = ranges[n:], want[w:]
+		part.Msg, msg = cutSync(msg, limit-syncOverhead)
 		part.Flags = 0
-		if len(ranges) > 0 || len(want) > 0 {
+		if !msg.Empty() {
 			part.Flags = SyncMore
 		}
 		b = Append(b, &part)
@@ -44,6 +27,41 @@ func AppendSyncSplit(b []byte, f *Sync, limit int) ([]byte, int) {
 			return b, frames
 		}
 	}
+}
+
+// AppendSyncPart appends the first frame AppendSyncSplit would, standing
+// alone (no SyncMore): a message of at most limit bytes. It reports
+// whether it left ranges or wants out.
+func AppendSyncPart(b []byte, f *Sync, limit int) ([]byte, bool) {
+	part := Sync{Handle: f.Handle, Session: f.Session}
+	var rest roster.SyncMsg
+	part.Msg, rest = cutSync(f.Msg, limit-syncOverhead)
+	return Append(b, &part), !rest.Empty()
+}
+
+// cutSync cuts from m the leading ranges, then wants, that fit in budget
+// bytes, at least one of either when m has any; it returns them and what
+// is left.
+func cutSync(m roster.SyncMsg, budget int) (part, rest roster.SyncMsg) {
+	ranges, want := m.Ranges, m.Want
+	size, n := 0, 0
+	for n < len(ranges) {
+		one := roster.SyncMsg{Ranges: ranges[n : n+1]}
+		rs := one.EncodedSize() - 3 // less the range and want counts
+		if n > 0 && size+rs > budget {
+			break
+		}
+		size += rs
+		n++
+	}
+	w := 0
+	if n == len(ranges) {
+		w = min(len(want), max(0, budget-size)/roster.IDSize)
+		if w == 0 && n == 0 && len(want) > 0 {
+			w = 1
+		}
+	}
+	return roster.SyncMsg{Ranges: ranges[:n], Want: want[:w]}, roster.SyncMsg{Ranges: ranges[n:], Want: want[w:]}
 }
 
 // EntriesFrameSize is the size of an Announce, Deliver or Delta frame of n

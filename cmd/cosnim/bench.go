@@ -61,8 +61,8 @@ Scenarios:
             runtime returns the join storm's memory); --heartbeats keeps
             them joined for a --settle of minutes
 
---nats URL runs fanout or channels against a NATS server instead, with the
-same clients' pacing and latency histograms (the yardstick of
+--nats URL runs fanout or channels against a NATS server instead, through
+nats.go with the same pacing and latency histograms (the yardstick of
 scripts/nats-compare.sh); --pid then names the nats-server process.
 
 Latency is publish to receive, from a timestamp sealed in each entry.

@@ -321,16 +321,16 @@ func (c *relayCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descChanCreated, st.Channels)
 	for t := range 256 {
 		typ := wire.Type(t)
-		if st.FramesIn[t] > 0 || knownType(typ) {
+		if st.FramesIn[t] > 0 || wire.Known(typ) {
 			counter(descFrames, st.FramesIn[t], "in", frameLabel(typ))
 		}
-		if st.FramesOut[t] > 0 || knownType(typ) {
+		if st.FramesOut[t] > 0 || wire.Known(typ) {
 			counter(descFrames, st.FramesOut[t], "out", frameLabel(typ))
 		}
-		if st.FrameBytesIn[t] > 0 || knownType(typ) {
+		if st.FrameBytesIn[t] > 0 || wire.Known(typ) {
 			counter(descFrameBytes, st.FrameBytesIn[t], "in", frameLabel(typ))
 		}
-		if st.FrameBytesOut[t] > 0 || knownType(typ) {
+		if st.FrameBytesOut[t] > 0 || wire.Known(typ) {
 			counter(descFrameBytes, st.FrameBytesOut[t], "out", frameLabel(typ))
 		}
 	}
@@ -377,10 +377,8 @@ func (c *relayCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-func knownType(t wire.Type) bool { return t >= wire.TypeHello && t <= wire.TypeError }
-
 func frameLabel(t wire.Type) string {
-	if knownType(t) {
+	if wire.Known(t) {
 		return strings.ToLower(t.String())
 	}
 	return fmt.Sprintf("0x%02x", uint8(t))

@@ -15,9 +15,9 @@
 //     alone and each process has its own file-descriptor limit;
 //   - external: a relay named in the configuration, optionally with its PID
 //     so that its CPU and RSS are read from /proc;
-//   - nats: a NATS server (--nats URL), driven through the NATS client
-//     protocol by the same fanout and channels code paths, the yardstick
-//     of scripts/nats-compare.sh.
+//   - nats: a NATS server (--nats URL), driven through nats.go by the same
+//     fanout and channels code paths, the yardstick of
+//     scripts/nats-compare.sh.
 //
 // # Entries and latency
 //

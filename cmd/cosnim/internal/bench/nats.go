@@ -10,13 +10,12 @@ import (
 	"time"
 )
 
-var timeZero time.Time
-
 // The NATS runs mirror fanout and channels: a message is an entry, Size
 // bytes starting with its publish time (ns since the run's start, one
 // process), Window and Rate mean the same, publishes leave in one write
 // per tick, per 32 KiB or before a wait, and receivers sample latency the
-// same way. NATS messages carry one entry each, whatever Batch says.
+// same way, except that nats.go, not the bench, decides when its buffered
+// publishes leave. NATS messages carry one entry each, whatever Batch says.
 
 // runNATS runs o's scenario against a NATS server.
 func runNATS(ctx context.Context, t *natsTarget, o Options) (*Result, error) {
@@ -31,14 +30,15 @@ func runNATS(ctx context.Context, t *natsTarget, o Options) (*Result, error) {
 
 // connectNATS opens n clients, subscribing client i to subject(i) when
 // subject returns one.
-func connectNATS(ctx context.Context, t *natsTarget, o Options, n, readBuf int, subject func(int) string) ([]*natsConn, error) {
+func connectNATS(ctx context.Context, t *natsTarget, o Options, n int, subject func(int) string) ([]*natsConn, error) {
 	cs := make([]*natsConn, n)
 	var joined atomic.Uint64
 	bar := startProgress(o, "connect", uint64(n), joined.Load)
 	err := parallel(n, 32, func(i int) error {
-		dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		defer cancel()
-		c, err := dialNATS(dctx, t, readBuf)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		c, err := dialNATS(t, 15*time.Second)
 		if err != nil {
 			return err
 		}
@@ -74,7 +74,7 @@ func stampPayload(p []byte, start time.Time) {
 
 func runNATSFanout(ctx context.Context, t *natsTarget, o Options) (*Result, error) {
 	const subject = "bench.fanout"
-	cs, err := connectNATS(ctx, t, o, o.Sub+o.Pub, 64<<10, func(i int) string {
+	cs, err := connectNATS(ctx, t, o, o.Sub+o.Pub, func(i int) string {
 		if i < o.Sub {
 			return subject
 		}
@@ -128,19 +128,21 @@ func runNATSFanout(ctx context.Context, t *natsTarget, o Options) (*Result, erro
 }
 
 // publishNATS is fanout.publish for NATS: one message at a time, each
-// stamped with its publish time.
+// stamped with its publish time and handed to nats.go, which buffers it;
+// the bench writes nothing itself.
 func (f *fanout) publishNATS(c *natsConn, subject string) error {
 	payload := make([]byte, f.o.Size)
-	return f.publishWith(c.write, func(out []byte, _ int) ([]byte, int, error) {
+	noWrite := func([]byte) error { return nil }
+	return f.publishWith(noWrite, func(out []byte, _ int) ([]byte, int, error) {
 		stampPayload(payload, f.start)
-		return appendPub(out, subject, payload), 1, nil
+		return out, 1, c.publish(subject, payload)
 	})
 }
 
 func runNATSChannels(ctx context.Context, t *natsTarget, o Options) (*Result, error) {
 	n := o.Channels * o.Sub
 	subject := func(i int) string { return fmt.Sprintf("bench.ch.%d", i%o.Channels) }
-	cs, err := connectNATS(ctx, t, o, n, 8<<10, subject)
+	cs, err := connectNATS(ctx, t, o, n, subject)
 	if err != nil {
 		return nil, err
 	}
@@ -195,13 +197,12 @@ func runNATSChannels(ctx context.Context, t *natsTarget, o Options) (*Result, er
 }
 
 // senderNATS is channelsRun.sender for NATS: clients g, g+step, ... publish
-// what they owe on each millisecond tick, one write per client and tick.
+// what they owe on each millisecond tick through nats.go.
 func (cr *channelsRun) senderNATS(ctx context.Context, cs []*natsConn, subject func(int) string, g, step int) {
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
 	sent := make([]int, len(cs))
 	payload := make([]byte, cr.o.Size)
-	var out []byte
 	n := len(cs)
 	for time.Now().Before(cr.deadline) && ctx.Err() == nil {
 		el := cr.elapsed()
@@ -216,17 +217,16 @@ func (cr *channelsRun) senderNATS(ctx context.Context, cs []*natsConn, subject f
 			if due <= 0 {
 				continue
 			}
-			out = out[:0]
+			sent[i] += due
+			s := subject(i)
 			for range due {
 				stampPayload(payload, cr.start)
-				out = appendPub(out, subject(i), payload)
+				if err := cs[i].publish(s, payload); err != nil {
+					cr.e.add(err)
+					break
+				}
+				cr.published.Add(1)
 			}
-			sent[i] += due
-			if err := cs[i].write(out); err != nil {
-				cr.e.add(err)
-				continue
-			}
-			cr.published.Add(uint64(due))
 		}
 		if cr.o.Rate > 0 {
 			select {

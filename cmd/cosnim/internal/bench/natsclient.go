@@ -1,31 +1,27 @@
 package bench
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
-	"strconv"
-	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/cosnim/relays/internal/files"
 )
 
-// A NATS server is the yardstick of BENCHMARKS.md. The bench speaks the
-// few verbs of the NATS client protocol it needs (CONNECT, SUB, PUB, MSG,
-// PING, PONG) itself, so that both servers are driven by the same load
-// generator, with the same pacing and latency histograms, and the cosnim
-// binary depends on no NATS module.
+// A NATS server is the yardstick of BENCHMARKS.md. The bench drives it
+// through nats.go, the standard client (the backbone's too), with the
+// same pacing, windows and latency histograms as the relay.
 
 // natsTarget is a NATS server named by URL (nats:// or tls://).
 type natsTarget struct {
+	url  string
 	addr string
 	tls  *tls.Config
 	pid  int
@@ -39,7 +35,7 @@ func NATS(rawURL, caFile string, pid int) (Target, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bench: --nats %q: %w", rawURL, err)
 	}
-	t := &natsTarget{addr: u.Host, pid: pid}
+	t := &natsTarget{url: rawURL, addr: u.Host, pid: pid}
 	switch u.Scheme {
 	case "nats":
 	case "tls":
@@ -72,136 +68,64 @@ func (t *natsTarget) Usage() (Usage, bool) {
 	return u, err == nil
 }
 
-// natsConn is one NATS client connection. Reads belong to one goroutine;
-// writes are serialised by wmu.
+// natsPending is how far a bench subscriber may fall behind before
+// nats.go drops its messages: the server's own slow-consumer allowance.
+const natsPending = 64 << 20
+
+// natsConn is one NATS client connection and, for a subscriber, its
+// subscription, read by one goroutine.
 type natsConn struct {
-	nc  net.Conn
-	r   *bufio.Reader
-	wmu sync.Mutex
-	out []byte
+	nc  *nats.Conn
+	sub *nats.Subscription
 }
 
-// dialNATS connects and completes CONNECT; echo is off, so a client does
-// not receive its own publishes (as a relay never sends an announcer its
-// own entries).
-func dialNATS(ctx context.Context, t *natsTarget, readBuf int) (*natsConn, error) {
-	var d net.Dialer
-	nc, err := d.DialContext(ctx, "tcp", t.addr)
+// dialNATS connects within timeout. Echo is off, so a client does not
+// receive its own publishes (as a relay never sends an announcer its own
+// entries), and a lost connection stays lost: the run fails.
+func dialNATS(t *natsTarget, timeout time.Duration) (*natsConn, error) {
+	opts := []nats.Option{nats.Name("cosnim-bench"), nats.NoEcho(), nats.NoReconnect(), nats.Timeout(timeout)}
+	if t.tls != nil {
+		opts = append(opts, nats.Secure(t.tls))
+	}
+	nc, err := nats.Connect(t.url, opts...)
 	if err != nil {
 		return nil, err
 	}
-	if dl, ok := ctx.Deadline(); ok {
-		nc.SetDeadline(dl)
-	}
-	c := &natsConn{nc: nc, r: bufio.NewReaderSize(nc, readBuf)}
-	line, err := c.r.ReadSlice('\n')
-	if err != nil || !bytes.HasPrefix(line, []byte("INFO ")) {
-		nc.Close()
-		return nil, fmt.Errorf("bench: no INFO from the NATS server: %q %v", line, err)
-	}
-	if t.tls != nil {
-		tc := tls.Client(nc, t.tls)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			nc.Close()
-			return nil, err
-		}
-		c.nc, c.r = tc, bufio.NewReaderSize(tc, readBuf)
-	}
-	hello, _ := json.Marshal(map[string]any{
-		"verbose": false, "pedantic": false, "echo": false, "tls_required": t.tls != nil,
-		"name": "cosnim-bench", "lang": "go", "version": "0", "protocol": 1,
-	})
-	if err := c.write(fmt.Appendf(nil, "CONNECT %s\r\nPING\r\n", hello)); err != nil {
-		c.Close()
-		return nil, err
-	}
-	if err := c.awaitPong(); err != nil {
-		c.Close()
-		return nil, err
-	}
-	c.nc.SetDeadline(timeZero)
-	return c, nil
+	return &natsConn{nc: nc}, nil
 }
 
 // subscribe subscribes to subject and waits until the server has it.
 func (c *natsConn) subscribe(subject string) error {
-	if err := c.write(fmt.Appendf(nil, "SUB %s 1\r\nPING\r\n", subject)); err != nil {
+	sub, err := c.nc.SubscribeSync(subject)
+	if err != nil {
 		return err
 	}
-	return c.awaitPong()
-}
-
-func (c *natsConn) awaitPong() error {
-	for {
-		line, err := c.r.ReadSlice('\n')
-		if err != nil {
-			return err
-		}
-		switch {
-		case bytes.HasPrefix(line, []byte("PONG")):
-			return nil
-		case bytes.HasPrefix(line, []byte("-ERR")):
-			return fmt.Errorf("bench: NATS server: %s", bytes.TrimSpace(line))
-		}
+	if err := sub.SetPendingLimits(-1, natsPending); err != nil {
+		return err
 	}
+	c.sub = sub
+	return c.nc.Flush()
 }
 
-// appendPub appends a PUB of payload to subject onto b.
-func appendPub(b []byte, subject string, payload []byte) []byte {
-	b = append(b, "PUB "...)
-	b = append(b, subject...)
-	b = append(b, ' ')
-	b = strconv.AppendInt(b, int64(len(payload)), 10)
-	b = append(b, "\r\n"...)
-	b = append(b, payload...)
-	return append(b, "\r\n"...)
+// publish queues one message; nats.go coalesces what is queued into its
+// writes.
+func (c *natsConn) publish(subject string, payload []byte) error {
+	return c.nc.Publish(subject, payload)
 }
 
-func (c *natsConn) write(b []byte) error {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	_, err := c.nc.Write(b)
-	return err
-}
-
-// next returns the payload of the next MSG, valid until the next call,
-// answering the server's PINGs on the way.
+// next returns the payload of the next message: an error once the
+// connection is closed, or when messages were dropped for falling behind.
 func (c *natsConn) next() ([]byte, error) {
-	for {
-		line, err := c.r.ReadSlice('\n')
-		if err != nil {
-			return nil, err
-		}
-		switch {
-		case bytes.HasPrefix(line, []byte("MSG ")):
-			f := bytes.Fields(line)
-			n, err := strconv.Atoi(string(f[len(f)-1]))
-			if err != nil || n < 0 {
-				return nil, fmt.Errorf("bench: bad NATS MSG line %q", line)
-			}
-			if n+2 > c.r.Size() {
-				c.out = append(c.out[:0], make([]byte, n+2)...)
-				if _, err := io.ReadFull(c.r, c.out); err != nil {
-					return nil, err
-				}
-				return c.out[:n], nil
-			}
-			p, err := c.r.Peek(n + 2)
-			if err != nil {
-				return nil, err
-			}
-			c.r.Discard(n + 2)
-			return p[:n], nil
-		case bytes.HasPrefix(line, []byte("PING")):
-			if err := c.write([]byte("PONG\r\n")); err != nil {
-				return nil, err
-			}
-		case bytes.HasPrefix(line, []byte("-ERR")):
-			return nil, fmt.Errorf("bench: NATS server: %s", bytes.TrimSpace(line))
-		}
+	m, err := c.sub.NextMsgWithContext(context.Background())
+	if err != nil {
+		return nil, err
 	}
+	return m.Data, nil
 }
 
-func (c *natsConn) Close() error { return c.nc.Close() }
+func (c *natsConn) Close() error {
+	c.nc.Close()
+	return nil
+}
 
 var errNATSScenario = errors.New("bench: against NATS only the fanout and channels scenarios run")
