@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/cosnim/relays/client/agent"
 	"github.com/cosnim/relays/cmd/cosnim/internal/bench"
@@ -84,7 +85,12 @@ and exits 4.`,
 			return runBench(cmd, args, &bf)
 		},
 	}
-	f := cmd.Flags()
+	bf.register(cmd.Flags())
+	return cmd
+}
+
+// register defines bench's flags on f, into bf.
+func (bf *benchFlags) register(f *pflag.FlagSet) {
 	o := &bf.opts
 	f.StringVar(&o.Scenario, "scenario", bench.ScenarioFanout, "fanout, channels, storm or idle")
 	f.IntVar(&o.Pub, "pub", 1, "publishers (fanout)")
@@ -114,7 +120,6 @@ and exits 4.`,
 	f.StringVar(&bf.profile, "relay-cpuprofile", "", "write a CPU profile of the spawned relay (--spawn) over the run to this file")
 	f.BoolVar(&bf.serve, "serve", false, "run a bench relay and answer commands on stdin (used by --spawn)")
 	f.MarkHidden("serve")
-	return cmd
 }
 
 // benchTarget validates the flags and opens the relay to measure.
