@@ -16,9 +16,7 @@ import (
 )
 
 // conformanceLimits make every check of the kit runnable: short timers, a
-// cache the kit can fill, a drain with an alternate, and room for the
-// join-rate check's bad proofs before max_denied_joins closes the
-// connection.
+// cache the kit can fill, and a drain with an alternate.
 const conformanceLimits = `      drain_grace: 1s
       drain_alternates: [alt]
       limits:
@@ -27,7 +25,6 @@ const conformanceLimits = `      drain_grace: 1s
         idle_timeout: 3s
         channel_idle_timeout: 1s
         cache_entries: 24000
-        max_denied_joins: 100000
   alt:
     client:
       url: tcp://127.0.0.1:7499

@@ -546,39 +546,40 @@ func checkFanout(k *kit) error {
 func checkJoinRate(k *kit) error {
 	rate, ok := k.limit(wire.LimitJoinRate)
 	chans, _ := k.limit(wire.LimitMaxChannels)
-	denied, _ := k.limit(wire.LimitMaxDeniedJoins)
 	if !ok || rate > 1000 || chans > 1000 {
 		return skipf("join-rate %d or max-channels %d too large to pass from here", rate, chans)
 	}
 	keys := k.hub()
 	return afterHello(k, func(s *session) error {
-		// Bad proofs, one at a time: each costs a token, none a channel.
+		// Good proofs, joined and left in turn: each join costs a token,
+		// none holds a channel past the next, none is denied (so
+		// max-denied-joins never closes first).
 		limit := 10 * int(2*chans+rate)
 		for i := range limit {
-			j := wirepeer.JoinFrame(keys, 1, s.w.Nonce)
-			j.Sig[0] ^= 1
-			if err := s.send(j); err != nil {
+			if err := s.send(wirepeer.JoinFrame(keys, 1, s.w.Nonce)); err != nil {
 				return err
 			}
 			f, err := s.next()
 			if err != nil {
 				return fmt.Errorf("join %d: %s", i+1, describe(err))
 			}
-			e, ok := f.(*wire.Error)
-			switch {
-			case !ok:
-				return fmt.Errorf("join %d with a bad proof: got %s", i+1, frameText(f))
-			case e.Code == wire.CodeJoinDenied && !e.Fatal():
+			switch f := f.(type) {
+			case *wire.Joined:
+				if err := s.send(&wire.Leave{Handle: 1}); err != nil {
+					return err
+				}
 				continue
-			case e.Code == wire.CodeJoinDenied && denied > 0 && i+1 == int(denied):
-				// §6: at max-denied-joins the denial is fatal, before the rate binds.
-				return skipf("the relay closed at max-denied-joins %d, before join-rate could bind", denied)
-			case e.Code != wire.CodeRateLimited || !e.Fatal():
-				return fmt.Errorf("join %d: got %s, want Error 5 or fatal Error 8", i+1, frameText(e))
-			case i < int(chans):
-				return fmt.Errorf("rate limited after %d joins, within max-channels %d", i, chans)
+			case *wire.Error:
+				switch {
+				case f.Code != wire.CodeRateLimited || !f.Fatal():
+					return fmt.Errorf("join %d: got %s, want Joined or fatal Error 8", i+1, frameText(f))
+				case i < int(chans):
+					return fmt.Errorf("rate limited after %d joins, within max-channels %d", i, chans)
+				}
+				return s.expectEOF()
+			default:
+				return fmt.Errorf("join %d: got %s, want Joined or fatal Error 8", i+1, frameText(f))
 			}
-			return s.expectEOF()
 		}
 		return fmt.Errorf("%d joins in a burst at join-rate %d were never rate limited", limit, rate)
 	})
