@@ -14,6 +14,7 @@ import (
 	"github.com/cosnim/relays/netsim"
 	"github.com/cosnim/relays/relay"
 	"github.com/cosnim/relays/roster"
+	"github.com/cosnim/relays/sim/internal/lister"
 	"github.com/cosnim/relays/transport"
 	"github.com/cosnim/relays/wire"
 )
@@ -96,17 +97,16 @@ type hrCore interface {
 	Start(now time.Time)
 }
 
-// hrClient is one instance: a core, a policy per hub, a listing loop.
+// hrClient is one instance: a core, and a policy per hub that its lister
+// lists on.
 type hrClient struct {
 	w       *hrWorld
 	name    string
 	node    *netsim.Node
 	core    hrCore
 	hubs    []int
-	lists   client.Listings // per hub, in hubs order
+	lists   *lister.Lister // per hub, in hubs order
 	started time.Time
-	armed   []time.Time
-	listing []bool
 	count   []int
 	known   []map[string]bool
 	over    []bool // the invariant already reported for this hub
@@ -203,8 +203,8 @@ func (w *hrWorld) violate(format string, args ...any) {
 func (w *hrWorld) addClient(name string, hubs []int) {
 	sc := w.sc
 	c := &hrClient{w: w, name: name, hubs: hubs, node: w.net.AddNode(name), started: w.net.Now(),
-		armed: make([]time.Time, len(hubs)), listing: make([]bool, len(hubs)), count: make([]int, len(hubs)),
-		over: make([]bool, len(hubs))}
+		count: make([]int, len(hubs)), over: make([]bool, len(hubs))}
+	c.lists = lister.New(w.net, c.list, nil)
 	faults := registry.New()
 	for _, fp := range sc.Failpoints {
 		_ = faults.Enable(fp, "return(true)")
@@ -245,9 +245,7 @@ func (w *hrWorld) addClient(name string, hubs []int) {
 	c.node.SetHandler(c.core)
 	c.core.Start(now)
 	w.clients = append(w.clients, c)
-	for i := range hubs {
-		c.arm(i)
-	}
+	c.lists.ArmAll()
 }
 
 // write stores a capsule in one of the client's hubs and announces it.
@@ -262,50 +260,20 @@ func (c *hrClient) write() {
 	_, _ = c.core.Announce(w.keys[h].ID(), ref, c.node.Now())
 }
 
-// arm schedules a wake-up at hub i's next listing, unless one is set for
-// that time; stale wake-ups find armed changed.
-func (c *hrClient) arm(i int) {
-	if c.listing[i] {
-		return
-	}
-	t := c.lists.Policy(i).Next()
-	if t.Equal(c.armed[i]) {
-		return
-	}
-	c.armed[i] = t
-	c.w.net.At(t, func() {
-		if c.armed[i].Equal(t) {
-			c.armed[i] = time.Time{}
-			c.maybeList(i)
-		}
-	})
-}
-
-// maybeList lists hub i if its policy says so: storage as of now, after
-// listLatency.
-func (c *hrClient) maybeList(i int) {
+// list starts a listing of hub i (lister.Start): storage as of now,
+// after listLatency.
+func (c *hrClient) list(i int, now time.Time) (time.Duration, func(time.Time)) {
 	w := c.w
-	now := w.net.Now()
-	p := c.lists.Policy(i)
-	if c.listing[i] || !p.Due(now) {
-		c.arm(i)
-		return
-	}
-	c.listing[i] = true
 	c.count[i]++
 	w.listings++
-	p.ListingStarted(now)
 	h := c.hubs[i]
 	seen := w.storage[h][:len(w.storage[h]):len(w.storage[h])]
 	w.logf("%s lists hub %d (%d)", c.name, h, c.count[i])
-	w.net.At(now.Add(listLatency), func() {
+	return listLatency, func(time.Time) {
 		for _, ref := range seen {
 			c.known[i][string(ref)] = true
 		}
-		c.listing[i] = false
-		p.ListingDone(w.net.Now())
-		c.arm(i)
-	})
+	}
 }
 
 // check judges the listing invariant and, after heal, convergence.
@@ -381,15 +349,9 @@ func (w *hrWorld) result() Result {
 	return res
 }
 
-// hrObserver routes the core's events to the client's Listings and
-// re-arms every hub's wake-up.
+// hrObserver hears the core: what it learns, and, through the client's
+// lister, what client.Listings routes to the hubs' policies.
 type hrObserver hrClient
-
-func (o *hrObserver) armAll() {
-	for i := range o.hubs {
-		(*hrClient)(o).arm(i)
-	}
-}
 
 func (o *hrObserver) Learned(id roster.ChannelID, refs [][]byte, _ time.Time) {
 	if i := o.lists.Index(id); i >= 0 {
@@ -399,26 +361,12 @@ func (o *hrObserver) Learned(id roster.ChannelID, refs [][]byte, _ time.Time) {
 	}
 }
 
-func (o *hrObserver) StateChanged(s client.State, now time.Time) {
-	o.lists.StateChanged(s, now)
-	o.armAll()
-}
-
-func (o *hrObserver) CaughtUp(id roster.ChannelID, now time.Time) {
-	o.lists.CaughtUp(id, now)
-	o.armAll()
-}
-
-func (o *hrObserver) EpochChanged(e uint64, now time.Time) {
-	o.lists.EpochChanged(e, now)
-	o.armAll()
-}
-
-func (o *hrObserver) Acked(roster.ChannelID, uint32, time.Time) {}
-
+func (o *hrObserver) StateChanged(s client.State, now time.Time)  { o.lists.StateChanged(s, now) }
+func (o *hrObserver) CaughtUp(id roster.ChannelID, now time.Time) { o.lists.CaughtUp(id, now) }
+func (o *hrObserver) EpochChanged(e uint64, now time.Time)        { o.lists.EpochChanged(e, now) }
+func (o *hrObserver) Acked(roster.ChannelID, uint32, time.Time)   {}
 func (o *hrObserver) Problem(id roster.ChannelID, code wire.Code, text string, now time.Time) {
 	o.lists.Problem(id, code, text, now)
-	o.armAll()
 }
 
 var _ client.Observer = (*hrObserver)(nil)
