@@ -42,11 +42,6 @@ type HostileRelaySpec struct {
 	List client.ListConfig
 }
 
-// hostileRelayScale is the class's time base: the default listing policy
-// and the hostile suite's attacks (badrelay.Attacks), both this many times
-// faster, so a run of minutes covers many listing intervals.
-const hostileRelayScale = 12
-
 // The malicious and the honest relay's names.
 const (
 	badRelayName  = "bad-relay"
@@ -56,14 +51,14 @@ const (
 func generateHostileRelay(seed uint64) Scenario {
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 	atk := badrelay.Attacks[rng.IntN(len(badrelay.Attacks))]
-	atk.Period /= hostileRelayScale
+	atk.Period /= listScale // the attacks on the listing policies' time base
 	sc := Scenario{
 		Seed: seed, Class: ClassHostileRelay, Timing: shortTiming,
 		Channels: 1 + rng.IntN(2), ClientsPerChannel: 2 + rng.IntN(3),
 		Announces: 3 + rng.IntN(6),
 		Chaos:     time.Duration(60+rng.IntN(60)) * time.Second,
 		HostileRelay: &HostileRelaySpec{Attack: atk, Pool: rng.IntN(3) == 0,
-			List: client.DefaultListConfig().Scaled(hostileRelayScale)},
+			List: listConfig},
 	}
 	if sc.Channels > 1 {
 		sc.HubSpanning = 1
@@ -204,7 +199,7 @@ func (w *hrWorld) addClient(name string, hubs []int) {
 	sc := w.sc
 	c := &hrClient{w: w, name: name, hubs: hubs, node: w.net.AddNode(name), started: w.net.Now(),
 		count: make([]int, len(hubs)), over: make([]bool, len(hubs))}
-	c.lists = lister.New(w.net, c.list, nil)
+	c.lists = lister.New(c.node, c.list, nil)
 	faults := registry.New()
 	for _, fp := range sc.Failpoints {
 		_ = faults.Enable(fp, "return(true)")

@@ -15,6 +15,7 @@ import (
 	"github.com/cosnim/relays/netsim"
 	"github.com/cosnim/relays/relay"
 	"github.com/cosnim/relays/roster"
+	"github.com/cosnim/relays/sim/internal/lister"
 	"github.com/cosnim/relays/transport"
 )
 
@@ -144,7 +145,10 @@ type world struct {
 	entries map[roster.ID]entryInfo
 	// bySealed maps sealed bytes to IDs, so the wire tap needs no second
 	// hash of what the client core hashes anyway.
-	bySealed     map[string]roster.ID
+	bySealed map[string]roster.ID
+	// relisted marks entries a listing announced again, by a client that
+	// lacked them: the relay may deliver them back to their creator.
+	relisted     map[roster.ID]bool
 	ids          [][]roster.ID        // per channel, announce order
 	sorted       [][]roster.ID        // per channel, sorted; nil when stale
 	model        []map[roster.ID]bool // per channel: held by the relay in this incarnation
@@ -191,7 +195,8 @@ type simClient struct {
 	reconnects uint64
 	churn      churn
 	seqs       map[uint32]roster.ID // announce sequence → entry, for Acked
-	listing    map[int]bool         // channels being listed periodically
+	lists      *lister.Lister       // this incarnation's listing policies, by index of chans
+	listWaits  []listWait           // checks waiting for a listing
 	rescanAt   map[int]time.Time    // channel → the last Rescan the relay sent
 }
 
@@ -225,8 +230,14 @@ func newWorld(sc Scenario, opt Options) *world {
 	if sc.Timing == (Timing{}) {
 		sc.Timing = shortTiming
 	}
-	w := &world{sc: sc, opt: opt, byName: map[string]*simClient{}, entries: map[roster.ID]entryInfo{}, bySealed: map[string]roster.ID{}}
+	w := &world{sc: sc, opt: opt, byName: map[string]*simClient{}, entries: map[roster.ID]entryInfo{}, bySealed: map[string]roster.ID{},
+		relisted: map[roster.ID]bool{}}
 	w.healBound = sc.Timing.healBound()
+	if firstNonZero(opt.CacheEntries, sc.Caps.CacheEntries) > 0 {
+		// A cache that evicts leaves what it dropped to storage: a member
+		// whose link is healthy learns it at its next listing.
+		w.healBound += healthyListBound(listConfig)
+	}
 	w.touch.relaySpan = -1
 	w.hash, w.trace = newTrace(opt)
 	nopt := netsim.Options{SplitReads: true, RecordBytes: 1 << 16, Latency: netLatency, Jitter: netJitter,
@@ -293,7 +304,6 @@ func (w *world) addClient(name string, chans []int, onDisk func(name string, ch 
 		}
 	}
 	c.tap = newTap(c)
-	c.listing = map[int]bool{}
 	c.rescanAt = map[int]time.Time{}
 	c.node = w.net.AddNode(c.name)
 	w.clients = append(w.clients, c)
@@ -407,6 +417,7 @@ func (c *simClient) start() {
 		panic(err)
 	}
 	c.core = core
+	c.lists = lister.New(c.node, c.list, func() bool { return c.up && c.core == core })
 	now := c.node.Now()
 	c.churn.aeSyncs, c.churn.aeStart = 0, now
 	for i, ch := range c.chans {
@@ -425,11 +436,13 @@ func (c *simClient) start() {
 	if at := w.lateStart(c); at.After(w.net.Now()) {
 		w.net.At(at, func() {
 			if c.core == core {
+				c.startListing(c.node.Now())
 				core.Start(c.node.Now())
 			}
 		})
 		return
 	}
+	c.startListing(now)
 	core.Start(now)
 }
 

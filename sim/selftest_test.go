@@ -22,7 +22,7 @@ var selfTests = []struct {
 	{relay.FailSkipFanout, "awareness:", []uint64{2, 12}},
 	{client.FailDropDeliver, "awareness:", []uint64{2, 5}},
 	{relay.FailDropAnnounce, "awareness:", []uint64{2, 5}},
-	{relay.FailDropDelta, "awareness:", []uint64{2, 13}},
+	{relay.FailDropDelta, "awareness:", []uint64{4, 13}},
 	{relay.FailDropSyncRange, "awareness:", []uint64{2, 13}},
 	// 2. Catch-up (join, rejoin, complete flag, multi-frame, reconnect).
 	{relay.FailEmptySyncReply, "catch-up:", []uint64{4, 21}},
@@ -32,8 +32,8 @@ var selfTests = []struct {
 	{client.FailNoBackoffReset, "catch-up:", []uint64{2, 8}},
 	{relay.FailRelayWideForgot, "catch-up:", []uint64{25, 35}}, // ClassLongRunning
 	// 2b. Resync: a member whose pending overflowed syncs again.
-	{relay.FailNoResync, "resync:", []uint64{16, 18}},
-	{client.FailIgnoreResync, "resync:", []uint64{16, 18}},
+	{relay.FailNoResync, "resync:", []uint64{3, 72}},
+	{client.FailIgnoreResync, "resync:", []uint64{3, 72}},
 	{client.FailResyncNotSent, "resync:", []uint64{3}},
 	// 3. Epoch.
 	{relay.FailStaleEpoch, "epoch:", []uint64{2, 5}},

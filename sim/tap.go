@@ -211,7 +211,7 @@ func (t *tap) entries(kind string, handle uint32, sealed [][]byte) {
 		if kind != "deliver" {
 			continue
 		}
-		if t.sent[id] && w.cacheComplete(ch) {
+		if t.sent[id] && w.cacheComplete(ch) && !w.relisted[id] {
 			w.violate("isolation: %s got its own announce %s echoed back", c.name, info.ref)
 		}
 		if t.dups == nil {

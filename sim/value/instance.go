@@ -47,7 +47,7 @@ func (w *cworld) startInstance(name string, command bool) *instance {
 	in.node = w.net.AddNode(name)
 	now := w.net.Now()
 	in.started = now
-	in.lists = lister.New(w.net, in.list, func() bool { return in.live })
+	in.lists = lister.New(in.node, in.list, func() bool { return in.live })
 	in.known = make([]bool, len(w.caps), len(w.caps)+64)
 	core := w.newCore(in)
 	in.core = core

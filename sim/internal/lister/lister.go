@@ -23,7 +23,7 @@ type Start func(h int, now time.Time) (took time.Duration, done func(now time.Ti
 // the instance's client.Observer for what the policies need (embed it
 // and override Learned and Acked as needed).
 type Lister struct {
-	net   *netsim.Network
+	node  *netsim.Node // its clock: the policies' and the listings' time
 	lists client.Listings
 	start Start
 	live  func() bool // nil: always
@@ -31,10 +31,10 @@ type Lister struct {
 	busy  []bool      // per hub: a listing in progress
 }
 
-// New returns a lister on net that lists with start while live reports
-// true (nil: always).
-func New(net *netsim.Network, start Start, live func() bool) *Lister {
-	return &Lister{net: net, start: start, live: live}
+// New returns a lister on node's clock (drifted, as the instance's core
+// sees time) that lists with start while live reports true (nil: always).
+func New(node *netsim.Node, start Start, live func() bool) *Lister {
+	return &Lister{node: node, start: start, live: live}
 }
 
 // Add gives channel id the policy p and returns its hub index; call Arm
@@ -67,7 +67,7 @@ func (l *Lister) Arm(h int) {
 		return
 	}
 	l.armed[h] = t
-	l.net.At(t, func() {
+	l.node.At(t, func() {
 		if l.armed[h].Equal(t) {
 			l.armed[h] = time.Time{}
 			l.maybeList(h)
@@ -84,7 +84,7 @@ func (l *Lister) ArmAll() {
 
 // maybeList lists hub h if its policy says so.
 func (l *Lister) maybeList(h int) {
-	now := l.net.Now()
+	now := l.node.Now()
 	p := l.lists.Policy(h)
 	if !l.alive() || l.busy[h] || !p.Due(now) {
 		l.Arm(h)
@@ -93,11 +93,11 @@ func (l *Lister) maybeList(h int) {
 	l.busy[h] = true
 	p.ListingStarted(now)
 	took, done := l.start(h, now)
-	l.net.At(now.Add(took), func() {
+	l.node.At(now.Add(took), func() {
 		if !l.alive() {
 			return
 		}
-		end := l.net.Now()
+		end := l.node.Now()
 		done(end)
 		l.busy[h] = false
 		p.ListingDone(end)
