@@ -144,6 +144,7 @@ func (w *world) onCaughtUp(c *simClient, ch int) {
 		return
 	}
 	c.tap.caught[i] = w.net.Now()
+	w.checkReport(c, i)
 	if !w.cacheComplete(ch) {
 		return
 	}
@@ -170,6 +171,28 @@ func (w *world) onCaughtUp(c *simClient, ch int) {
 		}
 		if len(lack) > 0 {
 			w.awaitOne(c, m, ch, lack)
+		}
+	}
+}
+
+// checkReport judges a CaughtUp of channel index i (the report
+// invariant): the client holds every entry the relay's cache held when
+// the sync began (tap.syncBegins), unless the cache evicted since or the
+// relay is another incarnation.
+func (w *world) checkReport(c *simClient, i int) {
+	from := c.tap.syncFrom[i]
+	c.tap.syncFrom[i] = nil
+	ch := c.chans[i]
+	if from == nil || !c.tap.joinedIn(i) || c.tap.relay != w.relayGen || !w.cacheComplete(ch) {
+		return
+	}
+	w.checked[invReport]++
+	mine, cache := c.rosterOf(ch), w.relayCache(ch)
+	for _, id := range from {
+		if !mine.Has(id) && cache.Has(id) {
+			w.violate("report: %s reported channel %d caught up lacking %s, which the relay held when the sync began at t=%s",
+				c.name, ch, w.refOf(id, ""), w.stampOf(c.tap.syncAt[i]))
+			return
 		}
 	}
 }

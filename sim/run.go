@@ -108,6 +108,9 @@ type Checks struct {
 	// Failover counts pool clients' checks of their joined homes
 	// (sim/poolinv.go).
 	Failover uint64 `json:"failover,omitempty"`
+	// Report counts CaughtUp reports judged against what the relay held
+	// when their sync began (invariants.go, checkReport).
+	Report uint64 `json:"report"`
 }
 
 const (
@@ -116,6 +119,7 @@ const (
 	invEpoch
 	invResync
 	invFailover
+	invReport
 	numInv
 )
 
@@ -742,7 +746,7 @@ func (w *world) result() Result {
 	}
 	res.Class = w.sc.Class
 	res.Checked = Checks{Awareness: w.checked[invAwareness], CatchUp: w.checked[invCatchUp], Epoch: w.checked[invEpoch],
-		Resync: w.checked[invResync]}
+		Resync: w.checked[invResync], Report: w.checked[invReport]}
 	res.NeedlessReconnects, res.DuplicateDeliveries, res.EvictionLosses = w.needless, w.dupDeliveries, w.evictionLosses
 	res.Overloaded = w.overloaded
 	res.ResyncLate = w.resyncLate

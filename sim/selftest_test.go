@@ -35,6 +35,8 @@ var selfTests = []struct {
 	{relay.FailNoResync, "resync:", []uint64{3, 72}},
 	{client.FailIgnoreResync, "resync:", []uint64{3, 72}},
 	{client.FailResyncNotSent, "resync:", []uint64{3}},
+	// 2c. Report: a CaughtUp holds what the relay held as its sync began.
+	{client.FailCaughtUpEarly, "report:", []uint64{1, 4}},
 	// 3. Epoch.
 	{relay.FailStaleEpoch, "epoch:", []uint64{2, 5}},
 	{client.FailRejoinFirstOnly, "epoch:", []uint64{2, 5}},
