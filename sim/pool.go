@@ -165,6 +165,14 @@ type poolClient struct {
 	// atLeast[k] is the last time the channel had k or more joined homes.
 	atLeast  []time.Time
 	reported time.Time // the last failover violation
+	// reporting is the relay whose connection's event the pool handles
+	// now ("" in a Tick); syncFrom, syncGen and syncAt are, per relay,
+	// what its complete cache held when the relay Client's latest sync
+	// began, its incarnation and when (checkReport; lookups only).
+	reporting string
+	syncFrom  map[string][]roster.ID
+	syncGen   map[string]int
+	syncAt    map[string]time.Time
 }
 
 func runPool(sc Scenario, opt Options) Result {
@@ -307,7 +315,8 @@ func (r *simRelay) busUp() bool { return r.up && r.port != nil && r.core.Stats()
 func (w *poolWorld) addClient(name string, ch int) {
 	c := &poolClient{w: w, name: name, ch: ch, faults: registry.New(),
 		conns: map[transport.Conn]string{}, connGen: map[string]int{}, openAt: map[string]time.Time{},
-		openBy: map[string]*client.Client{}}
+		openBy: map[string]*client.Client{}, syncFrom: map[string][]roster.ID{}, syncGen: map[string]int{},
+		syncAt: map[string]time.Time{}}
 	c.node = w.net.AddNode(name)
 	c.atLeast = make([]time.Time, w.sc.Pool.Homes+1)
 	for k := range c.atLeast {
@@ -546,7 +555,8 @@ func (w *poolWorld) result() Result {
 		res.Churn[c.name] = ClientChurn{Reconnects: c.reconnects}
 	}
 	res.NeedlessReconnects, res.Rescans = w.needless, w.rescans
-	res.Checked = Checks{Awareness: w.checked[invAwareness], CatchUp: w.checked[invCatchUp], Failover: w.checked[invFailover]}
+	res.Checked = Checks{Awareness: w.checked[invAwareness], CatchUp: w.checked[invCatchUp], Failover: w.checked[invFailover],
+		Report: w.checked[invReport]}
 	res.Violations = append([]string{}, w.violations...)
 	finish(&res, w.sc, w.hash)
 	return res
@@ -604,8 +614,20 @@ func (t poolClientTap) Open(tc transport.Conn, now time.Time) {
 	c.observe()
 }
 func (t poolClientTap) Data(tc transport.Conn, b []byte, now time.Time) {
-	t.c.pool.Data(tc, b, now)
-	t.c.observe()
+	c := t.c
+	name := c.conns[tc]
+	cl := c.pool.Client(name)
+	var syncs uint64
+	if cl != nil {
+		syncs = cl.Stats().Syncs
+	}
+	c.reporting = name
+	c.pool.Data(tc, b, now)
+	c.reporting = ""
+	if cl != nil && cl.Stats().Syncs > syncs {
+		c.syncBegan(name)
+	}
+	c.observe()
 }
 func (t poolClientTap) Writable(tc transport.Conn, now time.Time) { t.c.pool.Writable(tc, now) }
 func (t poolClientTap) Closed(tc transport.Conn, err error, now time.Time) {
@@ -617,7 +639,22 @@ func (t poolClientTap) Closed(tc transport.Conn, err error, now time.Time) {
 	c.pool.Closed(tc, err, now)
 	c.observe()
 }
-func (t poolClientTap) Tick(now time.Time)          { t.c.pool.Tick(now); t.c.observe() }
+func (t poolClientTap) Tick(now time.Time) {
+	c := t.c
+	syncs := make([]uint64, len(c.w.relays))
+	for i, r := range c.w.relays {
+		if cl := c.pool.Client(r.name); cl != nil {
+			syncs[i] = cl.Stats().Syncs
+		}
+	}
+	c.pool.Tick(now)
+	for i, r := range c.w.relays {
+		if cl := c.pool.Client(r.name); cl != nil && cl.Stats().Syncs > syncs[i] {
+			c.syncBegan(r.name)
+		}
+	}
+	c.observe()
+}
 func (t poolClientTap) Deadline() (time.Time, bool) { return t.c.pool.Deadline() }
 
 // opened is invariant (e), churn: a relay Client of the pool that
@@ -663,8 +700,11 @@ func (o poolObserver) Learned(id roster.ChannelID, refs [][]byte, _ time.Time) {
 		}
 	}
 }
-func (poolObserver) StateChanged(client.State, time.Time)      {}
-func (o poolObserver) CaughtUp(roster.ChannelID, time.Time)    { o.c.caughtUp() }
+func (poolObserver) StateChanged(client.State, time.Time) {}
+func (o poolObserver) CaughtUp(roster.ChannelID, time.Time) {
+	o.c.checkReport(o.c.reporting)
+	o.c.caughtUp()
+}
 func (poolObserver) EpochChanged(uint64, time.Time)            {}
 func (poolObserver) Acked(roster.ChannelID, uint32, time.Time) {}
 

@@ -286,3 +286,58 @@ func (w *poolWorld) checkFailover(c *poolClient) {
 	w.violate("failover: %s has had fewer than %d joined homes (now %q) for %v while it reached %q",
 		c.name, want, c.joined, now.Sub(c.atLeast[want]), names)
 }
+
+// syncBegan notes, as the relay Client of relayName starts a sync (seen
+// on the tap, in the event that started it), what that relay's complete
+// cache of the channel holds: honest entries only.
+func (c *poolClient) syncBegan(relayName string) {
+	w := c.w
+	r := w.relay(relayName)
+	c.syncFrom[relayName], c.syncGen[relayName], c.syncAt[relayName] = nil, r.gen, w.net.Now()
+	if !r.up {
+		return
+	}
+	cache, complete, ok := r.core.Cached(w.keys[c.ch].ID())
+	if !ok || !complete {
+		return
+	}
+	ids := []roster.ID{}
+	for _, e := range cache.Entries() {
+		if _, honest := w.announcedAt[e.ID]; honest {
+			ids = append(ids, e.ID)
+		}
+	}
+	c.syncFrom[relayName] = ids
+}
+
+// checkReport is the report invariant (2c) for pools: a relay Client
+// that reports the channel caught up holds every entry its relay's
+// complete cache held when the sync began and still holds, unless the
+// relay restarted since.
+func (c *poolClient) checkReport(relayName string) {
+	w := c.w
+	from := c.syncFrom[relayName]
+	delete(c.syncFrom, relayName)
+	cl := c.pool.Client(relayName)
+	if from == nil || cl == nil {
+		return
+	}
+	r := w.relay(relayName)
+	cid := w.keys[c.ch].ID()
+	cache, complete, ok := r.core.Cached(cid)
+	if !r.up || r.gen != c.syncGen[relayName] || !ok || !complete {
+		return
+	}
+	mine := cl.Roster(cid)
+	if mine == nil {
+		return // the channel left meanwhile
+	}
+	w.checked[invReport]++
+	for _, id := range from {
+		if !mine.Has(id) && cache.Has(id) {
+			w.violate("report: %s reported channel %d caught up with %s lacking an entry %s held when the sync began at t=%s",
+				c.name, c.ch, relayName, relayName, w.stampOf(c.syncAt[relayName]))
+			return
+		}
+	}
+}

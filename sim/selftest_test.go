@@ -59,6 +59,7 @@ var selfTests = []struct {
 	{client.FailPoolFirstHomeOnly, "awareness:", []uint64{65, 144}},
 	{relay.FailNoBackboneReconcile, "catch-up:", []uint64{29, 194}},
 	{client.FailIdleBelowHeartbeat, "churn:", []uint64{14, 29}},
+	{client.FailCaughtUpEarly, "report:", []uint64{46, 282}},
 	{client.FailPoolNoFailover, "failover:", []uint64{46, 52}},
 	// Malicious relays (seeds of ClassHostileRelay; sim/hostilerelay.go):
 	// resync, epoch churn, rescan, and in pools resync, incomplete Joined.
