@@ -2,8 +2,6 @@ package sim
 
 import (
 	"fmt"
-	"hash"
-	"io"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -68,13 +66,7 @@ func generateHostileRelay(seed uint64) Scenario {
 
 // hrWorld is one hostile-relay run.
 type hrWorld struct {
-	sc    Scenario
-	opt   Options
-	net   *netsim.Network
-	rng   *rand.Rand
-	trace io.Writer
-	hash  hash.Hash
-	course
+	base
 
 	bad      *badrelay.Relay
 	keys     []*roster.Keys
@@ -130,7 +122,7 @@ func runHostileRelay(sc Scenario, opt Options) Result {
 }
 
 func newHRWorld(sc Scenario, opt Options) *hrWorld {
-	w := &hrWorld{sc: sc, opt: opt}
+	w := &hrWorld{base: base{sc: sc, opt: opt}}
 	w.hash, w.trace = newTrace(opt)
 	w.net = netsim.New(sc.Seed, netsim.Options{SplitReads: true, RecordBytes: 1 << 16, Latency: netLatency, Jitter: netJitter})
 	w.net.SetTraceWriter(w.trace)
@@ -176,23 +168,6 @@ func newHRWorld(sc Scenario, opt Options) *hrWorld {
 		w.addClient(SpanningName(i), all)
 	}
 	return w
-}
-
-func (w *hrWorld) coreRand() *rand.Rand { return rand.New(rand.NewPCG(w.rng.Uint64(), w.rng.Uint64())) }
-
-func (w *hrWorld) logf(format string, args ...any) {
-	fmt.Fprintf(w.trace, "t=%s sim ", stamp(w.net.Now().Sub(w.start())))
-	fmt.Fprintf(w.trace, format+"\n", args...)
-}
-
-func (w *hrWorld) start() time.Time { return w.healAt.Add(-w.sc.Chaos) }
-
-func (w *hrWorld) violate(format string, args ...any) {
-	v := fmt.Sprintf("t=%s ", stamp(w.net.Now().Sub(w.start()))) + fmt.Sprintf(format, args...)
-	w.logf("VIOLATION %s", v)
-	if len(w.violations) < 50 {
-		w.violations = append(w.violations, v)
-	}
 }
 
 func (w *hrWorld) addClient(name string, hubs []int) {

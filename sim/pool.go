@@ -2,8 +2,6 @@ package sim
 
 import (
 	"fmt"
-	"hash"
-	"io"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -95,12 +93,7 @@ func generatePool(seed uint64) Scenario {
 
 // poolWorld is one pool run in progress.
 type poolWorld struct {
-	sc    Scenario
-	opt   Options
-	net   *netsim.Network
-	rng   *rand.Rand
-	trace io.Writer
-	hash  hash.Hash
+	base
 
 	bus         *netsim.Bus // nil without a backbone
 	relays      []*simRelay
@@ -113,8 +106,6 @@ type poolWorld struct {
 	announcedAt map[roster.ID]time.Time
 	clients     []*poolClient
 	byName      map[string]*simRelay
-
-	course
 
 	touch      touches
 	owMax      time.Duration
@@ -184,7 +175,7 @@ func runPool(sc Scenario, opt Options) Result {
 }
 
 func newPoolWorld(sc Scenario, opt Options) *poolWorld {
-	w := &poolWorld{sc: sc, opt: opt, byName: map[string]*simRelay{}, announcedAt: map[roster.ID]time.Time{},
+	w := &poolWorld{base: base{sc: sc, opt: opt}, byName: map[string]*simRelay{}, announcedAt: map[roster.ID]time.Time{},
 		held: map[string]*poolHeld{}}
 	w.touch.relaySpan = -1
 	w.hash, w.trace = newTrace(opt)
@@ -249,27 +240,6 @@ func (w *poolWorld) bbAntiEntropy() time.Duration {
 		return w.sc.Timing.AntiEntropy
 	}
 	return relay.DefaultBackboneAntiEntropy
-}
-
-func (w *poolWorld) start() time.Time { return w.healAt.Add(-w.sc.Chaos) }
-
-func (w *poolWorld) stampOf(t time.Time) string { return stamp(t.Sub(w.start())) }
-
-func (w *poolWorld) logf(format string, args ...any) {
-	fmt.Fprintf(w.trace, "t=%s sim ", stamp(w.net.Now().Sub(w.start())))
-	fmt.Fprintf(w.trace, format+"\n", args...)
-}
-
-func (w *poolWorld) violate(format string, args ...any) {
-	v := fmt.Sprintf("t=%s ", stamp(w.net.Now().Sub(w.start()))) + fmt.Sprintf(format, args...)
-	w.logf("VIOLATION %s", v)
-	if len(w.violations) < 50 {
-		w.violations = append(w.violations, v)
-	}
-}
-
-func (w *poolWorld) coreRand() *rand.Rand {
-	return rand.New(rand.NewPCG(w.rng.Uint64(), w.rng.Uint64()))
 }
 
 // startRelay starts a fresh core on r's node, with an empty memory.

@@ -3,7 +3,6 @@ package sim
 import (
 	"bytes"
 	"fmt"
-	"hash"
 	"io"
 	"math/rand/v2"
 	"slices"
@@ -125,12 +124,7 @@ const (
 
 // world is one run in progress.
 type world struct {
-	sc    Scenario
-	opt   Options
-	net   *netsim.Network
-	rng   *rand.Rand
-	trace io.Writer // hash and optional timeline
-	hash  hash.Hash
+	base
 
 	relayNode   *netsim.Node
 	relay       *relay.Relay
@@ -141,8 +135,6 @@ type world struct {
 	announced []map[string]bool // refs announced, per channel
 	clients   []*simClient      // by name order
 	byName    map[string]*simClient
-
-	course
 
 	// What the invariant checkers keep (invariants.go, bounds.go).
 	touch   touches
@@ -234,7 +226,7 @@ func newWorld(sc Scenario, opt Options) *world {
 	if sc.Timing == (Timing{}) {
 		sc.Timing = shortTiming
 	}
-	w := &world{sc: sc, opt: opt, byName: map[string]*simClient{}, entries: map[roster.ID]entryInfo{}, bySealed: map[string]roster.ID{},
+	w := &world{base: base{sc: sc, opt: opt}, byName: map[string]*simClient{}, entries: map[roster.ID]entryInfo{}, bySealed: map[string]roster.ID{},
 		relisted: map[roster.ID]bool{}}
 	w.healBound = sc.Timing.healBound()
 	if firstNonZero(opt.CacheEntries, sc.Caps.CacheEntries) > 0 {
@@ -315,19 +307,8 @@ func (w *world) addClient(name string, chans []int, onDisk func(name string, ch 
 	c.start()
 }
 
-func (w *world) logf(format string, args ...any) {
-	fmt.Fprintf(w.trace, "t=%s sim ", stamp(w.net.Now().Sub(w.start())))
-	fmt.Fprintf(w.trace, format+"\n", args...)
-}
-
-func (w *world) start() time.Time { return w.healAt.Add(-w.sc.Chaos) }
-
 func stamp(d time.Duration) string {
 	return fmt.Sprintf("%06d.%09d", d/time.Second, d%time.Second)
-}
-
-func (w *world) coreRand() *rand.Rand {
-	return rand.New(rand.NewPCG(w.rng.Uint64(), w.rng.Uint64()))
 }
 
 // relayConfig is the relay's configuration in this scenario.
@@ -492,14 +473,6 @@ func (c *simClient) rosterOf(ch int) *roster.Set { return c.core.Roster(c.w.keys
 func (c *simClient) save() {
 	for i, ch := range c.chans {
 		c.saved[i] = c.rosterOf(ch).Entries()
-	}
-}
-
-func (w *world) violate(format string, args ...any) {
-	v := fmt.Sprintf("t=%s ", stamp(w.net.Now().Sub(w.start()))) + fmt.Sprintf(format, args...)
-	w.logf("VIOLATION %s", v)
-	if len(w.violations) < 50 {
-		w.violations = append(w.violations, v)
 	}
 }
 
@@ -695,8 +668,6 @@ func (w *world) sortedIDs(ch int) []roster.ID {
 }
 
 func bytesCompare(a, b []byte) int { return bytes.Compare(a, b) }
-
-func (w *world) stampOf(t time.Time) string { return stamp(t.Sub(w.start())) }
 
 func (w *world) client(name string) *simClient {
 	c := w.byName[name]
