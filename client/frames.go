@@ -35,6 +35,9 @@ const (
 	// FailResyncNotSent starts the sync a Resync asks for but loses its
 	// first message, so it never finishes.
 	FailResyncNotSent = "client/resync-not-sent"
+	// FailCaughtUpEarly reports a channel caught up at every reply of its
+	// sync, before the reply is merged and the sync ends.
+	FailCaughtUpEarly = "client/caught-up-early"
 )
 
 // handleFrame decodes a frame in the shared step and hands it to the
@@ -181,6 +184,9 @@ func (c *Client) handleSync(f *wire.Sync, now time.Time) {
 		return
 	}
 	current := f.Session == ch.session && ch.outstanding > 0
+	if _, ok := fault.Hit(c.cfg.Faults, FailCaughtUpEarly); ok && current {
+		c.obs.CaughtUp(ch.id, now)
+	}
 	if !f.Msg.Empty() {
 		out, give := ch.roster.ReplySync(&f.Msg)
 		out.Want = c.dropRejected(ch, out.Want)

@@ -145,6 +145,13 @@ func (nd *Node) SetDrift(offset time.Duration, ratePPM int) {
 // Now reports the node's clock at the current virtual time.
 func (nd *Node) Now() time.Time { return nd.n.opt.Start.Add(nd.clock(nd.n.now)) }
 
+// At runs f when the node's clock first reads t (at once if it already
+// does): a timer of the node's own, such as a driver beside a core keeps.
+// A later SetDrift does not move it.
+func (nd *Node) At(t time.Time, f func()) {
+	nd.n.schedule(nd.global(t.Sub(nd.n.opt.Start)), f)
+}
+
 // clock converts global virtual time to the node's reading (both as
 // offsets from Start).
 func (nd *Node) clock(t time.Duration) time.Duration {

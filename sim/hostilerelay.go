@@ -2,8 +2,6 @@ package sim
 
 import (
 	"fmt"
-	"hash"
-	"io"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -14,6 +12,7 @@ import (
 	"github.com/cosnim/relays/netsim"
 	"github.com/cosnim/relays/relay"
 	"github.com/cosnim/relays/roster"
+	"github.com/cosnim/relays/sim/internal/lister"
 	"github.com/cosnim/relays/transport"
 	"github.com/cosnim/relays/wire"
 )
@@ -41,11 +40,6 @@ type HostileRelaySpec struct {
 	List client.ListConfig
 }
 
-// hostileRelayScale is the class's time base: the default listing policy
-// and the hostile suite's attacks (badrelay.Attacks), both this many times
-// faster, so a run of minutes covers many listing intervals.
-const hostileRelayScale = 12
-
 // The malicious and the honest relay's names.
 const (
 	badRelayName  = "bad-relay"
@@ -55,14 +49,14 @@ const (
 func generateHostileRelay(seed uint64) Scenario {
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 	atk := badrelay.Attacks[rng.IntN(len(badrelay.Attacks))]
-	atk.Period /= hostileRelayScale
+	atk.Period /= listScale // the attacks on the listing policies' time base
 	sc := Scenario{
 		Seed: seed, Class: ClassHostileRelay, Timing: shortTiming,
 		Channels: 1 + rng.IntN(2), ClientsPerChannel: 2 + rng.IntN(3),
 		Announces: 3 + rng.IntN(6),
 		Chaos:     time.Duration(60+rng.IntN(60)) * time.Second,
 		HostileRelay: &HostileRelaySpec{Attack: atk, Pool: rng.IntN(3) == 0,
-			List: client.DefaultListConfig().Scaled(hostileRelayScale)},
+			List: listConfig},
 	}
 	if sc.Channels > 1 {
 		sc.HubSpanning = 1
@@ -72,13 +66,7 @@ func generateHostileRelay(seed uint64) Scenario {
 
 // hrWorld is one hostile-relay run.
 type hrWorld struct {
-	sc    Scenario
-	opt   Options
-	net   *netsim.Network
-	rng   *rand.Rand
-	trace io.Writer
-	hash  hash.Hash
-	course
+	base
 
 	bad      *badrelay.Relay
 	keys     []*roster.Keys
@@ -96,17 +84,16 @@ type hrCore interface {
 	Start(now time.Time)
 }
 
-// hrClient is one instance: a core, a policy per hub, a listing loop.
+// hrClient is one instance: a core, and a policy per hub that its lister
+// lists on.
 type hrClient struct {
 	w       *hrWorld
 	name    string
 	node    *netsim.Node
 	core    hrCore
 	hubs    []int
-	lists   client.Listings // per hub, in hubs order
+	lists   *lister.Lister // per hub, in hubs order
 	started time.Time
-	armed   []time.Time
-	listing []bool
 	count   []int
 	known   []map[string]bool
 	over    []bool // the invariant already reported for this hub
@@ -135,7 +122,7 @@ func runHostileRelay(sc Scenario, opt Options) Result {
 }
 
 func newHRWorld(sc Scenario, opt Options) *hrWorld {
-	w := &hrWorld{sc: sc, opt: opt}
+	w := &hrWorld{base: base{sc: sc, opt: opt}}
 	w.hash, w.trace = newTrace(opt)
 	w.net = netsim.New(sc.Seed, netsim.Options{SplitReads: true, RecordBytes: 1 << 16, Latency: netLatency, Jitter: netJitter})
 	w.net.SetTraceWriter(w.trace)
@@ -183,28 +170,11 @@ func newHRWorld(sc Scenario, opt Options) *hrWorld {
 	return w
 }
 
-func (w *hrWorld) coreRand() *rand.Rand { return rand.New(rand.NewPCG(w.rng.Uint64(), w.rng.Uint64())) }
-
-func (w *hrWorld) logf(format string, args ...any) {
-	fmt.Fprintf(w.trace, "t=%s sim ", stamp(w.net.Now().Sub(w.start())))
-	fmt.Fprintf(w.trace, format+"\n", args...)
-}
-
-func (w *hrWorld) start() time.Time { return w.healAt.Add(-w.sc.Chaos) }
-
-func (w *hrWorld) violate(format string, args ...any) {
-	v := fmt.Sprintf("t=%s ", stamp(w.net.Now().Sub(w.start()))) + fmt.Sprintf(format, args...)
-	w.logf("VIOLATION %s", v)
-	if len(w.violations) < 50 {
-		w.violations = append(w.violations, v)
-	}
-}
-
 func (w *hrWorld) addClient(name string, hubs []int) {
 	sc := w.sc
 	c := &hrClient{w: w, name: name, hubs: hubs, node: w.net.AddNode(name), started: w.net.Now(),
-		armed: make([]time.Time, len(hubs)), listing: make([]bool, len(hubs)), count: make([]int, len(hubs)),
-		over: make([]bool, len(hubs))}
+		count: make([]int, len(hubs)), over: make([]bool, len(hubs))}
+	c.lists = lister.New(c.node, c.list, nil)
 	faults := registry.New()
 	for _, fp := range sc.Failpoints {
 		_ = faults.Enable(fp, "return(true)")
@@ -245,9 +215,7 @@ func (w *hrWorld) addClient(name string, hubs []int) {
 	c.node.SetHandler(c.core)
 	c.core.Start(now)
 	w.clients = append(w.clients, c)
-	for i := range hubs {
-		c.arm(i)
-	}
+	c.lists.ArmAll()
 }
 
 // write stores a capsule in one of the client's hubs and announces it.
@@ -262,50 +230,20 @@ func (c *hrClient) write() {
 	_, _ = c.core.Announce(w.keys[h].ID(), ref, c.node.Now())
 }
 
-// arm schedules a wake-up at hub i's next listing, unless one is set for
-// that time; stale wake-ups find armed changed.
-func (c *hrClient) arm(i int) {
-	if c.listing[i] {
-		return
-	}
-	t := c.lists.Policy(i).Next()
-	if t.Equal(c.armed[i]) {
-		return
-	}
-	c.armed[i] = t
-	c.w.net.At(t, func() {
-		if c.armed[i].Equal(t) {
-			c.armed[i] = time.Time{}
-			c.maybeList(i)
-		}
-	})
-}
-
-// maybeList lists hub i if its policy says so: storage as of now, after
-// listLatency.
-func (c *hrClient) maybeList(i int) {
+// list starts a listing of hub i (lister.Start): storage as of now,
+// after listLatency.
+func (c *hrClient) list(i int, now time.Time) (time.Duration, func(time.Time)) {
 	w := c.w
-	now := w.net.Now()
-	p := c.lists.Policy(i)
-	if c.listing[i] || !p.Due(now) {
-		c.arm(i)
-		return
-	}
-	c.listing[i] = true
 	c.count[i]++
 	w.listings++
-	p.ListingStarted(now)
 	h := c.hubs[i]
 	seen := w.storage[h][:len(w.storage[h]):len(w.storage[h])]
 	w.logf("%s lists hub %d (%d)", c.name, h, c.count[i])
-	w.net.At(now.Add(listLatency), func() {
+	return listLatency, func(time.Time) {
 		for _, ref := range seen {
 			c.known[i][string(ref)] = true
 		}
-		c.listing[i] = false
-		p.ListingDone(w.net.Now())
-		c.arm(i)
-	})
+	}
 }
 
 // check judges the listing invariant and, after heal, convergence.
@@ -381,15 +319,9 @@ func (w *hrWorld) result() Result {
 	return res
 }
 
-// hrObserver routes the core's events to the client's Listings and
-// re-arms every hub's wake-up.
+// hrObserver hears the core: what it learns, and, through the client's
+// lister, what client.Listings routes to the hubs' policies.
 type hrObserver hrClient
-
-func (o *hrObserver) armAll() {
-	for i := range o.hubs {
-		(*hrClient)(o).arm(i)
-	}
-}
 
 func (o *hrObserver) Learned(id roster.ChannelID, refs [][]byte, _ time.Time) {
 	if i := o.lists.Index(id); i >= 0 {
@@ -399,26 +331,12 @@ func (o *hrObserver) Learned(id roster.ChannelID, refs [][]byte, _ time.Time) {
 	}
 }
 
-func (o *hrObserver) StateChanged(s client.State, now time.Time) {
-	o.lists.StateChanged(s, now)
-	o.armAll()
-}
-
-func (o *hrObserver) CaughtUp(id roster.ChannelID, now time.Time) {
-	o.lists.CaughtUp(id, now)
-	o.armAll()
-}
-
-func (o *hrObserver) EpochChanged(e uint64, now time.Time) {
-	o.lists.EpochChanged(e, now)
-	o.armAll()
-}
-
-func (o *hrObserver) Acked(roster.ChannelID, uint32, time.Time) {}
-
+func (o *hrObserver) StateChanged(s client.State, now time.Time)  { o.lists.StateChanged(s, now) }
+func (o *hrObserver) CaughtUp(id roster.ChannelID, now time.Time) { o.lists.CaughtUp(id, now) }
+func (o *hrObserver) EpochChanged(e uint64, now time.Time)        { o.lists.EpochChanged(e, now) }
+func (o *hrObserver) Acked(roster.ChannelID, uint32, time.Time)   {}
 func (o *hrObserver) Problem(id roster.ChannelID, code wire.Code, text string, now time.Time) {
 	o.lists.Problem(id, code, text, now)
-	o.armAll()
 }
 
 var _ client.Observer = (*hrObserver)(nil)

@@ -144,6 +144,7 @@ func (w *world) onCaughtUp(c *simClient, ch int) {
 		return
 	}
 	c.tap.caught[i] = w.net.Now()
+	w.checkReport(c, i)
 	if !w.cacheComplete(ch) {
 		return
 	}
@@ -170,6 +171,28 @@ func (w *world) onCaughtUp(c *simClient, ch int) {
 		}
 		if len(lack) > 0 {
 			w.awaitOne(c, m, ch, lack)
+		}
+	}
+}
+
+// checkReport judges a CaughtUp of channel index i (the report
+// invariant): the client holds every entry the relay's cache held when
+// the sync began (tap.syncBegins), unless the cache evicted since or the
+// relay is another incarnation.
+func (w *world) checkReport(c *simClient, i int) {
+	from := c.tap.syncFrom[i]
+	c.tap.syncFrom[i] = nil
+	ch := c.chans[i]
+	if from == nil || !c.tap.joinedIn(i) || c.tap.relay != w.relayGen || !w.cacheComplete(ch) {
+		return
+	}
+	w.checked[invReport]++
+	mine, cache := c.rosterOf(ch), w.relayCache(ch)
+	for _, id := range from {
+		if !mine.Has(id) && cache.Has(id) {
+			w.violate("report: %s reported channel %d caught up lacking %s, which the relay held when the sync began at t=%s",
+				c.name, ch, w.refOf(id, ""), w.stampOf(c.tap.syncAt[i]))
+			return
 		}
 	}
 }
@@ -298,20 +321,30 @@ func (w *world) lacksHeld(c *simClient, ch int, ids []roster.ID) (roster.ID, boo
 	return roster.ID{}, false
 }
 
-// judgeListed checks that a client told to rescan at r holds ids after
-// its listing: one listing round (listEvery, if one was under way) and
-// the listing itself.
+// judgeListed checks that a client told to rescan at r holds ids once
+// its first listing of ch begun since is done, and that the listing is
+// done within urgentListBound of r (the listing policy's own limit).
 func (w *world) judgeListed(c *simClient, ch int, ids []roster.ID, t0, r time.Time, gen, relayGen int) {
-	bound := listEvery + listLatency + boundSlack
-	w.net.At(r.Add(bound), func() {
-		now := w.net.Now()
-		if w.relayGen != relayGen || !w.relayUp || !c.up || !c.tap.same(gen) ||
-			w.touch.touched([]string{c.name}, t0, now, 0, false) {
+	judged := false
+	valid := func() bool {
+		return w.relayGen == relayGen && w.relayUp && c.up && c.tap.same(gen) &&
+			!w.touch.touched([]string{c.name}, t0, w.net.Now(), 0, false)
+	}
+	c.listWaits = append(c.listWaits, listWait{ch: ch, after: r, judge: func() {
+		judged = true
+		if !valid() {
 			return
 		}
 		if id, ok := w.lacksHeld(c, ch, ids); ok {
-			w.violate("catch-up: %s lacks %s, which the relay held at its Welcome at t=%s, %v after the relay told it to rescan (bound %v)",
-				c.name, w.refOf(id, ""), w.stampOf(t0), now.Sub(r), bound)
+			w.violate("catch-up: %s lacks %s, which the relay held at its Welcome at t=%s, after the listing the relay's rescan at t=%s asked for",
+				c.name, w.refOf(id, ""), w.stampOf(t0), w.stampOf(r))
+		}
+	}})
+	bound := urgentListBound(listConfig)
+	c.node.At(r.Add(bound), func() { // r is on the client's clock
+		if !judged && valid() {
+			w.violate("catch-up: %s did not list channel %d within %v of the relay's rescan at t=%s",
+				c.name, ch, bound, w.stampOf(r))
 		}
 	})
 }

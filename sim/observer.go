@@ -9,7 +9,8 @@ import (
 )
 
 // The simulated instance as the client core's Observer: what it learns,
-// its link's state, and the storage listings a relay's Rescan asks for.
+// its link's state, and its storage listings, on the schedule of the
+// shipped client.ListPolicy.
 
 func (c *simClient) Learned(id roster.ChannelID, refs [][]byte, now time.Time) {
 	w := c.w
@@ -35,17 +36,20 @@ func (c *simClient) StateChanged(s client.State, now time.Time) {
 	if s == client.Disconnected || s == client.Stopped {
 		c.w.onLost(c)
 	}
+	c.lists.StateChanged(s, now)
 }
 
-func (c *simClient) CaughtUp(id roster.ChannelID, _ time.Time) {
+func (c *simClient) CaughtUp(id roster.ChannelID, now time.Time) {
 	if ch := c.chanOf(id); ch >= 0 {
 		c.w.onCaughtUp(c, ch)
 	}
+	c.lists.CaughtUp(id, now)
 }
 
 func (c *simClient) EpochChanged(e uint64, now time.Time) {
 	c.epochAt = c.w.net.Now()
 	c.w.logf("%s epoch %016x", c.name, e)
+	c.lists.EpochChanged(e, now)
 }
 
 func (c *simClient) Acked(id roster.ChannelID, seq uint32, _ time.Time) {
@@ -66,58 +70,95 @@ func (c *simClient) chanOf(id roster.ChannelID) int {
 	}
 	return -1
 }
+
 func (c *simClient) Problem(id roster.ChannelID, code wire.Code, text string, now time.Time) {
 	c.w.logf("%s problem %v %s", c.name, code, text)
 	if ch := c.chanOf(id); ch >= 0 && code == wire.CodeRescan {
 		c.rescanAt[ch] = now
 	}
-	if ch := c.chanOf(id); ch >= 0 && code == wire.CodeRescan && !c.listing[ch] {
-		c.listing[ch] = true
-		c.keepListing(ch)
-	}
+	c.lists.Problem(id, code, text, now)
 }
 
-// keepListing lists channel ch now and every listEvery while the relay's
-// cache of it is incomplete, as an instance's ListPolicy does without a
-// relay that holds everything.
-func (c *simClient) keepListing(ch int) {
-	w := c.w
-	if !c.up || (w.relayUp && w.cacheComplete(ch)) {
-		c.listing[ch] = false
-		return
-	}
-	c.list(ch)
-	w.net.At(w.net.Now().Add(listEvery), func() { c.keepListing(ch) })
-}
+// listScale is the simulator's time base for listing policies: the
+// shipped defaults (client.DefaultListConfig) this many times faster, so
+// a run of minutes covers several listing intervals.
+const listScale = 12
 
-// listEvery is how often a client lists while the relay's cache is
-// incomplete.
-const listEvery = 5 * time.Second
+// listConfig is the listing policy of the fault simulator's instances.
+var listConfig = client.DefaultListConfig().Scaled(listScale)
 
 // listLatency is how long a listing of a hub's storage takes.
 const listLatency = 100 * time.Millisecond
 
-// list lists channel ch's storage, as an instance does when the relay
-// says its cache is incomplete: storage holds every capsule announced so
-// far, and what the client lacks it announces, as compare's instances do.
-func (c *simClient) list(ch int) {
+// startListing gives the lister of the client's incarnation, as its core
+// starts, a client.ListPolicy per channel (routed by client.Listings).
+func (c *simClient) startListing(now time.Time) {
 	w := c.w
-	ids := w.ids[ch][:len(w.ids[ch]):len(w.ids[ch])]
-	up := c.core
-	w.net.At(w.net.Now().Add(listLatency), func() {
-		if !c.up || c.core != up {
-			return
+	for _, ch := range c.chans {
+		p, err := client.NewListPolicy(listConfig, w.coreRand(), now)
+		if err != nil {
+			panic(err)
 		}
+		c.lists.Add(w.keys[ch].ID(), p)
+	}
+	c.lists.ArmAll()
+}
+
+// list lists channel c.chans[i]'s storage (lister.Start): storage holds
+// every capsule announced so far, and what the client lacks it
+// announces, as compare's instances do. Checks waiting for a listing
+// (listWait) are judged once it is done.
+func (c *simClient) list(i int, began time.Time) (time.Duration, func(time.Time)) {
+	w := c.w
+	ch := c.chans[i]
+	ids := w.ids[ch][:len(w.ids[ch]):len(w.ids[ch])]
+	return listLatency, func(now time.Time) {
 		r := c.rosterOf(ch)
 		n := 0
 		for _, id := range ids {
 			if !r.Has(id) {
 				_, _ = c.core.Announce(w.keys[ch].ID(), []byte(w.entries[id].ref), c.node.Now())
+				w.relisted[id] = true
 				n++
 			}
 		}
 		w.logf("%s listed channel %d: %d of %d new", c.name, ch, n, len(ids))
-	})
+		waits := c.listWaits
+		c.listWaits = nil
+		for _, lw := range waits {
+			if lw.ch == ch && !began.Before(lw.after) {
+				lw.judge()
+			} else {
+				c.listWaits = append(c.listWaits, lw)
+			}
+		}
+	}
+}
+
+// listWait is a check judged when a listing of channel ch that began at
+// or after after is done.
+type listWait struct {
+	ch    int
+	after time.Time
+	judge func()
+}
+
+// urgentListBound is, by the listing policy's parameters, how long after
+// an urgent ask (a Rescan) a listing is done at the latest: one under way
+// ends (listLatency), the rate limit's spacing after it (at most
+// HealthyInterval, see client.ListPolicy), the ask's Soon with its
+// jitter, and the listing itself.
+func urgentListBound(cfg client.ListConfig) time.Duration {
+	cfg = cfg.WithDefaults()
+	return 2*listLatency + cfg.HealthyInterval + cfg.Soon*11/10 + boundSlack
+}
+
+// healthyListBound is, by the listing policy's parameters, how long a
+// member with a healthy link may go without listing: HealthyInterval with
+// its jitter, and the listing itself.
+func healthyListBound(cfg client.ListConfig) time.Duration {
+	cfg = cfg.WithDefaults()
+	return cfg.HealthyInterval*11/10 + listLatency + boundSlack
 }
 
 var _ client.Observer = (*simClient)(nil)

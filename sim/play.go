@@ -13,7 +13,42 @@ import (
 	"github.com/cosnim/relays/roster"
 )
 
-// What the one-relay world and the pool world share.
+// What every world shares (the one-relay, pool and hostile-relay worlds).
+
+// base is what every world holds: its scenario, network, random stream,
+// trace and course, with the methods that need only these.
+type base struct {
+	sc    Scenario
+	opt   Options
+	net   *netsim.Network
+	rng   *rand.Rand
+	trace io.Writer // hash and optional timeline
+	hash  hash.Hash
+	course
+}
+
+func (b *base) start() time.Time { return b.healAt.Add(-b.sc.Chaos) }
+
+func (b *base) stampOf(t time.Time) string { return stamp(t.Sub(b.start())) }
+
+func (b *base) logf(format string, args ...any) {
+	fmt.Fprintf(b.trace, "t=%s sim ", stamp(b.net.Now().Sub(b.start())))
+	fmt.Fprintf(b.trace, format+"\n", args...)
+}
+
+// violate records a violation (the first 50) and traces it.
+func (b *base) violate(format string, args ...any) {
+	v := fmt.Sprintf("t=%s ", stamp(b.net.Now().Sub(b.start()))) + fmt.Sprintf(format, args...)
+	b.logf("VIOLATION %s", v)
+	if len(b.violations) < 50 {
+		b.violations = append(b.violations, v)
+	}
+}
+
+// coreRand is a core's random source, drawn from the run's stream.
+func (b *base) coreRand() *rand.Rand {
+	return rand.New(rand.NewPCG(b.rng.Uint64(), b.rng.Uint64()))
+}
 
 // course is what a world keeps of a run's course.
 type course struct {

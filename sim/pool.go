@@ -2,8 +2,6 @@ package sim
 
 import (
 	"fmt"
-	"hash"
-	"io"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -14,6 +12,7 @@ import (
 	"github.com/cosnim/relays/netsim"
 	"github.com/cosnim/relays/relay"
 	"github.com/cosnim/relays/roster"
+	"github.com/cosnim/relays/sim/internal/relaynode"
 	"github.com/cosnim/relays/transport"
 	"github.com/cosnim/relays/wire"
 )
@@ -95,12 +94,7 @@ func generatePool(seed uint64) Scenario {
 
 // poolWorld is one pool run in progress.
 type poolWorld struct {
-	sc    Scenario
-	opt   Options
-	net   *netsim.Network
-	rng   *rand.Rand
-	trace io.Writer
-	hash  hash.Hash
+	base
 
 	bus         *netsim.Bus // nil without a backbone
 	relays      []*simRelay
@@ -114,8 +108,6 @@ type poolWorld struct {
 	clients     []*poolClient
 	byName      map[string]*simRelay
 
-	course
-
 	touch      touches
 	owMax      time.Duration
 	entryBytes int
@@ -127,16 +119,12 @@ type poolWorld struct {
 	held    map[string]*poolHeld // by relay name (lookups only)
 }
 
-// simRelay is one relay of the pool.
+// simRelay is one relay of the pool (relaynode.Relay) and its memory
+// budget, and whether it went over it.
 type simRelay struct {
-	name, addr string
-	node       *netsim.Node
-	port       *netsim.BusPort // nil without a backbone
-	core       *relay.Relay
-	up         bool
-	gen        int // incarnations started
-	budget     int64
-	memOver    bool
+	*relaynode.Relay
+	budget  int64
+	memOver bool
 }
 
 // poolClient is one simulated instance running a client.Pool.
@@ -165,6 +153,14 @@ type poolClient struct {
 	// atLeast[k] is the last time the channel had k or more joined homes.
 	atLeast  []time.Time
 	reported time.Time // the last failover violation
+	// reporting is the relay whose connection's event the pool handles
+	// now ("" in a Tick); syncFrom, syncGen and syncAt are, per relay,
+	// what its complete cache held when the relay Client's latest sync
+	// began, its incarnation and when (checkReport; lookups only).
+	reporting string
+	syncFrom  map[string][]roster.ID
+	syncGen   map[string]int
+	syncAt    map[string]time.Time
 }
 
 func runPool(sc Scenario, opt Options) Result {
@@ -176,7 +172,7 @@ func runPool(sc Scenario, opt Options) Result {
 }
 
 func newPoolWorld(sc Scenario, opt Options) *poolWorld {
-	w := &poolWorld{sc: sc, opt: opt, byName: map[string]*simRelay{}, announcedAt: map[roster.ID]time.Time{},
+	w := &poolWorld{base: base{sc: sc, opt: opt}, byName: map[string]*simRelay{}, announcedAt: map[roster.ID]time.Time{},
 		held: map[string]*poolHeld{}}
 	w.touch.relaySpan = -1
 	w.hash, w.trace = newTrace(opt)
@@ -192,14 +188,10 @@ func newPoolWorld(sc Scenario, opt Options) *poolWorld {
 		w.bus = w.net.NewBus("nats", netsim.BusOptions{Latency: busLatency, Jitter: busJitter})
 	}
 	for i := range sc.Pool.Relays {
-		r := &simRelay{name: PoolRelayName(i)}
-		r.addr = poolRelayAddr(r.name)
-		r.node = w.net.AddNode(r.name)
-		if w.bus != nil {
-			r.port = w.bus.Attach(r.node)
-		}
+		name := PoolRelayName(i)
+		r := &simRelay{Relay: relaynode.New(w.net, w.bus, name, poolRelayAddr(name))}
 		w.relays = append(w.relays, r)
-		w.byName[r.name] = r
+		w.byName[r.Name] = r
 		w.startRelay(r)
 	}
 	w.keys = channelKeys(sc.Seed, sc.Channels)
@@ -243,32 +235,11 @@ func (w *poolWorld) bbAntiEntropy() time.Duration {
 	return relay.DefaultBackboneAntiEntropy
 }
 
-func (w *poolWorld) start() time.Time { return w.healAt.Add(-w.sc.Chaos) }
-
-func (w *poolWorld) stampOf(t time.Time) string { return stamp(t.Sub(w.start())) }
-
-func (w *poolWorld) logf(format string, args ...any) {
-	fmt.Fprintf(w.trace, "t=%s sim ", stamp(w.net.Now().Sub(w.start())))
-	fmt.Fprintf(w.trace, format+"\n", args...)
-}
-
-func (w *poolWorld) violate(format string, args ...any) {
-	v := fmt.Sprintf("t=%s ", stamp(w.net.Now().Sub(w.start()))) + fmt.Sprintf(format, args...)
-	w.logf("VIOLATION %s", v)
-	if len(w.violations) < 50 {
-		w.violations = append(w.violations, v)
-	}
-}
-
-func (w *poolWorld) coreRand() *rand.Rand {
-	return rand.New(rand.NewPCG(w.rng.Uint64(), w.rng.Uint64()))
-}
-
 // startRelay starts a fresh core on r's node, with an empty memory.
 func (w *poolWorld) startRelay(r *simRelay) {
 	cfg := relayConfigFor(w.sc, w.opt, w.relayFaults)
-	if r.port != nil {
-		cfg.Backbone = r.port
+	if r.Port != nil {
+		cfg.Backbone = r.Port
 		cfg.BackboneAntiEntropy = w.bbAntiEntropy()
 		cfg.BackboneAuthenticated = w.sc.Pool.Authenticated
 	}
@@ -276,38 +247,28 @@ func (w *poolWorld) startRelay(r *simRelay) {
 	if err != nil {
 		panic(err)
 	}
-	r.core, r.budget, r.memOver = core, cfg.MemoryBudget, false
-	r.gen++
-	if r.gen > 1 {
-		r.node.Restart(w.relayTap(r))
-	} else {
-		r.node.SetHandler(w.relayTap(r))
-	}
-	r.node.Listen(r.addr)
-	if r.port != nil {
-		r.port.SetHandler(poolBusTap{w, r})
-	}
-	r.up = true
-	w.touch.restarted(r.name, w.net.Now())
-	w.logf("%s up epoch=%016x", r.name, core.Epoch())
+	r.budget, r.memOver = cfg.MemoryBudget, false
+	r.Start(core, w.relayTap(r), poolBusTap{w, r})
+	w.touch.restarted(r.Name, w.net.Now())
+	w.logf("%s up epoch=%016x", r.Name, core.Epoch())
 }
 
 // crashRelay kills r's node: its memory and connections are lost.
 func (w *poolWorld) crashRelay(r *simRelay) {
-	if _, down := w.touch.down[r.name]; !down {
-		w.touch.untilRestart(r.name, w.net.Now())
+	if _, down := w.touch.down[r.Name]; !down {
+		w.touch.untilRestart(r.Name, w.net.Now())
 	}
-	r.node.Crash()
-	r.up = false
+	r.Crash()
 }
 
 // busUp reports whether r is up and its core has the bus.
-func (r *simRelay) busUp() bool { return r.up && r.port != nil && r.core.Stats().BackboneUp }
+func (r *simRelay) busUp() bool { return r.Up && r.Port != nil && r.Core.Stats().BackboneUp }
 
 func (w *poolWorld) addClient(name string, ch int) {
 	c := &poolClient{w: w, name: name, ch: ch, faults: registry.New(),
 		conns: map[transport.Conn]string{}, connGen: map[string]int{}, openAt: map[string]time.Time{},
-		openBy: map[string]*client.Client{}}
+		openBy: map[string]*client.Client{}, syncFrom: map[string][]roster.ID{}, syncGen: map[string]int{},
+		syncAt: map[string]time.Time{}}
 	c.node = w.net.AddNode(name)
 	c.atLeast = make([]time.Time, w.sc.Pool.Homes+1)
 	for k := range c.atLeast {
@@ -316,8 +277,8 @@ func (w *poolWorld) addClient(name string, ch int) {
 	cfg := client.PoolConfig{Homes: w.sc.Pool.Homes, Hysteresis: w.sc.Pool.Hysteresis,
 		Client: clientConfigFor(w.sc.Timing, aePeriodOf(w.sc.Timing), name, c.faults)}
 	for _, r := range w.relays {
-		cfg.Relays = append(cfg.Relays, client.PoolRelay{Name: r.name, Addrs: []string{r.addr},
-			Dialer: poolDialer{c, r.name}})
+		cfg.Relays = append(cfg.Relays, client.PoolRelay{Name: r.Name, Addrs: []string{r.Addr},
+			Dialer: poolDialer{c, r.Name}})
 	}
 	p, err := client.NewPool(cfg, c.node.Dialer(), w.coreRand(), poolObserver{c})
 	if err != nil {
@@ -407,16 +368,16 @@ func (w *poolWorld) heal() {
 		w.bus.Restart()
 		w.touch.restarted(busNode, w.net.Now())
 		for _, r := range w.relays {
-			w.bus.Heal(r.name)
-			w.touch.restarted(pairName(busNode, r.name), w.net.Now())
+			w.bus.Heal(r.Name)
+			w.touch.restarted(pairName(busNode, r.Name), w.net.Now())
 		}
 	}
 	w.touch.heal(w.net.Now())
 	for _, r := range w.relays {
-		if r.up && r.core.Draining() {
+		if r.Up && r.Core.Draining() {
 			w.crashRelay(r)
 		}
-		if !r.up {
+		if !r.Up {
 			w.startRelay(r)
 		}
 	}
@@ -474,13 +435,13 @@ func (w *poolWorld) check() {
 		w.checkHostileBus()
 	}
 	for _, r := range w.relays {
-		if !r.up {
+		if !r.Up {
 			continue
 		}
-		cache, pending := r.core.Usage()
+		cache, pending := r.Core.Usage()
 		cfg := relayConfigFor(w.sc, w.opt, nil)
 		if cache > cfg.CacheEntries || pending > cfg.PendingEntries {
-			w.violate("boundedness: %s holds %d cached (cap %d), %d pending (cap %d)", r.name, cache, cfg.CacheEntries, pending, cfg.PendingEntries)
+			w.violate("boundedness: %s holds %d cached (cap %d), %d pending (cap %d)", r.Name, cache, cfg.CacheEntries, pending, cfg.PendingEntries)
 		}
 	}
 	all := true
@@ -546,7 +507,8 @@ func (w *poolWorld) result() Result {
 		res.Churn[c.name] = ClientChurn{Reconnects: c.reconnects}
 	}
 	res.NeedlessReconnects, res.Rescans = w.needless, w.rescans
-	res.Checked = Checks{Awareness: w.checked[invAwareness], CatchUp: w.checked[invCatchUp], Failover: w.checked[invFailover]}
+	res.Checked = Checks{Awareness: w.checked[invAwareness], CatchUp: w.checked[invCatchUp], Failover: w.checked[invFailover],
+		Report: w.checked[invReport]}
 	res.Violations = append([]string{}, w.violations...)
 	finish(&res, w.sc, w.hash)
 	return res
@@ -557,10 +519,10 @@ func (w *poolWorld) result() Result {
 // relayTap is r's relayTap: invariant (d), its accounted memory under
 // its budget.
 func (w *poolWorld) relayTap(r *simRelay) relayTap {
-	return relayTap{core: func() *relay.Relay { return r.core }, check: func() {
-		if m := r.core.Memory(); m > r.budget && !r.memOver {
+	return relayTap{core: func() *relay.Relay { return r.Core }, check: func() {
+		if m := r.Core.Memory(); m > r.budget && !r.memOver {
 			r.memOver = true
-			w.violate("boundedness: %s accounts %d bytes, over its budget of %d", r.name, m, r.budget)
+			w.violate("boundedness: %s accounts %d bytes, over its budget of %d", r.Name, m, r.budget)
 		}
 	}}
 }
@@ -573,18 +535,18 @@ type poolBusTap struct {
 }
 
 func (t poolBusTap) Message(m backbone.Msg, now time.Time) {
-	t.r.core.Message(m, now)
+	t.r.Core.Message(m, now)
 	t.w.relayTap(t.r).check()
 }
 func (t poolBusTap) Response(id uint64, data []byte, err error, now time.Time) {
-	t.r.core.Response(id, data, err, now)
+	t.r.Core.Response(id, data, err, now)
 }
 func (t poolBusTap) BusState(up bool, now time.Time) {
-	t.r.core.BusState(up, now)
+	t.r.Core.BusState(up, now)
 	if up {
 		var ms []*poolClient
 		for _, c := range t.w.clients {
-			if slices.Contains(c.joined, t.r.name) {
+			if slices.Contains(c.joined, t.r.Name) {
 				ms = append(ms, c)
 			}
 		}
@@ -604,8 +566,20 @@ func (t poolClientTap) Open(tc transport.Conn, now time.Time) {
 	c.observe()
 }
 func (t poolClientTap) Data(tc transport.Conn, b []byte, now time.Time) {
-	t.c.pool.Data(tc, b, now)
-	t.c.observe()
+	c := t.c
+	name := c.conns[tc]
+	cl := c.pool.Client(name)
+	var syncs uint64
+	if cl != nil {
+		syncs = cl.Stats().Syncs
+	}
+	c.reporting = name
+	c.pool.Data(tc, b, now)
+	c.reporting = ""
+	if cl != nil && cl.Stats().Syncs > syncs {
+		c.syncBegan(name)
+	}
+	c.observe()
 }
 func (t poolClientTap) Writable(tc transport.Conn, now time.Time) { t.c.pool.Writable(tc, now) }
 func (t poolClientTap) Closed(tc transport.Conn, err error, now time.Time) {
@@ -617,7 +591,22 @@ func (t poolClientTap) Closed(tc transport.Conn, err error, now time.Time) {
 	c.pool.Closed(tc, err, now)
 	c.observe()
 }
-func (t poolClientTap) Tick(now time.Time)          { t.c.pool.Tick(now); t.c.observe() }
+func (t poolClientTap) Tick(now time.Time) {
+	c := t.c
+	syncs := make([]uint64, len(c.w.relays))
+	for i, r := range c.w.relays {
+		if cl := c.pool.Client(r.Name); cl != nil {
+			syncs[i] = cl.Stats().Syncs
+		}
+	}
+	c.pool.Tick(now)
+	for i, r := range c.w.relays {
+		if cl := c.pool.Client(r.Name); cl != nil && cl.Stats().Syncs > syncs[i] {
+			c.syncBegan(r.Name)
+		}
+	}
+	c.observe()
+}
 func (t poolClientTap) Deadline() (time.Time, bool) { return t.c.pool.Deadline() }
 
 // opened is invariant (e), churn: a relay Client of the pool that
@@ -663,8 +652,11 @@ func (o poolObserver) Learned(id roster.ChannelID, refs [][]byte, _ time.Time) {
 		}
 	}
 }
-func (poolObserver) StateChanged(client.State, time.Time)      {}
-func (o poolObserver) CaughtUp(roster.ChannelID, time.Time)    { o.c.caughtUp() }
+func (poolObserver) StateChanged(client.State, time.Time) {}
+func (o poolObserver) CaughtUp(roster.ChannelID, time.Time) {
+	o.c.checkReport(o.c.reporting)
+	o.c.caughtUp()
+}
 func (poolObserver) EpochChanged(uint64, time.Time)            {}
 func (poolObserver) Acked(roster.ChannelID, uint32, time.Time) {}
 

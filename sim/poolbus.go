@@ -224,20 +224,20 @@ type poolHeld struct {
 func (w *poolWorld) checkHostileBus() {
 	now := w.net.Now()
 	for _, r := range w.relays {
-		if !r.up {
+		if !r.Up {
 			continue
 		}
-		held := w.held[r.name]
-		if held == nil || held.gen != r.gen {
-			held = &poolHeld{gen: r.gen}
+		held := w.held[r.Name]
+		if held == nil || held.gen != r.Gen {
+			held = &poolHeld{gen: r.Gen}
 			for range w.keys {
 				held.seen = append(held.seen, map[roster.ID]time.Time{})
 				held.local = append(held.local, map[roster.ID]bool{})
 			}
-			w.held[r.name] = held
+			w.held[r.Name] = held
 		}
 		for ch, k := range w.keys {
-			cache, _, ok := r.core.Cached(k.ID())
+			cache, _, ok := r.Core.Cached(k.ID())
 			if !ok {
 				clear(held.seen[ch]) // forgotten: a new cache starts empty
 				clear(held.local[ch])
@@ -251,7 +251,7 @@ func (w *poolWorld) checkHostileBus() {
 					held.seen[ch][e.ID] = now
 				}
 			}
-			for _, id := range r.core.LocalIDs(k.ID()) {
+			for _, id := range r.Core.LocalIDs(k.ID()) {
 				held.local[ch][id] = true
 			}
 			for id := range held.local[ch] { // sorted: a count
@@ -261,7 +261,7 @@ func (w *poolWorld) checkHostileBus() {
 			}
 			if junk > 0 && lost > 0 {
 				w.violate("boundedness: %s evicted %d entries its members announced in channel %d while holding %d a bus publisher injected",
-					r.name, lost, ch, junk)
+					r.Name, lost, ch, junk)
 				held.local[ch] = map[roster.ID]bool{} // once per loss
 			}
 		}
@@ -281,14 +281,14 @@ func (w *poolWorld) checkSaysComplete(now time.Time) {
 			continue
 		}
 		for ch, k := range w.keys {
-			if !r.core.SaysComplete(k.ID()) {
+			if !r.Core.SaysComplete(k.ID()) {
 				continue
 			}
-			mine, _, _ := r.core.Cached(k.ID())
+			mine, _, _ := r.Core.Cached(k.ID())
 			bound := w.backboneCatchUpBound(len(w.ids[ch])) + relay.BackboneReplyWindow + busMax
 			for _, o := range w.relays {
-				ho := w.held[o.name]
-				if o == r || !o.busUp() || ho == nil || ho.gen != o.gen {
+				ho := w.held[o.Name]
+				if o == r || !o.busUp() || ho == nil || ho.gen != o.Gen {
 					continue
 				}
 				for _, id := range w.ids[ch] {
@@ -296,7 +296,7 @@ func (w *poolWorld) checkSaysComplete(now time.Time) {
 					if !ok || at.After(now.Add(-bound)) {
 						continue
 					}
-					names := []string{r.name, o.name, busNode, pairName(busNode, r.name), pairName(busNode, o.name)}
+					names := []string{r.Name, o.Name, busNode, pairName(busNode, r.Name), pairName(busNode, o.Name)}
 					if w.touch.touched(names, w.announcedAt[id], now, 0, false) {
 						continue
 					}
@@ -305,7 +305,7 @@ func (w *poolWorld) checkSaysComplete(now time.Time) {
 						continue
 					}
 					w.violate("catch-up: %s flags its cache of channel %d complete but lacks an entry %s has held since t=%s",
-						r.name, ch, o.name, w.stampOf(at))
+						r.Name, ch, o.Name, w.stampOf(at))
 					return
 				}
 			}

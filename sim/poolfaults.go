@@ -40,12 +40,12 @@ func poolTargets(f Fault) (clients, relays []string) {
 
 func applyPoolCrash(w *poolWorld, f Fault) {
 	r := w.relay(f.Targets[0])
-	if !r.up {
+	if !r.Up {
 		return
 	}
 	w.crashRelay(r)
 	w.later(f.Duration, func() {
-		if !r.up {
+		if !r.Up {
 			w.startRelay(r)
 		}
 	})
@@ -107,17 +107,17 @@ func applyBusCrash(w *poolWorld, f Fault) {
 // restarts.
 func applyPoolDrain(w *poolWorld, f Fault) {
 	r := w.relay(f.Targets[0])
-	if !r.up || r.core.Draining() {
+	if !r.Up || r.Core.Draining() {
 		return
 	}
-	w.touch.untilRestart(r.name, w.net.Now())
-	r.core.Drain(w.net.Now(), 500*time.Millisecond, time.Second, nil)
-	r.node.SetHandler(w.relayTap(r)) // re-arm its timer
-	gen := r.gen
+	w.touch.untilRestart(r.Name, w.net.Now())
+	r.Core.Drain(w.net.Now(), 500*time.Millisecond, time.Second, nil)
+	r.Node.SetHandler(w.relayTap(r)) // re-arm its timer
+	gen := r.Gen
 	w.later(f.Duration, func() {
-		if r.up && r.gen == gen { // not restarted meanwhile by a crash
-			r.node.Crash()
-			r.up = false
+		if r.Up && r.Gen == gen { // not restarted meanwhile by a crash
+			r.Node.Crash()
+			r.Up = false
 			w.startRelay(r)
 		}
 	})

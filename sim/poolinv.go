@@ -39,10 +39,10 @@ func (w *poolWorld) snap(cs []*poolClient, rel []string, rs []*simRelay, bus boo
 		s.names = append(s.names, c.name, pairName(c.name, rel[i]))
 	}
 	for _, r := range rs {
-		s.gens = append(s.gens, r.gen)
-		s.names = append(s.names, r.name)
+		s.gens = append(s.gens, r.Gen)
+		s.names = append(s.names, r.Name)
 		if bus {
-			s.names = append(s.names, pairName(busNode, r.name))
+			s.names = append(s.names, pairName(busNode, r.Name))
 		}
 	}
 	if bus {
@@ -55,7 +55,7 @@ func (w *poolWorld) snap(cs []*poolClient, rel []string, rs []*simRelay, bus boo
 // touched since it opened.
 func (w *poolWorld) still(s *poolSnap) bool {
 	for i, r := range s.relays {
-		if r.gen != s.gens[i] || !r.up || s.needsBus && !r.busUp() {
+		if r.Gen != s.gens[i] || !r.Up || s.needsBus && !r.busUp() {
 			return false
 		}
 	}
@@ -102,7 +102,7 @@ func (w *poolWorld) checkPoolAwareness(c *poolClient, id roster.ID, ref string) 
 		bound := w.poolAwarenessBound()
 		how := ""
 		for _, r := range c.joined {
-			if slices.Contains(m.joined, r) && w.relay(r).up {
+			if slices.Contains(m.joined, r) && w.relay(r).Up {
 				s = w.snap([]*poolClient{c, m}, []string{r, r}, []*simRelay{w.relay(r)}, false)
 				how = "on " + r
 				break
@@ -111,9 +111,9 @@ func (w *poolWorld) checkPoolAwareness(c *poolClient, id roster.ID, ref string) 
 		if s == nil && w.bus != nil && w.bus.Up() {
 			ra, rm := w.relay(c.joined[0]), w.relay(m.joined[0])
 			if ra != rm && ra.busUp() && rm.busUp() {
-				s = w.snap([]*poolClient{c, m}, []string{ra.name, rm.name}, []*simRelay{ra, rm}, true)
+				s = w.snap([]*poolClient{c, m}, []string{ra.Name, rm.Name}, []*simRelay{ra, rm}, true)
 				bound += busMax
-				how = "from " + ra.name + " over the bus to " + rm.name
+				how = "from " + ra.Name + " over the bus to " + rm.Name
 			}
 		}
 		if s == nil {
@@ -151,7 +151,7 @@ func (w *poolWorld) checkBackboneCatchUp(r *simRelay, ms []*poolClient, why stri
 			if o == r || !o.busUp() {
 				continue
 			}
-			cache, _, ok := o.core.Cached(cid)
+			cache, _, ok := o.Core.Cached(cid)
 			if !ok {
 				continue
 			}
@@ -169,7 +169,7 @@ func (w *poolWorld) checkBackboneCatchUp(r *simRelay, ms []*poolClient, why stri
 		if peers == nil {
 			continue
 		}
-		rel := []string{r.name}
+		rel := []string{r.Name}
 		s := w.snap([]*poolClient{m}, rel, append([]*simRelay{r}, peers...), true)
 		bound := w.backboneCatchUpBound(len(w.ids[m.ch]))
 		if why == "joined" {
@@ -184,14 +184,14 @@ func (w *poolWorld) checkBackboneCatchUp(r *simRelay, ms []*poolClient, why stri
 			m.waits = append(m.waits, &bbWait{relay: r, snap: s, want: old})
 		}
 		w.net.At(s.from.Add(bound), func() {
-			if !w.still(s) || !slices.Contains(m.joined, r.name) {
+			if !w.still(s) || !slices.Contains(m.joined, r.Name) {
 				return
 			}
 			w.checked[invCatchUp]++
 			for _, id := range want {
 				if !m.roster().Has(id) {
 					w.violate("catch-up: %s lacks an entry every peer of %s held at t=%s (%s), %v later (bound %v)",
-						m.name, r.name, w.stampOf(s.from), why, w.net.Now().Sub(s.from), bound)
+						m.name, r.Name, w.stampOf(s.from), why, w.net.Now().Sub(s.from), bound)
 					return
 				}
 			}
@@ -230,14 +230,14 @@ func (c *poolClient) caughtUp() {
 	waits := c.waits
 	c.waits = nil
 	for _, bw := range waits {
-		if len(c.joined) != 1 || c.joined[0] != bw.relay.name || !w.still(bw.snap) {
+		if len(c.joined) != 1 || c.joined[0] != bw.relay.Name || !w.still(bw.snap) {
 			continue
 		}
 		w.checked[invCatchUp]++
 		for _, id := range bw.want {
 			if !c.roster().Has(id) {
 				w.violate("catch-up: %s caught up with %s lacking an entry every peer held before it joined at t=%s",
-					c.name, bw.relay.name, w.stampOf(bw.snap.from))
+					c.name, bw.relay.Name, w.stampOf(bw.snap.from))
 				break
 			}
 		}
@@ -269,9 +269,9 @@ func (w *poolWorld) checkFailover(c *poolClient) {
 	reach := 0
 	var names []string
 	for _, r := range w.relays {
-		if r.up && !w.touch.touched([]string{c.name, r.name, pairName(c.name, r.name)}, from, now, 0, true) {
+		if r.Up && !w.touch.touched([]string{c.name, r.Name, pairName(c.name, r.Name)}, from, now, 0, true) {
 			reach++
-			names = append(names, r.name)
+			names = append(names, r.Name)
 		}
 	}
 	want := min(reach, w.sc.Pool.Homes)
@@ -285,4 +285,59 @@ func (w *poolWorld) checkFailover(c *poolClient) {
 	c.reported = now
 	w.violate("failover: %s has had fewer than %d joined homes (now %q) for %v while it reached %q",
 		c.name, want, c.joined, now.Sub(c.atLeast[want]), names)
+}
+
+// syncBegan notes, as the relay Client of relayName starts a sync (seen
+// on the tap, in the event that started it), what that relay's complete
+// cache of the channel holds: honest entries only.
+func (c *poolClient) syncBegan(relayName string) {
+	w := c.w
+	r := w.relay(relayName)
+	c.syncFrom[relayName], c.syncGen[relayName], c.syncAt[relayName] = nil, r.Gen, w.net.Now()
+	if !r.Up {
+		return
+	}
+	cache, complete, ok := r.Core.Cached(w.keys[c.ch].ID())
+	if !ok || !complete {
+		return
+	}
+	ids := []roster.ID{}
+	for _, e := range cache.Entries() {
+		if _, honest := w.announcedAt[e.ID]; honest {
+			ids = append(ids, e.ID)
+		}
+	}
+	c.syncFrom[relayName] = ids
+}
+
+// checkReport is the report invariant (2c) for pools: a relay Client
+// that reports the channel caught up holds every entry its relay's
+// complete cache held when the sync began and still holds, unless the
+// relay restarted since.
+func (c *poolClient) checkReport(relayName string) {
+	w := c.w
+	from := c.syncFrom[relayName]
+	delete(c.syncFrom, relayName)
+	cl := c.pool.Client(relayName)
+	if from == nil || cl == nil {
+		return
+	}
+	r := w.relay(relayName)
+	cid := w.keys[c.ch].ID()
+	cache, complete, ok := r.Core.Cached(cid)
+	if !r.Up || r.Gen != c.syncGen[relayName] || !ok || !complete {
+		return
+	}
+	mine := cl.Roster(cid)
+	if mine == nil {
+		return // the channel left meanwhile
+	}
+	w.checked[invReport]++
+	for _, id := range from {
+		if !mine.Has(id) && cache.Has(id) {
+			w.violate("report: %s reported channel %d caught up with %s lacking an entry %s held when the sync began at t=%s",
+				c.name, c.ch, relayName, relayName, w.stampOf(c.syncAt[relayName]))
+			return
+		}
+	}
 }

@@ -3,7 +3,6 @@ package sim
 import (
 	"bytes"
 	"fmt"
-	"hash"
 	"io"
 	"math/rand/v2"
 	"slices"
@@ -15,6 +14,7 @@ import (
 	"github.com/cosnim/relays/netsim"
 	"github.com/cosnim/relays/relay"
 	"github.com/cosnim/relays/roster"
+	"github.com/cosnim/relays/sim/internal/lister"
 	"github.com/cosnim/relays/transport"
 )
 
@@ -107,6 +107,9 @@ type Checks struct {
 	// Failover counts pool clients' checks of their joined homes
 	// (sim/poolinv.go).
 	Failover uint64 `json:"failover,omitempty"`
+	// Report counts CaughtUp reports judged against what the relay held
+	// when their sync began (invariants.go, checkReport).
+	Report uint64 `json:"report"`
 }
 
 const (
@@ -115,17 +118,13 @@ const (
 	invEpoch
 	invResync
 	invFailover
+	invReport
 	numInv
 )
 
 // world is one run in progress.
 type world struct {
-	sc    Scenario
-	opt   Options
-	net   *netsim.Network
-	rng   *rand.Rand
-	trace io.Writer // hash and optional timeline
-	hash  hash.Hash
+	base
 
 	relayNode   *netsim.Node
 	relay       *relay.Relay
@@ -137,14 +136,15 @@ type world struct {
 	clients   []*simClient      // by name order
 	byName    map[string]*simClient
 
-	course
-
 	// What the invariant checkers keep (invariants.go, bounds.go).
 	touch   touches
 	entries map[roster.ID]entryInfo
 	// bySealed maps sealed bytes to IDs, so the wire tap needs no second
 	// hash of what the client core hashes anyway.
-	bySealed     map[string]roster.ID
+	bySealed map[string]roster.ID
+	// relisted marks entries a listing announced again, by a client that
+	// lacked them: the relay may deliver them back to their creator.
+	relisted     map[roster.ID]bool
 	ids          [][]roster.ID        // per channel, announce order
 	sorted       [][]roster.ID        // per channel, sorted; nil when stale
 	model        []map[roster.ID]bool // per channel: held by the relay in this incarnation
@@ -191,7 +191,8 @@ type simClient struct {
 	reconnects uint64
 	churn      churn
 	seqs       map[uint32]roster.ID // announce sequence → entry, for Acked
-	listing    map[int]bool         // channels being listed periodically
+	lists      *lister.Lister       // this incarnation's listing policies, by index of chans
+	listWaits  []listWait           // checks waiting for a listing
 	rescanAt   map[int]time.Time    // channel → the last Rescan the relay sent
 }
 
@@ -225,8 +226,14 @@ func newWorld(sc Scenario, opt Options) *world {
 	if sc.Timing == (Timing{}) {
 		sc.Timing = shortTiming
 	}
-	w := &world{sc: sc, opt: opt, byName: map[string]*simClient{}, entries: map[roster.ID]entryInfo{}, bySealed: map[string]roster.ID{}}
+	w := &world{base: base{sc: sc, opt: opt}, byName: map[string]*simClient{}, entries: map[roster.ID]entryInfo{}, bySealed: map[string]roster.ID{},
+		relisted: map[roster.ID]bool{}}
 	w.healBound = sc.Timing.healBound()
+	if firstNonZero(opt.CacheEntries, sc.Caps.CacheEntries) > 0 {
+		// A cache that evicts leaves what it dropped to storage: a member
+		// whose link is healthy learns it at its next listing.
+		w.healBound += healthyListBound(listConfig)
+	}
 	w.touch.relaySpan = -1
 	w.hash, w.trace = newTrace(opt)
 	nopt := netsim.Options{SplitReads: true, RecordBytes: 1 << 16, Latency: netLatency, Jitter: netJitter,
@@ -293,7 +300,6 @@ func (w *world) addClient(name string, chans []int, onDisk func(name string, ch 
 		}
 	}
 	c.tap = newTap(c)
-	c.listing = map[int]bool{}
 	c.rescanAt = map[int]time.Time{}
 	c.node = w.net.AddNode(c.name)
 	w.clients = append(w.clients, c)
@@ -301,19 +307,8 @@ func (w *world) addClient(name string, chans []int, onDisk func(name string, ch 
 	c.start()
 }
 
-func (w *world) logf(format string, args ...any) {
-	fmt.Fprintf(w.trace, "t=%s sim ", stamp(w.net.Now().Sub(w.start())))
-	fmt.Fprintf(w.trace, format+"\n", args...)
-}
-
-func (w *world) start() time.Time { return w.healAt.Add(-w.sc.Chaos) }
-
 func stamp(d time.Duration) string {
 	return fmt.Sprintf("%06d.%09d", d/time.Second, d%time.Second)
-}
-
-func (w *world) coreRand() *rand.Rand {
-	return rand.New(rand.NewPCG(w.rng.Uint64(), w.rng.Uint64()))
 }
 
 // relayConfig is the relay's configuration in this scenario.
@@ -407,6 +402,7 @@ func (c *simClient) start() {
 		panic(err)
 	}
 	c.core = core
+	c.lists = lister.New(c.node, c.list, func() bool { return c.up && c.core == core })
 	now := c.node.Now()
 	c.churn.aeSyncs, c.churn.aeStart = 0, now
 	for i, ch := range c.chans {
@@ -425,11 +421,13 @@ func (c *simClient) start() {
 	if at := w.lateStart(c); at.After(w.net.Now()) {
 		w.net.At(at, func() {
 			if c.core == core {
+				c.startListing(c.node.Now())
 				core.Start(c.node.Now())
 			}
 		})
 		return
 	}
+	c.startListing(now)
 	core.Start(now)
 }
 
@@ -475,14 +473,6 @@ func (c *simClient) rosterOf(ch int) *roster.Set { return c.core.Roster(c.w.keys
 func (c *simClient) save() {
 	for i, ch := range c.chans {
 		c.saved[i] = c.rosterOf(ch).Entries()
-	}
-}
-
-func (w *world) violate(format string, args ...any) {
-	v := fmt.Sprintf("t=%s ", stamp(w.net.Now().Sub(w.start()))) + fmt.Sprintf(format, args...)
-	w.logf("VIOLATION %s", v)
-	if len(w.violations) < 50 {
-		w.violations = append(w.violations, v)
 	}
 }
 
@@ -679,8 +669,6 @@ func (w *world) sortedIDs(ch int) []roster.ID {
 
 func bytesCompare(a, b []byte) int { return bytes.Compare(a, b) }
 
-func (w *world) stampOf(t time.Time) string { return stamp(t.Sub(w.start())) }
-
 func (w *world) client(name string) *simClient {
 	c := w.byName[name]
 	if c == nil {
@@ -729,7 +717,7 @@ func (w *world) result() Result {
 	}
 	res.Class = w.sc.Class
 	res.Checked = Checks{Awareness: w.checked[invAwareness], CatchUp: w.checked[invCatchUp], Epoch: w.checked[invEpoch],
-		Resync: w.checked[invResync]}
+		Resync: w.checked[invResync], Report: w.checked[invReport]}
 	res.NeedlessReconnects, res.DuplicateDeliveries, res.EvictionLosses = w.needless, w.dupDeliveries, w.evictionLosses
 	res.Overloaded = w.overloaded
 	res.ResyncLate = w.resyncLate

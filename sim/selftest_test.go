@@ -22,7 +22,7 @@ var selfTests = []struct {
 	{relay.FailSkipFanout, "awareness:", []uint64{2, 12}},
 	{client.FailDropDeliver, "awareness:", []uint64{2, 5}},
 	{relay.FailDropAnnounce, "awareness:", []uint64{2, 5}},
-	{relay.FailDropDelta, "awareness:", []uint64{2, 13}},
+	{relay.FailDropDelta, "awareness:", []uint64{4, 13}},
 	{relay.FailDropSyncRange, "awareness:", []uint64{2, 13}},
 	// 2. Catch-up (join, rejoin, complete flag, multi-frame, reconnect).
 	{relay.FailEmptySyncReply, "catch-up:", []uint64{4, 21}},
@@ -32,9 +32,11 @@ var selfTests = []struct {
 	{client.FailNoBackoffReset, "catch-up:", []uint64{2, 8}},
 	{relay.FailRelayWideForgot, "catch-up:", []uint64{25, 35}}, // ClassLongRunning
 	// 2b. Resync: a member whose pending overflowed syncs again.
-	{relay.FailNoResync, "resync:", []uint64{16, 18}},
-	{client.FailIgnoreResync, "resync:", []uint64{16, 18}},
+	{relay.FailNoResync, "resync:", []uint64{3, 72}},
+	{client.FailIgnoreResync, "resync:", []uint64{3, 72}},
 	{client.FailResyncNotSent, "resync:", []uint64{3}},
+	// 2c. Report: a CaughtUp holds what the relay held as its sync began.
+	{client.FailCaughtUpEarly, "report:", []uint64{1, 4}},
 	// 3. Epoch.
 	{relay.FailStaleEpoch, "epoch:", []uint64{2, 5}},
 	{client.FailRejoinFirstOnly, "epoch:", []uint64{2, 5}},
@@ -57,6 +59,7 @@ var selfTests = []struct {
 	{client.FailPoolFirstHomeOnly, "awareness:", []uint64{65, 144}},
 	{relay.FailNoBackboneReconcile, "catch-up:", []uint64{29, 194}},
 	{client.FailIdleBelowHeartbeat, "churn:", []uint64{14, 29}},
+	{client.FailCaughtUpEarly, "report:", []uint64{46, 282}},
 	{client.FailPoolNoFailover, "failover:", []uint64{46, 52}},
 	// Malicious relays (seeds of ClassHostileRelay; sim/hostilerelay.go):
 	// resync, epoch churn, rescan, and in pools resync, incomplete Joined.

@@ -30,22 +30,27 @@ type tap struct {
 	overflows   []uint64
 	overflowAt  []time.Time
 	resyncArmed []bool
-	rx          int                 // bytes received from the relay on conn
-	resyncAt    []time.Time         // last Resync for each channel index on conn
-	resyncSeen  bool                // a Resync for a joined channel in this Data
-	resyncs     []int               // Resyncs for each channel index since its Joined on conn
-	causes      int                 // Joined and Resync frames in this Data: syncs they allow
-	sent        map[roster.ID]bool  // entries this client announced on conn
-	dups        map[roster.ID]uint8 // Deliver count per entry on conn
-	rd          wire.Reader
-	fr          wire.Frames
+	rx          int                // bytes received from the relay on conn
+	resyncAt    []time.Time        // last Resync for each channel index on conn
+	resyncSeen  bool               // a Resync for a joined channel in this Data
+	resyncs     []int              // Resyncs for each channel index since its Joined on conn
+	causes      int                // Joined and Resync frames in this Data: syncs they allow
+	sent        map[roster.ID]bool // entries this client announced on conn
+	// syncFrom is, per channel index, what the relay's complete cache held
+	// when the sync a Joined or a Resync starts began, and syncAt when;
+	// judged at the CaughtUp that reports it (checkReport).
+	syncFrom [][]roster.ID
+	syncAt   []time.Time
+	dups     map[roster.ID]uint8 // Deliver count per entry on conn
+	rd       wire.Reader
+	fr       wire.Frames
 }
 
 func newTap(c *simClient) *tap {
 	n := len(c.chans)
 	return &tap{c: c, joined: make([]bool, n), caught: make([]time.Time, n),
 		overflows: make([]uint64, n), overflowAt: make([]time.Time, n), resyncArmed: make([]bool, n),
-		resyncAt: make([]time.Time, n), resyncs: make([]int, n)}
+		resyncAt: make([]time.Time, n), resyncs: make([]int, n), syncFrom: make([][]roster.ID, n), syncAt: make([]time.Time, n)}
 }
 
 var _ transport.Handler = (*tap)(nil)
@@ -63,6 +68,7 @@ func (t *tap) Open(tc transport.Conn, now time.Time) {
 		clear(t.resyncArmed)
 		clear(t.resyncAt)
 		clear(t.resyncs)
+		clear(t.syncFrom)
 		t.rx = 0
 		t.sent, t.dups = nil, nil
 		t.rd = wire.Reader{Max: 1 << 24}
@@ -141,6 +147,7 @@ func (t *tap) frame(typ wire.Type, p []byte) error {
 			t.resyncs[i] = 0 // a new membership at the relay
 		}
 		t.joined[i] = true
+		t.syncBegins(i)
 		w.onJoined(t.c, i, f)
 		w.scriptf("relay→%s joined %s cached=%d%s", t.c.name, t.chanName(i), f.Cached, completeFlag(f.Flags))
 	case *wire.Deliver:
@@ -154,6 +161,7 @@ func (t *tap) frame(typ wire.Type, p []byte) error {
 				t.resyncAt[i] = t.resync
 				t.resyncSeen = true
 				t.causes++
+				t.syncBegins(i)
 				w.noteResync(t.c, i)
 			}
 		}
@@ -211,7 +219,7 @@ func (t *tap) entries(kind string, handle uint32, sealed [][]byte) {
 		if kind != "deliver" {
 			continue
 		}
-		if t.sent[id] && w.cacheComplete(ch) {
+		if t.sent[id] && w.cacheComplete(ch) && !w.relisted[id] {
 			w.violate("isolation: %s got its own announce %s echoed back", c.name, info.ref)
 		}
 		if t.dups == nil {
@@ -228,4 +236,23 @@ func (t *tap) entries(kind string, handle uint32, sealed [][]byte) {
 	if w.script != nil && len(refs) > 0 {
 		w.scriptf("relay→%s %s ch%d %s", c.name, kind, ch, strings.Join(refs, " "))
 	}
+}
+
+// syncBegins notes, as a Joined or a Resync for channel index i arrives
+// (before the core acts on it and starts its sync), what the relay's
+// cache holds: honest entries, and only from a cache that is complete.
+func (t *tap) syncBegins(i int) {
+	w := t.c.w
+	ch := t.c.chans[i]
+	t.syncFrom[i], t.syncAt[i] = nil, w.net.Now()
+	if t.relay != w.relayGen || !w.cacheComplete(ch) {
+		return
+	}
+	ids := []roster.ID{}
+	for _, e := range w.relayCache(ch).Entries() {
+		if _, honest := w.entries[e.ID]; honest {
+			ids = append(ids, e.ID)
+		}
+	}
+	t.syncFrom[i] = ids
 }

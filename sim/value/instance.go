@@ -7,6 +7,7 @@ import (
 	"github.com/cosnim/relays/client"
 	"github.com/cosnim/relays/netsim"
 	"github.com/cosnim/relays/roster"
+	"github.com/cosnim/relays/sim/internal/lister"
 	"github.com/cosnim/relays/transport"
 	"github.com/cosnim/relays/wire"
 )
@@ -16,16 +17,14 @@ import (
 // client's ListPolicy schedule, and learns through the relay. It runs the
 // same code whether a relay is reachable or not.
 type instance struct {
-	w       *cworld
-	name    string
-	node    *netsim.Node
-	core    core            // joined to every hub
-	lists   client.Listings // per hub, in w.keys order; routes the core's events as the Agent does
-	armed   []time.Time     // per hub: the wake-up scheduled for its policy
-	listing []bool          // per hub: a listing in progress
-	known   []bool          // by capsule index
-	nKnown  int
-	live    bool
+	w      *cworld
+	name   string
+	node   *netsim.Node
+	core   core           // joined to every hub
+	lists  *lister.Lister // per hub, in w.keys order; routes the core's events as the Agent does
+	known  []bool         // by capsule index
+	nKnown int
+	live   bool
 
 	// A starting command: it must come to know every capsule visible in
 	// storage when it started.
@@ -48,9 +47,7 @@ func (w *cworld) startInstance(name string, command bool) *instance {
 	in.node = w.net.AddNode(name)
 	now := w.net.Now()
 	in.started = now
-	hubs := len(w.keys)
-	in.armed = make([]time.Time, hubs)
-	in.listing = make([]bool, hubs)
+	in.lists = lister.New(in.node, in.list, func() bool { return in.live })
 	in.known = make([]bool, len(w.caps), len(w.caps)+64)
 	core := w.newCore(in)
 	in.core = core
@@ -76,9 +73,7 @@ func (w *cworld) startInstance(name string, command bool) *instance {
 	}
 	in.node.SetHandler(core)
 	core.Start(now)
-	for h := range w.keys {
-		in.arm(h)
-	}
+	in.lists.ArmAll()
 	return in
 }
 
@@ -91,47 +86,16 @@ func (in *instance) stop() {
 	}
 }
 
-// arm schedules a wake-up at the hub policy's next listing time, unless one
-// is already set for that time. Stale wake-ups find armed changed and do
-// nothing.
-func (in *instance) arm(h int) {
-	if !in.live || in.listing[h] {
-		return
-	}
-	t := in.lists.Policy(h).Next()
-	if t.Equal(in.armed[h]) {
-		return
-	}
-	in.armed[h] = t
-	in.w.net.At(t, func() {
-		if in.armed[h].Equal(t) {
-			in.armed[h] = time.Time{}
-			in.maybeList(h)
-		}
-	})
-}
-
-// maybeList lists hub h if its policy says so. The answer comes after the
-// listing's pages; it was taken as of the start.
-func (in *instance) maybeList(h int) {
+// list starts a listing of hub h (lister.Start). The answer comes after
+// the listing's pages; it was taken as of the start.
+func (in *instance) list(h int, now time.Time) (time.Duration, func(time.Time)) {
 	w := in.w
-	now := w.net.Now()
-	if !in.live || in.listing[h] || !in.lists.Policy(h).Due(now) {
-		in.arm(h)
-		return
-	}
-	in.listing[h] = true
-	in.lists.Policy(h).ListingStarted(now)
 	l := w.storage[h].List(now)
 	if !w.workloadOver {
 		in.queries += uint64(l.Pages)
 		in.listBytes += uint64(l.Bytes)
 	}
-	w.net.At(now.Add(l.Took), func() {
-		if !in.live {
-			return
-		}
-		done := w.net.Now()
+	return l.Took, func(done time.Time) {
 		var found [][]byte
 		for _, c := range l.Capsules {
 			if !in.knows(c) {
@@ -144,10 +108,7 @@ func (in *instance) maybeList(h int) {
 		for _, ref := range found {
 			_, _ = in.core.Announce(w.keys[h].ID(), ref, done)
 		}
-		in.listing[h] = false
-		in.lists.Policy(h).ListingDone(done)
-		in.arm(h)
-	})
+	}
 }
 
 // write creates a capsule in hub h: into storage first, then announced.
@@ -243,9 +204,8 @@ func (w *cworld) newCore(in *instance) core {
 	return c
 }
 
-// instObserver hears the instance's client core and hands its events to
-// client.Listings, the routing the Agent ships, then re-arms the wake-ups
-// of the policies an event may have moved (every hub's: arming is cheap).
+// instObserver hears the instance's client core: what it learns, and,
+// through its lister, what client.Listings routes to the hubs' policies.
 type instObserver instance
 
 func (o *instObserver) Learned(_ roster.ChannelID, refs [][]byte, now time.Time) {
@@ -259,32 +219,16 @@ func (o *instObserver) Learned(_ roster.ChannelID, refs [][]byte, now time.Time)
 	}
 }
 
-func (o *instObserver) armAll() {
-	for h := range o.lists.Len() {
-		(*instance)(o).arm(h)
-	}
-}
+func (o *instObserver) StateChanged(s client.State, now time.Time) { o.lists.StateChanged(s, now) }
 
-func (o *instObserver) StateChanged(s client.State, now time.Time) {
-	o.lists.StateChanged(s, now)
-	o.armAll()
-}
+func (o *instObserver) CaughtUp(id roster.ChannelID, now time.Time) { o.lists.CaughtUp(id, now) }
 
-func (o *instObserver) CaughtUp(id roster.ChannelID, now time.Time) {
-	o.lists.CaughtUp(id, now)
-	o.armAll()
-}
-
-func (o *instObserver) EpochChanged(epoch uint64, now time.Time) {
-	o.lists.EpochChanged(epoch, now)
-	o.armAll()
-}
+func (o *instObserver) EpochChanged(epoch uint64, now time.Time) { o.lists.EpochChanged(epoch, now) }
 
 func (o *instObserver) Acked(roster.ChannelID, uint32, time.Time) {}
 
 func (o *instObserver) Problem(id roster.ChannelID, code wire.Code, text string, now time.Time) {
 	o.lists.Problem(id, code, text, now)
-	o.armAll()
 }
 
 var _ client.Observer = (*instObserver)(nil)

@@ -7,6 +7,7 @@ import (
 	"github.com/cosnim/relays/client"
 	"github.com/cosnim/relays/netsim"
 	"github.com/cosnim/relays/relay"
+	"github.com/cosnim/relays/sim/internal/relaynode"
 )
 
 // variantSpec is what a Variant runs: how many relays, whether they share
@@ -53,15 +54,10 @@ func (v Variant) spec(cfg CompareConfig) variantSpec {
 	}
 }
 
-// simRelay is one relay of a run: its node and address, its current core
-// and, with a backbone, its port on the bus.
+// simRelay is one relay of a run (relaynode.Relay) and what its
+// incarnations that crashed during the workload counted.
 type simRelay struct {
-	name, addr string
-	node       *netsim.Node
-	port       *netsim.BusPort // nil without a backbone
-	core       *relay.Relay
-	up         bool
-	// What the incarnations that crashed during the workload counted.
+	*relaynode.Relay
 	goneBytes, goneDelivered uint64
 }
 
@@ -70,23 +66,20 @@ func (w *cworld) addRelays() {
 	if w.spec.relays == 0 {
 		return
 	}
-	if !w.spec.pool {
-		w.relays = []*simRelay{{name: relayName, addr: relayAddr}}
-	} else {
+	names := []string{relayName}
+	if w.spec.pool {
+		names = nil
 		for i := range w.spec.relays {
-			name := fmt.Sprintf("%s-%d", relayName, i+1)
-			w.relays = append(w.relays, &simRelay{name: name, addr: name + relayPort})
+			names = append(names, fmt.Sprintf("%s-%d", relayName, i+1))
 		}
 	}
 	var bus *netsim.Bus
 	if w.spec.backbone {
 		bus = w.net.NewBus("backbone", netsim.BusOptions{})
 	}
-	for _, r := range w.relays {
-		r.node = w.net.AddNode(r.name)
-		if bus != nil {
-			r.port = bus.Attach(r.node)
-		}
+	for _, name := range names {
+		r := &simRelay{Relay: relaynode.New(w.net, bus, name, name+relayPort)}
+		w.relays = append(w.relays, r)
 		w.startRelay(r)
 	}
 }
@@ -94,8 +87,8 @@ func (w *cworld) addRelays() {
 // startRelay starts r with a fresh core (an empty memory, a new epoch).
 func (w *cworld) startRelay(r *simRelay) {
 	cfg := relay.Config{}
-	if r.port != nil {
-		cfg.Backbone = r.port
+	if r.Port != nil {
+		cfg.Backbone = r.Port
 		// Pools are measured as deployed with a pool key: on a bus that
 		// is not authenticated, a relay with one peer left never says
 		// complete (PROTOCOL.md §14, "Trust"), and instances list.
@@ -105,32 +98,21 @@ func (w *cworld) startRelay(r *simRelay) {
 	if err != nil {
 		panic(err)
 	}
-	r.core = core
-	if w.net.Events() > 0 {
-		r.node.Restart(core)
-	} else {
-		r.node.SetHandler(core)
-	}
-	r.node.Listen(r.addr)
-	if r.port != nil {
-		r.port.SetHandler(core)
-	}
-	r.up = true
+	r.Start(core, core, core)
 }
 
 // crashRelay crashes r; it comes back after CrashDown, its memory lost.
 func (w *cworld) crashRelay(r *simRelay) {
-	if !r.up {
+	if !r.Up {
 		return
 	}
 	w.faults++
 	if !w.workloadOver {
-		st := r.core.Stats()
+		st := r.Core.Stats()
 		r.goneBytes += st.BytesIn + st.BytesOut
 		r.goneDelivered += st.Delivered
 	}
-	r.node.Crash()
-	r.up = false
+	r.Crash()
 	w.net.At(w.net.Now().Add(w.cfg.CrashDown), func() { w.startRelay(r) })
 }
 
@@ -140,8 +122,8 @@ func (w *cworld) crashRelay(r *simRelay) {
 func (w *cworld) relayCounts() (bytes uint64, delivering int) {
 	for _, r := range w.relays {
 		b, d := r.goneBytes, r.goneDelivered
-		if r.up {
-			st := r.core.Stats()
+		if r.Up {
+			st := r.Core.Stats()
 			b += st.BytesIn + st.BytesOut
 			d += st.Delivered
 		}
@@ -157,7 +139,7 @@ func (w *cworld) relayCounts() (bytes uint64, delivering int) {
 func (w *cworld) poolConfig(agent string) client.PoolConfig {
 	cfg := client.PoolConfig{Homes: w.spec.homes, Client: client.Config{Agent: agent}}
 	for _, r := range w.relays {
-		cfg.Relays = append(cfg.Relays, client.PoolRelay{Name: r.name, Addrs: []string{r.addr}})
+		cfg.Relays = append(cfg.Relays, client.PoolRelay{Name: r.Name, Addrs: []string{r.Addr}})
 	}
 	return cfg
 }
@@ -176,7 +158,7 @@ func (w *cworld) scheduleFaults() {
 			k++
 			what := "relay crash"
 			if w.spec.pool {
-				what = r.name + " crash"
+				what = r.Name + " crash"
 			}
 			w.marks = append(w.marks, faultMark{from: t, to: t + cfg.CrashDown, what: what})
 			w.net.At(w.start.Add(t), func() { w.crashRelay(r) })
@@ -192,12 +174,12 @@ func (w *cworld) scheduleFaults() {
 			k++
 			what := "partition " + strings.Join(names[:1], "") + "+"
 			if w.spec.pool {
-				what += " from " + r.name
+				what += " from " + r.Name
 			}
 			w.marks = append(w.marks, faultMark{from: t, to: t + cfg.PartitionFor, what: what})
 			w.net.At(w.start.Add(t), func() {
 				w.faults++
-				w.net.Partition(names, []string{r.name})
+				w.net.Partition(names, []string{r.Name})
 				w.net.At(w.net.Now().Add(cfg.PartitionFor), w.net.Heal)
 			})
 		}
