@@ -85,6 +85,7 @@ type Server struct {
 	core    *relay.Relay
 	started time.Time
 	tlsFail tlsFailures
+	penalty *penaltyBox
 	fanout  prometheus.Histogram
 	bb      *backboneLink // nil without a backbone
 
@@ -149,6 +150,7 @@ func New(cfg Config) (*Server, error) {
 		core:      core,
 		listening: make(chan struct{}),
 		closeReq:  make(chan struct{}),
+		penalty:   newPenaltyBox(time.Now),
 	}
 	s.tlsFail.counts = make(map[string]uint64)
 	s.fanout = prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -286,7 +288,7 @@ func (s *Server) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	ln := tcp.SniffListener(sendBufferListener{raw}, s.cfg.TLS != nil, s.log)
+	ln := tcp.SniffListener(sendBufferListener{penaltyListener{raw, s.penalty, s.cfg.Relay.WithDefaults().HandshakeTimeout}}, s.cfg.TLS != nil, s.log)
 	if s.cfg.TLS != nil {
 		hl := newHandshakeListener(ln, s.cfg.TLS, s.cfg.Relay.WithDefaults(), s.log, &s.tlsFail)
 		s.mu.Lock()
@@ -307,14 +309,19 @@ func (s *Server) Run(ctx context.Context) error {
 		loop.Do(func() {
 			now := time.Now()
 			for _, r := range rs {
+				was := s.core.Serving(r.jc.Conn)
 				s.core.JoinChecked(r.jc, r.ok, now)
 				if !s.core.Serving(r.jc.Conn) {
+					if was && !r.ok { // closed at max_denied_joins
+						s.penalty.holdConn(r.jc.Conn)
+					}
 					gone = append(gone, r.jc.Conn)
 				}
 			}
 		})
 		return gone
 	})
+	joins.denied = s.penalty.heldConn
 	core.checkJoins = joins.add
 	if s.bb != nil {
 		// Backbone events enter the core like transport events: one
@@ -352,6 +359,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	loop.Close()
 	joins.close()
+	s.penalty.closeKept()
 	if ops != nil {
 		ops.shutdown()
 	}
