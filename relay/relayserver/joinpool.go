@@ -29,10 +29,6 @@ import (
 type joinPool struct {
 	deliver func(rs []joinResult) (gone []transport.Conn)
 	verify  func(jc *relay.JoinCheck) bool
-	// denied, when set, names connections whose checks fail unverified
-	// (their source is held, penaltyBox): they skip the queue and cost
-	// no signature check.
-	denied func(transport.Conn) bool
 
 	mu      sync.Mutex // guards the following
 	queues  map[transport.Conn]*connChecks
@@ -108,11 +104,6 @@ func (p *joinPool) add(checks []relay.JoinCheck) {
 		return
 	}
 	for _, jc := range checks {
-		if p.denied != nil && p.denied(jc.Conn) {
-			p.results = append(p.results, joinResult{jc: jc})
-			p.ready.Signal()
-			continue
-		}
 		q := p.queues[jc.Conn]
 		if q == nil {
 			q = &connChecks{conn: jc.Conn}

@@ -1,7 +1,6 @@
 package relayserver
 
 import (
-	"net"
 	"net/netip"
 	"testing"
 	"time"
@@ -27,41 +26,4 @@ func TestPenaltyBoxBounds(t *testing.T) {
 	if n := len(b.until); n > maxHeldSources {
 		t.Fatalf("%d sources held, at most %d", n, maxHeldSources)
 	}
-}
-
-// The tarpit keeps at most maxTarpit connections, closing the oldest
-// first, each for hold at most.
-func TestTarpitBounds(t *testing.T) {
-	b := newPenaltyBox(time.Now)
-	peers := make([]net.Conn, maxTarpit+1)
-	for i := range peers {
-		kept, peer := net.Pipe()
-		peers[i] = peer
-		b.tarpit(kept, time.Hour)
-	}
-	closed := func(c net.Conn) bool {
-		c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
-		_, err := c.Read(make([]byte, 1))
-		return err != nil && !isTimeout(err)
-	}
-	if !closed(peers[0]) || closed(peers[1]) {
-		t.Fatal("past maxTarpit, the oldest kept connection, and only it, is closed")
-	}
-	if b.kept.Len() != maxTarpit {
-		t.Fatalf("%d kept, want %d", b.kept.Len(), maxTarpit)
-	}
-	kept, peer := net.Pipe()
-	b.tarpit(kept, 10*time.Millisecond)
-	if !closed(peer) {
-		t.Fatal("a kept connection outlived its hold")
-	}
-	b.closeKept()
-	if !closed(peers[maxTarpit]) || b.kept.Len() != 0 {
-		t.Fatal("closeKept left connections open")
-	}
-}
-
-func isTimeout(err error) bool {
-	ne, ok := err.(net.Error)
-	return ok && ne.Timeout()
 }

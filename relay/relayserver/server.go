@@ -288,7 +288,8 @@ func (s *Server) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	ln := tcp.SniffListener(sendBufferListener{penaltyListener{raw, s.penalty, s.cfg.Relay.WithDefaults().HandshakeTimeout}}, s.cfg.TLS != nil, s.log)
+	pl := newPenaltyListener(raw, s.penalty, s.cfg.Relay.WithDefaults().HandshakeTimeout)
+	ln := tcp.SniffListener(sendBufferListener{pl}, s.cfg.TLS != nil, s.log)
 	if s.cfg.TLS != nil {
 		hl := newHandshakeListener(ln, s.cfg.TLS, s.cfg.Relay.WithDefaults(), s.log, &s.tlsFail)
 		s.mu.Lock()
@@ -296,7 +297,7 @@ func (s *Server) Run(ctx context.Context) error {
 		s.mu.Unlock()
 		ln = hl
 	}
-	core := &timedCore{Relay: s.core, fanout: s.fanout}
+	core := &timedCore{Relay: s.core, fanout: s.fanout, held: s.penalty.heldConn}
 	loop := tcp.NewLoop(core, tcp.LoopOptions{
 		HighWater:        s.cfg.Relay.WithDefaults().HighWater,
 		HandshakeTimeout: s.cfg.Relay.WithDefaults().HandshakeTimeout,
@@ -321,7 +322,6 @@ func (s *Server) Run(ctx context.Context) error {
 		})
 		return gone
 	})
-	joins.denied = s.penalty.heldConn
 	core.checkJoins = joins.add
 	if s.bb != nil {
 		// Backbone events enter the core like transport events: one
@@ -359,7 +359,6 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	loop.Close()
 	joins.close()
-	s.penalty.closeKept()
 	if ops != nil {
 		ops.shutdown()
 	}
@@ -523,6 +522,15 @@ type timedCore struct {
 	*relay.Relay
 	fanout     prometheus.Histogram
 	checkJoins func([]relay.JoinCheck)
+	held       func(transport.Conn) bool // penaltyBox.heldConn
+}
+
+// Open opens tc in the core, suspect when its source is held.
+func (t *timedCore) Open(c transport.Conn, now time.Time) {
+	t.Relay.Open(c, now)
+	if t.held(c) {
+		t.Suspect(c)
+	}
 }
 
 func (t *timedCore) Data(c transport.Conn, b []byte, now time.Time) {
