@@ -169,8 +169,7 @@ func (r *Relay) handleJoin(c *conn, f *wire.Join) error {
 	}
 	if _, ok := fault.Hit(r.cfg.Faults, FailJoinHandleZero); !ok && f.Handle == 0 {
 		r.stats.JoinsDenied++
-		r.sendError(c, wire.CodeJoinDenied, 0, false, "handle 0 is reserved for the whole connection")
-		return nil
+		return r.denyJoin(c, wire.CodeJoinDenied, 0, "handle 0 is reserved for the whole connection")
 	}
 	if r.member(c, f.Handle) != nil || slices.Contains(c.verifying, f.Handle) {
 		return &wire.FrameError{Type: wire.TypeJoin, Reason: "handle already joined"}
@@ -178,10 +177,11 @@ func (r *Relay) handleJoin(c *conn, f *wire.Join) error {
 	if slices.Contains(c.verifyingIDs, f.Channel) || slices.ContainsFunc(c.members, func(m *member) bool { return m.ch.id == f.Channel }) {
 		// A second membership would only send the connection each entry
 		// twice (PROTOCOL §6.6).
-		r.sendError(c, wire.CodeJoinDenied, f.Handle, false, "channel already joined on this connection under another handle")
-		return nil
+		return r.denyJoin(c, wire.CodeJoinDenied, f.Handle, "channel already joined on this connection under another handle")
 	}
 	if len(c.members)+len(c.verifying) >= r.cfg.MaxChannels {
+		// Not fatal even when suspect: an honest instance with more hubs
+		// than that meets it.
 		r.sendError(c, wire.CodeTooManyChannels, f.Handle, false, fmt.Sprintf("at most %d channels per connection", r.cfg.MaxChannels))
 		return nil
 	}
@@ -192,7 +192,7 @@ func (r *Relay) handleJoin(c *conn, f *wire.Join) error {
 	if r.cfg.AsyncJoinChecks {
 		c.verifying = append(c.verifying, f.Handle)
 		c.verifyingIDs = append(c.verifyingIDs, f.Channel)
-		r.joinChecks = append(r.joinChecks, JoinCheck{Conn: c.tc, Join: *f, Nonce: c.nonce, Denied: c.denied})
+		r.joinChecks = append(r.joinChecks, JoinCheck{Conn: c.tc, Join: *f, Nonce: c.nonce, Denied: c.denials()})
 		return nil
 	}
 	r.finishJoin(c, f, roster.VerifyJoin(f.Channel, c.nonce, f.Pub, f.Sig))
@@ -205,8 +205,9 @@ type JoinCheck struct {
 	Conn  transport.Conn
 	Join  wire.Join
 	Nonce [roster.JoinNonceSize]byte
-	// Denied counts the joins of Conn denied before this one was queued,
-	// so a driver can check connections that never sent a bad proof first.
+	// Denied counts the joins of Conn denied before this one was queued
+	// (at least 1 once Suspect), so a driver can check connections that
+	// never sent a bad proof first.
 	Denied int
 }
 

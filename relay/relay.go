@@ -118,7 +118,8 @@ type conn struct {
 	verifying    []uint32
 	verifyingIDs []roster.ChannelID
 	joins        *rate.Limiter
-	denied       int // joins denied for a bad proof (denials.go)
+	denied       int  // joins denied for a bad proof (denials.go)
+	suspect      bool // see Suspect
 	// deferred holds sync messages that arrived while the send queue was
 	// over HighWater, answered in order once it drains; deferredBytes is
 	// their size, bounded by maxDeferred.

@@ -75,6 +75,11 @@ func sourceOf(addr net.Addr) netip.Addr {
 	if !ok {
 		return netip.Addr{}
 	}
+	return sourceOfIP(ip)
+}
+
+// sourceOfIP is sourceOf for an IP address.
+func sourceOfIP(ip netip.Addr) netip.Addr {
 	ip = ip.Unmap()
 	if ip.Is6() {
 		p, _ := ip.Prefix(64)

@@ -85,6 +85,7 @@ type Server struct {
 	core    *relay.Relay
 	started time.Time
 	tlsFail tlsFailures
+	penalty *penaltyBox
 	fanout  prometheus.Histogram
 	bb      *backboneLink // nil without a backbone
 
@@ -149,6 +150,7 @@ func New(cfg Config) (*Server, error) {
 		core:      core,
 		listening: make(chan struct{}),
 		closeReq:  make(chan struct{}),
+		penalty:   newPenaltyBox(time.Now),
 	}
 	s.tlsFail.counts = make(map[string]uint64)
 	s.fanout = prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -286,7 +288,8 @@ func (s *Server) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	ln := tcp.SniffListener(sendBufferListener{raw}, s.cfg.TLS != nil, s.log)
+	pl := newPenaltyListener(raw, s.penalty, s.cfg.Relay.WithDefaults().HandshakeTimeout)
+	ln := tcp.SniffListener(sendBufferListener{pl}, s.cfg.TLS != nil, s.log)
 	if s.cfg.TLS != nil {
 		hl := newHandshakeListener(ln, s.cfg.TLS, s.cfg.Relay.WithDefaults(), s.log, &s.tlsFail)
 		s.mu.Lock()
@@ -294,7 +297,7 @@ func (s *Server) Run(ctx context.Context) error {
 		s.mu.Unlock()
 		ln = hl
 	}
-	core := &timedCore{Relay: s.core, fanout: s.fanout}
+	core := &timedCore{Relay: s.core, fanout: s.fanout, held: s.penalty.heldConn}
 	loop := tcp.NewLoop(core, tcp.LoopOptions{
 		HighWater:        s.cfg.Relay.WithDefaults().HighWater,
 		HandshakeTimeout: s.cfg.Relay.WithDefaults().HandshakeTimeout,
@@ -307,8 +310,12 @@ func (s *Server) Run(ctx context.Context) error {
 		loop.Do(func() {
 			now := time.Now()
 			for _, r := range rs {
+				was := s.core.Serving(r.jc.Conn)
 				s.core.JoinChecked(r.jc, r.ok, now)
 				if !s.core.Serving(r.jc.Conn) {
+					if was && !r.ok { // closed at max_denied_joins
+						s.penalty.holdConn(r.jc.Conn)
+					}
 					gone = append(gone, r.jc.Conn)
 				}
 			}
@@ -515,6 +522,15 @@ type timedCore struct {
 	*relay.Relay
 	fanout     prometheus.Histogram
 	checkJoins func([]relay.JoinCheck)
+	held       func(transport.Conn) bool // penaltyBox.heldConn
+}
+
+// Open opens tc in the core, suspect when its source is held.
+func (t *timedCore) Open(c transport.Conn, now time.Time) {
+	t.Relay.Open(c, now)
+	if t.held(c) {
+		t.Suspect(c)
+	}
 }
 
 func (t *timedCore) Data(c transport.Conn, b []byte, now time.Time) {

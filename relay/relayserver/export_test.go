@@ -1,0 +1,4 @@
+package relayserver
+
+// HeldAcceptRate is heldAcceptRate, for tests.
+const HeldAcceptRate = heldAcceptRate
