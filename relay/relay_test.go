@@ -544,14 +544,7 @@ func TestAsyncJoinChecks(t *testing.T) {
 func TestForgottenChannelComesBackIncomplete(t *testing.T) {
 	h := newHarness(t, Config{ChannelIdleTimeout: time.Minute})
 	k := keys(t, "hub")
-	a, wa := h.connect("a")
-	h.join(a, wa, k, 1)
-	h.send(a, &wire.Announce{Handle: 1, Seq: 1, Entries: [][]byte{seal(t, k, "lost").Sealed}})
-	h.r.Closed(a, nil, h.now)
-	h.idleFor(135 * time.Second)
-	if h.r.ChannelCount() != 0 {
-		t.Fatal("channel not forgotten")
-	}
+	forgetOne(t, h, k)
 	if _, j := h.rejoin("b", k); j.Flags&wire.JoinedComplete != 0 {
 		t.Fatal("a forgotten channel came back flagged complete")
 	}

@@ -49,16 +49,7 @@ func runDrain(t *testing.T, points ...string) drainOutcome {
 		DrainAlternates: []string{"tcps://relay-2.example:7420"},
 	})
 	addr := s.Addr().String()
-	p, err := rawPeer(t, addr, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopped := make(chan error, 1)
-	go func() { stopped <- s.Stop() }()
-	var d wire.Drain
-	if err := p.Expect(wire.TypeDrain, &d); err != nil {
-		t.Fatalf("no Drain frame: %v", err)
-	}
+	p, stopped, d := stopWithPeer(t, s)
 	var out drainOutcome
 	out.alternates = d.Alternates
 	if _, err := rawPeer(t, addr, nil); err == nil {

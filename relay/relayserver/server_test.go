@@ -219,6 +219,22 @@ func TestMutualTLS(t *testing.T) {
 
 // rawPeer dials addr and completes the handshake as a bare wire peer,
 // closed when the test ends.
+// stopWithPeer connects a raw peer to s, stops s (Stop's result comes on
+// stopped) and reads the Drain frame the peer gets.
+func stopWithPeer(t *testing.T, s *testrelay.Server) (p *wirepeer.Peer, stopped chan error, d wire.Drain) {
+	t.Helper()
+	p, err := rawPeer(t, s.Addr().String(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped = make(chan error, 1)
+	go func() { stopped <- s.Stop() }()
+	if err := p.Expect(wire.TypeDrain, &d); err != nil {
+		t.Fatalf("no Drain frame: %v", err)
+	}
+	return p, stopped, d
+}
+
 func rawPeer(t *testing.T, addr string, cfg *tls.Config) (*wirepeer.Peer, error) {
 	t.Helper()
 	ctx := ctxT(t)
@@ -311,16 +327,7 @@ func TestDrainOnShutdown(t *testing.T) {
 	if err := a.WaitConnected(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
-	p, err := rawPeer(t, addr, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopped := make(chan error, 1)
-	go func() { stopped <- s.Stop() }()
-	var d wire.Drain
-	if err := p.Expect(wire.TypeDrain, &d); err != nil {
-		t.Fatalf("no Drain frame: %v", err)
-	}
+	p, stopped, d := stopWithPeer(t, s)
 	if d.AfterMillis != 5 || d.JitterMillis != 5 || !slices.Equal(d.Alternates, []string{"tcps://relay-2.example:7420"}) {
 		t.Fatalf("Drain %+v, want after 5 ms, jitter 5 ms, alternate tcps://relay-2.example:7420", d)
 	}
@@ -411,15 +418,7 @@ func TestOperationsEndpoints(t *testing.T) {
 
 	// While draining (a raw connection holds the drain open) the relay is
 	// healthy but not ready.
-	p, err := rawPeer(t, s.Addr().String(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopped := make(chan error, 1)
-	go func() { stopped <- s.Stop() }()
-	if err := p.Expect(wire.TypeDrain, &wire.Drain{}); err != nil {
-		t.Fatal(err)
-	}
+	p, stopped, _ := stopWithPeer(t, s)
 	if code, _ := get("/readyz"); code != http.StatusServiceUnavailable {
 		t.Errorf("/readyz while draining: status %d, want 503", code)
 	}
